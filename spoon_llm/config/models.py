@@ -1,0 +1,346 @@
+"""Pydantic models for the whole configuration: providers, keys, model aliases, pricing, retries and budgets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "BudgetConfig",
+    "Deployment",
+    "KeyConfig",
+    "ModelTarget",
+    "PricingOverride",
+    "ProviderConfig",
+    "RetryConfig",
+    "RouteConfig",
+    "SpoonConfig",
+]
+
+
+def _positive_int(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise PydanticCustomError("positive_int", "expected a positive integer")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number <= 0:
+        raise PydanticCustomError("positive_int", "expected a positive integer")
+    return number
+
+
+def _non_negative_int(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        number = int(value) if not isinstance(value, (bool, float)) or float(value).is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 0:
+        raise PydanticCustomError("non_negative_int", "expected a whole number >= 0")
+    return number
+
+
+def _positive_number(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number > 0:
+        raise PydanticCustomError("positive_number", "expected a positive number of seconds")
+    return number
+
+
+def _temperature(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not 0.0 <= number <= 2.0:
+        raise PydanticCustomError("temperature", "expected a number from 0 to 2")
+    return number
+
+
+PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
+Seconds = Annotated[float, BeforeValidator(_positive_number)]
+Temperature = Annotated[float, BeforeValidator(_temperature)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=False)
+
+
+class KeyConfig(_Strict):
+    """One API key of a provider, with the model and limits that go with it. Each key is one deployment."""
+
+    api_key: SecretStr
+    alias: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    weight: float = 1.0
+
+
+class Deployment(BaseModel):
+    """One configured way to reach a model: provider + base URL + key + model + its own limits.
+
+    ``key_alias`` names the key in logs and metrics; the key itself is a ``SecretStr`` and is never printed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    provider: str
+    provider_type: str
+    model: str | None
+    base_url: str | None
+    api_key: SecretStr | None = Field(default=None, repr=False)
+    key_alias: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    weight: float = 1.0
+
+
+class ProviderConfig(_Strict):
+    """Settings of one provider section (``[providers.<name>]``).
+
+    ``type`` names the registered provider class; it defaults to the section name, so ``[providers.openai]``
+    uses the ``openai`` provider while ``[providers.my-vllm] type = "openai_compatible"`` is a purely configured
+    endpoint. Several keys (``api_keys``) make several deployments of one provider.
+    """
+
+    name: str = ""
+    type: str | None = None
+    enabled: bool = True
+    api_key: SecretStr | None = None
+    api_keys: list[KeyConfig] = Field(default_factory=list)
+    key_models: list[str] | None = None
+    key_rpm: list[PositiveInt] | None = None
+    key_tpm: list[PositiveInt] | None = None
+    base_url: str | None = None
+    model: str | None = None
+    models: list[str] = Field(default_factory=list)
+    max_tokens: PositiveInt | None = None
+    temperature: Temperature | None = None
+    top_p: float | None = None
+    timeout: Seconds = 60.0
+    connect_timeout: Seconds | None = None
+    max_retries: NonNegativeInt = 3
+    max_connections: PositiveInt = 100
+    max_keepalive_connections: PositiveInt = 20
+    keepalive_expiry: Seconds = 5.0
+    transport: Literal["sdk", "aiohttp"] = "sdk"
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    weight: float = 1.0
+    organization: str | None = None
+    project: str | None = None
+    api_version: str | None = None
+    http_referer: str | None = None
+    x_title: str | None = None
+    hourly_rate: float | None = None
+    context_window: PositiveInt | None = None
+    #: Settings for third-party providers that our schema does not know.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_from_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"api_key": v} if isinstance(v, (str, SecretStr)) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _line_up_key_lists(self) -> ProviderConfig:
+        count = len(self.api_keys)
+        for field in ("key_models", "key_rpm", "key_tpm"):
+            values = getattr(self, field)
+            if values is None:
+                continue
+            if len(values) != count:
+                raise PydanticCustomError(
+                    "key_lists",
+                    "api_keys has {keys} entries but {field} has {n}; give exactly one {what} per key "
+                    "(or leave {field} out)",
+                    {"keys": count, "field": field, "n": len(values), "what": field[4:].rstrip("s")},
+                )
+        return self
+
+    @property
+    def provider_type(self) -> str:
+        """The registered provider this section uses."""
+        return self.type or self.name
+
+    def deployments(self) -> list[Deployment]:
+        """One :class:`Deployment` per API key (or one for the provider when it has a single key or none)."""
+        if not self.api_keys:
+            return [
+                Deployment(
+                    name=self.name,
+                    provider=self.name,
+                    provider_type=self.provider_type,
+                    model=self.model,
+                    base_url=self.base_url,
+                    api_key=self.api_key,
+                    key_alias="default" if self.api_key else None,
+                    rpm=self.rpm,
+                    tpm=self.tpm,
+                    weight=self.weight,
+                )
+            ]
+        out = []
+        for i, key in enumerate(self.api_keys):
+            alias = key.alias or f"key{i + 1}"
+            out.append(
+                Deployment(
+                    name=f"{self.name}#{alias}",
+                    provider=self.name,
+                    provider_type=self.provider_type,
+                    model=key.model or (self.key_models[i] if self.key_models else None) or self.model,
+                    base_url=key.base_url or self.base_url,
+                    api_key=key.api_key,
+                    key_alias=alias,
+                    rpm=key.rpm or (self.key_rpm[i] if self.key_rpm else None) or self.rpm,
+                    tpm=key.tpm or (self.key_tpm[i] if self.key_tpm else None) or self.tpm,
+                    weight=key.weight,
+                )
+            )
+        return out
+
+    def primary_api_key(self) -> str | None:
+        """The key a single-client provider should use: ``api_key``, else the first of ``api_keys``."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_keys:
+            return self.api_keys[0].api_key.get_secret_value()
+        return None
+
+    def for_deployment(self, deployment: Deployment) -> ProviderConfig:
+        """A copy of this section narrowed to one deployment's key, model and base URL."""
+        return self.model_copy(
+            update={
+                "api_key": deployment.api_key,
+                "api_keys": [],
+                "key_models": None,
+                "key_rpm": None,
+                "key_tpm": None,
+                "model": deployment.model,
+                "base_url": deployment.base_url,
+                "rpm": deployment.rpm,
+                "tpm": deployment.tpm,
+            }
+        )
+
+
+class ModelTarget(_Strict):
+    """A provider (section name) and, optionally, the model to ask it for."""
+
+    provider: str
+    model: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        # "anthropic/claude-sonnet-4-5" -> provider "anthropic", model "claude-sonnet-4-5";
+        # the model part may itself contain slashes (OpenRouter ids).
+        if isinstance(value, str):
+            provider, _, model = value.partition("/")
+            return {"provider": provider, "model": model or None}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}" if self.model else self.provider
+
+
+class RouteConfig(_Strict):
+    """A model alias or tier (``sonnet``, ``fast``): targets to balance over, then what to fall back to.
+
+    Written in TOML as a string (``fast = "openai/gpt-4.1-mini"``), a list of targets, or a table with
+    ``targets``, ``fallback`` and ``context_fallback`` (the route to use when a prompt overflows the window).
+    """
+
+    targets: list[ModelTarget]
+    fallback: list[str] = Field(default_factory=list)
+    context_fallback: str | None = None
+    strategy: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, (str, list)):
+            return {"targets": value if isinstance(value, list) else [value]}
+        if isinstance(value, dict) and "provider" in value and "targets" not in value:
+            return {"targets": [value]}
+        return value
+
+
+class PricingOverride(_Strict):
+    """Prices for one model per million tokens; they take precedence over the built-in price source."""
+
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+    cache_write_per_1m: float | None = Field(default=None, ge=0)
+    currency: str = "USD"
+
+
+class RetryConfig(_Strict):
+    """How the manager retries one deployment before falling back."""
+
+    max_retries: NonNegativeInt = 3
+    initial_backoff: Seconds = 0.5
+    max_backoff: Seconds = 30.0
+    max_retry_after: Seconds = 60.0
+    jitter: bool = True
+
+
+class BudgetConfig(_Strict):
+    """A spending limit; alerts fire at the thresholds, requests are refused at 100%."""
+
+    limit: float | None = Field(default=None, ge=0)
+    period: Literal["total", "daily", "monthly"] = "total"
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.75, 0.9])
+    per_provider: dict[str, float] = Field(default_factory=dict)
+
+
+class SpoonConfig(_Strict):
+    """The whole configuration, after every source has been merged."""
+
+    default_provider: str | None = None
+    fallback_chain: list[str] = Field(default_factory=list)
+    #: Total time one request may take across every retry, backoff and fallback.
+    request_timeout: Seconds | None = None
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, RouteConfig] = Field(default_factory=dict)
+    pricing: dict[str, PricingOverride] = Field(default_factory=dict)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+
+    @model_validator(mode="after")
+    def _name_providers(self) -> SpoonConfig:
+        for name, provider in self.providers.items():
+            if not provider.name:
+                provider.name = name
+        return self

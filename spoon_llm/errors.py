@@ -1,0 +1,286 @@
+"""One error tree for every provider; SDK and HTTP errors are mapped into it.
+
+::
+
+    LLMError
+    ├── ConfigurationError
+    ├── ValidationError                 bad arguments, caught before any request is sent
+    ├── BudgetExceededError             refused before it reached the provider
+    └── ProviderError                   something went wrong talking to a provider
+        ├── AuthenticationError         401 / 403 (PermissionDeniedError is its 403 subclass)
+        │   └── PermissionDeniedError
+        ├── InvalidRequestError         400 / 422: the request itself is wrong; retrying will not help
+        │   ├── TokenLimitError         the prompt does not fit the model's context window
+        │   └── ContentFilterError      refused by the provider's content policy
+        ├── ModelNotFoundError          404 for the model
+        ├── RateLimitError              429 (retryable, carries retry_after)
+        ├── ProviderUnavailableError    5xx, 529 overloaded (retryable)
+        │   └── ServiceUnavailableError 503 / 529
+        ├── NetworkError                connection refused, reset, DNS (retryable)
+        │   └── TimeoutError            the request ran out of time (retryable)
+        ├── ResponseParsingError        the answer could not be decoded
+        └── StreamInterruptedError      a stream died after content reached the caller
+
+Every :class:`ProviderError` carries ``provider``, ``model``, ``status_code``, ``request_id``, ``retry_after``
+and ``retryable``; ``str(error)`` reads ``[provider] message``. Messages are scrubbed of anything that looks like an
+API key before they are stored, so no error, repr or traceback context can leak one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "ContentFilterError",
+    "InvalidRequestError",
+    "LLMError",
+    "ModelNotFoundError",
+    "NetworkError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "ResponseParsingError",
+    "ServiceUnavailableError",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "TokenLimitError",
+    "ValidationError",
+    "error_for_status",
+    "redact_secrets",
+    "register_secret",
+]
+
+# Key shapes of the vendors we speak to, plus bearer tokens; long enough not to eat ordinary words.
+_SECRET_PATTERNS = re.compile(
+    r"(sk-(?:proj-|ant-|or-v1-)?[A-Za-z0-9_\-]{8,}"
+    r"|AIza[0-9A-Za-z_\-]{20,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}"
+    r"|(?i:(?:api[_-]?key|x-api-key|x-goog-api-key|key)=)[A-Za-z0-9._\-]{8,})"
+)
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that :func:`redact_secrets` removes it wherever it appears, whatever its shape."""
+    if value and len(value) >= 6:
+        _known_secrets.add(value)
+
+
+def redact_secrets(text: str) -> str:
+    """Replace API keys and bearer tokens in ``text`` with ``***``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return _SECRET_PATTERNS.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if "=" in token:
+        return token.split("=", 1)[0] + "=***"
+    if token.lower().startswith("bearer"):
+        return "Bearer ***"
+    return "***"
+
+
+class LLMError(Exception):
+    """Base of every error spoon-llm raises."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, provider: str | None = None, model: str | None = None) -> None:
+        self.message = redact_secrets(str(message))
+        self.provider = provider
+        self.model = model
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"[{self.provider}] {self.message}" if self.provider else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, model={self.model!r})"
+
+
+class ConfigurationError(LLMError):
+    """The configuration is invalid; the message names the source, the key and the fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.source = source
+        self.key = key
+        prefix = ": ".join(p for p in (source, key) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message, provider=provider)
+
+
+class ValidationError(LLMError):
+    """The caller's arguments are invalid; nothing was sent."""
+
+
+class BudgetExceededError(LLMError):
+    """A spending budget is exhausted; the request was refused before it reached a provider."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        limit: float | None = None,
+        spent: float | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.budget = budget
+        self.limit = limit
+        self.spent = spent
+        super().__init__(message, provider=provider, model=model)
+
+
+class ProviderError(LLMError):
+    """A provider call failed. Carries everything needed to decide what to do next."""
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        retryable: bool | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, model=model)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        #: The vendor's own error type, e.g. ``invalid_request_error``, ``overloaded_error``, ``RESOURCE_EXHAUSTED``.
+        self.error_type = error_type
+        self.error_code = error_code
+        self.retryable = self.default_retryable if retryable is None else retryable
+        #: The decoded error body, as the provider sent it (keys scrubbed).
+        self.body = body
+        #: Rate-limit and retry headers of the failing response (never auth headers).
+        self.headers = headers or {}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, model={self.model!r}, "
+            f"status_code={self.status_code!r}, retry_after={self.retry_after!r}, request_id={self.request_id!r})"
+        )
+
+
+class AuthenticationError(ProviderError):
+    """The API key was missing, wrong or revoked (401), or lacks permission (403)."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """The key is valid but may not use this model or endpoint (403)."""
+
+
+class InvalidRequestError(ProviderError):
+    """The provider rejected the request as malformed (400/422); sending it again will not help."""
+
+
+class TokenLimitError(InvalidRequestError):
+    """The prompt (plus requested output) exceeds the model's context window."""
+
+
+class ContentFilterError(InvalidRequestError):
+    """The provider refused the request or answer under its content policy."""
+
+
+class ModelNotFoundError(ProviderError):
+    """The model does not exist or this key cannot see it (404)."""
+
+
+class RateLimitError(ProviderError):
+    """Too many requests (429); ``retry_after`` says how long the provider asked us to wait, when it did."""
+
+    default_retryable = True
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider failed on its side (5xx)."""
+
+    default_retryable = True
+
+
+class ServiceUnavailableError(ProviderUnavailableError):
+    """The provider is overloaded or down for maintenance (503, Anthropic 529)."""
+
+
+class NetworkError(ProviderError):
+    """The connection failed: refused, reset or dropped."""
+
+    default_retryable = True
+
+
+class TimeoutError(NetworkError):  # noqa: A001 - the name users expect inside this namespace
+    """The request ran out of time."""
+
+
+class ResponseParsingError(ProviderError):
+    """The provider's answer could not be decoded."""
+
+    default_retryable = True
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream failed after some of it had reached the caller; carries what arrived so far.
+
+    ``partial_content`` is the text the caller has already seen, ``partial_usage`` the usage known so far.
+    """
+
+    default_retryable = False
+
+    def __init__(self, message: str, *, partial_content: str = "", partial_usage: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.partial_content = partial_content
+        self.partial_usage = partial_usage
+
+
+def error_for_status(status: int | None, *, context_overflow: bool = False) -> type[ProviderError]:
+    """The error class for an HTTP status (and whether the body says the context window overflowed)."""
+    if status is None:
+        return ProviderError
+    if context_overflow and status in (400, 413, 422):
+        return TokenLimitError
+    if status == 401:
+        return AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 404:
+        return ModelNotFoundError
+    if status == 408:
+        return TimeoutError
+    if status == 413:
+        return TokenLimitError
+    if status == 429:
+        return RateLimitError
+    if status in (503, 529):
+        return ServiceUnavailableError
+    if status >= 500:
+        return ProviderUnavailableError
+    if status == 409:
+        return ProviderUnavailableError
+    if 400 <= status < 500:
+        return InvalidRequestError
+    return ProviderError

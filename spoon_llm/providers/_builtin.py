@@ -1,0 +1,36 @@
+"""The built-in providers, registered through the same hook that third-party plugins use.
+
+Entries are lazy ``"module:Class"`` specs: a vendor module (and its SDK) is imported only when first used.
+"""
+
+from __future__ import annotations
+
+from ..hookspecs import RegisterProvider, hookimpl
+
+_OPENAI_LIKE = ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
+                "structured_output"]
+
+BUILTIN_PROVIDERS: dict[str, tuple[str, list[str]]] = {
+    "openai_compatible": ("spoon_llm.providers.openai_compatible_provider:OpenAICompatibleProvider", _OPENAI_LIKE),
+    "openai": ("spoon_llm.providers.openai:OpenAIProvider", [*_OPENAI_LIKE, "reasoning", "prompt_caching"]),
+    "openrouter": ("spoon_llm.providers.openrouter:OpenRouterProvider",
+                   ["chat", "completion", "tools", "streaming", "vision", "json_mode", "structured_output",
+                    "reasoning"]),
+    "deepseek": ("spoon_llm.providers.deepseek:DeepSeekProvider",
+                 ["chat", "completion", "tools", "streaming", "json_mode", "reasoning", "prompt_caching"]),
+    "vllm": ("spoon_llm.providers.vllm:VLLMProvider", _OPENAI_LIKE),
+    "ollama": ("spoon_llm.providers.ollama:OllamaProvider", _OPENAI_LIKE),
+    "anthropic": ("spoon_llm.providers.anthropic:AnthropicProvider",
+                  ["chat", "completion", "tools", "streaming", "vision", "json_mode", "structured_output",
+                   "reasoning", "prompt_caching", "token_counting"]),
+    "gemini": ("spoon_llm.providers.gemini:GeminiProvider",
+               ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
+                "structured_output", "reasoning", "token_counting"]),
+}
+
+
+@hookimpl
+def spoon_llm_register_providers(register: RegisterProvider) -> None:
+    """Register every built-in provider lazily."""
+    for name, (spec, capabilities) in BUILTIN_PROVIDERS.items():
+        register(name, spec, capabilities)

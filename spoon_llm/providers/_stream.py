@@ -1,0 +1,158 @@
+"""The one stream accumulator: providers translate vendor events into calls on it, it owns the state.
+
+It keeps the text, reasoning, tool calls (argument fragments merged by the vendor's index), usage and finish
+reason, builds each :class:`LLMResponseChunk`, and turns the whole stream into the same :class:`LLMResponse`
+that ``chat`` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import FunctionCall, LLMResponse, LLMResponseChunk, TokenUsage, ToolCall
+
+__all__ = ["StreamAccumulator"]
+
+
+@dataclass
+class _ToolBuilder:
+    id: str | None = None
+    name: str = ""
+    fragments: list[str] = field(default_factory=list)
+    provider_data: dict[str, Any] | None = None
+
+    def build(self) -> ToolCall:
+        arguments = "".join(self.fragments)
+        return ToolCall(
+            id=self.id,
+            function=FunctionCall(name=self.name, arguments=arguments or "{}"),
+            provider_data=self.provider_data,
+        )
+
+
+class StreamAccumulator:
+    """Accumulates one streamed answer.
+
+    Example (inside a provider)::
+
+        acc = StreamAccumulator("openai", model)
+        async for event in sdk_stream:
+            if event.text:
+                yield acc.text(event.text)
+        yield acc.final_chunk()
+        response = acc.to_response()
+    """
+
+    def __init__(self, provider: str, model: str = "") -> None:
+        self.provider = provider
+        self.model = model
+        self.content = ""
+        self._reasoning: list[str] = []
+        self._tools: dict[int, _ToolBuilder] = {}
+        self._slot_of_index: dict[Any, int] = {}
+        self.usage: TokenUsage | None = None
+        self.finish_reason: str | None = None
+        self.native_finish_reason: str | None = None
+        self.request_id: str | None = None
+        self.refusal: str | None = None
+        self.metadata: dict[str, Any] = {}
+        self.chunk_count = 0
+
+    def _chunk(self, **fields: Any) -> LLMResponseChunk:
+        self.chunk_count += 1
+        return LLMResponseChunk(
+            provider=self.provider, model=self.model, content=self.content, request_id=self.request_id, **fields
+        )
+
+    def text(self, delta: str) -> LLMResponseChunk:
+        """Append text; returns the chunk to yield."""
+        self.content += delta
+        return self._chunk(kind="text", delta=delta)
+
+    def reasoning(self, delta: str) -> LLMResponseChunk:
+        """Append reasoning (thinking) text; returns the chunk to yield."""
+        self._reasoning.append(delta)
+        return self._chunk(kind="reasoning", reasoning_delta=delta)
+
+    def tool_delta(
+        self,
+        index: Any,
+        *,
+        id: str | None = None,
+        name: str | None = None,
+        arguments: str | None = None,
+        provider_data: dict[str, Any] | None = None,
+    ) -> LLMResponseChunk:
+        """Merge a fragment of tool call ``index`` (the vendor's index or block id).
+
+        A different non-empty id arriving on an index that already has one starts a new call (some servers reuse
+        index 0 for parallel calls).
+        """
+        slot = self._slot_of_index.get(index)
+        if slot is not None and id and self._tools[slot].id and self._tools[slot].id != id:
+            slot = None
+        if slot is None:
+            slot = len(self._tools)
+            self._slot_of_index[index] = slot
+            self._tools[slot] = _ToolBuilder()
+        builder = self._tools[slot]
+        if id and not builder.id:
+            builder.id = id
+        if name and not builder.name:
+            builder.name = name
+        if arguments:
+            builder.fragments.append(arguments)
+        if provider_data:
+            builder.provider_data = {**(builder.provider_data or {}), **provider_data}
+        return self._chunk(kind="tool", tool_call_index=slot, delta="")
+
+    def set_usage(self, usage: TokenUsage | None) -> None:
+        """Record usage; the last non-null value wins."""
+        if usage is not None:
+            self.usage = usage
+
+    def set_finish(self, native: str | None, normalized: str | None) -> None:
+        """Record the finish reason (the vendor's value and ours); the last non-null value wins."""
+        if native is not None:
+            self.native_finish_reason = native
+        if normalized is not None:
+            self.finish_reason = normalized
+
+    @property
+    def reasoning_text(self) -> str | None:
+        """All reasoning so far, or ``None`` when there was none."""
+        return "".join(self._reasoning) if self._reasoning else None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The complete tool calls, in the order they started."""
+        return [self._tools[slot].build() for slot in sorted(self._tools)]
+
+    def final_chunk(self) -> LLMResponseChunk:
+        """The closing chunk: finish reason, usage and complete tool calls."""
+        return self._chunk(
+            kind="final",
+            finish_reason=self.finish_reason,
+            native_finish_reason=self.native_finish_reason,
+            tool_calls=self.tool_calls,
+            usage=self.usage,
+            metadata=dict(self.metadata),
+        )
+
+    def to_response(self, duration: float = 0.0) -> LLMResponse:
+        """The whole stream as the :class:`LLMResponse` that ``chat`` would have returned."""
+        return LLMResponse(
+            content=self.content,
+            provider=self.provider,
+            model=self.model,
+            finish_reason=self.finish_reason,
+            native_finish_reason=self.native_finish_reason,
+            tool_calls=self.tool_calls,
+            usage=self.usage,
+            reasoning=self.reasoning_text,
+            refusal=self.refusal,
+            metadata=dict(self.metadata),
+            request_id=self.request_id,
+            duration=duration,
+        )

@@ -1,0 +1,109 @@
+"""URL routing: which vendor and which endpoint a request path belongs to.
+
+Paths, as the official SDKs send them:
+
+* OpenAI (and vLLM): ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
+  ``/v1/models[/{id}]``; vLLM's ``/health``.
+* OpenRouter: the same under ``/api/v1``. DeepSeek: the same without ``/v1`` or under ``/beta``.
+* Anthropic: ``/v1/messages``, ``/v1/messages/count_tokens``, ``/v1/models`` (told apart from
+  OpenAI's by the ``anthropic-version`` header).
+* Gemini: ``/v1beta/models/{model}:{method}``, ``/v1beta/models[/{model}]`` (``/v1`` accepted too).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Endpoint kinds, shared by every vendor (what faults and replays are scoped by).
+CHAT = "chat"
+COMPLETION = "completion"
+EMBEDDINGS = "embeddings"
+COUNT_TOKENS = "count_tokens"
+MODELS = "models"
+MODEL = "model"
+HEALTH = "health"
+ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, COUNT_TOKENS, MODELS, MODEL, HEALTH)
+
+OPENAI_FAMILY = frozenset({"openai", "openrouter", "deepseek"})
+
+
+class Route(NamedTuple):
+    """Where a request goes: vendor, endpoint kind, vendor operation and model named in the path."""
+
+    vendor: str
+    endpoint: str
+    op: str
+    model: str | None = None
+    method: str = "POST"
+
+
+_OPENAI_OPS = {
+    "/chat/completions": Route("", CHAT, "chat"),
+    "/completions": Route("", COMPLETION, "completion"),
+    "/embeddings": Route("", EMBEDDINGS, "embeddings"),
+    "/models": Route("", MODELS, "models", None, "GET"),
+}
+
+_GEMINI_METHODS = {
+    "generateContent": (CHAT, "generate"),
+    "streamGenerateContent": (CHAT, "stream_generate"),
+    "embedContent": (EMBEDDINGS, "embed"),
+    "batchEmbedContents": (EMBEDDINGS, "batch_embed"),
+    "countTokens": (COUNT_TOKENS, "count_tokens"),
+}
+
+
+def _openai(vendor: str, rest: str) -> Route | None:
+    route = _OPENAI_OPS.get(rest)
+    if route is not None:
+        return route._replace(vendor=vendor)
+    if rest.startswith("/models/") and len(rest) > 8:
+        return Route(vendor, MODEL, "model", rest[8:], "GET")
+    return None
+
+
+def _gemini(rest: str) -> Route | None:
+    # rest is what follows "/v1beta": "/models", "/models/{m}" or "/models/{m}:{method}"
+    if rest == "/models":
+        return Route("gemini", MODELS, "models", None, "GET")
+    if not rest.startswith("/models/"):
+        return None
+    name, sep, method = rest[8:].partition(":")
+    if not name:
+        return None
+    if not sep:
+        return Route("gemini", MODEL, "model", name, "GET")
+    found = _GEMINI_METHODS.get(method)
+    if found is None:
+        return None
+    return Route("gemini", found[0], found[1], name)
+
+
+def resolve(path: str, anthropic_hint: bool) -> Route | None:
+    """Map a request path (no query) to a :class:`Route`, or ``None`` when nothing serves it.
+
+    ``anthropic_hint`` tells that the request carries Anthropic headers, which decides who
+    answers the ``/v1/models`` path both APIs share.
+    """
+    if path.startswith("/v1/"):
+        rest = path[3:]
+        if rest == "/messages":
+            return Route("anthropic", CHAT, "messages")
+        if rest == "/messages/count_tokens":
+            return Route("anthropic", COUNT_TOKENS, "count_tokens")
+        if anthropic_hint and (rest == "/models" or rest.startswith("/models/")):
+            if rest == "/models":
+                return Route("anthropic", MODELS, "models", None, "GET")
+            return Route("anthropic", MODEL, "model", rest[8:], "GET")
+        if ":" in rest and rest.startswith("/models/"):
+            return _gemini(rest)
+        return _openai("openai", rest)
+    if path.startswith("/v1beta/"):
+        return _gemini(path[7:])
+    if path.startswith("/api/v1/"):
+        return _openai("openrouter", path[7:])
+    if path == "/health":
+        return Route("openai", HEALTH, "health", None, "GET")
+    if path.startswith("/beta/"):
+        return _openai("deepseek", path[5:])
+    return _openai("deepseek", path)
