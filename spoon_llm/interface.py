@@ -52,7 +52,7 @@ class ProviderCapability(str, Enum):
 class ProviderMetadata(BaseModel):
     """Static facts about a provider: its name, capabilities, limits and models."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str
     version: str = "1.0.0"

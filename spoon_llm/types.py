@@ -62,7 +62,7 @@ class FinishReason(str, Enum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class TextPart(_Model):
@@ -404,7 +404,7 @@ class LLMResponse(_Model):
     ``finish_reason`` is normalised (see :class:`FinishReason`); ``native_finish_reason`` keeps the vendor's value.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True, defer_build=True)
 
     content: str = ""
     provider: str = ""

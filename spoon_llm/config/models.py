@@ -85,7 +85,7 @@ Temperature = Annotated[float, BeforeValidator(_temperature)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=False)
+    model_config = ConfigDict(extra="forbid", validate_default=False, defer_build=True)
 
 
 class KeyConfig(_Strict):
@@ -106,7 +106,7 @@ class Deployment(BaseModel):
     ``key_alias`` names the key in logs and metrics; the key itself is a ``SecretStr`` and is never printed.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     provider: str
@@ -163,6 +163,25 @@ class ProviderConfig(_Strict):
     context_window: PositiveInt | None = None
     #: Settings for third-party providers that our schema does not know.
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unset_keys(cls, data: Any) -> Any:
+        # Keys whose ${VAR} is unset (or that were placeholders) arrive as None: drop them together with their
+        # entries in the per-key lists, as long as those lists line up (otherwise the check below reports it).
+        if not isinstance(data, dict) or not isinstance(data.get("api_keys"), list):
+            return data
+        keys = data["api_keys"]
+        if None not in keys:
+            return data
+        keep = [i for i, key in enumerate(keys) if key is not None]
+        data = dict(data)
+        for field in ("key_models", "key_rpm", "key_tpm"):
+            values = data.get(field)
+            if isinstance(values, list) and len(values) == len(keys):
+                data[field] = [values[i] for i in keep] if keep else None
+        data["api_keys"] = [keys[i] for i in keep]
+        return data
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -115,8 +115,9 @@ def _interpolate(value: Any, path: tuple[str, ...], source: str, env: Mapping[st
                 out[k] = resolved
         return out
     if isinstance(value, list):
+        # An unset entry stays as None so per-key lists (key_models, key_rpm) keep lining up with api_keys.
         items = [_interpolate(v, (*path, str(i)), source, env) for i, v in enumerate(value)]
-        return [v for v in items if v is not _UNSET]
+        return [None if v is _UNSET else v for v in items]
     if not isinstance(value, str) or "${" not in value:
         return value
     missing: list[str] = []
@@ -159,8 +160,8 @@ def _drop_placeholders(data: dict[str, Any], source: str, path: tuple[str, ...] 
             )
             del data[key]
         elif key == "api_keys" and isinstance(value, list):
-            kept = [v for v in value if not is_placeholder(v.get("api_key") if isinstance(v, dict) else v)]
-            if len(kept) != len(value):
+            kept = [None if is_placeholder(v.get("api_key") if isinstance(v, dict) else v) else v for v in value]
+            if kept != value:
                 warnings.warn(
                     f"{source}: {'.'.join((*path, key))}: placeholder keys are treated as unset",
                     ConfigWarning,

@@ -77,12 +77,16 @@ class Prompt:
 
 @dataclass
 class AnswerCall:
-    """A tool call ready for rendering: id, name, argument JSON text and parsed arguments."""
+    """A tool call ready for rendering: id, name, argument JSON text and parsed arguments.
+
+    ``explicit_id`` tells whether the script gave the id (Gemini only sends ids it was given).
+    """
 
     id: str
     name: str
     arguments_json: str
     arguments: dict[str, Any]
+    explicit_id: bool = False
 
 
 @dataclass
@@ -178,7 +182,7 @@ def _resolve_calls(reply: Reply, make_id: Any) -> list[AnswerCall]:
         else:
             parsed = dict(call.arguments)
             raw = _json.dumps_str(parsed)
-        calls.append(AnswerCall(call.id or make_id(), call.name, raw, parsed))
+        calls.append(AnswerCall(call.id or make_id(), call.name, raw, parsed, call.id is not None))
     return calls
 
 

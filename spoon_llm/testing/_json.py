@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_orjson: Any  # the module, or None
 try:  # orjson is optional: never a dependency of spoon-llm[testing].
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
@@ -22,14 +23,16 @@ JSONDecodeError = ValueError  # json.JSONDecodeError and orjson.JSONDecodeError 
 def dumps(obj: Any) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON bytes."""
     if _orjson is not None:
-        return _orjson.dumps(obj)
+        data: bytes = _orjson.dumps(obj)
+        return data
     return _encoder.encode(obj).encode()
 
 
 def dumps_str(obj: Any) -> str:
     """Serialize ``obj`` to a compact JSON string (for payloads embedded in SSE frames)."""
     if _orjson is not None:
-        return _orjson.dumps(obj).decode()
+        text: str = _orjson.dumps(obj).decode()
+        return text
     return _encoder.encode(obj)
 
 

@@ -10,9 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 # Header names (lower case, as bytes straight from the parser) whose values are credentials.
-SECRET_HEADERS = frozenset(
-    {b"authorization", b"proxy-authorization", b"x-api-key", b"x-goog-api-key", b"api-key"}
-)
+SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "api-key"})
 
 
@@ -74,10 +72,7 @@ def parse_query(query: str) -> dict[str, str]:
     """Parse a query string into a dict, masking credential parameters."""
     if not query:
         return {}
-    return {
-        k: (mask_secret(v) if k in SECRET_QUERY_PARAMS else v)
-        for k, v in parse_qsl(query, keep_blank_values=True)
-    }
+    return {k: (mask_secret(v) if k in SECRET_QUERY_PARAMS else v) for k, v in parse_qsl(query, keep_blank_values=True)}
 
 
 class Recorder:

@@ -7,7 +7,9 @@ Paths, as the official SDKs send them:
 * OpenRouter: the same under ``/api/v1``. DeepSeek: the same without ``/v1`` or under ``/beta``.
 * Anthropic: ``/v1/messages``, ``/v1/messages/count_tokens``, ``/v1/models`` (told apart from
   OpenAI's by the ``anthropic-version`` header).
-* Gemini: ``/v1beta/models/{model}:{method}``, ``/v1beta/models[/{model}]`` (``/v1`` accepted too).
+* Gemini: ``/v1beta/models/{model}:{method}``, ``/v1beta/models[/{model}]``, and the same under
+  ``/v1`` (google-genai 3.x defaults to ``v1``; its ``GET /v1/models`` is told apart from
+  OpenAI's by the ``x-goog-api-key`` / ``x-goog-api-client`` header or a ``key`` parameter).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Route(NamedTuple):
     op: str
     model: str | None = None
     method: str = "POST"
+    version: str = "v1"  # Gemini's API version, quoted in its error messages
 
 
 _OPENAI_OPS = {
@@ -62,28 +65,28 @@ def _openai(vendor: str, rest: str) -> Route | None:
     return None
 
 
-def _gemini(rest: str) -> Route | None:
+def _gemini(rest: str, version: str) -> Route | None:
     # rest is what follows "/v1beta": "/models", "/models/{m}" or "/models/{m}:{method}"
     if rest == "/models":
-        return Route("gemini", MODELS, "models", None, "GET")
+        return Route("gemini", MODELS, "models", None, "GET", version)
     if not rest.startswith("/models/"):
         return None
     name, sep, method = rest[8:].partition(":")
     if not name:
         return None
     if not sep:
-        return Route("gemini", MODEL, "model", name, "GET")
+        return Route("gemini", MODEL, "model", name, "GET", version)
     found = _GEMINI_METHODS.get(method)
     if found is None:
         return None
-    return Route("gemini", found[0], found[1], name)
+    return Route("gemini", found[0], found[1], name, "POST", version)
 
 
-def resolve(path: str, anthropic_hint: bool) -> Route | None:
+def resolve(path: str, hint: str | None = None) -> Route | None:
     """Map a request path (no query) to a :class:`Route`, or ``None`` when nothing serves it.
 
-    ``anthropic_hint`` tells that the request carries Anthropic headers, which decides who
-    answers the ``/v1/models`` path both APIs share.
+    ``hint`` names the vendor whose headers the request carries (``"anthropic"``, ``"gemini"``
+    or ``None``); it decides who answers the ``/v1/models`` paths several APIs share.
     """
     if path.startswith("/v1/"):
         rest = path[3:]
@@ -91,15 +94,17 @@ def resolve(path: str, anthropic_hint: bool) -> Route | None:
             return Route("anthropic", CHAT, "messages")
         if rest == "/messages/count_tokens":
             return Route("anthropic", COUNT_TOKENS, "count_tokens")
-        if anthropic_hint and (rest == "/models" or rest.startswith("/models/")):
-            if rest == "/models":
-                return Route("anthropic", MODELS, "models", None, "GET")
-            return Route("anthropic", MODEL, "model", rest[8:], "GET")
-        if ":" in rest and rest.startswith("/models/"):
-            return _gemini(rest)
+        if rest.startswith("/models"):
+            if ":" in rest or hint == "gemini":
+                return _gemini(rest, "v1")
+            if hint == "anthropic":
+                if rest == "/models":
+                    return Route("anthropic", MODELS, "models", None, "GET")
+                if rest.startswith("/models/"):
+                    return Route("anthropic", MODEL, "model", rest[8:], "GET")
         return _openai("openai", rest)
     if path.startswith("/v1beta/"):
-        return _gemini(path[7:])
+        return _gemini(path[7:], "v1beta")
     if path.startswith("/api/v1/"):
         return _openai("openrouter", path[7:])
     if path == "/health":

@@ -107,9 +107,7 @@ class ScriptBook:
             return None
         with self._lock:
             for i, entry in enumerate(self._entries):
-                if (entry.vendor is None or entry.vendor == vendor) and (
-                    entry.model is None or entry.model == model
-                ):
+                if (entry.vendor is None or entry.vendor == vendor) and (entry.model is None or entry.model == model):
                     if entry.remaining is not None:
                         entry.remaining -= 1
                         if entry.remaining <= 0:

@@ -1,0 +1,72 @@
+"""Test helpers for spoon-llm users and for spoon-llm itself: the provider simulator.
+
+:class:`ProviderSimulator` is a local HTTP server (127.0.0.1) that speaks the OpenAI,
+Anthropic, Gemini, OpenRouter, DeepSeek and vLLM wire formats, with scripted replies, injected
+faults, replay of recorded interactions and a log of what it received::
+
+    from spoon_llm.testing import Fault, ProviderSimulator, Reply
+
+    with ProviderSimulator() as sim:
+        sim.script("openai", Reply(text="hello"))
+        sim.fault("anthropic", Fault.rate_limited(retry_after=2))
+        ...  # point a client at sim.openai_base_url / sim.anthropic_base_url / ...
+
+Importing this package is cheap: names are loaded on first use, and ``httptools`` (extra
+``testing``) only when a server starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._answers import ECHO_PREFIX
+    from ._faults import Fault
+    from ._records import RecordedRequest
+    from ._replay import ConformanceCase, find_conformance_dir, load_conformance, sse_bytes
+    from ._script import Reply, ToolCall, Usage
+    from ._simulator import ProviderSimulator, serve_forever
+
+__all__ = [
+    "ECHO_PREFIX",
+    "ConformanceCase",
+    "Fault",
+    "ProviderSimulator",
+    "RecordedRequest",
+    "Reply",
+    "ToolCall",
+    "Usage",
+    "find_conformance_dir",
+    "load_conformance",
+    "serve_forever",
+    "sse_bytes",
+]
+
+_LOCATIONS = {
+    "ECHO_PREFIX": "._answers",
+    "ConformanceCase": "._replay",
+    "Fault": "._faults",
+    "ProviderSimulator": "._simulator",
+    "RecordedRequest": "._records",
+    "Reply": "._script",
+    "ToolCall": "._script",
+    "Usage": "._script",
+    "find_conformance_dir": "._replay",
+    "load_conformance": "._replay",
+    "serve_forever": "._simulator",
+    "sse_bytes": "._replay",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
