@@ -23,8 +23,9 @@ print(__import__("json").dumps({{"elapsed": elapsed, "rss_kb": rss_kb, "heavy": 
 
 
 def probe(statement: str) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(statement=statement)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(statement=statement)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
@@ -37,8 +38,10 @@ def main() -> None:
     loaded = [probe(f"import {args.module}") for _ in range(args.runs)]
     ms = statistics.median(r["elapsed"] for r in loaded) * 1000  # type: ignore[misc]
     rss = (statistics.median(r["rss_kb"] for r in loaded) - statistics.median(r["rss_kb"] for r in bare)) / 1024  # type: ignore[misc]
-    print(f"import {args.module}: {ms:.1f} ms, +{rss:.1f} MB peak RSS over a bare interpreter "
-          f"(median of {args.runs} fresh processes); heavy modules loaded: {loaded[0]['heavy'] or 'none'}")
+    print(
+        f"import {args.module}: {ms:.1f} ms, +{rss:.1f} MB peak RSS over a bare interpreter "
+        f"(median of {args.runs} fresh processes); heavy modules loaded: {loaded[0]['heavy'] or 'none'}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def build_request(vendor: str, port: int, stream: bool) -> bytes:
     """A complete HTTP/1.1 request for one chat call, built once and sent many times."""
     if vendor == "anthropic":
         path = "/v1/messages"
-        body: dict[str, object] = {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": MESSAGES}
+        body: dict[str, object] = {"model": "claude-sonnet-4-6", "max_tokens": 256, "messages": MESSAGES}
         extra = "x-api-key: sk-ant-bench\r\nanthropic-version: 2023-06-01\r\n"
     elif vendor == "gemini":
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"

@@ -19,7 +19,8 @@
         ├── NetworkError                connection refused, reset, DNS (retryable)
         │   └── TimeoutError            the request ran out of time (retryable)
         ├── ResponseParsingError        the answer could not be decoded
-        └── StreamInterruptedError      a stream died after content reached the caller
+        ├── StreamInterruptedError      a stream died after content reached the caller
+        └── AllProvidersFailedError     every candidate of a request failed; lists each attempt's error
 
 Every :class:`ProviderError` carries ``provider``, ``model``, ``status_code``, ``request_id``, ``retry_after``
 and ``retryable``; ``str(error)`` reads ``[provider] message``. Messages are scrubbed of anything that looks like an
@@ -32,6 +33,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "AllProvidersFailedError",
     "AuthenticationError",
     "BudgetExceededError",
     "ConfigurationError",
@@ -255,6 +257,27 @@ class StreamInterruptedError(ProviderError):
         super().__init__(message, **kw)
         self.partial_content = partial_content
         self.partial_usage = partial_usage
+
+
+class AllProvidersFailedError(ProviderError):
+    """Every deployment tried for a request failed.
+
+    ``errors`` holds each attempt's error in order; ``attempts`` the attempt trace. Status and Retry-After are
+    those of the last error, so code that inspects them keeps working.
+    """
+
+    def __init__(self, errors: list[LLMError], **kw: Any) -> None:
+        self.errors = list(errors)
+        last = errors[-1] if errors else None
+        lines = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+        if isinstance(last, ProviderError):
+            kw.setdefault("status_code", last.status_code)
+            kw.setdefault("retry_after", last.retry_after)
+            kw.setdefault("model", last.model)
+            kw.setdefault("request_id", last.request_id)
+        retryable = all(isinstance(e, ProviderError) and e.retryable for e in errors) if errors else False
+        kw.setdefault("retryable", retryable)
+        super().__init__(f"all {len(errors)} attempts failed: {lines}", **kw)
 
 
 def error_for_status(status: int | None, *, context_overflow: bool = False) -> type[ProviderError]:

@@ -1,0 +1,544 @@
+"""``LLMManager``: the public facade applications call.
+
+It resolves a call to deployments (provider, key, model), tries them with retries, circuit breaking, load
+balancing and fallback under one deadline, and returns the normalised answer with the trace of attempts.
+
+Example::
+
+    async with LLMManager() as manager:
+        response = await manager.chat([{"role": "user", "content": "Hi"}], model="sonnet")
+        print(response.content, response.fallback_path)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .config.manager import ConfigurationManager
+from .errors import LLMError, StreamInterruptedError, TimeoutError
+from .interface import LLMProviderInterface, StreamCallback
+from .registry import LLMProviderRegistry, get_global_registry
+from .routing.attempts import RequestRun, Slot
+from .routing.balancer import Balancer, Strategy
+from .routing.circuit import CircuitBreaker
+from .routing.policy import ErrorPolicy
+from .routing.router import Router
+from .types import (
+    EmbeddingResponse,
+    LLMResponse,
+    LLMResponseChunk,
+    Message,
+    MessageInput,
+    TokenUsage,
+    ToolSpec,
+    to_messages,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from .health import HealthMonitor
+    from .sync import SyncLLMManager
+
+__all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
+
+_T = TypeVar("_T")
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - 3.10
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def _timeout(seconds: float) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        try:
+            yield
+        except asyncio.CancelledError as exc:
+            raise asyncio.TimeoutError from exc
+        finally:
+            handle.cancel()
+
+
+class LLMManager:
+    """Fallback chains, retries, circuit breaking and load balancing over every configured deployment.
+
+    ``fallback`` (per call): ``None`` (default) or ``True`` falls back along the route's own ``fallback`` list,
+    else the global ``fallback_chain`` — also when the caller named a provider; ``False`` tries only what was
+    named (still retrying and balancing over its keys); a list names the fallbacks explicitly.
+    ``deadline`` (per call, seconds) bounds the whole request, retries, backoffs and fallbacks included; it
+    defaults to ``request_timeout`` from the configuration.
+    """
+
+    def __init__(
+        self,
+        config_manager: ConfigurationManager | None = None,
+        *,
+        registry: LLMProviderRegistry | None = None,
+        policy: ErrorPolicy | None = None,
+        circuit_breaker: Mapping[str, Any] | None = None,
+        load_balancing: Strategy | None = None,
+    ) -> None:
+        self.config_manager = config_manager if config_manager is not None else ConfigurationManager()
+        self.registry = registry if registry is not None else get_global_registry()
+        retry = self.config_manager.retry
+        self.policy = policy if policy is not None else ErrorPolicy(
+            max_retries=retry.max_retries, initial_backoff=retry.initial_backoff, max_backoff=retry.max_backoff,
+            max_retry_after=retry.max_retry_after, jitter=retry.jitter,
+        )
+        self._circuit_settings = dict(circuit_breaker or {})
+        self.router = Router(self.config_manager, self.registry, self._new_circuit)
+        strategy = load_balancing or self.config_manager.config.load_balancing
+        if strategy is not None:
+            self.router.balancer = Balancer(strategy)
+        self._request_timeout = self.config_manager.config.request_timeout
+        self._stats = {"requests": 0, "successes": 0, "failures": 0, "fallbacks": 0, "retries": 0}
+        self._health_monitor: HealthMonitor | None = None
+        self._sync: SyncLLMManager | None = None
+        self._lock = threading.Lock()
+
+    def _new_circuit(self, deployment: str) -> CircuitBreaker:
+        return CircuitBreaker(**self._circuit_settings)
+
+    # -- the request path -----------------------------------------------------------------------------------
+
+    def _start(self, provider: str | None, model: str | None, fallback: bool | Sequence[str] | None,
+               deadline: float | None) -> RequestRun:
+        plan = self.router.resolve(provider, model)
+        return RequestRun(self.router, self.policy, plan, fallback,
+                          deadline if deadline is not None else self._request_timeout)
+
+    @staticmethod
+    def _call_kwargs(slot: Slot, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if slot.model is None and slot.timeout is None:
+            return kwargs
+        call = dict(kwargs)
+        if slot.model is not None:
+            call["model"] = slot.model
+        if slot.timeout is not None:
+            given = call.get("timeout")
+            call["timeout"] = slot.timeout if given is None else min(float(given), slot.timeout)
+        return call
+
+    async def _execute(
+        self,
+        invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
+        kwargs: dict[str, Any],
+        provider: str | None,
+        model: str | None,
+        fallback: bool | Sequence[str] | None,
+        deadline: float | None,
+    ) -> _T:
+        run = self._start(provider, model, fallback, deadline)
+        stats = self._stats
+        stats["requests"] += 1
+        async for slot in run:
+            deployment = slot.deployment
+            deployment.inflight += 1
+            try:
+                instance = await deployment.provider(self.registry)
+                call = self._call_kwargs(slot, kwargs)
+                if slot.timeout is None:
+                    result = await invoke(instance, call)
+                else:
+                    try:
+                        async with _timeout(slot.timeout):
+                            result = await invoke(instance, call)
+                    except asyncio.TimeoutError as exc:
+                        raise TimeoutError("request deadline reached during the call",
+                                           provider=deployment.provider_name, model=slot.model) from exc
+            except LLMError as exc:
+                deployment.inflight -= 1
+                try:
+                    run.failed(slot, exc)
+                except LLMError:
+                    stats["failures"] += 1
+                    raise
+                continue
+            except BaseException:
+                deployment.inflight -= 1
+                deployment.circuit.release_probe()
+                raise
+            deployment.inflight -= 1
+            attempt = run.succeeded(slot)
+            stats["successes"] += 1
+            if len(run.attempts) > 1:
+                stats["retries"] += sum(1 for a in run.attempts[1:] if a.deployment == run.attempts[0].deployment)
+                if any(a.deployment != attempt.deployment for a in run.attempts):
+                    stats["fallbacks"] += 1
+            run.annotate(result, attempt)
+            return result
+        stats["failures"] += 1
+        raise run.exhausted()
+
+    async def chat(
+        self,
+        messages: str | MessageInput | Sequence[MessageInput],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool | Sequence[str] | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> LLMResponse:
+        """Send a conversation and return the complete answer (see the class docstring for routing)."""
+        conversation = to_messages(messages)
+
+        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
+            return await instance.chat(conversation, **call)
+
+        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+
+    async def chat_with_tools(
+        self,
+        messages: str | MessageInput | Sequence[MessageInput],
+        tools: Sequence[ToolSpec | Mapping[str, Any]],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool | Sequence[str] | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> LLMResponse:
+        """Chat with tools the model may call; calls come back in ``response.tool_calls``."""
+        conversation = to_messages(messages)
+
+        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
+            return await instance.chat_with_tools(conversation, tools, **call)
+
+        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+
+    async def completion(
+        self,
+        prompt: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool | Sequence[str] | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> LLMResponse:
+        """Complete a bare prompt."""
+
+        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
+            return await instance.completion(prompt, **call)
+
+        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool | Sequence[str] | None = False,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> EmbeddingResponse:
+        """Embed one text or a batch. Fallback is off by default: vectors of different models do not mix."""
+
+        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> EmbeddingResponse:
+            return await instance.embed(inputs, **call)
+
+        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+
+    async def chat_stream(
+        self,
+        messages: str | MessageInput | Sequence[MessageInput],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool | Sequence[str] | None = None,
+        deadline: float | None = None,
+        callbacks: Sequence[StreamCallback] | None = None,
+        resume_on_interrupt: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[LLMResponseChunk]:
+        """Stream the answer, falling back transparently until the first chunk reached the caller.
+
+        After that a failure raises :class:`StreamInterruptedError` with the text and usage delivered so far (the
+        caller never sees text twice). With ``resume_on_interrupt=True`` the next candidate continues instead,
+        given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
+        """
+        conversation = to_messages(messages)
+        run = self._start(provider, model, fallback, deadline)
+        self._stats["requests"] += 1
+        delivered = ""
+        usage: TokenUsage | None = None
+        interrupted: LLMError | None = None
+        async for slot in run:
+            deployment = slot.deployment
+            deployment.inflight += 1
+            sent_any = False
+            prefix = delivered
+            request = conversation if not delivered else [*conversation, Message(role="assistant", content=delivered)]
+            stream: AsyncIterator[LLMResponseChunk] | None = None
+            try:
+                instance = await deployment.provider(self.registry)
+                stream = instance.chat_stream(request, callbacks=None, **self._call_kwargs(slot, kwargs))
+                iterator = stream.__aiter__()
+                while True:
+                    try:
+                        if slot.timeout is None:
+                            chunk = await iterator.__anext__()
+                        else:
+                            async with _timeout(max(run.remaining(), 0.0)):
+                                chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError as exc:
+                        raise TimeoutError("request deadline reached during the stream",
+                                           provider=deployment.provider_name, model=slot.model) from exc
+                    if prefix:
+                        chunk.content = prefix + chunk.content
+                    delivered = chunk.content
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if chunk.kind == "final":
+                        attempt = run.succeeded(slot)
+                        chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
+                                          "fallback_path": list(run.path), "deployment": attempt.deployment}
+                    sent_any = True
+                    for callback in callbacks or ():
+                        result = callback(chunk)
+                        if asyncio.iscoroutine(result):
+                            await result
+                    yield chunk
+            except LLMError as exc:
+                deployment.inflight -= 1
+                if not sent_any and not delivered:
+                    try:
+                        run.failed(slot, exc)
+                    except LLMError:
+                        self._stats["failures"] += 1
+                        raise
+                    continue
+                interrupted = exc
+                if resume_on_interrupt:
+                    try:
+                        run.failed(slot, exc)
+                    except LLMError:
+                        pass  # the policy says stop: report the interruption below
+                    else:
+                        continue
+                self._stats["failures"] += 1
+                raise run.final_error(StreamInterruptedError(
+                    f"the stream failed after output reached the caller: {exc}",
+                    partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
+                    model=slot.model or deployment.model, status_code=getattr(exc, "status_code", None),
+                    request_id=getattr(exc, "request_id", None),
+                )) from exc
+            except BaseException:
+                deployment.inflight -= 1
+                deployment.circuit.release_probe()
+                raise
+            finally:
+                closer = getattr(stream, "aclose", None)
+                if closer is not None:
+                    await closer()
+            deployment.inflight -= 1
+            self._stats["successes"] += 1
+            return
+        self._stats["failures"] += 1
+        if interrupted is not None:
+            raise run.final_error(StreamInterruptedError(
+                f"the stream failed after output reached the caller and no candidate could resume it: {interrupted}",
+                partial_content=delivered, partial_usage=usage,
+            )) from interrupted
+        raise run.exhausted()
+
+    # -- batches --------------------------------------------------------------------------------------------
+
+    async def batch_chat(
+        self,
+        requests: Iterable[Sequence[MessageInput] | Mapping[str, Any] | str],
+        *,
+        concurrency: int = 16,
+        return_exceptions: bool = False,
+        progress: Callable[[int, int | None], Any] | None = None,
+        **common: Any,
+    ) -> list[Any]:
+        """Run many chats with at most ``concurrency`` in flight; results come back in input order.
+
+        Each request is a message list (or string), or a dict with ``messages`` plus per-request arguments.
+        With ``return_exceptions=True`` a failed request yields its exception in place; otherwise the first failure
+        cancels the rest and is raised. ``progress(done, total)`` is called after each request (total is ``None``
+        when ``requests`` is an iterator of unknown length). See :meth:`batch_chat_iter` to stream results.
+        """
+        from .batch import run_batch
+
+        return await run_batch(self, requests, concurrency=concurrency, return_exceptions=return_exceptions,
+                               progress=progress, common=common)
+
+    def batch_chat_iter(
+        self,
+        requests: Iterable[Sequence[MessageInput] | Mapping[str, Any] | str],
+        *,
+        concurrency: int = 16,
+        **common: Any,
+    ) -> AsyncIterator[tuple[int, LLMResponse | BaseException]]:
+        """Yield ``(index, response or exception)`` as requests finish; memory stays bounded by ``concurrency``."""
+        from .batch import iter_batch
+
+        return iter_batch(self, requests, concurrency=concurrency, common=common)
+
+    # -- configuration at run time --------------------------------------------------------------------------
+
+    def set_fallback_chain(self, chain: Sequence[str]) -> None:
+        """Replace the global fallback chain (names of providers or aliases)."""
+        for name in chain:
+            if name not in self.config_manager.config.models:
+                self.router.provider_deployments(name)  # raises with a did-you-mean for unknown names
+        self.router.fallback_override = list(chain)
+
+    def enable_load_balancing(self, strategy: Strategy = "round_robin") -> None:
+        """Spread traffic over equivalent deployments with ``strategy``."""
+        self.router.balancer = Balancer(strategy)
+
+    def disable_load_balancing(self) -> None:
+        """Try deployments in configuration order (still failing over between them)."""
+        self.router.balancer = None
+
+    async def switch_backend(self, name: str, skip_health_check: bool = False) -> dict[str, Any]:
+        """Make ``name`` (a provider or alias) the default; unless skipped, it must pass a health check first."""
+        try:
+            plan = self.router.resolve(name, None)
+        except LLMError as exc:
+            return {"success": False, "backend": name, "message": str(exc)}
+        if not skip_health_check:
+            results = await asyncio.gather(*(self._check(d) for d, _ in plan.targets))
+            if not any(results):
+                return {"success": False, "backend": name,
+                        "message": f"{name!r} failed its health check; the default is unchanged"}
+        previous = self.router.default_route() if self.router.default_override or self._has_default() else None
+        self.router.default_override = name
+        return {"success": True, "backend": name, "message": f"default backend switched from {previous!r} to {name!r}"}
+
+    def _has_default(self) -> bool:
+        try:
+            self.config_manager.get_default_provider()
+        except LLMError:
+            return False
+        return True
+
+    def reset_provider(self, name: str) -> None:
+        """Put every deployment of provider ``name`` (or one deployment by its name) back into rotation."""
+        states = [self.router.deployments[name]] if name in self.router.deployments else (
+            self.router.provider_deployments(name))
+        for state in states:
+            state.reset()
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    async def _check(self, deployment: Any) -> bool:
+        try:
+            instance = await deployment.provider(self.registry)
+            ok = bool(await instance.health_check())
+        except Exception:
+            ok = False
+        deployment.healthy = ok
+        deployment.last_health_check = time.time()
+        return ok
+
+    async def health_check_all(self) -> dict[str, bool]:
+        """Check every deployment concurrently (no tokens spent); returns ``{deployment: healthy}``."""
+        states = list(self.router.deployments.values())
+        results = await asyncio.gather(*(self._check(s) for s in states))
+        return {s.name: ok for s, ok in zip(states, results, strict=True)}
+
+    def start_health_monitoring(self, interval: float = 30.0) -> HealthMonitor:
+        """Check every deployment every ``interval`` seconds in the background (call from async code)."""
+        from .health import HealthMonitor
+
+        if self._health_monitor is None:
+            self._health_monitor = HealthMonitor(self, interval)
+        self._health_monitor.start()
+        return self._health_monitor
+
+    async def stop_health_monitoring(self) -> None:
+        """Stop the background health checks."""
+        if self._health_monitor is not None:
+            await self._health_monitor.stop()
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, Any]:
+        """Request counters: requests, successes, failures, fallbacks, retries."""
+        return dict(self._stats)
+
+    def get_provider_status(self) -> dict[str, dict[str, Any]]:
+        """Per deployment: availability, health, circuit, in-flight, latency, counters (no secrets)."""
+        return {name: state.status() for name, state in self.router.deployments.items()}
+
+    def get_status(self) -> dict[str, Any]:
+        """Everything a status page needs: default, fallback chain, balancing, stats, deployments."""
+        try:
+            default: str | None = self.router.default_route()
+        except LLMError:
+            default = None
+        return {
+            "default": default,
+            "fallback_chain": self.router.fallback_chain(),
+            "load_balancing": self.router.balancer.strategy if self.router.balancer else None,
+            "health_monitoring": bool(self._health_monitor and self._health_monitor.running),
+            "stats": self.get_stats(),
+            "deployments": self.get_provider_status(),
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    @property
+    def sync(self) -> SyncLLMManager:
+        """A blocking facade that works in plain scripts and inside a running loop (e.g. Jupyter)."""
+        from .sync import SyncLLMManager
+
+        with self._lock:
+            if self._sync is None:
+                self._sync = SyncLLMManager(self)
+            return self._sync
+
+    async def cleanup(self) -> None:
+        """Stop background work and close every provider client of the running loop."""
+        await self.stop_health_monitoring()
+        for state in self.router.deployments.values():
+            await state.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"LLMManager(deployments={list(self.router.deployments)!r})"
+
+
+_global_manager: LLMManager | None = None
+_global_lock = threading.Lock()
+
+
+def get_llm_manager() -> LLMManager:
+    """The process-wide manager, built from the default configuration on first use."""
+    global _global_manager
+    with _global_lock:
+        if _global_manager is None:
+            _global_manager = LLMManager()
+        return _global_manager
+
+
+def set_llm_manager(manager: LLMManager | None) -> None:
+    """Replace (or, with ``None``, forget) the process-wide manager."""
+    global _global_manager
+    with _global_lock:
+        _global_manager = manager

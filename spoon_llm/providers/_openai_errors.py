@@ -1,0 +1,183 @@
+"""Error mapping for OpenAI-compatible APIs: error bodies, SDK exceptions and transport failures -> our tree.
+
+:func:`error_from_body` is pure (status + decoded body + headers -> a :class:`ProviderError`) and is what every
+transport uses; :func:`map_exception` translates the ``openai`` SDK's typed exceptions and ``httpx2`` transport
+errors by type, never by message text; :class:`OpenAIErrorMapper` wraps a call or a stream iteration with it.
+The SDK is imported lazily so that the pure half works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+from .._headers import parse_retry_after, rate_limit_headers
+from ..errors import (
+    ContentFilterError,
+    LLMError,
+    NetworkError,
+    ProviderError,
+    ProviderUnavailableError,
+    ResponseParsingError,
+    TimeoutError,
+    error_for_status,
+    redact_secrets,
+)
+
+__all__ = ["OpenAIErrorMapper", "error_from_body", "map_exception"]
+
+#: ``error.code`` values meaning the prompt does not fit the context window.
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length", "max_tokens_exceeded"})
+#: ``error.code`` values meaning the provider's content policy refused the request.
+_FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "moderation_blocked", "invalid_prompt",
+                           "ResponsibleAIPolicyViolation"})
+#: Compatible servers (vLLM, DeepSeek, OpenRouter upstreams) send no code for an overflow, only this wording.
+_CONTEXT_WORDING = re.compile(r"maximum context length|context (?:length|window) (?:is )?exceeded|"
+                              r"prompt is too long|too many tokens", re.IGNORECASE)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def error_from_body(
+    status: int | None,
+    body: Any,
+    *,
+    provider: str,
+    model: str | None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+    message: str | None = None,
+    in_stream: bool = False,
+) -> ProviderError:
+    """The error for an HTTP status and a decoded error body (``{"error": {...}}``, the inner object, or text).
+
+    The class comes from the status, refined by ``error.code``: ``context_length_exceeded`` ->
+    :class:`TokenLimitError`, content-policy codes -> :class:`ContentFilterError`; OpenAI's
+    ``insufficient_quota`` 429 is not retryable; an ``x-should-retry`` header overrides retryability.
+    """
+    error = body.get("error", body) if isinstance(body, Mapping) else body
+    vendor_message = error_type = code = None
+    metadata: Any = None
+    if isinstance(error, Mapping):
+        vendor_message = error.get("message")
+        error_type = error.get("type")
+        raw_code = error.get("code")
+        code = str(raw_code) if raw_code is not None else None
+        metadata = error.get("metadata")
+    elif isinstance(error, str) and error:
+        vendor_message = error
+    text = vendor_message if isinstance(vendor_message, str) and vendor_message else (message or "")
+    if not text:
+        text = f"HTTP {status}" if status else "the provider reported an error"
+    overflow = code in _CONTEXT_CODES or (
+        code is None and status in (400, 413, 422) and bool(_CONTEXT_WORDING.search(text))
+    )
+    if code in _FILTER_CODES or (
+        status == 403 and isinstance(metadata, Mapping) and ("reasons" in metadata or "flagged_input" in metadata)
+    ):
+        cls: type[ProviderError] = ContentFilterError
+    elif status is None:
+        cls = ProviderUnavailableError if (error_type == "server_error" or code == "server_error") else ProviderError
+    else:
+        cls = error_for_status(status, context_overflow=overflow)
+    retryable: bool | None = None
+    if code == "insufficient_quota":
+        retryable = False  # billing, not load: waiting will not help
+    should_retry = headers.get("x-should-retry") if headers is not None else None
+    if should_retry == "true":
+        retryable = True
+    elif should_retry == "false":
+        retryable = False
+    if request_id is None and headers is not None:
+        request_id = headers.get("x-request-id")
+    if in_stream:
+        text = f"error inside the stream: {text}"
+    return cls(
+        text,
+        provider=provider,
+        model=model,
+        status_code=status,
+        request_id=request_id,
+        retry_after=parse_retry_after(headers) if headers is not None else None,
+        error_type=error_type if isinstance(error_type, str) else None,
+        error_code=code,
+        retryable=retryable,
+        body=_scrub(body),
+        headers=rate_limit_headers(headers),
+    )
+
+
+def map_exception(exc: BaseException, *, provider: str, model: str | None) -> ProviderError | None:
+    """Our error for an ``openai`` SDK exception or an ``httpx2`` transport failure; ``None`` for anything else."""
+    import httpx2
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        response = exc.response
+        return error_from_body(exc.status_code, exc.body, provider=provider, model=model, headers=response.headers,
+                               request_id=exc.request_id, message=exc.message)
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
+        return TimeoutError(f"request to {provider} timed out", provider=provider, model=model)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        return NetworkError(f"connection to {provider} failed{detail}", provider=provider, model=model)
+    if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
+        return NetworkError(f"connection to {provider} failed: {type(exc).__name__}: {exc}", provider=provider,
+                            model=model)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ResponseParsingError(f"could not decode the answer: {exc.message}", provider=provider, model=model,
+                                    status_code=exc.status_code)
+    if isinstance(exc, openai.APIError):
+        return error_from_body(None, exc.body, provider=provider, model=model, message=exc.message)
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        return ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=provider, model=model)
+    return None
+
+
+class OpenAIErrorMapper:
+    """Context manager (sync or async) that re-raises SDK/transport errors as ours, ``from`` the original.
+
+    Example::
+
+        with OpenAIErrorMapper("openai", model):
+            response = await client.post(...)
+    """
+
+    __slots__ = ("model", "provider")
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self.provider = provider
+        self.model = model
+
+    def __enter__(self) -> OpenAIErrorMapper:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, LLMError):
+            return False
+        mapped = map_exception(exc, provider=self.provider, model=self.model)
+        if mapped is None:
+            return False
+        raise mapped from exc
+
+    async def __aenter__(self) -> OpenAIErrorMapper:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,261 @@
+"""Pure stream mapping for OpenAI-compatible APIs: SSE bytes -> events -> our chunks.
+
+:class:`SSEDecoder` turns raw bytes (any chunking, LF/CRLF/CR line ends, ``:`` comment lines such as OpenRouter's
+``: OPENROUTER PROCESSING``) into ``(event, data)`` pairs. :class:`ChatStreamDecoder` turns decoded
+``chat.completion.chunk`` dicts into :class:`LLMResponseChunk` objects through the shared
+:class:`StreamAccumulator` (text deltas, reasoning deltas, tool-call fragments merged by index, last non-null usage,
+finish reason), and :class:`CompletionStreamDecoder` does the same for legacy ``text_completion`` chunks. No I/O:
+every transport feeds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ProviderError
+from ..types import LLMResponse, LLMResponseChunk
+from ._openai_errors import error_from_body
+from ._openai_wire import content_text, normalize_finish_reason, parse_usage, vendor_cost
+from ._stream import StreamAccumulator
+
+__all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
+
+#: The data payload that ends an OpenAI stream.
+DONE = "[DONE]"
+
+
+class SSEDecoder:
+    """Incremental Server-Sent Events parser: feed bytes, get complete ``(event, data)`` pairs.
+
+    Follows the SSE spec where it matters here: ``data:`` lines of one event are joined with a newline, one space
+    after the colon is dropped, comment lines (starting with ``:``) and ``id``/``retry`` fields are ignored, and an
+    event is dispatched on a blank line.
+    """
+
+    __slots__ = ("_buf", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._data: list[str] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, str]]:
+        """Add bytes; return the events they complete, in order."""
+        buf = self._buf + chunk if self._buf else chunk
+        tail = b""
+        if b"\r" in buf:
+            if buf.endswith(b"\r"):  # maybe the first half of a CRLF split across reads
+                buf, tail = buf[:-1], b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        self._buf = lines.pop() + tail
+        events: list[tuple[str | None, str]] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append((self._event, "\n".join(self._data)))
+                    self._data = []
+                self._event = None
+                continue
+            if line[0] == 58:  # ":" -- a comment / keep-alive
+                continue
+            field, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if field == b"data":
+                self._data.append(value.decode())
+            elif field == b"event":
+                self._event = value.decode()
+        return events
+
+    def close(self) -> list[tuple[str | None, str]]:
+        """End of input: the last event, when the server did not finish it with a blank line."""
+        events = self.feed(b"\n\n") if self._buf.strip(b"\r") or self._data else []
+        self._buf = b""
+        return events
+
+
+def _merge_reasoning_details(into: dict[Any, dict[str, Any]], details: Any) -> None:
+    # OpenRouter streams reasoning_details fragments by index: text is concatenated, the rest is last-wins.
+    if not isinstance(details, list):
+        return
+    for pos, item in enumerate(details):
+        if not isinstance(item, dict):
+            continue
+        key = item.get("index", pos)
+        current = into.get(key)
+        if current is None:
+            into[key] = dict(item)
+            continue
+        for field, value in item.items():
+            if value is None:
+                continue
+            if field in ("text", "summary", "data") and isinstance(value, str):
+                current[field] = (current.get(field) or "") + value
+            else:
+                current[field] = value
+
+
+class ChatStreamDecoder:
+    """Turns decoded ``chat.completion.chunk`` dicts into our chunks; one instance per stream.
+
+    ``feed`` returns the chunks to yield (empty deltas produce none); after feeding a chunk, check
+    :attr:`error` for an in-band ``{"error": ...}`` payload (OpenRouter sends them on 200 streams) and raise it.
+    ``final_chunk`` closes the stream with finish reason, usage and complete tool calls.
+    """
+
+    def __init__(self, provider: str, model: str, request_id: str | None = None) -> None:
+        self.acc = StreamAccumulator(provider, model)
+        self.acc.request_id = request_id
+        self.error: ProviderError | None = None
+        self._model_seen = False
+        self._choices: set[int] = set()
+        self._others: dict[int, dict[str, Any]] = {}
+        self._annotations: list[Any] = []
+        self._details: dict[Any, dict[str, Any]] = {}
+
+    @property
+    def content_sent(self) -> bool:
+        """True once any text, reasoning or tool fragment has been produced."""
+        return self.acc.chunk_count > 0
+
+    def feed(self, chunk: Mapping[str, Any]) -> list[LLMResponseChunk]:
+        """Translate one chunk; returns the chunks to yield."""
+        acc = self.acc
+        out: list[LLMResponseChunk] = []
+        if not self._model_seen:
+            model = chunk.get("model")
+            if model:
+                acc.model = model
+                self._model_seen = True
+            if chunk.get("id") is not None:
+                acc.metadata["id"] = chunk["id"]
+                if acc.request_id is None:
+                    acc.request_id = chunk["id"]
+        usage = chunk.get("usage")
+        if usage:
+            acc.set_usage(parse_usage(usage))
+            if isinstance(usage, dict) and "cost" in usage:
+                acc.metadata["cost"] = usage["cost"]
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            self._choices.add(index)
+            if index != 0:
+                self._other_choice(index, choice)
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                text = content if isinstance(content, str) else content_text(content)
+                if text:
+                    out.append(acc.text(text))
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                out.append(acc.reasoning(reasoning))
+            calls = delta.get("tool_calls")
+            if calls:
+                for pos, call in enumerate(calls):
+                    fn = call.get("function") or {}
+                    out.append(acc.tool_delta(call.get("index", pos), id=call.get("id"), name=fn.get("name"),
+                                              arguments=fn.get("arguments")))
+            elif delta.get("function_call"):
+                fn = delta["function_call"]
+                out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
+            self._rare_delta_fields(delta)
+            native = choice.get("finish_reason")
+            if native is not None:
+                acc.set_finish(native, normalize_finish_reason(native))
+            vendor_native = choice.get("native_finish_reason")
+            if vendor_native is not None:
+                acc.metadata["native_finish_reason"] = vendor_native
+        error = chunk.get("error")
+        if error is not None:
+            self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)
+        return out
+
+    def _rare_delta_fields(self, delta: Mapping[str, Any]) -> None:
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self.acc.refusal = (self.acc.refusal or "") + refusal
+        annotations = delta.get("annotations")
+        if annotations:
+            self._annotations.extend(annotations)
+        details = delta.get("reasoning_details")
+        if details:
+            _merge_reasoning_details(self._details, details)
+
+    def _other_choice(self, index: int, choice: Mapping[str, Any]) -> None:
+        state = self._others.setdefault(index, {"index": index, "content": "", "finish_reason": None})
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            state["content"] += content if isinstance(content, str) else content_text(content)
+        if choice.get("finish_reason") is not None:
+            state["finish_reason"] = choice["finish_reason"]
+
+    def _finish_metadata(self) -> None:
+        meta = self.acc.metadata
+        if self._annotations:
+            meta["annotations"] = self._annotations
+        if self._details:
+            meta["provider_data"] = {"reasoning_details": [self._details[k] for k in self._details]}
+        if len(self._choices) > 1:
+            meta["n_choices"] = len(self._choices)
+            first = {"index": 0, "content": self.acc.content, "finish_reason": self.acc.native_finish_reason}
+            meta["choices"] = [first, *(self._others[k] for k in sorted(self._others))]
+
+    def final_chunk(self) -> LLMResponseChunk:
+        """The closing chunk (kind ``final``)."""
+        self._finish_metadata()
+        return self.acc.final_chunk()
+
+    def to_response(self, duration: float = 0.0) -> LLMResponse:
+        """Everything streamed so far as one :class:`LLMResponse`."""
+        self._finish_metadata()
+        response = self.acc.to_response(duration)
+        usage = response.usage.raw if response.usage is not None else None
+        cost = vendor_cost(usage)
+        if cost is not None:
+            response.cost = cost
+        return response
+
+
+class CompletionStreamDecoder(ChatStreamDecoder):
+    """Turns legacy ``text_completion`` stream chunks (``choices[].text``) into our chunks."""
+
+    def feed(self, chunk: Mapping[str, Any]) -> list[LLMResponseChunk]:
+        """Translate one chunk; returns the chunks to yield."""
+        acc = self.acc
+        out: list[LLMResponseChunk] = []
+        if not self._model_seen and chunk.get("model"):
+            acc.model = chunk["model"]
+            self._model_seen = True
+        usage = chunk.get("usage")
+        if usage:
+            acc.set_usage(parse_usage(usage))
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            self._choices.add(index)
+            if index != 0:
+                state = self._others.setdefault(index, {"index": index, "content": "", "finish_reason": None})
+                state["content"] += choice.get("text") or ""
+                continue
+            text = choice.get("text")
+            if text:
+                out.append(acc.text(text))
+            native = choice.get("finish_reason")
+            if native is not None:
+                acc.set_finish(native, normalize_finish_reason(native))
+        error = chunk.get("error")
+        if error is not None:
+            self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)
+        return out
+
+
+def in_band_error(error: Any, *, provider: str, model: str | None, request_id: str | None) -> ProviderError:
+    """The error for an ``{"error": {...}}`` payload inside a 200 stream; its numeric ``code`` is the status."""
+    code = error.get("code") if isinstance(error, dict) else None
+    status = code if isinstance(code, int) and 400 <= code < 600 else None
+    return error_from_body(status, {"error": error}, provider=provider, model=model, request_id=request_id,
+                           in_stream=True)

@@ -1,0 +1,746 @@
+"""Pure wire mapping for OpenAI-compatible chat APIs: our types <-> the vendor's decoded JSON.
+
+Nothing here touches the network or the SDK: requests come out as plain dicts ready for ``json.dumps`` and
+responses go in as plain dicts from ``json.loads``, so every transport (the official SDK over httpx2 or aiohttp,
+or a native client) shares this module, and the conformance corpus tests it directly.
+
+Request side: :func:`build_chat_body`, :func:`messages_to_wire`, :func:`tools_to_wire`,
+:func:`tool_choice_to_wire`, :func:`response_format_from`, :func:`model_rules`, :func:`build_completion_body`,
+:func:`build_embedding_body`. Response side: :func:`parse_chat_completion`, :func:`parse_text_completion`,
+:func:`parse_embeddings`, :func:`parse_usage`, :func:`normalize_finish_reason`. Streams live in
+``_openai_stream.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ..errors import ValidationError
+from ..types import (
+    CostInfo,
+    DocumentPart,
+    EmbeddingResponse,
+    FinishReason,
+    FunctionCall,
+    ImagePart,
+    LLMResponse,
+    Message,
+    TextPart,
+    TokenUsage,
+    ToolCall,
+    ToolSpec,
+)
+
+__all__ = [
+    "LEGACY_COMPLETION_MODELS",
+    "ModelRules",
+    "WireDialect",
+    "build_chat_body",
+    "build_completion_body",
+    "build_embedding_body",
+    "content_text",
+    "messages_to_wire",
+    "model_rules",
+    "normalize_finish_reason",
+    "parse_chat_completion",
+    "parse_embeddings",
+    "parse_text_completion",
+    "parse_tool_calls",
+    "parse_usage",
+    "response_format_from",
+    "tool_choice_to_wire",
+    "tools_to_wire",
+]
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_STOP = FinishReason.STOP.value
+_LENGTH = FinishReason.LENGTH.value
+_TOOL_CALLS = FinishReason.TOOL_CALLS.value
+_FILTER = FinishReason.CONTENT_FILTER.value
+_ERROR = FinishReason.ERROR.value
+_OTHER = FinishReason.OTHER.value
+
+#: Vendor finish reasons -> ours. OpenAI's own values plus what compatible servers send.
+_FINISH = {
+    "stop": _STOP,
+    "length": _LENGTH,
+    "tool_calls": _TOOL_CALLS,
+    "function_call": _TOOL_CALLS,
+    "content_filter": _FILTER,
+    "end_turn": _STOP,
+    "stop_sequence": _STOP,
+    "eos": _STOP,
+    "max_tokens": _LENGTH,
+    "model_length": _LENGTH,
+    "tool_use": _TOOL_CALLS,
+    "error": _ERROR,
+    "insufficient_system_resource": _ERROR,
+}
+
+#: Models served by the legacy ``/v1/completions`` endpoint (prefix match).
+LEGACY_COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002", "text-davinci", "text-curie",
+                            "text-babbage", "text-ada")
+
+# Keys of an assistant turn that only our schema knows; everything else in a dict message is already wire format.
+_RESERVED_MESSAGE_KEYS = ("reasoning", "provider_data")
+# provider_data entries that travel back on the next turn (OpenRouter keeps reasoning continuity with these).
+_ECHO_PROVIDER_DATA = ("reasoning_details",)
+
+
+def normalize_finish_reason(native: str | None) -> str | None:
+    """Our :class:`FinishReason` value for a vendor finish reason (``None`` stays ``None``)."""
+    if native is None:
+        return None
+    return _FINISH.get(native, _OTHER)
+
+
+# -- dialects and model rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WireDialect:
+    """How one OpenAI-compatible vendor differs from OpenAI on the wire; built once per provider."""
+
+    #: Our provider name, stamped on responses.
+    provider: str
+    #: Field of an assistant turn that carries its reasoning back (DeepSeek ``reasoning_content``, OpenRouter
+    #: ``reasoning``); ``None`` drops it.
+    reasoning_field: str | None = None
+    #: Send ``max_tokens`` as ``max_completion_tokens`` to reasoning models (OpenAI's rule).
+    completion_tokens_for_reasoning: bool = True
+    #: Ask streams for a final usage chunk (``stream_options.include_usage``).
+    stream_usage: bool = True
+    #: Default ``encoding_format`` for embeddings (``None`` leaves it to the server; base64 is smaller and faster).
+    embedding_encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """Parameter rules of one model, decided once per model name."""
+
+    reasoning: bool = False
+    #: Where ``max_tokens`` goes on the wire.
+    max_tokens_param: str = "max_tokens"
+    #: Reasoning models accept only the default temperature/top_p (1); other values are dropped, not sent.
+    fixed_sampling: bool = False
+    #: o1-mini / o1-preview refuse system and developer turns: send them as this role instead.
+    system_role: str | None = None
+
+
+@lru_cache(maxsize=256)
+def model_rules(model: str, completion_tokens_for_reasoning: bool = True) -> ModelRules:
+    """The parameter rules for ``model`` (an OpenRouter-style ``vendor/model`` id is judged by its last part)."""
+    tail = model.rsplit("/", 1)[-1].lower()
+    reasoning = tail.startswith(("o1", "o3", "o4")) or (tail.startswith("gpt-5") and "chat" not in tail)
+    if not reasoning:
+        return ModelRules()
+    system_role = "user" if tail.startswith(("o1-mini", "o1-preview")) else None
+    param = "max_completion_tokens" if completion_tokens_for_reasoning else "max_tokens"
+    return ModelRules(reasoning=True, max_tokens_param=param, fixed_sampling=True, system_role=system_role)
+
+
+def supports_legacy_completions(model: str) -> bool:
+    """True for the OpenAI models that the legacy ``/completions`` endpoint serves."""
+    return model.rsplit("/", 1)[-1].lower().startswith(LEGACY_COMPLETION_MODELS)
+
+
+# -- messages -----------------------------------------------------------------------------------------------
+
+
+def _bad(message: str, provider: str | None) -> ValidationError:
+    return ValidationError(message, provider=provider)
+
+
+def _part_obj_to_wire(part: TextPart | ImagePart | DocumentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        out: dict[str, Any] = {"type": "text", "text": part.text}
+    elif isinstance(part, ImagePart):
+        image: dict[str, Any] = {"url": part.data_url}
+        if part.detail:
+            image["detail"] = part.detail
+        out = {"type": "image_url", "image_url": image}
+    else:
+        file: dict[str, Any] = {
+            "file_data": part.url if part.url is not None else f"data:{part.media_type};base64,{part.data}"
+        }
+        if part.filename:
+            file["filename"] = part.filename
+        out = {"type": "file", "file": file}
+    if part.cache_control:
+        out["cache_control"] = part.cache_control
+    return out
+
+
+def _part_dict_to_wire(part: Mapping[str, Any], provider: str | None) -> Any:
+    kind = part.get("type")
+    if kind == "image" or kind == "document":
+        # Our own loose form of a part: validate it through the model, then map.
+        model = ImagePart if kind == "image" else DocumentPart
+        try:
+            return _part_obj_to_wire(model.model_validate(part))
+        except Exception as exc:
+            raise _bad(f"invalid {kind} part: {exc}", provider) from None
+    if kind == "input_text":
+        return {"type": "text", "text": part.get("text", "")}
+    # text, image_url, file, input_audio, refusal, and parts we do not model: already OpenAI wire format.
+    return part
+
+
+def _content_to_wire(content: Any, provider: str | None) -> Any:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append({"type": "text", "text": part})
+            elif isinstance(part, (TextPart, ImagePart, DocumentPart)):
+                out.append(_part_obj_to_wire(part))
+            elif isinstance(part, Mapping):
+                out.append(_part_dict_to_wire(part, provider))
+            else:
+                raise _bad(f"unsupported content part of type {type(part).__name__}", provider)
+        return out
+    raise _bad(f"message content must be a string or a list of parts, not {type(content).__name__}", provider)
+
+
+def _tool_call_to_wire(call: Any, provider: str | None) -> Any:
+    if isinstance(call, ToolCall):
+        return {"id": call.id, "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments}}
+    if not isinstance(call, Mapping):
+        raise _bad(f"a tool call must be a ToolCall or a dict, not {type(call).__name__}", provider)
+    fn = call.get("function")
+    if isinstance(fn, Mapping):
+        name, args = fn.get("name"), fn.get("arguments")
+        if isinstance(args, str) and call.get("type") == "function" and "provider_data" not in call:
+            return call if isinstance(call, dict) else dict(call)  # already wire format
+    else:  # the flat form {"id", "name", "arguments"}
+        name, args = call.get("name"), call.get("arguments")
+    if not isinstance(args, str):
+        args = "{}" if args is None else json.dumps(args, ensure_ascii=False)
+    return {"id": call.get("id"), "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def _message_obj_to_wire(message: Message, dialect: WireDialect) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role}
+    content = message.content
+    if isinstance(content, list):
+        out["content"] = [_part_obj_to_wire(p) for p in content]
+    elif content is None and not (message.role == "assistant" and message.tool_calls):
+        out["content"] = ""
+    else:
+        out["content"] = content
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["tool_calls"] = [_tool_call_to_wire(c, dialect.provider) for c in message.tool_calls]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.role == "assistant":
+        if message.reasoning and dialect.reasoning_field:
+            out[dialect.reasoning_field] = message.reasoning
+        if message.provider_data:
+            for key in _ECHO_PROVIDER_DATA:
+                if key in message.provider_data:
+                    out[key] = message.provider_data[key]
+    return out
+
+
+def _message_dict_to_wire(message: Mapping[str, Any], dialect: WireDialect) -> dict[str, Any]:
+    provider = dialect.provider
+    role = message.get("role")
+    if role not in _ROLES:
+        raise _bad(f"message role must be one of {sorted(_ROLES)}, not {role!r}", provider)
+    out = dict(message)
+    content = out.get("content")
+    if content is not None and not isinstance(content, str):
+        if role == "tool" and not isinstance(content, list):
+            out["content"] = json.dumps(content, ensure_ascii=False)
+        else:
+            out["content"] = _content_to_wire(content, provider)
+    if role == "tool" and not out.get("tool_call_id"):
+        raise _bad("a 'tool' message needs 'tool_call_id' (the id of the call it answers)", provider)
+    calls = out.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [_tool_call_to_wire(c, provider) for c in calls]
+    if "reasoning" in out or "provider_data" in out:
+        reasoning = out.pop("reasoning", None)
+        data = out.pop("provider_data", None)
+        if role == "assistant":
+            if reasoning and dialect.reasoning_field and dialect.reasoning_field not in out:
+                out[dialect.reasoning_field] = reasoning
+            if isinstance(data, Mapping):
+                for key in _ECHO_PROVIDER_DATA:
+                    if key in data and key not in out:
+                        out[key] = data[key]
+    return out
+
+
+def messages_to_wire(
+    messages: str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]],
+    dialect: WireDialect,
+    rules: ModelRules | None = None,
+) -> list[dict[str, Any]]:
+    """OpenAI ``messages`` from our messages or dicts.
+
+    Dicts are taken as OpenAI wire format (with our loose part forms and ``reasoning``/``provider_data`` keys
+    translated), so parts and fields we do not model (``input_audio``, ``file_id`` files, vendor extensions) pass
+    through unchanged; :class:`Message` objects are mapped field by field. A bare string is one user turn.
+    """
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, (Message, Mapping)):
+        messages = [messages]
+    out = []
+    for message in messages:
+        if isinstance(message, Message):
+            out.append(_message_obj_to_wire(message, dialect))
+        elif isinstance(message, Mapping):
+            out.append(_message_dict_to_wire(message, dialect))
+        elif isinstance(message, str):
+            out.append({"role": "user", "content": message})
+        else:
+            raise _bad(f"a message must be a Message or a dict, not {type(message).__name__}", dialect.provider)
+    if rules is not None and rules.system_role:
+        for item in out:
+            if item["role"] in ("system", "developer"):
+                item["role"] = rules.system_role
+    return out
+
+
+# -- tools and structured output ----------------------------------------------------------------------------
+
+
+def tools_to_wire(tools: Sequence[Any], provider: str | None = None) -> list[dict[str, Any]]:
+    """OpenAI ``tools`` from :class:`ToolSpec` objects or dicts (flat, OpenAI or Anthropic form).
+
+    Dicts already in OpenAI's ``{"type": "function", "function": {...}}`` form, and non-function tools, are sent
+    as given.
+    """
+    out = []
+    for tool in tools:
+        if isinstance(tool, ToolSpec):
+            out.append(tool.to_openai())
+        elif isinstance(tool, Mapping):
+            kind = tool.get("type")
+            if (kind == "function" and isinstance(tool.get("function"), Mapping)) or (
+                kind is not None and kind != "function"
+            ):
+                out.append(dict(tool))
+            else:
+                try:
+                    out.append(ToolSpec.model_validate(tool).to_openai())
+                except Exception as exc:
+                    raise _bad(f"invalid tool description: {exc}", provider) from None
+        else:
+            raise _bad(f"a tool must be a ToolSpec or a dict, not {type(tool).__name__}", provider)
+    return out
+
+
+def tool_choice_to_wire(choice: Any, provider: str | None = None) -> Any:
+    """OpenAI ``tool_choice``: ``"auto"``/``"none"``/``"required"``, a function name, or a dict.
+
+    Anthropic's spellings are accepted too (``{"type": "any"}`` -> ``"required"``, ``{"type": "tool", "name"}``).
+    """
+    if isinstance(choice, str):
+        if choice in ("auto", "none", "required"):
+            return choice
+        if choice == "any":
+            return "required"
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, ToolSpec):
+        return {"type": "function", "function": {"name": choice.name}}
+    if isinstance(choice, Mapping):
+        kind = choice.get("type")
+        if kind == "function" and isinstance(choice.get("function"), Mapping):
+            return dict(choice)
+        if kind in ("auto", "none", "required"):
+            return kind
+        if kind == "any":
+            return "required"
+        name = choice.get("name")
+        if isinstance(name, str) and kind in (None, "tool", "function"):
+            return {"type": "function", "function": {"name": name}}
+        if kind is not None:
+            return dict(choice)  # e.g. {"type": "allowed_tools", ...}: newer OpenAI forms, sent as given
+    raise _bad(f"unsupported tool_choice {choice!r}", provider)
+
+
+def response_format_from(
+    response_format: Any = None, *, json_mode: bool = False, json_schema: Any = None
+) -> dict[str, Any] | None:
+    """OpenAI ``response_format`` from ``response_format=``, ``json=True`` or ``json_schema=``.
+
+    ``json_schema`` may be a JSON schema, OpenAI's ``{"name", "schema", "strict"}`` wrapper, or a pydantic model
+    class; ``response_format`` may be OpenAI's dict, ``"json"``/``"json_object"``/``"text"``, or a pydantic model
+    class.
+    """
+    if response_format is not None:
+        if isinstance(response_format, Mapping):
+            return dict(response_format)
+        if isinstance(response_format, str):
+            kind = "json_object" if response_format in ("json", "json_object") else response_format
+            return {"type": kind}
+        return response_format_from(json_schema=response_format)
+    if json_schema is not None:
+        schema: Any = json_schema
+        name = "response"
+        strict: bool | None = None
+        if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+            name = schema.__name__
+            schema = schema.model_json_schema()
+        elif isinstance(schema, Mapping) and isinstance(schema.get("schema"), Mapping):
+            name = schema.get("name") or name
+            strict = schema.get("strict")
+            schema = schema["schema"]
+        elif isinstance(schema, Mapping):
+            name = str(schema.get("title") or name)
+        spec: dict[str, Any] = {"name": name, "schema": dict(schema)}
+        if strict is not None:
+            spec["strict"] = strict
+        return {"type": "json_schema", "json_schema": spec}
+    if json_mode:
+        return {"type": "json_object"}
+    return None
+
+
+# -- request bodies -----------------------------------------------------------------------------------------
+
+#: Per-call keywords consumed while building the body (never sent as they are).
+_BODY_CONTROL = frozenset({"json", "json_schema", "include_usage", "stream", "messages"})
+
+
+def build_chat_body(
+    messages: list[dict[str, Any]],
+    model: str,
+    params: Mapping[str, Any],
+    *,
+    dialect: WireDialect,
+    rules: ModelRules,
+    stream: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of one chat request.
+
+    ``defaults`` (configuration: ``max_tokens``, ``temperature``, ``extra_body``...) apply under ``params`` (the
+    call's keywords); a ``None`` value in ``params`` removes a default. ``max_tokens`` becomes
+    ``max_completion_tokens`` for reasoning models, a non-default temperature/top_p is dropped for them, and
+    keywords this function does not know are sent as they are (vendor extensions such as ``top_k``,
+    ``provider``, ``reasoning``), as is everything in ``extra_body``.
+    """
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    merged = {**defaults, **params} if defaults else params
+    extra = merged.get("extra_body")
+    for key, value in merged.items():
+        if value is None or key in _BODY_CONTROL or key == "extra_body" or key == "model":
+            continue
+        if key == "max_tokens":
+            body[rules.max_tokens_param] = value
+        elif key == "temperature" or key == "top_p":
+            if not rules.fixed_sampling or value == 1:
+                body[key] = value
+        elif key == "tools":
+            if value:
+                body["tools"] = tools_to_wire(value, dialect.provider)
+        elif key == "tool_choice":
+            body["tool_choice"] = tool_choice_to_wire(value, dialect.provider)
+        elif key == "response_format":
+            body["response_format"] = response_format_from(value)
+        else:
+            body[key] = value
+    if "response_format" not in body:
+        json_schema = merged.get("json_schema")
+        if json_schema is not None or merged.get("json"):
+            body["response_format"] = response_format_from(json_mode=bool(merged.get("json")),
+                                                           json_schema=json_schema)
+    if stream:
+        body["stream"] = True
+        include_usage = merged.get("include_usage", dialect.stream_usage)
+        if include_usage and "stream_options" not in body:
+            body["stream_options"] = {"include_usage": True}
+    if extra:
+        body.update(extra)
+    return body
+
+
+def build_completion_body(
+    prompt: str | list[str],
+    model: str,
+    params: Mapping[str, Any],
+    *,
+    stream: bool = False,
+    stream_usage: bool = True,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of one legacy ``/completions`` request (same keyword rules as :func:`build_chat_body`)."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+    merged = {**defaults, **params} if defaults else params
+    for key, value in merged.items():
+        if value is None or key in _BODY_CONTROL or key in ("extra_body", "model", "prompt"):
+            continue
+        body[key] = value
+    if stream:
+        body["stream"] = True
+        if merged.get("include_usage", stream_usage) and "stream_options" not in body:
+            body["stream_options"] = {"include_usage": True}
+    extra = merged.get("extra_body")
+    if extra:
+        body.update(extra)
+    return body
+
+
+def build_embedding_body(
+    inputs: list[str], model: str, params: Mapping[str, Any], *, dialect: WireDialect
+) -> dict[str, Any]:
+    """The JSON body of one ``/embeddings`` request; ``dimensions`` and ``encoding_format`` pass through."""
+    body: dict[str, Any] = {"model": model, "input": inputs}
+    encoding = params.get("encoding_format", dialect.embedding_encoding)
+    if encoding is not None:
+        body["encoding_format"] = encoding
+    for key, value in params.items():
+        if value is None or key in ("extra_body", "model", "input", "encoding_format", "batch_size"):
+            continue
+        body[key] = value
+    extra = params.get("extra_body")
+    if extra:
+        body.update(extra)
+    return body
+
+
+# -- responses ----------------------------------------------------------------------------------------------
+
+
+def parse_usage(usage: Any) -> TokenUsage | None:
+    """Our :class:`TokenUsage` from an OpenAI-compatible ``usage`` object (``None`` when there is none).
+
+    ``cached_input_tokens`` comes from ``prompt_tokens_details.cached_tokens`` (DeepSeek: else
+    ``prompt_cache_hit_tokens``), ``cache_write_tokens`` from OpenRouter's ``prompt_tokens_details
+    .cache_write_tokens``, ``reasoning_tokens`` from ``completion_tokens_details.reasoning_tokens``.
+    """
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    cached: Any = None
+    write = reasoning = 0
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        cached = details.get("cached_tokens")
+        write = details.get("cache_write_tokens") or 0
+    if cached is None:
+        cached = usage.get("prompt_cache_hit_tokens") or 0
+    details = usage.get("completion_tokens_details")
+    if isinstance(details, dict):
+        reasoning = details.get("reasoning_tokens") or 0
+    return TokenUsage.model_construct(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=usage.get("total_tokens") or prompt + completion,
+        cached_input_tokens=cached,
+        cache_write_tokens=write,
+        reasoning_tokens=reasoning,
+        raw=usage,
+    )
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or the text parts of a list some servers return."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content
+                       if isinstance(p, dict) and p.get("type") in (None, "text", "output_text"))
+    return ""
+
+
+def parse_tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
+    """The tool calls of an assistant message; a legacy ``function_call`` becomes one call with id ``None``."""
+    raw = message.get("tool_calls")
+    calls = []
+    if raw:
+        for call in raw:
+            fn = call.get("function") or {}
+            args = fn.get("arguments")
+            if not isinstance(args, str):
+                args = "{}" if args is None else json.dumps(args, ensure_ascii=False)
+            calls.append(ToolCall.model_construct(
+                id=call.get("id"), type="function",
+                function=FunctionCall.model_construct(name=fn.get("name") or "", arguments=args or "{}"),
+                provider_data=None,
+            ))
+        return calls
+    legacy = message.get("function_call")
+    if legacy:
+        args = legacy.get("arguments")
+        if not isinstance(args, str):
+            args = "{}" if args is None else json.dumps(args, ensure_ascii=False)
+        calls.append(ToolCall.model_construct(
+            id=None, type="function",
+            function=FunctionCall.model_construct(name=legacy.get("name") or "", arguments=args or "{}"),
+            provider_data=None,
+        ))
+    return calls
+
+
+def _reasoning_of(message: Mapping[str, Any]) -> str | None:
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) and value else None
+
+
+def vendor_cost(usage: Any) -> CostInfo | None:
+    """The cost a vendor reports in its usage object (OpenRouter ``usage.cost``), else ``None``."""
+    if not isinstance(usage, dict):
+        return None
+    cost = usage.get("cost")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool):
+        return None
+    details = usage.get("cost_details")
+    input_cost = output_cost = 0.0
+    if isinstance(details, dict):
+        input_cost = float(details.get("upstream_inference_prompt_cost") or 0.0)
+        output_cost = float(details.get("upstream_inference_completions_cost") or 0.0)
+    return CostInfo(input_cost=input_cost, output_cost=output_cost, total_cost=float(cost), source="provider")
+
+
+def parse_chat_completion(
+    data: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    request_id: str | None = None,
+    duration: float = 0.0,
+) -> LLMResponse:
+    """Our :class:`LLMResponse` from a decoded ``chat.completion`` object (choice 0; others in metadata).
+
+    Metadata keeps ``id``, ``system_fingerprint``, ``service_tier``, ``annotations``, ``logprobs``, OpenRouter's
+    ``provider`` and ``native_finish_reason``, the vendor's usage extras (cost) and, when ``n > 1``, ``choices``.
+    """
+    choices = data.get("choices") or []
+    choice = choices[0] if choices else {}
+    message = choice.get("message") or {}
+    native = choice.get("finish_reason")
+    metadata: dict[str, Any] = {}
+    if "id" in data:
+        metadata["id"] = data["id"]
+    for key in ("system_fingerprint", "service_tier", "provider", "citations"):
+        value = data.get(key)
+        if value is not None:
+            metadata[key] = value
+    value = choice.get("native_finish_reason")
+    if value is not None:
+        metadata["native_finish_reason"] = value
+    if choice.get("logprobs") is not None:
+        metadata["logprobs"] = choice["logprobs"]
+    for key in ("annotations", "audio"):
+        value = message.get(key)
+        if value:
+            metadata[key] = value
+    details = message.get("reasoning_details")
+    if details:
+        metadata["provider_data"] = {"reasoning_details": details}
+    usage_raw = data.get("usage")
+    cost = None
+    if isinstance(usage_raw, dict) and "cost" in usage_raw:
+        metadata["cost"] = usage_raw.get("cost")
+        if usage_raw.get("cost_details") is not None:
+            metadata["cost_details"] = usage_raw["cost_details"]
+        cost = vendor_cost(usage_raw)
+    if len(choices) > 1:
+        metadata["n_choices"] = len(choices)
+        metadata["choices"] = [
+            {"index": c.get("index", i), "content": content_text((c.get("message") or {}).get("content")),
+             "finish_reason": c.get("finish_reason"),
+             "tool_calls": parse_tool_calls(c.get("message") or {})}
+            for i, c in enumerate(choices)
+        ]
+    refusal = message.get("refusal")
+    return LLMResponse.model_construct(
+        content=content_text(message.get("content")),
+        provider=provider,
+        model=data.get("model") or model,
+        finish_reason=normalize_finish_reason(native),
+        native_finish_reason=native,
+        tool_calls=parse_tool_calls(message),
+        usage=parse_usage(usage_raw),
+        cost=cost,
+        reasoning=_reasoning_of(message),
+        refusal=refusal if isinstance(refusal, str) and refusal else None,
+        metadata=metadata,
+        request_id=request_id or data.get("id"),
+        duration=duration,
+    )
+
+
+def parse_text_completion(
+    data: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    request_id: str | None = None,
+    duration: float = 0.0,
+) -> LLMResponse:
+    """Our :class:`LLMResponse` from a legacy ``text_completion`` object (``choices[0].text``)."""
+    choices = data.get("choices") or []
+    choice = choices[0] if choices else {}
+    native = choice.get("finish_reason")
+    metadata: dict[str, Any] = {"id": data.get("id"), "endpoint": "completions"}
+    if len(choices) > 1:
+        metadata["n_choices"] = len(choices)
+        metadata["choices"] = [{"index": c.get("index", i), "content": c.get("text") or "",
+                                "finish_reason": c.get("finish_reason")} for i, c in enumerate(choices)]
+    return LLMResponse.model_construct(
+        content=choice.get("text") or "",
+        provider=provider,
+        model=data.get("model") or model,
+        finish_reason=normalize_finish_reason(native),
+        native_finish_reason=native,
+        usage=parse_usage(data.get("usage")),
+        metadata=metadata,
+        request_id=request_id or data.get("id"),
+        duration=duration,
+    )
+
+
+def _decode_base64_floats(value: str) -> list[float]:
+    values = array("f")
+    values.frombytes(base64.b64decode(value))
+    if sys.byteorder != "little":  # the wire format is little-endian float32
+        values.byteswap()
+    return values.tolist()
+
+
+def parse_embeddings(
+    data: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    request_id: str | None = None,
+) -> EmbeddingResponse:
+    """Our :class:`EmbeddingResponse` from a decoded ``/embeddings`` answer (float lists or base64), in order."""
+    items = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
+    vectors = []
+    for item in items:
+        vector = item.get("embedding")
+        vectors.append(_decode_base64_floats(vector) if isinstance(vector, str) else vector)
+    usage_raw = data.get("usage")
+    usage = None
+    if isinstance(usage_raw, dict):
+        prompt = usage_raw.get("prompt_tokens") or 0
+        usage = TokenUsage.model_construct(input_tokens=prompt, output_tokens=0,
+                                           total_tokens=usage_raw.get("total_tokens") or prompt,
+                                           cached_input_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
+                                           raw=usage_raw)
+    return EmbeddingResponse.model_construct(
+        embeddings=vectors, provider=provider, model=data.get("model") or model, usage=usage, cost=None,
+        metadata={}, request_id=request_id, duration=0.0,
+    )

@@ -1,0 +1,157 @@
+"""Anthropic error mapping: error bodies and SDK exceptions -> the spoon-llm error tree.
+
+:func:`error_from_body` is pure (status + decoded body + headers), shared by every transport and by the
+in-band ``event: error`` of a stream. :class:`ErrorMapper` is the one async context manager that wraps every
+SDK call and every stream iteration and re-raises what escapes as our errors, ``from`` the original.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx2
+
+from ..._headers import parse_retry_after, rate_limit_headers
+from ...errors import (
+    LLMError,
+    NetworkError,
+    ProviderError,
+    ResponseParsingError,
+    TimeoutError,
+    TokenLimitError,
+    error_for_status,
+)
+
+__all__ = ["ErrorMapper", "error_from_body", "is_context_overflow"]
+
+PROVIDER = "anthropic"
+
+# The status each of the API's ``error.type`` values comes with (an in-band stream error carries none).
+_BY_TYPE: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+# Anthropic gives context overflows no code of their own: the message is all there is.
+_OVERFLOW_MARKERS = ("prompt is too long", "exceed context limit", "context window", "too many tokens",
+                     "maximum context length")
+
+
+def is_context_overflow(message: str | None) -> bool:
+    """True when an ``invalid_request_error`` message says the prompt does not fit the context window."""
+    if not message:
+        return False
+    lowered = message.lower()
+    return any(marker in lowered for marker in _OVERFLOW_MARKERS)
+
+
+def error_from_body(
+    status: int | None,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    model: str | None = None,
+    request_id: str | None = None,
+) -> ProviderError:
+    """Our error for an Anthropic error response, or for an in-band stream ``error`` event (``status=None``)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    error_type = message = None
+    if isinstance(error, Mapping):
+        error_type = error.get("type")
+        message = error.get("message")
+    if message is None:
+        message = body if isinstance(body, str) and body else f"HTTP {status} from Anthropic"
+    # An in-band stream error has no HTTP status of its own (the stream was a 200): the type implies one.
+    implied = status
+    if implied is None and isinstance(error_type, str) and error_type in _BY_TYPE:
+        implied = _BY_TYPE[error_type]
+    overflow = error_type == "request_too_large" or (implied in (400, 413) and is_context_overflow(str(message)))
+    cls = TokenLimitError if overflow else error_for_status(implied)
+    if request_id is None:
+        if isinstance(body, Mapping) and isinstance(body.get("request_id"), str):
+            request_id = body["request_id"]
+        elif headers is not None:
+            request_id = headers.get("request-id")
+    return cls(
+        str(message),
+        provider=PROVIDER,
+        model=model,
+        status_code=status,
+        request_id=request_id,
+        retry_after=parse_retry_after(headers),
+        error_type=error_type,
+        body=body,
+        headers=rate_limit_headers(headers),
+    )
+
+
+class ErrorMapper:
+    """Maps exceptions escaping an Anthropic SDK call (or a stream read) to our error tree.
+
+    Built once per client with the SDK module; use ``async with mapper.scope(model):`` around each call.
+    """
+
+    def __init__(self, sdk: Any) -> None:
+        self._status_error: type[BaseException] = sdk.APIStatusError
+        self._timeout: type[BaseException] = sdk.APITimeoutError
+        self._connection: type[BaseException] = sdk.APIConnectionError
+        self._validation: type[BaseException] = sdk.APIResponseValidationError
+        self._sdk_error: type[BaseException] = sdk.AnthropicError
+
+    def scope(self, model: str | None) -> _Scope:
+        """A context manager that translates what escapes it."""
+        return _Scope(self, model)
+
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""
+        if isinstance(exc, LLMError):
+            return None
+        if isinstance(exc, self._status_error):
+            response = exc.response  # type: ignore[attr-defined]
+            return error_from_body(exc.status_code, exc.body, response.headers,  # type: ignore[attr-defined]
+                                   model=model, request_id=exc.request_id)  # type: ignore[attr-defined]
+        if isinstance(exc, (self._timeout, httpx2.TimeoutException)):
+            return TimeoutError(f"request timed out: {exc}", provider=PROVIDER, model=model)
+        if isinstance(exc, self._validation):
+            return ResponseParsingError(f"the response did not match the expected schema: {exc}",
+                                        provider=PROVIDER, model=model)
+        if isinstance(exc, (self._connection, httpx2.TransportError, httpx2.StreamError)):
+            cause = exc.__cause__ or exc
+            return NetworkError(f"connection failed: {type(cause).__name__}: {cause}", provider=PROVIDER,
+                                model=model)
+        if isinstance(exc, json.JSONDecodeError):
+            return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER, model=model)
+        if isinstance(exc, self._sdk_error):
+            return ProviderError(str(exc), provider=PROVIDER, model=model)
+        return None
+
+
+class _Scope:
+    __slots__ = ("_mapper", "_model")
+
+    def __init__(self, mapper: ErrorMapper, model: str | None) -> None:
+        self._mapper = mapper
+        self._model = model
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None:
+            return False
+        mapped = self._mapper.translate(exc, self._model)
+        if mapped is None:
+            return False
+        raise mapped from exc

@@ -1,0 +1,621 @@
+"""``OpenAICompatibleProvider``: any OpenAI-compatible chat API through the official ``openai`` SDK.
+
+The shared base of the ``openai``, ``openrouter``, ``deepseek``, ``vllm`` and ``ollama`` providers, and usable on
+its own for a purely configured endpoint::
+
+    [providers.my-server]
+    type = "openai_compatible"
+    base_url = "http://10.0.0.5:8000/v1"
+    model = "qwen2.5-7b-instruct"
+    api_key = "${MY_SERVER_KEY}"          # optional
+
+One ``AsyncOpenAI`` client per deployment (provider instance), built with ``max_retries=0`` (the manager owns
+retries) on an ``httpx2.AsyncClient`` -- or the SDK's aiohttp client with ``transport = "aiohttp"`` -- whose pool
+limits and timeouts come from the configuration; ``cleanup()`` closes it. Requests go through the SDK's low-level
+``post`` with a body built by :mod:`._openai_wire` and come back as raw JSON or SSE bytes decoded by our own mapping
+(:mod:`._openai_wire`, :mod:`._openai_stream`), so no SDK model objects are built on the hot path. Errors are mapped
+by :mod:`._openai_errors`.
+
+Per-call keywords: ``model``, ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``tools``, ``tool_choice``
+(``"auto"``/``"none"``/``"required"``, a function name, or OpenAI's dict), ``parallel_tool_calls``,
+``response_format`` (or ``json=True`` / ``json_schema=``), ``seed``, ``user``, ``reasoning_effort``,
+``include_usage`` (streams), ``extra_headers``, ``extra_body`` and ``timeout``. Any other keyword is sent in the
+request body as it is (``n``, ``logprobs``, vLLM's ``top_k``, OpenRouter's ``provider``...): the vendor, not us,
+decides what it accepts. ``None`` means "do not send", also for a configured default.
+
+Subclassing (the older README's pattern keeps working)::
+
+    @register_provider("custom_openai", [ProviderCapability.CHAT, ProviderCapability.COMPLETION])
+    class CustomOpenAIProvider(OpenAICompatibleProvider):
+        def __init__(self):
+            super().__init__()
+            self.provider_name = "custom_openai"
+            self.default_base_url = "https://api.custom-provider.com/v1"
+            self.default_model = "custom-model"
+
+        def get_additional_headers(self, config):
+            return {"Custom-Header": config.get("custom_value", "default")}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx2
+
+from ..config.models import ProviderConfig
+from ..errors import (
+    ConfigurationError,
+    LLMError,
+    NetworkError,
+    ResponseParsingError,
+    StreamInterruptedError,
+    ValidationError,
+    register_secret,
+)
+from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
+from ._builtin import BUILTIN_PROVIDERS
+from ._openai_errors import OpenAIErrorMapper, error_from_body, map_exception
+from ._openai_stream import DONE, ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
+from ._openai_wire import (
+    WireDialect,
+    build_chat_body,
+    build_completion_body,
+    build_embedding_body,
+    messages_to_wire,
+    model_rules,
+    parse_chat_completion,
+    parse_embeddings,
+    parse_text_completion,
+    supports_legacy_completions,
+)
+from .base import BaseProvider, require_sdk
+
+__all__ = ["OpenAICompatibleProvider", "builtin_capabilities"]
+
+_CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
+
+
+def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
+    """The capabilities ``_builtin`` declares for a built-in provider (one source of truth)."""
+    return tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[name][1])
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# Built once: json.dumps with non-default arguments would build an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _encode(body: Mapping[str, Any], provider: str) -> bytes:
+    try:
+        return _ENCODER.encode(body).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=provider) from exc
+
+
+def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys our schema does not know go to ``options``: the older API passed free-form dicts to providers."""
+    known = {k: v for k, v in config.items() if k in _CONFIG_FIELDS}
+    unknown = {k: v for k, v in config.items() if k not in _CONFIG_FIELDS}
+    if unknown:
+        known["options"] = {**unknown, **dict(known.get("options") or {})}
+    return known
+
+
+def _completion_as_chunk(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole ``chat.completion`` (a server that ignored ``stream``) as one stream chunk."""
+    choices = [{**c, "delta": c.get("message") or {}} for c in data.get("choices") or ()]
+    return {**data, "choices": choices}
+
+
+class OpenAICompatibleProvider(BaseProvider):
+    """Provider for any OpenAI-compatible API (chat, streaming, tools, legacy completions, embeddings).
+
+    Subclasses set ``provider_name``, ``default_base_url``, ``default_model`` (class attributes, or instance
+    attributes in ``__init__`` as the older API did), may override :meth:`get_additional_headers` and
+    :meth:`get_metadata`, and tune the wire dialect with the class attributes below.
+
+    ``client`` (an object with the SDK's ``post``/``get``/``close``) and ``http_transport`` (an
+    ``httpx2.AsyncBaseTransport``, e.g. ``httpx2.MockTransport``) are for tests.
+    """
+
+    provider_name = "openai_compatible"
+    capabilities = builtin_capabilities("openai_compatible")
+    default_base_url: ClassVar[str | None] = None
+    default_model: ClassVar[str | None] = None
+    requires_api_key: ClassVar[bool] = False
+    #: Models listed in metadata when the configuration names none.
+    known_models: ClassVar[tuple[str, ...]] = ()
+    #: Embedding model used when neither the call nor ``options.embedding_model`` names one.
+    default_embedding_model: ClassVar[str | None] = None
+    #: Inputs per embeddings request (OpenAI accepts up to 2048).
+    embedding_batch_size: ClassVar[int] = 2048
+    supports_embeddings: ClassVar[bool] = True
+    #: Assistant field that carries reasoning back to the vendor (see :class:`WireDialect`).
+    reasoning_field: ClassVar[str | None] = None
+    completion_tokens_for_reasoning: ClassVar[bool] = True
+    stream_usage: ClassVar[bool] = True
+    embedding_encoding: ClassVar[str | None] = None
+    #: Let the SDK fill organization/project from ``OPENAI_*`` variables (only right for OpenAI itself).
+    sdk_env_defaults: ClassVar[bool] = False
+    #: Path (relative to the base URL) probed by :meth:`health_check`.
+    health_path: ClassVar[str] = "models"
+
+    def __init__(self, *, client: Any = None, http_transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        super().__init__()
+        self._injected_client = client
+        self._http_transport = http_transport
+        self._client: Any = None
+        self._http: httpx2.AsyncClient | None = None
+        self._owns_client = False
+        self._label = self.provider_name
+        self._dialect = WireDialect(provider=self.provider_name)
+        self._model_name: str | None = None
+        self._defaults: dict[str, Any] | None = None
+        self._config_extra: dict[str, Any] = {}
+        self._auth_headers: dict[str, Any] = {}
+        self._base_options: dict[str, Any] = {}
+        #: The error of the last failed :meth:`health_check`, for diagnosis.
+        self.last_health_error: Exception | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def initialize(self, config: ProviderConfig | Mapping[str, Any]) -> None:
+        """Validate ``config`` and build the client (a plain dict's unknown keys are kept in ``options``)."""
+        if not isinstance(config, ProviderConfig) and isinstance(config, Mapping):
+            config = _fold_unknown_keys(config)
+        await super().initialize(config)
+
+    def get_additional_headers(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """Headers sent with every request of this deployment; override to add vendor headers.
+
+        ``config`` is the configuration as a dict (``options`` merged in at the top level, keys left out).
+        """
+        return {}
+
+    def _header_view(self) -> dict[str, Any]:
+        view = self.config.model_dump(exclude={"api_key", "api_keys", "options"})
+        view.update(self.config.options)
+        return view
+
+    def _resolve_base_url(self) -> str | None:
+        return self.config.base_url or self.default_base_url
+
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint this deployment talks to."""
+        return self._resolve_base_url()
+
+    def _make_dialect(self) -> WireDialect:
+        return WireDialect(
+            provider=self._label,
+            reasoning_field=self.reasoning_field,
+            completion_tokens_for_reasoning=self.completion_tokens_for_reasoning,
+            stream_usage=self.stream_usage,
+            embedding_encoding=self.embedding_encoding,
+        )
+
+    async def _setup(self) -> None:
+        cfg = self.config
+        if type(self).provider_name == "openai_compatible" and self.provider_name == "openai_compatible":
+            self._label = cfg.name or self.provider_name  # a configured endpoint is known by its section name
+        else:
+            self._label = self.provider_name
+        base_url = self._resolve_base_url()
+        if not base_url:
+            raise ConfigurationError(
+                f"no base_url for provider {self._label!r}: add base_url to [providers.{cfg.name or self._label}]",
+                provider=self._label, key=f"providers.{cfg.name or self._label}.base_url",
+            )
+        self._dialect = self._make_dialect()
+        self._model_name = cfg.model or self.default_model
+        defaults = {"max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p}
+        self._defaults = {k: v for k, v in defaults.items() if v is not None} or None
+        self._config_extra = dict(cfg.extra_body)
+        if self._config_extra:
+            self._defaults = {**(self._defaults or {}), "extra_body": self._config_extra}
+        api_key = self.api_key
+        register_secret(api_key)
+        headers = {**cfg.extra_headers, **self.get_additional_headers(self._header_view())}
+        if self._injected_client is not None:
+            self._client, self._owns_client = self._injected_client, False
+            self._auth_headers = {}
+        else:
+            openai = require_sdk("openai", "openai")
+            if not api_key:
+                # No key: send no Authorization header at all (the SDK needs the omission said per request too).
+                self._auth_headers = {"Authorization": openai.Omit()}
+                headers = {**headers, **self._auth_headers}
+            self._http = self._build_http_client(openai)
+            self._client = openai.AsyncOpenAI(
+                api_key=api_key or "unused",
+                base_url=base_url,
+                organization=cfg.organization,
+                project=cfg.project,
+                max_retries=0,
+                timeout=self._timeout(),
+                http_client=self._http,
+                default_headers=headers,
+            )
+            if not self.sdk_env_defaults:
+                # Never forward OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment to another vendor.
+                self._client.organization = cfg.organization
+                self._client.project = cfg.project
+            self._owns_client = True
+        self._base_options = {"headers": self._auth_headers} if self._auth_headers else {}
+
+    def _timeout(self) -> httpx2.Timeout:
+        cfg = self.config
+        return httpx2.Timeout(cfg.timeout, connect=cfg.connect_timeout or cfg.timeout)
+
+    def _build_http_client(self, openai: Any) -> httpx2.AsyncClient:
+        cfg = self.config
+        limits = httpx2.Limits(
+            max_connections=cfg.max_connections,
+            max_keepalive_connections=cfg.max_keepalive_connections,
+            keepalive_expiry=cfg.keepalive_expiry,
+        )
+        if cfg.transport == "aiohttp" and self._http_transport is None:
+            try:
+                import aiohttp  # noqa: F401
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f'transport = "aiohttp" needs the aiohttp package: pip install "spoon-llm[aiohttp]" ({exc})',
+                    provider=self._label, key=f"providers.{cfg.name or self._label}.transport",
+                ) from exc
+            client: httpx2.AsyncClient = openai.DefaultAioHttpClient(
+                timeout=self._timeout(), limits=limits, follow_redirects=True
+            )
+            return client
+        return httpx2.AsyncClient(timeout=self._timeout(), limits=limits, follow_redirects=True,
+                                  transport=self._http_transport)
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.close()
+        self._http = None
+
+    # -- request plumbing -----------------------------------------------------------------------------------
+
+    def _options(self, headers: Mapping[str, str] | None, timeout: Any) -> dict[str, Any]:
+        if headers is None and timeout is None:
+            return self._base_options
+        options: dict[str, Any] = {}
+        if headers:
+            options["headers"] = {**headers, **self._auth_headers}
+        elif self._auth_headers:
+            options["headers"] = self._auth_headers
+        if timeout is not None:
+            options["timeout"] = timeout
+        return options
+
+    async def _model_for(self, kwargs: dict[str, Any]) -> str:
+        model = kwargs.pop("model", None) or self._model_name
+        if not model:
+            model = self._model_name = await self._discover_model()
+        return model
+
+    async def _discover_model(self) -> str:
+        """The model to use when none is configured; the default raises the "no model" error."""
+        return self.model
+
+    def _merge_extra_body(self, kwargs: dict[str, Any]) -> None:
+        if self._config_extra and kwargs.get("extra_body"):
+            kwargs["extra_body"] = {**self._config_extra, **kwargs["extra_body"]}
+
+    async def _post_json(
+        self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any
+    ) -> tuple[dict[str, Any], str | None, float]:
+        payload = _encode(body, self._label)
+        options = self._options(headers, timeout)
+        start = time.perf_counter()
+        with OpenAIErrorMapper(self._label, model):
+            response = await self._client.post(path, cast_to=httpx2.Response, content=payload, options=options)
+            data = json.loads(response.content)
+        duration = time.perf_counter() - start
+        request_id = response.headers.get("x-request-id")
+        if not isinstance(data, dict):
+            raise ResponseParsingError(f"expected a JSON object, got {type(data).__name__}", provider=self._label,
+                                       model=model, status_code=response.status_code, request_id=request_id)
+        if "error" in data and not data.get("choices") and not data.get("data"):
+            # Some compatible servers answer 200 with an error object.
+            code = data["error"].get("code") if isinstance(data["error"], dict) else None
+            raise error_from_body(code if isinstance(code, int) else None, data, provider=self._label, model=model,
+                                  headers=response.headers, request_id=request_id)
+        return data, request_id, duration
+
+    async def _stream_sse(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        model: str,
+        headers: Any,
+        timeout: Any,
+        decoder: ChatStreamDecoder,
+    ) -> AsyncIterator[LLMResponseChunk]:
+        payload = _encode(body, self._label)
+        options = self._options(headers, timeout)
+        with OpenAIErrorMapper(self._label, model):
+            response = await self._client.post(path, cast_to=httpx2.Response, content=payload, options=options,
+                                               stream=True)
+        try:
+            if decoder.acc.request_id is None:
+                decoder.acc.request_id = response.headers.get("x-request-id")
+            if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+                data = json.loads(await response.aread())
+                if isinstance(data, dict) and "error" in data and not data.get("choices"):
+                    raise error_from_body(None, data, provider=self._label, model=model, headers=response.headers)
+                for chunk in decoder.feed(_completion_as_chunk(data)):
+                    yield chunk
+                yield decoder.final_chunk()
+                return
+            sse = SSEDecoder()
+            done = False
+            loads = json.loads
+            async for raw in response.aiter_bytes():
+                for _event, data in sse.feed(raw):
+                    if done:
+                        continue  # drain to the end so the connection can be reused
+                    if data == DONE:
+                        done = True
+                        continue
+                    for chunk in decoder.feed(loads(data)):
+                        yield chunk
+                    if decoder.error is not None:
+                        raise decoder.error
+            for _event, data in sse.close():
+                if not done and data != DONE:
+                    for chunk in decoder.feed(loads(data)):
+                        yield chunk
+                    if decoder.error is not None:
+                        raise decoder.error
+            yield decoder.final_chunk()
+        except LLMError:
+            raise
+        except Exception as exc:
+            mapped = map_exception(exc, provider=self._label, model=model)
+            if mapped is None:
+                raise
+            if isinstance(mapped, NetworkError) and decoder.content_sent:
+                raise StreamInterruptedError(
+                    f"the stream broke after content reached the caller: {mapped.message}",
+                    partial_content=decoder.acc.content, partial_usage=decoder.acc.usage,
+                    provider=self._label, model=model, request_id=decoder.acc.request_id,
+                ) from exc
+            raise mapped from exc
+        finally:
+            await response.aclose()
+
+    def _finish(self, response: LLMResponse) -> LLMResponse:
+        """Last touch on every complete answer (subclasses add cost, metadata...)."""
+        return response
+
+    # -- operations -----------------------------------------------------------------------------------------
+
+    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
+        """Send a conversation (``Message`` objects, dicts, or a string) and return the complete answer."""
+        if not self._initialized:
+            self._ensure_ready()
+        model = await self._model_for(kwargs)
+        headers = kwargs.pop("extra_headers", None)
+        timeout = kwargs.pop("timeout", None)
+        if self._config_extra:
+            self._merge_extra_body(kwargs)
+        dialect = self._dialect
+        rules = model_rules(model, dialect.completion_tokens_for_reasoning)
+        body = build_chat_body(messages_to_wire(messages, dialect, rules), model, kwargs, dialect=dialect,
+                               rules=rules, defaults=self._defaults)
+        data, request_id, duration = await self._post_json("chat/completions", body, model, headers, timeout)
+        response = parse_chat_completion(data, provider=self._label, model=model, request_id=request_id,
+                                         duration=duration)
+        return self._finish(response)
+
+    def chat_stream(
+        self,
+        messages: Any,
+        callbacks: Sequence[StreamCallback] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[LLMResponseChunk]:
+        """Stream the answer: text/reasoning/tool chunks as they arrive, then one ``final`` chunk.
+
+        The final chunk carries the finish reason, usage (``include_usage`` is asked for by default) and the
+        complete tool calls merged from their fragments. Each chunk is also passed to every callback, in order.
+        """
+        self._ensure_ready()
+        stream = self._stream(messages, **kwargs)
+        if not callbacks:
+            return stream
+        return self._with_callbacks(stream, callbacks)
+
+    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+        model = await self._model_for(kwargs)
+        headers = kwargs.pop("extra_headers", None)
+        timeout = kwargs.pop("timeout", None)
+        if self._config_extra:
+            self._merge_extra_body(kwargs)
+        dialect = self._dialect
+        rules = model_rules(model, dialect.completion_tokens_for_reasoning)
+        body = build_chat_body(messages_to_wire(messages, dialect, rules), model, kwargs, dialect=dialect,
+                               rules=rules, defaults=self._defaults, stream=True)
+        decoder = ChatStreamDecoder(self._label, model)
+        async for chunk in self._stream_sse("chat/completions", body, model, headers, timeout, decoder):
+            yield chunk
+
+    async def collect(self, stream: AsyncIterator[LLMResponseChunk]) -> LLMResponse:
+        """Consume a stream from :meth:`chat_stream` and return it as one :class:`LLMResponse`."""
+        start = time.perf_counter()
+        final: LLMResponseChunk | None = None
+        reasoning: list[str] = []
+        async for chunk in stream:
+            if chunk.reasoning_delta:
+                reasoning.append(chunk.reasoning_delta)
+            final = chunk
+        if final is None:
+            raise ResponseParsingError("the stream ended without any chunk", provider=self._label)
+        return self._finish(LLMResponse(
+            content=final.content, provider=final.provider, model=final.model, finish_reason=final.finish_reason,
+            native_finish_reason=final.native_finish_reason, tool_calls=final.tool_calls, usage=final.usage,
+            reasoning="".join(reasoning) or None, metadata=final.metadata, request_id=final.request_id,
+            duration=time.perf_counter() - start,
+        ))
+
+    @staticmethod
+    async def _with_callbacks(
+        stream: AsyncIterator[LLMResponseChunk], callbacks: Sequence[StreamCallback]
+    ) -> AsyncIterator[LLMResponseChunk]:
+        async for chunk in stream:
+            for callback in callbacks:
+                result = callback(chunk)
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+            yield chunk
+
+    def _legacy_completions(self, model: str) -> bool:
+        configured = self.config.options.get("legacy_completions")
+        if configured is not None:
+            return bool(configured)
+        return supports_legacy_completions(model)
+
+    async def completion(self, prompt: str, **kwargs: Any) -> LLMResponse:
+        """Complete a prompt: the legacy ``/completions`` endpoint where the model has it, else chat.
+
+        Legacy models are OpenAI's ``gpt-3.5-turbo-instruct``, ``davinci-002`` and ``babbage-002``; set
+        ``options.legacy_completions = true`` to use the endpoint for every model of a server (vLLM, Ollama).
+        """
+        if not self._initialized:
+            self._ensure_ready()
+        model = await self._model_for(kwargs)
+        if not self._legacy_completions(model):
+            return await self.chat([{"role": "user", "content": prompt}], model=model, **kwargs)
+        headers = kwargs.pop("extra_headers", None)
+        timeout = kwargs.pop("timeout", None)
+        self._merge_extra_body(kwargs)
+        body = build_completion_body(prompt, model, kwargs, defaults=self._defaults)
+        data, request_id, duration = await self._post_json("completions", body, model, headers, timeout)
+        return self._finish(parse_text_completion(data, provider=self._label, model=model, request_id=request_id,
+                                                  duration=duration))
+
+    def completion_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+        """Stream a completion of ``prompt`` (legacy endpoint where the model has it, else chat)."""
+        self._ensure_ready()
+        return self._completion_stream(prompt, **kwargs)
+
+    async def _completion_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+        model = await self._model_for(kwargs)
+        if not self._legacy_completions(model):
+            async for chunk in self._stream([{"role": "user", "content": prompt}], model=model, **kwargs):
+                yield chunk
+            return
+        headers = kwargs.pop("extra_headers", None)
+        timeout = kwargs.pop("timeout", None)
+        self._merge_extra_body(kwargs)
+        body = build_completion_body(prompt, model, kwargs, stream=True, stream_usage=self.stream_usage,
+                                     defaults=self._defaults)
+        decoder = CompletionStreamDecoder(self._label, model)
+        async for chunk in self._stream_sse("completions", body, model, headers, timeout, decoder):
+            yield chunk
+
+    def _embedding_model(self) -> str:
+        model = self.config.options.get("embedding_model") or self.default_embedding_model or self._model_name
+        if not model:
+            raise ConfigurationError(
+                f"no embedding model for provider {self._label!r}: pass model=... or set options.embedding_model",
+                provider=self._label,
+            )
+        return str(model)
+
+    async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
+        """Embed one text or many; batches of ``batch_size`` (default 2048) are sent concurrently, order kept.
+
+        ``dimensions`` and ``encoding_format`` pass through; base64 answers are decoded to floats.
+        """
+        if not self.supports_embeddings:
+            return await super().embed(inputs, **kwargs)
+        if not self._initialized:
+            self._ensure_ready()
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        model = kwargs.pop("model", None) or self._embedding_model()
+        batch_size = int(kwargs.pop("batch_size", None) or self.embedding_batch_size)
+        headers = kwargs.pop("extra_headers", None)
+        timeout = kwargs.pop("timeout", None)
+        if not texts:
+            return EmbeddingResponse(embeddings=[], provider=self._label, model=model)
+        start = time.perf_counter()
+        batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+        if len(batches) == 1:
+            results = [await self._embed_batch(batches[0], model, kwargs, headers, timeout)]
+        else:
+            tasks = [asyncio.ensure_future(self._embed_batch(b, model, kwargs, headers, timeout)) for b in batches]
+            try:
+                results = list(await asyncio.gather(*tasks))
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        first = results[0]
+        if len(results) > 1:
+            first.embeddings = [vector for result in results for vector in result.embeddings]
+            first.usage = self._sum_usage([r.usage for r in results if r.usage is not None])
+            first.metadata["batches"] = len(results)
+        first.duration = time.perf_counter() - start
+        return first
+
+    async def _embed_batch(
+        self, texts: list[str], model: str, params: Mapping[str, Any], headers: Any, timeout: Any
+    ) -> EmbeddingResponse:
+        body = build_embedding_body(texts, model, params, dialect=self._dialect)
+        data, request_id, _ = await self._post_json("embeddings", body, model, headers, timeout)
+        response = parse_embeddings(data, provider=self._label, model=model, request_id=request_id)
+        if len(response.embeddings) != len(texts):
+            raise ResponseParsingError(
+                f"asked for {len(texts)} embeddings, got {len(response.embeddings)}", provider=self._label,
+                model=model, request_id=request_id,
+            )
+        return response
+
+    async def health_check(self) -> bool:
+        """True when the endpoint answers its model list (free: no tokens are spent)."""
+        if not self._initialized:
+            return False
+        try:
+            with OpenAIErrorMapper(self._label, self._model_name):
+                await self._client.get(self.health_path, cast_to=httpx2.Response,
+                                       options=self._options(None, min(self.config.timeout, 10.0)))
+        except Exception as exc:
+            self.last_health_error = exc
+            return False
+        self.last_health_error = None
+        return True
+
+    def get_metadata(self) -> ProviderMetadata:
+        """Name, capabilities, defaults and models of this provider."""
+        meta = super().get_metadata()
+        meta.name = self._label if self._initialized else self.provider_name
+        if not meta.available_models and self.known_models:
+            meta.available_models = list(self.known_models)
+        if self.config.context_window:
+            meta.max_tokens = self.config.context_window
+        return meta
+
+    @staticmethod
+    def _sum_usage(usages: Sequence[TokenUsage]) -> TokenUsage | None:
+        total: TokenUsage | None = None
+        for usage in usages:
+            total = usage if total is None else total + usage
+        return total

@@ -1,0 +1,153 @@
+"""Circuit breaker per deployment: stop sending traffic to a deployment that keeps failing, probe it later."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+
+__all__ = ["CircuitBreaker", "CircuitState"]
+
+
+class CircuitState(str, Enum):
+    """closed: traffic flows; open: no traffic until the cooldown ends; half_open: exactly one probe in flight."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Stops traffic to a failing deployment and lets one probe through after a cooldown.
+
+    Opens after ``failure_threshold`` consecutive failures, or when more than ``failure_rate`` of at least
+    ``min_requests`` calls in the last ``window`` seconds failed; after ``cooldown`` seconds it lets exactly one
+    probe through (half-open): its success closes the circuit, its failure opens it again.
+
+    Fed passively by live traffic: the manager calls :meth:`allow_request` before an attempt and
+    :meth:`record_success` / :meth:`record_failure` after it.
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        failure_rate: float = 0.5,
+        window: float = 60.0,
+        min_requests: int = 20,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[CircuitState, CircuitState], None] | None = None,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.failure_rate = failure_rate
+        self.window = window
+        self.min_requests = min_requests
+        self.cooldown = cooldown
+        self._clock = clock
+        self.on_change = on_change
+        self._state = CircuitState.CLOSED
+        self._consecutive_failures = 0
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+        # (timestamp, failed) per call inside the window; trimmed as it goes, so memory is bounded by the rate.
+        self._recent: deque[tuple[float, bool]] = deque()
+        self._recent_failures = 0
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state (an open circuit whose cooldown has ended reads as half-open)."""
+        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+            self._transition(CircuitState.HALF_OPEN)
+        return self._state
+
+    @property
+    def retry_at(self) -> float | None:
+        """When an open circuit will admit a probe (clock time), else ``None``."""
+        return self._opened_at + self.cooldown if self._state is CircuitState.OPEN else None
+
+    def allow_request(self) -> bool:
+        """True when a call may go through now; in half-open state only the first caller gets the probe."""
+        state = self.state
+        if state is CircuitState.CLOSED:
+            return True
+        if state is CircuitState.HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def is_available(self) -> bool:
+        """True when :meth:`allow_request` would admit a call, without taking the probe."""
+        state = self.state
+        return state is CircuitState.CLOSED or (state is CircuitState.HALF_OPEN and not self._probe_in_flight)
+
+    def record_success(self) -> None:
+        """A call succeeded."""
+        self._consecutive_failures = 0
+        self._note(False)
+        if self._state is not CircuitState.CLOSED:
+            self._probe_in_flight = False
+            self._transition(CircuitState.CLOSED)
+
+    def record_failure(self) -> None:
+        """A call failed in a way that says the deployment is unhealthy."""
+        self._consecutive_failures += 1
+        self._note(True)
+        if self._state is CircuitState.HALF_OPEN:
+            self._probe_in_flight = False
+            self._open()
+        elif self._state is CircuitState.CLOSED and (
+            self._consecutive_failures >= self.failure_threshold
+            or (
+                len(self._recent) >= self.min_requests
+                and self._recent_failures / len(self._recent) > self.failure_rate
+            )
+        ):
+            self._open()
+
+    def release_probe(self) -> None:
+        """The probe ended without a verdict (e.g. the caller cancelled): let the next caller probe."""
+        self._probe_in_flight = False
+
+    def reset(self) -> None:
+        """Close the circuit and forget history."""
+        self._consecutive_failures = 0
+        self._recent.clear()
+        self._recent_failures = 0
+        self._probe_in_flight = False
+        self._transition(CircuitState.CLOSED)
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._transition(CircuitState.OPEN)
+
+    def _note(self, failed: bool) -> None:
+        now = self._clock()
+        recent = self._recent
+        recent.append((now, failed))
+        self._recent_failures += failed
+        horizon = now - self.window
+        while recent and recent[0][0] < horizon:
+            _, old_failed = recent.popleft()
+            self._recent_failures -= old_failed
+
+    def _transition(self, new: CircuitState) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        if new is CircuitState.CLOSED:
+            self._consecutive_failures = 0
+        if self.on_change is not None:
+            self.on_change(old, new)
+
+    def snapshot(self) -> dict[str, object]:
+        """State for status pages."""
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self._consecutive_failures,
+            "recent_calls": len(self._recent),
+            "recent_failures": self._recent_failures,
+            "retry_at": self.retry_at,
+        }

@@ -1,0 +1,123 @@
+"""Run-time state of one deployment: its provider instances, circuit, in-flight count and latency."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from .circuit import CircuitBreaker
+
+if TYPE_CHECKING:
+    from ..config.models import Deployment, ProviderConfig
+    from ..interface import LLMProviderInterface
+    from ..registry import LLMProviderRegistry
+
+__all__ = ["DeploymentState"]
+
+#: Weight of the newest sample in the latency average (EWMA).
+LATENCY_ALPHA = 0.3
+
+
+class DeploymentState:
+    """One deployment as the router sees it.
+
+    Provider instances are kept per event loop: SDK clients hold connection pools bound to the loop that opened
+    them, so a manager reused across ``asyncio.run()`` calls builds fresh clients for each new loop instead of
+    touching sockets of a closed one.
+    """
+
+    def __init__(self, deployment: Deployment, config: ProviderConfig, circuit: CircuitBreaker) -> None:
+        self.deployment = deployment
+        self.config = config
+        self.circuit = circuit
+        self.name = deployment.name
+        self.provider_name = deployment.provider
+        self.provider_type = deployment.provider_type
+        self.model = deployment.model
+        self.key_alias = deployment.key_alias
+        self.weight = deployment.weight
+        self.inflight = 0
+        self.latency_ewma: float | None = None
+        self.healthy = True
+        self.last_health_check: float | None = None
+        #: Set when the deployment was taken out of rotation (e.g. its key was rejected); cleared by reset.
+        self.disabled_reason: str | None = None
+        self.requests = 0
+        self.failures = 0
+        self._instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def available(self) -> bool:
+        """In rotation, healthy and with a circuit that admits traffic."""
+        return self.disabled_reason is None and self.healthy and self.circuit.is_available()
+
+    async def provider(self, registry: LLMProviderRegistry) -> LLMProviderInterface:
+        """The initialised provider for the running loop, built on first use (concurrent callers share it)."""
+        loop = asyncio.get_running_loop()
+        task = self._instances.get(loop)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            result: LLMProviderInterface = task.result()  # the hot path: already built for this loop
+            return result
+        if task is None or task.done():
+            task = loop.create_task(self._build(registry))
+            self._instances[loop] = task
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                self._instances.pop(loop, None)
+            raise
+
+    async def _build(self, registry: LLMProviderRegistry) -> LLMProviderInterface:
+        instance = registry.get_provider_class(self.provider_type)()
+        if not getattr(instance, "provider_name", ""):
+            instance.provider_name = self.provider_type
+        await instance.initialize(self.config)
+        return instance
+
+    def record_latency(self, seconds: float) -> None:
+        """Fold one successful call's latency into the moving average."""
+        current = self.latency_ewma
+        self.latency_ewma = seconds if current is None else current + LATENCY_ALPHA * (seconds - current)
+
+    async def close(self) -> None:
+        """Close the provider built for the running loop; instances of other (closed) loops are dropped."""
+        loop = asyncio.get_running_loop()
+        futures = dict(self._instances)
+        self._instances.clear()
+        for owner, future in futures.items():
+            if owner is loop and future.done() and not future.cancelled() and future.exception() is None:
+                await future.result().cleanup()
+
+    def reset(self) -> None:
+        """Back into rotation with a closed circuit and fresh statistics."""
+        self.disabled_reason = None
+        self.healthy = True
+        self.circuit.reset()
+        self.latency_ewma = None
+        self.requests = 0
+        self.failures = 0
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for ``get_provider_status`` (no secrets: the key is named by its alias only)."""
+        return {
+            "deployment": self.name,
+            "provider": self.provider_name,
+            "type": self.provider_type,
+            "model": self.model,
+            "key_alias": self.key_alias,
+            "available": self.available,
+            "healthy": self.healthy,
+            "disabled_reason": self.disabled_reason,
+            "inflight": self.inflight,
+            "latency_ewma": self.latency_ewma,
+            "requests": self.requests,
+            "failures": self.failures,
+            "circuit": self.circuit.snapshot(),
+        }
+
+    def __repr__(self) -> str:
+        return f"DeploymentState({self.name!r}, model={self.model!r}, available={self.available})"

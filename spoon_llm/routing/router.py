@@ -1,0 +1,158 @@
+"""Router: turns ``provider=`` / ``model=`` of a call into the ordered deployments to try, then the fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..config.manager import ConfigurationManager
+from ..config.models import ProviderConfig
+from ..errors import ConfigurationError
+from ..registry import LLMProviderRegistry
+from .balancer import Balancer
+from .circuit import CircuitBreaker
+from .deployment import DeploymentState
+
+__all__ = ["RoutePlan", "Router"]
+
+
+@dataclass
+class RoutePlan:
+    """What one route means: deployments (each with the model to ask for), then what to fall back to."""
+
+    name: str
+    targets: list[tuple[DeploymentState, str | None]]
+    fallback: list[str] = field(default_factory=list)
+    context_fallback: str | None = None
+    #: The caller named this provider (or alias) explicitly.
+    explicit: bool = False
+
+
+class Router:
+    """Knows every deployment and resolves routes; owns no I/O."""
+
+    def __init__(
+        self,
+        config: ConfigurationManager,
+        registry: LLMProviderRegistry,
+        circuit_factory: Callable[[str], CircuitBreaker],
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self._circuit_factory = circuit_factory
+        self.deployments: dict[str, DeploymentState] = {}
+        self._by_provider: dict[str, list[DeploymentState]] = {}
+        self.default_override: str | None = None
+        self.fallback_override: list[str] | None = None
+        self.balancer: Balancer | None = None
+        for name in config.list_configured_providers():
+            self._add_section(config.config.providers[name])
+
+    # -- deployments ----------------------------------------------------------------------------------------
+
+    def _add_section(self, section: ProviderConfig) -> list[DeploymentState]:
+        states = []
+        for deployment in section.deployments():
+            state = DeploymentState(deployment, section.for_deployment(deployment),
+                                    self._circuit_factory(deployment.name))
+            self.deployments[deployment.name] = state
+            states.append(state)
+        self._by_provider[section.name] = states
+        return states
+
+    def provider_deployments(self, provider: str) -> list[DeploymentState]:
+        """Deployments of a provider section; a registered provider with no section gets one with its defaults."""
+        states = self._by_provider.get(provider)
+        if states is None:
+            section = self.config.load_provider_config(provider)  # raises with a did-you-mean when unknown
+            if not section.enabled:
+                raise ConfigurationError(f"provider {provider!r} is disabled in the configuration",
+                                         key=f"providers.{provider}.enabled")
+            states = self._add_section(section)
+        return states
+
+    def providers(self) -> list[str]:
+        """Provider sections with deployments, in configuration order."""
+        return list(self._by_provider)
+
+    # -- routes ---------------------------------------------------------------------------------------------
+
+    def default_route(self) -> str:
+        """The route used when a call names neither provider nor model."""
+        return self.default_override or self.config.get_default_provider()
+
+    def fallback_chain(self) -> list[str]:
+        """The global fallback chain (run-time override first)."""
+        if self.fallback_override is not None:
+            return list(self.fallback_override)
+        return self.config.get_fallback_chain()
+
+    def resolve(self, provider: str | None, model: str | None) -> RoutePlan:
+        """The plan for a call's ``provider`` / ``model`` arguments.
+
+        ``model`` may be an alias (``sonnet``), ``provider/model`` (``anthropic/claude-sonnet-4-5``), or a plain
+        model name for the default (or named) provider.
+        """
+        aliases = self.config.config.models
+        if provider is not None:
+            if provider in aliases and provider not in self._by_provider:
+                return self._alias_plan(provider, explicit=True)
+            return RoutePlan(
+                name=provider,
+                targets=[(d, model) for d in self.provider_deployments(provider)],
+                explicit=True,
+            )
+        if model is not None:
+            if model in aliases:
+                return self._alias_plan(model, explicit=True)
+            prefix, _, rest = model.partition("/")
+            if rest and prefix in self._by_provider:
+                return RoutePlan(name=prefix, targets=[(d, rest) for d in self._by_provider[prefix]], explicit=True)
+            plan = self.resolve(None, None)
+            return RoutePlan(name=plan.name, targets=[(d, model) for d, _ in plan.targets], fallback=plan.fallback,
+                             context_fallback=plan.context_fallback, explicit=True)
+        default = self.default_route()
+        if default in aliases:
+            return self._alias_plan(default, explicit=False)
+        return RoutePlan(name=default, targets=[(d, None) for d in self.provider_deployments(default)])
+
+    def _alias_plan(self, alias: str, *, explicit: bool) -> RoutePlan:
+        route = self.config.config.models[alias]
+        targets = [(d, t.model) for t in route.targets for d in self.provider_deployments(t.provider)]
+        return RoutePlan(name=alias, targets=targets, fallback=list(route.fallback),
+                         context_fallback=route.context_fallback, explicit=explicit)
+
+    def fallback_plans(self, plan: RoutePlan, fallback: bool | Sequence[str] | None) -> list[RoutePlan]:
+        """Plans to try after ``plan``: the caller's list, else the route's own, else the global chain.
+
+        ``fallback=False`` disables fallback; ``None`` (the default) and ``True`` both use the configured chain,
+        also when the caller named a provider.
+        """
+        if fallback is False:
+            return []
+        if isinstance(fallback, (list, tuple)):
+            names = list(fallback)
+        else:
+            names = plan.fallback or self.fallback_chain()
+        seen = {d.name for d, _ in plan.targets}
+        plans = []
+        for name in names:
+            if name == plan.name:
+                continue
+            next_plan = self.resolve(None, name) if name in self.config.config.models else self.resolve(name, None)
+            next_plan.targets = [(d, m) for d, m in next_plan.targets if d.name not in seen]
+            seen.update(d.name for d, _ in next_plan.targets)
+            if next_plan.targets:
+                plans.append(next_plan)
+        return plans
+
+    def ordered(self, plan: RoutePlan) -> Iterator[tuple[DeploymentState, str | None]]:
+        """The plan's deployments in try-order: balanced when load balancing is on, else as configured."""
+        targets = plan.targets
+        if self.balancer is not None and len(targets) > 1:
+            available = [d for d, _ in targets if d.available]
+            models = {d.name: m for d, m in targets}
+            for d in self.balancer.order(plan.name, available):
+                yield d, models[d.name]
+            return
+        yield from targets
