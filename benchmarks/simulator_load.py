@@ -22,7 +22,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -120,7 +122,7 @@ async def _drive(port: int, request: bytes, connections: int, depth: int, second
     futures = []
     for _ in range(connections):
         fut: asyncio.Future[int] = loop.create_future()
-        await loop.create_connection(lambda f=fut: _Conn(request, depth, deadline, f), "127.0.0.1", port)
+        await loop.create_connection(partial(_Conn, request, depth, deadline, fut), "127.0.0.1", port)
         futures.append(fut)
     counts = await asyncio.gather(*futures)
     return sum(counts)
@@ -166,7 +168,7 @@ def run(
     """Drive a simulator (started here unless given) and return the measured figures."""
     with start_simulator() if sim is None else _nullcontext(sim) as server:
         request = build_request(vendor, server.port, stream)
-        ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
+        ctx: Any = mp.get_context("fork" if sys.platform != "win32" else "spawn")
         per_proc = max(1, connections // procs)
         if warmup > 0:
             asyncio.run(_drive(server.port, request, min(per_proc, 16), depth, warmup))

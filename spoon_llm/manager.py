@@ -101,7 +101,8 @@ class LLMManager:
         if strategy is not None:
             self.router.balancer = Balancer(strategy)
         self._request_timeout = self.config_manager.config.request_timeout
-        self._stats = {"requests": 0, "successes": 0, "failures": 0, "fallbacks": 0, "retries": 0}
+        self._stats = {"requests": 0, "successes": 0, "failures": 0, "fallbacks": 0, "retries": 0,
+                       "inflight": 0, "peak_inflight": 0}
         self._health_monitor: HealthMonitor | None = None
         self._sync: SyncLLMManager | None = None
         self._lock = threading.Lock()
@@ -141,6 +142,21 @@ class LLMManager:
         run = self._start(provider, model, fallback, deadline)
         stats = self._stats
         stats["requests"] += 1
+        stats["inflight"] += 1
+        if stats["inflight"] > stats["peak_inflight"]:
+            stats["peak_inflight"] = stats["inflight"]
+        try:
+            return await self._attempt_all(run, invoke, kwargs)
+        finally:
+            stats["inflight"] -= 1
+
+    async def _attempt_all(
+        self,
+        run: RequestRun,
+        invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
+        kwargs: dict[str, Any],
+    ) -> _T:
+        stats = self._stats
         async for slot in run:
             deployment = slot.deployment
             deployment.inflight += 1
@@ -330,6 +346,8 @@ class LLMManager:
                         pass  # the policy says stop: report the interruption below
                     else:
                         continue
+                else:
+                    run.record_failure(slot, exc)
                 self._stats["failures"] += 1
                 raise run.final_error(StreamInterruptedError(
                     f"the stream failed after output reached the caller: {exc}",
@@ -472,7 +490,7 @@ class LLMManager:
     # -- status ---------------------------------------------------------------------------------------------
 
     def get_stats(self) -> dict[str, Any]:
-        """Request counters: requests, successes, failures, fallbacks, retries."""
+        """Request counters: requests, successes, failures, fallbacks, retries, inflight and peak_inflight."""
         return dict(self._stats)
 
     def get_provider_status(self) -> dict[str, dict[str, Any]]:

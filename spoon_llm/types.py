@@ -294,6 +294,8 @@ def _coerce_part(part: Any) -> Any:
             out = {"type": "image", "url": url}
         if detail:
             out["detail"] = detail
+        if part.get("cache_control") is not None:  # keep prompt-cache breakpoints on images
+            out["cache_control"] = part["cache_control"]
         return out
     if kind == "input_text":
         return {"type": "text", "text": part.get("text", "")}

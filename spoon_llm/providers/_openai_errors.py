@@ -58,7 +58,6 @@ def error_from_body(
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
     message: str | None = None,
-    in_stream: bool = False,
 ) -> ProviderError:
     """The error for an HTTP status and a decoded error body (``{"error": {...}}``, the inner object, or text).
 
@@ -101,8 +100,6 @@ def error_from_body(
         retryable = False
     if request_id is None and headers is not None:
         request_id = headers.get("x-request-id")
-    if in_stream:
-        text = f"error inside the stream: {text}"
     return cls(
         text,
         provider=provider,

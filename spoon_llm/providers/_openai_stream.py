@@ -171,7 +171,8 @@ class ChatStreamDecoder:
                 acc.metadata["native_finish_reason"] = vendor_native
         error = chunk.get("error")
         if error is not None:
-            self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)
+            self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id,
+                                       chunk=chunk)
         return out
 
     def _rare_delta_fields(self, delta: Mapping[str, Any]) -> None:
@@ -196,6 +197,8 @@ class ChatStreamDecoder:
 
     def _finish_metadata(self) -> None:
         meta = self.acc.metadata
+        if self.acc.refusal:
+            meta["refusal"] = self.acc.refusal
         if self._annotations:
             meta["annotations"] = self._annotations
         if self._details:
@@ -253,9 +256,19 @@ class CompletionStreamDecoder(ChatStreamDecoder):
         return out
 
 
-def in_band_error(error: Any, *, provider: str, model: str | None, request_id: str | None) -> ProviderError:
-    """The error for an ``{"error": {...}}`` payload inside a 200 stream; its numeric ``code`` is the status."""
+def in_band_error(
+    error: Any,
+    *,
+    provider: str,
+    model: str | None,
+    request_id: str | None,
+    chunk: Mapping[str, Any] | None = None,
+) -> ProviderError:
+    """The error for an ``{"error": {...}}`` payload inside a 200 stream; its numeric ``code`` is the status.
+
+    ``body`` of the error is the whole chunk (it may carry the usage of the failed generation).
+    """
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) and 400 <= code < 600 else None
-    return error_from_body(status, {"error": error}, provider=provider, model=model, request_id=request_id,
-                           in_stream=True)
+    body = dict(chunk) if chunk is not None else {"error": error}
+    return error_from_body(status, body, provider=provider, model=model, request_id=request_id)

@@ -234,10 +234,10 @@ def _message_obj_to_wire(message: Message, dialect: WireDialect) -> dict[str, An
     content = message.content
     if isinstance(content, list):
         out["content"] = [_part_obj_to_wire(p) for p in content]
-    elif content is None and not (message.role == "assistant" and message.tool_calls):
-        out["content"] = ""
-    else:
+    elif content is not None:
         out["content"] = content
+    elif not message.tool_calls:
+        out["content"] = ""  # an assistant turn with tool calls may omit content; every other turn needs it
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
@@ -498,7 +498,7 @@ def build_completion_body(
 
 
 def build_embedding_body(
-    inputs: list[str], model: str, params: Mapping[str, Any], *, dialect: WireDialect
+    inputs: str | list[str], model: str, params: Mapping[str, Any], *, dialect: WireDialect
 ) -> dict[str, Any]:
     """The JSON body of one ``/embeddings`` request; ``dimensions`` and ``encoding_format`` pass through."""
     body: dict[str, Any] = {"model": model, "input": inputs}
@@ -540,7 +540,7 @@ def parse_usage(usage: Any) -> TokenUsage | None:
     details = usage.get("completion_tokens_details")
     if isinstance(details, dict):
         reasoning = details.get("reasoning_tokens") or 0
-    return TokenUsage.model_construct(
+    return TokenUsage(
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=usage.get("total_tokens") or prompt + completion,
@@ -573,9 +573,9 @@ def parse_tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
             args = fn.get("arguments")
             if not isinstance(args, str):
                 args = "{}" if args is None else json.dumps(args, ensure_ascii=False)
-            calls.append(ToolCall.model_construct(
+            calls.append(ToolCall(
                 id=call.get("id"), type="function",
-                function=FunctionCall.model_construct(name=fn.get("name") or "", arguments=args or "{}"),
+                function=FunctionCall(name=fn.get("name") or "", arguments=args or "{}"),
                 provider_data=None,
             ))
         return calls
@@ -584,9 +584,9 @@ def parse_tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
         args = legacy.get("arguments")
         if not isinstance(args, str):
             args = "{}" if args is None else json.dumps(args, ensure_ascii=False)
-        calls.append(ToolCall.model_construct(
+        calls.append(ToolCall(
             id=None, type="function",
-            function=FunctionCall.model_construct(name=legacy.get("name") or "", arguments=args or "{}"),
+            function=FunctionCall(name=legacy.get("name") or "", arguments=args or "{}"),
             provider_data=None,
         ))
     return calls
@@ -664,7 +664,7 @@ def parse_chat_completion(
             for i, c in enumerate(choices)
         ]
     refusal = message.get("refusal")
-    return LLMResponse.model_construct(
+    return LLMResponse(
         content=content_text(message.get("content")),
         provider=provider,
         model=data.get("model") or model,
@@ -698,7 +698,7 @@ def parse_text_completion(
         metadata["n_choices"] = len(choices)
         metadata["choices"] = [{"index": c.get("index", i), "content": c.get("text") or "",
                                 "finish_reason": c.get("finish_reason")} for i, c in enumerate(choices)]
-    return LLMResponse.model_construct(
+    return LLMResponse(
         content=choice.get("text") or "",
         provider=provider,
         model=data.get("model") or model,
@@ -736,11 +736,11 @@ def parse_embeddings(
     usage = None
     if isinstance(usage_raw, dict):
         prompt = usage_raw.get("prompt_tokens") or 0
-        usage = TokenUsage.model_construct(input_tokens=prompt, output_tokens=0,
+        usage = TokenUsage(input_tokens=prompt, output_tokens=0,
                                            total_tokens=usage_raw.get("total_tokens") or prompt,
                                            cached_input_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
                                            raw=usage_raw)
-    return EmbeddingResponse.model_construct(
+    return EmbeddingResponse(
         embeddings=vectors, provider=provider, model=data.get("model") or model, usage=usage, cost=None,
         metadata={}, request_id=request_id, duration=0.0,
     )

@@ -40,9 +40,12 @@ Subclassing (the older README's pattern keeps working)::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 import httpx2
@@ -79,6 +82,7 @@ from .base import BaseProvider, require_sdk
 __all__ = ["OpenAICompatibleProvider", "builtin_capabilities"]
 
 _CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
+_log = logging.getLogger(__name__)
 
 
 def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
@@ -112,6 +116,7 @@ def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     known = {k: v for k, v in config.items() if k in _CONFIG_FIELDS}
     unknown = {k: v for k, v in config.items() if k not in _CONFIG_FIELDS}
     if unknown:
+        _log.debug("provider config keys kept in options (not in the schema): %s", sorted(unknown))
         known["options"] = {**unknown, **dict(known.get("options") or {})}
     return known
 
@@ -230,7 +235,8 @@ class OpenAICompatibleProvider(BaseProvider):
             self._defaults = {**(self._defaults or {}), "extra_body": self._config_extra}
         api_key = self.api_key
         register_secret(api_key)
-        headers = {**cfg.extra_headers, **self.get_additional_headers(self._header_view())}
+        # Configured headers win over the provider's own (e.g. an explicit X-Title for OpenRouter).
+        headers = {**self.get_additional_headers(self._header_view()), **cfg.extra_headers}
         if self._injected_client is not None:
             self._client, self._owns_client = self._injected_client, False
             self._auth_headers = {}
@@ -347,7 +353,7 @@ class OpenAICompatibleProvider(BaseProvider):
         headers: Any,
         timeout: Any,
         decoder: ChatStreamDecoder,
-    ) -> AsyncIterator[LLMResponseChunk]:
+    ) -> AsyncGenerator[LLMResponseChunk, None]:
         payload = _encode(body, self._label)
         options = self._options(headers, timeout)
         with OpenAIErrorMapper(self._label, model):
@@ -379,11 +385,26 @@ class OpenAICompatibleProvider(BaseProvider):
                     if decoder.error is not None:
                         raise decoder.error
             for _event, data in sse.close():
-                if not done and data != DONE:
-                    for chunk in decoder.feed(loads(data)):
-                        yield chunk
-                    if decoder.error is not None:
-                        raise decoder.error
+                if done or data == DONE:
+                    done = True
+                    continue
+                try:
+                    parsed = loads(data)
+                except ValueError:
+                    break  # half an event: the body was cut, reported just below
+                for chunk in decoder.feed(parsed):
+                    yield chunk
+                if decoder.error is not None:
+                    raise decoder.error
+            if not done and decoder.acc.finish_reason is None:
+                # Neither [DONE] nor a finish reason: the body ended early, the answer may be incomplete.
+                message = "the stream ended before the answer was complete"
+                if decoder.content_sent:
+                    raise StreamInterruptedError(message, partial_content=decoder.acc.content,
+                                                 partial_usage=decoder.acc.usage, provider=self._label, model=model,
+                                                 request_id=decoder.acc.request_id)
+                raise ResponseParsingError(message, provider=self._label, model=model,
+                                           request_id=decoder.acc.request_id)
             yield decoder.final_chunk()
         except LLMError:
             raise
@@ -442,7 +463,7 @@ class OpenAICompatibleProvider(BaseProvider):
             return stream
         return self._with_callbacks(stream, callbacks)
 
-    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
         model = await self._model_for(kwargs)
         headers = kwargs.pop("extra_headers", None)
         timeout = kwargs.pop("timeout", None)
@@ -453,8 +474,9 @@ class OpenAICompatibleProvider(BaseProvider):
         body = build_chat_body(messages_to_wire(messages, dialect, rules), model, kwargs, dialect=dialect,
                                rules=rules, defaults=self._defaults, stream=True)
         decoder = ChatStreamDecoder(self._label, model)
-        async for chunk in self._stream_sse("chat/completions", body, model, headers, timeout, decoder):
-            yield chunk
+        async with aclosing(self._stream_sse("chat/completions", body, model, headers, timeout, decoder)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def collect(self, stream: AsyncIterator[LLMResponseChunk]) -> LLMResponse:
         """Consume a stream from :meth:`chat_stream` and return it as one :class:`LLMResponse`."""
@@ -470,20 +492,22 @@ class OpenAICompatibleProvider(BaseProvider):
         return self._finish(LLMResponse(
             content=final.content, provider=final.provider, model=final.model, finish_reason=final.finish_reason,
             native_finish_reason=final.native_finish_reason, tool_calls=final.tool_calls, usage=final.usage,
-            reasoning="".join(reasoning) or None, metadata=final.metadata, request_id=final.request_id,
+            reasoning="".join(reasoning) or None, refusal=final.metadata.get("refusal"), metadata=final.metadata,
+            request_id=final.request_id,
             duration=time.perf_counter() - start,
         ))
 
     @staticmethod
     async def _with_callbacks(
-        stream: AsyncIterator[LLMResponseChunk], callbacks: Sequence[StreamCallback]
-    ) -> AsyncIterator[LLMResponseChunk]:
-        async for chunk in stream:
-            for callback in callbacks:
-                result = callback(chunk)
-                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                    await result
-            yield chunk
+        stream: AsyncGenerator[LLMResponseChunk, None], callbacks: Sequence[StreamCallback]
+    ) -> AsyncGenerator[LLMResponseChunk, None]:
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                for callback in callbacks:
+                    result = callback(chunk)
+                    if inspect.isawaitable(result):
+                        await result
+                yield chunk
 
     def _legacy_completions(self, model: str) -> bool:
         configured = self.config.options.get("legacy_completions")
@@ -515,11 +539,12 @@ class OpenAICompatibleProvider(BaseProvider):
         self._ensure_ready()
         return self._completion_stream(prompt, **kwargs)
 
-    async def _completion_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+    async def _completion_stream(self, prompt: str, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
         model = await self._model_for(kwargs)
         if not self._legacy_completions(model):
-            async for chunk in self._stream([{"role": "user", "content": prompt}], model=model, **kwargs):
-                yield chunk
+            async with aclosing(self._stream([{"role": "user", "content": prompt}], model=model, **kwargs)) as chat:
+                async for chunk in chat:
+                    yield chunk
             return
         headers = kwargs.pop("extra_headers", None)
         timeout = kwargs.pop("timeout", None)
@@ -527,8 +552,9 @@ class OpenAICompatibleProvider(BaseProvider):
         body = build_completion_body(prompt, model, kwargs, stream=True, stream_usage=self.stream_usage,
                                      defaults=self._defaults)
         decoder = CompletionStreamDecoder(self._label, model)
-        async for chunk in self._stream_sse("completions", body, model, headers, timeout, decoder):
-            yield chunk
+        async with aclosing(self._stream_sse("completions", body, model, headers, timeout, decoder)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     def _embedding_model(self) -> str:
         model = self.config.options.get("embedding_model") or self.default_embedding_model or self._model_name
@@ -557,7 +583,9 @@ class OpenAICompatibleProvider(BaseProvider):
             return EmbeddingResponse(embeddings=[], provider=self._label, model=model)
         start = time.perf_counter()
         batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        if len(batches) == 1:
+        if isinstance(inputs, str):  # sent as the API's single-string form
+            results = [await self._embed_batch(inputs, model, kwargs, headers, timeout)]
+        elif len(batches) == 1:
             results = [await self._embed_batch(batches[0], model, kwargs, headers, timeout)]
         else:
             tasks = [asyncio.ensure_future(self._embed_batch(b, model, kwargs, headers, timeout)) for b in batches]
@@ -577,14 +605,15 @@ class OpenAICompatibleProvider(BaseProvider):
         return first
 
     async def _embed_batch(
-        self, texts: list[str], model: str, params: Mapping[str, Any], headers: Any, timeout: Any
+        self, texts: str | list[str], model: str, params: Mapping[str, Any], headers: Any, timeout: Any
     ) -> EmbeddingResponse:
         body = build_embedding_body(texts, model, params, dialect=self._dialect)
         data, request_id, _ = await self._post_json("embeddings", body, model, headers, timeout)
         response = parse_embeddings(data, provider=self._label, model=model, request_id=request_id)
-        if len(response.embeddings) != len(texts):
+        count = 1 if isinstance(texts, str) else len(texts)
+        if len(response.embeddings) != count:
             raise ResponseParsingError(
-                f"asked for {len(texts)} embeddings, got {len(response.embeddings)}", provider=self._label,
+                f"asked for {count} embeddings, got {len(response.embeddings)}", provider=self._label,
                 model=model, request_id=request_id,
             )
         return response

@@ -168,8 +168,8 @@ class RequestRun:
         slot.deployment.record_latency(attempt.latency)
         return attempt
 
-    def failed(self, slot: Slot, error: LLMError) -> None:
-        """Record a failure and decide what comes next; raises ``error`` when the policy says to stop."""
+    def record_failure(self, slot: Slot, error: LLMError) -> None:
+        """Record a failed attempt (trace, circuit, counters) without deciding what comes next."""
         self._attempt(slot, error)
         self.errors.append(error)
         deployment = slot.deployment
@@ -179,6 +179,11 @@ class RequestRun:
         else:
             # The deployment answered: it is up, whatever it thought of the request.
             deployment.circuit.record_success()
+
+    def failed(self, slot: Slot, error: LLMError) -> None:
+        """Record a failure and decide what comes next; raises ``error`` when the policy says to stop."""
+        self.record_failure(slot, error)
+        deployment = slot.deployment
         action = self.policy.action_for(error)
         if action is Action.FAIL:
             raise self.final_error(error)

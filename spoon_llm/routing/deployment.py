@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from .circuit import CircuitBreaker
@@ -48,6 +49,9 @@ class DeploymentState:
         self._instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
             weakref.WeakKeyDictionary()
         )
+        self._guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def available(self) -> bool:
@@ -76,7 +80,21 @@ class DeploymentState:
         if not getattr(instance, "provider_name", ""):
             instance.provider_name = self.provider_type
         await instance.initialize(self.config)
+        # asyncio.run() closes every live async generator before it closes the loop: this one's `finally` then
+        # closes the client on its own loop, so connections never outlive the loop that opened them.
+        guard = self._close_with_loop(instance)
+        await guard.__anext__()
+        self._guards[asyncio.get_running_loop()] = guard
         return instance
+
+    async def _close_with_loop(self, instance: LLMProviderInterface) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            loop = asyncio.get_running_loop()
+            self._instances.pop(loop, None)
+            self._guards.pop(loop, None)
+            await instance.cleanup()
 
     def record_latency(self, seconds: float) -> None:
         """Fold one successful call's latency into the moving average."""
@@ -84,13 +102,10 @@ class DeploymentState:
         self.latency_ewma = seconds if current is None else current + LATENCY_ALPHA * (seconds - current)
 
     async def close(self) -> None:
-        """Close the provider built for the running loop; instances of other (closed) loops are dropped."""
-        loop = asyncio.get_running_loop()
-        futures = dict(self._instances)
-        self._instances.clear()
-        for owner, future in futures.items():
-            if owner is loop and future.done() and not future.cancelled() and future.exception() is None:
-                await future.result().cleanup()
+        """Close the provider built for the running loop."""
+        guard = self._guards.pop(asyncio.get_running_loop(), None)
+        if guard is not None:
+            await guard.aclose()  # runs the guard's `finally`: cleanup on this loop
 
     def reset(self) -> None:
         """Back into rotation with a closed circuit and fresh statistics."""

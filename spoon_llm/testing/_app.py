@@ -131,7 +131,7 @@ class SimulatorApp:
             method=method,
             path=path,
             query=parse_query(query),
-            headers=mask_headers(raw_headers),
+            raw_headers=mask_headers(raw_headers),
             body=body,
             vendor=route.vendor if route else None,
             endpoint=route.endpoint if route else None,
@@ -140,9 +140,11 @@ class SimulatorApp:
             time=time.time(),
         )
         self.records.add(record)
-        if route is None:
-            return _plain_error(404, f"Invalid URL ({method} {path})")
         token = self.ids.next()
+        if route is None:
+            response = _plain_error(404, f"Invalid URL ({method} {path})")
+            response.headers.append(("x-request-id", f"req_{token}"))
+            return response
         response = self._answer(route, method, body, bad_json, model, token)
         response.headers.append(_request_id_header(route.vendor, token))
         if self.rate_limits is not None:
@@ -195,7 +197,8 @@ class SimulatorApp:
         fault = self.faults.take(route.vendor, model, route.endpoint)
         if fault is not None and fault.status is not None:
             response = self._error(route, fault.status, fault, model, body, token)
-            response.fault = fault
+            if fault.affects_delivery:
+                response.fault = fault
             return response
         if fault is not None and fault.reset:
             return Response(0, [], fault=fault)
@@ -218,16 +221,13 @@ class SimulatorApp:
         if fault is not None:
             if fault.malformed:
                 _corrupt(response)
-            response.fault = fault
+            if fault.affects_delivery:  # the protocol's slow path; plain answers stay on the fast one
+                response.fault = fault
         return response
 
     def _tool_id(self, vendor: str) -> str:
         token = self.ids.next()
-        if vendor == "anthropic":
-            return f"toolu_01{token}"
-        if vendor == "gemini":
-            return f"call_{token}"
-        return f"call_{token}"
+        return f"toolu_01{token}" if vendor == "anthropic" else f"call_{token}"
 
 
 def _corrupt(response: Response) -> None:

@@ -26,7 +26,7 @@ class Fault:
     * ``disconnect_after``: close the connection after N stream events (non-stream answers: after
       the headers and half of the body), without finishing the HTTP message.
     * ``truncate_after``: finish the HTTP message cleanly after N stream events plus half of the
-      next one, so the SSE stream lacks its end (no ``[DONE]`` / ``message_stop``).
+      next one, so the SSE stream lacks its end (no ``[DONE]`` / ``message_stop``); streams only.
     * ``malformed``: status 200 with a JSON body cut in half (streams: one event's data is cut).
 
     Timing-only faults (``delay``, ``chunk_delay``, ``disconnect_after``, ``truncate_after``)
@@ -133,6 +133,17 @@ class Fault:
     def replaces_answer(self) -> bool:
         """True when the fault decides the body (error status, reset or malformed JSON)."""
         return self.status is not None or self.reset or self.malformed
+
+    @property
+    def affects_delivery(self) -> bool:
+        """True when the fault changes how bytes are sent (timing, reset, early end of the body)."""
+        return (
+            self.delay > 0
+            or self.chunk_delay > 0
+            or self.reset
+            or self.disconnect_after is not None
+            or self.truncate_after is not None
+        )
 
 
 class _FaultEntry:

@@ -259,9 +259,13 @@ def render_chat_stream(answer: Answer, prompt: Prompt, flavor: str, ctx: Ctx) ->
     frames: list[bytes] = [_OPENROUTER_COMMENT] if flavor == "openrouter" else []
 
     def emit(index: int, delta: dict[str, Any], finish: str | None = None) -> None:
-        choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        choice: dict[str, Any] = {"index": index, "delta": delta}
         if flavor == "openrouter":
+            choice["finish_reason"] = finish
             choice["native_finish_reason"] = finish
+        else:
+            choice["logprobs"] = None
+            choice["finish_reason"] = finish
         chunk = dict(head)
         chunk["choices"] = [choice]
         if usage_on_chunks:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -45,7 +45,7 @@ class RecordedRequest:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    raw_headers: list[tuple[bytes, bytes]] = field(repr=False)  # as received, credentials already masked
     body: Any
     vendor: str | None = None
     endpoint: str | None = None
@@ -53,19 +53,25 @@ class RecordedRequest:
     stream: bool = False
     time: float = 0.0
 
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """Headers by lower-case name (decoded on first access: recording stays cheap)."""
+        return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.raw_headers}
+
     def header(self, name: str) -> str | None:
         """Return a header value by case-insensitive name."""
         return self.headers.get(name.lower())
 
 
-def mask_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Decode raw header pairs into a lower-case dict with credentials masked."""
-    out: dict[str, str] = {}
-    for name, value in raw:
-        lname = name.lower()
-        text = value.decode("latin-1")
-        out[lname.decode("latin-1")] = mask_secret(text) if lname in SECRET_HEADERS else text
-    return out
+def mask_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Return raw header pairs with credential values masked (a copy only when there is one)."""
+    masked: list[tuple[bytes, bytes]] | None = None
+    for i, (name, value) in enumerate(raw):
+        if name.lower() in SECRET_HEADERS:
+            if masked is None:
+                masked = list(raw)
+            masked[i] = (name, mask_secret(value.decode("latin-1")).encode("latin-1"))
+    return raw if masked is None else masked
 
 
 def parse_query(query: str) -> dict[str, str]:

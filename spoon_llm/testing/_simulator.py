@@ -32,6 +32,13 @@ class ProviderSimulator:
     background thread) or ``async with ProviderSimulator() as sim:`` (it serves inside the
     caller's loop); or call :meth:`start` / :meth:`stop`, :meth:`astart` / :meth:`astop`.
 
+    Default answers: ``"Simulated reply to: <last user message text, first 200 characters>"``;
+    JSON mode gets a JSON value fitting the requested schema (``{"reply": <text>}`` without
+    one); a forced tool choice gets a call with schema-shaped arguments; ``max_tokens`` below the
+    estimate cuts the text to ``4 * max_tokens`` characters with finish reason ``length``. Token
+    counts are estimated at 4 characters per token. Every answer carries a request id header
+    (``x-request-id``; Anthropic: ``request-id``).
+
     ``max_records`` bounds the request log (oldest dropped first; ``None`` = unbounded);
     ``rate_limit_headers=True`` adds the vendors' rate-limit headers to every answer.
     """

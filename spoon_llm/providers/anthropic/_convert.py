@@ -5,7 +5,8 @@ Pure functions over plain data (no SDK import), so every transport reuses them u
 * every ``system``/``developer`` message goes into ``system``, in order;
 * tool results become ``tool_result`` blocks in a user turn, and consecutive turns of one role are merged;
 * an assistant turn that came from a response is sent back exactly (thinking blocks with their signatures,
-  server-tool blocks) from ``Message.provider_data["anthropic"]["content"]``, unless it was edited since.
+  server-tool blocks) from ``Message.provider_data["anthropic"]["content"]``, unless it was edited since; a user
+  turn carrying such raw blocks (block types our schema lacks) is sent as given too.
 """
 
 from __future__ import annotations
@@ -223,6 +224,10 @@ def _text_block(part: TextPart) -> dict[str, Any]:
 
 
 def _user_content(message: Message) -> str | list[dict[str, Any]]:
+    raw = _preserved_blocks(message)
+    if raw is not None and _matches(raw, message):
+        # Blocks our schema has no type for (container uploads, tool references...) travel verbatim.
+        return [dict(block) for block in raw]
     content = message.content
     if content is None:
         return ""
@@ -274,9 +279,12 @@ def _tool_result(message: Message) -> dict[str, Any]:
     elif content:
         block["content"] = content
     data = message.provider_data or {}
-    extra = data.get("anthropic") if isinstance(data.get("anthropic"), Mapping) else {}
-    if data.get("is_error") or (extra or {}).get("is_error"):
+    vendor = data.get("anthropic")
+    extra: Mapping[str, Any] = vendor if isinstance(vendor, Mapping) else {}
+    if data.get("is_error") or extra.get("is_error"):
         block["is_error"] = True
+    if extra.get("cache_control") is not None:
+        block["cache_control"] = extra["cache_control"]
     return block
 
 

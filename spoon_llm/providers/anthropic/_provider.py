@@ -77,10 +77,16 @@ class AnthropicProvider(BaseProvider):
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
 
-    def __init__(self, client: AsyncAnthropic | None = None) -> None:
-        """Create the provider; pass ``client`` to use a ready-made ``AsyncAnthropic`` (tests, custom auth)."""
+    def __init__(self, client: AsyncAnthropic | None = None, http_client: httpx2.AsyncClient | None = None) -> None:
+        """Create the provider; ``initialize`` builds the client.
+
+        ``client`` is a ready-made ``AsyncAnthropic`` to use instead (custom auth, tests); ``http_client`` an
+        ``httpx2.AsyncClient`` for the client we build (tests inject an ``httpx2.MockTransport`` this way). The
+        caller keeps ownership of either and closes it.
+        """
         super().__init__()
         self._injected = client
+        self._injected_http = http_client
         self._client: Any = None
         self._errors: ErrorMapper | None = None
         self._defaults = RequestDefaults(model="")
@@ -112,7 +118,7 @@ class AnthropicProvider(BaseProvider):
             max_keepalive_connections=cfg.max_keepalive_connections,
             keepalive_expiry=cfg.keepalive_expiry,
         )
-        http_client = sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
         client = sdk.AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -125,7 +131,9 @@ class AnthropicProvider(BaseProvider):
 
     async def _close(self) -> None:
         client, self._client = self._client, None
-        if client is not None and client is not self._injected:
+        if client is None or client is self._injected:
+            return
+        if self._injected_http is None:
             await client.close()
 
     # -- operations -----------------------------------------------------------------------------------------

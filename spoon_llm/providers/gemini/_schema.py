@@ -22,6 +22,10 @@ __all__ = ["SchemaConversionError", "to_gemini_schema"]
 
 _COPIED = ("title", "description", "pattern", "minLength", "maxLength", "minItems", "maxItems", "minProperties",
            "maxProperties", "minimum", "maximum", "default", "example", "propertyOrdering")
+# Gemini's own schema keywords in snake_case, as some libraries write them.
+_SNAKE_ALIASES = {"property_ordering": "propertyOrdering", "max_items": "maxItems", "min_items": "minItems",
+                  "max_length": "maxLength", "min_length": "minLength", "max_properties": "maxProperties",
+                  "min_properties": "minProperties"}
 _FORMATS = {
     "string": frozenset({"date-time", "enum"}),
     "integer": frozenset({"int32", "int64"}),
@@ -123,6 +127,9 @@ class _Converter:
         for key in _COPIED:
             if key in node and key not in out:
                 out[key] = node[key]
+        for snake, camel in _SNAKE_ALIASES.items():
+            if snake in node and camel not in out:
+                out[camel] = node[snake]
         if "example" not in out and isinstance(node.get("examples"), list) and node["examples"]:
             out["example"] = node["examples"][0]
         fmt = node.get("format")

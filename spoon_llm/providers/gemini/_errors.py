@@ -1,0 +1,180 @@
+"""Gemini error mapping: Google API error bodies and ``google-genai`` exceptions -> the spoon-llm error tree.
+
+:func:`error_from_body` is pure (HTTP status + decoded ``{"error": {code, status, message, details}}`` +
+headers) and shared by every transport. :class:`ErrorMapper` wraps every SDK call and stream read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx2
+
+from ..._headers import parse_retry_after, rate_limit_headers
+from ...errors import (
+    AuthenticationError,
+    LLMError,
+    NetworkError,
+    PermissionDeniedError,
+    ProviderError,
+    ResponseParsingError,
+    TimeoutError,
+    TokenLimitError,
+    error_for_status,
+)
+
+__all__ = ["ErrorMapper", "error_from_body", "is_context_overflow"]
+
+PROVIDER = "gemini"
+
+# google.rpc status names -> the HTTP status they travel with (for bodies that carry only the name).
+_STATUS_CODES = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "INTERNAL": 500, "UNKNOWN": 500, "DATA_LOSS": 500,
+    "NOT_IMPLEMENTED": 501, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+}
+_AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "ACCESS_TOKEN_EXPIRED", "CREDENTIALS_MISSING"})
+# INVALID_ARGUMENT is also the status of context overflows: only the message tells them apart.
+_OVERFLOW_MARKERS = ("exceeds the maximum number of tokens", "input token count", "too many tokens",
+                     "context window", "context length", "exceeds the maximum context")
+
+
+def is_context_overflow(message: str | None) -> bool:
+    """True when an ``INVALID_ARGUMENT`` message says the prompt does not fit the context window."""
+    if not message:
+        return False
+    lowered = message.lower()
+    return any(marker in lowered for marker in _OVERFLOW_MARKERS)
+
+
+def _details(error: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    details = error.get("details")
+    return [d for d in details if isinstance(d, Mapping)] if isinstance(details, list) else []
+
+
+def _retry_delay(error: Mapping[str, Any]) -> float | None:
+    for detail in _details(error):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                try:
+                    return float(delay[:-1])
+                except ValueError:
+                    return None
+    return None
+
+
+def error_from_body(
+    status: int | None,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    model: str | None = None,
+) -> ProviderError:
+    """Our error for a Gemini error response (``body`` decoded; a one-item list is unwrapped)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        error = body if isinstance(body, Mapping) and "message" in body else {}
+    message = error.get("message") or (body if isinstance(body, str) and body else f"HTTP {status} from Gemini")
+    error_status = error.get("status")
+    code = error.get("code")
+    if status is None:
+        status = code if isinstance(code, int) else _STATUS_CODES.get(str(error_status))
+    reasons = {str(d.get("reason")) for d in _details(error) if d.get("reason")}
+    cls: type[ProviderError]
+    if reasons & _AUTH_REASONS:
+        # Gemini answers a bad key with 400 INVALID_ARGUMENT; its ErrorInfo reason says what it is.
+        cls = AuthenticationError
+    elif error_status == "PERMISSION_DENIED":
+        cls = PermissionDeniedError
+    elif error_status == "DEADLINE_EXCEEDED":
+        cls = TimeoutError
+    else:
+        cls = error_for_status(status, context_overflow=status == 400 and is_context_overflow(str(message)))
+    retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        retry_after = _retry_delay(error)
+    return cls(
+        str(message),
+        provider=PROVIDER,
+        model=model,
+        status_code=status,
+        request_id=(headers or {}).get("x-request-id"),
+        retry_after=retry_after,
+        error_type=str(error_status) if error_status else None,
+        error_code=str(code) if code is not None else None,
+        body=body,
+        headers=rate_limit_headers(headers),
+    )
+
+
+class ErrorMapper:
+    """Maps exceptions escaping a ``google-genai`` call (or a stream read) to our error tree.
+
+    Built once per client with the SDK's ``errors`` module; use ``async with mapper.scope(model):``.
+    """
+
+    def __init__(self, sdk_errors: Any) -> None:
+        self._api_error: type[BaseException] = sdk_errors.APIError
+
+    def scope(self, model: str | None) -> _Scope:
+        """A context manager that translates what escapes it."""
+        return _Scope(self, model)
+
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""
+        if isinstance(exc, LLMError):
+            return None
+        if isinstance(exc, self._api_error):
+            response = getattr(exc, "response", None)
+            headers = getattr(response, "headers", None)
+            body = getattr(exc, "details", None)
+            if not isinstance(body, Mapping) or "error" not in body:
+                body = {"error": {"code": getattr(exc, "code", None), "status": getattr(exc, "status", None),
+                                  "message": getattr(exc, "message", None) or str(exc)}}
+            status = getattr(response, "status_code", None) or getattr(exc, "code", None)
+            return error_from_body(status if isinstance(status, int) else None, body,
+                                   _plain_headers(headers), model=model)
+        if isinstance(exc, httpx2.TimeoutException):
+            return TimeoutError(f"request timed out: {exc!r}", provider=PROVIDER, model=model)
+        if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
+            return NetworkError(f"connection failed: {type(exc).__name__}: {exc}", provider=PROVIDER, model=model)
+        if isinstance(exc, json.JSONDecodeError):
+            return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER, model=model)
+        return None
+
+
+def _plain_headers(headers: Any) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    try:
+        return {str(k).lower(): str(v) for k, v in headers.items()}
+    except AttributeError:
+        return None
+
+
+class _Scope:
+    __slots__ = ("_mapper", "_model")
+
+    def __init__(self, mapper: ErrorMapper, model: str | None) -> None:
+        self._mapper = mapper
+        self._model = model
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None:
+            return False
+        mapped = self._mapper.translate(exc, self._model)
+        if mapped is None:
+            return False
+        raise mapped from exc

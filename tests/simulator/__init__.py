@@ -1,0 +1,1 @@
+"""Tests of the provider simulator (spoon_llm.testing)."""
