@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config.manager import ConfigurationManager
 from .errors import LLMError, StreamInterruptedError, TimeoutError
+from .events import Event, EventBus, EventKind, new_request_id
 from .interface import LLMProviderInterface, StreamCallback
+from .middleware.base import AttemptContext, Middleware
 from .registry import LLMProviderRegistry, get_global_registry
 from .routing.attempts import RequestRun, Slot
 from .routing.balancer import Balancer, Strategy
-from .routing.circuit import CircuitBreaker
+from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
 from .routing.router import Router
 from .types import (
@@ -87,6 +89,8 @@ class LLMManager:
         policy: ErrorPolicy | None = None,
         circuit_breaker: Mapping[str, Any] | None = None,
         load_balancing: Strategy | None = None,
+        middleware: Sequence[Middleware] = (),
+        observers: Sequence[Any] = (),
     ) -> None:
         self.config_manager = config_manager if config_manager is not None else ConfigurationManager()
         self.registry = registry if registry is not None else get_global_registry()
@@ -96,6 +100,11 @@ class LLMManager:
             max_retry_after=retry.max_retry_after, jitter=retry.jitter,
         )
         self._circuit_settings = dict(circuit_breaker or {})
+        self._middleware: list[Middleware] = list(middleware)
+        #: Request lifecycle events; subscribe with :meth:`add_observer`.
+        self.events = EventBus()
+        for observer in observers:
+            self.events.add(observer)
         self.router = Router(self.config_manager, self.registry, self._new_circuit)
         strategy = load_balancing or self.config_manager.config.load_balancing
         if strategy is not None:
@@ -108,7 +117,29 @@ class LLMManager:
         self._lock = threading.Lock()
 
     def _new_circuit(self, deployment: str) -> CircuitBreaker:
-        return CircuitBreaker(**self._circuit_settings)
+        def changed(old: CircuitState, new: CircuitState) -> None:
+            if self.events:
+                self.events.emit(Event("circuit_change", "", deployment=deployment,
+                                       data={"old": old.value, "new": new.value}))
+
+        return CircuitBreaker(on_change=changed, **self._circuit_settings)
+
+    def add_observer(self, observer: Any) -> None:
+        """Subscribe to request lifecycle events (an object with ``on_event(event)`` or a callable)."""
+        self.events.add(observer)
+
+    def remove_observer(self, observer: Any) -> None:
+        """Unsubscribe an observer."""
+        self.events.remove(observer)
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Append a middleware to the attempt path (runs after those already present)."""
+        self._middleware.append(middleware)
+
+    @property
+    def middleware(self) -> list[Middleware]:
+        """The middleware chain, in order."""
+        return list(self._middleware)
 
     # -- the request path -----------------------------------------------------------------------------------
 
@@ -130,39 +161,105 @@ class LLMManager:
             call["timeout"] = slot.timeout if given is None else min(float(given), slot.timeout)
         return call
 
+    def _emit(self, kind: EventKind, request_id: str, operation: str, slot: Slot | None = None,
+              **fields: Any) -> None:
+        if slot is not None:
+            deployment = slot.deployment
+            fields.setdefault("provider", deployment.provider_name)
+            fields.setdefault("model", slot.model or deployment.model)
+            fields.setdefault("deployment", deployment.name)
+            fields.setdefault("key_alias", deployment.key_alias)
+        self.events.emit(Event(kind, request_id, operation, **fields))
+
+    def _emit_next_step(self, run: RequestRun, request_id: str, operation: str, slot: Slot,
+                        error: LLMError) -> None:
+        kind: EventKind = "retry" if run.will_retry else "fallback"
+        self._emit(kind, request_id, operation, slot, error=error, attempt=len(run.attempts),
+                   data={"reason": type(error).__name__})
+
+    async def _before(self, ctx: AttemptContext | None, passed: list[Middleware]) -> None:
+        if ctx is None:
+            return
+        for middleware in self._middleware:
+            await middleware.before_attempt(ctx)
+            passed.append(middleware)
+
+    @staticmethod
+    async def _after(ctx: AttemptContext | None, passed: list[Middleware], **outcome: Any) -> None:
+        for middleware in reversed(passed):
+            await middleware.after_attempt(ctx, **outcome)  # type: ignore[arg-type]
+
+    def _context(self, request_id: str, operation: str, slot: Slot, messages: list[Message] | None,
+                 call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:
+        if not self._middleware:
+            return None
+        return AttemptContext(request_id, operation, slot.deployment, slot.model, messages, call, tags, attempt)
+
     async def _execute(
         self,
+        operation: str,
         invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
         kwargs: dict[str, Any],
         provider: str | None,
         model: str | None,
         fallback: bool | Sequence[str] | None,
         deadline: float | None,
+        messages: list[Message] | None = None,
     ) -> _T:
+        tags = kwargs.pop("tags", None)
         run = self._start(provider, model, fallback, deadline)
+        request_id = new_request_id()
         stats = self._stats
         stats["requests"] += 1
         stats["inflight"] += 1
         if stats["inflight"] > stats["peak_inflight"]:
             stats["peak_inflight"] = stats["inflight"]
+        started = time.perf_counter()
+        if self.events:
+            self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
         try:
-            return await self._attempt_all(run, invoke, kwargs)
+            result = await self._attempt_all(run, invoke, kwargs, operation, request_id, messages, tags)
+        except LLMError as exc:
+            stats["failures"] += 1
+            if self.events:
+                self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
+                           attempt=len(run.attempts), latency=time.perf_counter() - started)
+            raise
         finally:
             stats["inflight"] -= 1
+        stats["successes"] += 1
+        if self.events:
+            last = run.attempts[-1]
+            self._emit("request_end", request_id, operation, provider=last.provider, model=last.model,
+                       deployment=last.deployment, key_alias=last.key_alias, success=True, response=result,
+                       usage=getattr(result, "usage", None), tags=tags, attempt=len(run.attempts),
+                       latency=time.perf_counter() - started)
+        return result
 
     async def _attempt_all(
         self,
         run: RequestRun,
         invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
         kwargs: dict[str, Any],
+        operation: str,
+        request_id: str,
+        messages: list[Message] | None,
+        tags: dict[str, str] | None,
     ) -> _T:
         stats = self._stats
+        events = self.events
         async for slot in run:
             deployment = slot.deployment
+            call = self._call_kwargs(slot, kwargs)
+            ctx = self._context(request_id, operation, slot, messages, call, tags, len(run.attempts))
+            passed: list[Middleware] = []
+            if events:
+                self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
+                           waited=slot.waited)
             deployment.inflight += 1
             try:
+                await self._before(ctx, passed)
                 instance = await deployment.provider(self.registry)
-                call = self._call_kwargs(slot, kwargs)
                 if slot.timeout is None:
                     result = await invoke(instance, call)
                 else:
@@ -174,26 +271,32 @@ class LLMManager:
                                            provider=deployment.provider_name, model=slot.model) from exc
             except LLMError as exc:
                 deployment.inflight -= 1
-                try:
-                    run.failed(slot, exc)
-                except LLMError:
-                    stats["failures"] += 1
-                    raise
+                await self._after(ctx, passed, error=exc)
+                if events:
+                    self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
+                               attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
+                # A refusal by our own middleware (local rate limit) says nothing about the deployment's health.
+                run.failed(slot, exc, count_health=len(passed) == len(self._middleware) or ctx is None)
+                if events:
+                    self._emit_next_step(run, request_id, operation, slot, exc)
                 continue
             except BaseException:
                 deployment.inflight -= 1
                 deployment.circuit.release_probe()
+                await self._after(ctx, passed)
                 raise
             deployment.inflight -= 1
             attempt = run.succeeded(slot)
-            stats["successes"] += 1
+            await self._after(ctx, passed, response=result, usage=getattr(result, "usage", None))
+            if events:
+                self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
+                           latency=attempt.latency, usage=getattr(result, "usage", None))
             if len(run.attempts) > 1:
                 stats["retries"] += sum(1 for a in run.attempts[1:] if a.deployment == run.attempts[0].deployment)
                 if any(a.deployment != attempt.deployment for a in run.attempts):
                     stats["fallbacks"] += 1
             run.annotate(result, attempt)
             return result
-        stats["failures"] += 1
         raise run.exhausted()
 
     async def chat(
@@ -206,13 +309,16 @@ class LLMManager:
         deadline: float | None = None,
         **kwargs: Any,
     ) -> LLMResponse:
-        """Send a conversation and return the complete answer (see the class docstring for routing)."""
+        """Send a conversation and return the complete answer (see the class docstring for routing).
+
+        ``tags={"user": ..., "team": ...}`` labels the request for cost tracking and metrics.
+        """
         conversation = to_messages(messages)
 
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
             return await instance.chat(conversation, **call)
 
-        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+        return await self._execute("chat", invoke, kwargs, provider, model, fallback, deadline, conversation)
 
     async def chat_with_tools(
         self,
@@ -231,7 +337,8 @@ class LLMManager:
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
             return await instance.chat_with_tools(conversation, tools, **call)
 
-        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+        return await self._execute("chat_with_tools", invoke, kwargs, provider, model, fallback, deadline,
+                                   conversation)
 
     async def completion(
         self,
@@ -248,7 +355,8 @@ class LLMManager:
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
             return await instance.completion(prompt, **call)
 
-        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+        return await self._execute("completion", invoke, kwargs, provider, model, fallback, deadline,
+                                   [Message(role="user", content=prompt)])
 
     async def embed(
         self,
@@ -265,7 +373,7 @@ class LLMManager:
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> EmbeddingResponse:
             return await instance.embed(inputs, **call)
 
-        return await self._execute(invoke, kwargs, provider, model, fallback, deadline)
+        return await self._execute("embed", invoke, kwargs, provider, model, fallback, deadline)
 
     async def chat_stream(
         self,
@@ -286,93 +394,140 @@ class LLMManager:
         given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
         """
         conversation = to_messages(messages)
+        tags = kwargs.pop("tags", None)
         run = self._start(provider, model, fallback, deadline)
-        self._stats["requests"] += 1
+        request_id = new_request_id()
+        operation = "chat_stream"
+        events = self.events
+        stats = self._stats
+        stats["requests"] += 1
+        stats["inflight"] += 1
+        if stats["inflight"] > stats["peak_inflight"]:
+            stats["peak_inflight"] = stats["inflight"]
+        started = time.perf_counter()
+        if events:
+            self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
         delivered = ""
         usage: TokenUsage | None = None
+        chunk_count = 0
         interrupted: LLMError | None = None
-        async for slot in run:
-            deployment = slot.deployment
-            deployment.inflight += 1
-            sent_any = False
-            prefix = delivered
-            request = conversation if not delivered else [*conversation, Message(role="assistant", content=delivered)]
-            stream: AsyncIterator[LLMResponseChunk] | None = None
-            try:
-                instance = await deployment.provider(self.registry)
-                stream = instance.chat_stream(request, callbacks=None, **self._call_kwargs(slot, kwargs))
-                iterator = stream.__aiter__()
-                while True:
-                    try:
-                        if slot.timeout is None:
-                            chunk = await iterator.__anext__()
-                        else:
-                            async with _timeout(max(run.remaining(), 0.0)):
+        try:
+            async for slot in run:
+                deployment = slot.deployment
+                deployment.inflight += 1
+                prefix = delivered
+                request = conversation if not delivered else [
+                    *conversation, Message(role="assistant", content=delivered)]
+                call = self._call_kwargs(slot, kwargs)
+                ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
+                passed: list[Middleware] = []
+                sent_here = False
+                stream: AsyncIterator[LLMResponseChunk] | None = None
+                if events:
+                    self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
+                               waited=slot.waited)
+                try:
+                    await self._before(ctx, passed)
+                    instance = await deployment.provider(self.registry)
+                    stream = instance.chat_stream(request, callbacks=None, **call)
+                    iterator = stream.__aiter__()
+                    while True:
+                        try:
+                            if slot.timeout is None:
                                 chunk = await iterator.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    except asyncio.TimeoutError as exc:
-                        raise TimeoutError("request deadline reached during the stream",
-                                           provider=deployment.provider_name, model=slot.model) from exc
-                    if prefix:
-                        chunk.content = prefix + chunk.content
-                    delivered = chunk.content
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    if chunk.kind == "final":
-                        attempt = run.succeeded(slot)
-                        chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
-                                          "fallback_path": list(run.path), "deployment": attempt.deployment}
-                    sent_any = True
-                    for callback in callbacks or ():
-                        result = callback(chunk)
-                        if asyncio.iscoroutine(result):
-                            await result
-                    yield chunk
-            except LLMError as exc:
-                deployment.inflight -= 1
-                if not sent_any and not delivered:
-                    try:
-                        run.failed(slot, exc)
-                    except LLMError:
-                        self._stats["failures"] += 1
-                        raise
-                    continue
-                interrupted = exc
-                if resume_on_interrupt:
-                    try:
-                        run.failed(slot, exc)
-                    except LLMError:
-                        pass  # the policy says stop: report the interruption below
-                    else:
+                            else:
+                                async with _timeout(max(run.remaining(), 0.0)):
+                                    chunk = await iterator.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except asyncio.TimeoutError as exc:
+                            raise TimeoutError("request deadline reached during the stream",
+                                               provider=deployment.provider_name, model=slot.model) from exc
+                        if prefix:
+                            chunk.content = prefix + chunk.content
+                        delivered = chunk.content
+                        chunk_count += 1
+                        if chunk.usage is not None:
+                            usage = chunk.usage
+                        if chunk.kind == "final":
+                            attempt = run.succeeded(slot)
+                            await self._after(ctx, passed, response=chunk, usage=usage)
+                            passed = []
+                            chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
+                                              "fallback_path": list(run.path), "deployment": attempt.deployment}
+                            if events:
+                                self._emit("attempt_end", request_id, operation, slot, success=True,
+                                           attempt=len(run.attempts), latency=attempt.latency, usage=usage)
+                        if not sent_here and events and not prefix:
+                            self._emit("first_token", request_id, operation, slot,
+                                       latency=time.perf_counter() - started)
+                        sent_here = True
+                        for callback in callbacks or ():
+                            outcome = callback(chunk)
+                            if asyncio.iscoroutine(outcome):
+                                await outcome
+                        yield chunk
+                except LLMError as exc:
+                    deployment.inflight -= 1
+                    await self._after(ctx, passed, error=exc, usage=usage)
+                    if events:
+                        self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
+                                   attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
+                    local = ctx is not None and len(passed) < len(self._middleware)
+                    if not sent_here and not delivered:
+                        run.failed(slot, exc, count_health=not local)
+                        if events:
+                            self._emit_next_step(run, request_id, operation, slot, exc)
                         continue
-                else:
-                    run.record_failure(slot, exc)
-                self._stats["failures"] += 1
-                raise run.final_error(StreamInterruptedError(
-                    f"the stream failed after output reached the caller: {exc}",
-                    partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
-                    model=slot.model or deployment.model, status_code=getattr(exc, "status_code", None),
-                    request_id=getattr(exc, "request_id", None),
-                )) from exc
-            except BaseException:
+                    interrupted = exc
+                    if resume_on_interrupt:
+                        try:
+                            run.failed(slot, exc)
+                        except LLMError:
+                            pass  # the policy says stop: report the interruption below
+                        else:
+                            continue
+                    else:
+                        run.record_failure(slot, exc)
+                    raise run.final_error(StreamInterruptedError(
+                        f"the stream failed after output reached the caller: {exc}",
+                        partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
+                        model=slot.model or deployment.model, status_code=getattr(exc, "status_code", None),
+                        request_id=getattr(exc, "request_id", None),
+                    )) from exc
+                except BaseException:
+                    deployment.inflight -= 1
+                    deployment.circuit.release_probe()
+                    await self._after(ctx, passed)
+                    raise
+                finally:
+                    closer = getattr(stream, "aclose", None)
+                    if closer is not None:
+                        await closer()
                 deployment.inflight -= 1
-                deployment.circuit.release_probe()
-                raise
-            finally:
-                closer = getattr(stream, "aclose", None)
-                if closer is not None:
-                    await closer()
-            deployment.inflight -= 1
-            self._stats["successes"] += 1
-            return
-        self._stats["failures"] += 1
-        if interrupted is not None:
-            raise run.final_error(StreamInterruptedError(
-                f"the stream failed after output reached the caller and no candidate could resume it: {interrupted}",
-                partial_content=delivered, partial_usage=usage,
-            )) from interrupted
-        raise run.exhausted()
+                if passed:  # the stream ended without a final chunk
+                    attempt = run.succeeded(slot)
+                    await self._after(ctx, passed, usage=usage)
+                stats["successes"] += 1
+                if events:
+                    self._emit("request_end", request_id, operation, slot, success=True, usage=usage, tags=tags,
+                               chunk_count=chunk_count, attempt=len(run.attempts),
+                               latency=time.perf_counter() - started)
+                return
+            if interrupted is not None:
+                raise run.final_error(StreamInterruptedError(
+                    "the stream failed after output reached the caller and no candidate could resume it: "
+                    f"{interrupted}", partial_content=delivered, partial_usage=usage,
+                )) from interrupted
+            raise run.exhausted()
+        except LLMError as exc:
+            stats["failures"] += 1
+            if events:
+                self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
+                           chunk_count=chunk_count, attempt=len(run.attempts), latency=time.perf_counter() - started)
+            raise
+        finally:
+            stats["inflight"] -= 1
 
     # -- batches --------------------------------------------------------------------------------------------
 
@@ -510,6 +665,7 @@ class LLMManager:
             "health_monitoring": bool(self._health_monitor and self._health_monitor.running),
             "stats": self.get_stats(),
             "deployments": self.get_provider_status(),
+            "middleware": {m.name: m.status() for m in self._middleware},
         }
 
     # -- lifecycle ------------------------------------------------------------------------------------------

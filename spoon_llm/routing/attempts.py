@@ -139,6 +139,16 @@ class RequestRun:
         self._candidates = self.router.ordered(self._plans[self._plan_index])
         return True
 
+    @property
+    def route(self) -> str:
+        """The name of the route the request started on."""
+        return self._plans[0].name
+
+    @property
+    def will_retry(self) -> bool:
+        """True when the last failure will be retried on the same deployment."""
+        return self._pending_delay > 0
+
     def remaining(self) -> float:
         """Seconds left before the request's deadline (infinite when there is none)."""
         return self.deadline_at - time.monotonic()
@@ -168,21 +178,27 @@ class RequestRun:
         slot.deployment.record_latency(attempt.latency)
         return attempt
 
-    def record_failure(self, slot: Slot, error: LLMError) -> None:
+    def record_failure(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
         """Record a failed attempt (trace, circuit, counters) without deciding what comes next."""
         self._attempt(slot, error)
         self.errors.append(error)
         deployment = slot.deployment
-        if _counts_against_health(error):
+        if not count_health:
+            deployment.circuit.release_probe()
+        elif _counts_against_health(error):
             deployment.failures += 1
             deployment.circuit.record_failure()
         else:
             # The deployment answered: it is up, whatever it thought of the request.
             deployment.circuit.record_success()
 
-    def failed(self, slot: Slot, error: LLMError) -> None:
-        """Record a failure and decide what comes next; raises ``error`` when the policy says to stop."""
-        self.record_failure(slot, error)
+    def failed(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
+        """Record a failure and decide what comes next; raises ``error`` when the policy says to stop.
+
+        ``count_health=False`` for refusals that happened before the request left the process (our own rate
+        limiter): they must not open the deployment's circuit.
+        """
+        self.record_failure(slot, error, count_health=count_health)
         deployment = slot.deployment
         action = self.policy.action_for(error)
         if action is Action.FAIL:

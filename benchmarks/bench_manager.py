@@ -1,0 +1,143 @@
+"""What the manager costs over the provider alone, and batch throughput against raw AsyncOpenAI.
+
+Part 1 (harness, side by side, one run): CPU per request of the raw SDK, our OpenAI provider, and
+``LLMManager.chat`` / ``chat_stream`` over that provider, at each concurrency.
+
+Part 2: ``batch_chat`` of N requests at concurrency C against ``asyncio.gather`` + a semaphore over raw
+``AsyncOpenAI``, same simulator process, wall-clock throughput.
+
+Usage: python benchmarks/bench_manager.py [-n 2000] [-c 1,64] [--stream] [--batch 10000] [--batch-concurrency 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import CLIENTS, RequestFn, Target, run_benchmark, start_simulator  # noqa: E402
+
+KEY = "sk-bench-manager-000000000000"
+
+
+def _config(target: Target) -> Any:
+    from spoon_llm import ConfigurationManager
+
+    return ConfigurationManager(
+        {"providers": {"openai": {"api_key": KEY, "base_url": target.openai_base_url,
+                                  "model": target.model_or("gpt-4o-mini"), "max_connections": 1000,
+                                  "max_keepalive_connections": 1000}}},
+        env={},
+    )
+
+
+@contextlib.asynccontextmanager
+async def spoon_provider(target: Target) -> AsyncIterator[RequestFn]:
+    """Our OpenAIProvider on its own (no manager)."""
+    from spoon_llm.providers.openai import OpenAIProvider
+
+    provider = OpenAIProvider()
+    await provider.initialize(_config(target).load_provider_config("openai"))
+    messages = list(target.messages)
+
+    async def call() -> object:
+        return await provider.chat(messages)
+
+    async def call_stream() -> object:
+        return [chunk async for chunk in provider.chat_stream(messages)]
+
+    try:
+        yield call_stream if target.stream else call
+    finally:
+        await provider.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def spoon_manager(target: Target) -> AsyncIterator[RequestFn]:
+    """LLMManager.chat over the same provider: routing, attempt loop, circuit and stats included."""
+    from spoon_llm.manager import LLMManager
+
+    manager = LLMManager(_config(target))
+    messages = list(target.messages)
+
+    async def call() -> object:
+        return await manager.chat(messages)
+
+    async def call_stream() -> object:
+        return [chunk async for chunk in manager.chat_stream(messages)]
+
+    try:
+        yield call_stream if target.stream else call
+    finally:
+        await manager.cleanup()
+
+
+async def _batch_raw(target: Target, n: int, concurrency: int) -> float:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=target.openai_base_url, api_key=KEY, max_retries=0)
+    semaphore = asyncio.Semaphore(concurrency)
+    messages: Any = list(target.messages)
+
+    async def one() -> object:
+        async with semaphore:
+            return await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+    await asyncio.gather(*(one() for _ in range(min(n, 500))))  # warm-up
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return n / elapsed
+
+
+async def _batch_manager(target: Target, n: int, concurrency: int) -> float:
+    from spoon_llm.manager import LLMManager
+
+    manager = LLMManager(_config(target))
+    messages = list(target.messages)
+    await manager.batch_chat([messages] * min(n, 500), concurrency=concurrency)  # warm-up
+    started = time.perf_counter()
+    results = await manager.batch_chat([messages] * n, concurrency=concurrency)
+    elapsed = time.perf_counter() - started
+    assert len(results) == n
+    await manager.cleanup()
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument("-c", default="1,64")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--batch-concurrency", type=int, default=256)
+    parser.add_argument("--skip-batch", action="store_true")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.c.split(",")]
+    clients = {"openai_sdk": CLIENTS["openai_sdk"], "spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
+    results = run_benchmark(clients, n=args.n, concurrency=levels, stream=args.stream, baseline="spoon_provider")
+    by_key = {(r.client, r.concurrency): r for r in results}
+    for c in levels:
+        provider, manager = by_key[("spoon_provider", c)], by_key[("spoon_manager", c)]
+        print(f"c={c}: manager.chat{'_stream' if args.stream else ''} CPU/request = "
+              f"{manager.cpu_us_per_req / provider.cpu_us_per_req:.3f}x the provider alone")
+    if args.skip_batch:
+        return
+    with start_simulator() as sim:
+        target = Target(base_url=sim.base_url)
+        raw = asyncio.run(_batch_raw(target, args.batch, args.batch_concurrency))
+        ours = asyncio.run(_batch_manager(target, args.batch, args.batch_concurrency))
+    print(f"batch of {args.batch} at concurrency {args.batch_concurrency}: raw AsyncOpenAI gather+semaphore "
+          f"{raw:,.0f} req/s, manager.batch_chat {ours:,.0f} req/s = {ours / raw:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Middleware: one cross-cutting concern around each provider attempt (budgets, rate limits, cost, caching)."""
+
+from .base import AttemptContext, Middleware
+
+__all__ = ["AttemptContext", "Middleware"]

@@ -1,0 +1,72 @@
+"""The middleware contract: hooks before and after every attempt, the same for streamed and whole answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..errors import LLMError
+    from ..routing.deployment import DeploymentState
+    from ..types import Message, TokenUsage
+
+__all__ = ["AttemptContext", "Middleware"]
+
+
+@dataclass(slots=True)
+class AttemptContext:
+    """What middleware knows about one attempt.
+
+    ``state`` is scratch space for middleware to carry data from ``before_attempt`` to ``after_attempt`` (e.g. a
+    budget reservation), keyed by middleware name.
+    """
+
+    request_id: str
+    operation: str
+    deployment: DeploymentState
+    model: str | None
+    messages: list[Message] | None
+    kwargs: dict[str, Any]
+    tags: dict[str, str] | None = None
+    attempt: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        """The provider section of the deployment."""
+        return self.deployment.provider_name
+
+    @property
+    def effective_model(self) -> str | None:
+        """The model asked for: the call's, else the deployment's."""
+        return self.model or self.deployment.model
+
+
+class Middleware:
+    """Base class: override the hooks you need.
+
+    ``before_attempt`` runs before a request leaves the process and may wait (async) or refuse by raising an
+    :class:`~spoon_llm.errors.LLMError`: a ``RateLimitError`` makes the manager try another deployment, a
+    ``BudgetExceededError`` stops the request. ``after_attempt`` runs once per attempt that passed
+    ``before_attempt``, with the usage of the answer (for streams, the usage of the final chunk) or the error.
+    Middleware runs in list order before, and in reverse order after.
+    """
+
+    name: str = "middleware"
+
+    async def before_attempt(self, ctx: AttemptContext) -> None:
+        """Called before the provider is called."""
+
+    async def after_attempt(
+        self,
+        ctx: AttemptContext,
+        *,
+        response: Any = None,
+        usage: TokenUsage | None = None,
+        error: LLMError | None = None,
+    ) -> None:
+        """Called after the attempt ended (``response`` or ``error`` is set; ``usage`` when known)."""
+
+    def status(self) -> dict[str, Any]:
+        """What ``manager.get_status()`` shows for this middleware."""
+        return {}
