@@ -107,6 +107,8 @@ class ProviderSimulator:
         """Stop a simulator started with :meth:`start` (waits for its thread to finish)."""
         thread, loop, stop_event = self._thread, self._loop, self._stop_event
         if thread is None or loop is None or stop_event is None:
+            if self._handle is not None:
+                raise RuntimeError("this simulator was started with astart(); stop it with astop()")
             return
         loop.call_soon_threadsafe(stop_event.set)
         thread.join()
@@ -124,6 +126,8 @@ class ProviderSimulator:
 
     async def astop(self) -> None:
         """Stop a simulator started with :meth:`astart`, closing every connection."""
+        if self._thread is not None:
+            raise RuntimeError("this simulator was started with start(); stop it with stop()")
         handle, self._handle = self._handle, None
         self._port = None
         if handle is not None:

@@ -53,11 +53,17 @@ def test_start_stop_and_restart_errors() -> None:
     sim.stop()  # idempotent
 
 
-async def test_astart_astop() -> None:
+async def test_astart_astop_and_mixing_errors() -> None:
     sim = await ProviderSimulator().astart()
     async with httpx2.AsyncClient() as client:
         assert (await client.get(sim.base_url + "/health")).status_code == 200
+    with pytest.raises(RuntimeError, match="astop"):
+        sim.stop()
     await sim.astop()
+    threaded = ProviderSimulator().start()
+    with pytest.raises(RuntimeError, match="stop"):
+        await threaded.astop()
+    threaded.stop()
 
 
 def test_start_failure_is_reported() -> None:
