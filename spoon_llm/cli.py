@@ -119,12 +119,19 @@ def _build_app() -> typer.Typer:
             console.print(f"provider simulator listening on http://{host}:{bound}", highlight=False)
             console.print(f"  OpenAI-compatible: http://{host}:{bound}/v1", highlight=False)
             console.print(f"  Anthropic:         http://{host}:{bound}", highlight=False)
-            console.print(f"  Gemini:            http://{host}:{bound} (v1beta)", highlight=False)
+            console.print(f"  Gemini:            http://{host}:{bound}", highlight=False)
 
         try:
             serve_forever(host=host, port=port, ready_callback=ready)
         except KeyboardInterrupt:
             pass
+
+    @app.command("demo")
+    def demo() -> None:
+        """Offline tour: chat, streaming, tools, fallback, rate limits and batching against a local simulator."""
+        from .demo import main as run_demo
+
+        run_demo()
 
     return app
 
