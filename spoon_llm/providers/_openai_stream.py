@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderError
+from ..errors import ProviderError, ResponseParsingError
 from ..types import LLMResponse, LLMResponseChunk
 from ._openai_errors import error_from_body
 from ._openai_wire import content_text, normalize_finish_reason, parse_usage, vendor_cost
@@ -123,6 +123,9 @@ class ChatStreamDecoder:
     def feed(self, chunk: Mapping[str, Any]) -> list[LLMResponseChunk]:
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
+        if not isinstance(chunk, Mapping):
+            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
+                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
         out: list[LLMResponseChunk] = []
         if not self._model_seen:
             model = chunk.get("model")
@@ -230,6 +233,9 @@ class CompletionStreamDecoder(ChatStreamDecoder):
     def feed(self, chunk: Mapping[str, Any]) -> list[LLMResponseChunk]:
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
+        if not isinstance(chunk, Mapping):
+            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
+                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
         out: list[LLMResponseChunk] = []
         if not self._model_seen and chunk.get("model"):
             acc.model = chunk["model"]

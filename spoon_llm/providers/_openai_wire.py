@@ -55,8 +55,10 @@ __all__ = [
     "parse_tool_calls",
     "parse_usage",
     "response_format_from",
+    "supports_legacy_completions",
     "tool_choice_to_wire",
     "tools_to_wire",
+    "vendor_cost",
 ]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})

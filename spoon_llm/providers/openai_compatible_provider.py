@@ -235,8 +235,11 @@ class OpenAICompatibleProvider(BaseProvider):
             self._defaults = {**(self._defaults or {}), "extra_body": self._config_extra}
         api_key = self.api_key
         register_secret(api_key)
-        # Configured headers win over the provider's own (e.g. an explicit X-Title for OpenRouter).
-        headers = {**self.get_additional_headers(self._header_view()), **cfg.extra_headers}
+        # Configured headers win over the provider's own (e.g. an explicit X-Title for OpenRouter); the older
+        # API's free-form ``custom_headers`` key (now in options) still works.
+        legacy = cfg.options.get("custom_headers")
+        headers = {**self.get_additional_headers(self._header_view()),
+                   **(legacy if isinstance(legacy, Mapping) else {}), **cfg.extra_headers}
         if self._injected_client is not None:
             self._client, self._owns_client = self._injected_client, False
             self._auth_headers = {}
@@ -457,13 +460,14 @@ class OpenAICompatibleProvider(BaseProvider):
         The final chunk carries the finish reason, usage (``include_usage`` is asked for by default) and the
         complete tool calls merged from their fragments. Each chunk is also passed to every callback, in order.
         """
-        self._ensure_ready()
-        stream = self._stream(messages, **kwargs)
+        stream = self._stream(messages, **kwargs)  # errors (even "not initialised") surface on iteration
         if not callbacks:
             return stream
         return self._with_callbacks(stream, callbacks)
 
     async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+        if not self._initialized:
+            self._ensure_ready()
         model = await self._model_for(kwargs)
         headers = kwargs.pop("extra_headers", None)
         timeout = kwargs.pop("timeout", None)
@@ -536,10 +540,11 @@ class OpenAICompatibleProvider(BaseProvider):
 
     def completion_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         """Stream a completion of ``prompt`` (legacy endpoint where the model has it, else chat)."""
-        self._ensure_ready()
         return self._completion_stream(prompt, **kwargs)
 
     async def _completion_stream(self, prompt: str, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+        if not self._initialized:
+            self._ensure_ready()
         model = await self._model_for(kwargs)
         if not self._legacy_completions(model):
             async with aclosing(self._stream([{"role": "user", "content": prompt}], model=model, **kwargs)) as chat:

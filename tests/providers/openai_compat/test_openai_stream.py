@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spoon_llm.errors import InvalidRequestError, ProviderUnavailableError
+from spoon_llm.errors import InvalidRequestError, ProviderUnavailableError, ResponseParsingError
 from spoon_llm.providers._openai_stream import ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
 from spoon_llm.types import LLMResponseChunk
 
@@ -155,6 +155,11 @@ def test_in_band_error_is_mapped_with_the_chunk_as_body() -> None:
     decoder = ChatStreamDecoder("vllm", "m")
     decoder.feed({"error": {"message": "boom", "type": "server_error"}})
     assert isinstance(decoder.error, ProviderUnavailableError) and decoder.error.status_code is None
+
+
+def test_a_chunk_that_is_not_an_object_is_a_parsing_error() -> None:
+    with pytest.raises(ResponseParsingError):
+        ChatStreamDecoder("openai", "m").feed([1, 2])  # type: ignore[arg-type]
 
 
 def test_completion_stream_decoder() -> None:

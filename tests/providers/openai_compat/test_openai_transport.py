@@ -85,6 +85,9 @@ async def test_not_initialised_is_a_configuration_error() -> None:
     provider = OpenAIProvider(client=FakeClient())
     with pytest.raises(ours.ConfigurationError, match="initialize"):
         await provider.chat("hi")
+    stream = provider.chat_stream("hi")  # like any async generator, the error comes on iteration
+    with pytest.raises(ours.ConfigurationError, match="initialize"):
+        await stream.__anext__()
     assert await provider.health_check() is False
 
 
