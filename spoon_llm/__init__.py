@@ -4,13 +4,15 @@ Importing this package loads no vendor SDK: each provider imports its SDK when i
 
 Example::
 
-    from spoon_llm import ConfigurationManager, get_global_registry
+    from spoon_llm import LLMManager
 
-    registry = get_global_registry()
-    print(registry.list_providers())
+    async with LLMManager() as manager:
+        response = await manager.chat("Hello", model="sonnet")
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .config import ConfigurationManager, ProviderConfig
 from .errors import (
@@ -55,6 +57,23 @@ from .types import (
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from .manager import LLMManager, get_llm_manager, set_llm_manager
+
+# The manager pulls in asyncio and the routing machinery: load it on first use, not at import.
+_LAZY = {"LLMManager": ".manager", "get_llm_manager": ".manager", "set_llm_manager": ".manager"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "Attempt",
     "AuthenticationError",
@@ -70,6 +89,7 @@ __all__ = [
     "ImagePart",
     "InvalidRequestError",
     "LLMError",
+    "LLMManager",
     "LLMProviderInterface",
     "LLMProviderRegistry",
     "LLMResponse",
@@ -96,7 +116,9 @@ __all__ = [
     "ValidationError",
     "__version__",
     "get_global_registry",
+    "get_llm_manager",
     "hookimpl",
     "register_provider",
     "reset_global_registry",
+    "set_llm_manager",
 ]
