@@ -141,7 +141,8 @@ def build_request(
     tools = get("tools")
     if tools:
         body["tools"] = convert_tools(tools)
-    choice = convert_tool_choice(get("tool_choice"), get("parallel_tool_calls"))
+    # Without tools there is nothing to run in parallel; a lone disable flag would be an invalid tool_choice.
+    choice = convert_tool_choice(get("tool_choice"), get("parallel_tool_calls") if tools else None)
     if choice is not None:
         body["tool_choice"] = choice
     user = get("user")
@@ -155,8 +156,9 @@ def build_request(
         body["stream"] = True
     if defaults.extra_body:
         body.update(defaults.extra_body)
-    if get("extra_body"):
-        body.update(get("extra_body"))
+    extra_body = get("extra_body")
+    if extra_body:
+        body.update(extra_body)
     if get("auto_cache", defaults.auto_cache):
         apply_auto_cache(body)
 
@@ -187,6 +189,8 @@ def convert_messages(messages: Sequence[Message]) -> tuple[list[dict[str, Any]] 
             content = _assistant_content(message, call_ids)
         else:
             content = _user_content(message)
+        if not content:
+            continue  # the API rejects empty turns; an empty message adds nothing
         if turns and turns[-1]["role"] == role:
             last = turns[-1]
             last["content"] = _as_blocks(last["content"]) + _as_blocks(content)

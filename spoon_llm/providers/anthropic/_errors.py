@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import httpx2
-
 from ..._headers import parse_retry_after, rate_limit_headers
 from ...errors import (
     LLMError,
@@ -102,6 +100,10 @@ class ErrorMapper:
     """
 
     def __init__(self, sdk: Any) -> None:
+        import httpx2  # the SDK's HTTP library; imported with the SDK, off the import path of this module
+
+        self._http_timeout: type[BaseException] = httpx2.TimeoutException
+        self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
         self._status_error: type[BaseException] = sdk.APIStatusError
         self._timeout: type[BaseException] = sdk.APITimeoutError
         self._connection: type[BaseException] = sdk.APIConnectionError
@@ -120,12 +122,12 @@ class ErrorMapper:
             response = exc.response  # type: ignore[attr-defined]
             return error_from_body(exc.status_code, exc.body, response.headers,  # type: ignore[attr-defined]
                                    model=model, request_id=exc.request_id)  # type: ignore[attr-defined]
-        if isinstance(exc, (self._timeout, httpx2.TimeoutException)):
+        if isinstance(exc, (self._timeout, self._http_timeout)):
             return TimeoutError(f"request timed out: {exc}", provider=PROVIDER, model=model)
         if isinstance(exc, self._validation):
             return ResponseParsingError(f"the response did not match the expected schema: {exc}",
                                         provider=PROVIDER, model=model)
-        if isinstance(exc, (self._connection, httpx2.TransportError, httpx2.StreamError)):
+        if isinstance(exc, (self._connection, *self._http_failure)):
             cause = exc.__cause__ or exc
             return NetworkError(f"connection failed: {type(cause).__name__}: {cause}", provider=PROVIDER,
                                 model=model)

@@ -2,7 +2,7 @@
 
 The SDK is the transport (auth, headers, base URL, connection pool, typed HTTP errors); the wire mapping is
 ours (:mod:`._convert`, :mod:`._decode`). Requests go through the client's generic ``post`` with
-``cast_to=httpx2.Response``, so the JSON body and SSE events are decoded once by our mapping instead of being
+``cast_to=self._raw``, so the JSON body and SSE events are decoded once by our mapping instead of being
 built into SDK models first. The SDK never retries (``max_retries=0``): the manager owns retries.
 """
 
@@ -13,8 +13,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import httpx2
 
 from ...errors import (
     LLMError,
@@ -34,6 +32,7 @@ from ._errors import ErrorMapper
 from ._sse import SSEReader
 
 if TYPE_CHECKING:
+    import httpx2
     from anthropic import AsyncAnthropic
 
 __all__ = ["AnthropicProvider"]
@@ -90,6 +89,7 @@ class AnthropicProvider(BaseProvider):
         self._client: Any = None
         self._errors: ErrorMapper | None = None
         self._defaults = RequestDefaults(model="")
+        self._raw: type[httpx2.Response] | None = None  # ``cast_to`` that makes the SDK hand back raw bytes
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -108,7 +108,12 @@ class AnthropicProvider(BaseProvider):
         )
 
     def _build_client(self) -> tuple[Any, ErrorMapper]:
+        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
+        import httpx2
+
         sdk = require_sdk("anthropic", "anthropic")
+        _warm_lazy_imports()
+        self._raw = httpx2.Response
         if self._injected is not None:
             return self._injected, ErrorMapper(sdk)
         cfg = self.config
@@ -141,8 +146,7 @@ class AnthropicProvider(BaseProvider):
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any],
                  stream: bool = False) -> tuple[dict[str, Any], CallOptions, dict[str, Any]]:
         self._ensure_ready()
-        msgs = messages if stream else to_messages(messages)
-        body, call = build_request(msgs, kwargs, self._defaults, stream=stream)  # type: ignore[arg-type]
+        body, call = build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
         options: dict[str, Any] = {}
         if call.timeout is not None:
             options["timeout"] = call.timeout
@@ -156,7 +160,7 @@ class AnthropicProvider(BaseProvider):
         body, call, options = self._prepare(messages, kwargs)
         assert self._errors is not None
         async with self._errors.scope(call.model):
-            response = await self._client.post(_MESSAGES, cast_to=httpx2.Response, body=body, options=options)
+            response = await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=options)
             data = json.loads(response.content)
         try:
             result = decode_message(data, request_id=response.headers.get("request-id"))
@@ -172,7 +176,7 @@ class AnthropicProvider(BaseProvider):
         body, call, options = self._prepare(messages, kwargs, stream=True)
         assert self._errors is not None
         async with self._errors.scope(call.model):
-            response = await self._client.post(_MESSAGES, cast_to=httpx2.Response, body=body, options=options,
+            response = await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=options,
                                                stream=True, stream_cls=None)
         acc = StreamAccumulator(PROVIDER, call.model)
         acc.request_id = response.headers.get("request-id")
@@ -239,7 +243,7 @@ class AnthropicProvider(BaseProvider):
         count_body = {key: body[key] for key in _COUNT_FIELDS if key in body}
         assert self._errors is not None
         async with self._errors.scope(call.model):
-            response = await self._client.post(f"{_MESSAGES}/count_tokens", cast_to=httpx2.Response,
+            response = await self._client.post(f"{_MESSAGES}/count_tokens", cast_to=self._raw,
                                                body=count_body, options=options)
             data = json.loads(response.content)
         return int(data["input_tokens"])
@@ -249,7 +253,7 @@ class AnthropicProvider(BaseProvider):
         self._ensure_ready()
         assert self._errors is not None
         async with self._errors.scope(None):
-            response = await self._client.get("/v1/models", cast_to=httpx2.Response,
+            response = await self._client.get("/v1/models", cast_to=self._raw,
                                               options={"params": {"limit": 1000}})
             data = json.loads(response.content)
         return [str(item["id"]) for item in data.get("data") or ()]
@@ -261,8 +265,18 @@ class AnthropicProvider(BaseProvider):
         assert self._errors is not None
         try:
             async with self._errors.scope(None):
-                response = await self._client.get("/v1/models", cast_to=httpx2.Response,
+                response = await self._client.get("/v1/models", cast_to=self._raw,
                                                   options={"params": {"limit": 1}})
         except LLMError:
             return False
         return bool(response.is_success)
+
+
+def _warm_lazy_imports() -> None:
+    """Import what httpx2/anyio otherwise import on the first request, inside the event loop (~30 ms)."""
+    import importlib
+
+    try:
+        importlib.import_module("anyio._backends._asyncio")
+    except ImportError:  # another anyio layout: the first request pays for it instead
+        pass

@@ -12,7 +12,7 @@ __all__ = ["SSEReader", "iter_sse"]
 
 
 class SSEReader:
-    """Incremental SSE parser: feed it byte chunks, get ``(event, data)`` pairs for complete events.
+    r"""Incremental SSE parser: feed it byte chunks, get ``(event, data)`` pairs for complete events.
 
     Accepts ``\\n`` and ``\\r\\n`` line ends, multi-line ``data`` (joined with ``\\n``) and comment lines.
     """

@@ -116,8 +116,9 @@ def build_request(
     tool_config = convert_tool_choice(get("tool_choice"))
     if tool_config is not None:
         body["toolConfig"] = tool_config
-    if get("safety_settings"):
-        body["safetySettings"] = list(get("safety_settings"))
+    safety = get("safety_settings")
+    if safety:
+        body["safetySettings"] = list(safety)
     if get("cached_content"):
         body["cachedContent"] = get("cached_content")
 
@@ -143,8 +144,9 @@ def build_request(
     candidates = get("candidate_count", get("n"))
     if candidates is not None and candidates != 1:
         config["candidateCount"] = candidates
-    if get("response_modalities"):
-        config["responseModalities"] = list(get("response_modalities"))
+    modalities = get("response_modalities")
+    if modalities:
+        config["responseModalities"] = list(modalities)
     schema, json_mode = json_schema_of(get("response_format"), get("json"), get("json_schema"))
     if json_mode:
         config["responseMimeType"] = "application/json"
@@ -160,8 +162,9 @@ def build_request(
         body["generationConfig"] = config
     if defaults.extra_body:
         _merge(body, defaults.extra_body)
-    if get("extra_body"):
-        _merge(body, get("extra_body"))
+    extra_body = get("extra_body")
+    if extra_body:
+        _merge(body, extra_body)
     headers = dict(get("extra_headers") or {}) or None
     return body, CallOptions(model=model, timeout=get("timeout"), headers=headers)
 
@@ -184,14 +187,13 @@ def convert_messages(messages: Sequence[Message]) -> tuple[list[dict[str, Any]],
     contents: list[dict[str, Any]] = []
     calls: dict[str, ToolCall] = {}
     for message in messages:
-        role = message.role
-        if role == "system" or role == "developer":
+        if message.role == "system" or message.role == "developer":
             system.extend(_system_parts(message))
             continue
-        if role == "tool":
+        role = "user"
+        if message.role == "tool":
             parts = [_function_response(message, calls)]
-            role = "user"
-        elif role == "assistant":
+        elif message.role == "assistant":
             parts = _model_parts(message)
             for call in message.tool_calls or ():
                 if call.id:
@@ -321,7 +323,8 @@ def _result_object(message: Message) -> dict[str, Any]:
 # -- tools ------------------------------------------------------------------------------------------------
 
 
-def convert_tools(tools: Sequence[ToolSpec | Mapping[str, Any]], *, schema_mode: str = "openapi") -> list[dict[str, Any]]:
+def convert_tools(tools: Sequence[ToolSpec | Mapping[str, Any]], *,
+                  schema_mode: str = "openapi") -> list[dict[str, Any]]:
     """Our tools as one ``functionDeclarations`` tool; Gemini-native tools (``googleSearch``...) pass through."""
     declarations: list[dict[str, Any]] = []
     native: list[dict[str, Any]] = []

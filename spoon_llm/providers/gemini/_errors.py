@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import httpx2
-
 from ..._headers import parse_retry_after, rate_limit_headers
 from ...errors import (
     AuthenticationError,
@@ -22,7 +20,6 @@ from ...errors import (
     ProviderError,
     ResponseParsingError,
     TimeoutError,
-    TokenLimitError,
     error_for_status,
 )
 
@@ -121,6 +118,10 @@ class ErrorMapper:
     """
 
     def __init__(self, sdk_errors: Any) -> None:
+        import httpx2  # the SDK's HTTP library; imported with the SDK, off the import path of this module
+
+        self._http_timeout: type[BaseException] = httpx2.TimeoutException
+        self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
         self._api_error: type[BaseException] = sdk_errors.APIError
 
     def scope(self, model: str | None) -> _Scope:
@@ -138,12 +139,13 @@ class ErrorMapper:
             if not isinstance(body, Mapping) or "error" not in body:
                 body = {"error": {"code": getattr(exc, "code", None), "status": getattr(exc, "status", None),
                                   "message": getattr(exc, "message", None) or str(exc)}}
-            status = getattr(response, "status_code", None) or getattr(exc, "code", None)
+            # ``code`` is the error's own status; an in-band stream error arrives on a 200 response.
+            status = getattr(exc, "code", None) or getattr(response, "status_code", None)
             return error_from_body(status if isinstance(status, int) else None, body,
                                    _plain_headers(headers), model=model)
-        if isinstance(exc, httpx2.TimeoutException):
+        if isinstance(exc, self._http_timeout):
             return TimeoutError(f"request timed out: {exc!r}", provider=PROVIDER, model=model)
-        if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
+        if isinstance(exc, self._http_failure):
             return NetworkError(f"connection failed: {type(exc).__name__}: {exc}", provider=PROVIDER, model=model)
         if isinstance(exc, json.JSONDecodeError):
             return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER, model=model)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
-
-import httpx2
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import (
     LLMError,
@@ -31,6 +29,9 @@ from ._convert import CallOptions, RequestDefaults, build_embed_request, build_r
 from ._decode import StreamDecoder, decode_embeddings, decode_response, usage_from
 from ._errors import ErrorMapper
 from ._transport import GeminiTransport, select_transport
+
+if TYPE_CHECKING:
+    import httpx2
 
 __all__ = ["GeminiProvider"]
 
@@ -77,13 +78,15 @@ class GeminiProvider(BaseProvider):
     default_base_url: ClassVar[str | None] = "https://generativelanguage.googleapis.com/"
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
 
-    def __init__(self, http_client: httpx2.AsyncClient | None = None) -> None:
+    def __init__(self, client: Any = None, http_client: httpx2.AsyncClient | None = None) -> None:
         """Create the provider; ``initialize`` builds the client.
 
-        ``http_client`` replaces the ``httpx2.AsyncClient`` built from the configuration (tests inject an
-        ``httpx2.MockTransport`` this way); the caller keeps ownership and closes it.
+        ``client`` is a ready-made ``google.genai.Client`` to use instead (other credentials, tests);
+        ``http_client`` an ``httpx2.AsyncClient`` for the client we build (tests inject an
+        ``httpx2.MockTransport`` this way). The caller keeps ownership of either and closes it.
         """
         super().__init__()
+        self._injected = client
         self._injected_http = http_client
         self._client: Any = None
         self._http: httpx2.AsyncClient | None = None
@@ -108,10 +111,16 @@ class GeminiProvider(BaseProvider):
             extra_body=dict(self.config.extra_body),
         )
 
-    def _build_client(self) -> tuple[Any, httpx2.AsyncClient, ErrorMapper]:
+    def _build_client(self) -> tuple[Any, httpx2.AsyncClient | None, ErrorMapper]:
+        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
+        import httpx2
+
         genai = require_sdk("google.genai", "gemini")
+        _warm_lazy_imports()
         types = require_sdk("google.genai.types", "gemini")
         sdk_errors = require_sdk("google.genai.errors", "gemini")
+        if self._injected is not None:
+            return self._injected, None, ErrorMapper(sdk_errors)
         cfg = self.config
         http = self._injected_http or httpx2.AsyncClient(
             timeout=httpx2.Timeout(cfg.timeout, connect=cfg.connect_timeout or cfg.timeout),
@@ -135,7 +144,7 @@ class GeminiProvider(BaseProvider):
     async def _close(self) -> None:
         client, self._client = self._client, None
         http, self._http = self._http, None
-        if client is not None:
+        if client is not None and client is not self._injected:
             await client.aio.aclose()
             client.close()
         if http is not None and http is not self._injected_http:
@@ -146,8 +155,7 @@ class GeminiProvider(BaseProvider):
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any]
                  ) -> tuple[dict[str, Any], CallOptions, dict[str, Any] | None]:
         self._ensure_ready()
-        msgs = messages if messages and isinstance(messages[0], Message) else to_messages(messages)
-        body, call = build_request(msgs, kwargs, self._defaults)  # type: ignore[arg-type]
+        body, call = build_request(to_messages(messages), kwargs, self._defaults)
         http_options: dict[str, Any] | None = None
         if call.timeout is not None or call.headers:
             http_options = {}
@@ -269,3 +277,13 @@ class GeminiProvider(BaseProvider):
         except LLMError:
             return False
         return bool(data.get("name"))
+
+
+def _warm_lazy_imports() -> None:
+    """Import what httpx2/anyio otherwise import on the first request, inside the event loop (~30 ms)."""
+    import importlib
+
+    try:
+        importlib.import_module("anyio._backends._asyncio")
+    except ImportError:  # another anyio layout: the first request pays for it instead
+        pass

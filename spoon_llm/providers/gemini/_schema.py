@@ -55,6 +55,8 @@ class _Converter:
         )
 
     def resolve(self, ref: str) -> Mapping[str, Any]:
+        if ref == "#":
+            return self.root
         if not ref.startswith("#/"):
             raise self.fail(f"cannot resolve $ref {ref!r} (only local '#/...' references are supported)")
         node: Any = self.root

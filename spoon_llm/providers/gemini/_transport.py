@@ -70,23 +70,26 @@ class RawSdkTransport:
         """``streamGenerateContent?alt=sse``."""
         chunks = await self._api.async_request_streamed("post", f"{model}:streamGenerateContent?alt=sse", body,
                                                         http_options)
-        async for chunk in chunks:
-            yield json.loads(chunk.body)
+        try:
+            async for chunk in chunks:
+                yield json.loads(chunk.body)
+        finally:
+            await chunks.aclose()  # a caller that stops early must not leave the response open
 
     async def count_tokens(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """``countTokens``."""
         response = await self._api.async_request("post", f"{model}:countTokens", body, None)
-        return json.loads(response.body) if response.body else {}  # type: ignore[no-any-return]
+        return json.loads(response.body) if response.body else {}
 
     async def embed(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """``batchEmbedContents``."""
         response = await self._api.async_request("post", f"{model}:batchEmbedContents", body, None)
-        return json.loads(response.body) if response.body else {}  # type: ignore[no-any-return]
+        return json.loads(response.body) if response.body else {}
 
     async def get_model(self, model: str) -> dict[str, Any]:
         """``GET models/{model}``."""
         response = await self._api.async_request("get", model, {}, None)
-        return json.loads(response.body) if response.body else {}  # type: ignore[no-any-return]
+        return json.loads(response.body) if response.body else {}
 
 
 def _dump(obj: Any) -> dict[str, Any]:
@@ -129,10 +132,13 @@ class PublicSdkTransport:
         """``generate_content_stream``, each typed chunk dumped back to its REST JSON."""
         chunks = await self._models.generate_content_stream(model=model, contents=body["contents"],
                                                             config=self._config(body, http_options))
-        async for chunk in chunks:
-            data = _dump(chunk)
-            data.pop("sdkHttpResponse", None)
-            yield data
+        try:
+            async for chunk in chunks:
+                data = _dump(chunk)
+                data.pop("sdkHttpResponse", None)
+                yield data
+        finally:
+            await chunks.aclose()
 
     async def count_tokens(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """``count_tokens`` (the Gemini API counts the contents only on this path)."""

@@ -5,22 +5,26 @@ For each file: the recorded request body is mapped back to our messages and keyw
 with the recorded response; the normalised result must equal ``expected`` and the request the simulator
 received must equal the recorded one on the fields the API cares about.
 
-Known request differences (the comparison is skipped for them, the response is still checked):
-see ``UNREPRESENTABLE`` below — request shapes our message schema does not express.
+Known request differences, documented rather than hidden:
+
+* Equivalent spellings are normalised before comparing (:func:`normalise_request`): a string content vs. one
+  text block, consecutive turns of one role vs. one merged turn, ``is_error: false`` vs. no flag.
+* One recording (``tools__pydantic-ai__test_tool_availability_portability...``) puts a ``system``-role turn
+  holding a ``tool_addition`` block inside ``messages``; our schema sends system messages to ``system``, so
+  that request cannot be expressed: it is sent through ``extra_body`` and only its response is checked.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spoon_llm.errors import ProviderError, error_for_status
-from spoon_llm.types import DocumentPart, ImagePart, LLMResponse, Message, TextPart, ToolCall
 from spoon_llm.testing import ProviderSimulator, find_conformance_dir
 from spoon_llm.testing._replay import ConformanceCase
+from spoon_llm.types import DocumentPart, ImagePart, LLMResponse, Message, TextPart, ToolCall
 
 pytestmark = pytest.mark.conformance
 

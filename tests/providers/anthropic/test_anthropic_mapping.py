@@ -55,6 +55,12 @@ def test_system_messages_are_merged_in_order_and_roles_merged() -> None:
     assert body["max_tokens"] == DEFAULT_MAX_TOKENS
 
 
+def test_empty_turns_are_skipped() -> None:
+    body = body_of([Message.user("a"), Message.assistant(None), Message.user(""), Message.user("b")])
+    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "a"},
+                                                            {"type": "text", "text": "b"}]}]
+
+
 def test_single_plain_system_message_is_a_string() -> None:
     assert body_of([Message.system("Be brief."), Message.user("hi")])["system"] == "Be brief."
 

@@ -28,6 +28,9 @@ PROBE = textwrap.dedent("""
 
     logging.getLogger("asyncio").addHandler(Catch())
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    # The provider module itself (not its SDK) is imported before the loop starts, as an application would.
+    from spoon_llm.providers.anthropic import AnthropicProvider
+
     WEATHER = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
 
     async def main(sim):
@@ -37,7 +40,6 @@ PROBE = textwrap.dedent("""
             import time
             time.sleep(0.2)  # a deliberate block: proves the detector sees one
         assert "anthropic" not in sys.modules
-        from spoon_llm.providers.anthropic import AnthropicProvider
         provider = AnthropicProvider()
         await provider.initialize({"api_key": "sk-ant-test-1234567890", "base_url": sim.anthropic_base_url})
         sim.script("anthropic", Reply(text="x", tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]), times=2)

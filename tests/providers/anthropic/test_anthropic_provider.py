@@ -58,7 +58,8 @@ async def test_registry_builds_the_provider_lazily(sim: ProviderSimulator) -> No
 async def test_multi_turn_tool_conversation_round_trips(sim: ProviderSimulator, make_provider: Any) -> None:
     provider = await make_provider()
     sim.script("anthropic", Reply(text="Let me check.", tool_calls=[
-        ToolCall("get_weather", {"city": "Paris"}, id="toolu_p"), ToolCall("get_weather", {"city": "Rome"}, id="toolu_r")]),
+        ToolCall("get_weather", {"city": "Paris"}, id="toolu_p"),
+        ToolCall("get_weather", {"city": "Rome"}, id="toolu_r")]),
         times=1)
     sim.script("anthropic", Reply(text="Paris 21C, Rome 18C."), times=1)
     history: list[Message] = [Message.system("You are terse."), Message.user("Weather in Paris and Rome?")]
@@ -336,3 +337,41 @@ async def test_injected_sdk_client_is_used_and_not_closed() -> None:
     assert (response.content, response.model, response.request_id) == ("fake", "claude-fake", "req_fake")
     assert fake.bodies[0]["messages"] == [{"role": "user", "content": "hi"}]
     await provider.cleanup()
+
+
+@pytest.mark.parametrize(("finish", "native", "ours"), [
+    ("stop", "end_turn", "stop"), ("length", "max_tokens", "length"), ("content_filter", "refusal", "content_filter"),
+])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_finish_reasons(sim: ProviderSimulator, make_provider: Any, finish: str, native: str, ours: str,
+                              stream: bool) -> None:
+    provider = await make_provider()
+    sim.script("anthropic", Reply(text="partial", finish_reason=finish))
+    if stream:
+        _, final = await collect(provider.chat_stream("hi"))
+        got = (final.finish_reason, final.native_finish_reason)
+    else:
+        response = await provider.chat("hi")
+        got = (response.finish_reason, response.native_finish_reason)
+    assert got == (ours, native)
+
+
+async def test_structured_output_through_output_config(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider()
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+              "additionalProperties": False}
+    response = await provider.chat("Give me a name", response_format={
+        "type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+    assert json.loads(response.content) == {"name": "simulated"}
+    assert sim.last_request("anthropic").body["output_config"] == {"format": {"type": "json_schema",
+                                                                              "schema": schema}}
+
+
+async def test_a_caller_may_stop_a_stream_early(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider()
+    sim.script("anthropic", Reply(text="one two three four five six seven eight nine ten eleven twelve"))
+    for _ in range(3):
+        async for chunk in provider.chat_stream("hi"):
+            if chunk.kind == "text":
+                break
+    assert (await provider.chat("again")).content

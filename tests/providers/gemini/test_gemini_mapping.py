@@ -230,6 +230,8 @@ def test_schema_multi_type_and_recursive_refs() -> None:
                  "$defs": {"Node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/Node"}}}}}
     with pytest.raises(SchemaConversionError, match="recursive \\$ref '#/\\$defs/Node'.*schema_mode='json_schema'"):
         to_gemini_schema(recursive, where="tool 'tree'")
+    with pytest.raises(SchemaConversionError, match="recursive"):
+        to_gemini_schema({"type": "object", "properties": {"self": {"$ref": "#"}}})
     with pytest.raises(SchemaConversionError, match="only local"):
         to_gemini_schema({"$ref": "https://example.com/schema.json"})
     with pytest.raises(ValidationError, match="tool 'tree'"):
@@ -256,7 +258,8 @@ def test_decode_response_with_thoughts_calls_and_usage() -> None:
     assert response.reasoning == "Let me think"
     first, second = response.tool_calls
     assert first.id is not None and first.id.startswith(SYNTHETIC_PREFIX)
-    assert (first.name, first.arguments, first.provider_data) == ("f", {"x": 1}, {"gemini": {"thoughtSignature": "U0lH"}})
+    assert (first.name, first.arguments) == ("f", {"x": 1})
+    assert first.provider_data == {"gemini": {"thoughtSignature": "U0lH"}}
     assert (second.id, second.name, second.arguments) == ("fc_2", "g", {})
     assert (response.finish_reason, response.native_finish_reason) == ("tool_calls", "STOP")
     usage = response.usage
