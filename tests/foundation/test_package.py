@@ -30,3 +30,13 @@ def test_public_names_are_exported():
     for name in exported:
         assert hasattr(spoon_llm, name), name
     assert sorted(spoon_llm.__all__) == spoon_llm.__all__
+
+
+def test_ci_runs_the_readme_test_command():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    ci = (root / ".ci" / "run").read_text()
+    command = ci.split("TEST_COMMAND='", 1)[1].split("'\n", 1)[0]
+    readme = (root / "README.md").read_text()
+    assert f"```bash\n{command}\n```" in readme
