@@ -23,13 +23,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, runtime_checkable
 
 if TYPE_CHECKING:
     from .errors import LLMError
     from .types import TokenUsage
 
-__all__ = ["Event", "EventBus", "EventKind", "Observer", "new_request_id"]
+__all__ = ["ALL_KINDS", "Event", "EventBus", "EventKind", "Observer", "new_request_id"]
 
 EventKind = Literal[
     "request_start", "attempt_start", "attempt_end", "retry", "fallback", "first_token", "request_end",
@@ -78,20 +78,32 @@ class Observer(Protocol):
         """Handle one event."""
 
 
+ALL_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+
+
 class EventBus:
-    """Delivers events to observers; an observer that raises is logged and never breaks the request."""
+    """Delivers events to observers; an observer that raises is logged and never breaks the request.
+
+    An observer may declare ``event_kinds`` (a set of kinds); the manager then builds only the events some
+    observer wants, checked with ``kind in bus.kinds``. Observers without it receive every kind.
+    """
 
     def __init__(self) -> None:
         self.observers: list[Observer | Callable[[Event], Any]] = []
-        self._handlers: list[Callable[[Event], Any]] = []
+        self._handlers: list[tuple[Callable[[Event], Any], frozenset[str]]] = []
+        #: The union of the kinds the observers want (empty when there is none).
+        self.kinds: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self._handlers)
 
     def add(self, observer: Observer | Callable[[Event], Any]) -> None:
         """Subscribe an observer (an object with ``on_event`` or a plain callable)."""
+        handler = observer.on_event if isinstance(observer, Observer) else observer
+        wanted = getattr(observer, "event_kinds", None)
         self.observers.append(observer)
-        self._handlers.append(observer.on_event if isinstance(observer, Observer) else observer)
+        self._handlers.append((handler, frozenset(wanted) if wanted is not None else ALL_KINDS))
+        self._refresh()
 
     def remove(self, observer: Observer | Callable[[Event], Any]) -> None:
         """Unsubscribe an observer; unknown ones are ignored."""
@@ -99,11 +111,17 @@ class EventBus:
             index = self.observers.index(observer)
             del self.observers[index]
             del self._handlers[index]
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self.kinds = frozenset().union(*(kinds for _, kinds in self._handlers))
 
     def emit(self, event: Event) -> None:
-        """Deliver ``event`` to every observer in subscription order."""
-        for handler in self._handlers:
-            try:
-                handler(event)
-            except Exception:
-                logger.exception("observer %r failed on %s", handler, event.kind)
+        """Deliver ``event`` to every observer that wants its kind, in subscription order."""
+        kind = event.kind
+        for handler, kinds in self._handlers:
+            if kind in kinds:
+                try:
+                    handler(event)
+                except Exception:
+                    logger.exception("observer %r failed on %s", handler, kind)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 _T = TypeVar("_T")
+_NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
@@ -118,7 +119,7 @@ class LLMManager:
 
     def _new_circuit(self, deployment: str) -> CircuitBreaker:
         def changed(old: CircuitState, new: CircuitState) -> None:
-            if self.events:
+            if "circuit_change" in self.events.kinds:
                 self.events.emit(Event("circuit_change", "", deployment=deployment,
                                        data={"old": old.value, "new": new.value}))
 
@@ -215,25 +216,29 @@ class LLMManager:
         if stats["inflight"] > stats["peak_inflight"]:
             stats["peak_inflight"] = stats["inflight"]
         started = time.perf_counter()
-        if self.events:
+        if "request_start" in self.events.kinds:
             self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
         try:
             result = await self._attempt_all(run, invoke, kwargs, operation, request_id, messages, tags)
         except LLMError as exc:
             stats["failures"] += 1
-            if self.events:
+            if "request_end" in self.events.kinds:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
-                           attempt=len(run.attempts), latency=time.perf_counter() - started)
+                           attempt=len(run.attempts), latency=time.perf_counter() - started,
+                           data={"attempts": run.attempts})
             raise
         finally:
             stats["inflight"] -= 1
         stats["successes"] += 1
-        if self.events:
+        if "request_end" in self.events.kinds:
             last = run.attempts[-1]
+            cost = getattr(result, "cost", None)
             self._emit("request_end", request_id, operation, provider=last.provider, model=last.model,
                        deployment=last.deployment, key_alias=last.key_alias, success=True, response=result,
                        usage=getattr(result, "usage", None), tags=tags, attempt=len(run.attempts),
-                       latency=time.perf_counter() - started)
+                       latency=time.perf_counter() - started,
+                       cost=cost.total_cost if cost is not None and not cost.unpriced else None,
+                       data={"attempts": run.attempts})
         return result
 
     async def _attempt_all(
@@ -253,7 +258,7 @@ class LLMManager:
             call = self._call_kwargs(slot, kwargs)
             ctx = self._context(request_id, operation, slot, messages, call, tags, len(run.attempts))
             passed: list[Middleware] = []
-            if events:
+            if "attempt_start" in events.kinds:
                 self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
                            waited=slot.waited)
             deployment.inflight += 1
@@ -272,12 +277,12 @@ class LLMManager:
             except LLMError as exc:
                 deployment.inflight -= 1
                 await self._after(ctx, passed, error=exc)
-                if events:
+                if "attempt_end" in events.kinds:
                     self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
                 # A refusal by our own middleware (local rate limit) says nothing about the deployment's health.
                 run.failed(slot, exc, count_health=len(passed) == len(self._middleware) or ctx is None)
-                if events:
+                if events.kinds & _NEXT_STEP_KINDS:
                     self._emit_next_step(run, request_id, operation, slot, exc)
                 continue
             except BaseException:
@@ -288,7 +293,7 @@ class LLMManager:
             deployment.inflight -= 1
             attempt = run.succeeded(slot)
             await self._after(ctx, passed, response=result, usage=getattr(result, "usage", None))
-            if events:
+            if "attempt_end" in events.kinds:
                 self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
                            latency=attempt.latency, usage=getattr(result, "usage", None))
             if len(run.attempts) > 1:
@@ -405,10 +410,11 @@ class LLMManager:
         if stats["inflight"] > stats["peak_inflight"]:
             stats["peak_inflight"] = stats["inflight"]
         started = time.perf_counter()
-        if events:
+        if "request_start" in events.kinds:
             self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
         delivered = ""
         usage: TokenUsage | None = None
+        stream_cost: float | None = None
         chunk_count = 0
         interrupted: LLMError | None = None
         try:
@@ -423,7 +429,7 @@ class LLMManager:
                 passed: list[Middleware] = []
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
-                if events:
+                if "attempt_start" in events.kinds:
                     self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
                                waited=slot.waited)
                 try:
@@ -452,13 +458,16 @@ class LLMManager:
                         if chunk.kind == "final":
                             attempt = run.succeeded(slot)
                             await self._after(ctx, passed, response=chunk, usage=usage)
+                            final_cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
+                            if final_cost is not None and not getattr(final_cost, "unpriced", False):
+                                stream_cost = getattr(final_cost, "total_cost", None)
                             passed = []
                             chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
                                               "fallback_path": list(run.path), "deployment": attempt.deployment}
-                            if events:
+                            if "attempt_end" in events.kinds:
                                 self._emit("attempt_end", request_id, operation, slot, success=True,
                                            attempt=len(run.attempts), latency=attempt.latency, usage=usage)
-                        if not sent_here and events and not prefix:
+                        if not sent_here and not prefix and "first_token" in events.kinds:
                             self._emit("first_token", request_id, operation, slot,
                                        latency=time.perf_counter() - started)
                         sent_here = True
@@ -470,13 +479,13 @@ class LLMManager:
                 except LLMError as exc:
                     deployment.inflight -= 1
                     await self._after(ctx, passed, error=exc, usage=usage)
-                    if events:
+                    if "attempt_end" in events.kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                    attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
                     local = ctx is not None and len(passed) < len(self._middleware)
                     if not sent_here and not delivered:
                         run.failed(slot, exc, count_health=not local)
-                        if events:
+                        if events.kinds & _NEXT_STEP_KINDS:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         continue
                     interrupted = exc
@@ -509,10 +518,11 @@ class LLMManager:
                     attempt = run.succeeded(slot)
                     await self._after(ctx, passed, usage=usage)
                 stats["successes"] += 1
-                if events:
+                if "request_end" in events.kinds:
                     self._emit("request_end", request_id, operation, slot, success=True, usage=usage, tags=tags,
                                chunk_count=chunk_count, attempt=len(run.attempts),
-                               latency=time.perf_counter() - started)
+                               latency=time.perf_counter() - started, cost=stream_cost,
+                               data={"attempts": run.attempts})
                 return
             if interrupted is not None:
                 raise run.final_error(StreamInterruptedError(
@@ -522,8 +532,9 @@ class LLMManager:
             raise run.exhausted()
         except LLMError as exc:
             stats["failures"] += 1
-            if events:
+            if "request_end" in events.kinds:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
+                           data={"attempts": run.attempts},
                            chunk_count=chunk_count, attempt=len(run.attempts), latency=time.perf_counter() - started)
             raise
         finally:

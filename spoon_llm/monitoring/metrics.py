@@ -1,0 +1,429 @@
+"""In-process metrics: counters and latency quantiles by provider, model and deployment, in bounded memory.
+
+:class:`MetricsCollector` counts two things:
+
+* **calls**: what each provider saw. Every attempt the manager makes (``attempt_end`` events), or every
+  :meth:`MetricsCollector.record_request` of the older explicit API, is one call to one provider, model and
+  deployment: success or failure (by error class), tokens, latency, time to first token, cost.
+* **requests**: what the application saw (``request_end`` events): one per ``manager.chat(...)``, however many
+  attempts it took, with end-to-end latency, retries, fallbacks and stream chunk counts.
+
+Latencies go into :class:`~spoon_llm.monitoring.sketch.QuantileSketch` (1% relative error), never into lists, so
+memory stays flat over millions of requests; the recent-calls ring buffer and the number of (provider, model,
+deployment) series kept (``max_series``, overflow goes to ``"__other__"``) are bounded too. Cost is counted once
+per request, from ``request_end`` (``event.cost``, else ``response.cost.total_cost``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .sketch import QuantileSketch
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+__all__ = ["MetricsCollector", "SeriesStats", "error_name", "event_cost"]
+
+OTHER = "__other__"
+UNKNOWN = "unknown"
+_DIMENSIONS = {"provider": 0, "model": 1, "deployment": 2}
+
+
+def error_name(error: object) -> str | None:
+    """The error class name to count under: an exception's class, a class's name, or a string as given."""
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return error
+    if isinstance(error, type):
+        return error.__name__
+    return type(error).__name__
+
+
+def event_cost(event: Event) -> float | None:
+    """An event's cost in USD: ``event.cost``, else ``response.cost.total_cost`` when the response carries one."""
+    if event.cost is not None:
+        return event.cost
+    cost = getattr(event.response, "cost", None)
+    total = getattr(cost, "total_cost", None)
+    return float(total) if isinstance(total, (int, float)) else None
+
+
+def _tokens(tokens: Any) -> tuple[int, int, int]:
+    """``(input, output, total)`` from a TokenUsage, a mapping, or a plain total."""
+    if tokens is None:
+        return 0, 0, 0
+    if isinstance(tokens, int):
+        return 0, 0, tokens
+    if isinstance(tokens, Mapping):
+        inp = int(tokens.get("input_tokens", tokens.get("prompt_tokens", 0)) or 0)
+        out = int(tokens.get("output_tokens", tokens.get("completion_tokens", 0)) or 0)
+        return inp, out, int(tokens.get("total_tokens", 0) or 0) or inp + out
+    inp = int(getattr(tokens, "input_tokens", 0) or 0)
+    out = int(getattr(tokens, "output_tokens", 0) or 0)
+    return inp, out, int(getattr(tokens, "total_tokens", 0) or 0) or inp + out
+
+
+class SeriesStats:
+    """Counters and latency sketches of one provider, model or deployment (or of everything)."""
+
+    __slots__ = ("cost", "errors", "failures", "first_seen", "input_tokens", "last_seen", "latency", "output_tokens",
+                 "requests", "successes", "total_tokens", "ttft")
+
+    def __init__(self, relative_accuracy: float = 0.01, now: float | None = None) -> None:
+        self.requests = 0
+        self.successes = 0
+        self.failures = 0
+        self.errors: dict[str, int] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.total_tokens = 0
+        self.cost = 0.0
+        self.latency = QuantileSketch(relative_accuracy)
+        self.ttft = QuantileSketch(relative_accuracy)
+        self.first_seen: float | None = now
+        self.last_seen: float | None = now
+
+    def add(self, duration: float, error: str | None, input_tokens: int, output_tokens: int, total_tokens: int,
+            now: float) -> None:
+        """Count one call; ``error`` is the failure's class name (``None``: success). On every request's path."""
+        self.requests += 1
+        if error is None:
+            self.successes += 1
+        else:
+            self.failures += 1
+            self.errors[error] = self.errors.get(error, 0) + 1
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.total_tokens += total_tokens
+        self.latency.add(duration)
+        self.last_seen = now
+
+    def merge(self, other: SeriesStats) -> None:
+        """Add ``other``'s counts and latencies to these."""
+        self.requests += other.requests
+        self.successes += other.successes
+        self.failures += other.failures
+        for name, n in other.errors.items():
+            self.errors[name] = self.errors.get(name, 0) + n
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.total_tokens += other.total_tokens
+        self.cost += other.cost
+        self.latency.merge(other.latency)
+        self.ttft.merge(other.ttft)
+        seen = [t for t in (self.first_seen, other.first_seen) if t is not None]
+        self.first_seen = min(seen) if seen else None
+        seen = [t for t in (self.last_seen, other.last_seen) if t is not None]
+        self.last_seen = max(seen) if seen else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-data view (latencies in seconds)."""
+        latency = self.latency.summary()
+        ttft = self.ttft.summary()
+        return {
+            "total_requests": self.requests,
+            "successful_requests": self.successes,
+            "failed_requests": self.failures,
+            "success_rate": self.successes / self.requests if self.requests else 0.0,
+            "error_counts": dict(self.errors),
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens, "total": self.total_tokens},
+            "total_tokens": self.total_tokens,
+            "total_cost": self.cost,
+            "avg_response_time": latency["avg"] or 0.0,
+            "latency": latency,
+            "time_to_first_token": ttft,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+
+
+class MetricsCollector:
+    """Counts calls and requests; an observer (``manager.add_observer(collector)``) and an explicit API.
+
+    Each call updates one series, that of its (provider, model, deployment); the views by provider, by model and
+    by deployment are merged from those when read, so counting stays cheap however many views there are.
+    ``max_series`` bounds those combinations (later ones count under ``"__other__"``), ``recent_size`` the
+    recent-calls ring buffer; ``relative_accuracy`` is the quantiles' error bound. Thread-safe.
+    """
+
+    #: The event kinds this observer uses; an event bus that filters by kind may skip building the others.
+    event_kinds = frozenset({"request_end", "first_token", "retry", "circuit_change", "budget_alert"})
+
+    def __init__(self, *, recent_size: int = 1000, max_series: int = 1000, relative_accuracy: float = 0.01) -> None:
+        self.recent_size = recent_size
+        self.max_series = max_series
+        self.relative_accuracy = relative_accuracy
+        self._lock = threading.Lock()
+        self._init_state()
+
+    def _init_state(self) -> None:
+        accuracy = self.relative_accuracy
+        self._series: dict[tuple[str, str | None, str | None], SeriesStats] = {}
+        # Request level (what the application saw).
+        self._requests = SeriesStats(accuracy)
+        self._operations: dict[str, int] = {}
+        self._retries = 0
+        self._fallbacks = 0
+        self._streams = 0
+        self._chunks = 0
+        self._circuit_changes = 0
+        self._circuits: dict[str, str] = {}
+        self._budget_alerts = 0
+        self._recent: deque[tuple[Any, ...]] = deque(maxlen=self.recent_size)
+        self._started = time.time()
+
+    # -- the explicit API -----------------------------------------------------------------------------------
+
+    def record_request(
+        self,
+        provider: str,
+        method: str,
+        duration: float,
+        success: bool,
+        tokens: Any = None,
+        model: str | None = None,
+        error: BaseException | type[BaseException] | str | None = None,
+        *,
+        deployment: str | None = None,
+        cost: float | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Count one call to ``provider``: ``tokens`` is a TokenUsage, a mapping, or a total; ``error`` its failure."""
+        now = time.time() if timestamp is None else timestamp
+        inp, out, total = _tokens(tokens)
+        name = None if success else (error_name(error) or "UnknownError")
+        with self._lock:
+            stats = self._series.get((provider, model, deployment)) or self._new_series(provider, model, deployment,
+                                                                                          now)
+            stats.add(duration, name, inp, out, total, now)
+            if cost:
+                stats.cost += cost
+            self._recent.append((now, provider, model, deployment, method, duration, success, name, total))
+
+    def record_first_token(self, provider: str, latency: float, *, model: str | None = None,
+                           deployment: str | None = None) -> None:
+        """Count one stream's time to first token (seconds since the request started)."""
+        with self._lock:
+            stats = self._series.get((provider, model, deployment)) or self._new_series(provider, model, deployment)
+            stats.ttft.add(latency)
+            self._requests.ttft.add(latency)
+
+    def record_cost(self, provider: str, cost: float, *, model: str | None = None,
+                    deployment: str | None = None) -> None:
+        """Add a cost (USD) to a provider, model and deployment."""
+        with self._lock:
+            stats = self._series.get((provider, model, deployment)) or self._new_series(provider, model, deployment)
+            stats.cost += cost
+            self._requests.cost += cost
+
+    def _new_series(self, provider: str, model: str | None, deployment: str | None,
+                    now: float | None = None) -> SeriesStats:
+        # Caller holds the lock and found no series for this key.
+        key: tuple[str, str | None, str | None] = (provider, model, deployment)
+        if len(self._series) >= self.max_series:
+            key = (OTHER, OTHER, OTHER)
+            stats = self._series.get(key)
+            if stats is not None:
+                return stats
+        stats = self._series[key] = SeriesStats(self.relative_accuracy, now)
+        return stats
+
+    # -- the observer ---------------------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Count one lifecycle event from the manager.
+
+        Every call is counted from ``request_end``, which carries the request's attempt trace: one event per request
+        instead of one per attempt, and its path is written flat because it is most of what metrics cost.
+        """
+        kind = event.kind
+        if kind == "request_end":
+            attempts = event.data.get("attempts")
+            cost = event.cost if event.cost is not None or event.response is None else event_cost(event)
+            with self._lock:  # one acquisition per request
+                if attempts:
+                    self._count_attempts(event, attempts)
+                self._end_request(event, cost)
+        elif kind == "first_token":
+            self.record_first_token(event.provider or UNKNOWN, event.latency or 0.0, model=event.model,
+                                    deployment=event.deployment)
+        elif kind == "retry":
+            with self._lock:
+                self._retries += 1
+        elif kind == "circuit_change":
+            with self._lock:
+                self._circuit_changes += 1
+                self._circuits[event.deployment or UNKNOWN] = str(event.data.get("new"))
+        elif kind == "budget_alert":
+            with self._lock:
+                self._budget_alerts += 1
+
+    def _count_attempts(self, event: Event, attempts: list[Any]) -> None:
+        # Called with the lock held.
+        usage, now, operation = event.usage, event.timestamp, event.operation
+        last = len(attempts) - 1
+        previous = None
+        for index, attempt in enumerate(attempts):
+            provider, model, deployment = attempt.provider or UNKNOWN, attempt.model, attempt.deployment
+            name = attempt.error_type
+            stats = self._series.get((provider, model, deployment)) or self._new_series(
+                provider, model, deployment, now)
+            if index == last and name is None and usage is not None:
+                total = usage.total_tokens
+                stats.add(attempt.latency, name, usage.input_tokens, usage.output_tokens, total, now)
+            else:
+                total = 0
+                stats.add(attempt.latency, name, 0, 0, 0, now)
+            self._recent.append((now, provider, model, deployment, operation, attempt.latency, name is None, name,
+                                 total))
+            if previous is not None and deployment != previous:
+                self._fallbacks += 1  # the request moved to another deployment
+            previous = deployment
+
+    def _end_request(self, event: Event, cost: float | None) -> None:
+        # Called with the lock held.
+        error, chunks = event.error, event.chunk_count
+        self._requests.add(event.latency or 0.0, None if error is None else type(error).__name__, 0, 0, 0,
+                           event.timestamp)
+        operations = self._operations
+        operations[event.operation] = operations.get(event.operation, 0) + 1
+        if chunks is not None:
+            self._streams += 1
+            self._chunks += chunks
+        if cost:
+            self._requests.cost += cost
+            provider = event.provider or UNKNOWN
+            stats = self._series.get((provider, event.model, event.deployment)) or self._new_series(
+                provider, event.model, event.deployment)
+            stats.cost += cost
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def get_provider_stats(self, provider: str) -> dict[str, Any]:
+        """Calls to one provider: totals, success rate, errors by class, tokens, cost, latency, time to first token."""
+        return self._view("provider").get(provider, SeriesStats(self.relative_accuracy)).snapshot()
+
+    def get_model_stats(self, model: str) -> dict[str, Any]:
+        """Calls for one model (same shape as :meth:`get_provider_stats`)."""
+        return self._view("model").get(model, SeriesStats(self.relative_accuracy)).snapshot()
+
+    def get_deployment_stats(self, deployment: str) -> dict[str, Any]:
+        """Calls to one deployment (same shape as :meth:`get_provider_stats`)."""
+        return self._view("deployment").get(deployment, SeriesStats(self.relative_accuracy)).snapshot()
+
+    def get_all_stats(self, by: str = "provider") -> dict[str, dict[str, Any]]:
+        """Stats of every provider (``by="model"`` or ``"deployment"`` for the other dimensions)."""
+        return {key: stats.snapshot() for key, stats in self._view(by).items()}
+
+    def _view(self, by: str) -> dict[str, SeriesStats]:
+        """The series merged by one dimension (calls without a deployment are left out of that view)."""
+        index = _DIMENSIONS.get(by)
+        if index is None:
+            raise ValueError("by must be 'provider', 'model' or 'deployment'")
+        view: dict[str, SeriesStats] = {}
+        with self._lock:
+            for key, stats in self._series.items():
+                name = key[index]
+                if name is None:
+                    if index == 2:
+                        continue
+                    name = UNKNOWN
+                merged = view.get(name)
+                if merged is None:
+                    merged = view[name] = SeriesStats(self.relative_accuracy)
+                merged.merge(stats)
+        return view
+
+    def _all_calls(self) -> SeriesStats:
+        # Caller holds the lock.
+        total = SeriesStats(self.relative_accuracy)
+        for stats in self._series.values():
+            total.merge(stats)
+        return total
+
+    def get_summary(self) -> dict[str, Any]:
+        """Totals over every provider, plus what the application saw (``requests``) and circuit states."""
+        with self._lock:
+            calls = self._all_calls().snapshot()
+            requests = self._requests.snapshot()
+            return {
+                "total_requests": calls["total_requests"],
+                "successful_requests": calls["successful_requests"],
+                "failed_requests": calls["failed_requests"],
+                "success_rate": calls["success_rate"],
+                "error_counts": calls["error_counts"],
+                "tokens": calls["tokens"],
+                "total_tokens": calls["total_tokens"],
+                "total_cost": requests["total_cost"] or calls["total_cost"],
+                "avg_response_time": calls["avg_response_time"],
+                "providers": sorted({k[0] for k in self._series}),
+                "models": sorted({k[1] or UNKNOWN for k in self._series}),
+                "deployments": sorted({k[2] for k in self._series if k[2] is not None}),
+                "requests": {
+                    "total": requests["total_requests"],
+                    "successful": requests["successful_requests"],
+                    "failed": requests["failed_requests"],
+                    "success_rate": requests["success_rate"],
+                    "error_counts": requests["error_counts"],
+                    "by_operation": dict(self._operations),
+                    "retries": self._retries,
+                    "fallbacks": self._fallbacks,
+                    "streams": self._streams,
+                    "stream_chunks": self._chunks,
+                    "latency": requests["latency"],
+                    "time_to_first_token": requests["time_to_first_token"],
+                },
+                "circuits": dict(self._circuits),
+                "circuit_changes": self._circuit_changes,
+                "budget_alerts": self._budget_alerts,
+                "uptime": time.time() - self._started,
+            }
+
+    def get_performance_stats(self) -> dict[str, Any]:
+        """Latency figures over every call (seconds) and throughput since the collector started or was reset."""
+        with self._lock:
+            calls = self._all_calls()
+            latency = calls.latency
+            ttft = self._requests.ttft
+            p50, p95, p99 = latency.quantiles((0.5, 0.95, 0.99))
+            t50, t95, t99 = ttft.quantiles((0.5, 0.95, 0.99))
+            elapsed = max(time.time() - self._started, 1e-9)
+            return {
+                "total_requests": latency.count,
+                "avg_response_time": latency.mean or 0.0,
+                "min_response_time": latency.min if latency.count else None,
+                "max_response_time": latency.max if latency.count else None,
+                "p50_response_time": p50,
+                "p95_response_time": p95,
+                "p99_response_time": p99,
+                "avg_time_to_first_token": ttft.mean,
+                "p50_time_to_first_token": t50,
+                "p95_time_to_first_token": t95,
+                "p99_time_to_first_token": t99,
+                "requests_per_second": latency.count / elapsed,
+                "tokens_per_second": calls.total_tokens / elapsed,
+            }
+
+    def get_recent_calls(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The newest calls (at most ``recent_size``), oldest first."""
+        with self._lock:
+            items = list(self._recent)
+        if limit is not None:
+            items = items[-limit:] if limit > 0 else []
+        keys = ("timestamp", "provider", "model", "deployment", "method", "duration", "success", "error", "tokens")
+        return [dict(zip(keys, item, strict=True)) for item in items]
+
+    def reset_stats(self) -> None:
+        """Forget everything counted so far."""
+        with self._lock:
+            self._init_state()
+
+    def __repr__(self) -> str:
+        return (f"MetricsCollector(calls={sum(s.requests for s in self._series.values())}, "
+                f"requests={self._requests.requests}, series={len(self._series)})")

@@ -1,0 +1,108 @@
+"""MetricsCollector through its explicit API (the observer side is covered by test_load.py)."""
+
+import pytest
+
+from spoon_llm.errors import RateLimitError
+from spoon_llm.events import Event
+from spoon_llm.monitoring import MetricsCollector, get_metrics_collector, reset_monitoring
+from spoon_llm.types import Attempt, CostInfo, LLMResponse, TokenUsage
+
+
+def test_provider_stats_count_successes_failures_errors_tokens_and_latency():
+    metrics = MetricsCollector()
+    metrics.record_request("openai", "chat", 0.100, True, tokens=TokenUsage(input_tokens=10, output_tokens=5),
+                           model="gpt-4o")
+    metrics.record_request("openai", "chat", 0.300, True, tokens={"prompt_tokens": 1, "completion_tokens": 2},
+                           model="gpt-4o", cost=0.5)
+    metrics.record_request("openai", "chat", 0.200, False, model="gpt-4o", error=RateLimitError("slow down"))
+    metrics.record_request("openai", "chat", 0.050, False, model="gpt-4o", error="TimeoutError")
+    stats = metrics.get_provider_stats("openai")
+    assert (stats["total_requests"], stats["successful_requests"], stats["failed_requests"]) == (4, 2, 2)
+    assert stats["success_rate"] == 0.5
+    assert stats["error_counts"] == {"RateLimitError": 1, "TimeoutError": 1}
+    assert stats["tokens"] == {"input": 11, "output": 7, "total": 18}
+    assert stats["total_cost"] == 0.5
+    assert stats["avg_response_time"] == pytest.approx(0.1625)
+    assert stats["latency"]["p50"] == pytest.approx(0.1, rel=0.01)
+    assert stats["latency"]["p99"] == pytest.approx(0.3, rel=0.01)
+    assert metrics.get_model_stats("gpt-4o")["total_requests"] == 4
+    assert metrics.get_provider_stats("nobody")["total_requests"] == 0
+
+
+def test_by_deployment_summary_and_performance():
+    metrics = MetricsCollector()
+    metrics.record_request("openai", "chat", 0.1, True, tokens=7, model="a", deployment="openai-key1")
+    metrics.record_request("openai", "chat", 0.2, True, tokens=3, model="b", deployment="openai-key2")
+    metrics.record_request("anthropic", "chat", 0.4, False, model="c", error=RuntimeError)
+    assert set(metrics.get_all_stats()) == {"openai", "anthropic"}
+    assert set(metrics.get_all_stats(by="deployment")) == {"openai-key1", "openai-key2"}
+    assert metrics.get_all_stats(by="model")["b"]["total_tokens"] == 3
+    summary = metrics.get_summary()
+    assert (summary["total_requests"], summary["failed_requests"], summary["total_tokens"]) == (3, 1, 10)
+    assert summary["error_counts"] == {"RuntimeError": 1}
+    assert summary["providers"] == ["anthropic", "openai"]
+    perf = metrics.get_performance_stats()
+    assert perf["avg_response_time"] == pytest.approx(0.7 / 3)
+    assert perf["max_response_time"] == pytest.approx(0.4)
+    assert perf["p50_response_time"] == pytest.approx(0.2, rel=0.01)
+    with pytest.raises(ValueError):
+        metrics.get_all_stats(by="colour")
+
+
+def test_recent_calls_are_a_ring_buffer_and_reset_forgets_everything():
+    metrics = MetricsCollector(recent_size=5)
+    for i in range(12):
+        metrics.record_request("p", "chat", i / 100, True)
+    recent = metrics.get_recent_calls()
+    assert len(recent) == 5 and recent[-1]["duration"] == 0.11 and recent[0]["duration"] == 0.07
+    assert len(metrics.get_recent_calls(limit=2)) == 2
+    metrics.reset_stats()
+    assert metrics.get_summary()["total_requests"] == 0 and metrics.get_recent_calls() == []
+
+
+def test_label_values_are_bounded():
+    metrics = MetricsCollector(max_series=3)
+    for i in range(10):
+        metrics.record_request("p", "chat", 0.1, True, model=f"model-{i}")
+    models = metrics.get_all_stats(by="model")
+    assert len(models) == 4 and models["__other__"]["total_requests"] == 7
+    assert metrics.get_provider_stats("p")["total_requests"] == 3
+
+
+def test_events_feed_request_level_stats_ttft_and_cost():
+    metrics = MetricsCollector()
+    usage = TokenUsage(input_tokens=4, output_tokens=6)
+    common = {"provider": "openai", "model": "m", "deployment": "d"}
+    # Calls are counted from the attempt trace that request_end carries (one event per request).
+    attempts = [Attempt(provider="openai", model="m", deployment="d0", error_type="RateLimitError", latency=0.01),
+                Attempt(provider="openai", model="m", deployment="d", latency=0.2)]
+    for event in [
+        Event("request_start", "r1", "chat_stream"),
+        Event("attempt_start", "r1", "chat_stream", attempt=1, **common),
+        Event("fallback", "r1", "chat_stream", attempt=1, error=RateLimitError("x"), **common),
+        Event("attempt_start", "r1", "chat_stream", attempt=2, **common),
+        Event("first_token", "r1", "chat_stream", latency=0.05, **common),
+        Event("request_end", "r1", "chat_stream", attempt=2, success=True, latency=0.25, usage=usage,
+              chunk_count=7, response=LLMResponse(cost=CostInfo(total_cost=0.25)), data={"attempts": attempts},
+              **common),
+        Event("circuit_change", "", deployment="d", data={"old": "closed", "new": "open"}),
+        Event("budget_alert", "", data={"threshold": 0.9}),
+    ]:
+        metrics.on_event(event)
+    summary = metrics.get_summary()
+    requests = summary["requests"]
+    assert (requests["total"], requests["successful"], requests["fallbacks"], requests["retries"]) == (1, 1, 1, 0)
+    assert (requests["streams"], requests["stream_chunks"]) == (1, 7)
+    assert requests["time_to_first_token"]["p50"] == pytest.approx(0.05, rel=0.01)
+    assert summary["total_requests"] == 2 and summary["error_counts"] == {"RateLimitError": 1}
+    assert summary["total_cost"] == 0.25 and metrics.get_provider_stats("openai")["total_cost"] == 0.25
+    assert summary["circuits"] == {"d": "open"} and summary["budget_alerts"] == 1
+    assert metrics.get_deployment_stats("d")["time_to_first_token"]["count"] == 1
+    assert metrics.get_performance_stats()["avg_time_to_first_token"] == pytest.approx(0.05)
+
+
+def test_process_wide_collector_is_resettable():
+    first = get_metrics_collector()
+    assert get_metrics_collector() is first
+    reset_monitoring()
+    assert get_metrics_collector() is not first
