@@ -64,7 +64,7 @@ async def spoon_manager(target: Target) -> AsyncIterator[RequestFn]:
     """LLMManager.chat over the same provider: routing, attempt loop, circuit and stats included."""
     from spoon_llm.manager import LLMManager
 
-    manager = LLMManager(_config(target))
+    manager = LLMManager(_config(target), middleware=[])
     messages = list(target.messages)
 
     async def call() -> object:
@@ -101,7 +101,7 @@ async def _batch_raw(target: Target, n: int, concurrency: int) -> float:
 async def _batch_manager(target: Target, n: int, concurrency: int) -> float:
     from spoon_llm.manager import LLMManager
 
-    manager = LLMManager(_config(target))
+    manager = LLMManager(_config(target), middleware=[])
     messages = list(target.messages)
     await manager.batch_chat([messages] * min(n, 500), concurrency=concurrency)  # warm-up
     started = time.perf_counter()

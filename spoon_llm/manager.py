@@ -80,6 +80,8 @@ class LLMManager:
     named (still retrying and balancing over its keys); a list names the fallbacks explicitly.
     ``deadline`` (per call, seconds) bounds the whole request, retries, backoffs and fallbacks included; it
     defaults to ``request_timeout`` from the configuration.
+    ``middleware`` defaults to the chain the configuration describes (budgets, rate limits, cost accounting; see
+    :func:`spoon_llm.middleware.defaults.build_middleware`); pass ``[]`` for none.
     """
 
     def __init__(
@@ -90,7 +92,7 @@ class LLMManager:
         policy: ErrorPolicy | None = None,
         circuit_breaker: Mapping[str, Any] | None = None,
         load_balancing: Strategy | None = None,
-        middleware: Sequence[Middleware] = (),
+        middleware: Sequence[Middleware] | None = None,
         observers: Sequence[Any] = (),
     ) -> None:
         self.config_manager = config_manager if config_manager is not None else ConfigurationManager()
@@ -101,9 +103,15 @@ class LLMManager:
             max_retry_after=retry.max_retry_after, jitter=retry.jitter,
         )
         self._circuit_settings = dict(circuit_breaker or {})
-        self._middleware: list[Middleware] = list(middleware)
         #: Request lifecycle events; subscribe with :meth:`add_observer`.
         self.events = EventBus()
+        self._owned_middleware: list[Middleware] = []
+        if middleware is None:
+            # The configured economics: budget guard (when budgets are set), rate limiter, cost accounting.
+            from .middleware.defaults import build_middleware
+
+            middleware = self._owned_middleware = build_middleware(self.config_manager, events=self.events)
+        self._middleware: list[Middleware] = list(middleware)
         for observer in observers:
             self.events.add(observer)
         self.router = Router(self.config_manager, self.registry, self._new_circuit)
@@ -276,12 +284,15 @@ class LLMManager:
                                            provider=deployment.provider_name, model=slot.model) from exc
             except LLMError as exc:
                 deployment.inflight -= 1
-                await self._after(ctx, passed, error=exc)
                 if "attempt_end" in events.kinds:
                     self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
-                # A refusal by our own middleware (local rate limit) says nothing about the deployment's health.
-                run.failed(slot, exc, count_health=len(passed) == len(self._middleware) or ctx is None)
+                try:
+                    # A refusal by our own middleware (local rate limit) says nothing about the deployment's health.
+                    run.failed(slot, exc, count_health=len(passed) == len(self._middleware) or ctx is None)
+                finally:
+                    # After the circuit has seen the failure, so middleware observes its new state.
+                    await self._after(ctx, passed, error=exc)
                 if events.kinds & _NEXT_STEP_KINDS:
                     self._emit_next_step(run, request_id, operation, slot, exc)
                 continue
@@ -478,26 +489,31 @@ class LLMManager:
                         yield chunk
                 except LLMError as exc:
                     deployment.inflight -= 1
-                    await self._after(ctx, passed, error=exc, usage=usage)
                     if "attempt_end" in events.kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                    attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
                     local = ctx is not None and len(passed) < len(self._middleware)
                     if not sent_here and not delivered:
-                        run.failed(slot, exc, count_health=not local)
+                        try:
+                            run.failed(slot, exc, count_health=not local)
+                        finally:
+                            await self._after(ctx, passed, error=exc, usage=usage)
                         if events.kinds & _NEXT_STEP_KINDS:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         continue
                     interrupted = exc
+                    resumed = False
                     if resume_on_interrupt:
                         try:
                             run.failed(slot, exc)
+                            resumed = True
                         except LLMError:
                             pass  # the policy says stop: report the interruption below
-                        else:
-                            continue
                     else:
                         run.record_failure(slot, exc)
+                    await self._after(ctx, passed, error=exc, usage=usage)
+                    if resumed:
+                        continue
                     raise run.final_error(StreamInterruptedError(
                         f"the stream failed after output reached the caller: {exc}",
                         partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
@@ -692,10 +708,17 @@ class LLMManager:
             return self._sync
 
     async def cleanup(self) -> None:
-        """Stop background work and close every provider client of the running loop."""
+        """Stop background work and close the clients of the running loop and the default middleware's stores.
+
+        Pass your own ``middleware=`` to manage the lifetime of its stores yourself.
+        """
         await self.stop_health_monitoring()
         for state in self.router.deployments.values():
             await state.close()
+        if self._owned_middleware:
+            from .middleware.defaults import close_middleware
+
+            await close_middleware(self._owned_middleware)
 
     async def __aenter__(self) -> Self:
         return self

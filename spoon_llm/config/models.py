@@ -22,9 +22,11 @@ __all__ = [
     "ModelTarget",
     "PricingOverride",
     "ProviderConfig",
+    "RateLimitConfig",
     "RetryConfig",
     "RouteConfig",
     "SpoonConfig",
+    "StateConfig",
 ]
 
 
@@ -148,11 +150,19 @@ class ProviderConfig(_Strict):
     max_connections: PositiveInt = 100
     max_keepalive_connections: PositiveInt = 20
     keepalive_expiry: Seconds = 5.0
-    transport: Literal["sdk", "aiohttp"] = "sdk"
+    #: How requests travel: ``native`` (our aiohttp client; the SDK when aiohttp is not installed), ``sdk`` (the
+    #: vendor SDK on httpx2) or ``aiohttp`` (the OpenAI SDK on its aiohttp client). See ``spoon_llm.transport``.
+    transport: Literal["sdk", "aiohttp", "native"] = "native"
     extra_headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
+    #: Requests per hour, input tokens per minute, output tokens per minute (each deployment of this section).
+    rph: PositiveInt | None = None
+    input_tpm: PositiveInt | None = None
+    output_tpm: PositiveInt | None = None
+    #: Most requests (token-bucket strategy: also tokens, scaled) admitted at once; defaults to the limit itself.
+    burst: PositiveInt | None = None
     weight: float = 1.0
     organization: str | None = None
     project: str | None = None
@@ -321,6 +331,8 @@ class PricingOverride(_Strict):
     output_per_1m: float = Field(ge=0)
     cached_input_per_1m: float | None = Field(default=None, ge=0)
     cache_write_per_1m: float | None = Field(default=None, ge=0)
+    #: Price of reasoning tokens when it differs from ``output_per_1m`` (they are part of the output count).
+    reasoning_per_1m: float | None = Field(default=None, ge=0)
     currency: str = "USD"
 
 
@@ -341,6 +353,49 @@ class BudgetConfig(_Strict):
     period: Literal["total", "daily", "monthly"] = "total"
     alert_thresholds: list[float] = Field(default_factory=lambda: [0.75, 0.9])
     per_provider: dict[str, float] = Field(default_factory=dict)
+    #: ``"team:research" = 10`` limits requests tagged ``team=research``; ``"user" = 1`` gives every user its own.
+    per_tag: dict[str, float] = Field(default_factory=dict)
+    #: Output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none).
+    default_max_tokens: PositiveInt = 4096
+
+
+class RateLimitConfig(_Strict):
+    """How per-deployment limits (``rpm``, ``rph``, ``tpm``, ``input_tpm``, ``output_tpm``) are enforced."""
+
+    #: ``sliding_window`` (exact counts over the last minute/hour) or ``token_bucket`` / ``leaky_bucket`` (GCRA).
+    strategy: Literal["sliding_window", "token_bucket", "leaky_bucket"] = "sliding_window"
+    #: On exhaustion: ``wait`` (async, at most ``max_wait`` seconds) or ``fail`` fast with ``RateLimitError``.
+    on_limit: Literal["wait", "fail"] = "wait"
+    max_wait: float = Field(default=10.0, ge=0)
+    #: Slow a key down from the provider's own ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` response headers.
+    header_pacing: bool = True
+    #: Cool-down after a provider 429 that names no Retry-After; and the longest cool-down honoured.
+    default_cooldown: float = Field(default=1.0, ge=0)
+    max_cooldown: float = Field(default=300.0, gt=0)
+
+
+class StateConfig(_Strict):
+    """Where counters, windows, cool-downs, budget spend and the usage ledger live.
+
+    ``backend`` holds rate limits and cool-downs; ``ledger`` holds budget spend and the usage ledger (``auto``:
+    the Redis store when ``backend`` is Redis, else SQLite when a budget is configured, else memory).
+    """
+
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    ledger: Literal["auto", "memory", "sqlite", "redis"] = "auto"
+    #: Redis URL (``redis://127.0.0.1:6379/0``); env ``SPOON_LLM_REDIS_URL``.
+    url: str | None = None
+    #: SQLite file; env ``SPOON_LLM_STATE_PATH``; default ``$XDG_DATA_HOME/spoon_llm/usage.db``
+    #: (``~/.local/share/spoon_llm/usage.db``).
+    path: str | None = None
+    #: When the store is unreachable: ``closed`` refuses requests, ``open`` lets them through unlimited (logged).
+    fail_mode: Literal["closed", "open"] = "closed"
+    key_prefix: str = "spoon_llm"
+    #: Share circuit-breaker openings through ``backend`` so every process stays away from a failing deployment
+    #: (default: on when ``backend`` is Redis, the store processes share).
+    share_circuits: bool | None = None
+    #: Seconds to wait for the Redis server before the store counts as unreachable.
+    timeout: float = Field(default=1.0, gt=0)
 
 
 class SpoonConfig(_Strict):
@@ -355,6 +410,8 @@ class SpoonConfig(_Strict):
     pricing: dict[str, PricingOverride] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
 
     @model_validator(mode="after")

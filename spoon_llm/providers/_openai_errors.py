@@ -1,8 +1,10 @@
 """Error mapping for OpenAI-compatible APIs: error bodies, SDK exceptions and transport failures -> our tree.
 
 :func:`error_from_body` is pure (status + decoded body + headers -> a :class:`ProviderError`) and is what every
-transport uses; :func:`map_exception` translates the ``openai`` SDK's typed exceptions and ``httpx2`` transport
-errors by type, never by message text; :class:`OpenAIErrorMapper` wraps a call or a stream iteration with it.
+transport uses; :func:`status_error` builds it from a raw non-2xx answer exactly as the SDK path does (the native
+transport's entry point: its client maps its own connection failures); :func:`map_exception` translates the
+``openai`` SDK's typed exceptions and ``httpx2`` transport errors by type, never by message text;
+:class:`OpenAIErrorMapper` wraps a call or a stream iteration with it.
 The SDK is imported lazily so that the pure half works without it.
 """
 
@@ -27,7 +29,7 @@ from ..errors import (
     redact_secrets,
 )
 
-__all__ = ["OpenAIErrorMapper", "error_from_body", "map_exception"]
+__all__ = ["OpenAIErrorMapper", "error_from_body", "map_exception", "status_error"]
 
 #: ``error.code`` values meaning the prompt does not fit the context window.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length", "max_tokens_exceeded"})
@@ -113,6 +115,37 @@ def error_from_body(
         body=_scrub(body),
         headers=rate_limit_headers(headers),
     )
+
+
+def status_error(
+    status: int,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    model: str | None,
+) -> ProviderError:
+    """Our error for a non-2xx answer read off the wire, equal to what the SDK path reports for it.
+
+    The ``openai`` SDK decodes the stripped body text as JSON (else keeps the text), keeps ``error`` (or the whole
+    object) as the error body and words its message ``Error code: N - <vendor message>``; the same steps here
+    give the same class, message, body, request id, Retry-After and rate-limit headers on every transport.
+    """
+    text = content.decode("utf-8", errors="replace").strip()
+    body: Any = text
+    sdk_message = f"Error code: {status}"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        inner = body.get("error", body) if isinstance(body, Mapping) else None
+        vendor = inner.get("message") if isinstance(inner, Mapping) else None
+        if isinstance(vendor, str) and vendor:
+            sdk_message += f" - {vendor}"
+    data = body.get("error", body) if isinstance(body, Mapping) else body
+    return error_from_body(status, data, provider=provider, model=model, headers=headers,
+                           request_id=headers.get("x-request-id"), message=sdk_message)
 
 
 def map_exception(exc: BaseException, *, provider: str, model: str | None) -> ProviderError | None:

@@ -1,8 +1,9 @@
 """Pure stream mapping for OpenAI-compatible APIs: SSE bytes -> events -> our chunks.
 
-:class:`SSEDecoder` turns raw bytes (any chunking, LF/CRLF/CR line ends, ``:`` comment lines such as OpenRouter's
-``: OPENROUTER PROCESSING``) into ``(event, data)`` pairs. :class:`ChatStreamDecoder` turns decoded
-``chat.completion.chunk`` dicts into :class:`LLMResponseChunk` objects through the shared
+:class:`SSEDecoder` (the shared :class:`spoon_llm.transport.TextSSEParser`) turns raw bytes (any chunking,
+LF/CRLF/CR line ends, ``:`` comment lines such as OpenRouter's ``: OPENROUTER PROCESSING``) into ``(event, data)``
+pairs; the providers use its bytes twin, :class:`spoon_llm.transport.SSEParser`. :class:`ChatStreamDecoder` turns
+decoded ``chat.completion.chunk`` dicts into :class:`LLMResponseChunk` objects through the shared
 :class:`StreamAccumulator` (text deltas, reasoning deltas, tool-call fragments merged by index, last non-null usage,
 finish reason), and :class:`CompletionStreamDecoder` does the same for legacy ``text_completion`` chunks. No I/O:
 every transport feeds them.
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ProviderError, ResponseParsingError
+from ..transport._sse import TextSSEParser as SSEDecoder
 from ..types import LLMResponse, LLMResponseChunk
 from ._openai_errors import error_from_body
 from ._openai_wire import content_text, normalize_finish_reason, parse_usage, vendor_cost
@@ -23,57 +25,6 @@ __all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
 
 #: The data payload that ends an OpenAI stream.
 DONE = "[DONE]"
-
-
-class SSEDecoder:
-    """Incremental Server-Sent Events parser: feed bytes, get complete ``(event, data)`` pairs.
-
-    Follows the SSE spec where it matters here: ``data:`` lines of one event are joined with a newline, one space
-    after the colon is dropped, comment lines (starting with ``:``) and ``id``/``retry`` fields are ignored, and an
-    event is dispatched on a blank line.
-    """
-
-    __slots__ = ("_buf", "_data", "_event")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[str] = []
-        self._event: str | None = None
-
-    def feed(self, chunk: bytes) -> list[tuple[str | None, str]]:
-        """Add bytes; return the events they complete, in order."""
-        buf = self._buf + chunk if self._buf else chunk
-        tail = b""
-        if b"\r" in buf:
-            if buf.endswith(b"\r"):  # maybe the first half of a CRLF split across reads
-                buf, tail = buf[:-1], b"\r"
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        self._buf = lines.pop() + tail
-        events: list[tuple[str | None, str]] = []
-        for line in lines:
-            if not line:
-                if self._data:
-                    events.append((self._event, "\n".join(self._data)))
-                    self._data = []
-                self._event = None
-                continue
-            if line[0] == 58:  # ":" -- a comment / keep-alive
-                continue
-            field, _, value = line.partition(b":")
-            if value[:1] == b" ":
-                value = value[1:]
-            if field == b"data":
-                self._data.append(value.decode())
-            elif field == b"event":
-                self._event = value.decode()
-        return events
-
-    def close(self) -> list[tuple[str | None, str]]:
-        """End of input: the last event, when the server did not finish it with a blank line."""
-        events = self.feed(b"\n\n") if self._buf.strip(b"\r") or self._data else []
-        self._buf = b""
-        return events
 
 
 def _merge_reasoning_details(into: dict[Any, dict[str, Any]], details: Any) -> None:

@@ -1,7 +1,8 @@
 """``BaseProvider``: what every built-in provider shares (config handling, stream callbacks, defaults).
 
-Subclasses implement ``_setup`` (build the SDK client), ``chat``, ``_stream`` (yield chunks), ``health_check``,
-``_close`` and ``get_metadata``; ``completion`` and ``chat_with_tools`` default to ``chat``.
+Subclasses implement ``_setup`` (build the client: an SDK's or the native one), ``chat``, ``_stream`` (yield
+chunks), ``health_check``, ``_close`` and ``get_metadata``; ``completion`` and ``chat_with_tools`` default to
+``chat``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ __all__ = ["OpenAIProvider"]
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
-    """OpenAI through the official SDK."""
+    """OpenAI, on the native transport (default) or the official SDK (``transport = "sdk"``)."""
 
     provider_name = "openai"
     capabilities = builtin_capabilities("openai")

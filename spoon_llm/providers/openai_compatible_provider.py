@@ -9,12 +9,19 @@ its own for a purely configured endpoint::
     model = "qwen2.5-7b-instruct"
     api_key = "${MY_SERVER_KEY}"          # optional
 
-One ``AsyncOpenAI`` client per deployment (provider instance), built with ``max_retries=0`` (the manager owns
-retries) on an ``httpx2.AsyncClient`` -- or the SDK's aiohttp client with ``transport = "aiohttp"`` -- whose pool
-limits and timeouts come from the configuration; ``cleanup()`` closes it. Requests go through the SDK's low-level
-``post`` with a body built by :mod:`._openai_wire` and come back as raw JSON or SSE bytes decoded by our own mapping
-(:mod:`._openai_wire`, :mod:`._openai_stream`), so no SDK model objects are built on the hot path. Errors are mapped
-by :mod:`._openai_errors`.
+Two transports share one wire mapping (:mod:`._openai_wire`, :mod:`._openai_stream`, :mod:`._openai_errors`):
+
+* ``transport = "native"`` (the default when aiohttp is installed): our own client, one aiohttp session and
+  connector per deployment (:mod:`spoon_llm.transport`), the body encoded with orjson, the answer's JSON or SSE
+  bytes decoded once by our mapping;
+* ``transport = "sdk"``: one ``AsyncOpenAI`` client per deployment on an ``httpx2.AsyncClient`` (or, with
+  ``transport = "aiohttp"``, the SDK's aiohttp client); requests go through the SDK's low-level ``post`` with a
+  body built by our mapping and come back as raw bytes, so no SDK model objects are built on the hot path.
+
+Either way the pool limits and timeouts come from the configuration, no client retries (the manager owns
+retries), ``cleanup()`` closes the pool, and both report identical results (the conformance corpus runs over
+both). ``await provider.sdk_client()`` hands out an ``AsyncOpenAI`` for the vendor's other endpoints (files,
+images...) on either transport.
 
 Per-call keywords: ``model``, ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``tools``, ``tool_choice``
 (``"auto"``/``"none"``/``"required"``, a function name, or OpenAI's dict), ``parallel_tool_calls``,
@@ -41,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -53,18 +59,20 @@ import httpx2
 from ..config.models import ProviderConfig
 from ..errors import (
     ConfigurationError,
-    LLMError,
     NetworkError,
+    ProviderError,
     ResponseParsingError,
     StreamInterruptedError,
     ValidationError,
     register_secret,
 )
 from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ..transport import NativeSettings, SSEParser, dumps, load_native, loads, resolve_transport
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
 from ._builtin import BUILTIN_PROVIDERS
-from ._openai_errors import OpenAIErrorMapper, error_from_body, map_exception
-from ._openai_stream import DONE, ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
+from ._openai_errors import error_from_body
+from ._openai_stream import ChatStreamDecoder, CompletionStreamDecoder
+from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream, SdkTransport, native_headers
 from ._openai_wire import (
     WireDialect,
     build_chat_body,
@@ -90,23 +98,9 @@ def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
     return tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[name][1])
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", exclude_none=True)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-# Built once: json.dumps with non-default arguments would build an encoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
 def _encode(body: Mapping[str, Any], provider: str) -> bytes:
     try:
-        return _ENCODER.encode(body).encode()
+        return dumps(body)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=provider) from exc
 
@@ -119,6 +113,10 @@ def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
         _log.debug("provider config keys kept in options (not in the schema): %s", sorted(unknown))
         known["options"] = {**unknown, **dict(known.get("options") or {})}
     return known
+
+
+#: The data payload that ends an OpenAI stream (raw bytes, compared before any decoding).
+_DONE = b"[DONE]"
 
 
 def _completion_as_chunk(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,7 +133,7 @@ class OpenAICompatibleProvider(BaseProvider):
     :meth:`get_metadata`, and tune the wire dialect with the class attributes below.
 
     ``client`` (an object with the SDK's ``post``/``get``/``close``) and ``http_transport`` (an
-    ``httpx2.AsyncBaseTransport``, e.g. ``httpx2.MockTransport``) are for tests.
+    ``httpx2.AsyncBaseTransport``, e.g. ``httpx2.MockTransport``) are for tests; either means the SDK transport.
     """
 
     provider_name = "openai_compatible"
@@ -164,16 +162,18 @@ class OpenAICompatibleProvider(BaseProvider):
         super().__init__()
         self._injected_client = client
         self._http_transport = http_transport
+        self._transport: OpenAITransport | None = None
+        #: Which transport this deployment uses (``native``, ``sdk`` or ``aiohttp``); set by ``initialize``.
+        self.transport_name = ""
         self._client: Any = None
         self._http: httpx2.AsyncClient | None = None
-        self._owns_client = False
+        self._sdk: Any = None
+        self._sdk_headers: dict[str, Any] = {}
         self._label = self.provider_name
         self._dialect = WireDialect(provider=self.provider_name)
         self._model_name: str | None = None
         self._defaults: dict[str, Any] | None = None
         self._config_extra: dict[str, Any] = {}
-        self._auth_headers: dict[str, Any] = {}
-        self._base_options: dict[str, Any] = {}
         #: The error of the last failed :meth:`health_check`, for diagnosis.
         self.last_health_error: Exception | None = None
 
@@ -240,45 +240,70 @@ class OpenAICompatibleProvider(BaseProvider):
         legacy = cfg.options.get("custom_headers")
         headers = {**self.get_additional_headers(self._header_view()),
                    **(legacy if isinstance(legacy, Mapping) else {}), **cfg.extra_headers}
-        if self._injected_client is not None:
-            self._client, self._owns_client = self._injected_client, False
-            self._auth_headers = {}
-        else:
-            openai = require_sdk("openai", "openai")
-            if not api_key:
-                # No key: send no Authorization header at all (the SDK needs the omission said per request too).
-                self._auth_headers = {"Authorization": openai.Omit()}
-                headers = {**headers, **self._auth_headers}
-            self._http = self._build_http_client(openai)
-            self._client = openai.AsyncOpenAI(
-                api_key=api_key or "unused",
-                base_url=base_url,
-                organization=cfg.organization,
-                project=cfg.project,
-                max_retries=0,
-                timeout=self._timeout(),
-                http_client=self._http,
-                default_headers=headers,
+        self._sdk_headers = headers
+        injected = self._injected_client is not None or self._http_transport is not None
+        self.transport_name = resolve_transport(cfg, sdk_injected=injected, supported=("native", "sdk", "aiohttp"))
+        if self.transport_name == "native":
+            # Importing aiohttp (~150 ms) must not stall the event loop.
+            native = await asyncio.to_thread(load_native)
+            client = native.NativeClient(
+                NativeSettings.from_config(cfg),
+                native_headers(cfg, api_key, headers, env_defaults=self.sdk_env_defaults),
+                provider=self._label, base_url=base_url,
             )
-            if not self.sdk_env_defaults:
-                # Never forward OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment to another vendor.
-                self._client.organization = cfg.organization
-                self._client.project = cfg.project
-            self._owns_client = True
-        self._base_options = {"headers": self._auth_headers} if self._auth_headers else {}
+            client.open()
+            self._transport = NativeTransport(client, base_url, self._label, keyless=not api_key)
+        elif self._injected_client is not None:
+            self._client = self._injected_client
+            self._transport = SdkTransport(self._client, None, self._label, {}, owns_client=False)
+        else:
+            # Importing the SDK (~0.3 s) and building its TLS context read files: keep both off the event loop.
+            self._client, self._http, auth = await asyncio.to_thread(self._build_sdk_client, self.transport_name,
+                                                                     self._http_transport)
+            self._transport = SdkTransport(self._client, self._http, self._label, auth, owns_client=True)
+
+    def _build_sdk_client(self, transport: str, http_transport: httpx2.AsyncBaseTransport | None
+                          ) -> tuple[Any, httpx2.AsyncClient, dict[str, Any]]:
+        """An ``AsyncOpenAI`` for this deployment (``max_retries=0``), its HTTP client, the per-request auth."""
+        openai = require_sdk("openai", "openai")
+        cfg = self.config
+        api_key = self.api_key
+        headers = dict(self._sdk_headers)
+        auth: dict[str, Any] = {}
+        if not api_key:
+            # No key: send no Authorization header at all (the SDK needs the omission said per request too).
+            auth = {"Authorization": openai.Omit()}
+            headers = {**headers, **auth}
+        http = self._build_http_client(openai, transport, http_transport)
+        client = openai.AsyncOpenAI(
+            api_key=api_key or "unused",
+            base_url=self._resolve_base_url(),
+            organization=cfg.organization,
+            project=cfg.project,
+            max_retries=0,
+            timeout=self._timeout(),
+            http_client=http,
+            default_headers=headers,
+        )
+        if not self.sdk_env_defaults:
+            # Never forward OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment to another vendor.
+            client.organization = cfg.organization
+            client.project = cfg.project
+        return client, http, auth
 
     def _timeout(self) -> httpx2.Timeout:
         cfg = self.config
         return httpx2.Timeout(cfg.timeout, connect=cfg.connect_timeout or cfg.timeout)
 
-    def _build_http_client(self, openai: Any) -> httpx2.AsyncClient:
+    def _build_http_client(self, openai: Any, transport: str,
+                           http_transport: httpx2.AsyncBaseTransport | None) -> httpx2.AsyncClient:
         cfg = self.config
         limits = httpx2.Limits(
             max_connections=cfg.max_connections,
             max_keepalive_connections=cfg.max_keepalive_connections,
             keepalive_expiry=cfg.keepalive_expiry,
         )
-        if cfg.transport == "aiohttp" and self._http_transport is None:
+        if transport == "aiohttp" and http_transport is None:
             try:
                 import aiohttp  # noqa: F401
             except ImportError as exc:
@@ -291,27 +316,33 @@ class OpenAICompatibleProvider(BaseProvider):
             )
             return client
         return httpx2.AsyncClient(timeout=self._timeout(), limits=limits, follow_redirects=True,
-                                  transport=self._http_transport)
+                                  transport=http_transport)
+
+    async def sdk_client(self) -> Any:
+        """An ``AsyncOpenAI`` client for this deployment, for the vendor's endpoints we do not wrap.
+
+        On the SDK transport it is the client requests already go through; on the native one it is built on
+        first use (same base URL, key and headers, ``max_retries=0``) and closed by :meth:`cleanup`.
+        """
+        self._ensure_ready()
+        if self._client is not None:
+            return self._client
+        if self._sdk is None:
+            # Importing the SDK (~0.3 s) must not stall the event loop.
+            self._sdk, _, _ = await asyncio.to_thread(self._build_sdk_client, "sdk", None)
+        return self._sdk
 
     async def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.close()
+        transport, self._transport = self._transport, None
+        self._client = None
+        if transport is not None:
+            await transport.close()
+        sdk, self._sdk = self._sdk, None
+        if sdk is not None:
+            await sdk.close()
         self._http = None
 
     # -- request plumbing -----------------------------------------------------------------------------------
-
-    def _options(self, headers: Mapping[str, str] | None, timeout: Any) -> dict[str, Any]:
-        if headers is None and timeout is None:
-            return self._base_options
-        options: dict[str, Any] = {}
-        if headers:
-            options["headers"] = {**headers, **self._auth_headers}
-        elif self._auth_headers:
-            options["headers"] = self._auth_headers
-        if timeout is not None:
-            options["timeout"] = timeout
-        return options
 
     async def _model_for(self, kwargs: dict[str, Any]) -> str:
         model = kwargs.pop("model", None) or self._model_name
@@ -327,26 +358,48 @@ class OpenAICompatibleProvider(BaseProvider):
         if self._config_extra and kwargs.get("extra_body"):
             kwargs["extra_body"] = {**self._config_extra, **kwargs["extra_body"]}
 
+    def _decode(self, content: bytes, model: str) -> Any:
+        try:
+            return loads(content)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=self._label,
+                                       model=model) from exc
+
     async def _post_json(
         self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any
     ) -> tuple[dict[str, Any], str | None, float]:
         payload = _encode(body, self._label)
-        options = self._options(headers, timeout)
+        transport = self._transport
+        assert transport is not None
         start = time.perf_counter()
-        with OpenAIErrorMapper(self._label, model):
-            response = await self._client.post(path, cast_to=httpx2.Response, content=payload, options=options)
-            data = json.loads(response.content)
+        content, response_headers = await transport.post(path, payload, model, headers, timeout)
+        data = self._decode(content, model)
         duration = time.perf_counter() - start
-        request_id = response.headers.get("x-request-id")
+        request_id = response_headers.get("x-request-id")
         if not isinstance(data, dict):
             raise ResponseParsingError(f"expected a JSON object, got {type(data).__name__}", provider=self._label,
-                                       model=model, status_code=response.status_code, request_id=request_id)
+                                       model=model, request_id=request_id)
         if "error" in data and not data.get("choices") and not data.get("data"):
             # Some compatible servers answer 200 with an error object.
             code = data["error"].get("code") if isinstance(data["error"], dict) else None
             raise error_from_body(code if isinstance(code, int) else None, data, provider=self._label, model=model,
-                                  headers=response.headers, request_id=request_id)
+                                  headers=response_headers, request_id=request_id)
         return data, request_id, duration
+
+    def _stream_failure(self, exc: Exception, decoder: ChatStreamDecoder, model: str) -> Exception:
+        """Our error for what reading a stream raised; after content reached the caller, an interruption."""
+        transport = self._transport
+        mapped = exc if isinstance(exc, ProviderError) else (
+            transport.translate(exc, model) if transport is not None else None)
+        if mapped is None:
+            return exc
+        if isinstance(mapped, NetworkError) and decoder.content_sent:
+            return StreamInterruptedError(
+                f"the stream broke after content reached the caller: {mapped.message}",
+                partial_content=decoder.acc.content, partial_usage=decoder.acc.usage,
+                provider=self._label, model=model, request_id=decoder.acc.request_id,
+            )
+        return mapped
 
     async def _stream_sse(
         self,
@@ -358,81 +411,82 @@ class OpenAICompatibleProvider(BaseProvider):
         decoder: ChatStreamDecoder,
     ) -> AsyncGenerator[LLMResponseChunk, None]:
         payload = _encode(body, self._label)
-        options = self._options(headers, timeout)
-        with OpenAIErrorMapper(self._label, model):
-            response = await self._client.post(path, cast_to=httpx2.Response, content=payload, options=options,
-                                               stream=True)
+        transport = self._transport
+        assert transport is not None
+        response = await transport.open_stream(path, payload, model, headers, timeout)
         try:
-            if decoder.acc.request_id is None:
-                decoder.acc.request_id = response.headers.get("x-request-id")
-            if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-                data = json.loads(await response.aread())
-                if isinstance(data, dict) and "error" in data and not data.get("choices"):
-                    raise error_from_body(None, data, provider=self._label, model=model, headers=response.headers)
-                for chunk in decoder.feed(_completion_as_chunk(data)):
-                    yield chunk
-                yield decoder.final_chunk()
-                return
-            sse = SSEDecoder()
-            done = False
-            loads = json.loads
-            async for raw in response.aiter_bytes():
-                for _event, data in sse.feed(raw):
-                    if done:
-                        continue  # drain to the end so the connection can be reused
-                    if data == DONE:
-                        done = True
-                        continue
-                    for chunk in decoder.feed(loads(data)):
-                        yield chunk
-                    if decoder.error is not None:
-                        raise decoder.error
-            for _event, data in sse.close():
-                if done or data == DONE:
+            async for chunk in self._read_stream(response, decoder, model):
+                yield chunk
+        finally:
+            await response.aclose()
+
+    async def _read_stream(self, response: ResponseStream, decoder: ChatStreamDecoder, model: str
+                           ) -> AsyncGenerator[LLMResponseChunk, None]:
+        """Decode one streamed answer, whichever transport read it: SSE framing, one JSON decode per event."""
+        if decoder.acc.request_id is None:
+            decoder.acc.request_id = response.headers.get("x-request-id")
+        if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+            try:
+                content = await response.aread()
+            except Exception as exc:
+                raise self._stream_failure(exc, decoder, model) from exc
+            data = self._decode(content, model)
+            if isinstance(data, dict) and "error" in data and not data.get("choices"):
+                raise error_from_body(None, data, provider=self._label, model=model, headers=response.headers)
+            for chunk in decoder.feed(_completion_as_chunk(data)):
+                yield chunk
+            yield decoder.final_chunk()
+            return
+        parser = SSEParser()
+        done = False
+        chunks = response.aiter_bytes()
+        while True:
+            try:
+                raw = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                raise self._stream_failure(exc, decoder, model) from exc
+            for _event, data in parser.feed(raw):
+                if done:
+                    continue  # drain to the end so the connection can be reused
+                if data == _DONE:
                     done = True
                     continue
-                try:
-                    parsed = loads(data)
-                except ValueError:
-                    break  # half an event: the body was cut, reported just below
-                for chunk in decoder.feed(parsed):
+                for chunk in decoder.feed(self._decode(data, model)):
                     yield chunk
                 if decoder.error is not None:
                     raise decoder.error
-            if not done and decoder.acc.finish_reason is None:
-                # Neither [DONE] nor a finish reason: the body ended early, the answer may be incomplete.
-                message = "the stream ended before the answer was complete"
-                if decoder.content_sent:
-                    raise StreamInterruptedError(message, partial_content=decoder.acc.content,
-                                                 partial_usage=decoder.acc.usage, provider=self._label, model=model,
-                                                 request_id=decoder.acc.request_id)
-                raise ResponseParsingError(message, provider=self._label, model=model,
-                                           request_id=decoder.acc.request_id)
-            yield decoder.final_chunk()
-        except LLMError:
-            raise
-        except Exception as exc:
-            mapped = map_exception(exc, provider=self._label, model=model)
-            if mapped is None:
-                raise
-            if isinstance(mapped, NetworkError) and decoder.content_sent:
-                raise StreamInterruptedError(
-                    f"the stream broke after content reached the caller: {mapped.message}",
-                    partial_content=decoder.acc.content, partial_usage=decoder.acc.usage,
-                    provider=self._label, model=model, request_id=decoder.acc.request_id,
-                ) from exc
-            raise mapped from exc
-        finally:
-            await response.aclose()
+        for _event, data in parser.close():
+            if done or data == _DONE:
+                done = True
+                continue
+            try:
+                parsed = loads(data)
+            except ValueError:
+                break  # half an event: the body was cut, reported just below
+            for chunk in decoder.feed(parsed):
+                yield chunk
+            if decoder.error is not None:
+                raise decoder.error
+        if not done and decoder.acc.finish_reason is None:
+            # Neither [DONE] nor a finish reason: the body ended early, the answer may be incomplete.
+            message = "the stream ended before the answer was complete"
+            if decoder.content_sent:
+                raise StreamInterruptedError(message, partial_content=decoder.acc.content,
+                                             partial_usage=decoder.acc.usage, provider=self._label, model=model,
+                                             request_id=decoder.acc.request_id)
+            raise ResponseParsingError(message, provider=self._label, model=model,
+                                       request_id=decoder.acc.request_id)
+        yield decoder.final_chunk()
 
     def _finish(self, response: LLMResponse) -> LLMResponse:
         """Last touch on every complete answer (subclasses add cost, metadata...)."""
         return response
 
-    # -- operations -----------------------------------------------------------------------------------------
-
-    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
-        """Send a conversation (``Message`` objects, dicts, or a string) and return the complete answer."""
+    async def _chat_request(self, messages: Any, kwargs: dict[str, Any], *, stream: bool
+                            ) -> tuple[str, dict[str, Any], Any, Any]:
+        """The model, JSON body, per-call headers and timeout of one chat call (``kwargs`` is consumed)."""
         if not self._initialized:
             self._ensure_ready()
         model = await self._model_for(kwargs)
@@ -443,7 +497,14 @@ class OpenAICompatibleProvider(BaseProvider):
         dialect = self._dialect
         rules = model_rules(model, dialect.completion_tokens_for_reasoning)
         body = build_chat_body(messages_to_wire(messages, dialect, rules), model, kwargs, dialect=dialect,
-                               rules=rules, defaults=self._defaults)
+                               rules=rules, defaults=self._defaults, stream=stream)
+        return model, body, headers, timeout
+
+    # -- operations -----------------------------------------------------------------------------------------
+
+    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
+        """Send a conversation (``Message`` objects, dicts, or a string) and return the complete answer."""
+        model, body, headers, timeout = await self._chat_request(messages, kwargs, stream=False)
         data, request_id, duration = await self._post_json("chat/completions", body, model, headers, timeout)
         response = parse_chat_completion(data, provider=self._label, model=model, request_id=request_id,
                                          duration=duration)
@@ -466,17 +527,7 @@ class OpenAICompatibleProvider(BaseProvider):
         return self._with_callbacks(stream, callbacks)
 
     async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
-        if not self._initialized:
-            self._ensure_ready()
-        model = await self._model_for(kwargs)
-        headers = kwargs.pop("extra_headers", None)
-        timeout = kwargs.pop("timeout", None)
-        if self._config_extra:
-            self._merge_extra_body(kwargs)
-        dialect = self._dialect
-        rules = model_rules(model, dialect.completion_tokens_for_reasoning)
-        body = build_chat_body(messages_to_wire(messages, dialect, rules), model, kwargs, dialect=dialect,
-                               rules=rules, defaults=self._defaults, stream=True)
+        model, body, headers, timeout = await self._chat_request(messages, kwargs, stream=True)
         decoder = ChatStreamDecoder(self._label, model)
         async with aclosing(self._stream_sse("chat/completions", body, model, headers, timeout, decoder)) as chunks:
             async for chunk in chunks:
@@ -625,12 +676,11 @@ class OpenAICompatibleProvider(BaseProvider):
 
     async def health_check(self) -> bool:
         """True when the endpoint answers its model list (free: no tokens are spent)."""
-        if not self._initialized:
+        transport = self._transport
+        if not self._initialized or transport is None:
             return False
         try:
-            with OpenAIErrorMapper(self._label, self._model_name):
-                await self._client.get(self.health_path, cast_to=httpx2.Response,
-                                       options=self._options(None, min(self.config.timeout, 10.0)))
+            await transport.get(self.health_path, min(self.config.timeout, 10.0), self._model_name)
         except Exception as exc:
             self.last_health_error = exc
             return False

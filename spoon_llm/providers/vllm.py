@@ -14,11 +14,8 @@ import os
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-import httpx2
-
 from ..errors import ConfigurationError, ResponseParsingError
 from ..types import CostInfo, LLMResponse
-from ._openai_errors import OpenAIErrorMapper
 from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["VLLMProvider"]
@@ -68,9 +65,8 @@ class VLLMProvider(OpenAICompatibleProvider):
 
     async def _discover_model(self) -> str:
         """The first model the server serves (vLLM usually serves exactly one)."""
-        with OpenAIErrorMapper(self._label, None):
-            response = await self._client.get("models", cast_to=httpx2.Response, options=self._base_options)
-            data = response.json()
+        assert self._transport is not None
+        data = self._decode(await self._transport.get("models", None, None), "")
         models = data.get("data") if isinstance(data, dict) else None
         if not models or not isinstance(models[0], dict) or not models[0].get("id"):
             raise ResponseParsingError("the vLLM server lists no model; set model in [providers.vllm]",
@@ -79,16 +75,16 @@ class VLLMProvider(OpenAICompatibleProvider):
 
     async def health_check(self) -> bool:
         """True when ``GET {root}/health`` answers 200 (no tokens spent)."""
-        if not self._initialized:
+        transport = self._transport
+        if not self._initialized or transport is None:
             return False
-        if self._http is None:
-            return await super().health_check()
         try:
-            with OpenAIErrorMapper(self._label, self._model_name):
-                response = await self._http.get(f"{self.root_url}/health", timeout=min(self.config.timeout, 10.0))
+            status = await transport.probe(f"{self.root_url}/health", min(self.config.timeout, 10.0))
         except Exception as exc:
             self.last_health_error = exc
             return False
-        ok = response.status_code == 200
-        self.last_health_error = None if ok else RuntimeError(f"/health answered {response.status_code}")
+        if status is None:  # an injected SDK client: no bare HTTP client to probe with
+            return await super().health_check()
+        ok = status == 200
+        self.last_health_error = None if ok else RuntimeError(f"/health answered {status}")
         return ok

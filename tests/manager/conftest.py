@@ -31,9 +31,15 @@ async def sim() -> AsyncIterator[ProviderSimulator]:
         yield simulator
 
 
+@pytest.fixture(params=["native", "sdk"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The transport every provider section of ``make_manager`` uses: each manager test runs on both."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_manager(sim: ProviderSimulator) -> Callable[..., LLMManager]:
-    """Build a manager whose providers all point at the simulator (real openai SDK, real sockets)."""
+def make_manager(sim: ProviderSimulator, transport: str) -> Callable[..., LLMManager]:
+    """Build a manager whose providers all point at the simulator (native client or real openai SDK, real sockets)."""
     managers: list[LLMManager] = []
 
     def build(providers: dict[str, dict[str, Any]], **settings: Any) -> LLMManager:
@@ -43,6 +49,7 @@ def make_manager(sim: ProviderSimulator) -> Callable[..., LLMManager]:
             section = dict(section)
             section.setdefault("type", "openai")
             section.setdefault("base_url", sim.openai_base_url)
+            section.setdefault("transport", transport)
             if "api_keys" not in section:
                 section.setdefault("api_key", KEYS.get(name, KEYS["primary"]))
             sections[name] = section

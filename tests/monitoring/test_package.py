@@ -45,7 +45,7 @@ async def test_enable_monitoring_attaches_once_and_disable_detaches(sim, make_ma
     first = enable_monitoring(manager, metrics=True, debug=True)
     enable_monitoring(manager, metrics=True, debug=True)
     assert manager.events.observers == [get_metrics_collector(), get_debug_logger()]
-    assert [m.name for m in manager.middleware] == ["debug_logger"]
+    assert [m.name for m in manager.middleware] == ["rate_limit", "cost", "debug_logger"]  # default chain first
     await manager.chat("hi")
     assert first.metrics.get_summary()["requests"]["total"] == 1
     assert len(first.debug.get_request_history()) == 1

@@ -1,15 +1,15 @@
 """Anthropic error mapping: error bodies and SDK exceptions -> the spoon-llm error tree.
 
 :func:`error_from_body` is pure (status + decoded body + headers), shared by every transport and by the
-in-band ``event: error`` of a stream. :class:`ErrorMapper` is the one async context manager that wraps every
-SDK call and every stream iteration and re-raises what escapes as our errors, ``from`` the original.
+in-band ``event: error`` of a stream; :func:`status_error` builds it from a raw non-2xx answer exactly as the SDK
+path does (the native transport's entry point). :class:`ErrorMapper` translates the SDK's exceptions; its
+``scope`` wraps every SDK call and re-raises what escapes as our errors, ``from`` the original.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 from ..._headers import parse_retry_after, rate_limit_headers
@@ -22,8 +22,9 @@ from ...errors import (
     TokenLimitError,
     error_for_status,
 )
+from .._common import ErrorScope
 
-__all__ = ["ErrorMapper", "error_from_body", "is_context_overflow"]
+__all__ = ["ErrorMapper", "error_from_body", "is_context_overflow", "status_error"]
 
 PROVIDER = "anthropic"
 
@@ -93,6 +94,21 @@ def error_from_body(
     )
 
 
+def status_error(status: int, content: bytes, headers: Mapping[str, str], *, model: str | None) -> ProviderError:
+    """Our error for a non-2xx answer read off the wire, equal to what the SDK path reports for it.
+
+    Like ``anthropic``'s client: the stripped body text is decoded as JSON when it is JSON and kept as text
+    otherwise, and the request id comes from the ``request-id`` header.
+    """
+    text = content.decode("utf-8", errors="replace").strip()
+    body: Any = text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    return error_from_body(status, body, headers, model=model, request_id=headers.get("request-id"))
+
+
 class ErrorMapper:
     """Maps exceptions escaping an Anthropic SDK call (or a stream read) to our error tree.
 
@@ -110,9 +126,9 @@ class ErrorMapper:
         self._validation: type[BaseException] = sdk.APIResponseValidationError
         self._sdk_error: type[BaseException] = sdk.AnthropicError
 
-    def scope(self, model: str | None) -> _Scope:
+    def scope(self, model: str | None) -> ErrorScope:
         """A context manager that translates what escapes it."""
-        return _Scope(self, model)
+        return ErrorScope(self.translate, model)
 
     def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""
@@ -137,23 +153,3 @@ class ErrorMapper:
             return ProviderError(str(exc), provider=PROVIDER, model=model)
         return None
 
-
-class _Scope:
-    __slots__ = ("_mapper", "_model")
-
-    def __init__(self, mapper: ErrorMapper, model: str | None) -> None:
-        self._mapper = mapper
-        self._model = model
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        if exc is None:
-            return False
-        mapped = self._mapper.translate(exc, self._model)
-        if mapped is None:
-            return False
-        raise mapped from exc

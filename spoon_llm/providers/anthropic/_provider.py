@@ -1,53 +1,62 @@
-"""``AnthropicProvider``: the Messages API through the official ``anthropic`` SDK's ``AsyncAnthropic``.
+"""``AnthropicProvider``: the Messages API over our native client (default) or the official ``anthropic`` SDK.
 
-The SDK is the transport (auth, headers, base URL, connection pool, typed HTTP errors); the wire mapping is
-ours (:mod:`._convert`, :mod:`._decode`). Requests go through the client's generic ``post`` with
-``cast_to=self._raw``, so the JSON body and SSE events are decoded once by our mapping instead of being
-built into SDK models first. The SDK never retries (``max_retries=0``): the manager owns retries.
+Both transports share the wire mapping (:mod:`._convert`, :mod:`._decode`, :mod:`._errors`) and the stream loop
+(SSE framed by :class:`spoon_llm.transport.SSEParser`, each event's JSON decoded once), so they report the same
+results. The native transport (``transport = "native"``) posts the JSON itself over one aiohttp session per
+deployment, with the headers the SDK sends (``Authorization: Bearer``, ``anthropic-version``, per-call
+``anthropic-beta``); the SDK transport (``transport = "sdk"``) goes through ``AsyncAnthropic``'s generic ``post``
+with ``cast_to=httpx2.Response``, so the body is decoded by our mapping instead of being built into SDK models
+first. Neither retries (SDK: ``max_retries=0``): the manager owns retries.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import (
-    LLMError,
-    NetworkError,
-    ProviderError,
-    ResponseParsingError,
-    StreamInterruptedError,
-    register_secret,
-)
+from ...errors import LLMError, NetworkError, ResponseParsingError
 from ...interface import ProviderCapability
+from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._common import (
+    CallOptions,
+    DualTransportProvider,
+    decoded_answer,
+    httpx_limits,
+    httpx_timeout,
+    stream_failure,
+    warm_lazy_imports,
+)
 from .._stream import StreamAccumulator
-from ..base import BaseProvider, require_sdk
-from ._convert import CallOptions, RequestDefaults, build_request
+from ..base import require_sdk
+from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
-from ._errors import ErrorMapper
-from ._sse import SSEReader
+from ._errors import ErrorMapper, status_error
 
 if TYPE_CHECKING:
     import httpx2
     from anthropic import AsyncAnthropic
 
-__all__ = ["AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
 PROVIDER = "anthropic"
+#: The ``anthropic-version`` header the native transport sends unless ``api_version`` is configured: the one the
+#: official SDK (anthropic 2.x) sends, so both transports speak the same API version.
+ANTHROPIC_VERSION = "2026-10-21"
 _MESSAGES = "/v1/messages"
+_COUNT_TOKENS = "/v1/messages/count_tokens"
+_MODELS = "/v1/models"
 # Fields the count_tokens endpoint accepts out of a messages request.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
                  "cache_control")
 
 
-class AnthropicProvider(BaseProvider):
+class AnthropicProvider(DualTransportProvider):
     """Claude models through Anthropic's Messages API.
 
-    Configuration: ``api_key``, ``model``, ``base_url``, ``timeout``/``connect_timeout``, pool limits
+    Configuration: ``api_key``, ``model``, ``base_url``, ``transport`` (``native`` by default, ``sdk``),
+    ``api_version`` (the ``anthropic-version`` header), ``timeout``/``connect_timeout``, pool limits
     (``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``), ``max_tokens``,
     ``temperature``, ``extra_headers``, ``extra_body`` and ``options.auto_cache = true`` for the automatic
     prompt-caching policy (breakpoints at the end of tools, system prompt and conversation).
@@ -80,23 +89,25 @@ class AnthropicProvider(BaseProvider):
         """Create the provider; ``initialize`` builds the client.
 
         ``client`` is a ready-made ``AsyncAnthropic`` to use instead (custom auth, tests); ``http_client`` an
-        ``httpx2.AsyncClient`` for the client we build (tests inject an ``httpx2.MockTransport`` this way). The
-        caller keeps ownership of either and closes it.
+        ``httpx2.AsyncClient`` for the client we build (tests inject an ``httpx2.MockTransport`` this way). Either
+        means the SDK transport; the caller keeps ownership of both and closes them.
         """
-        super().__init__()
-        self._injected = client
-        self._injected_http = http_client
-        self._client: Any = None
+        super().__init__(client, http_client)
         self._errors: ErrorMapper | None = None
         self._defaults = RequestDefaults(model="")
         self._raw: type[httpx2.Response] | None = None  # ``cast_to`` that makes the SDK hand back raw bytes
+        self._urls: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
-    async def _setup(self) -> None:
-        register_secret(self.api_key)
-        # Importing the SDK (~0.8 s) and building its TLS context read files: keep both off the event loop.
-        self._client, self._errors = await asyncio.to_thread(self._build_client)
+    def _native_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": user_agent(),
+                   "anthropic-version": self.config.api_version or ANTHROPIC_VERSION}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"  # what anthropic 2.x sends for an API key
+        return merge_headers(headers, dict(self.config.extra_headers))
+
+    def _configure(self) -> None:
         cfg = self.config
         self._defaults = RequestDefaults(
             model=self.model,
@@ -106,82 +117,123 @@ class AnthropicProvider(BaseProvider):
             auto_cache=bool(cfg.options.get("auto_cache", False)),
             extra_body=dict(cfg.extra_body),
         )
+        if self._native is not None:
+            base = (self.base_url or "").rstrip("/")
+            self._urls = {path: self._native.url(base + path) for path in (_MESSAGES, _COUNT_TOKENS, _MODELS)}
 
-    def _build_client(self) -> tuple[Any, ErrorMapper]:
+    def _build_sdk(self) -> Any:
         # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
         import httpx2
 
         sdk = require_sdk("anthropic", "anthropic")
-        _warm_lazy_imports()
+        warm_lazy_imports()
         self._raw = httpx2.Response
+        self._errors = ErrorMapper(sdk)
         if self._injected is not None:
-            return self._injected, ErrorMapper(sdk)
+            return self._injected
         cfg = self.config
-        timeout = httpx2.Timeout(cfg.timeout, connect=cfg.connect_timeout or cfg.timeout)
-        limits = httpx2.Limits(
-            max_connections=cfg.max_connections,
-            max_keepalive_connections=cfg.max_keepalive_connections,
-            keepalive_expiry=cfg.keepalive_expiry,
-        )
-        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
-        client = sdk.AsyncAnthropic(
+        headers = dict(cfg.extra_headers)
+        if cfg.api_version:
+            headers.setdefault("anthropic-version", cfg.api_version)
+        timeout = httpx_timeout(cfg)
+        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx_limits(cfg))
+        return sdk.AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
             timeout=timeout,
             max_retries=0,
             http_client=http_client,
-            default_headers=dict(cfg.extra_headers) or None,
+            default_headers=headers or None,
         )
-        return client, ErrorMapper(sdk)
 
-    async def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is None or client is self._injected:
-            return
-        if self._injected_http is None:
+    async def _close_sdk(self, client: Any) -> None:
+        if self._injected_http is None:  # closing the SDK client closes its HTTP client, which may be the caller's
             await client.close()
 
-    # -- operations -----------------------------------------------------------------------------------------
+    def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
+        return self._errors.translate(exc, model) if self._errors is not None else None
+
+    # -- plumbing -------------------------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any],
-                 stream: bool = False) -> tuple[dict[str, Any], CallOptions, dict[str, Any]]:
+                 stream: bool = False) -> tuple[dict[str, Any], CallOptions]:
         self._ensure_ready()
-        body, call = build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
+        return build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
+
+    @staticmethod
+    def _sdk_options(call: CallOptions, params: dict[str, Any] | None = None) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if call.timeout is not None:
             options["timeout"] = call.timeout
         if call.headers:
             options["headers"] = call.headers
-        return body, call, options
+        if params:
+            options["params"] = params
+        return options
+
+    @staticmethod
+    def _decode(content: bytes, model: str | None) -> Any:
+        try:
+            return loads(content)
+        except ValueError as exc:
+            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
+                                       model=model) from exc
+
+    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+                        params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
+        """One request on either transport: the decoded 2xx JSON and the response headers."""
+        native = self._native
+        if native is not None:
+            reply = await native.request(
+                method, self._urls[path], body=dumps(body) if body is not None else None, headers=call.headers,
+                timeout=call.timeout, params=params, model=call.model)
+            if not 200 <= reply.status < 300:
+                raise status_error(reply.status, reply.content, reply.headers, model=call.model)
+            return self._decode(reply.content, call.model), reply.headers
+        assert self._errors is not None
+        options = self._sdk_options(call, params)
+        async with self._errors.scope(call.model):
+            if method == "GET":
+                response = await self._client.get(path, cast_to=self._raw, options=options)
+            else:
+                response = await self._client.post(path, cast_to=self._raw, body=body, options=options)
+        return self._decode(response.content, call.model), response.headers
+
+    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> Any:
+        """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aclose()``)."""
+        native = self._native
+        if native is not None:
+            stream = await native.stream("POST", self._urls[_MESSAGES], body=dumps(body), headers=call.headers,
+                                         timeout=call.timeout, model=call.model)
+            if not 200 <= stream.status_code < 300:
+                try:
+                    content = await stream.aread()
+                finally:
+                    await stream.aclose()
+                raise status_error(stream.status_code, content, stream.headers, model=call.model)
+            return stream
+        assert self._errors is not None
+        async with self._errors.scope(call.model):
+            return await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=self._sdk_options(call),
+                                           stream=True, stream_cls=None)
+
+    # -- operations -----------------------------------------------------------------------------------------
 
     async def chat(self, messages: Sequence[MessageInput], **kwargs: Any) -> LLMResponse:
         """Send the conversation and return the whole answer."""
         started = time.perf_counter()
-        body, call, options = self._prepare(messages, kwargs)
-        assert self._errors is not None
-        async with self._errors.scope(call.model):
-            response = await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=options)
-            data = json.loads(response.content)
-        try:
-            result = decode_message(data, request_id=response.headers.get("request-id"))
-        except (AttributeError, KeyError, TypeError) as exc:
-            raise ResponseParsingError(f"unexpected response shape: {exc!r}", provider=PROVIDER, model=call.model,
-                                       body=data) from exc
-        if not result.model:
-            result.model = call.model
-        result.duration = time.perf_counter() - started
-        return result
+        body, call = self._prepare(messages, kwargs)
+        data, headers = await self._exchange("POST", _MESSAGES, body, call)
+        return decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
+                              model=call.model, started=started)
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
-        body, call, options = self._prepare(messages, kwargs, stream=True)
-        assert self._errors is not None
-        async with self._errors.scope(call.model):
-            response = await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=options,
-                                               stream=True, stream_cls=None)
+        body, call = self._prepare(messages, kwargs, stream=True)
+        response = await self._open_stream(body, call)
         acc = StreamAccumulator(PROVIDER, call.model)
         acc.request_id = response.headers.get("request-id")
         decoder = StreamDecoder(acc)
-        reader = SSEReader()
+        parser = SSEParser()
         chunks = response.aiter_bytes()
         try:
             while True:
@@ -191,11 +243,11 @@ class AnthropicProvider(BaseProvider):
                     break
                 except Exception as exc:
                     raise self._stream_failure(exc, acc, call.model) from exc
-                for _, data in reader.feed(raw):
+                for _, data in parser.feed(raw):
                     chunk = self._feed(decoder, data, acc, call.model)
                     if chunk is not None:
                         yield chunk
-            for _, data in reader.flush():
+            for _, data in parser.close():
                 chunk = self._feed(decoder, data, acc, call.model)
                 if chunk is not None:
                     yield chunk
@@ -206,77 +258,49 @@ class AnthropicProvider(BaseProvider):
         decoder.finish()
         yield acc.final_chunk()
 
-    def _feed(self, decoder: StreamDecoder, data: str, acc: StreamAccumulator,
+    def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
               model: str) -> LLMResponseChunk | None:
         try:
-            event = json.loads(data)
+            event = loads(data)
         except ValueError as exc:
-            raise self._cut_short(f"undecodable stream event {data[:200]!r}", acc, model) from exc
+            raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
         try:
             return decoder.feed(event)
         except LLMError:
             raise
         except (AttributeError, KeyError, TypeError) as exc:
-            raise ResponseParsingError(f"unexpected stream event {data[:200]!r}", provider=PROVIDER,
+            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
                                        model=model) from exc
 
-    def _stream_failure(self, exc: Exception, acc: StreamAccumulator, model: str) -> ProviderError:
-        assert self._errors is not None
-        mapped = self._errors.translate(exc, model)
-        if not isinstance(mapped, ProviderError):
-            return ProviderError(f"stream failed: {exc!r}", provider=PROVIDER, model=model)
-        if acc.chunk_count and isinstance(mapped, NetworkError):
-            return self._cut_short(mapped.message, acc, model)
-        return mapped
-
     @staticmethod
-    def _cut_short(message: str, acc: StreamAccumulator, model: str) -> ProviderError:
+    def _cut_short(message: str, acc: StreamAccumulator, model: str) -> LLMError:
         # Before any chunk reached the caller the request can safely be retried elsewhere; after, it cannot.
-        if not acc.chunk_count:
-            return NetworkError(message, provider=PROVIDER, model=model)
-        return StreamInterruptedError(message, provider=PROVIDER, model=model, partial_content=acc.content,
-                                      partial_usage=acc.usage)
+        return stream_failure(NetworkError(message, provider=PROVIDER, model=model), acc, PROVIDER, model)
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Input tokens of a request (messages, system, tools) from the API's free ``count_tokens`` endpoint."""
-        body, call, options = self._prepare(messages, kwargs)
+        body, call = self._prepare(messages, kwargs)
         count_body = {key: body[key] for key in _COUNT_FIELDS if key in body}
-        assert self._errors is not None
-        async with self._errors.scope(call.model):
-            response = await self._client.post(f"{_MESSAGES}/count_tokens", cast_to=self._raw,
-                                               body=count_body, options=options)
-            data = json.loads(response.content)
+        data, _ = await self._exchange("POST", _COUNT_TOKENS, count_body, call)
         return int(data["input_tokens"])
 
     async def list_models(self) -> list[str]:
         """Ids of the models this key can use (``GET /v1/models``; costs no tokens)."""
         self._ensure_ready()
-        assert self._errors is not None
-        async with self._errors.scope(None):
-            response = await self._client.get("/v1/models", cast_to=self._raw,
-                                              options={"params": {"limit": 1000}})
-            data = json.loads(response.content)
+        data, _ = await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1000})
         return [str(item["id"]) for item in data.get("data") or ()]
 
     async def health_check(self) -> bool:
         """True when the API answers a model listing (free: no completion is paid for)."""
         if not self._initialized:
             return False
-        assert self._errors is not None
         try:
-            async with self._errors.scope(None):
-                response = await self._client.get("/v1/models", cast_to=self._raw,
-                                                  options={"params": {"limit": 1}})
+            await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1})
         except LLMError:
             return False
-        return bool(response.is_success)
+        return True
 
 
-def _warm_lazy_imports() -> None:
-    """Import what httpx2/anyio otherwise import on the first request, inside the event loop (~30 ms)."""
-    import importlib
+def _preview(data: bytes) -> str:
+    return data[:200].decode("utf-8", errors="replace")
 
-    try:
-        importlib.import_module("anyio._backends._asyncio")
-    except ImportError:  # another anyio layout: the first request pays for it instead
-        pass

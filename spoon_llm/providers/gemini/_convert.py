@@ -19,6 +19,7 @@ from typing import Any
 
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
+from .._common import CallOptions, json_schema_of
 from ._schema import to_gemini_schema
 
 __all__ = [
@@ -69,15 +70,6 @@ class RequestDefaults:
     top_p: float | None = None
     schema_mode: str = "openapi"
     extra_body: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CallOptions:
-    """Transport settings of one call (not part of the JSON body)."""
-
-    model: str
-    timeout: float | None = None
-    headers: dict[str, str] | None = None
 
 
 def model_path(model: str) -> str:
@@ -393,29 +385,6 @@ def _thinking(value: Any, effort: Any) -> dict[str, Any] | None:
     if effort:
         config = {**(config or {}), "thinkingLevel": str(effort)}
     return config
-
-
-def json_schema_of(response_format: Any, json_flag: Any, json_schema: Any) -> tuple[dict[str, Any] | None, bool]:
-    """The JSON schema the answer must follow (if any) and whether JSON output was asked for at all.
-
-    Accepts OpenAI's ``response_format`` (``json_object`` / ``json_schema``), ``json=True`` and
-    ``json_schema=`` as a dict or a pydantic model class.
-    """
-    schema: Any = json_schema
-    wanted = bool(json_flag) or json_schema is not None
-    if isinstance(response_format, Mapping):
-        kind = response_format.get("type")
-        if kind == "json_schema":
-            inner = response_format.get("json_schema")
-            schema = inner.get("schema") if isinstance(inner, Mapping) else response_format.get("schema")
-            wanted = True
-        elif kind == "json_object":
-            wanted = True
-    elif response_format is not None and hasattr(response_format, "model_json_schema"):
-        schema, wanted = response_format, True
-    if schema is not None and hasattr(schema, "model_json_schema"):
-        schema = schema.model_json_schema()
-    return (dict(schema) if isinstance(schema, Mapping) else None), wanted
 
 
 # -- embeddings -------------------------------------------------------------------------------------------

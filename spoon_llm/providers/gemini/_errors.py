@@ -1,14 +1,15 @@
 """Gemini error mapping: Google API error bodies and ``google-genai`` exceptions -> the spoon-llm error tree.
 
 :func:`error_from_body` is pure (HTTP status + decoded ``{"error": {code, status, message, details}}`` +
-headers) and shared by every transport. :class:`ErrorMapper` wraps every SDK call and stream read.
+headers) and shared by every transport. :func:`status_error` and :func:`in_band_error` build it from what the
+native transport read exactly as the SDK path does (google-genai's ``APIError`` then :class:`ErrorMapper`).
+:class:`ErrorMapper` translates the SDK's exceptions; its ``scope`` wraps every SDK call and stream read.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 from ..._headers import parse_retry_after, rate_limit_headers
@@ -22,8 +23,9 @@ from ...errors import (
     TimeoutError,
     error_for_status,
 )
+from .._common import ErrorScope
 
-__all__ = ["ErrorMapper", "error_from_body", "is_context_overflow"]
+__all__ = ["ErrorMapper", "error_from_body", "in_band_error", "is_context_overflow", "status_error"]
 
 PROVIDER = "gemini"
 
@@ -111,6 +113,52 @@ def error_from_body(
     )
 
 
+def _sdk_field(response_json: Any, name: str) -> Any:
+    # google-genai's APIError._get_status/_get_message: the top-level field, else the one under "error".
+    try:
+        return response_json.get(name, response_json.get("error", {}).get(name, None))
+    except AttributeError:
+        return None
+
+
+def _api_error(code: Any, response_json: Any, http_status: int, headers: Mapping[str, str],
+               model: str | None) -> ProviderError:
+    """What the SDK path reports for google-genai's ``APIError(code, response_json)`` on a response."""
+    if isinstance(response_json, list) and len(response_json) == 1:
+        response_json = response_json[0]
+    if not code:
+        code = _sdk_field(response_json, "code")
+    body = response_json
+    if not isinstance(body, Mapping) or "error" not in body:
+        status_name = _sdk_field(response_json, "status")
+        message = _sdk_field(response_json, "message") or f"{code} {status_name}. {response_json}"
+        body = {"error": {"code": code, "status": status_name, "message": message}}
+    status = code or http_status
+    return error_from_body(status if isinstance(status, int) else None, body, _plain_headers(headers), model=model)
+
+
+def status_error(status: int, content: bytes, headers: Mapping[str, str], reason: str, *,
+                 model: str | None) -> ProviderError:
+    """Our error for a non-200 answer read off the wire, equal to what the SDK path reports for it.
+
+    google-genai decodes the body as JSON, or else keeps ``{"message": <text>, "status": <reason phrase>}``.
+    """
+    text = content.decode("utf-8", errors="replace")
+    try:
+        response_json: Any = json.loads(text)
+    except ValueError:
+        response_json = {"message": text, "status": reason}
+    return _api_error(status, response_json, status, headers, model)
+
+
+def in_band_error(chunk: Mapping[str, Any], http_status: int, headers: Mapping[str, str], *,
+                  model: str | None) -> ProviderError:
+    """Our error for an ``{"error": ...}`` chunk inside a 200 stream (its ``code`` is the status)."""
+    error = chunk.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return _api_error(code, chunk, http_status, headers, model)
+
+
 class ErrorMapper:
     """Maps exceptions escaping a ``google-genai`` call (or a stream read) to our error tree.
 
@@ -124,9 +172,9 @@ class ErrorMapper:
         self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
         self._api_error: type[BaseException] = sdk_errors.APIError
 
-    def scope(self, model: str | None) -> _Scope:
+    def scope(self, model: str | None) -> ErrorScope:
         """A context manager that translates what escapes it."""
-        return _Scope(self, model)
+        return ErrorScope(self.translate, model)
 
     def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""
@@ -160,23 +208,3 @@ def _plain_headers(headers: Any) -> dict[str, str] | None:
     except AttributeError:
         return None
 
-
-class _Scope:
-    __slots__ = ("_mapper", "_model")
-
-    def __init__(self, mapper: ErrorMapper, model: str | None) -> None:
-        self._mapper = mapper
-        self._model = model
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        if exc is None:
-            return False
-        mapped = self._mapper.translate(exc, self._model)
-        if mapped is None:
-            return False
-        raise mapped from exc

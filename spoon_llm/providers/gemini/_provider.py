@@ -1,33 +1,40 @@
-"""``GeminiProvider``: the Gemini API (generativelanguage) through ``google-genai``'s async client.
+"""``GeminiProvider``: the Gemini API (generativelanguage) over our native client or ``google-genai``.
 
-One ``genai.Client`` per deployment, built once in ``initialize`` with the configured base URL, API version,
-timeout, headers, our own ``httpx2.AsyncClient`` (pool limits from the configuration) and SDK retries off
-(``HttpRetryOptions(attempts=1)``: the manager owns retries). Only ``client.aio`` is used.
+Both transports implement :class:`._transport.GeminiTransport` (REST JSON in, JSON out) and share the wire
+mapping and the stream loop, so they report the same results:
+
+* ``transport = "native"`` (default): :class:`._native.NativeTransport`, one aiohttp session per deployment with
+  the SDK's headers (``x-goog-api-key``, ``X-Server-Timeout``), SSE decoded once per event;
+* ``transport = "sdk"``: one ``genai.Client`` per deployment, built once in ``initialize`` with the configured
+  base URL, API version, timeout, headers, our own ``httpx2.AsyncClient`` (pool limits from the configuration)
+  and SDK retries off (``HttpRetryOptions(attempts=1)``: the manager owns retries). Only ``client.aio`` is used.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import (
-    LLMError,
-    NetworkError,
-    ProviderError,
-    ResponseParsingError,
-    StreamInterruptedError,
-    ValidationError,
-    register_secret,
-)
+from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
 from ...interface import ProviderCapability
+from ...transport import merge_headers, user_agent
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._common import (
+    CallOptions,
+    DualTransportProvider,
+    ErrorScope,
+    decoded_answer,
+    httpx_limits,
+    httpx_timeout,
+    warm_lazy_imports,
+)
 from .._stream import StreamAccumulator
-from ..base import BaseProvider, require_sdk
-from ._convert import CallOptions, RequestDefaults, build_embed_request, build_request, model_path
+from ..base import require_sdk
+from ._convert import RequestDefaults, build_embed_request, build_request, model_path
 from ._decode import StreamDecoder, decode_embeddings, decode_response, usage_from
 from ._errors import ErrorMapper
+from ._native import NativeTransport, server_timeout
 from ._transport import GeminiTransport, select_transport
 
 if TYPE_CHECKING:
@@ -43,15 +50,16 @@ DEFAULT_API_VERSION = "v1beta"
 EMBED_BATCH_SIZE = 100
 
 
-class GeminiProvider(BaseProvider):
+class GeminiProvider(DualTransportProvider):
     """Gemini models through the Gemini API (``generativelanguage.googleapis.com``).
 
-    Configuration: ``api_key``, ``model``, ``base_url``, ``api_version`` (default ``v1beta``), ``timeout``,
+    Configuration: ``api_key``, ``model``, ``base_url``, ``transport`` (``native`` by default, ``sdk``),
+    ``api_version`` (default ``v1beta``), ``timeout``,
     pool limits (``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``), ``max_tokens``,
     ``temperature``, ``top_p``, ``extra_headers``, ``extra_body``; ``options.schema_mode`` (``openapi``: JSON
     schemas converted to Gemini's schema subset, the default; ``json_schema``: sent unchanged as
     ``parametersJsonSchema``/``responseJsonSchema``), ``options.embedding_model`` and
-    ``options.gemini_sdk_api = "public"`` to use only the SDK's public typed methods.
+    ``options.gemini_sdk_api = "public"`` to use only the SDK's public typed methods (SDK transport).
 
     Per-call keyword arguments: ``model``, ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``,
     ``seed``, ``presence_penalty``, ``frequency_penalty``, ``candidate_count``, ``tools`` (our tool specs and
@@ -83,12 +91,9 @@ class GeminiProvider(BaseProvider):
 
         ``client`` is a ready-made ``google.genai.Client`` to use instead (other credentials, tests);
         ``http_client`` an ``httpx2.AsyncClient`` for the client we build (tests inject an
-        ``httpx2.MockTransport`` this way). The caller keeps ownership of either and closes it.
+        ``httpx2.MockTransport`` this way). Either means the SDK transport; the caller keeps ownership of both.
         """
-        super().__init__()
-        self._injected = client
-        self._injected_http = http_client
-        self._client: Any = None
+        super().__init__(client, http_client)
         self._http: httpx2.AsyncClient | None = None
         self._transport: GeminiTransport | None = None
         self._errors: ErrorMapper | None = None
@@ -96,12 +101,27 @@ class GeminiProvider(BaseProvider):
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
-    async def _setup(self) -> None:
-        register_secret(self.api_key)
-        # Importing google-genai (~0.4 s) and building TLS contexts read files: keep both off the event loop.
-        self._client, self._http, self._errors = await asyncio.to_thread(self._build_client)
+    @property
+    def api_version(self) -> str:
+        """The API version in every URL (``v1beta`` unless configured)."""
+        return self.config.api_version or DEFAULT_API_VERSION
+
+    def _native_headers(self) -> dict[str, str]:
+        agent = user_agent()
+        headers = {"Content-Type": "application/json", "User-Agent": agent, "x-goog-api-client": agent}
+        if self.api_key:
+            headers["x-goog-api-key"] = self.api_key
+        timeout = server_timeout(self.config.timeout)
+        if timeout is not None:
+            headers["X-Server-Timeout"] = timeout  # the deadline hint google-genai sends
+        return merge_headers(headers, dict(self.config.extra_headers))
+
+    def _configure(self) -> None:
         options = self.config.options
-        self._transport = select_transport(self._client, options.get("gemini_sdk_api"))
+        if self._native is not None:
+            self._transport = NativeTransport(self._native, self.base_url or "", self.api_version)
+        else:
+            self._transport = select_transport(self._client, options.get("gemini_sdk_api"))
         self._defaults = RequestDefaults(
             model=self.model,
             max_tokens=self.config.max_tokens,
@@ -111,44 +131,42 @@ class GeminiProvider(BaseProvider):
             extra_body=dict(self.config.extra_body),
         )
 
-    def _build_client(self) -> tuple[Any, httpx2.AsyncClient | None, ErrorMapper]:
+    def _build_sdk(self) -> Any:
         # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
         import httpx2
 
         genai = require_sdk("google.genai", "gemini")
-        _warm_lazy_imports()
+        warm_lazy_imports()
         types = require_sdk("google.genai.types", "gemini")
-        sdk_errors = require_sdk("google.genai.errors", "gemini")
+        self._errors = ErrorMapper(require_sdk("google.genai.errors", "gemini"))
         if self._injected is not None:
-            return self._injected, None, ErrorMapper(sdk_errors)
+            return self._injected
         cfg = self.config
-        http = self._injected_http or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(cfg.timeout, connect=cfg.connect_timeout or cfg.timeout),
-            limits=httpx2.Limits(
-                max_connections=cfg.max_connections,
-                max_keepalive_connections=cfg.max_keepalive_connections,
-                keepalive_expiry=cfg.keepalive_expiry,
-            ),
-        )
+        http = self._injected_http or httpx2.AsyncClient(timeout=httpx_timeout(cfg), limits=httpx_limits(cfg))
+        self._http = http
         http_options = types.HttpOptions(
             base_url=self.base_url,
-            api_version=cfg.api_version or DEFAULT_API_VERSION,
+            api_version=self.api_version,
             timeout=int(cfg.timeout * 1000),
             headers=dict(cfg.extra_headers) or None,
             retry_options=types.HttpRetryOptions(attempts=1),
             httpx_async_client=http,
         )
-        client = genai.Client(vertexai=False, api_key=self.api_key, http_options=http_options)
-        return client, http, ErrorMapper(sdk_errors)
+        return genai.Client(vertexai=False, api_key=self.api_key, http_options=http_options)
 
-    async def _close(self) -> None:
-        client, self._client = self._client, None
+    async def _close_sdk(self, client: Any) -> None:
         http, self._http = self._http, None
-        if client is not None and client is not self._injected:
-            await client.aio.aclose()
-            client.close()
+        await client.aio.aclose()
+        client.close()
         if http is not None and http is not self._injected_http:
             await http.aclose()
+
+    def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
+        return self._errors.translate(exc, model) if self._errors is not None else None
+
+    def _scope(self, model: str | None) -> ErrorScope:
+        """Maps what escapes an SDK call (the native transport raises our errors already)."""
+        return ErrorScope(self._translate_sdk, model)
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -169,25 +187,19 @@ class GeminiProvider(BaseProvider):
         """Send the whole conversation and return the answer (candidate 0)."""
         started = time.perf_counter()
         body, call, http_options = self._prepare(messages, kwargs)
-        assert self._transport is not None and self._errors is not None
-        async with self._errors.scope(call.model):
-            data, headers = await self._transport.generate(model_path(call.model), body, http_options)
-        try:
-            result = decode_response(data, request_id=headers.get("x-request-id"))
-        except (AttributeError, KeyError, TypeError) as exc:
-            raise ResponseParsingError(f"unexpected response shape: {exc!r}", provider=PROVIDER, model=call.model,
-                                       body=data) from exc
-        if not result.model:
-            result.model = call.model
-        result.duration = time.perf_counter() - started
-        return result
+        assert self._transport is not None
+        async with self._scope(call.model):
+            data, headers = await self._transport.generate(model_path(call.model), body, http_options,
+                                                           label=call.model)
+        return decoded_answer(decode_response, data, request_id=headers.get("x-request-id"), provider=PROVIDER,
+                              model=call.model, started=started)
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call, http_options = self._prepare(messages, kwargs)
-        assert self._transport is not None and self._errors is not None
+        assert self._transport is not None
         acc = StreamAccumulator(PROVIDER, call.model)
         decoder = StreamDecoder(acc)
-        chunks = self._transport.stream(model_path(call.model), body, http_options)
+        chunks = self._transport.stream(model_path(call.model), body, http_options, label=call.model)
         try:
             while True:
                 try:
@@ -212,28 +224,14 @@ class GeminiProvider(BaseProvider):
         decoder.finish()
         yield acc.final_chunk()
 
-    def _stream_failure(self, exc: Exception, acc: StreamAccumulator, model: str) -> LLMError:
-        assert self._errors is not None
-        mapped = exc if isinstance(exc, LLMError) else self._errors.translate(exc, model)
-        if mapped is None:
-            if isinstance(exc, ValueError):  # a chunk that is not JSON: the stream was cut mid-event
-                mapped = NetworkError(f"undecodable stream chunk: {exc}", provider=PROVIDER, model=model)
-            else:
-                return ProviderError(f"stream failed: {exc!r}", provider=PROVIDER, model=model)
-        if acc.chunk_count and isinstance(mapped, NetworkError):
-            # Content already reached the caller: the request cannot be retried or fall back transparently.
-            return StreamInterruptedError(mapped.message, provider=PROVIDER, model=model,
-                                          partial_content=acc.content, partial_usage=acc.usage)
-        return mapped
-
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Tokens of the request's contents, system instruction and tools (``countTokens``; free)."""
         body, call, _ = self._prepare(messages, kwargs)
         path = model_path(call.model)
         request = {"generateContentRequest": {"model": path, **body}}
-        assert self._transport is not None and self._errors is not None
-        async with self._errors.scope(call.model):
-            data = await self._transport.count_tokens(path, request)
+        assert self._transport is not None
+        async with self._scope(call.model):
+            data = await self._transport.count_tokens(path, request, label=call.model)
         return int(data.get("totalTokens") or 0)
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
@@ -251,11 +249,11 @@ class GeminiProvider(BaseProvider):
         started = time.perf_counter()
         vectors: list[list[float]] = []
         usage = None
-        assert self._transport is not None and self._errors is not None
-        async with self._errors.scope(str(model)):
+        assert self._transport is not None
+        async with self._scope(str(model)):
             for start in range(0, len(texts), EMBED_BATCH_SIZE):
                 body = build_embed_request(str(model), texts[start:start + EMBED_BATCH_SIZE], kwargs)
-                data = await self._transport.embed(path, body)
+                data = await self._transport.embed(path, body, label=str(model))
                 vectors.extend(decode_embeddings(data))
                 batch_usage = usage_from(data.get("usageMetadata"))
                 if batch_usage is not None:
@@ -270,20 +268,11 @@ class GeminiProvider(BaseProvider):
         """True when the API describes the configured model (``GET models/{model}``: costs no tokens)."""
         if not self._initialized:
             return False
-        assert self._transport is not None and self._errors is not None
+        assert self._transport is not None
         try:
-            async with self._errors.scope(self.model):
-                data = await self._transport.get_model(model_path(self.model))
+            async with self._scope(self.model):
+                data = await self._transport.get_model(model_path(self.model), label=self.model)
         except LLMError:
             return False
         return bool(data.get("name"))
 
-
-def _warm_lazy_imports() -> None:
-    """Import what httpx2/anyio otherwise import on the first request, inside the event loop (~30 ms)."""
-    import importlib
-
-    try:
-        importlib.import_module("anyio._backends._asyncio")
-    except ImportError:  # another anyio layout: the first request pays for it instead
-        pass

@@ -1,8 +1,8 @@
-"""Fixtures for the Anthropic provider tests: one simulator per module, a provider factory that cleans up."""
+"""Fixtures for the Anthropic provider tests: providers pointed at the simulator, on each transport."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,32 +13,14 @@ from spoon_llm.testing import ProviderSimulator
 ProviderFactory = Callable[..., Awaitable[AnthropicProvider]]
 
 
-@pytest.fixture(scope="module")
-def module_simulator() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator() as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(module_simulator: ProviderSimulator) -> Iterator[ProviderSimulator]:
-    module_simulator.reset()
-    yield module_simulator
-    module_simulator.reset()
-
-
-@pytest.fixture
-async def make_provider(sim: ProviderSimulator) -> AsyncIterator[ProviderFactory]:
-    """Build initialised providers pointed at the simulator; every one is closed after the test."""
-    made: list[AnthropicProvider] = []
+def make_provider(sim: ProviderSimulator, build_provider: Callable[..., Awaitable[Any]]) -> ProviderFactory:
+    """Build initialised providers pointed at the simulator (on the ``transport`` fixture's transport)."""
 
     async def factory(**config: Any) -> AnthropicProvider:
-        provider = AnthropicProvider()
         settings = {"api_key": "sk-ant-test-0000000000", "base_url": sim.anthropic_base_url,
                     "model": "claude-sonnet-4-5", **config}
-        await provider.initialize(settings)
-        made.append(provider)
+        provider: AnthropicProvider = await build_provider(AnthropicProvider, **settings)
         return provider
 
-    yield factory
-    for provider in made:
-        await provider.cleanup()
+    return factory

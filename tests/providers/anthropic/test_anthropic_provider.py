@@ -26,6 +26,7 @@ from spoon_llm.errors import (
 from spoon_llm.providers.anthropic import AnthropicProvider
 from spoon_llm.registry import LLMProviderRegistry
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, ToolCall, Usage
+from spoon_llm.transport import NativeSettings
 from spoon_llm.types import LLMResponse, LLMResponseChunk, Message
 
 WEATHER = {"name": "get_weather", "description": "Weather for a city",
@@ -158,10 +159,15 @@ async def test_configuration_is_honoured(sim: ProviderSimulator, make_provider: 
     assert request.header("x-team") == "blue"
     assert request.header("x-api-key") != "sk-ant-test-0000000000"  # masked by the simulator
     assert request.header("x-stainless-retry-count") in (None, "0")
-    http = provider._client._client
-    assert http.timeout == httpx2.Timeout(12, connect=2)
-    pool = http._transport._pool
-    assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (7, 3, 9)
+    if provider.transport_name == "sdk":
+        http = provider._client._client
+        assert http.timeout == httpx2.Timeout(12, connect=2)
+        pool = http._transport._pool
+        assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (7, 3, 9)
+    else:
+        assert provider._native.settings == NativeSettings(timeout=12, connect_timeout=2, max_connections=7,
+                                                           keepalive_expiry=9)
+        assert provider._native.connector_limit == 7
 
 
 async def test_auto_cache_option_marks_breakpoints(sim: ProviderSimulator, make_provider: Any) -> None:
@@ -211,7 +217,8 @@ async def test_http_faults_map_to_our_errors(sim: ProviderSimulator, make_provid
     assert error.provider == "anthropic"
     assert error.model == "claude-sonnet-4-5"
     assert error.request_id and error.request_id.startswith("req_")
-    assert isinstance(error.__cause__, Exception)
+    if provider.transport_name == "sdk":  # the native transport reads the status itself: no SDK exception
+        assert isinstance(error.__cause__, Exception)
     if status == 429:
         assert error.retry_after == 2.0 and error.retryable
     assert len(sim.requests_for("anthropic", "chat")) == 1  # the SDK did not retry

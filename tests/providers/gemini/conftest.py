@@ -1,8 +1,8 @@
-"""Fixtures for the Gemini provider tests: one simulator per module, a provider factory that cleans up."""
+"""Fixtures for the Gemini provider tests: providers pointed at the simulator, on each transport."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,32 +13,14 @@ from spoon_llm.testing import ProviderSimulator
 ProviderFactory = Callable[..., Awaitable[GeminiProvider]]
 
 
-@pytest.fixture(scope="module")
-def module_simulator() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator() as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(module_simulator: ProviderSimulator) -> Iterator[ProviderSimulator]:
-    module_simulator.reset()
-    yield module_simulator
-    module_simulator.reset()
-
-
-@pytest.fixture
-async def make_provider(sim: ProviderSimulator) -> AsyncIterator[ProviderFactory]:
-    """Build initialised providers pointed at the simulator; every one is closed after the test."""
-    made: list[GeminiProvider] = []
+def make_provider(sim: ProviderSimulator, build_provider: Callable[..., Awaitable[Any]]) -> ProviderFactory:
+    """Build initialised providers pointed at the simulator (on the ``transport`` fixture's transport)."""
 
     async def factory(**config: Any) -> GeminiProvider:
-        provider = GeminiProvider()
         settings = {"api_key": "AIzaSyTEST00000000000000000", "base_url": sim.gemini_base_url,
                     "model": "gemini-2.5-flash", **config}
-        await provider.initialize(settings)
-        made.append(provider)
+        provider: GeminiProvider = await build_provider(GeminiProvider, **settings)
         return provider
 
-    yield factory
-    for provider in made:
-        await provider.cleanup()
+    return factory

@@ -260,10 +260,12 @@ def check_response(response: LLMResponse, expected: dict[str, Any], deltas: list
 
 @pytest.mark.parametrize("path", _cases())
 async def test_recorded_interaction(path: Path, sim: ProviderSimulator, make_provider: Any) -> None:
-    """The default transport: responses equal ``expected`` and the request sent equals the recorded one."""
+    """Each transport (native, and the SDK's request layer): responses equal ``expected`` and the request sent
+    equals the recorded one."""
     await replay(path, sim, make_provider, sdk_api="raw", compare_request=True)
 
 
+@pytest.mark.parametrize("transport", ["sdk"])
 @pytest.mark.parametrize("path", _cases())
 async def test_recorded_response_through_public_sdk_api(path: Path, sim: ProviderSimulator, make_provider: Any
                                                         ) -> None:

@@ -25,14 +25,19 @@ from spoon_llm.errors import (
 )
 from spoon_llm.providers.gemini import GeminiProvider
 from spoon_llm.providers.gemini._convert import SYNTHETIC_PREFIX
+from spoon_llm.providers.gemini._native import NativeTransport
 from spoon_llm.providers.gemini._transport import PublicSdkTransport, RawSdkTransport
 from spoon_llm.registry import LLMProviderRegistry
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, ToolCall, Usage
+from spoon_llm.transport import NativeSettings
 from spoon_llm.types import LLMResponse, LLMResponseChunk, Message
 
 WEATHER = {"name": "get_weather", "description": "Weather for a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-SDK_APIS = [pytest.param({}, id="raw"), pytest.param({"gemini_sdk_api": "public"}, id="public")]
+# The three ways a request can travel: natively, through google-genai's request layer, or its public methods.
+SDK_APIS = pytest.mark.parametrize(("transport", "options"), [
+    pytest.param("native", {}, id="native"), pytest.param("sdk", {}, id="raw"),
+    pytest.param("sdk", {"gemini_sdk_api": "public"}, id="public")])
 
 
 async def collect(stream: AsyncIterator[LLMResponseChunk]) -> tuple[list[LLMResponseChunk], LLMResponseChunk]:
@@ -57,11 +62,12 @@ async def test_registry_builds_the_provider_lazily(sim: ProviderSimulator) -> No
         await provider.cleanup()
 
 
-@pytest.mark.parametrize("options", SDK_APIS)
+@SDK_APIS
 async def test_multi_turn_tool_conversation_round_trips(sim: ProviderSimulator, make_provider: Any,
-                                                        options: dict[str, str]) -> None:
+                                                        options: dict[str, str], transport: str) -> None:
     provider = await make_provider(options=options)
-    assert isinstance(provider._transport, PublicSdkTransport if options else RawSdkTransport)
+    expected = NativeTransport if transport == "native" else PublicSdkTransport if options else RawSdkTransport
+    assert isinstance(provider._transport, expected)
     sim.script("gemini", Reply(text="Let me check.", tool_calls=[
         ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"}, id="fc_rome")]), times=1)
     sim.script("gemini", Reply(text="Paris 21C, Rome 18C.", usage=Usage(input_tokens=40, output_tokens=9,
@@ -112,7 +118,7 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("options", SDK_APIS)
+@SDK_APIS
 async def test_streamed_tool_conversation(sim: ProviderSimulator, make_provider: Any, options: dict[str, str]
                                           ) -> None:
     provider = await make_provider(options=options)
@@ -205,8 +211,14 @@ async def test_configuration_is_honoured(sim: ProviderSimulator, make_provider: 
     assert request.body["safetySettings"] == []
     assert request.header("x-team") == "blue"
     assert request.header("x-goog-api-key") != "AIzaSyTEST00000000000000000"  # masked by the simulator
-    pool = provider._http._transport._pool
-    assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (5, 2, 7)
+    if provider.transport_name == "sdk":
+        pool = provider._http._transport._pool
+        assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (5, 2, 7)
+    else:
+        assert provider._native.settings == NativeSettings(timeout=9, connect_timeout=9, max_connections=5,
+                                                           keepalive_expiry=7)
+        assert provider._native.connector_limit == 5
+        assert request.header("x-server-timeout") == "9"
     default = await make_provider()
     await default.chat("hi")
     assert sim.last_request("gemini").path.startswith("/v1beta/")
@@ -241,7 +253,8 @@ async def test_http_faults_map_to_our_errors(sim: ProviderSimulator, make_provid
     error = info.value
     assert (error.status_code, error.provider, error.model) == (status, "gemini", "gemini-2.5-flash")
     assert error.message and error.error_type
-    assert isinstance(error.__cause__, Exception)
+    if provider.transport_name == "sdk":  # the native transport reads the status itself: no SDK exception
+        assert isinstance(error.__cause__, Exception)
     if status == 429:
         assert error.retry_after == 3.0 and error.retryable
     assert len(sim.requests_for("gemini", "chat")) == 1  # the SDK did not retry

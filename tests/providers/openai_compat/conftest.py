@@ -1,26 +1,12 @@
-"""Fixtures for the OpenAI-compatible provider tests: one simulator per module, providers pointed at it."""
+"""Fixtures for the OpenAI-compatible provider tests: providers pointed at the simulator (``sim``: ../conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from spoon_llm.testing import ProviderSimulator
-
-
-@pytest.fixture(scope="module")
-def _module_sim() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(_module_sim: ProviderSimulator) -> Iterator[ProviderSimulator]:
-    """A running simulator (shared by the module), reset before and after each test."""
-    _module_sim.reset()
-    yield _module_sim
-    _module_sim.reset()
 
 
 @pytest.fixture

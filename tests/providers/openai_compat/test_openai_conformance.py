@@ -1,4 +1,5 @@
-"""Conformance: every recorded OpenAI / OpenRouter / DeepSeek interaction replays through our providers.
+"""Conformance: every recorded OpenAI / OpenRouter / DeepSeek interaction replays through our providers, on both
+transports (``native`` and ``sdk``).
 
 For each file the simulator serves the recorded response over a real socket; the call is rebuilt from the
 recorded request (messages as wire dicts, parameters as keywords); the normalised result must equal the file's
@@ -71,7 +72,10 @@ def _case_files() -> list[Any]:
     return files
 
 
-async def _make_provider(case: ConformanceCase, sim: ProviderSimulator, suffix: str) -> Any:
+TRANSPORTS = pytest.mark.parametrize("transport", ["native", "sdk"])
+
+
+async def _make_provider(case: ConformanceCase, sim: ProviderSimulator, suffix: str, transport: str) -> Any:
     if case.provider == "openai":
         from spoon_llm.providers.openai import OpenAIProvider
 
@@ -87,7 +91,7 @@ async def _make_provider(case: ConformanceCase, sim: ProviderSimulator, suffix: 
 
         provider = DeepSeekProvider()
         config = {"api_key": DEEPSEEK_KEY, "base_url": sim.deepseek_base_url + suffix}
-    await provider.initialize(config)
+    await provider.initialize({**config, "transport": transport})
     return provider
 
 
@@ -125,12 +129,13 @@ def _check_summary(summary: dict[str, Any], expected: dict[str, Any]) -> None:
 
 
 @pytest.mark.conformance
+@TRANSPORTS
 @pytest.mark.parametrize("case_file", _case_files())
-async def test_conformance(case_file: Path, sim: ProviderSimulator) -> None:
+async def test_conformance(case_file: Path, sim: ProviderSimulator, transport: str) -> None:
     case = ConformanceCase.from_file(case_file)
     expected = case.expected
     call = call_from_recorded(case.request)
-    provider = await _make_provider(case, sim, call.base_suffix)
+    provider = await _make_provider(case, sim, call.base_suffix, transport)
     sim.replay(case)
     try:
         method = getattr(provider, call.method)
@@ -210,8 +215,10 @@ def _chat_case_files() -> list[Any]:
 
 
 @pytest.mark.conformance
+@TRANSPORTS
 @pytest.mark.parametrize("case_file", _chat_case_files())
-async def test_conformance_request_from_message_objects(case_file: Path, sim: ProviderSimulator) -> None:
+async def test_conformance_request_from_message_objects(case_file: Path, sim: ProviderSimulator,
+                                                        transport: str) -> None:
     """The same recorded requests, rebuilt from ``Message`` objects: our Message -> wire mapping must agree."""
     import pydantic
 
@@ -225,7 +232,7 @@ async def test_conformance_request_from_message_objects(case_file: Path, sim: Pr
         fields = sorted({".".join(str(p) for p in e["loc"] if not str(p).startswith(("list[", "str"))) or e["type"]
                          for e in exc.errors()})
         pytest.skip(f"the recorded messages use wire fields our Message schema does not model: {fields}")
-    provider = await _make_provider(case, sim, call.base_suffix)
+    provider = await _make_provider(case, sim, call.base_suffix, transport)
     sim.replay(case)
     try:
         method = getattr(provider, call.method)

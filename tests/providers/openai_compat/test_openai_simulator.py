@@ -1,4 +1,8 @@
-"""Real sockets: the providers against the simulator on 127.0.0.1, over httpx2 and over aiohttp, faults included."""
+"""Real sockets: the providers against the simulator on 127.0.0.1, on every transport, faults included.
+
+``native`` is our own aiohttp client; ``sdk`` and ``aiohttp`` are the openai SDK on httpx2 and on its aiohttp
+client.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ WEATHER = ToolSpec(name="get_weather", description="Weather for a city",
                    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
-@pytest.fixture(params=["sdk", "aiohttp"])
+@pytest.fixture(params=["native", "sdk", "aiohttp"])
 async def openai(request: pytest.FixtureRequest, sim: ProviderSimulator) -> AsyncIterator[OpenAIProvider]:
     """``OpenAIProvider`` on the simulator, once per transport."""
     provider = OpenAIProvider()
@@ -250,7 +254,7 @@ async def test_deepseek_reasoning(sim: ProviderSimulator) -> None:
     await provider.cleanup()
 
 
-@pytest.mark.parametrize("transport", ["sdk", "aiohttp"])
+@pytest.mark.parametrize("transport", ["native", "sdk", "aiohttp"])
 async def test_vllm_health_cost_and_model_discovery(sim: ProviderSimulator, monkeypatch: pytest.MonkeyPatch,
                                                     transport: str) -> None:
     monkeypatch.setenv("VLLM_ENDPOINT", sim.base_url)  # a bare host:port gets /v1

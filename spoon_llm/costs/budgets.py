@@ -1,0 +1,431 @@
+"""Spending budgets: global, per provider and per tag; total, daily or monthly; safe under concurrency.
+
+Before a call the worst-case cost (estimated input + ``max_tokens`` of output) is *reserved* against every budget
+that applies, atomically in the state store; after the call the reservation is *settled* to the real cost (or
+released on failure). Admission checks ``spent + reserved + worst case <= limit``, so however many requests run at
+once, spend can exceed a limit only by what real usage overshot its reservation.
+
+Alerts fire once per crossing of each threshold (default 75% "warning", 90% "critical") through callbacks, the
+``spoon_llm.budget`` logger and, when given an :class:`~spoon_llm.events.EventBus`, an ``Event("budget_alert")``.
+With a shared store the "once" holds across processes too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BudgetExceededError
+from ..state.base import NANO, from_nano, to_nano
+
+if TYPE_CHECKING:
+    from ..events import EventBus
+    from ..state.base import StateStore
+
+__all__ = ["Budget", "BudgetAlert", "BudgetManager", "Reservation"]
+
+logger = logging.getLogger("spoon_llm.budget")
+
+Period = Literal["total", "daily", "monthly"]
+_TTL = {"total": None, "daily": 3 * 86400.0, "monthly": 62 * 86400.0}
+
+
+@dataclass(slots=True)
+class Budget:
+    """One limit on spend.
+
+    ``scope``: ``global`` (every request), ``provider`` (requests to provider section ``match``) or ``tag``
+    (requests tagged ``match=value``; with ``value=None`` every value of tag ``match`` gets its own limit).
+    """
+
+    name: str
+    limit: float
+    period: Period = "total"
+    scope: Literal["global", "provider", "tag"] = "global"
+    match: str | None = None
+    value: str | None = None
+    thresholds: tuple[float, ...] = (0.75, 0.9)
+
+    def scope_key(self, provider: str, tags: Mapping[str, str] | None) -> str | None:
+        """The key this budget counts a request under, or ``None`` when it does not apply."""
+        if self.scope == "global":
+            return self.name
+        if self.scope == "provider":
+            return self.name if provider == self.match else None
+        tag = (tags or {}).get(self.match or "")
+        if tag is None or (self.value is not None and tag != self.value):
+            return None
+        return self.name if self.value is not None else f"{self.name}={tag}"
+
+
+@dataclass(slots=True)
+class BudgetAlert:
+    """A threshold crossing: ``level`` is ``warning`` (first threshold), ``critical`` (later ones)."""
+
+    budget: str
+    threshold: float
+    level: str
+    spent: float
+    limit: float
+    period: str
+    period_id: str
+    request_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (the event's ``data``)."""
+        return {"budget": self.budget, "threshold": self.threshold, "level": self.level, "spent": self.spent,
+                "limit": self.limit, "period": self.period, "period_id": self.period_id}
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One budget key in one period: its store keys, limit and what this process last saw of it."""
+
+    budget: Budget
+    key: str
+    pid: str
+    committed: str
+    spent: str
+    limit: int
+    ttl: float | None
+    next_alert: float
+    seen_committed: int = 0
+    seen_spent: int = 0
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What one attempt holds: ``amount`` nano-units against each budget slot in ``slots``."""
+
+    slots: list[_Slot] = field(default_factory=list)
+    amount: int = 0
+    request_id: str | None = None
+    settled: bool = False
+
+
+def period_id(period: Period, now: float) -> str:
+    """The bucket a moment falls in: ``all``, ``2025-06-01`` (UTC day) or ``2025-06`` (UTC month)."""
+    if period == "total":
+        return "all"
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    return moment.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
+
+
+def _period_end(period: Period, now: float) -> float:
+    if period == "total":
+        return math.inf
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    if period == "daily":
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+        return start.timestamp() + 86_400
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
+
+
+class BudgetManager:
+    """Reserve, settle and release spend against budgets kept in a state store.
+
+    ``on_alert`` callbacks receive a :class:`BudgetAlert`; ``events`` (an EventBus) also gets an
+    ``Event("budget_alert")``. Budgets can be added, changed and removed at run time (the admin API uses
+    :meth:`set_limit`). With the memory store every operation is synchronous underneath (no await per counter).
+    """
+
+    def __init__(self, store: StateStore, budgets: Iterable[Budget] = (), *, events: EventBus | None = None,
+                 on_alert: Iterable[Callable[[BudgetAlert], Any]] = (), clock: Callable[[], float] = time.time
+                 ) -> None:
+        self.store = store
+        self.events = events
+        self.callbacks: list[Callable[[BudgetAlert], Any]] = list(on_alert)
+        self.clock = clock
+        self._budgets: dict[str, Budget] = {}
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._periods: dict[str, tuple[str, float]] = {}
+        # (provider, tags) -> the slots a request counts against, valid until the first period ends.
+        self._plans: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[_Slot], float]] = {}
+        self.alerts: list[BudgetAlert] = []
+        for budget in budgets:
+            self.add(budget)
+
+    # -- configuration ----------------------------------------------------------------------------------------
+
+    @property
+    def budgets(self) -> dict[str, Budget]:
+        """The budgets by name."""
+        return dict(self._budgets)
+
+    @property
+    def active(self) -> bool:
+        """True when at least one budget is set."""
+        return bool(self._budgets)
+
+    def add(self, budget: Budget) -> None:
+        """Add or replace a budget (its spend so far is kept: it lives in the store under the name)."""
+        self._budgets[budget.name] = budget
+        self._slots.clear()
+        self._plans.clear()
+
+    def remove(self, name: str) -> None:
+        """Drop a budget; its recorded spend stays in the store."""
+        self._budgets.pop(name, None)
+        self._slots.clear()
+        self._plans.clear()
+
+    def set_limit(self, name: str, limit: float, *, period: Period | None = None) -> Budget:
+        """Change a budget's limit (and optionally period) at run time; unknown names raise ``KeyError``."""
+        budget = self._budgets[name]
+        budget.limit = float(limit)
+        if period is not None:
+            budget.period = period
+        self._slots.clear()  # cached limits and alert levels
+        self._plans.clear()
+        return budget
+
+    def on_alert(self, callback: Callable[[BudgetAlert], Any]) -> None:
+        """Register a callback for threshold crossings."""
+        self.callbacks.append(callback)
+
+    # -- slots ------------------------------------------------------------------------------------------------
+
+    def _period(self, period: Period, now: float) -> str:
+        cached = self._periods.get(period)
+        if cached is None or now >= cached[1]:
+            cached = self._periods[period] = (period_id(period, now), _period_end(period, now))
+        return cached[0]
+
+    def _slot(self, budget: Budget, key: str, now: float) -> _Slot:
+        pid = self._period(budget.period, now)
+        slot = self._slots.get((key, pid))
+        if slot is None or slot.budget is not budget:
+            base = f"budget:{key}:{pid}"
+            limit = to_nano(budget.limit)
+            slot = _Slot(budget, key, pid, base + ":committed", base + ":spent", limit, _TTL[budget.period],
+                         _next_alert(budget, limit, -1))
+            self._slots[(key, pid)] = slot
+        return slot
+
+    # -- the request path -------------------------------------------------------------------------------------
+
+    def _plan(self, provider: str, tags: Mapping[str, str] | None, now: float) -> list[_Slot]:
+        key = (provider, tuple(tags.items()) if tags else ())
+        hit = self._plans.get(key)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        slots: list[_Slot] = []
+        until = math.inf
+        for budget in self._budgets.values():
+            scope = budget.scope_key(provider, tags)
+            if scope is not None:
+                slots.append(self._slot(budget, scope, now))
+                until = min(until, self._periods[budget.period][1])
+        if len(self._plans) > 10_000:  # many distinct tag values: start over rather than grow without bound
+            self._plans.clear()
+        self._plans[key] = (slots, until)
+        return slots
+
+    def reserve_now(self, amount: float | None, provider: str, tags: Mapping[str, str] | None = None,
+                    model: str | None = None, request_id: str | None = None) -> Reservation | None:
+        """:meth:`reserve` without awaiting, for a synchronous (memory) store; ``None`` when it cannot."""
+        store: Any = self.store
+        if not store.sync:
+            return None
+        slots = self._plan(provider, tags, self.clock())
+        nano = math.ceil(amount * NANO) if amount else 0
+        reserve_now = store.reserve_now
+        for index, slot in enumerate(slots):
+            ok, value = reserve_now(slot.committed, nano, slot.limit if nano else slot.limit - 1)
+            if not ok:
+                for taken in slots[:index]:
+                    taken.seen_committed = store.add_now(taken.committed, -nano)
+                raise self._refusal(slot, value, nano, provider, model)
+            slot.seen_committed = value
+        return Reservation(slots, nano, request_id)
+
+    def settle_now(self, reservation: Reservation, actual: float) -> bool:
+        """:meth:`settle` without awaiting, when possible.
+
+        Returns False (nothing done) when the store is not synchronous or an alert must be claimed: then call
+        :meth:`settle`.
+        """
+        store: Any = self.store
+        if not store.sync or reservation.settled:
+            return reservation.settled
+        real = round(actual * NANO) if actual > 0 else 0
+        held = reservation.amount
+        slots = reservation.slots
+        for slot in slots:
+            if real and slot.seen_spent + real >= slot.next_alert:
+                return False  # an alert may fire: the async path claims it
+        reservation.settled = True
+        if real == 0 and held == 0:
+            return True
+        add_now = store.add_now
+        for slot in slots:
+            slot.seen_committed = add_now(slot.committed, real - held)
+            slot.seen_spent = add_now(slot.spent, real)
+        return True
+
+    def _refusal(self, slot: _Slot, value: int, nano: int, provider: str, model: str | None) -> BudgetExceededError:
+        budget = slot.budget
+        return BudgetExceededError(
+            f"budget {slot.key!r} ({budget.period}) would be exceeded: limit {budget.limit:.6g}, "
+            f"committed {from_nano(value):.6g} (spent {from_nano(slot.seen_spent):.6g} + in flight), "
+            f"this request may cost up to {from_nano(nano):.6g}",
+            budget=slot.key, limit=budget.limit, spent=from_nano(value), provider=provider, model=model)
+
+    async def reserve(self, amount: float | None, *, provider: str, tags: Mapping[str, str] | None = None,
+                      model: str | None = None, request_id: str | None = None) -> Reservation:
+        """Hold ``amount`` (the worst-case cost) against every applicable budget, or refuse.
+
+        Raises :class:`BudgetExceededError` holding nothing. ``amount=None`` (an unpriced request) holds nothing
+        but is still refused once a budget is used up.
+        """
+        slots = self._plan(provider, tags, self.clock())
+        nano = math.ceil(amount * NANO) if amount else 0
+        store = self.store
+        for index, slot in enumerate(slots):
+            # Zero holds must still see room left (value < limit), hence limit - 1 for them.
+            limit = slot.limit if nano else slot.limit - 1
+            if store.sync:  # the memory store: no await per counter, periods are in the keys so no TTL
+                ok, value = store.reserve_now(slot.committed, nano, limit)  # type: ignore[attr-defined]
+            else:
+                ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
+            if not ok:
+                await self.release(Reservation(slots[:index], nano))
+                raise self._refusal(slot, value, nano, provider, model)
+            slot.seen_committed = value
+        return Reservation(slots, nano, request_id)
+
+    async def settle(self, reservation: Reservation, actual: float) -> None:
+        """Replace the reservation by the real cost and fire any alerts it crosses."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        real = round(actual * NANO) if actual > 0 else 0
+        held = reservation.amount
+        if real == 0 and held == 0:
+            return
+        store = self.store
+        for slot in reservation.slots:
+            if store.sync:
+                committed = store.add_now(slot.committed, real - held)  # type: ignore[attr-defined]
+                spent = store.add_now(slot.spent, real)  # type: ignore[attr-defined]
+            else:
+                committed, spent = await store.add({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
+            slot.seen_committed = committed
+            if spent > slot.seen_spent:
+                slot.seen_spent = spent
+            if spent >= slot.next_alert:
+                # The value this settle saw, not slot.seen_spent: concurrent settles resume in any order.
+                await self._check_alerts(slot, spent, reservation.request_id)
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give a reservation back unused (the call failed before costing anything)."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        if reservation.amount:
+            for slot in reservation.slots:
+                (slot.seen_committed,) = await self.store.add({slot.committed: -reservation.amount},
+                                                              ttl=None if self.store.sync else slot.ttl)
+
+    async def record(self, actual: float, *, provider: str, tags: Mapping[str, str] | None = None) -> None:
+        """Count spend that had no reservation (e.g. reported after the fact) against the applicable budgets."""
+        await self.settle(Reservation(self._plan(provider, tags, self.clock()), 0), actual)
+
+    # -- alerts -----------------------------------------------------------------------------------------------
+
+    async def _check_alerts(self, slot: _Slot, spent: int, request_id: str | None) -> None:
+        budget = slot.budget
+        if slot.limit <= 0:
+            slot.next_alert = math.inf
+            return
+        for index, threshold in enumerate(sorted(budget.thresholds)):
+            if spent < threshold * slot.limit:
+                break
+            # One atomic claim per crossing, so with a shared store exactly one process fires it.
+            claimed, _ = await self.store.reserve(f"budget:{slot.key}:{slot.pid}:alert:{threshold}", 1, 1,
+                                                  ttl=slot.ttl)
+            if claimed:
+                level = "warning" if index == 0 else "critical"
+                self._fire(BudgetAlert(slot.key, threshold, level, from_nano(spent), budget.limit,
+                                       budget.period, slot.pid, request_id))
+        # Every threshold up to `spent` has now been claimed here or elsewhere; at worst a later settle
+        # re-checks one (its claim then fails), never skips one.
+        slot.next_alert = _next_alert(budget, slot.limit, spent)
+
+    async def rearm(self, name: str) -> None:
+        """Let a budget's alerts fire again (after its limit was raised, the admin API calls this)."""
+        budget = self._budgets[name]
+        pid = self._period(budget.period, self.clock())
+        await self.store.add({f"budget:{name}:{pid}:alert:{t}": -1 for t in budget.thresholds})
+        self._slots.clear()
+        self._plans.clear()
+
+    def _fire(self, alert: BudgetAlert) -> None:
+        self.alerts.append(alert)
+        log = logger.critical if alert.level == "critical" else logger.warning
+        log("budget %r reached %.0f%% of its %s limit: %.6g of %.6g spent", alert.budget, alert.threshold * 100,
+            alert.period, alert.spent, alert.limit)
+        for callback in self.callbacks:
+            try:
+                callback(alert)
+            except Exception:
+                logger.exception("budget alert callback %r failed", callback)
+        if self.events is not None:
+            from ..events import Event
+
+            self.events.emit(Event("budget_alert", alert.request_id or "", data=alert.to_dict()))
+
+    # -- inspection -------------------------------------------------------------------------------------------
+
+    async def spent(self, name: str, *, key: str | None = None) -> float:
+        """Money spent against a budget in its current period (``key`` names one tag value's share)."""
+        budget = self._budgets[name]
+        pid = self._period(budget.period, self.clock())
+        return from_nano(await self.store.get(f"budget:{key or name}:{pid}:spent"))
+
+    async def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each budget's limit, spent, in-flight reservation and remaining money, read from the store."""
+        now = self.clock()
+        out: dict[str, dict[str, Any]] = {}
+        for name, budget in self._budgets.items():
+            pid = self._period(budget.period, now)
+            committed, spent = await self.store.get_many([f"budget:{name}:{pid}:committed",
+                                                          f"budget:{name}:{pid}:spent"])
+            out[name] = _describe(budget, pid, committed, spent)
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """Budgets as last seen by this process (synchronous; :meth:`snapshot` reads the store)."""
+        now = self.clock()
+        out: dict[str, Any] = {}
+        for name, budget in self._budgets.items():
+            pid = self._period(budget.period, now)
+            slot = self._slots.get((name, pid))
+            out[name] = _describe(budget, pid, slot.seen_committed if slot else 0, slot.seen_spent if slot else 0)
+        for (key, pid), slot in self._slots.items():
+            if key not in out and pid == self._period(slot.budget.period, now):
+                out[key] = _describe(slot.budget, pid, slot.seen_committed, slot.seen_spent)
+        return {"budgets": out, "alerts": [a.to_dict() for a in self.alerts[-20:]], "store": self.store.status()}
+
+
+def _next_alert(budget: Budget, limit: int, spent: int) -> float:
+    """The spend (nano-units) at which the first threshold above ``spent`` is crossed."""
+    for threshold in sorted(budget.thresholds):
+        level = threshold * limit
+        if level > spent:
+            return level
+    return math.inf
+
+
+def _describe(budget: Budget, pid: str, committed: int, spent: int) -> dict[str, Any]:
+    used = from_nano(spent)
+    return {"limit": budget.limit, "period": budget.period, "period_id": pid, "scope": budget.scope,
+            "spent": used, "reserved": from_nano(max(committed - spent, 0)),
+            "remaining": max(budget.limit - from_nano(committed), 0.0),
+            "percent": (used / budget.limit * 100.0) if budget.limit else None}

@@ -1,0 +1,113 @@
+"""Budget guard middleware: refuses a request before it reaches the provider when it could break a budget.
+
+Before the attempt the worst-case cost (estimated input + ``max_tokens`` of output at the model's dearest rates) is
+reserved against every budget that applies; after it, the reservation is settled to the real cost (priced by the
+cost middleware, or here when there is none) or released when the call failed without usage. Requests that cost
+nothing per token (local models, zero-priced models, hourly-rate GPUs) are never refused: refusing them saves
+no money.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BudgetExceededError
+from ..state.base import StoreUnavailableError
+from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
+from .base import AttemptContext, Middleware
+from .cost import price_attempt
+
+if TYPE_CHECKING:
+    from ..costs.budgets import BudgetManager, Reservation
+    from ..errors import LLMError
+    from ..events import EventBus
+    from ..pricing.book import PriceBook
+    from ..types import TokenUsage
+
+__all__ = ["BudgetMiddleware"]
+
+logger = logging.getLogger("spoon_llm.budget")
+
+
+class BudgetMiddleware(Middleware):
+    """Reserve-then-settle spend against a :class:`~spoon_llm.costs.BudgetManager`.
+
+    ``default_max_tokens`` is the output assumed for calls that set no ``max_tokens``; ``fail_mode`` says what
+    happens when the budget store is unreachable (``closed``: refuse, ``open``: allow and log). ``events``, when
+    given, receives ``budget_alert`` events (also settable later through ``budgets.events``).
+    """
+
+    name = "budget"
+
+    def __init__(self, budgets: BudgetManager, prices: PriceBook, *, default_max_tokens: int = DEFAULT_MAX_TOKENS,
+                 fail_mode: Literal["closed", "open"] = "closed", events: EventBus | None = None) -> None:
+        self.budgets = budgets
+        self.prices = prices
+        self.default_max_tokens = default_max_tokens
+        self.fail_mode = fail_mode
+        if events is not None:
+            budgets.events = events
+        self.refused = 0
+        self.store_failures = 0
+
+    async def before_attempt(self, ctx: AttemptContext) -> None:
+        """Reserve the attempt's worst-case cost, or raise :class:`BudgetExceededError`."""
+        budgets = self.budgets
+        if not budgets.active:
+            return
+        deployment = ctx.deployment
+        if deployment.config.hourly_rate:
+            return  # paid by the hour whether called or not: refusing saves nothing
+        model = ctx.model or deployment.model
+        rates = self.prices.for_deployment(deployment, model)
+        ctx.state["rates"] = (model, rates)
+        if rates is None:
+            worst = None  # unpriced: hold nothing, but still refused once a budget is used up
+        elif rates.free:
+            return
+        else:
+            input_tokens, output_tokens = request_tokens(ctx, self.default_max_tokens)
+            worst = rates.worst_case(input_tokens, output_tokens)
+        try:
+            held = budgets.reserve_now(worst, deployment.provider_name, ctx.tags, model, ctx.request_id)
+            if held is None:
+                held = await budgets.reserve(worst, provider=deployment.provider_name, tags=ctx.tags, model=model,
+                                             request_id=ctx.request_id)
+            ctx.state["budget"] = held
+        except BudgetExceededError:
+            self.refused += 1
+            raise
+        except StoreUnavailableError as exc:
+            self.store_failures += 1
+            if self.fail_mode == "open":
+                logger.error("budget store unreachable (%s); fail_mode=open: request allowed WITHOUT budget "
+                             "checks", exc)
+                return
+            raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
+                                      provider=deployment.provider_name, model=model) from exc
+
+    async def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
+                            error: LLMError | None = None) -> None:
+        """Settle the reservation to the real cost, or release it."""
+        reservation: Reservation | None = ctx.state.pop("budget", None)
+        try:
+            if usage is None and response is None:
+                if reservation is not None:
+                    await self.budgets.release(reservation)
+                return
+            cost = price_attempt(self.prices, ctx, response, usage)
+            if reservation is not None:
+                if not self.budgets.settle_now(reservation, cost.total_cost):
+                    await self.budgets.settle(reservation, cost.total_cost)
+            elif cost.total_cost > 0 and self.budgets.active:
+                # Free per token but charged by the hour: count it, never refuse it.
+                await self.budgets.record(cost.total_cost, provider=ctx.deployment.provider_name, tags=ctx.tags)
+        except StoreUnavailableError as exc:
+            self.store_failures += 1
+            logger.error("budget store unreachable while settling %s: %s", ctx.request_id, exc)
+
+    def status(self) -> dict[str, Any]:
+        """Budgets (limit, spent, reserved, remaining, percent), recent alerts, refusals."""
+        return {**self.budgets.status(), "refused": self.refused, "store_failures": self.store_failures,
+                "fail_mode": self.fail_mode}

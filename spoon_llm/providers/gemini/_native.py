@@ -1,0 +1,128 @@
+"""Gemini's REST API over our native aiohttp client: the JSON our mapping built, decoded once, no SDK involved.
+
+It implements the same :class:`~._transport.GeminiTransport` surface as the google-genai paths, and reproduces
+what they send and report: ``{base}/{api_version}/{model}:{method}`` URLs (``streamGenerateContent?alt=sse``),
+``x-goog-api-key``, ``X-Server-Timeout`` (the timeout in whole seconds, as google-genai sends it), only status 200
+counted as success, error bodies mapped as google-genai's ``APIError`` would be, an ``{"error": ...}`` chunk in a
+200 stream raised, and an undecodable stream chunk reported as a cut stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...errors import NetworkError, ResponseParsingError
+from ...transport import SSEParser, dumps, loads
+from ._errors import in_band_error, status_error
+
+if TYPE_CHECKING:
+    from ...transport._native import NativeClient
+
+__all__ = ["NativeTransport", "server_timeout"]
+
+PROVIDER = "gemini"
+
+
+def server_timeout(seconds: float | None) -> str | None:
+    """The ``X-Server-Timeout`` value for a timeout (``None``: no header).
+
+    Whole seconds, rounded up from the milliseconds google-genai is given.
+    """
+    if seconds is None:
+        return None
+    milliseconds = int(seconds * 1000)
+    return str(math.ceil(milliseconds / 1000.0)) if milliseconds else None
+
+
+class NativeTransport:
+    """``generateContent``, ``streamGenerateContent``, ``countTokens``, ``batchEmbedContents`` and ``GET models/x``."""
+
+    def __init__(self, client: NativeClient, base_url: str, api_version: str) -> None:
+        self._client = client
+        self._root = f"{base_url.rstrip('/')}/{api_version}/" if api_version else f"{base_url.rstrip('/')}/"
+        self._urls: dict[str, Any] = {}
+
+    def _url(self, target: str) -> Any:
+        url = self._urls.get(target)
+        if url is None:
+            url = self._urls[target] = self._client.url(self._root + target)
+        return url
+
+    @staticmethod
+    def _per_call(http_options: Mapping[str, Any] | None) -> tuple[dict[str, str] | None, float | None]:
+        """Per-call headers and timeout (seconds) from the provider's google-genai-style ``http_options``."""
+        if not http_options:
+            return None, None
+        headers = dict(http_options.get("headers") or {})
+        milliseconds = http_options.get("timeout")
+        timeout = milliseconds / 1000.0 if milliseconds is not None else None
+        header = server_timeout(timeout)
+        if header is not None and not any(k.lower() == "x-server-timeout" for k in headers):
+            headers["X-Server-Timeout"] = header
+        return headers or None, timeout
+
+    async def _exchange(self, method: str, target: str, body: Mapping[str, Any] | None,
+                        http_options: Mapping[str, Any] | None, model: str | None
+                        ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        headers, timeout = self._per_call(http_options)
+        reply = await self._client.request(
+            method, self._url(target), body=dumps(body) if body is not None else None, headers=headers,
+            timeout=timeout, model=model)
+        if reply.status != 200:  # google-genai counts nothing else as success
+            raise status_error(reply.status, reply.content, reply.headers, reply.reason, model=model)
+        if not reply.content:
+            return {}, reply.headers
+        try:
+            data = loads(reply.content)
+        except ValueError as exc:
+            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
+                                       model=model) from exc
+        return data, reply.headers
+
+    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
+                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """``generateContent``: the JSON body and the response headers."""
+        return await self._exchange("POST", f"{model}:generateContent", body, http_options, label)
+
+    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
+                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """``streamGenerateContent?alt=sse``: each chunk's JSON, decoded once from the event's bytes."""
+        headers, timeout = self._per_call(http_options)
+        response = await self._client.stream("POST", self._url(f"{model}:streamGenerateContent?alt=sse"),
+                                             body=dumps(body), headers=headers, timeout=timeout, model=label)
+        try:
+            if response.status_code != 200:
+                raise status_error(response.status_code, await response.aread(), response.headers,
+                                   response.reason_phrase, model=label)
+            parser = SSEParser()
+            async for raw in response.aiter_bytes():
+                for _, data in parser.feed(raw):
+                    yield self._chunk(data, response.status_code, response.headers, label)
+            for _, data in parser.close():
+                yield self._chunk(data, response.status_code, response.headers, label)
+        finally:
+            await response.aclose()  # a caller that stops early must not leave the response open
+
+    @staticmethod
+    def _chunk(data: bytes, status: int, headers: Mapping[str, str], model: str | None) -> dict[str, Any]:
+        try:
+            chunk = loads(data)
+        except ValueError as exc:  # half an event: the stream was cut mid-event
+            raise NetworkError(f"undecodable stream chunk: {exc}", provider=PROVIDER, model=model) from exc
+        if isinstance(chunk, dict) and next(iter(chunk), None) == "error":
+            raise in_band_error(chunk, status, headers, model=model)
+        return chunk  # type: ignore[no-any-return]
+
+    async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """``countTokens``."""
+        return (await self._exchange("POST", f"{model}:countTokens", body, None, label))[0]
+
+    async def embed(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """``batchEmbedContents``."""
+        return (await self._exchange("POST", f"{model}:batchEmbedContents", body, None, label))[0]
+
+    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
+        """``GET models/{model}``."""
+        return (await self._exchange("GET", model, None, None, label))[0]

@@ -1,0 +1,439 @@
+"""``RateLimiter``: per-deployment request and token limits, 429 cool-downs and header pacing.
+
+Tokens are reserved before the call (estimated input + ``max_tokens`` of output) and settled to the real usage
+after it (refunded on failure), atomically in the state store. When the store cannot be reached the limiter fails
+closed (refuses) or open (admits, unlimited) as configured, and logs it as an error each time it happens (at most
+once per 10 seconds, with a count) - it never falls back to private per-process limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import RateLimitError
+from ..state.base import StoreUnavailableError
+from .headers import HeaderPacer, parse_rate_limit_headers
+from .settings import LimitSettings
+
+if TYPE_CHECKING:
+    from ..config.models import RateLimitConfig
+    from ..errors import LLMError
+    from ..routing.deployment import DeploymentState
+    from ..state.base import StateStore
+    from ..types import TokenUsage
+
+__all__ = ["Permit", "RateLimiter"]
+
+logger = logging.getLogger("spoon_llm.ratelimit")
+
+# Entry ids must be unique across every process sharing a store.
+_PROCESS = f"{os.getpid()}.{os.urandom(3).hex()}"
+_entries = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Permit:
+    """What one admitted attempt holds: token reservations as ``(kind, store key, amount, rate or 0)``."""
+
+    key: str
+    entry: Any
+    settings: LimitSettings
+    holds: list[tuple[str, str, int, float]] = field(default_factory=list)
+    waited: float = 0.0
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _KeyState:
+    settings: LimitSettings
+    key: str = ""
+    pacer: HeaderPacer = field(default_factory=HeaderPacer)
+    #: The active limits: (name, limit, what it counts, window seconds, store key, rate or 0 for windows, burst).
+    checks: list[tuple[str, int, str, float, str, float, float]] = field(default_factory=list)
+    counts_tokens: bool = False
+    #: Scratch list of what a check in progress has taken, for rolling back (reused: no allocation per call).
+    taken_log: list[tuple[str, str, int, float]] = field(default_factory=list)
+    admitted: int = 0
+    refused: int = 0
+    waits: int = 0
+    waited: float = 0.0
+    cooldowns: int = 0
+    last_refusal: str | None = None
+
+    def plan(self, key: str) -> None:
+        """Precompute the checks once, so a request only walks the limits that are set."""
+        s = self.settings
+        self.key = key
+        bucket = s.strategy != "sliding_window"
+        self.checks = []
+        for name, limit, counts, span in (("rpm", s.rpm, "requests", s.window), ("rph", s.rph, "requests",
+                                                                                s.window * 60),
+                                          ("tpm", s.tpm, "tokens", s.window), ("input_tpm", s.input_tpm, "input",
+                                                                               s.window),
+                                          ("output_tpm", s.output_tpm, "output", s.window)):
+            if limit is None:
+                continue
+            rate = limit / span if bucket else 0.0
+            burst = float(s.burst if s.burst and counts == "requests" else limit)
+            self.checks.append((name, limit, counts, span, f"rl:{key}:{name}", rate, burst))
+        self.counts_tokens = any(c[2] != "requests" for c in self.checks)
+
+
+class RateLimiter:
+    """Enforces each deployment's :class:`LimitSettings` through a state store.
+
+    ``settings`` is fixed settings for every deployment, or a function of the deployment; by default they are read
+    from the deployment's provider section (``rpm``, ``rph``, ``tpm``, ``input_tpm``, ``output_tpm``, ``burst``)
+    with ``policy`` (the ``[rate_limits]`` section) for strategy and behaviour. ``fail_mode`` applies when the
+    store is unreachable.
+    """
+
+    def __init__(self, store: StateStore, *,
+                 settings: LimitSettings | Callable[[DeploymentState], LimitSettings] | None = None,
+                 policy: RateLimitConfig | None = None, fail_mode: Literal["closed", "open"] = "closed",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.policy = policy
+        self.fail_mode = fail_mode
+        self.clock = clock
+        self._settings = settings
+        self._keys: dict[str, _KeyState] = {}
+        self.store_failures = 0
+        self.last_store_error: str | None = None
+        self._last_log = 0.0
+        self._unlogged = 0
+
+    # -- settings ---------------------------------------------------------------------------------------------
+
+    def _state(self, deployment: DeploymentState) -> _KeyState:
+        state = self._keys.get(deployment.name)
+        if state is None:
+            if isinstance(self._settings, LimitSettings):
+                settings = self._settings
+            elif self._settings is not None:
+                settings = self._settings(deployment)
+            else:
+                settings = LimitSettings.from_config(deployment.config, self.policy)
+            state = self._keys[deployment.name] = _KeyState(settings)
+            state.plan(deployment.name)
+        return state
+
+    def settings_for(self, deployment: DeploymentState) -> LimitSettings:
+        """The limits that apply to ``deployment``."""
+        return self._state(deployment).settings
+
+    def set_limits(self, deployment: str, settings: LimitSettings) -> None:
+        """Replace a deployment's limits at run time (by deployment name)."""
+        state = self._keys.get(deployment)
+        if state is None:
+            state = self._keys[deployment] = _KeyState(settings)
+        else:
+            state.settings = settings
+        state.plan(deployment)
+
+    # -- admission --------------------------------------------------------------------------------------------
+
+    def needs_tokens(self, deployment: DeploymentState) -> bool:
+        """True when admission depends on the attempt's token estimate (token limits or token headers)."""
+        state = self._state(deployment)
+        return state.counts_tokens or state.pacer.tokens_left is not None
+
+    def acquire_now(self, deployment: DeploymentState, input_tokens: int = 0, output_tokens: int = 0) -> Permit | None:
+        """Admit without awaiting when the store is synchronous and there is room.
+
+        Otherwise ``None``: then call :meth:`acquire`, which waits or refuses.
+        """
+        store = self.store
+        if not store.sync:
+            return None
+        state = self._state(deployment)
+        permit = Permit(deployment.name, next(_entries), state.settings)
+        try:
+            wait, _ = self._try_now(state, permit, input_tokens, output_tokens)
+        except StoreUnavailableError:
+            return None
+        if wait > 0:
+            return None
+        state.admitted += 1
+        pacer = state.pacer
+        if pacer.requests_left is not None or pacer.tokens_left is not None:
+            pacer.sent(input_tokens + output_tokens, self.clock())
+        return permit
+
+    async def acquire(self, deployment: DeploymentState, *, input_tokens: int = 0, output_tokens: int = 0,
+                      model: str | None = None) -> Permit:
+        """Admit one attempt, waiting (bounded, async) or raising :class:`RateLimitError` as configured."""
+        state = self._state(deployment)
+        settings = state.settings
+        key = deployment.name
+        store = self.store
+        sync = store.sync
+        # Entry ids only need to be unique across processes when the store is shared.
+        permit = Permit(key, f"{_PROCESS}.{next(_entries)}" if store.shared else next(_entries), settings)
+        started = self.clock()
+        waited = False
+        while True:
+            try:
+                if sync:
+                    wait, reason = self._try_now(state, permit, input_tokens, output_tokens)
+                else:
+                    wait, reason = await self._try(state, permit, input_tokens, output_tokens)
+            except StoreUnavailableError as exc:
+                self._store_failed(exc, key)
+                if self.fail_mode == "open":
+                    permit.holds.clear()
+                    state.admitted += 1
+                    return permit
+                state.refused += 1
+                raise RateLimitError(f"rate-limit store unreachable and fail_mode is 'closed': {exc}",
+                                     provider=deployment.provider_name, model=model, retry_after=1.0,
+                                     retryable=False) from exc
+            if wait <= 0:
+                state.admitted += 1
+                pacer = state.pacer
+                if pacer.requests_left is not None or pacer.tokens_left is not None:
+                    pacer.sent(input_tokens + output_tokens, self.clock())
+                if waited:
+                    permit.waited = self.clock() - started
+                return permit
+            elapsed = self.clock() - started
+            if settings.on_limit == "fail" or elapsed + wait > settings.max_wait:
+                state.refused += 1
+                state.last_refusal = reason
+                # Not retryable on this deployment: the manager moves to the next candidate instead of waiting.
+                raise RateLimitError(f"local rate limit for {key!r}: {reason}; retry in {wait:.2f}s",
+                                     provider=deployment.provider_name, model=model, retry_after=wait,
+                                     retryable=False)
+            state.waits += 1
+            state.waited += wait
+            waited = True
+            await asyncio.sleep(wait)
+
+    def _try_now(self, state: _KeyState, permit: Permit, input_tokens: int,
+                 output_tokens: int) -> tuple[float, str]:
+        # The memory store's synchronous twin of _try: the default configuration's hot path.
+        store: Any = self.store
+        cooldown = store.cooldown_remaining_now("rl:" + permit.key)
+        if cooldown > 0:
+            return cooldown, "the provider answered 429; cooling down"
+        pacer = state.pacer
+        if state.settings.header_pacing and (pacer.requests_left is not None or pacer.tokens_left is not None):
+            delay = pacer.delay(input_tokens + output_tokens, self.clock())
+            if delay > 0:
+                return delay, "the provider's rate-limit headers say the key is nearly exhausted"
+        if not state.checks:
+            return 0.0, ""
+        entry = permit.entry
+        holds = permit.holds
+        taken = 0
+        for name, limit, counts, span, store_key, rate, burst in state.checks:
+            amount = (1 if counts == "requests" else input_tokens + output_tokens if counts == "tokens"
+                      else input_tokens if counts == "input" else output_tokens)
+            if amount <= 0:
+                continue
+            if rate:
+                ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)
+            else:
+                ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)
+            if not ok:
+                for _, key, size, r in state.taken_log[:taken]:
+                    if r:
+                        store.bucket_adjust_now(key, -size, r)
+                    else:
+                        store.window_adjust_now(key, entry, -size)
+                holds.clear()
+                permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
+                return max(wait, 0.001), f"{name} limit {limit} reached"
+            hold = (counts, store_key, amount, rate)
+            if taken < len(state.taken_log):
+                state.taken_log[taken] = hold
+            else:
+                state.taken_log.append(hold)
+            taken += 1
+            if counts != "requests":
+                holds.append(hold)
+        return 0.0, ""
+
+    async def _try(self, state: _KeyState, permit: Permit, input_tokens: int,
+                   output_tokens: int) -> tuple[float, str]:
+        store = self.store
+        sync = store.sync
+        key = permit.key
+        cooldown_key = "rl:" + key
+        if sync:
+            cooldown = store.cooldown_remaining_now(cooldown_key)  # type: ignore[attr-defined]
+        else:
+            cooldown = await store.cooldown_remaining(cooldown_key)
+        if cooldown > 0:
+            return cooldown, "the provider answered 429; cooling down"
+        pacer = state.pacer
+        if state.settings.header_pacing and (pacer.requests_left is not None or pacer.tokens_left is not None):
+            delay = pacer.delay(input_tokens + output_tokens, self.clock())
+            if delay > 0:
+                return delay, "the provider's rate-limit headers say the key is nearly exhausted"
+        if not state.checks:
+            return 0.0, ""
+        taken: list[tuple[str, str, int, float]] = []
+        entry = permit.entry
+        for name, limit, counts, span, store_key, rate, burst in state.checks:
+            amount = (1 if counts == "requests" else input_tokens + output_tokens if counts == "tokens"
+                      else input_tokens if counts == "input" else output_tokens)
+            if amount <= 0:
+                continue
+            if rate:
+                if sync:
+                    ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)  # type: ignore[attr-defined]
+                else:
+                    ok, wait = await store.bucket_acquire(store_key, float(amount), rate, burst)
+            elif sync:
+                ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)  # type: ignore[attr-defined]
+            else:
+                ok, wait = await store.window_acquire(store_key, entry, amount, limit, span)
+            if not ok:
+                await self._give_back(entry, taken)
+                permit.entry = f"{_PROCESS}.{next(_entries)}" if self.store.shared else next(_entries)
+                return max(wait, 0.001), f"{name} limit {limit} reached"
+            taken.append((counts, store_key, amount, rate))
+        permit.holds = [hold for hold in taken if hold[0] != "requests"]
+        return 0.0, ""
+
+    async def _give_back(self, entry: str, holds: list[tuple[str, str, int, float]]) -> None:
+        store = self.store
+        for _, store_key, amount, rate in holds:
+            if rate:
+                await store.bucket_adjust(store_key, -amount, rate)
+            else:
+                await store.window_adjust(store_key, entry, -amount)
+
+    # -- after the call ---------------------------------------------------------------------------------------
+
+    async def settle(self, permit: Permit, usage: TokenUsage | None) -> None:
+        """Replace token reservations by the real usage (no usage: refund them)."""
+        if permit.done:
+            return
+        permit.done = True
+        if not permit.holds:
+            return
+        if usage is None:
+            await self._guarded(self._give_back(permit.entry, permit.holds), permit.key)
+            return
+        store = self.store
+        if store.sync:
+            for counts, store_key, amount, rate in permit.holds:
+                delta = _actual(counts, usage) - amount
+                if delta and rate:
+                    store.bucket_adjust_now(store_key, delta, rate)  # type: ignore[attr-defined]
+                elif delta:
+                    store.window_adjust_now(store_key, permit.entry, delta)  # type: ignore[attr-defined]
+            return
+
+        async def adjust() -> None:
+            for counts, store_key, amount, rate in permit.holds:
+                delta = _actual(counts, usage) - amount
+                if delta and rate:
+                    await store.bucket_adjust(store_key, delta, rate)
+                elif delta:
+                    await store.window_adjust(store_key, permit.entry, delta)
+
+        await self._guarded(adjust(), permit.key)
+
+    def settle_now(self, permit: Permit, usage: TokenUsage) -> bool:
+        """:meth:`settle` without awaiting; False (nothing done) when the store is not synchronous."""
+        store: Any = self.store
+        if not store.sync:
+            return False
+        if not permit.done:
+            permit.done = True
+            for counts, store_key, amount, rate in permit.holds:
+                delta = _actual(counts, usage) - amount
+                if delta and rate:
+                    store.bucket_adjust_now(store_key, delta, rate)
+                elif delta:
+                    store.window_adjust_now(store_key, permit.entry, delta)
+        return True
+
+    async def refund(self, permit: Permit) -> None:
+        """Give every token reservation back (the call failed)."""
+        await self.settle(permit, None)
+
+    async def report_error(self, deployment: DeploymentState, error: LLMError) -> None:
+        """A provider error: a 429 cools the key down for its Retry-After (shared through the store)."""
+        headers = getattr(error, "headers", None)
+        state = self._state(deployment)
+        if headers:
+            self.observe(deployment, headers)
+        if not isinstance(error, RateLimitError) or getattr(error, "status_code", None) is None:
+            return
+        settings = state.settings
+        seconds = error.retry_after
+        if seconds is None and headers:
+            seconds = parse_rate_limit_headers(headers).retry_after
+        seconds = min(settings.default_cooldown if seconds is None else seconds, settings.max_cooldown)
+        if seconds <= 0:
+            return
+        state.cooldowns += 1
+        await self._guarded(self.store.cooldown_set(f"rl:{deployment.name}", seconds), deployment.name)
+
+    def observe(self, deployment: DeploymentState, headers: Mapping[str, str] | None) -> None:
+        """Take in a response's rate-limit headers for pacing."""
+        state = self._state(deployment)
+        if not headers or not state.settings.header_pacing:
+            return
+        info = parse_rate_limit_headers(headers)
+        if not info.empty:
+            state.pacer.observe(info, self.clock())
+
+    # -- store failures ---------------------------------------------------------------------------------------
+
+    async def _guarded(self, work: Any, key: str) -> None:
+        try:
+            await work
+        except StoreUnavailableError as exc:
+            self._store_failed(exc, key)
+
+    def _store_failed(self, exc: Exception, key: str) -> None:
+        self.store_failures += 1
+        self.last_store_error = str(exc)
+        now = self.clock()
+        if now - self._last_log >= 10.0:
+            what = "ADMITTING requests without limits" if self.fail_mode == "open" else "REFUSING requests"
+            logger.error("rate-limit state store unreachable (%s; %d more failures since the last report), "
+                         "fail_mode=%s: %s for %r", exc, self._unlogged, self.fail_mode, what, key)
+            self._last_log = now
+            self._unlogged = 0
+        else:
+            self._unlogged += 1
+
+    # -- inspection -------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Per deployment: limits, admissions, refusals, waits, cool-downs and the provider's last word."""
+        now = self.clock()
+        out: dict[str, Any] = {}
+        for name, state in self._keys.items():
+            s = state.settings
+            out[name] = {
+                "limits": {k: v for k, v in (("rpm", s.rpm), ("rph", s.rph), ("tpm", s.tpm),
+                                             ("input_tpm", s.input_tpm), ("output_tpm", s.output_tpm),
+                                             ("burst", s.burst)) if v is not None},
+                "strategy": s.strategy, "on_limit": s.on_limit, "admitted": state.admitted,
+                "refused": state.refused, "waits": state.waits, "waited_seconds": round(state.waited, 3),
+                "cooldowns": state.cooldowns, "last_refusal": state.last_refusal,
+                "provider_headers": state.pacer.snapshot(now),
+            }
+        return {"deployments": out, "store": self.store.status(), "fail_mode": self.fail_mode,
+                "store_failures": self.store_failures, "degraded": self.last_store_error is not None,
+                "last_store_error": self.last_store_error}
+
+
+def _actual(counts: str, usage: TokenUsage) -> int:
+    if counts == "tokens":
+        return usage.input_tokens + usage.output_tokens
+    return usage.input_tokens if counts == "input" else usage.output_tokens

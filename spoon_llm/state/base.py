@@ -1,0 +1,137 @@
+"""The state-store contract: the few atomic operations that limits, budgets, cool-downs and the ledger need.
+
+Every operation is atomic in every store (memory: one event loop; SQLite: one ``BEGIN IMMEDIATE`` transaction;
+Redis: one Lua script), so several coroutines, processes or hosts sharing a store never over-admit.
+
+Counters are integers: money is counted in nano-USD (see :data:`NANO`) so that sums are exact and Redis can add
+them atomically. Keys are plain strings; each store adds its own prefix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["NANO", "StateStore", "StoreUnavailableError", "from_nano", "to_nano"]
+
+#: Money is stored as an integer count of 1e-9 of the currency unit.
+NANO = 1_000_000_000
+
+
+def to_nano(amount: float, *, round_up: bool = False) -> int:
+    """An amount of money as integer nano-units (``round_up`` for reservations, which must never fall short)."""
+    scaled = amount * NANO
+    whole = int(scaled)
+    if round_up and whole < scaled:
+        return whole + 1
+    return round(scaled)
+
+
+def from_nano(value: int) -> float:
+    """Integer nano-units back to an amount of money."""
+    return value / NANO
+
+
+class StoreUnavailableError(Exception):
+    """The store could not be reached (Redis down, SQLite locked past its timeout).
+
+    Callers decide what that means with their fail mode: refuse (``closed``) or let traffic through (``open``).
+    """
+
+
+class StateStore(ABC):
+    """Atomic counters, sliding windows, GCRA buckets, cool-downs and an append-only ledger.
+
+    ``name`` says which kind of store this is (``memory``, ``sqlite``, ``redis``); ``shared`` whether other
+    processes see the same state.
+    """
+
+    name: str = "store"
+    shared: bool = False
+    #: True when the store also offers synchronous ``*_now`` twins of its operations (the memory store): callers
+    #: on the hot path use them to skip an await per operation.
+    sync: bool = False
+
+    # -- counters ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get(self, key: str) -> int:
+        """The counter's value (0 when absent or expired)."""
+
+    @abstractmethod
+    async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
+        """Add each delta to its counter in one atomic step; returns the new values in order."""
+
+    @abstractmethod
+    async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
+                      ttl: float | None = None) -> tuple[bool, int]:
+        """Add ``amount`` to ``key`` only if the result stays within ``limit``; returns ``(admitted, value)``.
+
+        ``also`` are further counters to add to in the same step when admitted (e.g. a reservation count).
+        """
+
+    @abstractmethod
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        """Several counters at once (0 for absent ones)."""
+
+    # -- windows and buckets ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def window_acquire(self, key: str, entry: str, amount: int, limit: int,
+                             window: float) -> tuple[bool, float]:
+        """Sliding-window log: admit ``amount`` if the last ``window`` seconds hold at most ``limit`` with it.
+
+        Returns ``(admitted, retry_after)``; ``retry_after`` is when enough old entries will have expired. An
+        ``amount`` larger than ``limit`` is admitted only into an empty window (so it is never starved for ever).
+        """
+
+    @abstractmethod
+    async def window_adjust(self, key: str, entry: str, delta: int) -> None:
+        """Change an admitted entry's amount (settle a reservation; negative refunds). Expired entries: no-op."""
+
+    @abstractmethod
+    async def bucket_acquire(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
+        """GCRA (leaky/token bucket): ``rate`` units per second, at most ``burst`` at once.
+
+        Returns ``(admitted, retry_after)``.
+        """
+
+    @abstractmethod
+    async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
+        """Give back (negative) or take more (positive) units of an earlier acquisition."""
+
+    # -- cool-downs -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def cooldown_set(self, key: str, seconds: float) -> None:
+        """Block ``key`` for ``seconds`` from now (never shortening a longer existing cool-down)."""
+
+    @abstractmethod
+    async def cooldown_remaining(self, key: str) -> float:
+        """Seconds left of ``key``'s cool-down (0 when none)."""
+
+    # -- ledger -----------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append(self, table: str, record: Mapping[str, Any]) -> None:
+        """Append one JSON-serialisable record (with a ``ts`` field) to an append-only ledger."""
+
+    @abstractmethod
+    async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """The ledger's records, oldest first (only those with ``ts >= since`` when given)."""
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    async def close(self) -> None:  # noqa: B027 - a no-op is right for stores holding nothing
+        """Release connections and threads; the store is unusable afterwards."""
+
+    def status(self) -> dict[str, Any]:
+        """What ``get_status()`` shows for this store (never credentials)."""
+        return {"backend": self.name, "shared": self.shared}
+
+    async def __aenter__(self) -> StateStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,288 @@
+"""The Redis state store: limits, budgets and cool-downs shared by many processes and hosts.
+
+Every operation is one Lua script, so read-check-write is atomic on the server; time is the server's own
+(``TIME``), so hosts with skewed clocks still agree on windows. ``redis`` (extra ``redis``) is imported when a
+store is built, never by ``import spoon_llm``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from .base import StateStore, StoreUnavailableError
+
+__all__ = ["RedisStore"]
+
+_T = TypeVar("_T")
+
+_NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+
+# KEYS: counters...; ARGV: ttl_ms (0 = none), deltas...
+_ADD = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('INCRBY', key, ARGV[i + 1])
+  if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return out
+"""
+
+# KEYS: key, also...; ARGV: amount, limit, ttl_ms, also deltas...
+_RESERVE = """
+local value = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount = tonumber(ARGV[1])
+if value + amount > tonumber(ARGV[2]) then return {0, value} end
+value = redis.call('INCRBY', KEYS[1], amount)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+for i = 2, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return {1, value}
+"""
+
+# Sliding-window log. KEYS: zset (entry -> ts), hash (entry -> amount), total; ARGV: entry, amount, limit, window
+_WINDOW_ACQUIRE = _NOW + """
+local window = tonumber(ARGV[4])
+local cutoff = now - window
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+for i = 1, #expired do
+  total = total - tonumber(redis.call('HGET', KEYS[2], expired[i]) or '0')
+  redis.call('HDEL', KEYS[2], expired[i])
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
+if total < 0 then total = 0 end
+local amount = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local count = redis.call('ZCARD', KEYS[1])
+local ttl = math.ceil(window * 1000) + 1000
+if total + amount <= limit or (count == 0 and amount > limit) then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], amount)
+  total = total + amount
+  redis.call('SET', KEYS[3], total, 'PX', ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return {1, '0'}
+end
+redis.call('SET', KEYS[3], total, 'PX', ttl)
+local need = total + amount - limit
+local freed = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #oldest, 2 do
+  freed = freed + tonumber(redis.call('HGET', KEYS[2], oldest[i]) or '0')
+  if freed >= need then
+    local wait = tonumber(oldest[i + 1]) + window - now
+    if wait < 0 then wait = 0 end
+    return {0, tostring(wait)}
+  end
+end
+return {0, tostring(window)}
+"""
+
+# KEYS: zset, hash, total; ARGV: entry, delta
+_WINDOW_ADJUST = """
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if not current then return 0 end
+local new = tonumber(current) + tonumber(ARGV[2])
+if new < 0 then new = 0 end
+redis.call('HSET', KEYS[2], ARGV[1], new)
+local total = tonumber(redis.call('GET', KEYS[3]) or '0') + new - tonumber(current)
+if total < 0 then total = 0 end
+redis.call('SET', KEYS[3], total, 'KEEPTTL')
+return 1
+"""
+
+# GCRA. KEYS: tat; ARGV: amount, rate, burst
+_BUCKET_ACQUIRE = _NOW + """
+local interval = 1 / tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + tonumber(ARGV[1]) * interval
+local allow_at = new_tat - tonumber(ARGV[3]) * interval
+if allow_at > now and tat > now then return {0, tostring(allow_at - now)} end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, '0'}
+"""
+
+# KEYS: tat; ARGV: delta, rate
+_BUCKET_ADJUST = _NOW + """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local tat = tonumber(current) + tonumber(ARGV[1]) / tonumber(ARGV[2])
+if tat < now then tat = now end
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+return 1
+"""
+
+# KEYS: cooldown; ARGV: ms
+_COOLDOWN_SET = """
+local left = redis.call('PTTL', KEYS[1])
+if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1
+"""
+
+
+class RedisStore(StateStore):
+    """State in Redis (redis-py asyncio), one Lua script per operation.
+
+    ``url`` like ``redis://127.0.0.1:6379/0``; ``timeout`` bounds connecting and each command, after which the
+    store raises :class:`StoreUnavailableError`. ``max_records`` caps each ledger list. Pass ``client`` to reuse
+    an existing ``redis.asyncio.Redis``.
+    """
+
+    name = "redis"
+    shared = True
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "spoon_llm", timeout: float = 1.0,
+                 max_records: int = 100_000, client: Any = None) -> None:
+        try:
+            import redis.asyncio as aioredis
+            import redis.exceptions as redis_errors
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError('the Redis state store needs redis-py: pip install "spoon-llm[redis]"') from exc
+        self.url = url
+        self.prefix = prefix
+        self._max_records = max_records
+        self._owns_client = client is None
+        self._client = client if client is not None else aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+        self._add = self._client.register_script(_ADD)
+        self._reserve = self._client.register_script(_RESERVE)
+        self._window_acquire = self._client.register_script(_WINDOW_ACQUIRE)
+        self._window_adjust = self._client.register_script(_WINDOW_ADJUST)
+        self._bucket_acquire = self._client.register_script(_BUCKET_ACQUIRE)
+        self._bucket_adjust = self._client.register_script(_BUCKET_ADJUST)
+        self._cooldown_set = self._client.register_script(_COOLDOWN_SET)
+        self.failures = 0
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:{key}"
+
+    def _window_keys(self, key: str) -> list[str]:
+        base = f"{self.prefix}:{{{key}}}"  # a hash tag keeps the three keys on one cluster slot
+        return [base + ":z", base + ":h", base + ":t"]
+
+    async def _call(self, op: Callable[[], Awaitable[_T]]) -> _T:
+        try:
+            return await op()
+        except self._errors as exc:
+            self.failures += 1
+            raise StoreUnavailableError(f"Redis store at {self._safe_url()} is unreachable: {exc}") from exc
+
+    def _safe_url(self) -> str:
+        # Never show a password from the URL.
+        scheme, sep, rest = self.url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+    # -- counters ---------------------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> int:
+        """The counter's value."""
+        value = await self._call(lambda: self._client.get(self._key(key)))
+        return int(value) if value is not None else 0
+
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        """Several counters at once (MGET)."""
+        if not keys:
+            return []
+        values = await self._call(lambda: self._client.mget([self._key(k) for k in keys]))
+        return [int(v) if v is not None else 0 for v in values]
+
+    async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
+        """Add each delta atomically (one script)."""
+        keys = [self._key(k) for k in deltas]
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        result = await self._call(lambda: self._add(keys=keys, args=[ttl_ms, *deltas.values()]))
+        return [int(v) for v in result]
+
+    async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
+                      ttl: float | None = None) -> tuple[bool, int]:
+        """Add ``amount`` only if the counter stays within ``limit``."""
+        others = dict(also or {})
+        keys = [self._key(key), *(self._key(k) for k in others)]
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        ok, value = await self._call(lambda: self._reserve(keys=keys, args=[amount, limit, ttl_ms,
+                                                                            *others.values()]))
+        return bool(ok), int(value)
+
+    # -- windows and buckets ----------------------------------------------------------------------------------
+
+    async def window_acquire(self, key: str, entry: str, amount: int, limit: int,
+                             window: float) -> tuple[bool, float]:
+        """Sliding-window log in a sorted set."""
+        ok, wait = await self._call(lambda: self._window_acquire(
+            keys=self._window_keys(key), args=[entry, amount, limit, repr(float(window))]))
+        return bool(ok), float(wait)
+
+    async def window_adjust(self, key: str, entry: str, delta: int) -> None:
+        """Settle an admitted entry."""
+        await self._call(lambda: self._window_adjust(keys=self._window_keys(key), args=[entry, delta]))
+
+    async def bucket_acquire(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
+        """GCRA on the server's clock."""
+        ok, wait = await self._call(lambda: self._bucket_acquire(
+            keys=[self._key(key)], args=[repr(float(amount)), repr(float(rate)), repr(float(burst))]))
+        return bool(ok), float(wait)
+
+    async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
+        """Move the theoretical arrival time."""
+        await self._call(lambda: self._bucket_adjust(keys=[self._key(key)],
+                                                     args=[repr(float(delta)), repr(float(rate))]))
+
+    # -- cool-downs -------------------------------------------------------------------------------------------
+
+    async def cooldown_set(self, key: str, seconds: float) -> None:
+        """A key with a TTL: the cool-down ends when Redis expires it."""
+        ms = max(int(seconds * 1000), 1)
+        await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms]))
+
+    async def cooldown_remaining(self, key: str) -> float:
+        """Seconds left of the cool-down (the key's TTL)."""
+        left = await self._call(lambda: self._client.pttl(self._key("cooldown:" + key)))
+        return max(int(left), 0) / 1000.0
+
+    # -- ledger -----------------------------------------------------------------------------------------------
+
+    async def append(self, table: str, record: Mapping[str, Any]) -> None:
+        """Append to a capped list."""
+        key = self._key("ledger:" + table)
+        data = json.dumps(record, separators=(",", ":"), default=str)
+
+        async def push() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, data)
+                pipe.ltrim(key, -self._max_records, -1)
+                await pipe.execute()
+
+        await self._call(push)
+
+    async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """The list's records, oldest first."""
+        rows = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1))
+        out = [json.loads(r) for r in rows]
+        return [r for r in out if since is None or r.get("ts", 0.0) >= since]
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """True when the server answers."""
+        try:
+            return bool(await self._call(lambda: self._client.ping()))
+        except StoreUnavailableError:
+            return False
+
+    async def close(self) -> None:
+        """Close the connection pool (when this store created it)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    def status(self) -> dict[str, Any]:
+        """Backend, URL without credentials, and how many calls failed to reach the server."""
+        return {"backend": self.name, "shared": self.shared, "url": self._safe_url(), "failures": self.failures}

@@ -1,0 +1,292 @@
+"""The SQLite state store: persistent spend, ledger and limits in one file, off the event loop.
+
+One connection lives on one dedicated worker thread, so the loop never blocks on disk and the connection is never
+shared between threads. The file is in WAL mode, and every operation is one ``BEGIN IMMEDIATE`` transaction, so
+several processes on one host can share the file without over-admitting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import StateStore, StoreUnavailableError
+
+__all__ = ["SQLiteStore", "default_state_path"]
+
+_T = TypeVar("_T")
+
+STATE_PATH_ENV = "SPOON_LLM_STATE_PATH"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL);
+CREATE TABLE IF NOT EXISTS floats (key TEXT PRIMARY KEY, value REAL NOT NULL, expires REAL);
+CREATE TABLE IF NOT EXISTS windows (key TEXT NOT NULL, entry TEXT NOT NULL, ts REAL NOT NULL,
+                                    amount INTEGER NOT NULL, PRIMARY KEY (key, entry));
+CREATE INDEX IF NOT EXISTS windows_by_time ON windows (key, ts);
+CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, ts REAL NOT NULL,
+                                   data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (tbl, ts);
+"""
+
+
+def default_state_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the SQLite store lives unless configured.
+
+    ``$SPOON_LLM_STATE_PATH``, else ``$XDG_DATA_HOME/spoon_llm/usage.db`` (``~/.local/share/spoon_llm/usage.db``).
+    """
+    env = os.environ if env is None else env
+    named = env.get(STATE_PATH_ENV)
+    if named:
+        return Path(named).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "spoon_llm" / "usage.db"
+
+
+class SQLiteStore(StateStore):
+    """State in a SQLite file (WAL), served by one worker thread.
+
+    ``path`` defaults to :func:`default_state_path`; ``":memory:"`` gives a private, throw-away database.
+    ``busy_timeout`` is how long a transaction waits for another process's lock before the store counts as
+    unavailable.
+    """
+
+    name = "sqlite"
+    shared = True
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path) if path is not None else str(default_state_path())
+        self.clock = clock
+        self._busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoon-llm-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- the worker thread ------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                                   check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock first: read-check-write is then atomic
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise StoreUnavailableError(f"the SQLite store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._transaction, work)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"SQLite store {self.path}: {exc}") from exc
+
+    # -- counters ---------------------------------------------------------------------------------------------
+
+    def _read(self, conn: sqlite3.Connection, key: str, now: float) -> int:
+        row = conn.execute("SELECT value, expires FROM counters WHERE key = ?", (key,)).fetchone()
+        if row is None or (row[1] is not None and row[1] <= now):
+            return 0
+        return int(row[0])
+
+    def _write(self, conn: sqlite3.Connection, key: str, value: int, expires: float | None) -> None:
+        conn.execute("INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                     "value = excluded.value, expires = COALESCE(excluded.expires, counters.expires)",
+                     (key, value, expires))
+
+    async def get(self, key: str) -> int:
+        """The counter's value."""
+        now = self.clock()
+        return await self._run(lambda conn: self._read(conn, key, now))
+
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        """Several counters at once."""
+        now = self.clock()
+        return await self._run(lambda conn: [self._read(conn, k, now) for k in keys])
+
+    async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
+        """Add each delta in one transaction."""
+        now = self.clock()
+        expires = now + ttl if ttl is not None else None
+
+        def work(conn: sqlite3.Connection) -> list[int]:
+            out = []
+            for key, delta in deltas.items():
+                value = self._read(conn, key, now) + delta
+                self._write(conn, key, value, expires)
+                out.append(value)
+            return out
+
+        return await self._run(work)
+
+    async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
+                      ttl: float | None = None) -> tuple[bool, int]:
+        """Add ``amount`` only if the counter stays within ``limit``."""
+        now = self.clock()
+        expires = now + ttl if ttl is not None else None
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, int]:
+            value = self._read(conn, key, now)
+            if value + amount > limit:
+                return False, value
+            self._write(conn, key, value + amount, expires)
+            for other, delta in (also or {}).items():
+                self._write(conn, other, self._read(conn, other, now) + delta, expires)
+            return True, value + amount
+
+        return await self._run(work)
+
+    # -- windows and buckets ----------------------------------------------------------------------------------
+
+    async def window_acquire(self, key: str, entry: str, amount: int, limit: int,
+                             window: float) -> tuple[bool, float]:
+        """Sliding-window log in the ``windows`` table."""
+        now = self.clock()
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, float]:
+            conn.execute("DELETE FROM windows WHERE key = ? AND ts <= ?", (key, now - window))
+            total = conn.execute("SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM windows WHERE key = ?",
+                                 (key,)).fetchone()
+            if total[0] + amount <= limit or (total[1] == 0 and amount > limit):
+                conn.execute("INSERT OR REPLACE INTO windows (key, entry, ts, amount) VALUES (?, ?, ?, ?)",
+                             (key, entry, now, amount))
+                return True, 0.0
+            need = total[0] + amount - limit
+            freed = 0
+            for ts, size in conn.execute("SELECT ts, amount FROM windows WHERE key = ? ORDER BY ts", (key,)):
+                freed += size
+                if freed >= need:
+                    return False, max(ts + window - now, 0.0)
+            return False, window
+
+        return await self._run(work)
+
+    async def window_adjust(self, key: str, entry: str, delta: int) -> None:
+        """Settle an admitted entry."""
+        await self._run(lambda conn: conn.execute(
+            "UPDATE windows SET amount = MAX(amount + ?, 0) WHERE key = ? AND entry = ?", (delta, key, entry)))
+
+    def _tat(self, conn: sqlite3.Connection, key: str) -> float | None:
+        row = conn.execute("SELECT value FROM floats WHERE key = ?", (key,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def _set_float(self, conn: sqlite3.Connection, key: str, value: float, expires: float | None) -> None:
+        conn.execute("INSERT INTO floats (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                     "value = excluded.value, expires = excluded.expires", (key, value, expires))
+
+    async def bucket_acquire(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
+        """GCRA with the theoretical arrival time in the ``floats`` table."""
+        now = self.clock()
+        interval = 1.0 / rate
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, float]:
+            tat = max(self._tat(conn, key) or now, now)
+            new_tat = tat + amount * interval
+            allow_at = new_tat - burst * interval
+            if allow_at > now and tat > now:
+                return False, allow_at - now
+            self._set_float(conn, key, new_tat, None)
+            return True, 0.0
+
+        return await self._run(work)
+
+    async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
+        """Move the theoretical arrival time (never below now)."""
+        now = self.clock()
+
+        def work(conn: sqlite3.Connection) -> None:
+            tat = self._tat(conn, key)
+            if tat is not None:
+                self._set_float(conn, key, max(tat + delta / rate, now), None)
+
+        await self._run(work)
+
+    # -- cool-downs -------------------------------------------------------------------------------------------
+
+    async def cooldown_set(self, key: str, seconds: float) -> None:
+        """Block ``key`` until now + ``seconds`` unless blocked for longer already."""
+        until = self.clock() + seconds
+        name = "cooldown:" + key
+
+        def work(conn: sqlite3.Connection) -> None:
+            current = self._tat(conn, name)
+            if current is None or until > current:
+                self._set_float(conn, name, until, until)
+
+        await self._run(work)
+
+    async def cooldown_remaining(self, key: str) -> float:
+        """Seconds left of the cool-down."""
+        now = self.clock()
+        until = await self._run(lambda conn: self._tat(conn, "cooldown:" + key))
+        return max(until - now, 0.0) if until is not None else 0.0
+
+    # -- ledger -----------------------------------------------------------------------------------------------
+
+    async def append(self, table: str, record: Mapping[str, Any]) -> None:
+        """Append one record to the ``ledger`` table."""
+        data = json.dumps(record, separators=(",", ":"), default=str)
+        ts = float(record.get("ts", self.clock()))
+        await self._run(lambda conn: conn.execute("INSERT INTO ledger (tbl, ts, data) VALUES (?, ?, ?)",
+                                                  (table, ts, data)))
+
+    async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """The table's records, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT data FROM ledger WHERE tbl = ? AND ts >= ? ORDER BY id",
+                                (table, since if since is not None else float("-inf")))
+            return [json.loads(r[0]) for r in rows]
+
+        return await self._run(work)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        """Close the connection on its own thread, then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_connection)
+        self._executor.shutdown(wait=True)
+
+    def close_sync(self) -> None:
+        """Close from synchronous code (no running loop needed)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.submit(self._close_connection).result()
+        self._executor.shutdown(wait=True)
+
+    def status(self) -> dict[str, Any]:
+        """Backend and file path."""
+        return {"backend": self.name, "shared": self.shared, "path": self.path}

@@ -1,0 +1,72 @@
+"""Several real processes share one key's limit and one budget through a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from spoon_llm.config.models import BudgetConfig
+from spoon_llm.costs import BudgetManager
+from spoon_llm.middleware.defaults import budgets_from_config
+from spoon_llm.state.redis import RedisStore
+from spoon_llm.testing import ProviderSimulator, Reply, Usage
+
+WORKER = Path(__file__).with_name("_spend_worker.py")
+PROCESSES = 4
+REQUESTS = 100
+
+
+async def run_workers(data: dict[str, Any], env: dict[str, str]) -> list[dict[str, Any]]:
+    start_at = time.time() + 3.0  # every worker has imported and built its manager by then
+    processes = [await asyncio.create_subprocess_exec(
+        sys.executable, str(WORKER), json.dumps(data), str(REQUESTS), "--start-at", str(start_at),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env) for _ in range(PROCESSES)]
+    outputs = await asyncio.gather(*(p.communicate() for p in processes))
+    results = []
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err.decode()[-2000:]
+        results.append(json.loads(out))
+    return results
+
+
+def config(sim: ProviderSimulator, redis_url: str, prefix: str, **settings: Any) -> dict[str, Any]:
+    return {"providers": {"openai": {"api_key": "sk-test-shared-xxxxxxxxxxxx", "base_url": sim.openai_base_url,
+                                     "model": "budget-model", "max_connections": 200, **settings.pop("openai", {})}},
+            "pricing": {"budget-model": {"input_per_1m": 0.0, "output_per_1m": 100.0}},
+            "state": {"backend": "redis", "url": redis_url, "key_prefix": prefix},
+            "retry": {"max_retries": 0}, **settings}
+
+
+async def test_four_processes_share_one_keys_60_rpm(sim: ProviderSimulator, redis_server: str, redis_prefix: str,
+                                                    child_env: dict[str, str]) -> None:
+    sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=100)))
+    data = config(sim, redis_server, redis_prefix, openai={"rpm": 60}, rate_limits={"on_limit": "fail"})
+    results = await run_workers(data, child_env)
+    assert sum(r["ok"] for r in results) == 60  # exactly the limit, across processes, within the window
+    assert sum(r["rate_limited"] for r in results) == PROCESSES * REQUESTS - 60
+    assert not any(r["other"] for r in results)
+    assert sim.request_count == 60
+    assert all(r["status"]["rate_limit"]["store"]["backend"] == "redis" for r in results)
+
+
+async def test_four_processes_share_one_budget(sim: ProviderSimulator, redis_server: str, redis_prefix: str,
+                                               child_env: dict[str, str]) -> None:
+    sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=100)))
+    data = config(sim, redis_server, redis_prefix, budget={"limit": 0.5})  # $0.01 a request: 50 fit
+    results = await run_workers(data, child_env)
+    assert sum(r["ok"] for r in results) == 50
+    assert sum(r["budget"] for r in results) == PROCESSES * REQUESTS - 50
+    assert sim.request_count == 50
+    # Every process fired only the alerts it won: exactly one of each across the four.
+    alerts = [a["threshold"] for r in results for a in r["status"]["budget"]["alerts"]]
+    assert sorted(alerts) == [0.75, 0.9]
+    store = RedisStore(redis_server, prefix=redis_prefix)
+    try:
+        snapshot = (await BudgetManager(store, budgets_from_config(BudgetConfig(limit=0.5))).snapshot())["global"]
+    finally:
+        await store.close()
+    assert snapshot["spent"] == 0.5 and snapshot["reserved"] == 0  # never beyond the limit, nothing left held
