@@ -1,4 +1,4 @@
-"""An offline tour of spoon-llm: real SDKs, real sockets, a local provider simulator instead of the vendors.
+"""An offline tour of spoon-llm: real HTTP over real sockets, a local provider simulator instead of the vendors.
 
 Run it with ``spoon-llm demo`` (or ``python -m spoon_llm.demo``). It starts the simulator on 127.0.0.1, points
 OpenAI, Anthropic and Gemini providers at it, and shows chat, streaming, tool calls, a fallback after injected
