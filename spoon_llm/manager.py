@@ -38,7 +38,6 @@ from .types import (
     MessageInput,
     TokenUsage,
     ToolSpec,
-    to_messages,
 )
 
 if TYPE_CHECKING:
@@ -198,7 +197,7 @@ class LLMManager:
         for middleware in reversed(passed):
             await middleware.after_attempt(ctx, **outcome)  # type: ignore[arg-type]
 
-    def _context(self, request_id: str, operation: str, slot: Slot, messages: list[Message] | None,
+    def _context(self, request_id: str, operation: str, slot: Slot, messages: Sequence[Any] | None,
                  call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:
         if not self._middleware:
             return None
@@ -213,7 +212,7 @@ class LLMManager:
         model: str | None,
         fallback: bool | Sequence[str] | None,
         deadline: float | None,
-        messages: list[Message] | None = None,
+        messages: Sequence[Any] | None = None,
     ) -> _T:
         tags = kwargs.pop("tags", None)
         run = self._start(provider, model, fallback, deadline)
@@ -256,7 +255,7 @@ class LLMManager:
         kwargs: dict[str, Any],
         operation: str,
         request_id: str,
-        messages: list[Message] | None,
+        messages: Sequence[Any] | None,
         tags: dict[str, str] | None,
     ) -> _T:
         stats = self._stats
@@ -329,7 +328,7 @@ class LLMManager:
 
         ``tags={"user": ..., "team": ...}`` labels the request for cost tracking and metrics.
         """
-        conversation = to_messages(messages)
+        conversation = _as_list(messages)
 
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
             return await instance.chat(conversation, **call)
@@ -348,7 +347,7 @@ class LLMManager:
         **kwargs: Any,
     ) -> LLMResponse:
         """Chat with tools the model may call; calls come back in ``response.tool_calls``."""
-        conversation = to_messages(messages)
+        conversation = _as_list(messages)
 
         async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
             return await instance.chat_with_tools(conversation, tools, **call)
@@ -409,7 +408,7 @@ class LLMManager:
         caller never sees text twice). With ``resume_on_interrupt=True`` the next candidate continues instead,
         given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
         """
-        conversation = to_messages(messages)
+        conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
         run = self._start(provider, model, fallback, deadline)
         request_id = new_request_id()
@@ -730,6 +729,15 @@ class LLMManager:
 
     def __repr__(self) -> str:
         return f"LLMManager(deployments={list(self.router.deployments)!r})"
+
+
+def _as_list(messages: str | MessageInput | Sequence[MessageInput]) -> list[Any]:
+    """The conversation as a list, without validating it here: providers map dicts and messages directly."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, (Message, Mapping)):
+        return [messages]
+    return list(messages)
 
 
 _global_manager: LLMManager | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,22 @@ class AttemptContext:
     operation: str
     deployment: DeploymentState
     model: str | None
-    messages: list[Message] | None
+    #: The conversation as the caller gave it (dicts and/or messages); see :attr:`messages`.
+    raw_messages: Sequence[Any] | None
     kwargs: dict[str, Any]
     tags: dict[str, str] | None = None
     attempt: int = 0
     state: dict[str, Any] = field(default_factory=dict)
+    _messages: list[Message] | None = None
+
+    @property
+    def messages(self) -> list[Message] | None:
+        """The conversation as :class:`Message` objects, converted on first use (most attempts never need it)."""
+        if self._messages is None and self.raw_messages is not None:
+            from ..types import to_messages
+
+            self._messages = to_messages(self.raw_messages)
+        return self._messages
 
     @property
     def provider(self) -> str:

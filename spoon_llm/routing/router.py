@@ -45,6 +45,7 @@ class Router:
         self.default_override: str | None = None
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
+        self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
 
@@ -58,6 +59,7 @@ class Router:
             self.deployments[deployment.name] = state
             states.append(state)
         self._by_provider[section.name] = states
+        self._plan_cache = {}  # plans name deployments: a new section may change what a route means
         return states
 
     def provider_deployments(self, provider: str) -> list[DeploymentState]:
@@ -88,11 +90,20 @@ class Router:
         return self.config.get_fallback_chain()
 
     def resolve(self, provider: str | None, model: str | None) -> RoutePlan:
-        """The plan for a call's ``provider`` / ``model`` arguments.
+        """The plan for a call's ``provider`` / ``model`` arguments (plans are immutable and cached).
 
         ``model`` may be an alias (``sonnet``), ``provider/model`` (``anthropic/claude-sonnet-4-5``), or a plain
         model name for the default (or named) provider.
         """
+        key = (provider, model, self.default_override)
+        plan = self._plan_cache.get(key)
+        if plan is None:
+            plan = self._resolve(provider, model)
+            if len(self._plan_cache) < 4096:  # bounded: callers may pass arbitrary model names
+                self._plan_cache[key] = plan
+        return plan
+
+    def _resolve(self, provider: str | None, model: str | None) -> RoutePlan:
         aliases = self.config.config.models
         if provider is not None:
             if provider in aliases and provider not in self._by_provider:
@@ -139,11 +150,12 @@ class Router:
         for name in names:
             if name == plan.name:
                 continue
-            next_plan = self.resolve(None, name) if name in self.config.config.models else self.resolve(name, None)
-            next_plan.targets = [(d, m) for d, m in next_plan.targets if d.name not in seen]
-            seen.update(d.name for d, _ in next_plan.targets)
-            if next_plan.targets:
-                plans.append(next_plan)
+            resolved = self.resolve(None, name) if name in self.config.config.models else self.resolve(name, None)
+            targets = [(d, m) for d, m in resolved.targets if d.name not in seen]
+            seen.update(d.name for d, _ in targets)
+            if targets:
+                plans.append(RoutePlan(resolved.name, targets, resolved.fallback, resolved.context_fallback,
+                                       resolved.explicit))
         return plans
 
     def ordered(self, plan: RoutePlan) -> Iterator[tuple[DeploymentState, str | None]]:
