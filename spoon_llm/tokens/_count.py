@@ -135,24 +135,48 @@ def count_messages(messages: str | MessageInput | Sequence[MessageInput], model:
                                                           f"{method}+estimate"))
 
 
-def estimate_messages(messages: Sequence[Message] | None, tools: Sequence[Any] | None = None) -> int:
-    """The cheap estimate of a request's input tokens, for reservations on the hot path (no tokenizer)."""
+def _estimate_part(part: Any) -> int:
+    if isinstance(part, TextPart):
+        return estimate_text(part.text)
+    if isinstance(part, ImagePart):
+        return IMAGE_TOKENS
+    if isinstance(part, Mapping):
+        kind = part.get("type")
+        if kind in ("text", "input_text"):
+            return estimate_text(str(part.get("text") or ""))
+        if kind in ("image", "image_url", "input_image"):
+            return IMAGE_TOKENS
+    if isinstance(part, str):
+        return estimate_text(part)
+    return DOCUMENT_TOKENS
+
+
+def estimate_messages(messages: Sequence[Message | Mapping[str, Any]] | None, tools: Sequence[Any] | None = None
+                      ) -> int:
+    """The cheap estimate of a request's input tokens, for reservations on the hot path (no tokenizer).
+
+    Takes messages or plain dicts as callers pass them, so the hot path never has to validate a conversation.
+    """
     total = REPLY_PRIMING
     for message in messages or ():
         total += TOKENS_PER_MESSAGE + 1
-        content = message.content
+        if isinstance(message, Mapping):
+            content: Any = message.get("content")
+            calls: Any = message.get("tool_calls")
+        else:
+            content, calls = message.content, message.tool_calls
         if isinstance(content, str):
             total += estimate_text(content)
         elif content:
             for part in content:
-                if isinstance(part, TextPart):
-                    total += estimate_text(part.text)
-                elif isinstance(part, ImagePart):
-                    total += IMAGE_TOKENS
-                else:
-                    total += DOCUMENT_TOKENS
-        for call in message.tool_calls or ():
-            total += estimate_text(call.function.name) + estimate_text(call.function.arguments) + 3
+                total += _estimate_part(part)
+        for call in calls or ():
+            function = call.get("function") or {} if isinstance(call, Mapping) else call.function
+            if isinstance(function, Mapping):
+                name, arguments = str(function.get("name") or ""), str(function.get("arguments") or "")
+            else:
+                name, arguments = function.name, function.arguments
+            total += estimate_text(name) + estimate_text(arguments) + 3
     if tools:
         total += estimate_text(json.dumps([t.model_dump() if isinstance(t, ToolSpec) else t for t in tools],
                                           default=str))

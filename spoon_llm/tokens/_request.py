@@ -36,6 +36,6 @@ def request_tokens(ctx: AttemptContext, default_max_tokens: int = DEFAULT_MAX_TO
                 break
         else:
             output = ctx.deployment.config.max_tokens or default_max_tokens
-    size = (estimate_messages(ctx.messages, kwargs.get("tools")), output)
+    size = (estimate_messages(ctx.raw_messages, kwargs.get("tools")), output)
     ctx.state["tokens"] = size
     return size
