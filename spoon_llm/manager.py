@@ -237,15 +237,18 @@ class LLMManager:
         finally:
             stats["inflight"] -= 1
         stats["successes"] += 1
-        if "request_end" in self.events.kinds:
-            last = run.attempts[-1]
+        events = self.events
+        if "request_end" in events.kinds:
+            # Built inline: this event is on every observed request's path.
+            attempts = run.attempts
+            last = attempts[-1]
             cost = getattr(result, "cost", None)
-            self._emit("request_end", request_id, operation, provider=last.provider, model=last.model,
-                       deployment=last.deployment, key_alias=last.key_alias, success=True, response=result,
-                       usage=getattr(result, "usage", None), tags=tags, attempt=len(run.attempts),
-                       latency=time.perf_counter() - started,
-                       cost=cost.total_cost if cost is not None and not cost.unpriced else None,
-                       data={"attempts": run.attempts})
+            events.emit(Event(
+                "request_end", request_id, operation, last.provider, last.model, last.deployment, last.key_alias,
+                len(attempts), True, None, time.perf_counter() - started, None, getattr(result, "usage", None),
+                cost.total_cost if cost is not None and not cost.unpriced else None, None, result, tags,
+                {"attempts": attempts},
+            ))
         return result
 
     async def _attempt_all(
