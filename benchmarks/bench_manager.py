@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import CLIENTS, RequestFn, Target, run_benchmark, start_simulator  # noqa: E402
 
-KEY = "sk-bench-manager-000000000000"
+KEY = "bench-manager-key"
 
 
 def _config(target: Target) -> Any:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import RequestFn, Target, run_benchmark, start_simulator  # noqa: E402
 
-KEY = "sk-bench-economics-000000000000"
+KEY = "bench-economics-key"
 MODEL = "gpt-4o-mini"
 #: The provider transport under test (``native`` is the default; ``sdk`` is the official openai SDK).
 TRANSPORT = "native"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ClientFactory, RequestFn, Result, Target, run_benchmark, start_simulator  # noqa: E402
 
-KEY = "sk-bench-observability-0000000000"
+KEY = "bench-observability-key"
 
 
 TRANSPORT: str | None = None  # --transport: None keeps the configuration's default

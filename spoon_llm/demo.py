@@ -18,7 +18,7 @@ from .testing import Fault, ProviderSimulator, Reply, ToolCall
 
 __all__ = ["main", "run_demo"]
 
-_KEY = "sk-demo-not-a-real-key-0000"
+_KEY = "demo-key-not-a-secret"
 
 
 def _config(sim: ProviderSimulator) -> ConfigurationManager:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from ..errors import ConfigurationError, register_secret
 from .models import (
@@ -32,6 +32,8 @@ _SECRET_FIELDS = ("api_key", "api_keys")
 
 class ConfigValue(BaseModel):
     """One setting as ``config show`` prints it: dotted key, display value (secrets masked) and its source."""
+
+    model_config = ConfigDict(defer_build=True)
 
     key: str
     value: str
