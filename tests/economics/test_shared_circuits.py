@@ -5,11 +5,12 @@ from typing import Any
 from spoon_llm import ConfigurationManager, LLMManager
 from spoon_llm.middleware.circuit import SharedCircuitMiddleware
 from spoon_llm.middleware.defaults import build_middleware, close_middleware
-from spoon_llm.state import MemoryStore
+from spoon_llm.state import MemoryStore, StateStore
+from spoon_llm.state.redis import RedisStore
 from spoon_llm.testing import Fault
 
 
-def _manager(sim: Any, store: MemoryStore) -> tuple[LLMManager, list[Any]]:
+def _manager(sim: Any, store: StateStore) -> tuple[LLMManager, list[Any]]:
     data = {"providers": {"primary": {"type": "openai", "api_key": "sk-test-primary-xxxxxxxxxxxx",
                                       "base_url": sim.openai_base_url, "model": "model-primary"},
                           "backup": {"type": "openai", "api_key": "sk-test-backup-xxxxxxxxxxxxx",
@@ -39,3 +40,20 @@ async def test_an_open_circuit_in_one_manager_keeps_the_other_away(sim: Any) -> 
     for manager, chain in ((first, first_chain), (second, second_chain)):
         await manager.cleanup()
         await close_middleware(chain)
+
+
+async def test_the_opening_travels_through_redis(sim: Any, redis_server: str, redis_prefix: str) -> None:
+    # Two stores on one Redis server: as two processes would see it.
+    first_store, second_store = RedisStore(redis_server, prefix=redis_prefix), RedisStore(redis_server,
+                                                                                           prefix=redis_prefix)
+    first, first_chain = _manager(sim, first_store)
+    second, second_chain = _manager(sim, second_store)
+    sim.fault("openai", Fault.server_error(), model="model-primary", times=1)
+    assert (await first.chat("hi")).deployment == "backup"
+    sim.reset()
+    assert (await second.chat("hi")).deployment == "backup"
+    assert [r.body["model"] for r in sim.requests] == ["model-backup"]
+    for manager, chain, store in ((first, first_chain, first_store), (second, second_chain, second_store)):
+        await manager.cleanup()
+        await close_middleware(chain)
+        await store.close()
