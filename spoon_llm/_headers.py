@@ -6,7 +6,7 @@ import email.utils
 import time
 from collections.abc import Mapping
 
-__all__ = ["parse_retry_after", "rate_limit_headers"]
+__all__ = ["pacing_headers", "parse_retry_after", "rate_limit_headers"]
 
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "x-should-retry")
 
@@ -45,3 +45,26 @@ def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     if not headers:
         return {}
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATE_LIMIT_PREFIXES)}
+
+
+# Present on successful answers of vendors that report their limits (OpenAI-compatible, Anthropic).
+_PACING_MARKERS = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-remaining",
+)
+
+
+def pacing_headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The rate-limit headers of a successful answer, or ``None`` when it carries none.
+
+    Cheap on the hot path: a few case-insensitive lookups first, the full scan only when the vendor reports limits.
+    """
+    if not headers:
+        return None
+    for marker in _PACING_MARKERS:
+        if marker in headers:
+            return rate_limit_headers(headers)
+    return None

@@ -56,6 +56,7 @@ from typing import Any, ClassVar
 
 import httpx2
 
+from .._headers import pacing_headers
 from ..config.models import ProviderConfig
 from ..errors import (
     ConfigurationError,
@@ -367,7 +368,7 @@ class OpenAICompatibleProvider(BaseProvider):
 
     async def _post_json(
         self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any
-    ) -> tuple[dict[str, Any], str | None, float]:
+    ) -> tuple[dict[str, Any], str | None, float, dict[str, str] | None]:
         payload = _encode(body, self._label)
         transport = self._transport
         assert transport is not None
@@ -384,7 +385,7 @@ class OpenAICompatibleProvider(BaseProvider):
             code = data["error"].get("code") if isinstance(data["error"], dict) else None
             raise error_from_body(code if isinstance(code, int) else None, data, provider=self._label, model=model,
                                   headers=response_headers, request_id=request_id)
-        return data, request_id, duration
+        return data, request_id, duration, pacing_headers(response_headers)
 
     def _stream_failure(self, exc: Exception, decoder: ChatStreamDecoder, model: str) -> Exception:
         """Our error for what reading a stream raised; after content reached the caller, an interruption."""
@@ -425,6 +426,9 @@ class OpenAICompatibleProvider(BaseProvider):
         """Decode one streamed answer, whichever transport read it: SSE framing, one JSON decode per event."""
         if decoder.acc.request_id is None:
             decoder.acc.request_id = response.headers.get("x-request-id")
+        pacing = pacing_headers(response.headers)
+        if pacing:
+            decoder.acc.metadata["rate_limit_headers"] = pacing
         if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
             try:
                 content = await response.aread()
@@ -505,9 +509,11 @@ class OpenAICompatibleProvider(BaseProvider):
     async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
         """Send a conversation (``Message`` objects, dicts, or a string) and return the complete answer."""
         model, body, headers, timeout = await self._chat_request(messages, kwargs, stream=False)
-        data, request_id, duration = await self._post_json("chat/completions", body, model, headers, timeout)
+        data, request_id, duration, pacing = await self._post_json("chat/completions", body, model, headers, timeout)
         response = parse_chat_completion(data, provider=self._label, model=model, request_id=request_id,
                                          duration=duration)
+        if pacing:
+            response.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
         return self._finish(response)
 
     def chat_stream(
@@ -585,7 +591,7 @@ class OpenAICompatibleProvider(BaseProvider):
         timeout = kwargs.pop("timeout", None)
         self._merge_extra_body(kwargs)
         body = build_completion_body(prompt, model, kwargs, defaults=self._defaults)
-        data, request_id, duration = await self._post_json("completions", body, model, headers, timeout)
+        data, request_id, duration, _ = await self._post_json("completions", body, model, headers, timeout)
         return self._finish(parse_text_completion(data, provider=self._label, model=model, request_id=request_id,
                                                   duration=duration))
 
@@ -664,7 +670,7 @@ class OpenAICompatibleProvider(BaseProvider):
         self, texts: str | list[str], model: str, params: Mapping[str, Any], headers: Any, timeout: Any
     ) -> EmbeddingResponse:
         body = build_embedding_body(texts, model, params, dialect=self._dialect)
-        data, request_id, _ = await self._post_json("embeddings", body, model, headers, timeout)
+        data, request_id, _, _ = await self._post_json("embeddings", body, model, headers, timeout)
         response = parse_embeddings(data, provider=self._label, model=model, request_id=request_id)
         count = 1 if isinstance(texts, str) else len(texts)
         if len(response.embeddings) != count:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError
 from ...interface import ProviderCapability
 from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
@@ -224,14 +225,21 @@ class AnthropicProvider(DualTransportProvider):
         started = time.perf_counter()
         body, call = self._prepare(messages, kwargs)
         data, headers = await self._exchange("POST", _MESSAGES, body, call)
-        return decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
-                              model=call.model, started=started)
+        answer = decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
+                                model=call.model, started=started)
+        pacing = pacing_headers(headers)
+        if pacing:
+            answer.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
+        return answer
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call = self._prepare(messages, kwargs, stream=True)
         response = await self._open_stream(body, call)
         acc = StreamAccumulator(PROVIDER, call.model)
         acc.request_id = response.headers.get("request-id")
+        pacing = pacing_headers(response.headers)
+        if pacing:
+            acc.metadata["rate_limit_headers"] = pacing
         decoder = StreamDecoder(acc)
         parser = SSEParser()
         chunks = response.aiter_bytes()
