@@ -486,6 +486,9 @@ class EmbeddingResponse(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     request_id: str | None = None
     duration: float = 0.0
+    deployment: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    fallback_path: list[str] = Field(default_factory=list)
 
     @property
     def dimensions(self) -> int:

@@ -147,3 +147,13 @@ async def test_keys_never_appear_in_errors_or_status(sim, make_manager, keys, ke
         assert all(key not in text for text in texts)
     assert sim.last_request("openai").headers["authorization"] == "Bearer " + key_suffix("backup")
     await manager.cleanup()
+
+
+async def test_embeddings_through_the_manager_carry_the_attempt_trace(sim, make_manager):
+    manager = make_manager({"primary": {"model": "text-embedding-3-small"}}, retry={"max_retries": 1})
+    sim.fault("openai", Fault.unavailable(), endpoint="embeddings", times=1)
+    response = await manager.embed(["a", "b"])
+    assert len(response.embeddings) == 2 and response.dimensions > 0
+    assert [a.error_type for a in response.attempts] == ["ServiceUnavailableError", None]
+    assert response.deployment == "primary"
+    await manager.cleanup()
