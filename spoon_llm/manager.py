@@ -118,7 +118,7 @@ class LLMManager:
         if strategy is not None:
             self.router.balancer = Balancer(strategy)
         self._request_timeout = self.config_manager.config.request_timeout
-        self._stats = {"requests": 0, "successes": 0, "failures": 0, "fallbacks": 0, "retries": 0,
+        self._stats = {"requests": 0, "successes": 0, "failures": 0, "cancelled": 0, "fallbacks": 0, "retries": 0,
                        "inflight": 0, "peak_inflight": 0}
         self._health_monitor: HealthMonitor | None = None
         self._sync: SyncLLMManager | None = None
@@ -233,6 +233,13 @@ class LLMManager:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
                            attempt=len(run.attempts), latency=time.perf_counter() - started,
                            data={"attempts": run.attempts})
+            raise
+        except asyncio.CancelledError:
+            stats["cancelled"] += 1
+            if "request_end" in self.events.kinds:  # observers close what they opened for this request
+                self._emit("request_end", request_id, operation, success=False, tags=tags,
+                           attempt=len(run.attempts), latency=time.perf_counter() - started,
+                           data={"attempts": run.attempts, "cancelled": True})
             raise
         finally:
             stats["inflight"] -= 1
@@ -674,7 +681,7 @@ class LLMManager:
     # -- status ---------------------------------------------------------------------------------------------
 
     def get_stats(self) -> dict[str, Any]:
-        """Request counters: requests, successes, failures, fallbacks, retries, inflight and peak_inflight."""
+        """Request counters: requests, successes, failures, cancelled, fallbacks, retries, inflight, peak_inflight."""
         return dict(self._stats)
 
     def get_provider_status(self) -> dict[str, dict[str, Any]]:

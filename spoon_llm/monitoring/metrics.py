@@ -289,8 +289,11 @@ class MetricsCollector:
     def _end_request(self, event: Event, cost: float | None) -> None:
         # Called with the lock held.
         error, chunks = event.error, event.chunk_count
-        self._requests.add(event.latency or 0.0, None if error is None else type(error).__name__, 0, 0, 0,
-                           event.timestamp)
+        if error is not None:
+            outcome: str | None = type(error).__name__
+        else:
+            outcome = "Cancelled" if event.success is False else None  # cancelled by the caller
+        self._requests.add(event.latency or 0.0, outcome, 0, 0, 0, event.timestamp)
         operations = self._operations
         operations[event.operation] = operations.get(event.operation, 0) + 1
         if chunks is not None:

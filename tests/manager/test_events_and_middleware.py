@@ -104,3 +104,21 @@ async def test_budget_refusal_stops_the_request(sim, make_manager):
     with pytest.raises(BudgetExceededError):
         await manager.chat("hi")
     assert sim.requests == []
+
+
+async def test_a_cancelled_request_still_ends_for_observers(sim, make_manager):
+    import asyncio
+
+    manager = make_manager(TWO)
+    events = []
+    manager.add_observer(events.append)
+    sim.fault("openai", Fault.slow(5), times=1)
+    task = asyncio.ensure_future(manager.chat("hi"))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    end = events[-1]
+    assert end.kind == "request_end" and end.success is False and end.data["cancelled"] is True
+    assert manager.get_stats()["cancelled"] == 1 and manager.get_stats()["inflight"] == 0
+    await manager.cleanup()
