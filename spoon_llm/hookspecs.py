@@ -57,5 +57,9 @@ class SpoonLLMHookSpecs:
         """
 
     @hookspec
-    def spoon_llm_register_models(self, register: Any) -> None:
-        """Register model aliases as ``register(alias, provider, model)`` (optional)."""
+    def spoon_llm_register_observers(self, register: Any) -> None:
+        """Subscribe request-lifecycle observers to every new ``LLMManager``: call ``register(observer)``.
+
+        Called once per manager when it is built (never per request); an observer is an object with
+        ``on_event(event)`` (optionally ``event_kinds``) or a callable taking the event.
+        """

@@ -113,6 +113,7 @@ class LLMManager:
         self._middleware: list[Middleware] = list(middleware)
         for observer in observers:
             self.events.add(observer)
+        self._plugin_observers()
         self.router = Router(self.config_manager, self.registry, self._new_circuit)
         strategy = load_balancing or self.config_manager.config.load_balancing
         if strategy is not None:
@@ -131,6 +132,22 @@ class LLMManager:
                                        data={"old": old.value, "new": new.value}))
 
         return CircuitBreaker(on_change=changed, **self._circuit_settings)
+
+    def _plugin_observers(self) -> None:
+        """Observers that installed plugins subscribe through the ``spoon_llm_register_observers`` hook."""
+        registry = self.registry
+        registry.list_providers()  # loads the plugins once
+        hook = registry.plugin_manager.hook.spoon_llm_register_observers
+        for impl in hook.get_hookimpls():
+            try:
+                impl.function(register=self.events.add)
+            except Exception as exc:  # a broken plugin must not break the manager
+                import warnings
+
+                from .registry import PluginLoadWarning
+
+                warnings.warn(f"spoon-llm plugin {impl.plugin_name!r} failed to register observers: {exc!r}",
+                              PluginLoadWarning, stacklevel=3)
 
     def add_observer(self, observer: Any) -> None:
         """Subscribe to request lifecycle events (an object with ``on_event(event)`` or a callable)."""
