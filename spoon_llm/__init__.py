@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigurationManager, ProviderConfig
 from .errors import (
     AuthenticationError,
     BudgetExceededError,
@@ -35,33 +34,81 @@ from .errors import (
     TokenLimitError,
     ValidationError,
 )
-from .hookspecs import hookimpl
-from .interface import LLMProviderInterface, ProviderCapability, ProviderMetadata
-from .registry import LLMProviderRegistry, get_global_registry, register_provider, reset_global_registry
-from .types import (
-    Attempt,
-    CostInfo,
-    DocumentPart,
-    EmbeddingResponse,
-    FinishReason,
-    FunctionCall,
-    ImagePart,
-    LLMResponse,
-    LLMResponseChunk,
-    Message,
-    TextPart,
-    TokenUsage,
-    ToolCall,
-    ToolSpec,
-)
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .manager import LLMManager, get_llm_manager, set_llm_manager
+    from .config import (
+        ConfigurationManager,
+        ProviderConfig,
+    )
+    from .hookspecs import (
+        hookimpl,
+    )
+    from .interface import (
+        LLMProviderInterface,
+        ProviderCapability,
+        ProviderMetadata,
+    )
+    from .manager import (
+        LLMManager,
+        get_llm_manager,
+        set_llm_manager,
+    )
+    from .registry import (
+        LLMProviderRegistry,
+        get_global_registry,
+        register_provider,
+        reset_global_registry,
+    )
+    from .types import (
+        Attempt,
+        CostInfo,
+        DocumentPart,
+        EmbeddingResponse,
+        FinishReason,
+        FunctionCall,
+        ImagePart,
+        LLMResponse,
+        LLMResponseChunk,
+        Message,
+        TextPart,
+        TokenUsage,
+        ToolCall,
+        ToolSpec,
+    )
 
-# The manager pulls in asyncio and the routing machinery: load it on first use, not at import.
-_LAZY = {"LLMManager": ".manager", "get_llm_manager": ".manager", "set_llm_manager": ".manager"}
+# Everything but the error tree loads on first use (PEP 562): ``import spoon_llm`` stays almost free, and what a
+# program touches (types and pydantic, configuration, the manager and asyncio) is paid for when it touches it.
+_LAZY = {
+    "ConfigurationManager": ".config",
+    "ProviderConfig": ".config",
+    "hookimpl": ".hookspecs",
+    "LLMProviderInterface": ".interface",
+    "ProviderCapability": ".interface",
+    "ProviderMetadata": ".interface",
+    "LLMProviderRegistry": ".registry",
+    "get_global_registry": ".registry",
+    "register_provider": ".registry",
+    "reset_global_registry": ".registry",
+    "Attempt": ".types",
+    "CostInfo": ".types",
+    "DocumentPart": ".types",
+    "EmbeddingResponse": ".types",
+    "FinishReason": ".types",
+    "FunctionCall": ".types",
+    "ImagePart": ".types",
+    "LLMResponse": ".types",
+    "LLMResponseChunk": ".types",
+    "Message": ".types",
+    "TextPart": ".types",
+    "TokenUsage": ".types",
+    "ToolCall": ".types",
+    "ToolSpec": ".types",
+    "LLMManager": ".manager",
+    "get_llm_manager": ".manager",
+    "set_llm_manager": ".manager",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -71,8 +118,13 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
+    globals()[name] = value  # later lookups skip __getattr__
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Attempt",
