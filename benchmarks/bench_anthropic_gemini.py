@@ -19,18 +19,13 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CLIENTS, RequestFn, Result, Target, run_benchmark  # noqa: E402
+from harness import CLIENTS, RequestFn, Result, Target, run_benchmark, spoon_requests  # noqa: E402
 
 ANTHROPIC_MODEL = "claude-sonnet-4-6"
 GEMINI_MODEL = "gemini-2.5-flash"
-
-
-async def _drain(provider: Any, messages: list[dict[str, str]], **kwargs: Any) -> object:
-    return [chunk async for chunk in provider.chat_stream(messages, **kwargs)]
 
 
 @contextlib.asynccontextmanager
@@ -42,16 +37,8 @@ async def spoon_anthropic(target: Target) -> AsyncIterator[RequestFn]:
     await provider.initialize({"api_key": "sk-ant-bench", "base_url": target.anthropic_base_url,
                                "model": target.model_or(ANTHROPIC_MODEL), "max_connections": 1000,
                                "max_keepalive_connections": 1000})
-    messages = list(target.messages)
-
-    async def call() -> object:
-        return await provider.chat(messages, max_tokens=target.max_tokens)
-
-    async def call_stream() -> object:
-        return await _drain(provider, messages, max_tokens=target.max_tokens)
-
     try:
-        yield call_stream if target.stream else call
+        yield spoon_requests(target, provider, max_tokens=target.max_tokens)
     finally:
         await provider.cleanup()
 
@@ -66,16 +53,9 @@ async def spoon_gemini(target: Target) -> AsyncIterator[RequestFn]:
                                "model": target.model_or(GEMINI_MODEL), "api_version": "v1",
                                "max_connections": 1000, "max_keepalive_connections": 1000})
     # The SDK baseline sends the prompt as one user turn; so do we.
-    messages = [{"role": "user", "content": " ".join(m["content"] for m in target.messages if m["role"] == "user")}]
-
-    async def call() -> object:
-        return await provider.chat(messages)
-
-    async def call_stream() -> object:
-        return await _drain(provider, messages)
-
+    prompt = " ".join(m["content"] for m in target.messages if m["role"] == "user")
     try:
-        yield call_stream if target.stream else call
+        yield spoon_requests(target, provider, [{"role": "user", "content": prompt}])
     finally:
         await provider.cleanup()
 

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CLIENTS, RequestFn, Target, run_benchmark, start_simulator  # noqa: E402
+from harness import CLIENTS, RequestFn, Target, run_benchmark, spoon_requests, start_simulator  # noqa: E402
 
 KEY = "bench-manager-key"
 
@@ -45,16 +45,8 @@ async def spoon_provider(target: Target) -> AsyncIterator[RequestFn]:
 
     provider = OpenAIProvider()
     await provider.initialize(_config(target).load_provider_config("openai"))
-    messages = list(target.messages)
-
-    async def call() -> object:
-        return await provider.chat(messages)
-
-    async def call_stream() -> object:
-        return [chunk async for chunk in provider.chat_stream(messages)]
-
     try:
-        yield call_stream if target.stream else call
+        yield spoon_requests(target, provider)
     finally:
         await provider.cleanup()
 
@@ -65,16 +57,8 @@ async def spoon_manager(target: Target) -> AsyncIterator[RequestFn]:
     from spoon_llm.manager import LLMManager
 
     manager = LLMManager(_config(target), middleware=[])
-    messages = list(target.messages)
-
-    async def call() -> object:
-        return await manager.chat(messages)
-
-    async def call_stream() -> object:
-        return [chunk async for chunk in manager.chat_stream(messages)]
-
     try:
-        yield call_stream if target.stream else call
+        yield spoon_requests(target, manager)
     finally:
         await manager.cleanup()
 

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import RequestFn, Target, run_benchmark, start_simulator  # noqa: E402
+from harness import RequestFn, Target, run_benchmark, spoon_requests, start_simulator  # noqa: E402
 
 KEY = "bench-economics-key"
 MODEL = "gpt-4o-mini"
@@ -52,16 +52,8 @@ async def _manager(target: Target, economics: bool) -> AsyncIterator[RequestFn]:
     config = _config(target.openai_base_url, economics)
     chain = build_middleware(config) if economics else []
     manager = LLMManager(config, middleware=chain)
-    messages = list(target.messages)
-
-    async def call() -> object:
-        return await manager.chat(messages, tags={"user": "bench"})
-
-    async def call_stream() -> object:
-        return [chunk async for chunk in manager.chat_stream(messages, tags={"user": "bench"})]
-
     try:
-        yield call_stream if target.stream else call
+        yield spoon_requests(target, manager, tags={"user": "bench"})
     finally:
         await manager.cleanup()
         await close_middleware(chain)

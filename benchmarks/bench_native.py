@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CLIENTS, RequestFn, Result, Target, run_benchmark  # noqa: E402
+from harness import CLIENTS, RequestFn, Result, Target, run_benchmark, spoon_requests  # noqa: E402
 
 KEYS = {"openai": "sk-bench-native-00000000", "anthropic": "sk-ant-bench-native-0000",
         "gemini": "AIzaSyBENCH0000000000000000"}
@@ -137,16 +137,8 @@ def spoon_provider(vendor: str, transport: str) -> Factory:
 
         registry = LLMProviderRegistry(load_plugins=False)
         provider = await registry.get_initialized_provider(vendor, _provider_config(vendor, target, transport))
-        messages = list(target.messages)
-
-        async def call() -> object:
-            return await provider.chat(messages)
-
-        async def call_stream() -> object:
-            return [chunk async for chunk in provider.chat_stream(messages)]
-
         try:
-            yield call_stream if target.stream else call
+            yield spoon_requests(target, provider)
         finally:
             await provider.cleanup()
 
@@ -163,16 +155,8 @@ def spoon_manager(vendor: str, transport: str) -> Factory:
 
         config = ConfigurationManager({"providers": {vendor: _provider_config(vendor, target, transport)}}, env={})
         manager = LLMManager(config)
-        messages = list(target.messages)
-
-        async def call() -> object:
-            return await manager.chat(messages)
-
-        async def call_stream() -> object:
-            return [chunk async for chunk in manager.chat_stream(messages)]
-
         try:
-            yield call_stream if target.stream else call
+            yield spoon_requests(target, manager)
         finally:
             await manager.cleanup()
 

@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ClientFactory, RequestFn, Result, Target, run_benchmark, start_simulator  # noqa: E402
+from harness import ClientFactory, RequestFn, Result, Target, run_benchmark, spoon_requests, start_simulator  # noqa: E402
 
 KEY = "bench-observability-key"
 
@@ -61,16 +61,8 @@ def _manager_client(attach: Callable[[Any], None] | None) -> ClientFactory:
         manager = LLMManager(_config(target))
         if attach is not None:
             attach(manager)
-        messages = list(target.messages)
-
-        async def call() -> object:
-            return await manager.chat(messages)
-
-        async def call_stream() -> object:
-            return [chunk async for chunk in manager.chat_stream(messages)]
-
         try:
-            yield call_stream if target.stream else call
+            yield spoon_requests(target, manager)
         finally:
             await manager.cleanup()
 

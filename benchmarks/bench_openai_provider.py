@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CLIENTS, RequestFn, Result, Target, run_benchmark  # noqa: E402
+from harness import CLIENTS, RequestFn, Result, Target, run_benchmark, spoon_requests  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 
@@ -65,16 +65,8 @@ def _spoon(transport: str) -> Any:
         await provider.initialize({"api_key": "sk-bench-key-000000", "base_url": target.openai_base_url,
                                    "model": MODEL, "transport": transport, "max_connections": 1000,
                                    "max_keepalive_connections": 1000})
-        messages = list(target.messages)
-
-        async def call() -> object:
-            return await provider.chat(messages)
-
-        async def call_stream() -> object:
-            return [chunk async for chunk in provider.chat_stream(messages)]
-
         try:
-            yield call_stream if target.stream else call
+            yield spoon_requests(target, provider)
         finally:
             await provider.cleanup()
 

@@ -56,6 +56,20 @@ ClientFactory = Callable[["Target"], AbstractAsyncContextManager[RequestFn]]
 DEFAULT_MESSAGES: tuple[dict[str, str], ...] = ({"role": "user", "content": "Write one sentence about benchmarks."},)
 
 
+def spoon_requests(target: Target, chatter: Any, messages: Sequence[Any] | None = None, **kwargs: Any) -> RequestFn:
+    """The request function for a spoon-llm provider or manager: one ``chat``, or one whole ``chat_stream``."""
+    conversation = list(target.messages if messages is None else messages)
+
+    async def call() -> object:
+        return await chatter.chat(conversation, **kwargs)
+
+    async def call_stream() -> object:
+        return [chunk async for chunk in chatter.chat_stream(conversation, **kwargs)]
+
+    return call_stream if target.stream else call
+
+
+
 # --------------------------------------------------------------------------------------------
 # The simulator process
 
