@@ -68,6 +68,7 @@ from ..errors import (
     register_secret,
 )
 from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ..streaming import collect_stream
 from ..transport import NativeSettings, SSEParser, dumps, load_native, loads, resolve_transport
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
 from ._builtin import BUILTIN_PROVIDERS
@@ -541,22 +542,11 @@ class OpenAICompatibleProvider(BaseProvider):
 
     async def collect(self, stream: AsyncIterator[LLMResponseChunk]) -> LLMResponse:
         """Consume a stream from :meth:`chat_stream` and return it as one :class:`LLMResponse`."""
-        start = time.perf_counter()
-        final: LLMResponseChunk | None = None
-        reasoning: list[str] = []
-        async for chunk in stream:
-            if chunk.reasoning_delta:
-                reasoning.append(chunk.reasoning_delta)
-            final = chunk
-        if final is None:
-            raise ResponseParsingError("the stream ended without any chunk", provider=self._label)
-        return self._finish(LLMResponse(
-            content=final.content, provider=final.provider, model=final.model, finish_reason=final.finish_reason,
-            native_finish_reason=final.native_finish_reason, tool_calls=final.tool_calls, usage=final.usage,
-            reasoning="".join(reasoning) or None, refusal=final.metadata.get("refusal"), metadata=final.metadata,
-            request_id=final.request_id,
-            duration=time.perf_counter() - start,
-        ))
+        try:
+            response = await collect_stream(stream)
+        except ResponseParsingError as exc:
+            raise ResponseParsingError(exc.message, provider=self._label) from None
+        return self._finish(response)
 
     @staticmethod
     async def _with_callbacks(

@@ -68,3 +68,22 @@ async def test_stream_callbacks_see_every_chunk(sim, make_manager):
                                                                async_callback]))
     assert len(seen) == 2 * len(chunks)
     await manager.cleanup()
+
+
+async def test_collect_stream_folds_a_manager_stream_into_one_response(sim, make_manager):
+    from spoon_llm.errors import ResponseParsingError
+    from spoon_llm.streaming import collect_stream
+
+    manager = make_manager(TWO)
+    response = await collect_stream(manager.chat_stream("fold me"))
+    assert response.content == "Simulated reply to: fold me"
+    assert response.finish_reason == "stop" and response.usage.output_tokens > 0
+    assert response.metadata["deployment"] == "primary"
+
+    async def nothing():
+        return
+        yield  # an async generator that yields no chunk
+
+    with pytest.raises(ResponseParsingError, match="without any chunk"):
+        await collect_stream(nothing())
+    await manager.cleanup()

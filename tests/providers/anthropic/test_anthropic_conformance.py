@@ -16,15 +16,17 @@ Known request differences, documented rather than hidden:
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spoon_llm.errors import ProviderError, error_for_status
+from spoon_llm.streaming import collect_stream
 from spoon_llm.testing import ProviderSimulator, find_conformance_dir
 from spoon_llm.testing._replay import ConformanceCase
-from spoon_llm.types import DocumentPart, ImagePart, LLMResponse, Message, TextPart, ToolCall
+from spoon_llm.types import DocumentPart, ImagePart, LLMResponse, LLMResponseChunk, Message, TextPart, ToolCall
 
 pytestmark = pytest.mark.conformance
 
@@ -177,20 +179,14 @@ async def _run(provider: Any, case: ConformanceCase, messages: list[Message], kw
     if not case.request["body"].get("stream"):
         return await provider.chat(messages, **kwargs), None
     deltas: list[str] = []
-    thinking: list[str] = []
-    final = None
-    async for chunk in provider.chat_stream(messages, **kwargs):
-        if chunk.kind == "text":
-            deltas.append(chunk.delta)
-        elif chunk.kind == "reasoning":
-            thinking.append(chunk.reasoning_delta)
-        elif chunk.kind == "final":
-            final = chunk
-    assert final is not None
-    response = LLMResponse(content=final.content, finish_reason=final.finish_reason,
-                           native_finish_reason=final.native_finish_reason, tool_calls=final.tool_calls,
-                           usage=final.usage, metadata=final.metadata, reasoning="".join(thinking) or None)
-    return response, deltas
+
+    async def tap() -> AsyncIterator[LLMResponseChunk]:
+        async for chunk in provider.chat_stream(messages, **kwargs):
+            if chunk.kind == "text":
+                deltas.append(chunk.delta)
+            yield chunk
+
+    return await collect_stream(tap()), deltas
 
 
 def check_response(response: LLMResponse, expected: dict[str, Any], deltas: list[str] | None) -> None:
