@@ -8,8 +8,6 @@ chunks), ``health_check``, ``_close`` and ``get_metadata``; ``completion`` and `
 from __future__ import annotations
 
 import inspect
-import os
-import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -183,14 +181,6 @@ class BaseProvider(LLMProviderInterface):
             requires_api_key=self.requires_api_key,
             available_models=list(self.config.models),
         )
-
-    @staticmethod
-    def _now() -> float:
-        return time.perf_counter()
-
-    @staticmethod
-    def _env(name: str) -> str | None:
-        return os.environ.get(name) or None
 
     def __repr__(self) -> str:
         # Never show the key: only what identifies the deployment.
