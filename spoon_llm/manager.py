@@ -206,13 +206,17 @@ class LLMManager:
         if ctx is None:
             return
         for middleware in self._middleware:
-            await middleware.before_attempt(ctx)
+            pending = middleware.before_attempt(ctx)
+            if pending is not None:
+                await pending
             passed.append(middleware)
 
     @staticmethod
     async def _after(ctx: AttemptContext | None, passed: list[Middleware], **outcome: Any) -> None:
         for middleware in reversed(passed):
-            await middleware.after_attempt(ctx, **outcome)  # type: ignore[arg-type]
+            pending = middleware.after_attempt(ctx, **outcome)  # type: ignore[arg-type]
+            if pending is not None:
+                await pending
 
     def _context(self, request_id: str, operation: str, slot: Slot, messages: Sequence[Any] | None,
                  call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,22 +62,39 @@ class Middleware:
     ``BudgetExceededError`` stops the request. ``after_attempt`` runs once per attempt that passed
     ``before_attempt``, with the usage of the answer (for streams, the usage of the final chunk) or the error.
     Middleware runs in list order before, and in reverse order after.
+
+    A hook may be a coroutine function (``async def``) or a plain function that returns ``None`` when it has
+    nothing to wait for, or an awaitable when it does: the manager awaits only what is returned. Plain hooks
+    keep the request path free of an extra coroutine per hook, which matters at thousands of requests a second::
+
+        class CountRequests(Middleware):
+            name = "count"
+
+            def before_attempt(self, ctx):
+                self.count += 1          # nothing to await: return None
+
+            async def after_attempt(self, ctx, *, response=None, usage=None, error=None):
+                await asyncio.sleep(0)   # coroutine hooks work too
+
+    Hooks a subclass does not override are never called.
     """
 
     name: str = "middleware"
 
-    async def before_attempt(self, ctx: AttemptContext) -> None:
-        """Called before the provider is called."""
+    def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Called before the provider is called; return ``None`` or an awaitable to wait for."""
+        return None
 
-    async def after_attempt(
+    def after_attempt(
         self,
         ctx: AttemptContext,
         *,
         response: Any = None,
         usage: TokenUsage | None = None,
         error: LLMError | None = None,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Called after the attempt ended (``response`` or ``error`` is set; ``usage`` when known)."""
+        return None
 
     def status(self) -> dict[str, Any]:
         """What ``manager.get_status()`` shows for this middleware."""
