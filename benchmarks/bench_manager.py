@@ -3,6 +3,9 @@
 Part 1 (harness, side by side, one run): CPU per request of the raw SDK, our OpenAI provider, and
 ``LLMManager.chat`` / ``chat_stream`` over that provider, at each concurrency.
 
+Part 1b: the provider alone and the manager over it in alternating rounds in one process (``--rounds``), the
+median of each: the manager's own cost is a few microseconds, below the run-to-run noise of part 1.
+
 Part 2: ``batch_chat`` of N requests at concurrency C against ``asyncio.gather`` + a semaphore over raw
 ``AsyncOpenAI``, same simulator process, wall-clock throughput.
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +26,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CLIENTS, RequestFn, Target, run_benchmark, spoon_requests, start_simulator  # noqa: E402
+from harness import (  # noqa: E402
+    CLIENTS,
+    RequestFn,
+    Target,
+    run_benchmark,
+    run_interleaved,
+    spoon_requests,
+    start_simulator,
+)
 
 KEY = "bench-manager-key"
 
@@ -104,15 +116,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--batch-concurrency", type=int, default=256)
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds of part 1b (0 skips it)")
     args = parser.parse_args()
     levels = [int(c) for c in args.c.split(",")]
+    operation = "chat_stream" if args.stream else "chat"
     clients = {"openai_sdk": CLIENTS["openai_sdk"], "spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
     results = run_benchmark(clients, n=args.n, concurrency=levels, stream=args.stream, baseline="spoon_provider")
     by_key = {(r.client, r.concurrency): r for r in results}
     for c in levels:
         provider, manager = by_key[("spoon_provider", c)], by_key[("spoon_manager", c)]
-        print(f"c={c}: manager.chat{'_stream' if args.stream else ''} CPU/request = "
-              f"{manager.cpu_us_per_req / provider.cpu_us_per_req:.3f}x the provider alone")
+        print(f"c={c}: manager.{operation} CPU/request = "
+              f"{manager.cpu_us_per_req / provider.cpu_us_per_req:.3f}x the provider alone (separate processes)")
+    if args.rounds:
+        pair = {"spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
+        rounds = run_interleaved(pair, n=args.n, concurrency=levels, rounds=args.rounds, stream=args.stream)
+        for c in levels:
+            provider_us = statistics.median(rounds[("spoon_provider", c)])
+            manager_us = statistics.median(rounds[("spoon_manager", c)])
+            print(f"c={c}: interleaved, {args.rounds} rounds of {args.n}: provider {provider_us:.1f} us, "
+                  f"manager.{operation} {manager_us:.1f} us CPU/request (medians) = {manager_us / provider_us:.3f}x")
     if args.skip_batch:
         return
     with start_simulator() as sim:

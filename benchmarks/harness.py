@@ -461,6 +461,51 @@ def run_benchmark(
     return results
 
 
+async def _interleave(clients: Mapping[str, ClientFactory], target: Target, n: int, concurrency: int, rounds: int,
+                      warmup: int) -> dict[str, list[float]]:
+    cpu: dict[str, list[float]] = {name: [] for name in clients}
+    async with contextlib.AsyncExitStack() as stack:
+        calls = {name: await stack.enter_async_context(factory(target)) for name, factory in clients.items()}
+        for call in calls.values():
+            await _drive(call, warmup, concurrency, None)
+        names = list(calls)
+        for index in range(rounds):
+            for name in names if index % 2 == 0 else reversed(names):  # neither always goes first
+                gc.collect()
+                started = time.process_time()
+                await _drive(calls[name], n, concurrency, None)
+                cpu[name].append((time.process_time() - started) / n * 1e6)
+    return cpu
+
+
+def run_interleaved(
+    clients: Mapping[str, ClientFactory],
+    n: int = 2000,
+    concurrency: int | Sequence[int] = (1, 64),
+    *,
+    rounds: int = 8,
+    stream: bool = False,
+    warmup: int = 500,
+    simulator: SimulatorProcess | None = None,
+) -> dict[tuple[str, int], list[float]]:
+    """CPU-us per request of ``clients`` in alternating rounds of ``n`` requests, all in one process.
+
+    Side-by-side runs in separate processes (:func:`run_benchmark`) are right for absolute figures, but a ratio
+    of a few percent drowns there in what differs between two runs: a full garbage collection more or less
+    (tens of ms each), CPU frequency, the neighbours' load. Here every client sees the same process, heap and
+    machine state, round after round; compare medians. Returns ``{(client, concurrency): [us per round]}``.
+    """
+    levels = [concurrency] if isinstance(concurrency, int) else list(concurrency)
+    out: dict[tuple[str, int], list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        sim = simulator or stack.enter_context(start_simulator())
+        target = Target(base_url=sim.base_url, stream=stream)
+        for c in levels:
+            for name, values in asyncio.run(_interleave(clients, target, n, c, rounds, warmup)).items():
+                out[(name, c)] = values
+    return out
+
+
 def format_table(results: Sequence[Result], baseline: str) -> str:
     """Render results as a fixed-width table with ratios to ``baseline``."""
     head = (

@@ -17,12 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
 from .errors import LLMError, StreamInterruptedError, TimeoutError
 from .events import Event, EventBus, EventKind, new_request_id
-from .interface import LLMProviderInterface, StreamCallback
+from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
 from .registry import LLMProviderRegistry, get_global_registry
 from .routing.attempts import RequestRun, Slot
@@ -31,6 +31,7 @@ from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
 from .routing.router import Router
 from .types import (
+    Attempt,
     EmbeddingResponse,
     LLMResponse,
     LLMResponseChunk,
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
-_T = TypeVar("_T")
+#: A bound middleware hook: returns ``None`` or an awaitable to wait for.
+_Hook = Callable[..., Awaitable[None] | None]
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
 
 if sys.version_info >= (3, 11):
@@ -111,6 +113,9 @@ class LLMManager:
 
             middleware = self._owned_middleware = build_middleware(self.config_manager, events=self.events)
         self._middleware: list[Middleware] = list(middleware)
+        self._chain: list[tuple[_Hook | None, _Hook | None]] = []
+        self._after_hooks: list[_Hook] = []
+        self._rebuild_chain()
         for observer in observers:
             self.events.add(observer)
         self._plugin_observers()
@@ -160,6 +165,21 @@ class LLMManager:
     def add_middleware(self, middleware: Middleware) -> None:
         """Append a middleware to the attempt path (runs after those already present)."""
         self._middleware.append(middleware)
+        self._rebuild_chain()
+
+    def _rebuild_chain(self) -> None:
+        # Bound hooks, looked up once; hooks a middleware does not override are left out of the request path.
+        chain: list[tuple[_Hook | None, _Hook | None]] = []
+        for middleware in self._middleware:
+            kind = type(middleware)
+            before = getattr(kind, "before_attempt", None)
+            after = getattr(kind, "after_attempt", None)
+            chain.append((
+                None if before is None or before is Middleware.before_attempt else middleware.before_attempt,
+                None if after is None or after is Middleware.after_attempt else middleware.after_attempt,
+            ))
+        self._chain = chain
+        self._after_hooks = [after for _, after in reversed(chain) if after is not None]
 
     @property
     def middleware(self) -> list[Middleware]:
@@ -202,62 +222,142 @@ class LLMManager:
         self._emit(kind, request_id, operation, slot, error=error, attempt=len(run.attempts),
                    data={"reason": type(error).__name__})
 
-    async def _before(self, ctx: AttemptContext | None, passed: list[Middleware]) -> None:
-        if ctx is None:
-            return
-        for middleware in self._middleware:
-            pending = middleware.before_attempt(ctx)
-            if pending is not None:
-                await pending
-            passed.append(middleware)
+    def _count_retries(self, attempts: list[Attempt]) -> None:
+        # A helper, not inline: generator expressions in the request coroutine would give it closure cells.
+        first, last = attempts[0].deployment, attempts[-1].deployment
+        self._stats["retries"] += sum(1 for a in attempts[1:] if a.deployment == first)
+        if any(a.deployment != last for a in attempts):
+            self._stats["fallbacks"] += 1
 
-    @staticmethod
-    async def _after(ctx: AttemptContext | None, passed: list[Middleware], **outcome: Any) -> None:
-        for middleware in reversed(passed):
-            pending = middleware.after_attempt(ctx, **outcome)  # type: ignore[arg-type]
-            if pending is not None:
-                await pending
+    async def _after(self, ctx: AttemptContext | None, passed: int, **outcome: Any) -> None:
+        """Run the ``after_attempt`` hooks of the first ``passed`` middleware, in reverse order."""
+        if ctx is None or not passed:
+            return
+        for _, after in reversed(self._chain[:passed]):
+            if after is not None:
+                pending = after(ctx, **outcome)
+                if pending is not None:
+                    await pending
 
     def _context(self, request_id: str, operation: str, slot: Slot, messages: Sequence[Any] | None,
                  call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:
-        if not self._middleware:
+        if not self._chain:
             return None
         return AttemptContext(request_id, operation, slot.deployment, slot.model, messages, call, tags, attempt)
 
     async def _execute(
         self,
         operation: str,
-        invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
+        subject: Any,
         kwargs: dict[str, Any],
         provider: str | None,
         model: str | None,
         fallback: bool | Sequence[str] | None,
         deadline: float | None,
         messages: Sequence[Any] | None = None,
-    ) -> _T:
-        tags = kwargs.pop("tags", None)
-        run = self._start(provider, model, fallback, deadline)
-        request_id = new_request_id()
+        tools: Any = None,
+    ) -> Any:
+        """One request: ``instance.<operation>(subject[, tools], **kwargs)`` on each slot, until one answers.
+
+        This is the hot path of every non-streamed call; it is written flat (one coroutine, no per-attempt
+        closures or iterators) because what it allocates and awaits is most of the manager's cost per request.
+        """
+        tags = kwargs.pop("tags", None) if kwargs else None
+        run = RequestRun(self.router, self.policy, self.router.resolve(provider, model), fallback,
+                         deadline if deadline is not None else self._request_timeout)
+        events = self.events
+        kinds = events.kinds
+        chain = self._chain
+        request_id = new_request_id() if kinds or chain else ""
         stats = self._stats
         stats["requests"] += 1
-        stats["inflight"] += 1
-        if stats["inflight"] > stats["peak_inflight"]:
-            stats["peak_inflight"] = stats["inflight"]
+        inflight = stats["inflight"] = stats["inflight"] + 1
+        if inflight > stats["peak_inflight"]:
+            stats["peak_inflight"] = inflight
         started = time.perf_counter()
-        if "request_start" in self.events.kinds:
+        if "request_start" in kinds:
             self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
         try:
-            result = await self._attempt_all(run, invoke, kwargs, operation, request_id, messages, tags)
+            slot = run.first()
+            while slot is not None:
+                deployment = slot.deployment
+                call = kwargs if slot.model is None and slot.timeout is None else self._call_kwargs(slot, kwargs)
+                ctx = None if not chain else AttemptContext(
+                    request_id, operation, deployment, slot.model, messages, call, tags, len(run.attempts))
+                if "attempt_start" in kinds:
+                    self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
+                               waited=slot.waited)
+                passed = 0
+                deployment.inflight += 1
+                try:
+                    if ctx is not None:
+                        for before, _ in chain:  # inline, not a helper coroutine: one less per attempt
+                            if before is not None:
+                                pending = before(ctx)
+                                if pending is not None:
+                                    await pending
+                            passed += 1
+                    instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                    method = getattr(instance, operation)
+                    if slot.timeout is None:
+                        result = await (method(subject, **call) if tools is None else
+                                        method(subject, tools, **call))
+                    else:
+                        try:
+                            async with _timeout(slot.timeout):
+                                result = await (method(subject, **call) if tools is None else
+                                                method(subject, tools, **call))
+                        except asyncio.TimeoutError as exc:
+                            raise TimeoutError("request deadline reached during the call",
+                                               provider=deployment.provider_name, model=slot.model) from exc
+                except LLMError as exc:
+                    deployment.inflight -= 1
+                    if "attempt_end" in kinds:
+                        self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
+                                   attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
+                    try:
+                        # A refusal by our own middleware (local rate limit) says nothing about the deployment.
+                        run.failed(slot, exc, count_health=passed == len(chain))
+                    finally:
+                        # After the circuit has seen the failure, so middleware observes its new state.
+                        await self._after(ctx, passed, error=exc)
+                    if kinds & _NEXT_STEP_KINDS:
+                        self._emit_next_step(run, request_id, operation, slot, exc)
+                    slot = await run.next()
+                    continue
+                except BaseException:
+                    deployment.inflight -= 1
+                    deployment.circuit.release_probe()
+                    await self._after(ctx, passed)
+                    raise
+                deployment.inflight -= 1
+                attempt = run.succeeded(slot)
+                if ctx is not None:
+                    usage = getattr(result, "usage", None)
+                    for after in self._after_hooks:
+                        pending = after(ctx, response=result, usage=usage)
+                        if pending is not None:
+                            await pending
+                if "attempt_end" in kinds:
+                    self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
+                               latency=attempt.latency, usage=getattr(result, "usage", None))
+                attempts = run.attempts
+                if len(attempts) > 1:
+                    self._count_retries(attempts)
+                run.annotate(result, attempt)
+                break
+            else:
+                raise run.exhausted()
         except LLMError as exc:
             stats["failures"] += 1
-            if "request_end" in self.events.kinds:
+            if "request_end" in kinds:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
                            attempt=len(run.attempts), latency=time.perf_counter() - started,
                            data={"attempts": run.attempts})
             raise
         except asyncio.CancelledError:
             stats["cancelled"] += 1
-            if "request_end" in self.events.kinds:  # observers close what they opened for this request
+            if "request_end" in kinds:  # observers close what they opened for this request
                 self._emit("request_end", request_id, operation, success=False, tags=tags,
                            attempt=len(run.attempts), latency=time.perf_counter() - started,
                            data={"attempts": run.attempts, "cancelled": True})
@@ -265,10 +365,8 @@ class LLMManager:
         finally:
             stats["inflight"] -= 1
         stats["successes"] += 1
-        events = self.events
-        if "request_end" in events.kinds:
+        if "request_end" in kinds:
             # Built inline: this event is on every observed request's path.
-            attempts = run.attempts
             last = attempts[-1]
             cost = getattr(result, "cost", None)
             events.emit(Event(
@@ -278,72 +376,6 @@ class LLMManager:
                 {"attempts": attempts},
             ))
         return result
-
-    async def _attempt_all(
-        self,
-        run: RequestRun,
-        invoke: Callable[[LLMProviderInterface, dict[str, Any]], Awaitable[_T]],
-        kwargs: dict[str, Any],
-        operation: str,
-        request_id: str,
-        messages: Sequence[Any] | None,
-        tags: dict[str, str] | None,
-    ) -> _T:
-        stats = self._stats
-        events = self.events
-        async for slot in run:
-            deployment = slot.deployment
-            call = self._call_kwargs(slot, kwargs)
-            ctx = self._context(request_id, operation, slot, messages, call, tags, len(run.attempts))
-            passed: list[Middleware] = []
-            if "attempt_start" in events.kinds:
-                self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
-                           waited=slot.waited)
-            deployment.inflight += 1
-            try:
-                await self._before(ctx, passed)
-                instance = await deployment.provider(self.registry)
-                if slot.timeout is None:
-                    result = await invoke(instance, call)
-                else:
-                    try:
-                        async with _timeout(slot.timeout):
-                            result = await invoke(instance, call)
-                    except asyncio.TimeoutError as exc:
-                        raise TimeoutError("request deadline reached during the call",
-                                           provider=deployment.provider_name, model=slot.model) from exc
-            except LLMError as exc:
-                deployment.inflight -= 1
-                if "attempt_end" in events.kinds:
-                    self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
-                               attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
-                try:
-                    # A refusal by our own middleware (local rate limit) says nothing about the deployment's health.
-                    run.failed(slot, exc, count_health=len(passed) == len(self._middleware) or ctx is None)
-                finally:
-                    # After the circuit has seen the failure, so middleware observes its new state.
-                    await self._after(ctx, passed, error=exc)
-                if events.kinds & _NEXT_STEP_KINDS:
-                    self._emit_next_step(run, request_id, operation, slot, exc)
-                continue
-            except BaseException:
-                deployment.inflight -= 1
-                deployment.circuit.release_probe()
-                await self._after(ctx, passed)
-                raise
-            deployment.inflight -= 1
-            attempt = run.succeeded(slot)
-            await self._after(ctx, passed, response=result, usage=getattr(result, "usage", None))
-            if "attempt_end" in events.kinds:
-                self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
-                           latency=attempt.latency, usage=getattr(result, "usage", None))
-            if len(run.attempts) > 1:
-                stats["retries"] += sum(1 for a in run.attempts[1:] if a.deployment == run.attempts[0].deployment)
-                if any(a.deployment != attempt.deployment for a in run.attempts):
-                    stats["fallbacks"] += 1
-            run.annotate(result, attempt)
-            return result
-        raise run.exhausted()
 
     async def chat(
         self,
@@ -360,11 +392,9 @@ class LLMManager:
         ``tags={"user": ..., "team": ...}`` labels the request for cost tracking and metrics.
         """
         conversation = _as_list(messages)
-
-        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
-            return await instance.chat(conversation, **call)
-
-        return await self._execute("chat", invoke, kwargs, provider, model, fallback, deadline, conversation)
+        result: LLMResponse = await self._execute("chat", conversation, kwargs, provider, model, fallback,
+                                                  deadline, conversation)
+        return result
 
     async def chat_with_tools(
         self,
@@ -379,12 +409,9 @@ class LLMManager:
     ) -> LLMResponse:
         """Chat with tools the model may call; calls come back in ``response.tool_calls``."""
         conversation = _as_list(messages)
-
-        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
-            return await instance.chat_with_tools(conversation, tools, **call)
-
-        return await self._execute("chat_with_tools", invoke, kwargs, provider, model, fallback, deadline,
-                                   conversation)
+        result: LLMResponse = await self._execute("chat_with_tools", conversation, kwargs, provider, model,
+                                                  fallback, deadline, conversation, tools)
+        return result
 
     async def completion(
         self,
@@ -397,12 +424,9 @@ class LLMManager:
         **kwargs: Any,
     ) -> LLMResponse:
         """Complete a bare prompt."""
-
-        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> LLMResponse:
-            return await instance.completion(prompt, **call)
-
-        return await self._execute("completion", invoke, kwargs, provider, model, fallback, deadline,
-                                   [Message(role="user", content=prompt)])
+        result: LLMResponse = await self._execute("completion", prompt, kwargs, provider, model, fallback,
+                                                  deadline, [{"role": "user", "content": prompt}])
+        return result
 
     async def embed(
         self,
@@ -415,11 +439,9 @@ class LLMManager:
         **kwargs: Any,
     ) -> EmbeddingResponse:
         """Embed one text or a batch. Fallback is off by default: vectors of different models do not mix."""
-
-        async def invoke(instance: LLMProviderInterface, call: dict[str, Any]) -> EmbeddingResponse:
-            return await instance.embed(inputs, **call)
-
-        return await self._execute("embed", invoke, kwargs, provider, model, fallback, deadline)
+        result: EmbeddingResponse = await self._execute("embed", inputs, kwargs, provider, model, fallback,
+                                                        deadline)
+        return result
 
     async def chat_stream(
         self,
@@ -458,8 +480,10 @@ class LLMManager:
         stream_cost: float | None = None
         chunk_count = 0
         interrupted: LLMError | None = None
+        chain = self._chain
         try:
-            async for slot in run:
+            slot = run.first()
+            while slot is not None:
                 deployment = slot.deployment
                 deployment.inflight += 1
                 prefix = delivered
@@ -467,15 +491,22 @@ class LLMManager:
                     *conversation, Message(role="assistant", content=delivered)]
                 call = self._call_kwargs(slot, kwargs)
                 ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
-                passed: list[Middleware] = []
+                passed = 0
+                finished = False
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
                 if "attempt_start" in events.kinds:
                     self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
                                waited=slot.waited)
                 try:
-                    await self._before(ctx, passed)
-                    instance = await deployment.provider(self.registry)
+                    if ctx is not None:
+                        for before, _ in chain:
+                            if before is not None:
+                                pending = before(ctx)
+                                if pending is not None:
+                                    await pending
+                            passed += 1
+                    instance = deployment.ready_provider() or await deployment.provider(self.registry)
                     stream = instance.chat_stream(request, callbacks=None, **call)
                     iterator = stream.__aiter__()
                     while True:
@@ -502,7 +533,8 @@ class LLMManager:
                             final_cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
                             if final_cost is not None and not getattr(final_cost, "unpriced", False):
                                 stream_cost = getattr(final_cost, "total_cost", None)
-                            passed = []
+                            finished = True
+                            passed = 0  # its after hooks have run
                             chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
                                               "fallback_path": list(run.path), "deployment": attempt.deployment}
                             if "attempt_end" in events.kinds:
@@ -522,7 +554,7 @@ class LLMManager:
                     if "attempt_end" in events.kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                    attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
-                    local = ctx is not None and len(passed) < len(self._middleware)
+                    local = ctx is not None and passed < len(chain)
                     if not sent_here and not delivered:
                         try:
                             run.failed(slot, exc, count_health=not local)
@@ -530,6 +562,7 @@ class LLMManager:
                             await self._after(ctx, passed, error=exc, usage=usage)
                         if events.kinds & _NEXT_STEP_KINDS:
                             self._emit_next_step(run, request_id, operation, slot, exc)
+                        slot = await run.next()
                         continue
                     interrupted = exc
                     resumed = False
@@ -543,6 +576,7 @@ class LLMManager:
                         run.record_failure(slot, exc)
                     await self._after(ctx, passed, error=exc, usage=usage)
                     if resumed:
+                        slot = await run.next()
                         continue
                     raise run.final_error(StreamInterruptedError(
                         f"the stream failed after output reached the caller: {exc}",
@@ -560,7 +594,7 @@ class LLMManager:
                     if closer is not None:
                         await closer()
                 deployment.inflight -= 1
-                if passed:  # the stream ended without a final chunk
+                if not finished:  # the stream ended without a final chunk
                     attempt = run.succeeded(slot)
                     await self._after(ctx, passed, usage=usage)
                 stats["successes"] += 1
@@ -768,6 +802,8 @@ def _as_list(messages: str | MessageInput | Sequence[MessageInput]) -> list[Any]
         return [{"role": "user", "content": messages}]
     if isinstance(messages, (Message, Mapping)):
         return [messages]
+    if type(messages) is list:
+        return messages  # read, never changed, by the providers: no copy on the request path
     return list(messages)
 
 

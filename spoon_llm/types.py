@@ -399,6 +399,24 @@ class Attempt(_Model):
     waited: float = 0.0
     latency: float = 0.0
 
+    @classmethod
+    def trusted(cls, provider: str, model: str | None, deployment: str | None, key_alias: str | None,
+                error_type: str | None, status_code: int | None, waited: float, latency: float) -> Attempt:
+        """Build from values the manager already holds typed, without validating them again (request path)."""
+        attempt = cls.__new__(cls)
+        setter = object.__setattr__
+        setter(attempt, "__dict__", {
+            "provider": provider, "model": model, "deployment": deployment, "key_alias": key_alias,
+            "error_type": error_type, "status_code": status_code, "waited": waited, "latency": latency,
+        })
+        setter(attempt, "__pydantic_fields_set__", set(_ATTEMPT_FIELDS))
+        setter(attempt, "__pydantic_extra__", None)
+        setter(attempt, "__pydantic_private__", None)
+        return attempt
+
+
+_ATTEMPT_FIELDS = frozenset(Attempt.model_fields)
+
 
 class LLMResponse(_Model):
     """A complete answer from a provider, normalised.

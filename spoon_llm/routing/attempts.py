@@ -3,11 +3,13 @@
 Shared by every operation, streamed or not::
 
     run = RequestRun(router, policy, plan, fallback, deadline)
-    async for slot in run:                 # waits out backoffs; stops when candidates or time run out
+    slot = run.first()                     # no await: the common request makes exactly one attempt
+    while slot is not None:
         try:
             result = await call(slot)
         except LLMError as exc:
             run.failed(slot, exc)          # raises when the policy says stop
+            slot = await run.next()        # waits out a backoff; None when candidates or time run out
             continue
         run.succeeded(slot)
         return result
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestRun", "Slot"]
 
+_TRACE_FIELDS = ("attempts", "fallback_path", "deployment")
+
 
 class Slot:
     """One attempt: a deployment, the model to ask it for, and the time budget left."""
@@ -66,6 +70,13 @@ def _counts_against_health(error: LLMError) -> bool:
 class RequestRun:
     """State of one request across retries and fallbacks, with one deadline over all of it."""
 
+    # Slots, and lists made only when needed: at high concurrency every object alive while a request waits on the
+    # network tends to survive into the garbage collector's oldest generation, and full collections cost
+    # microseconds per such object. The common request keeps only this object and its slot alive.
+    __slots__ = ("_attempts", "_candidates", "_deployment", "_errors", "_fallback", "_fallbacks_added", "_model",
+                 "_pending_delay", "_plan", "_plan_index", "_plans", "_position", "_retry", "_rng",
+                 "_tried_context_fallback", "deadline_at", "policy", "router", "started")
+
     def __init__(
         self,
         router: Router,
@@ -79,70 +90,113 @@ class RequestRun:
         self.policy = policy
         self.started = time.monotonic()
         self.deadline_at = self.started + deadline if deadline is not None and deadline > 0 else math.inf
-        self.attempts: list[Attempt] = []
-        self.errors: list[LLMError] = []
-        self.path: list[str] = []
+        self._attempts: list[Attempt] | None = None
+        self._errors: list[LLMError] | None = None
         self._rng = rng
         self._fallback = fallback
-        self._plans: list[RoutePlan] = [plan]
+        self._plan = plan
+        self._plans: list[RoutePlan] | None = None  # the route's plan, then its fallbacks (made on first failure)
         self._plan_index = 0
         self._fallbacks_added = False
-        self._candidates = router.ordered(plan)
-        self._current: tuple[DeploymentState, str | None] | None = None
+        self._candidates: Sequence[tuple[DeploymentState, str | None]] = router.ordered(plan)
+        self._position = 0
+        self._deployment: DeploymentState | None = None  # the current candidate
+        self._model: str | None = None
         self._retry = 0
         self._pending_delay = 0.0
         self._tried_context_fallback = False
 
     # -- iteration ------------------------------------------------------------------------------------------
 
-    def __aiter__(self) -> RequestRun:
-        return self
+    def first(self) -> Slot | None:
+        """The first attempt's slot, or ``None`` when no candidate is available (no await: nothing to wait for)."""
+        if not self._advance():
+            return None
+        return self._slot(0.0)
 
-    async def __anext__(self) -> Slot:
+    async def next(self) -> Slot | None:
+        """The next attempt after a failure: the same deployment after its backoff, else the next candidate."""
         waited = 0.0
-        if self._pending_delay > 0 and self._current is not None:
+        if self._pending_delay > 0 and self._deployment is not None:
             waited = self._pending_delay
             self._pending_delay = 0.0
             await asyncio.sleep(waited)
         else:
             self._pending_delay = 0.0
             if not self._advance():
-                raise StopAsyncIteration
-        assert self._current is not None
-        remaining = self.remaining()
-        if remaining <= 0:
-            self._record_deadline()
-            raise StopAsyncIteration
-        deployment, model = self._current
-        self.path.append(deployment.name)
-        return Slot(deployment, model, self._retry, waited, None if math.isinf(remaining) else remaining)
+                return None
+        return self._slot(waited)
+
+    def _slot(self, waited: float) -> Slot | None:
+        deployment = self._deployment
+        assert deployment is not None
+        deadline_at = self.deadline_at
+        if deadline_at == math.inf:
+            timeout = None
+        else:
+            timeout = deadline_at - time.monotonic()
+            if timeout <= 0:
+                self._record_deadline()
+                return None
+        return Slot(deployment, self._model, self._retry, waited, timeout)
 
     def _advance(self) -> bool:
         """Move to the next available candidate (across plans); False when none is left."""
         self._retry = 0
         while True:
-            for deployment, model in self._candidates:
+            candidates = self._candidates
+            position = self._position
+            while position < len(candidates):
+                deployment, model = candidates[position]
+                position += 1
                 if deployment.available and deployment.circuit.allow_request():
-                    self._current = (deployment, model)
+                    self._position = position
+                    self._deployment, self._model = deployment, model
                     return True
             if not self._next_plan():
-                self._current = None
+                self._position = position
+                self._deployment = None
                 return False
 
+    def _all_plans(self) -> list[RoutePlan]:
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = [self._plan]
+        return plans
+
     def _next_plan(self) -> bool:
+        plans = self._all_plans()
         if not self._fallbacks_added:
             self._fallbacks_added = True
-            self._plans.extend(self.router.fallback_plans(self._plans[0], self._fallback))
+            plans.extend(self.router.fallback_plans(self._plan, self._fallback))
         self._plan_index += 1
-        if self._plan_index >= len(self._plans):
+        if self._plan_index >= len(plans):
             return False
-        self._candidates = self.router.ordered(self._plans[self._plan_index])
+        self._candidates = self.router.ordered(plans[self._plan_index])
+        self._position = 0
         return True
 
     @property
     def route(self) -> str:
         """The name of the route the request started on."""
-        return self._plans[0].name
+        return self._plan.name
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """The attempts made so far, oldest first."""
+        attempts = self._attempts
+        return attempts if attempts is not None else []
+
+    @property
+    def errors(self) -> list[LLMError]:
+        """The errors met so far, oldest first."""
+        errors = self._errors
+        return errors if errors is not None else []
+
+    @property
+    def path(self) -> list[str]:
+        """The deployments tried, in order (the fallback path)."""
+        return [attempt.deployment or "" for attempt in self.attempts]
 
     @property
     def will_retry(self) -> bool:
@@ -157,17 +211,20 @@ class RequestRun:
 
     def _attempt(self, slot: Slot, error: LLMError | None) -> Attempt:
         deployment = slot.deployment
-        attempt = Attempt(
-            provider=deployment.provider_name,
-            model=slot.model or deployment.model,
-            deployment=deployment.name,
-            key_alias=deployment.key_alias,
-            error_type=type(error).__name__ if error is not None else None,
-            status_code=getattr(error, "status_code", None),
-            waited=slot.waited,
-            latency=time.perf_counter() - slot.started,
+        attempt = Attempt.trusted(
+            deployment.provider_name,
+            slot.model or deployment.model,
+            deployment.name,
+            deployment.key_alias,
+            None if error is None else type(error).__name__,
+            None if error is None else getattr(error, "status_code", None),
+            slot.waited,
+            time.perf_counter() - slot.started,
         )
-        self.attempts.append(attempt)
+        if self._attempts is None:
+            self._attempts = [attempt]
+        else:
+            self._attempts.append(attempt)
         deployment.requests += 1
         return attempt
 
@@ -181,7 +238,7 @@ class RequestRun:
     def record_failure(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
         """Record a failed attempt (trace, circuit, counters) without deciding what comes next."""
         self._attempt(slot, error)
-        self.errors.append(error)
+        self._add_error(error)
         deployment = slot.deployment
         if not count_health:
             deployment.circuit.release_probe()
@@ -219,16 +276,24 @@ class RequestRun:
             return
         if action is Action.CONTEXT_FALLBACK and not self._tried_context_fallback:
             self._tried_context_fallback = True
-            target = self._plans[self._plan_index].context_fallback
+            plans = self._all_plans()
+            target = plans[self._plan_index].context_fallback
             if target:
                 plan = self.router.resolve(None, target)
-                self._plans.insert(self._plan_index + 1, plan)
-                self._candidates = iter(())  # leave the current plan: it cannot fit the prompt
+                plans.insert(self._plan_index + 1, plan)
+                self._candidates = ()  # leave the current plan: it cannot fit the prompt
+                self._position = 0
         if isinstance(error, ModelNotFoundError):
             return
 
+    def _add_error(self, error: LLMError) -> None:
+        if self._errors is None:
+            self._errors = [error]
+        else:
+            self._errors.append(error)
+
     def _record_deadline(self) -> None:
-        self.errors.append(TimeoutError(
+        self._add_error(TimeoutError(
             f"request deadline exceeded after {time.monotonic() - self.started:.2f}s",
             retryable=False,
         ))
@@ -236,13 +301,13 @@ class RequestRun:
     def final_error(self, error: LLMError) -> LLMError:
         """``error`` with the attempt trace attached."""
         error.attempts = list(self.attempts)  # type: ignore[attr-defined]
-        error.fallback_path = list(self.path)  # type: ignore[attr-defined]
+        error.fallback_path = self.path  # type: ignore[attr-defined]
         return error
 
     def exhausted(self) -> LLMError:
         """The error to raise when no candidate is left: the only error, or all of them."""
         if not self.errors:
-            names = ", ".join(d.name for plan in self._plans for d, _ in plan.targets) or "none"
+            names = ", ".join(d.name for plan in self._all_plans() for d, _ in plan.targets) or "none"
             error: LLMError = ProviderUnavailableError(
                 f"no deployment is available for this request (circuits open, unhealthy or taken out of "
                 f"rotation): {names}",
@@ -258,6 +323,14 @@ class RequestRun:
 
     def annotate(self, result: Any, attempt: Attempt) -> None:
         """Write the attempt trace onto a successful response."""
-        result.attempts = self.attempts
-        result.fallback_path = self.path
+        attempts = self.attempts
+        path = [attempt.deployment or ""] if len(attempts) == 1 else self.path
+        fields = getattr(result, "__pydantic_fields_set__", None)
+        if fields is not None and "attempts" in type(result).model_fields:
+            # Our own response models: the values are already typed, so skip validate-on-assignment machinery.
+            result.__dict__.update(attempts=attempts, fallback_path=path, deployment=attempt.deployment)
+            fields.update(_TRACE_FIELDS)
+            return
+        result.attempts = attempts
+        result.fallback_path = path
         result.deployment = attempt.deployment

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
 __all__ = ["CircuitBreaker", "CircuitState"]
+
+#: Resolution of the failure-rate window: calls older than ``window`` leave it within ``window / WINDOW_BUCKETS``.
+WINDOW_BUCKETS = 20
 
 
 class CircuitState(str, Enum):
@@ -51,8 +53,13 @@ class CircuitBreaker:
         self._consecutive_failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
-        # (timestamp, failed) per call inside the window; trimmed as it goes, so memory is bounded by the rate.
-        self._recent: deque[tuple[float, bool]] = deque()
+        # Calls and failures in the window, counted in WINDOW_BUCKETS time buckets: O(1) per call and fixed memory
+        # whatever the traffic (a per-call log would hold every call of the last `window` seconds).
+        self._bucket_width = window / WINDOW_BUCKETS if window > 0 else 1.0
+        self._bucket_calls = [0] * WINDOW_BUCKETS
+        self._bucket_failures = [0] * WINDOW_BUCKETS
+        self._head = -1  # index of the newest bucket since the clock's epoch
+        self._recent_calls = 0
         self._recent_failures = 0
 
     @property
@@ -69,6 +76,8 @@ class CircuitBreaker:
 
     def allow_request(self) -> bool:
         """True when a call may go through now; in half-open state only the first caller gets the probe."""
+        if self._state is CircuitState.CLOSED:  # the common case, checked without the cooldown clock
+            return True
         state = self.state
         if state is CircuitState.CLOSED:
             return True
@@ -79,6 +88,8 @@ class CircuitBreaker:
 
     def is_available(self) -> bool:
         """True when :meth:`allow_request` would admit a call, without taking the probe."""
+        if self._state is CircuitState.CLOSED:
+            return True
         state = self.state
         return state is CircuitState.CLOSED or (state is CircuitState.HALF_OPEN and not self._probe_in_flight)
 
@@ -100,8 +111,8 @@ class CircuitBreaker:
         elif self._state is CircuitState.CLOSED and (
             self._consecutive_failures >= self.failure_threshold
             or (
-                len(self._recent) >= self.min_requests
-                and self._recent_failures / len(self._recent) > self.failure_rate
+                self._recent_calls >= self.min_requests
+                and self._recent_failures / self._recent_calls > self.failure_rate
             )
         ):
             self._open()
@@ -113,8 +124,9 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Close the circuit and forget history."""
         self._consecutive_failures = 0
-        self._recent.clear()
-        self._recent_failures = 0
+        self._bucket_calls = [0] * WINDOW_BUCKETS
+        self._bucket_failures = [0] * WINDOW_BUCKETS
+        self._recent_calls = self._recent_failures = 0
         self._probe_in_flight = False
         self._transition(CircuitState.CLOSED)
 
@@ -123,14 +135,25 @@ class CircuitBreaker:
         self._transition(CircuitState.OPEN)
 
     def _note(self, failed: bool) -> None:
-        now = self._clock()
-        recent = self._recent
-        recent.append((now, failed))
-        self._recent_failures += failed
-        horizon = now - self.window
-        while recent and recent[0][0] < horizon:
-            _, old_failed = recent.popleft()
-            self._recent_failures -= old_failed
+        bucket = int(self._clock() / self._bucket_width)
+        if bucket != self._head:
+            self._roll(bucket)
+        index = bucket % WINDOW_BUCKETS
+        self._bucket_calls[index] += 1
+        self._recent_calls += 1
+        if failed:
+            self._bucket_failures[index] += 1
+            self._recent_failures += 1
+
+    def _roll(self, bucket: int) -> None:
+        # Empty the buckets that fell out of the window between the newest one and `bucket`.
+        calls, failures = self._bucket_calls, self._bucket_failures
+        for old in range(max(self._head + 1, bucket - WINDOW_BUCKETS + 1), bucket + 1):
+            index = old % WINDOW_BUCKETS
+            self._recent_calls -= calls[index]
+            self._recent_failures -= failures[index]
+            calls[index] = failures[index] = 0
+        self._head = bucket
 
     def _transition(self, new: CircuitState) -> None:
         old = self._state
@@ -147,7 +170,7 @@ class CircuitBreaker:
         return {
             "state": self.state.value,
             "consecutive_failures": self._consecutive_failures,
-            "recent_calls": len(self._recent),
+            "recent_calls": self._recent_calls,
             "recent_failures": self._recent_failures,
             "retry_at": self.retry_at,
         }

@@ -52,18 +52,28 @@ class DeploymentState:
         self._guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
             weakref.WeakKeyDictionary()
         )
+        # The loop and instance of the last lookup: one identity check on the request path instead of a task.
+        self._last_loop: asyncio.AbstractEventLoop | None = None
+        self._last_instance: LLMProviderInterface | None = None
 
     @property
     def available(self) -> bool:
         """In rotation, healthy and with a circuit that admits traffic."""
         return self.disabled_reason is None and self.healthy and self.circuit.is_available()
 
+    def ready_provider(self) -> LLMProviderInterface | None:
+        """The provider already built for the running loop, or ``None`` (then await :meth:`provider`)."""
+        if self._last_loop is asyncio.get_running_loop():
+            return self._last_instance
+        return None
+
     async def provider(self, registry: LLMProviderRegistry) -> LLMProviderInterface:
         """The initialised provider for the running loop, built on first use (concurrent callers share it)."""
         loop = asyncio.get_running_loop()
         task = self._instances.get(loop)
         if task is not None and task.done() and not task.cancelled() and task.exception() is None:
-            result: LLMProviderInterface = task.result()  # the hot path: already built for this loop
+            result: LLMProviderInterface = task.result()  # already built for this loop
+            self._last_loop, self._last_instance = loop, result
             return result
         if task is None or task.done():
             task = loop.create_task(self._build(registry))
@@ -94,6 +104,8 @@ class DeploymentState:
             loop = asyncio.get_running_loop()
             self._instances.pop(loop, None)
             self._guards.pop(loop, None)
+            if self._last_loop is loop:
+                self._last_loop = self._last_instance = None
             await instance.cleanup()
 
     def record_latency(self, seconds: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..config.manager import ConfigurationManager
@@ -158,13 +158,10 @@ class Router:
                                        resolved.explicit))
         return plans
 
-    def ordered(self, plan: RoutePlan) -> Iterator[tuple[DeploymentState, str | None]]:
+    def ordered(self, plan: RoutePlan) -> Sequence[tuple[DeploymentState, str | None]]:
         """The plan's deployments in try-order: balanced when load balancing is on, else as configured."""
         targets = plan.targets
-        if self.balancer is not None and len(targets) > 1:
-            available = [d for d, _ in targets if d.available]
-            models = {d.name: m for d, m in targets}
-            for d in self.balancer.order(plan.name, available):
-                yield d, models[d.name]
-            return
-        yield from targets
+        if self.balancer is None or len(targets) <= 1:
+            return targets  # the plan's own list, read-only: no copy on the request path
+        models = {d.name: m for d, m in targets}
+        return [(d, models[d.name]) for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
