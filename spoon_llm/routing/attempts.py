@@ -34,7 +34,7 @@ from ..errors import (
     ProviderUnavailableError,
     TimeoutError,
 )
-from ..types import Attempt
+from ..types import Attempt, EmbeddingResponse, LLMResponse
 from .policy import Action, ErrorPolicy, backoff_delay
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["RequestRun", "Slot"]
 
 _TRACE_FIELDS = ("attempts", "fallback_path", "deployment")
+#: Response types whose trace fields ``annotate`` may write directly.
+_TRACED_MODELS = frozenset({LLMResponse, EmbeddingResponse})
 
 
 class Slot:
@@ -211,7 +213,7 @@ class RequestRun:
 
     def _attempt(self, slot: Slot, error: LLMError | None) -> Attempt:
         deployment = slot.deployment
-        attempt = Attempt.trusted(
+        attempt = Attempt(
             deployment.provider_name,
             slot.model or deployment.model,
             deployment.name,
@@ -325,11 +327,13 @@ class RequestRun:
         """Write the attempt trace onto a successful response."""
         attempts = self.attempts
         path = [attempt.deployment or ""] if len(attempts) == 1 else self.path
-        fields = getattr(result, "__pydantic_fields_set__", None)
-        if fields is not None and "attempts" in type(result).model_fields:
-            # Our own response models: the values are already typed, so skip validate-on-assignment machinery.
-            result.__dict__.update(attempts=attempts, fallback_path=path, deployment=attempt.deployment)
-            fields.update(_TRACE_FIELDS)
+        if type(result) in _TRACED_MODELS:
+            # Our own response models and values of the declared types: skip pydantic's assignment machinery.
+            values = result.__dict__
+            values["attempts"] = attempts
+            values["fallback_path"] = path
+            values["deployment"] = attempt.deployment
+            result.__pydantic_fields_set__.update(_TRACE_FIELDS)
             return
         result.attempts = attempts
         result.fallback_path = path
