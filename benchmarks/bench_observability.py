@@ -1,6 +1,7 @@
 """What observability costs per request: the manager with monitoring attached vs the manager alone.
 
-Part 1 (harness, side by side, each client in its own forked process, one simulator process):
+Part 1 (harness, one simulator process, all clients in one client process, ``--rounds`` alternating rounds of
+``n`` requests each; see :func:`harness.run_interleaved`):
 
 * ``manager``: ``LLMManager.chat`` with no observer (the baseline: the manager builds no event at all),
 * ``manager_metrics``: the same with a ``MetricsCollector`` attached (debug logging off),
@@ -8,17 +9,17 @@ Part 1 (harness, side by side, each client in its own forked process, one simula
 * ``manager_otel`` (``--all``): metrics plus OpenTelemetry spans into an SDK tracer provider with no exporter,
 * ``manager_debug`` (``--all``): metrics plus the debug logger (history kept, log level WARNING).
 
-The target: ``manager_metrics`` within 3% of ``manager`` in CPU per request. On a shared 2-core box two runs of
-the *same* client differ by up to ~10% in CPU per request, more than the effect measured, so one run of this script
-makes ``--rounds`` harness runs (client order alternating) against one simulator and compares each client's
-lowest CPU per request (noise only ever adds CPU); every round's ratio is printed too.
+The target: ``manager_metrics`` within 3% of ``manager`` in CPU per request, compared as the medians of the
+rounds. Separate runs of the *same* client differ by up to ~10% on a shared 2-core box (a full garbage collection
+more or less, CPU frequency, neighbours), more than the effect measured; alternating rounds in one process see
+the same conditions.
 
 Part 2 (one process, no sockets): ``manager.chat`` over an in-memory provider, in alternating blocks of 1,000
 requests with and without observers (lowest block of each). It splits the overhead exactly: ``noop`` is what the
 manager spends building and delivering events to an observer that does nothing; each monitoring setup adds its
 own handling on top. The deltas are then shown as a share of the real request's CPU from part 1.
 
-Usage: python benchmarks/bench_observability.py [-n 3000] [-c 1,32] [--rounds 3] [--stream] [--all] [--pin]
+Usage: python benchmarks/bench_observability.py [-n 3000] [-c 1,32] [--rounds 10] [--stream] [--all] [--pin]
        [--transport native|sdk|aiohttp]
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ClientFactory, RequestFn, Result, Target, run_benchmark, spoon_requests, start_simulator  # noqa: E402
+from harness import ClientFactory, RequestFn, Target, run_interleaved, spoon_requests, start_simulator  # noqa: E402
 
 KEY = "bench-observability-key"
 
@@ -173,7 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("-c", default="1,32")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--all", action="store_true", help="also Prometheus, OpenTelemetry and the debug logger")
     parser.add_argument("--pin", action="store_true", help="pin the simulator to CPU 0 and the clients to the rest")
@@ -192,31 +194,25 @@ def main() -> None:
     if args.all:
         attachers.update(manager_prom=_prometheus, manager_otel=_otel, manager_debug=_debug)
     clients = {name: _manager_client(attach) for name, attach in attachers.items()}
-    best: dict[tuple[str, int], Result] = {}
     with start_simulator(cpus=sim_cpus) as sim:
-        for index in range(args.rounds):
-            order = dict(reversed(list(clients.items()))) if index % 2 else clients
-            print(f"-- round {index + 1}/{args.rounds}")
-            for r in run_benchmark(order, n=args.n, concurrency=levels, stream=args.stream, baseline="manager",
-                                   simulator=sim):
-                key = (r.client, r.concurrency)
-                if key not in best or r.cpu_us_per_req < best[key].cpu_us_per_req:
-                    best[key] = r
-    print(f"\nPart 1: lowest CPU per request over {args.rounds} rounds of n={args.n}")
+        rounds = run_interleaved(clients, n=args.n, concurrency=levels, rounds=args.rounds, stream=args.stream,
+                                 simulator=sim)
+    medians = {key: statistics.median(values) for key, values in rounds.items()}
+    print(f"Part 1: median CPU per request over {args.rounds} alternating rounds of n={args.n}")
     for c in levels:
-        base = best[("manager", c)]
-        print(f"c={c}: manager {base.cpu_us_per_req:,.0f} CPU-us/request")
+        base = medians[("manager", c)]
+        print(f"c={c}: manager {base:,.1f} CPU-us/request")
         for name in clients:
             if name != "manager":
-                ratio = best[(name, c)].cpu_us_per_req / base.cpu_us_per_req
-                print(f"c={c}: {name} {best[(name, c)].cpu_us_per_req:,.0f} CPU-us/request = {ratio:.3f}x the "
+                ratio = medians[(name, c)] / base
+                print(f"c={c}: {name} {medians[(name, c)]:,.1f} CPU-us/request = {ratio:.3f}x the "
                       f"manager without observers ({(ratio - 1) * 100:+.1f}%)")
     print("\nPart 2: what each setup adds per request, in one process over an in-memory provider (no sockets)")
     in_process: dict[str, Callable[[Any], None]] = {"noop": lambda manager: manager.add_observer(lambda event: None)}
     in_process.update({name: attach for name, attach in attachers.items() if attach is not None})
     deltas = asyncio.run(_in_process_deltas(in_process, args.stream))
     for name, delta in deltas.items():
-        shares = ", ".join(f"{delta / best[('manager', c)].cpu_us_per_req * 100:.1f}% at c={c}" for c in levels)
+        shares = ", ".join(f"{delta / medians[('manager', c)] * 100:.1f}% at c={c}" for c in levels)
         print(f"{name}: +{delta:.1f} CPU-us/request = {shares} of the real request (part 1)")
 
 

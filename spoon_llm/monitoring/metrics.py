@@ -245,10 +245,15 @@ class MetricsCollector:
         kind = event.kind
         if kind == "request_end":
             attempts = event.data.get("attempts")
-            cost = event.cost if event.cost is not None or event.response is None else event_cost(event)
+            cost = event.cost
+            if cost is None and getattr(event.response, "cost", None) is not None:
+                cost = event_cost(event)
             with self._lock:  # one acquisition per request
                 if attempts:
-                    self._count_attempts(event, attempts)
+                    if len(attempts) == 1:
+                        self._count_attempt(event, attempts[0])
+                    else:
+                        self._count_attempts(event, attempts)
                 self._end_request(event, cost)
         elif kind == "first_token":
             self.record_first_token(event.provider or UNKNOWN, event.latency or 0.0, model=event.model,
@@ -263,6 +268,20 @@ class MetricsCollector:
         elif kind == "budget_alert":
             with self._lock:
                 self._budget_alerts += 1
+
+    def _count_attempt(self, event: Event, attempt: Any) -> None:
+        # The common request: one attempt. Called with the lock held.
+        provider, model, deployment, name = attempt.provider or UNKNOWN, attempt.model, attempt.deployment, (
+            attempt.error_type)
+        now, usage, latency = event.timestamp, event.usage, attempt.latency
+        stats = self._series.get((provider, model, deployment)) or self._new_series(provider, model, deployment, now)
+        if name is None and usage is not None:
+            total = usage.total_tokens
+            stats.add(latency, None, usage.input_tokens, usage.output_tokens, total, now)
+        else:
+            total = 0
+            stats.add(latency, name, 0, 0, 0, now)
+        self._recent.append((now, provider, model, deployment, event.operation, latency, name is None, name, total))
 
     def _count_attempts(self, event: Event, attempts: list[Any]) -> None:
         # Called with the lock held.
