@@ -75,6 +75,34 @@ async def spoon_manager(target: Target) -> AsyncIterator[RequestFn]:
         await manager.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def passthrough(target: Target) -> AsyncIterator[RequestFn]:
+    """The floor of any layer over the provider: one extra coroutine that looks the provider up and calls it.
+
+    No routing, retries, circuit or trace: what part 1b measures for it is the cost of merely wrapping the call
+    (one more coroutine, code and data the CPU caches must hold besides the transport's), against which the
+    manager's own figure can be read.
+    """
+    from spoon_llm.manager import LLMManager
+
+    manager = LLMManager(_config(target), middleware=[])
+    deployment = manager.router.deployments["openai"]
+    await deployment.provider(manager.registry)
+    conversation = list(target.messages)
+
+    async def wrapped() -> object:
+        instance = deployment.ready_provider() or await deployment.provider(manager.registry)
+        return await instance.chat(conversation)
+
+    async def call() -> object:
+        return await wrapped()
+
+    try:
+        yield call
+    finally:
+        await manager.cleanup()
+
+
 async def _batch_raw(target: Target, n: int, concurrency: int) -> float:
     import openai
 
@@ -128,13 +156,19 @@ def main() -> None:
         print(f"c={c}: manager.{operation} CPU/request = "
               f"{manager.cpu_us_per_req / provider.cpu_us_per_req:.3f}x the provider alone (separate processes)")
     if args.rounds:
-        pair = {"spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
-        rounds = run_interleaved(pair, n=args.n, concurrency=levels, rounds=args.rounds, stream=args.stream)
+        trio: dict[str, Any] = {"spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
+        if not args.stream:
+            trio["passthrough"] = passthrough
+        rounds = run_interleaved(trio, n=args.n, concurrency=levels, rounds=args.rounds, stream=args.stream)
         for c in levels:
             provider_us = statistics.median(rounds[("spoon_provider", c)])
             manager_us = statistics.median(rounds[("spoon_manager", c)])
             print(f"c={c}: interleaved, {args.rounds} rounds of {args.n}: provider {provider_us:.1f} us, "
                   f"manager.{operation} {manager_us:.1f} us CPU/request (medians) = {manager_us / provider_us:.3f}x")
+            if ("passthrough", c) in rounds:
+                floor_us = statistics.median(rounds[("passthrough", c)])
+                print(f"c={c}: a bare pass-through coroutine over the same provider: {floor_us:.1f} us = "
+                      f"{floor_us / provider_us:.3f}x (the floor of any wrapper)")
     if args.skip_batch:
         return
     with start_simulator() as sim:
