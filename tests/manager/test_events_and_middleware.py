@@ -84,6 +84,68 @@ async def test_middleware_wraps_each_attempt_in_order(sim, make_manager):
     assert log[-1][3] is True  # the stream's usage reached after_attempt
 
 
+class PlainHooks(Middleware):
+    """Hooks as plain functions: one returns None, the other an awaitable only when it has to wait."""
+
+    name = "plain"
+
+    def __init__(self, log):
+        self.log = log
+
+    def before_attempt(self, ctx):
+        self.log.append(("plain", "before"))
+        if ctx.tags and ctx.tags.get("wait"):
+            return self._wait()
+        return None
+
+    async def _wait(self):
+        self.log.append(("plain", "waited"))
+
+    def after_attempt(self, ctx, *, response=None, usage=None, error=None):
+        self.log.append(("plain", "after", usage.total_tokens if usage else None))
+
+
+class AfterOnly(Middleware):
+    name = "after_only"
+
+    def __init__(self, log):
+        self.log = log
+
+    async def after_attempt(self, ctx, *, response=None, usage=None, error=None):
+        self.log.append(("after_only", "after"))
+
+
+async def test_plain_and_async_hooks_mix_and_only_what_a_hook_returns_is_awaited(sim, make_manager):
+    log = []
+    manager = make_manager(TWO, manager_kwargs={"middleware": [PlainHooks(log), AfterOnly(log), Recorder("a", log)]})
+    await manager.chat("hi")
+    assert [entry[:2] for entry in log] == [("plain", "before"), ("a", "before"), ("a", "after"),
+                                            ("after_only", "after"), ("plain", "after")]
+    assert log[-1][2] > 0
+    log.clear()
+    await manager.chat("hi", tags={"wait": "yes"})
+    assert log[:2] == [("plain", "before"), ("plain", "waited")]
+    log.clear()
+    [c async for c in manager.chat_stream("hi")]
+    assert [entry[:2] for entry in log] == [("plain", "before"), ("a", "before"), ("a", "after"),
+                                            ("after_only", "after"), ("plain", "after")]
+
+
+async def test_a_refusal_runs_the_after_hooks_of_the_middleware_that_passed(sim, make_manager):
+    log = []
+    refuse = {"primary": RateLimitError("no room", retry_after=120)}
+    manager = make_manager(TWO, fallback_chain=["primary", "backup"],
+                           manager_kwargs={"middleware": [PlainHooks(log), Recorder("limiter", log, refuse),
+                                                          AfterOnly(log)]})
+    response = await manager.chat("hi")
+    assert response.deployment == "backup"
+    first_attempt = log[:log.index(("plain", "before"), 1)]
+    # The limiter refused: only the middleware whose before hook passed get an after hook (the limiter's own
+    # before raised, and the one after it never ran).
+    assert [entry[:2] for entry in first_attempt] == [("plain", "before"), ("limiter", "before"),
+                                                       ("plain", "after")]
+
+
 async def test_local_rate_limit_moves_to_another_deployment_without_opening_the_circuit(sim, make_manager):
     log = []
     refuse = {"primary": RateLimitError("key budget for this minute is used up", retry_after=120)}
