@@ -7,6 +7,11 @@ Part 2: both managers in alternating rounds in one process (drift and neighbours
 Part 3: the chain's own hooks timed in-process on a synthetic attempt (no network), in microseconds.
 
 Usage: python benchmarks/bench_middleware.py [-n 3000] [-c 1,32] [--stream] [--rounds 8] [--transport native|sdk]
+       [--hooks-only] [--ledger memory|sqlite]
+
+``--hooks-only`` runs part 3 alone (the cheapest reliable figure). ``--ledger sqlite`` keeps the usage ledger and
+budget spend in a SQLite file (in a temporary directory), as a configuration with a budget and no ``[state]``
+section does.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import statistics
 import sys
 import time
@@ -29,6 +35,8 @@ KEY = "bench-economics-key"
 MODEL = "gpt-4o-mini"
 #: The provider transport under test (``native`` is the default; ``sdk`` is the official openai SDK).
 TRANSPORT = "native"
+#: Where the usage ledger and budget spend live (``memory`` or ``sqlite``).
+LEDGER = "memory"
 
 
 def _config(base_url: str, economics: bool) -> Any:
@@ -40,7 +48,11 @@ def _config(base_url: str, economics: bool) -> Any:
     if economics:
         section.update(rpm=30_000, tpm=150_000_000)  # OpenAI's top tier for gpt-4o-mini
         data["budget"] = {"limit": 1_000_000.0}
-        data["state"] = {"backend": "memory", "ledger": "memory"}
+        data["state"] = {"backend": "memory", "ledger": LEDGER}
+        if LEDGER == "sqlite":
+            import tempfile
+
+            data["state"]["path"] = str(Path(tempfile.mkdtemp(prefix="bench-ledger-")) / "usage.db")
     return ConfigurationManager(data, env={})
 
 
@@ -88,14 +100,21 @@ async def _hooks_us(n: int) -> float:
 
     async def one(i: int) -> None:
         ctx = AttemptContext(f"req-{i}", "chat", deployment, None, messages, {}, {"user": "bench"})
-        for m in chain:
-            await m.before_attempt(ctx)
+        for m in chain:  # as the manager does: await only what a hook returns
+            pending = m.before_attempt(ctx)
+            if pending is not None:
+                await pending
         response = LLMResponse(content="ok", model=MODEL, usage=usage)
         for m in reversed(chain):
-            await m.after_attempt(ctx, response=response, usage=usage)
+            pending = m.after_attempt(ctx, response=response, usage=usage)
+            if pending is not None:
+                await pending
 
     for i in range(500):  # warm-up: price resolution, imports
         await one(i)
+    # Start from a clean collector, so that a full collection owed to start-up garbage does not land in the
+    # measured loop (what each attempt leaves for the collector is still measured).
+    gc.collect()
     started = time.process_time()
     for i in range(n):
         await one(i)
@@ -135,9 +154,17 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--transport", default="native", choices=["native", "sdk", "aiohttp"])
+    parser.add_argument("--hooks-only", action="store_true", help="run part 3 (the hooks in-process) only")
+    parser.add_argument("--hooks-n", type=int, default=20_000, help="attempts timed in part 3")
+    parser.add_argument("--ledger", default="memory", choices=["memory", "sqlite"])
     args = parser.parse_args()
-    global TRANSPORT
+    global TRANSPORT, LEDGER
     TRANSPORT = args.transport  # read by the forked measuring processes
+    LEDGER = args.ledger
+    if args.hooks_only:
+        hooks = asyncio.run(_hooks_us(args.hooks_n))
+        print(f"hooks alone ({args.ledger} ledger): {hooks:.1f} us per attempt")
+        return
     levels = [int(c) for c in args.c.split(",")]
     results = run_benchmark({"manager": manager_plain, "manager+econ": manager_economics}, n=args.n,
                             concurrency=levels, stream=args.stream, baseline="manager")
@@ -152,7 +179,7 @@ def main() -> None:
     plain_med, econ_med = statistics.median(plain_us), statistics.median(econ_us)
     print(f"interleaved, c=1, {args.rounds} rounds x 2000: {plain_med:,.0f} -> {econ_med:,.0f} us per request "
           f"= {(econ_med / plain_med - 1) * 100:+.1f}% (medians)")
-    hooks = asyncio.run(_hooks_us(20_000))
+    hooks = asyncio.run(_hooks_us(args.hooks_n))
     plain_cpu = by_key[("manager", levels[0])].cpu_us_per_req
     print(f"hooks alone: {hooks:.1f} us per attempt = {hooks / plain_cpu * 100:.1f}% of a plain manager request "
           f"at c={levels[0]} ({plain_cpu:,.0f} us)")

@@ -33,6 +33,8 @@ logger = logging.getLogger("spoon_llm.budget")
 
 Period = Literal["total", "daily", "monthly"]
 _TTL = {"total": None, "daily": 3 * 86400.0, "monthly": 62 * 86400.0}
+_INF = math.inf
+_ceil = math.ceil
 
 
 @dataclass(slots=True)
@@ -145,8 +147,12 @@ class BudgetManager:
         self._budgets: dict[str, Budget] = {}
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._periods: dict[str, tuple[str, float]] = {}
-        # (provider, tags) -> the slots a request counts against, valid until the first period ends.
-        self._plans: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[_Slot], float]] = {}
+        # (provider, tags) -> the slots a request counts against, valid until the first period ends. Without
+        # per-tag budgets the tags cannot matter and the key is the provider alone (no tuple per request).
+        self._plans: dict[Any, tuple[list[_Slot], float]] = {}
+        self._by_tag = False
+        #: True when at least one budget is set.
+        self.active = False
         self.alerts: list[BudgetAlert] = []
         for budget in budgets:
             self.add(budget)
@@ -158,22 +164,15 @@ class BudgetManager:
         """The budgets by name."""
         return dict(self._budgets)
 
-    @property
-    def active(self) -> bool:
-        """True when at least one budget is set."""
-        return bool(self._budgets)
-
     def add(self, budget: Budget) -> None:
         """Add or replace a budget (its spend so far is kept: it lives in the store under the name)."""
         self._budgets[budget.name] = budget
-        self._slots.clear()
-        self._plans.clear()
+        self._changed()
 
     def remove(self, name: str) -> None:
         """Drop a budget; its recorded spend stays in the store."""
         self._budgets.pop(name, None)
-        self._slots.clear()
-        self._plans.clear()
+        self._changed()
 
     def set_limit(self, name: str, limit: float, *, period: Period | None = None) -> Budget:
         """Change a budget's limit (and optionally period) at run time; unknown names raise ``KeyError``."""
@@ -181,9 +180,14 @@ class BudgetManager:
         budget.limit = float(limit)
         if period is not None:
             budget.period = period
-        self._slots.clear()  # cached limits and alert levels
-        self._plans.clear()
+        self._changed()  # cached limits and alert levels
         return budget
+
+    def _changed(self) -> None:
+        self._slots.clear()
+        self._plans.clear()
+        self._by_tag = any(b.scope == "tag" for b in self._budgets.values())
+        self.active = bool(self._budgets)
 
     def on_alert(self, callback: Callable[[BudgetAlert], Any]) -> None:
         """Register a callback for threshold crossings."""
@@ -210,11 +214,14 @@ class BudgetManager:
 
     # -- the request path -------------------------------------------------------------------------------------
 
-    def _plan(self, provider: str, tags: Mapping[str, str] | None, now: float) -> list[_Slot]:
-        key = (provider, tuple(tags.items()) if tags else ())
+    def _plan(self, provider: str, tags: Mapping[str, str] | None) -> list[_Slot]:
+        key: Any = (provider, tuple(tags.items()) if tags else ()) if self._by_tag else provider
         hit = self._plans.get(key)
-        if hit is not None and now < hit[1]:
-            return hit[0]
+        if hit is not None:
+            until = hit[1]
+            if until == math.inf or self.clock() < until:  # "total" budgets never roll over: no clock read
+                return hit[0]
+        now = self.clock()
         slots: list[_Slot] = []
         until = math.inf
         for budget in self._budgets.values():
@@ -233,17 +240,38 @@ class BudgetManager:
         store: Any = self.store
         if not store.sync:
             return None
-        slots = self._plan(provider, tags, self.clock())
-        nano = math.ceil(amount * NANO) if amount else 0
-        reserve_now = store.reserve_now
-        for index, slot in enumerate(slots):
-            ok, value = reserve_now(slot.committed, nano, slot.limit if nano else slot.limit - 1)
-            if not ok:
+        hit = self._plans.get(provider) if not self._by_tag else None
+        slots = hit[0] if hit is not None and hit[1] == _INF else self._plan(provider, tags)
+        nano = _ceil(amount * NANO) if amount else 0
+        # Budget counters never get a TTL in a synchronous store: update them in place (what reserve_now does).
+        counters = store.live_counters()
+        index = 0
+        for slot in slots:
+            key = slot.committed
+            value = counters.get(key, 0)
+            # Zero holds must still see room left (value < limit), hence limit - 1 for them.
+            if value + nano > (slot.limit if nano else slot.limit - 1):
                 for taken in slots[:index]:
-                    taken.seen_committed = store.add_now(taken.committed, -nano)
+                    taken.seen_committed = counters[taken.committed] = counters.get(taken.committed, 0) - nano
                 raise self._refusal(slot, value, nano, provider, model)
-            slot.seen_committed = value
+            slot.seen_committed = counters[key] = value + nano
+            index += 1
         return Reservation(slots, nano, request_id)
+
+    def release_now(self, reservation: Reservation) -> bool:
+        """:meth:`release` without awaiting; False (nothing done) when the store is not synchronous."""
+        store: Any = self.store
+        if not store.sync:
+            return reservation.settled
+        if not reservation.settled:
+            reservation.settled = True
+            amount = reservation.amount
+            if amount:
+                counters = store.live_counters()
+                for slot in reservation.slots:
+                    key = slot.committed
+                    slot.seen_committed = counters[key] = counters.get(key, 0) - amount
+        return True
 
     def settle_now(self, reservation: Reservation, actual: float) -> bool:
         """:meth:`settle` without awaiting, when possible.
@@ -263,10 +291,12 @@ class BudgetManager:
         reservation.settled = True
         if real == 0 and held == 0:
             return True
-        add_now = store.add_now
+        counters = store.live_counters()
         for slot in slots:
-            slot.seen_committed = add_now(slot.committed, real - held)
-            slot.seen_spent = add_now(slot.spent, real)
+            key = slot.committed
+            slot.seen_committed = counters[key] = counters.get(key, 0) + real - held
+            key = slot.spent
+            slot.seen_spent = counters[key] = counters.get(key, 0) + real
         return True
 
     def _refusal(self, slot: _Slot, value: int, nano: int, provider: str, model: str | None) -> BudgetExceededError:
@@ -284,7 +314,7 @@ class BudgetManager:
         Raises :class:`BudgetExceededError` holding nothing. ``amount=None`` (an unpriced request) holds nothing
         but is still refused once a budget is used up.
         """
-        slots = self._plan(provider, tags, self.clock())
+        slots = self._plan(provider, tags)
         nano = math.ceil(amount * NANO) if amount else 0
         store = self.store
         for index, slot in enumerate(slots):
@@ -335,7 +365,7 @@ class BudgetManager:
 
     async def record(self, actual: float, *, provider: str, tags: Mapping[str, str] | None = None) -> None:
         """Count spend that had no reservation (e.g. reported after the fact) against the applicable budgets."""
-        await self.settle(Reservation(self._plan(provider, tags, self.clock()), 0), actual)
+        await self.settle(Reservation(self._plan(provider, tags), 0), actual)
 
     # -- alerts -----------------------------------------------------------------------------------------------
 
@@ -363,8 +393,7 @@ class BudgetManager:
         budget = self._budgets[name]
         pid = self._period(budget.period, self.clock())
         await self.store.add({f"budget:{name}:{pid}:alert:{t}": -1 for t in budget.thresholds})
-        self._slots.clear()
-        self._plans.clear()
+        self._changed()
 
     def _fire(self, alert: BudgetAlert) -> None:
         self.alerts.append(alert)

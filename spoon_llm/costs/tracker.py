@@ -2,15 +2,15 @@
 
 Every finished attempt becomes one :class:`UsageRecord`. Totals per dimension are kept as running sums (O(1)
 per record); history and filtered totals scan the recent records kept in memory. With a ``ledger`` store
-(SQLite or Redis) each record is also appended there, and :meth:`CostTracker.load` rebuilds the totals after a
-restart.
+(SQLite or Redis) each record is also appended there (by the SQLite store in batches, shortly after: see
+:mod:`spoon_llm.state.sqlite`), and :meth:`CostTracker.load` rebuilds the totals after a restart.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,6 +60,13 @@ class UsageRecord:
         record.tags = dict(row[8])
         return record
 
+    @staticmethod
+    def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        """:meth:`to_dict` of the record a row describes, without building the record."""
+        data = dict(zip(_FIELD_NAMES, row, strict=True))
+        data["tags"] = dict(row[8])
+        return data
+
     def to_row(self) -> tuple[Any, ...]:
         """The compact tuple form (fields in order, tags as a tuple of pairs)."""
         return (self.ts, self.provider, self.model, self.deployment, self.key_alias, self.provider_type,
@@ -72,6 +79,9 @@ class UsageRecord:
         """Rebuild from :meth:`to_dict` output (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
 
 
 @dataclass(slots=True)
@@ -119,8 +129,8 @@ class UsageTotals:
 class CostTracker:
     """Aggregates usage records; queries are synchronous and cheap.
 
-    Per record the hot path updates one group (provider, deployment, key, model) and one per tag; totals by
-    provider, model, deployment or key are summed from those groups when asked. Records are kept as compact
+    Per record the hot path updates one group: (provider, deployment, key, model, tags); totals by provider, model,
+    deployment, key or tag are summed from those groups when asked. Records are kept as compact
     tuples (at most ``max_records``) for history, filtered totals and exports. ``ledger`` persists records
     (SQLite for restarts, Redis to share); ``clock`` gives wall-clock time.
     """
@@ -133,8 +143,8 @@ class CostTracker:
         self._reset_totals()
 
     def _reset_totals(self) -> None:
-        self._groups: dict[tuple[str, str, str | None, str], UsageTotals] = {}
-        self._tags: dict[str, UsageTotals] = {}
+        # (provider, deployment, key alias, model, tags as the rows carry them) -> running sums.
+        self._groups: dict[tuple[str, str, str | None, str, tuple[tuple[str, str], ...]], UsageTotals] = {}
 
     # -- recording --------------------------------------------------------------------------------------------
 
@@ -142,25 +152,42 @@ class CostTracker:
         """Fold one record given as :meth:`UsageRecord.to_row` (the middleware's allocation-light path)."""
         _, provider, model, deployment, alias, _, _, _, tags, tin, tout, cached, _, reasoning, cost, _, \
             unpriced, _, _ = row
-        key = (provider, deployment, alias, model)
+        key = (provider, deployment, alias, model, tags)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = UsageTotals()
-        group.add(tin, tout, cached, reasoning, cost, unpriced)
-        for name, value in tags:
-            label = f"{name}:{value}"
-            group = self._tags.get(label)
-            if group is None:
-                group = self._tags[label] = UsageTotals()
-            group.add(tin, tout, cached, reasoning, cost, unpriced)
+        # UsageTotals.add, inlined: this runs for every request.
+        group.requests += 1
+        group.input_tokens += tin
+        group.output_tokens += tout
+        group.total_tokens += tin + tout
+        if cached:
+            group.cached_input_tokens += cached
+        if reasoning:
+            group.reasoning_tokens += reasoning
+        group.cost += cost
+        if unpriced:
+            group.unpriced_requests += 1
         self._records.append(row)
+
+    def record_nowait(self, row: tuple[Any, ...]) -> Awaitable[None] | None:
+        """Fold one row in and hand it to the ledger; ``None`` when nothing is left to wait for.
+
+        The request path of cost accounting: the memory and SQLite stores take the record at once (SQLite writes
+        it shortly after, in a batch), a Redis ledger returns the awaitable append.
+        """
+        self.add(row)
+        ledger = self.ledger
+        if ledger is None:
+            return None
+        return ledger.append_nowait(LEDGER_TABLE, UsageRecord.row_dict(row))
 
     async def record(self, record: UsageRecord | tuple[Any, ...]) -> None:
         """Add a record to the totals (and to the ledger store, when there is one)."""
         row = record.to_row() if isinstance(record, UsageRecord) else record
         self.add(row)
         if self.ledger is not None:
-            data = record.to_dict() if isinstance(record, UsageRecord) else UsageRecord.from_row(row).to_dict()
+            data = record.to_dict() if isinstance(record, UsageRecord) else UsageRecord.row_dict(row)
             await self.ledger.append(LEDGER_TABLE, data)
 
     async def load(self, *, since: float | None = None) -> int:
@@ -204,10 +231,17 @@ class CostTracker:
                 yield UsageRecord.from_row(row)
 
     def _by(self, dimension: str) -> dict[str, UsageTotals]:
-        if dimension == "tag":
-            return self._tags
         out: dict[str, UsageTotals] = {}
-        for (provider, deployment, alias, model), totals in self._groups.items():
+        if dimension == "tag":
+            for (_, _, _, _, tags), totals in self._groups.items():
+                for name, value in tags:
+                    label = f"{name}:{value}"
+                    group = out.get(label)
+                    if group is None:
+                        group = out[label] = UsageTotals()
+                    group.merge(totals)
+            return out
+        for (provider, deployment, alias, model, _), totals in self._groups.items():
             label = {"provider": provider, "model": model, "deployment": deployment,
                      "key": f"{provider}#{alias}" if alias else ""}[dimension]
             if not label:
@@ -226,13 +260,13 @@ class CostTracker:
             if not tags:
                 if provider is model is deployment is None:
                     return self.totals.cost
-                return sum(t.cost for (p, d, _, m), t in self._groups.items()
+                return sum(t.cost for (p, d, _, m, _), t in self._groups.items()
                            if (provider is None or p == provider) and (model is None or m == model)
                            and (deployment is None or d == deployment))
             if len(tags) == 1 and provider is model is deployment is None:
                 ((name, value),) = tags.items()
-                group = self._tags.get(f"{name}:{value}")
-                return group.cost if group is not None else 0.0
+                pair = (name, value)
+                return sum(t.cost for key, t in self._groups.items() if pair in key[4])
         return sum(r.cost for r in self._select(provider, model, deployment, tags, since, until))
 
     def get_usage_stats(self) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ no money.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceededError
@@ -51,30 +52,45 @@ class BudgetMiddleware(Middleware):
         self.refused = 0
         self.store_failures = 0
 
-    async def before_attempt(self, ctx: AttemptContext) -> None:
-        """Reserve the attempt's worst-case cost, or raise :class:`BudgetExceededError`."""
+    def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Reserve the attempt's worst-case cost, or raise :class:`BudgetExceededError`.
+
+        With the memory store everything happens here and nothing is returned; a shared store returns the
+        reservation to await.
+        """
         budgets = self.budgets
         if not budgets.active:
-            return
+            return None
         deployment = ctx.deployment
         if deployment.config.hourly_rate:
-            return  # paid by the hour whether called or not: refusing saves nothing
+            return None  # paid by the hour whether called or not: refusing saves nothing
         model = ctx.model or deployment.model
         rates = self.prices.for_deployment(deployment, model)
-        ctx.state["rates"] = (model, rates)
+        state = ctx.state
+        state["rates"] = (model, rates)
         if rates is None:
             worst = None  # unpriced: hold nothing, but still refused once a budget is used up
         elif rates.free:
-            return
+            return None
         else:
-            input_tokens, output_tokens = request_tokens(ctx, self.default_max_tokens)
-            worst = rates.worst_case(input_tokens, output_tokens)
+            tokens = state.get("tokens") or request_tokens(ctx, self.default_max_tokens)
+            worst = (tokens[0] * rates.worst_in + tokens[1] * rates.worst_out if not rates.tiers
+                     else rates.worst_case(tokens[0], tokens[1]))
         try:
             held = budgets.reserve_now(worst, deployment.provider_name, ctx.tags, model, ctx.request_id)
-            if held is None:
-                held = await budgets.reserve(worst, provider=deployment.provider_name, tags=ctx.tags, model=model,
-                                             request_id=ctx.request_id)
-            ctx.state["budget"] = held
+        except BudgetExceededError:
+            self.refused += 1
+            raise
+        if held is None:
+            return self._reserve(ctx, worst, model)
+        state["budget"] = held
+        return None
+
+    async def _reserve(self, ctx: AttemptContext, worst: float | None, model: str | None) -> None:
+        provider = ctx.deployment.provider_name
+        try:
+            ctx.state["budget"] = await self.budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
+                                                             request_id=ctx.request_id)
         except BudgetExceededError:
             self.refused += 1
             raise
@@ -85,24 +101,31 @@ class BudgetMiddleware(Middleware):
                              "checks", exc)
                 return
             raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
-                                      provider=deployment.provider_name, model=model) from exc
+                                      provider=provider, model=model) from exc
 
-    async def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
-                            error: LLMError | None = None) -> None:
-        """Settle the reservation to the real cost, or release it."""
+    def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
+                      error: LLMError | None = None) -> Awaitable[None] | None:
+        """Settle the reservation to the real cost, or release it (in place with the memory store)."""
         reservation: Reservation | None = ctx.state.pop("budget", None)
+        budgets = self.budgets
+        if usage is None and response is None:
+            if reservation is None or budgets.release_now(reservation):
+                return None
+            return self._guarded(budgets.release(reservation), ctx)
+        cost = price_attempt(self.prices, ctx, response, usage)
+        if reservation is not None:
+            if budgets.settle_now(reservation, cost.total_cost):
+                return None
+            return self._guarded(budgets.settle(reservation, cost.total_cost), ctx)
+        if cost.total_cost > 0 and budgets.active:
+            # Free per token but charged by the hour: count it, never refuse it.
+            return self._guarded(budgets.record(cost.total_cost, provider=ctx.deployment.provider_name,
+                                                tags=ctx.tags), ctx)
+        return None
+
+    async def _guarded(self, work: Awaitable[None], ctx: AttemptContext) -> None:
         try:
-            if usage is None and response is None:
-                if reservation is not None:
-                    await self.budgets.release(reservation)
-                return
-            cost = price_attempt(self.prices, ctx, response, usage)
-            if reservation is not None:
-                if not self.budgets.settle_now(reservation, cost.total_cost):
-                    await self.budgets.settle(reservation, cost.total_cost)
-            elif cost.total_cost > 0 and self.budgets.active:
-                # Free per token but charged by the hour: count it, never refuse it.
-                await self.budgets.record(cost.total_cost, provider=ctx.deployment.provider_name, tags=ctx.tags)
+            await work
         except StoreUnavailableError as exc:
             self.store_failures += 1
             logger.error("budget store unreachable while settling %s: %s", ctx.request_id, exc)

@@ -7,10 +7,12 @@ guard, which runs after this middleware on the way back.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..costs.tracker import CostTracker
-from ..pricing.book import PriceBook
+from ..pricing.book import PriceBook, priced_cost
 from .base import AttemptContext, Middleware
 
 if TYPE_CHECKING:
@@ -22,12 +24,15 @@ __all__ = ["CostMiddleware", "price_attempt"]
 
 def price_attempt(prices: PriceBook, ctx: AttemptContext, response: Any, usage: TokenUsage | None) -> CostInfo:
     """The cost of one attempt (computed once: later middleware read ``ctx.state["cost"]``)."""
-    state = ctx.state
-    known: CostInfo | None = state.get("cost")
+    known: CostInfo | None = ctx.state.get("cost")
     if known is not None:
         return known
+    return _price(prices, ctx, getattr(response, "model", None) or ctx.model or ctx.deployment.model, usage)
+
+
+def _price(prices: PriceBook, ctx: AttemptContext, model: str | None, usage: TokenUsage | None) -> CostInfo:
     deployment = ctx.deployment
-    model = getattr(response, "model", None) or ctx.model or deployment.model
+    state = ctx.state
     hourly = deployment.config.hourly_rate
     if hourly:
         cost = prices.cost(usage, model, provider_type=deployment.provider_type, provider=deployment.provider_name,
@@ -36,7 +41,14 @@ def price_attempt(prices: PriceBook, ctx: AttemptContext, response: Any, usage: 
         known_rates = state.get("rates")  # resolved by the budget guard for the same model: reuse it
         rates = known_rates[1] if known_rates is not None and known_rates[0] == model else (
             prices.for_deployment(deployment, model))
-        cost = prices.cost_with(rates, usage, model, deployment.provider_name)
+        if (rates is not None and usage is not None and not rates.tiers
+                and not (usage.cached_input_tokens or usage.cache_write_tokens or usage.reasoning_tokens)):
+            # PriceBook.cost_with for plain input and output at one price (the common answer), inlined.
+            base = rates.base
+            cost = priced_cost(usage.input_tokens * base.input, usage.output_tokens * base.output, rates.currency,
+                           rates.source)
+        else:
+            cost = prices.cost_with(rates, usage, model, deployment.provider_name)
     state["cost"] = cost
     return cost
 
@@ -45,7 +57,9 @@ class CostMiddleware(Middleware):
     """Prices usage with a :class:`PriceBook` and records it in a :class:`CostTracker`.
 
     Attempts that failed but still reported usage (an interrupted stream) are priced and recorded too: that money
-    was spent. ``owns_stores`` lists stores :meth:`aclose` closes.
+    was spent. ``owns_stores`` lists stores :meth:`aclose` closes. The hook is a plain function: with the ledger
+    in memory or in SQLite (written behind, in batches) recording waits for nothing; only the first record of a
+    persistent ledger waits for the earlier spend to load, and a Redis ledger for its append.
     """
 
     name = "cost"
@@ -55,43 +69,80 @@ class CostMiddleware(Middleware):
         self.prices = prices if prices is not None else PriceBook()
         self.owns_stores: list[Any] = []
         self._loaded = self.tracker.ledger is None
+        self._loading: asyncio.Future[int] | None = None
+        self._tag_pairs: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
 
-    async def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
-                            error: LLMError | None = None) -> None:
+    def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
+                      error: LLMError | None = None) -> Awaitable[None] | None:
         """Price the attempt, attach the cost to the answer and record it."""
         if usage is None and response is None:
-            return
-        tracker = self.tracker
+            return None
         if not self._loaded:
-            self._loaded = True
-            await tracker.load()  # earlier spend from the persistent ledger, once
-        cost = price_attempt(self.prices, ctx, response, usage)
+            return self._load_then_record(ctx, response, usage, error)
+        deployment = ctx.deployment
+        model = getattr(response, "model", None) or ctx.model or deployment.model
+        cost: CostInfo | None = ctx.state.get("cost")
+        if cost is None:
+            cost = _price(self.prices, ctx, model, usage)
         if response is not None:
             if hasattr(response, "cost"):
                 response.cost = cost
             elif isinstance(getattr(response, "metadata", None), dict):
                 response.metadata["cost"] = cost
-        deployment = ctx.deployment
         tags = ctx.tags
-        u = usage
-        row = (tracker.clock(), deployment.provider_name,
-               getattr(response, "model", None) or ctx.model or deployment.model or "", deployment.name,
-               deployment.key_alias, deployment.provider_type, ctx.operation, ctx.request_id,
-               tuple(tags.items()) if tags else (),
-               u.input_tokens if u else 0, u.output_tokens if u else 0, u.cached_input_tokens if u else 0,
-               u.cache_write_tokens if u else 0, u.reasoning_tokens if u else 0,
-               cost.total_cost, cost.currency, cost.unpriced, cost.source, error is None)
+        tracker = self.tracker
+        model = model or ""
+        if tags:
+            pairs = tuple(tags.items())
+            # One shared tuple per distinct set of tags: a row holding only old objects is untracked by the
+            # garbage collector's first pass, a row holding a fresh tuple survives into older generations.
+            known = self._tag_pairs.get(pairs)
+            if known is None:
+                if len(self._tag_pairs) >= 10_000:
+                    self._tag_pairs.clear()
+                known = self._tag_pairs[pairs] = pairs
+            pairs = known
+        else:
+            pairs = ()
+        if usage is not None:
+            row = (tracker.clock(), deployment.provider_name, model, deployment.name, deployment.key_alias,
+                   deployment.provider_type, ctx.operation, ctx.request_id, pairs,
+                   usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.cache_write_tokens,
+                   usage.reasoning_tokens, cost.total_cost, cost.currency, cost.unpriced, cost.source, error is None)
+        else:
+            row = (tracker.clock(), deployment.provider_name, model, deployment.name, deployment.key_alias,
+                   deployment.provider_type, ctx.operation, ctx.request_id, pairs,
+                   0, 0, 0, 0, 0, cost.total_cost, cost.currency, cost.unpriced, cost.source, error is None)
         if tracker.ledger is None:
             tracker.add(row)
-        else:
-            await tracker.record(row)
+            return None
+        return tracker.record_nowait(row)
+
+    async def _load_then_record(self, ctx: AttemptContext, response: Any, usage: TokenUsage | None,
+                                error: LLMError | None) -> None:
+        # Earlier spend from the persistent ledger, loaded once; attempts ending meanwhile wait for it, so the
+        # reload cannot drop what they record.
+        loading = self._loading
+        if loading is None:
+            loading = self._loading = asyncio.ensure_future(self.tracker.load())
+        try:
+            await asyncio.shield(loading)
+        finally:
+            if loading.done():
+                self._loaded = True
+        pending = self.after_attempt(ctx, response=response, usage=usage, error=error)
+        if pending is not None:
+            await pending
 
     def status(self) -> dict[str, Any]:
         """Totals, per-provider costs and price sources."""
         return {**self.tracker.summary(), "prices": self.prices.status()}
 
     async def aclose(self) -> None:
-        """Close the stores this middleware owns (see :func:`~spoon_llm.middleware.defaults.build_middleware`)."""
+        """Close the stores this middleware owns (see :func:`~spoon_llm.middleware.defaults.build_middleware`).
+
+        Closing a SQLite ledger writes the records it still buffers.
+        """
         for store in self.owns_stores:
             await store.close()
         self.owns_stores.clear()

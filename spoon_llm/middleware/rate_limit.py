@@ -8,6 +8,7 @@ rate-limit headers (``response.metadata["rate_limit_headers"]`` or the error's `
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
@@ -30,40 +31,71 @@ class RateLimitMiddleware(Middleware):
         self.limiter = limiter
         self.default_max_tokens = default_max_tokens
 
-    async def before_attempt(self, ctx: AttemptContext) -> None:
-        """Wait for (or refuse) quota on the attempt's deployment."""
+    def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Wait for (or refuse) quota on the attempt's deployment.
+
+        With the memory store and room left, the permit is taken here and nothing is returned; otherwise the
+        returned awaitable waits (or raises :class:`~spoon_llm.errors.RateLimitError`).
+        """
         limiter = self.limiter
         deployment = ctx.deployment
-        if limiter.needs_tokens(deployment):
-            input_tokens, output_tokens = request_tokens(ctx, self.default_max_tokens)
-        else:
-            input_tokens = output_tokens = 0
+        tokens = ctx.state.get("tokens")  # estimated once per attempt, usually by the budget guard
+        if tokens is None and limiter.needs_tokens(deployment):
+            tokens = request_tokens(ctx, self.default_max_tokens)
+        input_tokens, output_tokens = tokens if tokens is not None else (0, 0)
         permit = limiter.acquire_now(deployment, input_tokens, output_tokens)
         if permit is None:  # a shared store, or no room right now: wait or refuse
-            permit = await limiter.acquire(deployment, input_tokens=input_tokens, output_tokens=output_tokens,
-                                           model=ctx.model or deployment.model)
+            return self._acquire(ctx, input_tokens, output_tokens)
         ctx.state["rate_limit"] = permit
+        return None
 
-    async def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
-                            error: LLMError | None = None) -> None:
+    async def _acquire(self, ctx: AttemptContext, input_tokens: int, output_tokens: int) -> None:
+        deployment = ctx.deployment
+        ctx.state["rate_limit"] = await self.limiter.acquire(deployment, input_tokens=input_tokens,
+                                                             output_tokens=output_tokens,
+                                                             model=ctx.model or deployment.model)
+
+    def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
+                      error: LLMError | None = None) -> Awaitable[None] | None:
         """Settle token reservations, cool down on 429, learn from the provider's headers."""
+        limiter = self.limiter
+        if not limiter.store.sync:
+            return self._after(ctx, response, usage, error)
         permit: Permit | None = ctx.state.pop("rate_limit", None)
         if permit is not None:
-            if usage is not None:
-                if not self.limiter.settle_now(permit, usage):
-                    await self.limiter.settle(permit, usage)
-            elif error is not None:
-                await self.limiter.refund(permit)
+            if usage is not None or error is not None:
+                limiter.settle_now(permit, usage)  # no usage after an error: refunded
             else:
                 permit.done = True  # an answer without usage: the reservation stays as the best guess
         if error is not None:
-            await self.limiter.report_error(ctx.deployment, error)
+            return limiter.report_error(ctx.deployment, error)
+        metadata = getattr(response, "metadata", None)
+        if metadata:
+            headers = metadata.get("rate_limit_headers") or metadata.get("headers")
+            if headers:
+                limiter.observe(ctx.deployment, headers)
+        return None
+
+    async def _after(self, ctx: AttemptContext, response: Any, usage: TokenUsage | None,
+                     error: LLMError | None) -> None:
+        # A shared store: every adjustment is a round trip.
+        limiter = self.limiter
+        permit: Permit | None = ctx.state.pop("rate_limit", None)
+        if permit is not None:
+            if usage is not None:
+                await limiter.settle(permit, usage)
+            elif error is not None:
+                await limiter.refund(permit)
+            else:
+                permit.done = True
+        if error is not None:
+            await limiter.report_error(ctx.deployment, error)
             return
         metadata = getattr(response, "metadata", None)
         if metadata:
             headers = metadata.get("rate_limit_headers") or metadata.get("headers")
             if headers:
-                self.limiter.observe(ctx.deployment, headers)
+                limiter.observe(ctx.deployment, headers)
 
     def status(self) -> dict[str, Any]:
         """Per deployment: limits, admissions, refusals, waits, cool-downs, the provider's last word."""

@@ -83,7 +83,12 @@ class Rates:
     def split(self, usage: TokenUsage, cache_write_1h_tokens: int = 0) -> tuple[float, float]:
         """``(input_cost, output_cost)`` of ``usage``."""
         total_in = usage.input_tokens
-        p = self.prices_for(total_in)
+        if not self.tiers:
+            p = self.base
+            if not (usage.cached_input_tokens or usage.cache_write_tokens or usage.reasoning_tokens):
+                return total_in * p.input, usage.output_tokens * p.output  # plain input and output
+        else:
+            p = self.prices_for(total_in)
         cached = min(usage.cached_input_tokens, total_in)
         writes = min(usage.cache_write_tokens, total_in - cached)
         long_writes = min(cache_write_1h_tokens, writes) if p.cache_write_1h is not None else 0

@@ -54,12 +54,13 @@ class Permit:
 class _KeyState:
     settings: LimitSettings
     key: str = ""
+    cooldown_key: str = ""
     pacer: HeaderPacer = field(default_factory=HeaderPacer)
     #: The active limits: (name, limit, what it counts, window seconds, store key, rate or 0 for windows, burst).
     checks: list[tuple[str, int, str, float, str, float, float]] = field(default_factory=list)
     counts_tokens: bool = False
-    #: Scratch list of what a check in progress has taken, for rolling back (reused: no allocation per call).
-    taken_log: list[tuple[str, str, int, float]] = field(default_factory=list)
+    #: With the memory store: its window log for each check (None for bucket checks), to skip the lookups.
+    windows: list[Any] | None = None
     admitted: int = 0
     refused: int = 0
     waits: int = 0
@@ -71,6 +72,7 @@ class _KeyState:
         """Precompute the checks once, so a request only walks the limits that are set."""
         s = self.settings
         self.key = key
+        self.cooldown_key = "rl:" + key
         bucket = s.strategy != "sliding_window"
         self.checks = []
         for name, limit, counts, span in (("rpm", s.rpm, "requests", s.window), ("rph", s.rph, "requests",
@@ -122,8 +124,13 @@ class RateLimiter:
             else:
                 settings = LimitSettings.from_config(deployment.config, self.policy)
             state = self._keys[deployment.name] = _KeyState(settings)
-            state.plan(deployment.name)
+            self._plan(state, deployment.name)
         return state
+
+    def _plan(self, state: _KeyState, key: str) -> None:
+        state.plan(key)
+        window = getattr(self.store, "window", None)
+        state.windows = [None if check[5] else window(check[4]) for check in state.checks] if window else None
 
     def settings_for(self, deployment: DeploymentState) -> LimitSettings:
         """The limits that apply to ``deployment``."""
@@ -136,13 +143,13 @@ class RateLimiter:
             state = self._keys[deployment] = _KeyState(settings)
         else:
             state.settings = settings
-        state.plan(deployment)
+        self._plan(state, deployment)
 
     # -- admission --------------------------------------------------------------------------------------------
 
     def needs_tokens(self, deployment: DeploymentState) -> bool:
         """True when admission depends on the attempt's token estimate (token limits or token headers)."""
-        state = self._state(deployment)
+        state = self._keys.get(deployment.name) or self._state(deployment)
         return state.counts_tokens or state.pacer.tokens_left is not None
 
     def acquire_now(self, deployment: DeploymentState, input_tokens: int = 0, output_tokens: int = 0) -> Permit | None:
@@ -150,11 +157,10 @@ class RateLimiter:
 
         Otherwise ``None``: then call :meth:`acquire`, which waits or refuses.
         """
-        store = self.store
-        if not store.sync:
+        if not self.store.sync:
             return None
-        state = self._state(deployment)
-        permit = Permit(deployment.name, next(_entries), state.settings)
+        state = self._keys.get(deployment.name) or self._state(deployment)
+        permit = Permit(state.key, next(_entries), state.settings, [])
         try:
             wait, _ = self._try_now(state, permit, input_tokens, output_tokens)
         except StoreUnavailableError:
@@ -220,7 +226,7 @@ class RateLimiter:
                  output_tokens: int) -> tuple[float, str]:
         # The memory store's synchronous twin of _try: the default configuration's hot path.
         store: Any = self.store
-        cooldown = store.cooldown_remaining_now("rl:" + permit.key)
+        cooldown = store.cooldown_remaining_now(state.cooldown_key)
         if cooldown > 0:
             return cooldown, "the provider answered 429; cooling down"
         pacer = state.pacer
@@ -228,38 +234,51 @@ class RateLimiter:
             delay = pacer.delay(input_tokens + output_tokens, self.clock())
             if delay > 0:
                 return delay, "the provider's rate-limit headers say the key is nearly exhausted"
-        if not state.checks:
+        checks = state.checks
+        if not checks:
             return 0.0, ""
         entry = permit.entry
         holds = permit.holds
-        taken = 0
-        for name, limit, counts, span, store_key, rate, burst in state.checks:
+        windows = state.windows
+        now = store.clock() if windows is not None else 0.0  # one reading for every window of this attempt
+        index = 0
+        for name, limit, counts, span, store_key, rate, burst in checks:
+            if counts == "requests":
+                amount = 1
+            elif counts == "tokens":
+                amount = input_tokens + output_tokens
+            else:
+                amount = input_tokens if counts == "input" else output_tokens
+            if amount > 0:
+                if rate:
+                    ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)
+                elif windows is not None:
+                    ok, wait = windows[index].acquire(now, entry, amount, limit, span)
+                else:
+                    ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)
+                if not ok:
+                    self._roll_back_now(checks[:index], entry, input_tokens, output_tokens)
+                    holds.clear()
+                    permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
+                    return max(wait, 0.001), f"{name} limit {limit} reached"
+                if counts != "requests":
+                    holds.append((counts, store_key, amount, rate))
+            index += 1
+        return 0.0, ""
+
+    def _roll_back_now(self, taken: list[tuple[str, int, str, float, str, float, float]], entry: Any,
+                       input_tokens: int, output_tokens: int) -> None:
+        # Give back what the checks before a refused one took (their amounts computed again, as in _try_now).
+        store: Any = self.store
+        for _, _, counts, _, store_key, rate, _ in taken:
             amount = (1 if counts == "requests" else input_tokens + output_tokens if counts == "tokens"
                       else input_tokens if counts == "input" else output_tokens)
             if amount <= 0:
                 continue
             if rate:
-                ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)
+                store.bucket_adjust_now(store_key, -amount, rate)
             else:
-                ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)
-            if not ok:
-                for _, key, size, r in state.taken_log[:taken]:
-                    if r:
-                        store.bucket_adjust_now(key, -size, r)
-                    else:
-                        store.window_adjust_now(key, entry, -size)
-                holds.clear()
-                permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
-                return max(wait, 0.001), f"{name} limit {limit} reached"
-            hold = (counts, store_key, amount, rate)
-            if taken < len(state.taken_log):
-                state.taken_log[taken] = hold
-            else:
-                state.taken_log.append(hold)
-            taken += 1
-            if counts != "requests":
-                holds.append(hold)
-        return 0.0, ""
+                store.window_adjust_now(store_key, entry, -amount)
 
     async def _try(self, state: _KeyState, permit: Permit, input_tokens: int,
                    output_tokens: int) -> tuple[float, str]:
@@ -344,15 +363,24 @@ class RateLimiter:
 
         await self._guarded(adjust(), permit.key)
 
-    def settle_now(self, permit: Permit, usage: TokenUsage) -> bool:
-        """:meth:`settle` without awaiting; False (nothing done) when the store is not synchronous."""
+    def settle_now(self, permit: Permit, usage: TokenUsage | None) -> bool:
+        """:meth:`settle` (``usage=None``: :meth:`refund`) without awaiting.
+
+        False (nothing done) when the store is not synchronous.
+        """
         store: Any = self.store
         if not store.sync:
             return False
         if not permit.done:
             permit.done = True
             for counts, store_key, amount, rate in permit.holds:
-                delta = _actual(counts, usage) - amount
+                if usage is None:
+                    actual = 0
+                elif counts == "tokens":
+                    actual = usage.input_tokens + usage.output_tokens
+                else:
+                    actual = usage.input_tokens if counts == "input" else usage.output_tokens
+                delta = actual - amount
                 if delta and rate:
                     store.bucket_adjust_now(store_key, delta, rate)
                 elif delta:

@@ -10,7 +10,7 @@ them atomically. Keys are plain strings; each store adds its own prefix.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["NANO", "StateStore", "StoreUnavailableError", "from_nano", "to_nano"]
@@ -116,6 +116,15 @@ class StateStore(ABC):
     @abstractmethod
     async def append(self, table: str, record: Mapping[str, Any]) -> None:
         """Append one JSON-serialisable record (with a ``ts`` field) to an append-only ledger."""
+
+    def append_nowait(self, table: str, record: Mapping[str, Any]) -> Awaitable[None] | None:
+        """:meth:`append` for the request path: ``None`` when the store took the record without waiting.
+
+        The memory store appends at once; the SQLite store buffers the record and writes it with others shortly
+        after (see :class:`~spoon_llm.state.sqlite.SQLiteStore`); other stores return the awaitable
+        :meth:`append`. The record must not be changed afterwards.
+        """
+        return self.append(table, record)
 
     @abstractmethod
     async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:

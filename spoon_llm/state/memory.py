@@ -17,19 +17,49 @@ __all__ = ["MemoryStore"]
 
 
 class _Window:
-    """One sliding-window log: ``(ts, entry)`` oldest first, each entry's current amount, and their sum.
+    """One sliding-window log: admission times and entry ids oldest first, each entry's amount, and their sum.
 
-    Entries are immutable tuples and amounts plain ints, so a window holding a minute of traffic adds no objects
-    for the garbage collector to track (a list per entry would, and at thousands of requests a second the
-    collector's passes over them cost more than the limiter itself).
+    Times, ids and amounts are plain floats and ints in two deques and a dict, so a window holding a minute of
+    traffic allocates no object the garbage collector tracks: a tuple per entry would be tracked until the
+    collector's next pass, and at thousands of requests a second those passes (and the full collections the
+    survivors trigger) cost more than the limiter itself.
     """
 
-    __slots__ = ("amounts", "entries", "total")
+    __slots__ = ("amounts", "ids", "times", "total")
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[float, Hashable]] = deque()
+        self.times: deque[float] = deque()
+        self.ids: deque[Hashable] = deque()
         self.amounts: dict[Hashable, int] = {}
         self.total = 0
+
+    def acquire(self, now: float, entry: Hashable, amount: int, limit: int, window: float) -> tuple[bool, float]:
+        """Admit ``amount`` at ``now`` if the last ``window`` seconds hold at most ``limit`` with it.
+
+        Each entry is appended and expired once, so O(1) amortised.
+        """
+        times = self.times
+        amounts = self.amounts
+        cutoff = now - window
+        if times and times[0] <= cutoff:
+            ids = self.ids
+            while times and times[0] <= cutoff:
+                times.popleft()
+                self.total -= amounts.pop(ids.popleft(), 0)
+        total = self.total
+        if total + amount <= limit or (not times and amount > limit):
+            times.append(now)
+            self.ids.append(entry)
+            amounts[entry] = amount
+            self.total = total + amount
+            return True, 0.0
+        need = total + amount - limit
+        freed = 0
+        for ts, old in zip(times, self.ids, strict=True):  # only walked on refusal, and only as far as needed
+            freed += amounts.get(old, 0)
+            if freed >= need:
+                return False, max(ts + window - now, 0.0)
+        return False, window
 
 
 class MemoryStore(StateStore):
@@ -55,6 +85,14 @@ class MemoryStore(StateStore):
 
     # -- counters ---------------------------------------------------------------------------------------------
 
+    def live_counters(self) -> dict[str, int]:
+        """The counters themselves, for synchronous callers updating keys they never give a TTL.
+
+        For such keys reading and writing this dict is exactly what :meth:`get_now` and :meth:`add_now` do, minus
+        a call per counter (the budget manager's hot path). Keys with a TTL must go through the methods.
+        """
+        return self._counters
+
     def get_now(self, key: str) -> int:
         """The counter's value (0 when absent or expired)."""
         if key in self._expires and self._expires[key] <= self.clock():
@@ -65,19 +103,22 @@ class MemoryStore(StateStore):
 
     def add_now(self, key: str, delta: int, ttl: float | None = None) -> int:
         """Add ``delta`` to one counter; returns the new value."""
-        value = self.get_now(key) + delta
-        self._counters[key] = value
+        counters = self._counters
+        # Counters without a TTL (budgets in memory) skip the expiry check: the hot path.
+        value = (self.get_now(key) if self._expires else counters.get(key, 0)) + delta
+        counters[key] = value
         if ttl is not None:
             self._expires[key] = self.clock() + ttl
         return value
 
     def reserve_now(self, key: str, amount: int, limit: int, ttl: float | None = None) -> tuple[bool, int]:
         """Add ``amount`` only if the counter stays within ``limit``."""
-        value = self.get_now(key)
+        counters = self._counters
+        value = self.get_now(key) if self._expires else counters.get(key, 0)
         if value + amount > limit:
             return False, value
         value += amount
-        self._counters[key] = value
+        counters[key] = value
         if ttl is not None:
             self._expires[key] = self.clock() + ttl
         return True, value
@@ -105,40 +146,32 @@ class MemoryStore(StateStore):
 
     # -- windows and buckets ----------------------------------------------------------------------------------
 
-    def window_acquire_now(self, key: str, entry: Hashable, amount: int, limit: int,
-                           window: float) -> tuple[bool, float]:
-        """Sliding-window log; each entry is appended and expired once, so O(1) amortised."""
-        now = self.clock()
+    def window(self, key: str) -> _Window:
+        """The sliding-window log of ``key`` (created empty): the rate limiter keeps it to skip the lookup."""
         log = self._windows.get(key)
         if log is None:
             log = self._windows[key] = _Window()
-        entries = log.entries
-        amounts = log.amounts
-        cutoff = now - window
-        while entries and entries[0][0] <= cutoff:
-            log.total -= amounts.pop(entries.popleft()[1], 0)
-        if log.total + amount <= limit or (not entries and amount > limit):
-            entries.append((now, entry))
-            amounts[entry] = amount
-            log.total += amount
-            return True, 0.0
-        need = log.total + amount - limit
-        freed = 0
-        for ts, old in entries:  # only walked on refusal, and only as far as needed
-            freed += amounts.get(old, 0)
-            if freed >= need:
-                return False, max(ts + window - now, 0.0)
-        return False, window
+        return log
+
+    def window_acquire_now(self, key: str, entry: Hashable, amount: int, limit: int,
+                           window: float) -> tuple[bool, float]:
+        """Sliding-window log; each entry is appended and expired once, so O(1) amortised."""
+        return self.window(key).acquire(self.clock(), entry, amount, limit, window)
 
     def window_adjust_now(self, key: str, entry: Hashable, delta: int) -> None:
         """Settle an admitted entry to its real amount (entries already expired are left alone)."""
         log = self._windows.get(key)
-        if log is None or entry not in log.amounts:
+        if log is None:
             return
-        old = log.amounts[entry]
-        new = max(old + delta, 0)
+        amounts = log.amounts  # _Window.adjust, inlined: settling runs for every request
+        old = amounts.get(entry)
+        if old is None:
+            return
+        new = old + delta
+        if new < 0:
+            new = 0
         log.total += new - old
-        log.amounts[entry] = new
+        amounts[entry] = new
 
     def bucket_acquire_now(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
         """GCRA: one theoretical arrival time per key."""
@@ -203,12 +236,20 @@ class MemoryStore(StateStore):
 
     # -- ledger -----------------------------------------------------------------------------------------------
 
-    async def append(self, table: str, record: Mapping[str, Any]) -> None:
+    def append_now(self, table: str, record: Mapping[str, Any]) -> None:
         """Append a record (kept in memory, bounded by ``max_records``)."""
         rows = self._ledger.get(table)
         if rows is None:
             rows = self._ledger[table] = deque(maxlen=self._max_records)
         rows.append(dict(record))
+
+    def append_nowait(self, table: str, record: Mapping[str, Any]) -> None:
+        """Append at once (nothing to wait for)."""
+        self.append_now(table, record)
+
+    async def append(self, table: str, record: Mapping[str, Any]) -> None:
+        """Append a record (kept in memory, bounded by ``max_records``)."""
+        self.append_now(table, record)
 
     async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
         """The table's records, oldest first."""

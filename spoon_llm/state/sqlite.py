@@ -3,15 +3,29 @@
 One connection lives on one dedicated worker thread, so the loop never blocks on disk and the connection is never
 shared between threads. The file is in WAL mode, and every operation is one ``BEGIN IMMEDIATE`` transaction, so
 several processes on one host can share the file without over-admitting.
+
+The usage ledger is written behind: :meth:`SQLiteStore.append_nowait` (what cost accounting calls for every
+request) only puts the record in an in-memory buffer; a background flusher writes the buffer in batches, one
+transaction each, ``flush_interval`` seconds after the first buffered record or as soon as ``flush_rows`` are
+waiting. :meth:`~SQLiteStore.records`, :meth:`~SQLiteStore.append` and :meth:`~SQLiteStore.close` write the buffer
+first, and so does interpreter exit for a store nobody closed, so a clean shutdown loses nothing. An unclean end
+(``SIGKILL``, a crash, power loss) loses at most what was still buffered: the records of the last
+``flush_interval`` seconds (at most ``flush_rows`` of them at the moment it happened, plus a batch being written).
+Counters, windows and cool-downs (budget spend, rate limits) are never buffered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import logging
 import os
 import sqlite3
+import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +35,16 @@ from .base import StateStore, StoreUnavailableError
 
 __all__ = ["SQLiteStore", "default_state_path"]
 
+logger = logging.getLogger("spoon_llm.state")
+
 _T = TypeVar("_T")
+
+_INSERT_LEDGER = "INSERT INTO ledger (tbl, ts, data) VALUES (?, ?, ?)"
+#: What json.dumps(record, separators=(",", ":"), default=str) does, without building an encoder per record.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+#: Stores with a write-behind buffer, flushed at interpreter exit when nobody closed them.
+_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 
 STATE_PATH_ENV = "SPOON_LLM_STATE_PATH"
 
@@ -55,34 +78,51 @@ class SQLiteStore(StateStore):
 
     ``path`` defaults to :func:`default_state_path`; ``":memory:"`` gives a private, throw-away database.
     ``busy_timeout`` is how long a transaction waits for another process's lock before the store counts as
-    unavailable.
+    unavailable. Ledger records from :meth:`append_nowait` are written in batches ``flush_interval`` seconds
+    after the first one is buffered, or once ``flush_rows`` are waiting (see the module docstring for what an
+    unclean end can lose).
     """
 
     name = "sqlite"
     shared = True
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, flush_interval: float = 0.2,
+                 flush_rows: int = 512) -> None:
         self.path = str(path) if path is not None else str(default_state_path())
         self.clock = clock
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoon-llm-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        # The write-behind ledger buffer: appended on the request path, emptied only by the worker thread.
+        self._pending: deque[tuple[str, float, Mapping[str, Any]]] = deque()
+        self._flush_queued = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.flushes = 0
+        self.flushed_records = 0
+        self.flush_failures = 0
 
     # -- the worker thread ------------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                                   check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = self._open()
         return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        return conn
 
     def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         conn = self._connect()
@@ -96,11 +136,15 @@ class SQLiteStore(StateStore):
         return result
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._call(self._transaction, work)
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # Any function of the worker thread (a transaction, the ledger flush), in submission order.
         if self._closed:
             raise StoreUnavailableError(f"the SQLite store {self.path} is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._transaction, work)
+            return await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(f"SQLite store {self.path}: {exc}") from exc
 
@@ -246,35 +290,150 @@ class SQLiteStore(StateStore):
 
     # -- ledger -----------------------------------------------------------------------------------------------
 
+    def append_nowait(self, table: str, record: Mapping[str, Any]) -> None:
+        """Buffer one record for the ``ledger`` table; the flusher writes it within ``flush_interval`` seconds.
+
+        No thread hop and no await: this is what cost accounting calls on every request.
+        """
+        if self._closed:
+            raise StoreUnavailableError(f"the SQLite store {self.path} is closed")
+        ts = record.get("ts")
+        pending = self._pending
+        pending.append((table, self.clock() if ts is None else float(ts), record))
+        waiting = len(pending)
+        if waiting == 1:
+            if self._flusher is None:
+                self._start_flusher()
+            self._wake.set()  # the first record since the last flush starts the interval
+        elif waiting >= self.flush_rows and not self._flush_queued:
+            self._flush_queued = True
+            self._submit_flush()
+        return None
+
     async def append(self, table: str, record: Mapping[str, Any]) -> None:
-        """Append one record to the ``ledger`` table."""
-        data = json.dumps(record, separators=(",", ":"), default=str)
-        ts = float(record.get("ts", self.clock()))
-        await self._run(lambda conn: conn.execute("INSERT INTO ledger (tbl, ts, data) VALUES (?, ?, ?)",
-                                                  (table, ts, data)))
+        """Append one record to the ``ledger`` table, written (with anything buffered before it) on return."""
+        ts = record.get("ts")
+        self._pending.append((table, self.clock() if ts is None else float(ts), record))
+        await self._call(self._write_pending)
+
+    async def flush(self) -> int:
+        """Write the buffered ledger records now; returns how many were written."""
+        return await self._call(self._write_pending)
 
     async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
-        """The table's records, oldest first."""
+        """The table's records (buffered ones included), oldest first."""
 
         def work(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute("SELECT data FROM ledger WHERE tbl = ? AND ts >= ? ORDER BY id",
                                 (table, since if since is not None else float("-inf")))
             return [json.loads(r[0]) for r in rows]
 
-        return await self._run(work)
+        def flush_then_read() -> list[dict[str, Any]]:
+            self._write_pending()
+            return self._transaction(work)
+
+        return await self._call(flush_then_read)
+
+    # -- the write-behind ledger ------------------------------------------------------------------------------
+
+    def _start_flusher(self) -> None:
+        _open_stores.add(self)
+        thread = threading.Thread(target=self._flush_loop, name="spoon-llm-sqlite-flusher", daemon=True)
+        self._flusher = thread
+        thread.start()
+
+    def _flush_loop(self) -> None:
+        # Sleeps until a record is buffered, waits the interval (records keep coming meanwhile), hands the batch
+        # to the worker thread, and starts over.
+        wake, stop = self._wake, self._stop
+        while True:
+            wake.wait()
+            if stop.is_set():
+                return
+            wake.clear()
+            if stop.wait(self.flush_interval):
+                return
+            self._submit_flush()
+
+    def _submit_flush(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._executor.submit(self._flush_job)
+        except RuntimeError:  # the executor is shutting down: close() or interpreter exit writes the buffer
+            pass
+
+    def _flush_job(self) -> None:
+        self._flush_queued = False
+        try:
+            self._write_pending()
+        except Exception as exc:  # nobody awaits this job: say it here
+            self.flush_failures += 1
+            logger.error("SQLite store %s: writing %d ledger records failed, kept for the next flush: %s",
+                         self.path, len(self._pending), exc)
+
+    def _write_pending(self) -> int:
+        # On the worker thread, the only consumer of the buffer: one transaction for everything waiting. On
+        # failure the records go back to the front of the buffer, in order.
+        pending = self._pending
+        if not pending:
+            return 0
+        batch = []
+        while pending:
+            batch.append(pending.popleft())
+        try:
+            rows = [(table, ts, _encode(record)) for table, ts, record in batch]
+            self._transaction(lambda conn: conn.executemany(_INSERT_LEDGER, rows))
+        except BaseException:
+            pending.extendleft(reversed(batch))
+            raise
+        self.flushes += 1
+        self.flushed_records += len(batch)
+        return len(batch)
+
+    def _stop_flusher(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        _open_stores.discard(self)
+
+    def _flush_at_exit(self) -> None:
+        # Interpreter exit without close(): the worker thread is gone, so write the buffer on a connection of
+        # this thread. Never in a forked child, whose buffer is a copy of its parent's.
+        if self._closed or not self._pending or os.getpid() != self._pid or self.path == ":memory:":
+            return
+        self._stop_flusher()
+        batch = list(self._pending)
+        try:
+            conn = self._open()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT_LEDGER, [(table, ts, _encode(record)) for table, ts, record in batch])
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            self._pending.clear()
+        except sqlite3.Error as exc:
+            logger.error("SQLite store %s: %d ledger records lost at exit: %s", self.path, len(batch), exc)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
     def _close_connection(self) -> None:
+        # Last job of the worker thread: write what is still buffered, then close.
+        try:
+            self._write_pending()
+        except sqlite3.Error as exc:
+            logger.error("SQLite store %s: %d ledger records could not be written at close: %s", self.path,
+                         len(self._pending), exc)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     async def close(self) -> None:
-        """Close the connection on its own thread, then stop the thread."""
+        """Write the buffered ledger records, close the connection on its own thread, then stop the threads."""
         if self._closed:
             return
         self._closed = True
+        self._stop_flusher()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=True)
@@ -284,9 +443,18 @@ class SQLiteStore(StateStore):
         if self._closed:
             return
         self._closed = True
+        self._stop_flusher()
         self._executor.submit(self._close_connection).result()
         self._executor.shutdown(wait=True)
 
     def status(self) -> dict[str, Any]:
-        """Backend and file path."""
-        return {"backend": self.name, "shared": self.shared, "path": self.path}
+        """Backend, file path and the write-behind ledger's buffer."""
+        return {"backend": self.name, "shared": self.shared, "path": self.path,
+                "ledger_buffered": len(self._pending), "ledger_flushes": self.flushes,
+                "ledger_flush_failures": self.flush_failures}
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for store in list(_open_stores):
+        store._flush_at_exit()

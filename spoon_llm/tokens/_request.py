@@ -22,20 +22,22 @@ _OUTPUT_KWARGS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 def request_tokens(ctx: AttemptContext, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[int, int]:
-    """``(estimated input tokens, most output tokens)`` of the attempt (cached in ``ctx.state``)."""
-    cached = ctx.state.get("tokens")
+    """``(estimated input tokens, most output tokens)`` of the attempt (cached in ``ctx.state["tokens"]``)."""
+    state = ctx.state
+    cached = state.get("tokens")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     kwargs = ctx.kwargs
     output = 0
     if ctx.operation != "embed":
-        for name in _OUTPUT_KWARGS:
-            value = kwargs.get(name)
-            if value:
-                output = int(value)
-                break
-        else:
+        if kwargs:
+            for name in _OUTPUT_KWARGS:
+                value = kwargs.get(name)
+                if value:
+                    output = int(value)
+                    break
+        if not output:
             output = ctx.deployment.config.max_tokens or default_max_tokens
-    size = (estimate_messages(ctx.raw_messages, kwargs.get("tools")), output)
-    ctx.state["tokens"] = size
+    size = (estimate_messages(ctx.raw_messages, kwargs.get("tools") if kwargs else None), output)
+    state["tokens"] = size
     return size

@@ -154,3 +154,17 @@ def test_default_chain_has_no_budget_guard_and_keeps_state_in_memory() -> None:
     assert [m.name for m in chain] == ["rate_limit", "cost"]
     cost = chain[-1]
     assert isinstance(cost, CostMiddleware) and cost.tracker.ledger is None and cost.owns_stores[0].name == "memory"
+
+
+def test_the_fast_cost_is_the_validated_cost() -> None:
+    from spoon_llm.pricing.book import priced_cost
+    from spoon_llm.types import CostInfo, LLMResponse
+
+    fast = priced_cost(0.125, 2, "EUR", "config override: pricing.m")  # an int price becomes a float, as validated
+    slow = CostInfo(input_cost=0.125, output_cost=2, total_cost=2.125, currency="EUR",
+                    source="config override: pricing.m")
+    assert fast == slow and repr(fast) == repr(slow) and fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json() and type(fast.output_cost) is float
+    fast.total_cost = 3.0  # still an ordinary model
+    response = LLMResponse(cost=fast)
+    assert LLMResponse.model_validate_json(response.model_dump_json()).cost == fast
