@@ -106,3 +106,57 @@ def test_process_wide_collector_is_resettable():
     assert get_metrics_collector() is first
     reset_monitoring()
     assert get_metrics_collector() is not first
+
+
+def _finished(index: int, latency: float = 0.1) -> Event:
+    attempt = Attempt(provider="openai", model="m", deployment="d", latency=latency)
+    return Event("request_end", f"r{index}", "chat", "openai", "m", "d", success=True, latency=latency,
+                 usage=TokenUsage(input_tokens=2, output_tokens=3), cost=0.001, data={"attempts": [attempt]})
+
+
+def test_queued_requests_are_counted_before_any_read_and_in_order():
+    from spoon_llm.monitoring.metrics import BATCH
+
+    metrics = MetricsCollector(recent_size=5)
+    for index in range(BATCH * 2 + 7):  # two full batches folded on the way, seven still queued
+        metrics.on_event(_finished(index, latency=0.001 * (index + 1)))
+    metrics.record_request("openai", "chat", 9.0, True, model="m", deployment="d")  # the explicit API, last
+    stats = metrics.get_deployment_stats("d")
+    assert stats["total_requests"] == BATCH * 2 + 8
+    assert stats["tokens"] == {"input": 2 * (BATCH * 2 + 7), "output": 3 * (BATCH * 2 + 7),
+                               "total": 5 * (BATCH * 2 + 7)}
+    assert stats["total_cost"] == pytest.approx(0.001 * (BATCH * 2 + 7))
+    assert [call["duration"] for call in metrics.get_recent_calls()][-2:] == [pytest.approx(0.001 * (BATCH * 2 + 7)),
+                                                                              9.0]
+    assert metrics.get_summary()["requests"]["total"] == BATCH * 2 + 7
+    assert f"requests={BATCH * 2 + 7}" in repr(metrics)
+
+
+def test_counts_stay_exact_with_threads_writing_and_reading_at_once():
+    import threading
+
+    metrics = MetricsCollector()
+    writers, per_writer = 4, 3000
+    stop = threading.Event()
+
+    def write(offset: int) -> None:
+        for index in range(per_writer):
+            metrics.on_event(_finished(offset * per_writer + index))
+
+    def read() -> None:
+        while not stop.is_set():
+            metrics.get_summary()
+            metrics.get_recent_calls(3)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    reader.join()
+    summary = metrics.get_summary()
+    assert summary["total_requests"] == summary["requests"]["total"] == writers * per_writer
+    assert summary["tokens"]["total"] == 5 * writers * per_writer
