@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
+import itertools
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,6 +42,16 @@ MODEL = "gpt-4o-mini"
 TRANSPORT = "native"
 #: Where the usage ledger and budget spend live (``memory`` or ``sqlite``).
 LEDGER = "memory"
+_STATE_DIR: list[str] = []
+_files = itertools.count()
+
+
+def _state_dir() -> str:
+    """A temporary directory for SQLite files, made once (forked measuring processes share it), removed at exit."""
+    if not _STATE_DIR:
+        _STATE_DIR.append(tempfile.mkdtemp(prefix="bench-ledger-"))
+        atexit.register(shutil.rmtree, _STATE_DIR[0], True)
+    return _STATE_DIR[0]
 
 
 def _config(base_url: str, economics: bool) -> Any:
@@ -50,9 +65,7 @@ def _config(base_url: str, economics: bool) -> Any:
         data["budget"] = {"limit": 1_000_000.0}
         data["state"] = {"backend": "memory", "ledger": LEDGER}
         if LEDGER == "sqlite":
-            import tempfile
-
-            data["state"]["path"] = str(Path(tempfile.mkdtemp(prefix="bench-ledger-")) / "usage.db")
+            data["state"]["path"] = str(Path(_state_dir()) / f"usage-{os.getpid()}-{next(_files)}.db")
     return ConfigurationManager(data, env={})
 
 
@@ -88,7 +101,7 @@ async def manager_economics(target: Target) -> AsyncIterator[RequestFn]:
 async def _hooks_us(n: int) -> float:
     """Microseconds of CPU per attempt spent in the chain's before/after hooks (in-process, no network)."""
     from spoon_llm.manager import LLMManager
-    from spoon_llm.middleware import AttemptContext, build_middleware, close_middleware
+    from spoon_llm.middleware import AttemptContext, Middleware, build_middleware, close_middleware
     from spoon_llm.types import LLMResponse, Message, TokenUsage
 
     config = _config("http://127.0.0.1:9/v1", economics=True)
@@ -97,16 +110,19 @@ async def _hooks_us(n: int) -> float:
     deployment = manager.router.deployments["openai"]
     messages = [Message(role="user", content="Write one sentence about benchmarks.")]
     usage = TokenUsage(input_tokens=14, output_tokens=40)
+    # As the manager does: hooks bound once, those a middleware does not override left out.
+    befores = [m.before_attempt for m in chain if type(m).before_attempt is not Middleware.before_attempt]
+    afters = [m.after_attempt for m in reversed(chain) if type(m).after_attempt is not Middleware.after_attempt]
 
     async def one(i: int) -> None:
         ctx = AttemptContext(f"req-{i}", "chat", deployment, None, messages, {}, {"user": "bench"})
-        for m in chain:  # as the manager does: await only what a hook returns
-            pending = m.before_attempt(ctx)
+        for before in befores:  # await only what a hook returns
+            pending = before(ctx)
             if pending is not None:
                 await pending
         response = LLMResponse(content="ok", model=MODEL, usage=usage)
-        for m in reversed(chain):
-            pending = m.after_attempt(ctx, response=response, usage=usage)
+        for after in afters:
+            pending = after(ctx, response=response, usage=usage)
             if pending is not None:
                 await pending
 
@@ -155,12 +171,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--transport", default="native", choices=["native", "sdk", "aiohttp"])
     parser.add_argument("--hooks-only", action="store_true", help="run part 3 (the hooks in-process) only")
-    parser.add_argument("--hooks-n", type=int, default=20_000, help="attempts timed in part 3")
+    parser.add_argument("--hooks-n", type=int, default=20_000,
+                        help="attempts timed in part 3 (at most ~29,000: more exceed the rpm limit)")
     parser.add_argument("--ledger", default="memory", choices=["memory", "sqlite"])
     args = parser.parse_args()
     global TRANSPORT, LEDGER
     TRANSPORT = args.transport  # read by the forked measuring processes
     LEDGER = args.ledger
+    if LEDGER == "sqlite":
+        _state_dir()  # made by this process, before any fork
     if args.hooks_only:
         hooks = asyncio.run(_hooks_us(args.hooks_n))
         print(f"hooks alone ({args.ledger} ledger): {hooks:.1f} us per attempt")

@@ -112,7 +112,7 @@ class BudgetMiddleware(Middleware):
             if reservation is None or budgets.release_now(reservation):
                 return None
             return self._guarded(budgets.release(reservation), ctx)
-        cost = price_attempt(self.prices, ctx, response, usage)
+        cost = ctx.state.get("cost") or price_attempt(self.prices, ctx, response, usage)
         if reservation is not None:
             if budgets.settle_now(reservation, cost.total_cost):
                 return None
