@@ -162,6 +162,8 @@ class MetricsCollector:
         self.recent_size = recent_size
         self.max_series = max_series
         self.relative_accuracy = relative_accuracy
+        #: Finished requests queued before they are folded into the counters.
+        self.batch = BATCH
         self._lock = threading.Lock()
         self._init_state()
 
@@ -256,15 +258,22 @@ class MetricsCollector:
             if cost is None and getattr(event.response, "cost", None) is not None:
                 cost = event_cost(event)
             error, usage = event.error, event.usage
+            attempts = event.data.get("attempts")
+            # One attempt (the common case) is queued as plain values: a queued tuple then holds nothing the
+            # garbage collector has to follow, however long it waits.
+            single = attempts[0] if attempts and len(attempts) == 1 else None
             pending = self._pending
             pending.append((
                 event.timestamp, event.operation, event.latency or 0.0,
                 type(error).__name__ if error is not None else ("Cancelled" if event.success is False else None),
-                event.data.get("attempts"), usage.input_tokens if usage is not None else None,
+                usage.input_tokens if usage is not None else None,
                 usage.output_tokens if usage is not None else 0, usage.total_tokens if usage is not None else 0,
                 cost, event.chunk_count, event.provider, event.model, event.deployment,
+                None if single is None else (single.provider or UNKNOWN), None if single is None else single.model,
+                None if single is None else single.deployment, None if single is None else single.error_type,
+                0.0 if single is None else single.latency, None if single is not None else attempts,
             ))
-            if len(pending) >= BATCH:
+            if len(pending) >= self.batch:
                 with self._lock:
                     self._fold()
         elif kind == "first_token":
@@ -287,11 +296,22 @@ class MetricsCollector:
         series, recent, requests, operations = self._series, self._recent, self._requests, self._operations
         while True:
             try:
-                (now, operation, latency, outcome, attempts, input_tokens, output_tokens, total_tokens, cost, chunks,
-                 provider, model, deployment) = pending.popleft()
+                (now, operation, latency, outcome, input_tokens, output_tokens, total_tokens, cost, chunks, provider,
+                 model, deployment, a_provider, a_model, a_deployment, name, a_latency, attempts) = pending.popleft()
             except IndexError:
                 return
-            if attempts:
+            if a_provider is not None:
+                stats = series.get((a_provider, a_model, a_deployment)) or self._new_series(
+                    a_provider, a_model, a_deployment, now)
+                if name is None and input_tokens is not None:
+                    tokens = total_tokens
+                    stats.add(a_latency, None, input_tokens, output_tokens, tokens, now)
+                else:
+                    tokens = 0
+                    stats.add(a_latency, name, 0, 0, 0, now)
+                recent.append((now, a_provider, a_model, a_deployment, operation, a_latency, name is None, name,
+                               tokens))
+            elif attempts:
                 last = len(attempts) - 1
                 previous = None
                 for index, attempt in enumerate(attempts):
