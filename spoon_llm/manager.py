@@ -114,7 +114,6 @@ class LLMManager:
             middleware = self._owned_middleware = build_middleware(self.config_manager, events=self.events)
         self._middleware: list[Middleware] = list(middleware)
         self._chain: list[tuple[_Hook | None, _Hook | None]] = []
-        self._after_hooks: list[_Hook] = []
         self._rebuild_chain()
         for observer in observers:
             self.events.add(observer)
@@ -179,7 +178,6 @@ class LLMManager:
                 None if after is None or after is Middleware.after_attempt else middleware.after_attempt,
             ))
         self._chain = chain
-        self._after_hooks = [after for _, after in reversed(chain) if after is not None]
 
     @property
     def middleware(self) -> list[Middleware]:
@@ -229,15 +227,68 @@ class LLMManager:
         if any(a.deployment != last for a in attempts):
             self._stats["fallbacks"] += 1
 
-    async def _after(self, ctx: AttemptContext | None, passed: int, **outcome: Any) -> None:
-        """Run the ``after_attempt`` hooks of the first ``passed`` middleware, in reverse order."""
-        if ctx is None or not passed:
-            return
-        for _, after in reversed(self._chain[:passed]):
-            if after is not None:
-                pending = after(ctx, **outcome)
+    def _begin_attempt(self, ctx: AttemptContext | None, request_id: str, operation: str, slot: Slot,
+                       run: RequestRun) -> Awaitable[None] | None:
+        """The ``attempt_start`` event, then the before hooks (an awaitable only if one of them must wait)."""
+        if "attempt_start" in self.events.kinds:
+            self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
+                       waited=slot.waited)
+        return None if ctx is None else self._run_before(ctx)
+
+    def _run_before(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Run the ``before_attempt`` hooks from ``ctx.passed`` on, counting each that admits the attempt.
+
+        Returns ``None`` when every hook finished synchronously (no coroutine is made at all), else an awaitable
+        that waits for the hook that needs it and runs the rest.
+        """
+        chain = self._chain
+        count = len(chain)
+        while ctx.passed < count:
+            before = chain[ctx.passed][0]
+            if before is not None:
+                pending = before(ctx)
                 if pending is not None:
-                    await pending
+                    return self._await_before(ctx, pending)
+            ctx.passed += 1
+        return None
+
+    async def _await_before(self, ctx: AttemptContext, pending: Awaitable[None]) -> None:
+        await pending
+        ctx.passed += 1
+        rest = self._run_before(ctx)
+        if rest is not None:
+            await rest
+
+    def _run_after(self, ctx: AttemptContext, start: int, response: Any = None, usage: TokenUsage | None = None,
+                   error: LLMError | None = None) -> Awaitable[None] | None:
+        """Run the ``after_attempt`` hooks of the first ``start`` middleware, last first (``None``: all done)."""
+        chain = self._chain
+        index = start
+        while index > 0:
+            index -= 1
+            after = chain[index][1]
+            if after is not None:
+                pending = after(ctx, response=response, usage=usage, error=error)
+                if pending is not None:
+                    return self._await_after(ctx, index, pending, response, usage, error)
+        return None
+
+    async def _await_after(self, ctx: AttemptContext, index: int, pending: Awaitable[None], response: Any,
+                           usage: TokenUsage | None, error: LLMError | None) -> None:
+        await pending
+        rest = self._run_after(ctx, index, response, usage, error)
+        if rest is not None:
+            await rest
+
+    async def _after(self, ctx: AttemptContext | None, response: Any = None, usage: TokenUsage | None = None,
+                     error: LLMError | None = None) -> None:
+        """The after hooks of every middleware that admitted the attempt; afterwards none is left to run."""
+        if ctx is None or not ctx.passed:
+            return
+        passed, ctx.passed = ctx.passed, 0
+        pending = self._run_after(ctx, passed, response, usage, error)
+        if pending is not None:
+            await pending
 
     def _context(self, request_id: str, operation: str, slot: Slot, messages: Sequence[Any] | None,
                  call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:
@@ -284,19 +335,11 @@ class LLMManager:
                 call = kwargs if slot.model is None and slot.timeout is None else self._call_kwargs(slot, kwargs)
                 ctx = None if not chain else AttemptContext(
                     request_id, operation, deployment, slot.model, messages, call, tags, len(run.attempts))
-                if "attempt_start" in kinds:
-                    self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
-                               waited=slot.waited)
-                passed = 0
                 deployment.inflight += 1
                 try:
-                    if ctx is not None:
-                        for before, _ in chain:  # inline, not a helper coroutine: one less per attempt
-                            if before is not None:
-                                pending = before(ctx)
-                                if pending is not None:
-                                    await pending
-                            passed += 1
+                    pending = self._begin_attempt(ctx, request_id, operation, slot, run) if kinds or ctx else None
+                    if pending is not None:
+                        await pending
                     instance = deployment.ready_provider() or await deployment.provider(self.registry)
                     method = getattr(instance, operation)
                     if slot.timeout is None:
@@ -317,10 +360,10 @@ class LLMManager:
                                    attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
                     try:
                         # A refusal by our own middleware (local rate limit) says nothing about the deployment.
-                        run.failed(slot, exc, count_health=passed == len(chain))
+                        run.failed(slot, exc, count_health=ctx is None or ctx.passed == len(chain))
                     finally:
                         # After the circuit has seen the failure, so middleware observes its new state.
-                        await self._after(ctx, passed, error=exc)
+                        await self._after(ctx, error=exc)
                     if kinds & _NEXT_STEP_KINDS:
                         self._emit_next_step(run, request_id, operation, slot, exc)
                     slot = await run.next()
@@ -328,16 +371,14 @@ class LLMManager:
                 except BaseException:
                     deployment.inflight -= 1
                     deployment.circuit.release_probe()
-                    await self._after(ctx, passed)
+                    await self._after(ctx)
                     raise
                 deployment.inflight -= 1
                 attempt = run.succeeded(slot)
                 if ctx is not None:
-                    usage = getattr(result, "usage", None)
-                    for after in self._after_hooks:
-                        pending = after(ctx, response=result, usage=usage)
-                        if pending is not None:
-                            await pending
+                    pending = self._run_after(ctx, ctx.passed, result, getattr(result, "usage", None))
+                    if pending is not None:
+                        await pending
                 if "attempt_end" in kinds:
                     self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
                                latency=attempt.latency, usage=getattr(result, "usage", None))
@@ -491,21 +532,13 @@ class LLMManager:
                     *conversation, Message(role="assistant", content=delivered)]
                 call = self._call_kwargs(slot, kwargs)
                 ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
-                passed = 0
                 finished = False
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
-                if "attempt_start" in events.kinds:
-                    self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
-                               waited=slot.waited)
                 try:
-                    if ctx is not None:
-                        for before, _ in chain:
-                            if before is not None:
-                                pending = before(ctx)
-                                if pending is not None:
-                                    await pending
-                            passed += 1
+                    pending = self._begin_attempt(ctx, request_id, operation, slot, run)
+                    if pending is not None:
+                        await pending
                     instance = deployment.ready_provider() or await deployment.provider(self.registry)
                     stream = instance.chat_stream(request, callbacks=None, **call)
                     iterator = stream.__aiter__()
@@ -529,12 +562,11 @@ class LLMManager:
                             usage = chunk.usage
                         if chunk.kind == "final":
                             attempt = run.succeeded(slot)
-                            await self._after(ctx, passed, response=chunk, usage=usage)
+                            await self._after(ctx, response=chunk, usage=usage)
                             final_cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
                             if final_cost is not None and not getattr(final_cost, "unpriced", False):
                                 stream_cost = getattr(final_cost, "total_cost", None)
-                            finished = True
-                            passed = 0  # its after hooks have run
+                            finished = True  # its after hooks have run
                             chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
                                               "fallback_path": list(run.path), "deployment": attempt.deployment}
                             if "attempt_end" in events.kinds:
@@ -554,12 +586,12 @@ class LLMManager:
                     if "attempt_end" in events.kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                    attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
-                    local = ctx is not None and passed < len(chain)
+                    local = ctx is not None and ctx.passed < len(chain)
                     if not sent_here and not delivered:
                         try:
                             run.failed(slot, exc, count_health=not local)
                         finally:
-                            await self._after(ctx, passed, error=exc, usage=usage)
+                            await self._after(ctx, error=exc, usage=usage)
                         if events.kinds & _NEXT_STEP_KINDS:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         slot = await run.next()
@@ -574,7 +606,7 @@ class LLMManager:
                             pass  # the policy says stop: report the interruption below
                     else:
                         run.record_failure(slot, exc)
-                    await self._after(ctx, passed, error=exc, usage=usage)
+                    await self._after(ctx, error=exc, usage=usage)
                     if resumed:
                         slot = await run.next()
                         continue
@@ -587,7 +619,7 @@ class LLMManager:
                 except BaseException:
                     deployment.inflight -= 1
                     deployment.circuit.release_probe()
-                    await self._after(ctx, passed)
+                    await self._after(ctx)
                     raise
                 finally:
                     closer = getattr(stream, "aclose", None)
@@ -596,7 +628,7 @@ class LLMManager:
                 deployment.inflight -= 1
                 if not finished:  # the stream ended without a final chunk
                     attempt = run.succeeded(slot)
-                    await self._after(ctx, passed, usage=usage)
+                    await self._after(ctx, usage=usage)
                 stats["successes"] += 1
                 if "request_end" in events.kinds:
                     self._emit("request_end", request_id, operation, slot, success=True, usage=usage, tags=tags,

@@ -32,6 +32,9 @@ class AttemptContext:
     tags: dict[str, str] | None = None
     attempt: int = 0
     state: dict[str, Any] = field(default_factory=dict)
+    #: How many middleware admitted the attempt so far (their ``before_attempt`` returned); the manager runs the
+    #: ``after_attempt`` hooks of exactly those.
+    passed: int = 0
     _messages: list[Message] | None = None
 
     @property

@@ -57,5 +57,21 @@ async def main() -> None:
     json.dump(outcome, sys.stdout, default=str)
 
 
+async def spend(data: dict[str, Any], requests: int, env: dict[str, str], *, concurrency: int | None = None,
+                start_at: float | None = None) -> dict[str, Any]:
+    """Run this worker in a child process with configuration ``data``; its outcome (it must exit cleanly)."""
+    command = [sys.executable, __file__, json.dumps(data), str(requests)]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    if start_at is not None:
+        command += ["--start-at", str(start_at)]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-2000:]
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
 if __name__ == "__main__":
     asyncio.run(main())

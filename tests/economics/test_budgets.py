@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ from spoon_llm.middleware import BudgetMiddleware, CostMiddleware, build_middlew
 from spoon_llm.state import MemoryStore
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, Usage
 
-WORKER = Path(__file__).with_name("_spend_worker.py")
+from ._spend_worker import spend
+
 # $100 per million output tokens, input free: 100 output tokens cost exactly $0.01.
 PRICING = {"budget-model": {"input_per_1m": 0.0, "output_per_1m": 100.0}}
 PER_REQUEST = 0.01
@@ -207,12 +206,7 @@ async def test_spend_survives_a_restart_in_sqlite(sim: ProviderSimulator, tmp_pa
                                      "model": "budget-model"}},
             "pricing": PRICING, "budget": {"limit": 0.07}, "state": {"ledger": "sqlite", "path": str(path)},
             "retry": {"max_retries": 0}}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), json.dumps(data), "5", "--concurrency", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env)
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert json.loads(out)["ok"] == 5
+    assert (await spend(data, 5, child_env, concurrency=1))["ok"] == 5
 
     # A new process (this one), the same file: the budget and the tracker know the earlier spend.
     config = ConfigurationManager(data, env={})

@@ -16,7 +16,8 @@ import pytest
 from spoon_llm.state.sqlite import SQLiteStore
 from spoon_llm.testing import ProviderSimulator, Reply, Usage
 
-WORKER = Path(__file__).with_name("_spend_worker.py")
+from ._spend_worker import spend
+
 PRICING = {"budget-model": {"input_per_1m": 0.0, "output_per_1m": 100.0}}
 
 
@@ -137,12 +138,7 @@ async def test_every_request_is_in_the_ledger_after_the_manager_shuts_down(
     data = {"providers": {"openai": {"api_key": "sk-test-ledger-xxxxxxxxxxxxx", "base_url": sim.openai_base_url,
                                      "model": "budget-model"}},
             "pricing": PRICING, "budget": {"limit": 100.0}, "retry": {"max_retries": 0}}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), json.dumps(data), "400", "--concurrency", "50",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env)
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert json.loads(out)["ok"] == 400
+    assert (await spend(data, 400, child_env, concurrency=50))["ok"] == 400
     rows = ledger_rows(path)
     assert len(rows) == 400 and len({r["request_id"] for r in rows}) == 400
     assert sum(r["cost"] for r in rows) == pytest.approx(400 * 0.01)  # type: ignore[misc]

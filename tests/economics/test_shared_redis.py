@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from spoon_llm.config.models import BudgetConfig
@@ -15,22 +12,15 @@ from spoon_llm.middleware.defaults import budgets_from_config
 from spoon_llm.state.redis import RedisStore
 from spoon_llm.testing import ProviderSimulator, Reply, Usage
 
-WORKER = Path(__file__).with_name("_spend_worker.py")
+from ._spend_worker import spend
+
 PROCESSES = 4
 REQUESTS = 100
 
 
 async def run_workers(data: dict[str, Any], env: dict[str, str]) -> list[dict[str, Any]]:
     start_at = time.time() + 3.0  # every worker has imported and built its manager by then
-    processes = [await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), json.dumps(data), str(REQUESTS), "--start-at", str(start_at),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env) for _ in range(PROCESSES)]
-    outputs = await asyncio.gather(*(p.communicate() for p in processes))
-    results = []
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, err.decode()[-2000:]
-        results.append(json.loads(out))
-    return results
+    return list(await asyncio.gather(*(spend(data, REQUESTS, env, start_at=start_at) for _ in range(PROCESSES))))
 
 
 def config(sim: ProviderSimulator, redis_url: str, prefix: str, **settings: Any) -> dict[str, Any]:
