@@ -72,12 +72,20 @@ def _counts_against_health(error: LLMError) -> bool:
 class RequestRun:
     """State of one request across retries and fallbacks, with one deadline over all of it."""
 
-    # Slots, and lists made only when needed: at high concurrency every object alive while a request waits on the
-    # network tends to survive into the garbage collector's oldest generation, and full collections cost
-    # microseconds per such object. The common request keeps only this object and its slot alive.
-    __slots__ = ("_attempts", "_candidates", "_deployment", "_errors", "_fallback", "_fallbacks_added", "_model",
-                 "_pending_delay", "_plan", "_plan_index", "_plans", "_position", "_retry", "_rng",
-                 "_tried_context_fallback", "deadline_at", "policy", "router", "started")
+    # Lists made only when needed, and every field that starts at a default left to the class: the common
+    # request makes one attempt, and this object is built on each request's path.
+    _attempts: list[Attempt] | None = None
+    _errors: list[LLMError] | None = None
+    _plans: list[RoutePlan] | None = None  # the route's plan, then its fallbacks (made on first failure)
+    _plan_index = 0
+    _fallbacks_added = False
+    _position = 0
+    _deployment: DeploymentState | None = None  # the current candidate
+    _model: str | None = None
+    _retry = 0
+    _pending_delay = 0.0
+    _tried_context_fallback = False
+    _rng: random.Random | None = None
 
     def __init__(
         self,
@@ -90,23 +98,13 @@ class RequestRun:
     ) -> None:
         self.router = router
         self.policy = policy
-        self.started = time.monotonic()
-        self.deadline_at = self.started + deadline if deadline is not None and deadline > 0 else math.inf
-        self._attempts: list[Attempt] | None = None
-        self._errors: list[LLMError] | None = None
-        self._rng = rng
+        self.started = started = time.monotonic()
+        self.deadline_at = started + deadline if deadline is not None and deadline > 0 else math.inf
+        if rng is not None:
+            self._rng = rng
         self._fallback = fallback
         self._plan = plan
-        self._plans: list[RoutePlan] | None = None  # the route's plan, then its fallbacks (made on first failure)
-        self._plan_index = 0
-        self._fallbacks_added = False
         self._candidates: Sequence[tuple[DeploymentState, str | None]] = router.ordered(plan)
-        self._position = 0
-        self._deployment: DeploymentState | None = None  # the current candidate
-        self._model: str | None = None
-        self._retry = 0
-        self._pending_delay = 0.0
-        self._tried_context_fallback = False
 
     # -- iteration ------------------------------------------------------------------------------------------
 
@@ -151,7 +149,8 @@ class RequestRun:
             while position < len(candidates):
                 deployment, model = candidates[position]
                 position += 1
-                if deployment.available and deployment.circuit.allow_request():
+                # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
+                if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
                     self._position = position
                     self._deployment, self._model = deployment, model
                     return True
