@@ -10,6 +10,7 @@ Part 2: ``batch_chat`` of N requests at concurrency C against ``asyncio.gather``
 ``AsyncOpenAI``, same simulator process, wall-clock throughput.
 
 Usage: python benchmarks/bench_manager.py [-n 2000] [-c 1,64] [--stream] [--batch 10000] [--batch-concurrency 256]
+       [--rounds 10] [--transport native|sdk] [--skip-batch]
 """
 
 from __future__ import annotations
@@ -39,13 +40,17 @@ from harness import (  # noqa: E402
 KEY = "bench-manager-key"
 
 
+#: The provider transport under test (``--transport``; ``native`` is the default, ``sdk`` the official SDK).
+TRANSPORT = "native"
+
+
 def _config(target: Target) -> Any:
     from spoon_llm import ConfigurationManager
 
     return ConfigurationManager(
         {"providers": {"openai": {"api_key": KEY, "base_url": target.openai_base_url,
                                   "model": target.model_or("gpt-4o-mini"), "max_connections": 1000,
-                                  "max_keepalive_connections": 1000}}},
+                                  "max_keepalive_connections": 1000, "transport": TRANSPORT}}},
         env={},
     )
 
@@ -145,7 +150,10 @@ def main() -> None:
     parser.add_argument("--batch-concurrency", type=int, default=256)
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds of part 1b (0 skips it)")
+    parser.add_argument("--transport", choices=("native", "sdk"), default="native")
     args = parser.parse_args()
+    global TRANSPORT
+    TRANSPORT = args.transport
     levels = [int(c) for c in args.c.split(",")]
     operation = "chat_stream" if args.stream else "chat"
     clients = {"openai_sdk": CLIENTS["openai_sdk"], "spoon_provider": spoon_provider, "spoon_manager": spoon_manager}
