@@ -25,7 +25,7 @@ from .events import Event, EventBus, EventKind, new_request_id
 from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
 from .registry import LLMProviderRegistry, get_global_registry
-from .routing.attempts import RequestRun, Slot
+from .routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
 from .routing.balancer import Balancer, Strategy
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
@@ -228,11 +228,10 @@ class LLMManager:
             self._stats["fallbacks"] += 1
 
     def _begin_attempt(self, ctx: AttemptContext | None, request_id: str, operation: str, slot: Slot,
-                       run: RequestRun) -> Awaitable[None] | None:
+                       done: int) -> Awaitable[None] | None:
         """The ``attempt_start`` event, then the before hooks (an awaitable only if one of them must wait)."""
         if "attempt_start" in self.events.kinds:
-            self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
-                       waited=slot.waited)
+            self._emit("attempt_start", request_id, operation, slot, attempt=done + 1, waited=slot.waited)
         return None if ctx is None else self._run_before(ctx)
 
     def _run_before(self, ctx: AttemptContext) -> Awaitable[None] | None:
@@ -314,8 +313,14 @@ class LLMManager:
         closures or iterators) because what it allocates and awaits is most of the manager's cost per request.
         """
         tags = kwargs.pop("tags", None) if kwargs else None
-        run = RequestRun(self.router, self.policy, self.router.resolve(provider, model), fallback,
-                         deadline if deadline is not None else self._request_timeout)
+        router = self.router
+        plan = router.resolve(provider, model)
+        if deadline is None:
+            deadline = self._request_timeout
+        begun = time.monotonic() if deadline is not None else None
+        # Built on the first failure (or when the first target is not admitted): most requests never need one.
+        run: RequestRun | None = None
+        attempts: list[Attempt] = []
         events = self.events
         kinds = events.kinds
         chain = self._chain
@@ -327,17 +332,21 @@ class LLMManager:
             stats["peak_inflight"] = inflight
         started = time.perf_counter()
         if "request_start" in kinds:
-            self._emit("request_start", request_id, operation, tags=tags, data={"route": run.route})
+            self._emit("request_start", request_id, operation, tags=tags, data={"route": plan.name})
         try:
-            slot = run.first()
+            slot = first_slot(router, plan, deadline)
+            if slot is None:
+                run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun)
+                slot = run.first()
             while slot is not None:
                 deployment = slot.deployment
                 call = kwargs if slot.model is None and slot.timeout is None else self._call_kwargs(slot, kwargs)
+                done = 0 if run is None else len(run.attempts)
                 ctx = None if not chain else AttemptContext(
-                    request_id, operation, deployment, slot.model, messages, call, tags, len(run.attempts))
+                    request_id, operation, deployment, slot.model, messages, call, tags, done)
                 deployment.inflight += 1
                 try:
-                    pending = self._begin_attempt(ctx, request_id, operation, slot, run) if kinds or ctx else None
+                    pending = self._begin_attempt(ctx, request_id, operation, slot, done) if kinds or ctx else None
                     if pending is not None:
                         await pending
                     instance = deployment.ready_provider() or await deployment.provider(self.registry)
@@ -355,9 +364,11 @@ class LLMManager:
                                                provider=deployment.provider_name, model=slot.model) from exc
                 except LLMError as exc:
                     deployment.inflight -= 1
+                    if run is None:
+                        run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun, resume=slot)
                     if "attempt_end" in kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
-                                   attempt=len(run.attempts) + 1, latency=time.perf_counter() - slot.started)
+                                   attempt=done + 1, latency=time.perf_counter() - slot.started)
                     try:
                         # A refusal by our own middleware (local rate limit) says nothing about the deployment.
                         run.failed(slot, exc, count_health=ctx is None or ctx.passed == len(chain))
@@ -374,34 +385,41 @@ class LLMManager:
                     await self._after(ctx)
                     raise
                 deployment.inflight -= 1
-                attempt = run.succeeded(slot)
+                if run is None:
+                    attempt = record_success(slot)
+                    attempts = [attempt]
+                else:
+                    attempt = run.succeeded(slot)
+                    attempts = run.attempts
                 if ctx is not None:
                     pending = self._run_after(ctx, ctx.passed, result, getattr(result, "usage", None))
                     if pending is not None:
                         await pending
                 if "attempt_end" in kinds:
-                    self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(run.attempts),
+                    self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(attempts),
                                latency=attempt.latency, usage=getattr(result, "usage", None))
-                attempts = run.attempts
                 if len(attempts) > 1:
                     self._count_retries(attempts)
-                run.annotate(result, attempt)
+                annotate(result, attempts, attempt)
                 break
             else:
+                assert run is not None  # a slot only ever runs out inside a run
                 raise run.exhausted()
         except LLMError as exc:
             stats["failures"] += 1
             if "request_end" in kinds:
+                attempts = run.attempts if run is not None else attempts
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
-                           attempt=len(run.attempts), latency=time.perf_counter() - started,
-                           data={"attempts": run.attempts})
+                           attempt=len(attempts), latency=time.perf_counter() - started,
+                           data={"attempts": attempts})
             raise
         except asyncio.CancelledError:
             stats["cancelled"] += 1
             if "request_end" in kinds:  # observers close what they opened for this request
+                attempts = run.attempts if run is not None else attempts
                 self._emit("request_end", request_id, operation, success=False, tags=tags,
-                           attempt=len(run.attempts), latency=time.perf_counter() - started,
-                           data={"attempts": run.attempts, "cancelled": True})
+                           attempt=len(attempts), latency=time.perf_counter() - started,
+                           data={"attempts": attempts, "cancelled": True})
             raise
         finally:
             stats["inflight"] -= 1
@@ -536,7 +554,7 @@ class LLMManager:
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
                 try:
-                    pending = self._begin_attempt(ctx, request_id, operation, slot, run)
+                    pending = self._begin_attempt(ctx, request_id, operation, slot, len(run.attempts))
                     if pending is not None:
                         await pending
                     instance = deployment.ready_provider() or await deployment.provider(self.registry)

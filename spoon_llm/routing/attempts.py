@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .deployment import DeploymentState
     from .router import RoutePlan, Router
 
-__all__ = ["RequestRun", "Slot"]
+__all__ = ["RequestRun", "Slot", "annotate", "first_slot", "new_attempt", "record_success"]
 
 _TRACE_FIELDS = ("attempts", "fallback_path", "deployment")
 #: Response types whose trace fields ``annotate`` may write directly.
@@ -95,16 +95,23 @@ class RequestRun:
         fallback: bool | Sequence[str] | None,
         deadline: float | None,
         rng: random.Random | None = None,
+        *,
+        started: float | None = None,
+        resume: Slot | None = None,
     ) -> None:
         self.router = router
         self.policy = policy
-        self.started = started = time.monotonic()
+        self.started = started = time.monotonic() if started is None else started
         self.deadline_at = started + deadline if deadline is not None and deadline > 0 else math.inf
         if rng is not None:
             self._rng = rng
         self._fallback = fallback
         self._plan = plan
         self._candidates: Sequence[tuple[DeploymentState, str | None]] = router.ordered(plan)
+        if resume is not None:
+            # Take over from a first attempt made on the plan's first target without a run (see first_slot).
+            self._position = 1
+            self._deployment, self._model = resume.deployment, resume.model
 
     # -- iteration ------------------------------------------------------------------------------------------
 
@@ -211,29 +218,20 @@ class RequestRun:
     # -- outcomes -------------------------------------------------------------------------------------------
 
     def _attempt(self, slot: Slot, error: LLMError | None) -> Attempt:
-        deployment = slot.deployment
-        attempt = Attempt(
-            deployment.provider_name,
-            slot.model or deployment.model,
-            deployment.name,
-            deployment.key_alias,
-            None if error is None else type(error).__name__,
-            None if error is None else getattr(error, "status_code", None),
-            slot.waited,
-            time.perf_counter() - slot.started,
-        )
+        attempt = new_attempt(slot, error)
         if self._attempts is None:
             self._attempts = [attempt]
         else:
             self._attempts.append(attempt)
-        deployment.requests += 1
         return attempt
 
     def succeeded(self, slot: Slot) -> Attempt:
         """Record a success: circuit closed, latency folded into the average."""
-        attempt = self._attempt(slot, None)
-        slot.deployment.circuit.record_success()
-        slot.deployment.record_latency(attempt.latency)
+        attempt = record_success(slot)
+        if self._attempts is None:
+            self._attempts = [attempt]
+        else:
+            self._attempts.append(attempt)
         return attempt
 
     def record_failure(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
@@ -324,16 +322,62 @@ class RequestRun:
 
     def annotate(self, result: Any, attempt: Attempt) -> None:
         """Write the attempt trace onto a successful response."""
-        attempts = self.attempts
-        path = [attempt.deployment or ""] if len(attempts) == 1 else self.path
-        if type(result) in _TRACED_MODELS:
-            # Our own response models and values of the declared types: skip pydantic's assignment machinery.
-            values = result.__dict__
-            values["attempts"] = attempts
-            values["fallback_path"] = path
-            values["deployment"] = attempt.deployment
-            result.__pydantic_fields_set__.update(_TRACE_FIELDS)
-            return
-        result.attempts = attempts
-        result.fallback_path = path
-        result.deployment = attempt.deployment
+        annotate(result, self.attempts, attempt)
+
+
+def first_slot(router: Router, plan: RoutePlan, deadline: float | None) -> Slot | None:
+    """The plan's first target as a slot when it is admitted now, without building a :class:`RequestRun`.
+
+    Most requests succeed on their first attempt; they need no run at all. ``None`` when the first target is not
+    admitted or the order depends on load balancing: then a run decides. After a failed first attempt, a run takes
+    over with ``RequestRun(..., resume=slot)``.
+    """
+    targets = plan.targets
+    if not targets or (router.balancer is not None and len(targets) > 1):
+        return None
+    deployment, model = targets[0]
+    # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
+    if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
+        return Slot(deployment, model, 0, 0.0, deadline if deadline is not None and deadline > 0 else None)
+    return None
+
+
+def new_attempt(slot: Slot, error: LLMError | None) -> Attempt:
+    """The trace entry of the attempt made in ``slot`` (counted on its deployment)."""
+    deployment = slot.deployment
+    deployment.requests += 1
+    return Attempt(
+        deployment.provider_name,
+        slot.model or deployment.model,
+        deployment.name,
+        deployment.key_alias,
+        None if error is None else type(error).__name__,
+        None if error is None else getattr(error, "status_code", None),
+        slot.waited,
+        time.perf_counter() - slot.started,
+    )
+
+
+def record_success(slot: Slot) -> Attempt:
+    """A successful attempt: circuit closed, latency folded into the deployment's average."""
+    attempt = new_attempt(slot, None)
+    deployment = slot.deployment
+    deployment.circuit.record_success()
+    deployment.record_latency(attempt.latency)
+    return attempt
+
+
+def annotate(result: Any, attempts: list[Attempt], attempt: Attempt) -> None:
+    """Write the attempt trace (``attempts``, the last being ``attempt``) onto a successful response."""
+    path = [attempt.deployment or ""] if len(attempts) == 1 else [a.deployment or "" for a in attempts]
+    if type(result) in _TRACED_MODELS:
+        # Our own response models and values of the declared types: skip pydantic's assignment machinery.
+        values = result.__dict__
+        values["attempts"] = attempts
+        values["fallback_path"] = path
+        values["deployment"] = attempt.deployment
+        result.__pydantic_fields_set__.update(_TRACE_FIELDS)
+        return
+    result.attempts = attempts
+    result.fallback_path = path
+    result.deployment = attempt.deployment
