@@ -14,6 +14,9 @@ Shared by every operation, streamed or not::
         run.succeeded(slot)
         return result
     raise run.exhausted()
+
+The manager's non-streamed path goes one step further: the first attempt runs on :func:`first_slot` without a
+run, recorded by :func:`record_success`; only a failure builds the run, which takes over with ``resume=slot``.
 """
 
 from __future__ import annotations
