@@ -49,6 +49,10 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing: the simulator is part of it
+    sys.path.insert(0, str(REPO_ROOT))
+
+from spoon_llm.testing import VendorURLs  # noqa: E402
 
 RequestFn = Callable[[], Awaitable[object]]
 ClientFactory = Callable[["Target"], AbstractAsyncContextManager[RequestFn]]
@@ -153,7 +157,7 @@ def start_simulator(workers: int = 1, cpus: set[int] | None = None) -> Iterator[
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(VendorURLs):
     """What a client talks to and asks for."""
 
     base_url: str
@@ -161,31 +165,6 @@ class Target:
     model: str = ""
     messages: tuple[dict[str, str], ...] = DEFAULT_MESSAGES
     max_tokens: int = 256
-
-    @property
-    def openai_base_url(self) -> str:
-        """OpenAI-compatible base URL (``/v1``)."""
-        return self.base_url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        """Anthropic base URL."""
-        return self.base_url
-
-    @property
-    def gemini_base_url(self) -> str:
-        """google-genai base URL."""
-        return self.base_url
-
-    @property
-    def openrouter_base_url(self) -> str:
-        """OpenRouter base URL (``/api/v1``)."""
-        return self.base_url + "/api/v1"
-
-    @property
-    def deepseek_base_url(self) -> str:
-        """DeepSeek base URL."""
-        return self.base_url
 
     def model_or(self, default: str) -> str:
         """The requested model, or a vendor default."""

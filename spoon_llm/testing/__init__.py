@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._replay import ConformanceCase, find_conformance_dir, load_conformance, sse_bytes
     from ._script import Reply, ToolCall, Usage
     from ._simulator import ProviderSimulator, serve_forever
+    from ._urls import VendorURLs
 
 __all__ = [
     "ECHO_PREFIX",
@@ -37,6 +38,7 @@ __all__ = [
     "Reply",
     "ToolCall",
     "Usage",
+    "VendorURLs",
     "find_conformance_dir",
     "load_conformance",
     "serve_forever",
@@ -52,6 +54,7 @@ _LOCATIONS = {
     "Reply": "._script",
     "ToolCall": "._script",
     "Usage": "._script",
+    "VendorURLs": "._urls",
     "find_conformance_dir": "._replay",
     "load_conformance": "._replay",
     "serve_forever": "._simulator",

@@ -17,9 +17,10 @@ from ._replay import ConformanceCase, as_case
 from ._routes import ENDPOINTS
 from ._script import Reply, check_vendor
 from ._server import ServerHandle, start_server
+from ._urls import VendorURLs
 
 
-class ProviderSimulator:
+class ProviderSimulator(VendorURLs):
     """A local HTTP server that speaks the OpenAI, Anthropic and Gemini wire formats.
 
     It listens on 127.0.0.1 (an ephemeral port by default) and answers every route of the five
@@ -162,31 +163,6 @@ class ProviderSimulator:
         """``http://127.0.0.1:PORT``."""
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         return f"http://{host}:{self.port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """Base URL for the OpenAI SDK (and vLLM clients): ``base_url + "/v1"``."""
-        return self.base_url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        """Base URL for the Anthropic SDK, which appends ``/v1/messages`` itself."""
-        return self.base_url
-
-    @property
-    def gemini_base_url(self) -> str:
-        """Base URL for google-genai's ``HttpOptions(base_url=...)``; it appends ``/v1beta/models/...``."""
-        return self.base_url
-
-    @property
-    def openrouter_base_url(self) -> str:
-        """Base URL for an OpenAI client talking to OpenRouter: ``base_url + "/api/v1"``."""
-        return self.base_url + "/api/v1"
-
-    @property
-    def deepseek_base_url(self) -> str:
-        """Base URL for an OpenAI client talking to DeepSeek (its paths have no ``/v1``)."""
-        return self.base_url
 
     # -- behaviour ------------------------------------------------------------------------------
     def script(
