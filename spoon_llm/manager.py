@@ -848,12 +848,12 @@ class LLMManager:
 
 def _as_list(messages: str | MessageInput | Sequence[MessageInput]) -> list[Any]:
     """The conversation as a list, without validating it here: providers map dicts and messages directly."""
-    if isinstance(messages, str):
-        return [{"role": "user", "content": messages}]
-    if isinstance(messages, (Message, Mapping)):
-        return [messages]
     if type(messages) is list:
         return messages  # read, never changed, by the providers: no copy on the request path
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, (Message, Mapping)):  # an ABC check: slow, so after the common case
+        return [messages]
     return list(messages)
 
 
