@@ -72,6 +72,21 @@ def _tokens(tokens: Any) -> tuple[int, int, int]:
     return inp, out, int(getattr(tokens, "total_tokens", 0) or 0) or inp + out
 
 
+def _recent_call(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A recent-calls entry as (timestamp, provider, model, deployment, method, duration, success, error, tokens).
+
+    One-attempt requests are kept as their queued values (see ``MetricsCollector.on_event``), the rest as such
+    tuples already.
+    """
+    if len(item) == 9:
+        return item
+    (now, operation, _, _, input_tokens, _, total_tokens, _, _, _, _, _, provider, model, deployment, error, latency,
+     _) = item
+    succeeded = error is None
+    return (now, provider, model, deployment, operation, latency, succeeded, error,
+            total_tokens if succeeded and input_tokens is not None else 0)
+
+
 class SeriesStats:
     """Counters and latency sketches of one provider, model or deployment (or of everything)."""
 
@@ -296,21 +311,20 @@ class MetricsCollector:
         series, recent, requests, operations = self._series, self._recent, self._requests, self._operations
         while True:
             try:
-                (now, operation, latency, outcome, input_tokens, output_tokens, total_tokens, cost, chunks, provider,
-                 model, deployment, a_provider, a_model, a_deployment, name, a_latency, attempts) = pending.popleft()
+                item = pending.popleft()
             except IndexError:
                 return
+            (now, operation, latency, outcome, input_tokens, output_tokens, total_tokens, cost, chunks, provider,
+             model, deployment, a_provider, a_model, a_deployment, name, a_latency, attempts) = item
+            stats = None
             if a_provider is not None:
                 stats = series.get((a_provider, a_model, a_deployment)) or self._new_series(
                     a_provider, a_model, a_deployment, now)
                 if name is None and input_tokens is not None:
-                    tokens = total_tokens
-                    stats.add(a_latency, None, input_tokens, output_tokens, tokens, now)
+                    stats.add(a_latency, None, input_tokens, output_tokens, total_tokens, now)
                 else:
-                    tokens = 0
                     stats.add(a_latency, name, 0, 0, 0, now)
-                recent.append((now, a_provider, a_model, a_deployment, operation, a_latency, name is None, name,
-                               tokens))
+                recent.append(item)  # the queued values themselves: read back by get_recent_calls
             elif attempts:
                 last = len(attempts) - 1
                 previous = None
@@ -338,7 +352,9 @@ class MetricsCollector:
             if cost:
                 requests.cost += cost
                 provider = provider or UNKNOWN
-                stats = series.get((provider, model, deployment)) or self._new_series(provider, model, deployment)
+                if stats is None or (provider, model, deployment) != (a_provider, a_model, a_deployment):
+                    stats = series.get((provider, model, deployment)) or self._new_series(provider, model,
+                                                                                        deployment)
                 stats.cost += cost
 
     # -- reading --------------------------------------------------------------------------------------------
@@ -459,7 +475,7 @@ class MetricsCollector:
         if limit is not None:
             items = items[-limit:] if limit > 0 else []
         keys = ("timestamp", "provider", "model", "deployment", "method", "duration", "success", "error", "tokens")
-        return [dict(zip(keys, item, strict=True)) for item in items]
+        return [dict(zip(keys, _recent_call(item), strict=True)) for item in items]
 
     def reset_stats(self) -> None:
         """Forget everything counted so far."""
