@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +120,24 @@ class SeriesStats:
         self.output_tokens += output_tokens
         self.total_tokens += total_tokens
         self.latency.add(duration)
+        self.last_seen = now
+
+    def add_many(self, durations: list[float], failures: Mapping[str, int], input_tokens: int, output_tokens: int,
+                 total_tokens: int, now: float) -> None:
+        """Count many calls at once: their latencies, failures by class name, and summed tokens."""
+        self.requests += len(durations)
+        failed = 0
+        if failures:
+            errors = self.errors
+            for name, number in failures.items():
+                errors[name] = errors.get(name, 0) + number
+                failed += number
+        self.successes += len(durations) - failed
+        self.failures += failed
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.total_tokens += total_tokens
+        self.latency.extend(durations)
         self.last_seen = now
 
     def merge(self, other: SeriesStats) -> None:
@@ -308,12 +326,60 @@ class MetricsCollector:
     def _fold(self) -> None:
         """Count the queued requests (called with the lock held)."""
         pending = self._pending
+        if not pending:
+            return
+        popleft = pending.popleft
+        items = [popleft() for _ in range(len(pending))]  # writers only append: these many are there
+        if len(items) > 1 and self._fold_uniform(items):
+            return
+        self._fold_each(items)
+
+    def _fold_uniform(self, items: list[tuple[Any, ...]]) -> bool:
+        """Count a batch of one-attempt requests to one deployment and model (the steady state) column by column.
+
+        Returns False, counting nothing, for any other batch.
+        """
+        columns = list(zip(*items, strict=True))
+        (times, operations, latencies, outcomes, inputs, outputs, totals, costs, chunks, providers, models,
+         deployments, a_providers, a_models, a_deployments, names, a_latencies, _) = columns
+        if None in a_providers:
+            return False  # a request with several attempts, or none
+        keys = set(zip(a_providers, a_models, a_deployments, strict=True))
+        if len(keys) != 1:
+            return False
+        key = keys.pop()
+        if any(c for c in costs) and set(zip(providers, models, deployments, strict=True)) != {key}:
+            return False  # costs to attribute to another series
+        now = times[-1]
+        stats = self._series.get(key) or self._new_series(*key, times[0])
+        if names.count(None) == len(names) and None not in inputs:
+            failures: Counter[str] = Counter()
+            counted = (sum(inputs), sum(outputs), sum(totals))
+        else:
+            failures = Counter(name for name in names if name is not None)
+            ok = [index for index, name in enumerate(names) if name is None and inputs[index] is not None]
+            counted = (sum(inputs[i] for i in ok), sum(outputs[i] for i in ok), sum(totals[i] for i in ok))
+        stats.add_many(list(a_latencies), failures, *counted, now)
+        self._recent.extend(items)  # the queued values double as recent-calls entries
+        requests = self._requests
+        requests.add_many(list(latencies), Counter(o for o in outcomes if o is not None), 0, 0, 0, now)
+        counts = self._operations
+        for operation, number in Counter(operations).items():
+            counts[operation] = counts.get(operation, 0) + number
+        streamed = [c for c in chunks if c is not None]
+        if streamed:
+            self._streams += len(streamed)
+            self._chunks += sum(streamed)
+        spent = sum(c for c in costs if c)
+        if spent:
+            requests.cost += spent
+            stats.cost += spent
+        return True
+
+    def _fold_each(self, items: list[tuple[Any, ...]]) -> None:
+        """Count queued requests one by one (mixed batches: retries, fallbacks, several deployments)."""
         series, recent, requests, operations = self._series, self._recent, self._requests, self._operations
-        while True:
-            try:
-                item = pending.popleft()
-            except IndexError:
-                return
+        for item in items:
             (now, operation, latency, outcome, input_tokens, output_tokens, total_tokens, cost, chunks, provider,
              model, deployment, a_provider, a_model, a_deployment, name, a_latency, attempts) = item
             stats = None

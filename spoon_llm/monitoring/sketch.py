@@ -11,6 +11,7 @@ latency work cares about stay exact to ``a``).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 __all__ = ["QuantileSketch"]
@@ -92,9 +93,31 @@ class QuantileSketch:
             self._collapse()
 
     def extend(self, values: Iterable[float]) -> None:
-        """Record many values."""
-        for value in values:
-            self.add(value)
+        """Record many values at once: counted with builtins, a fraction of the cost of :meth:`add` per value."""
+        batch = values if isinstance(values, (list, tuple)) else list(values)
+        if not batch:
+            return
+        self.count += len(batch)
+        self.sum += sum(batch)
+        low, high = min(batch), max(batch)
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        log, ceil, multiplier = math.log, math.ceil, self._multiplier
+        if low > _MIN_INDEXABLE:
+            keys = [ceil(log(value) * multiplier) for value in batch]
+        else:
+            keys = [ceil(log(value) * multiplier) for value in batch if value > _MIN_INDEXABLE]
+            self.zero_count += len(batch) - len(keys)
+        floor = self._floor
+        if floor is not None:
+            keys = [key if key >= floor else floor for key in keys]
+        buckets = self._buckets
+        for key, number in Counter(keys).items():
+            buckets[key] = buckets.get(key, 0) + number
+        if len(buckets) > self.max_buckets:
+            self._collapse()
 
     def _collapse(self) -> None:
         # Fold the lowest buckets into one so that exactly max_buckets remain.

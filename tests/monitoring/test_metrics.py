@@ -160,3 +160,77 @@ def test_counts_stay_exact_with_threads_writing_and_reading_at_once():
     summary = metrics.get_summary()
     assert summary["total_requests"] == summary["requests"]["total"] == writers * per_writer
     assert summary["tokens"]["total"] == 5 * writers * per_writer
+
+
+def _varied(index: int) -> Event:
+    """Requests of every shape the collector folds: successes, failures, streams, costs, retries, fallbacks."""
+    from spoon_llm.errors import ServiceUnavailableError
+
+    deployment = "d" if index % 7 else "e"
+    kind = index % 5
+    if kind == 4:  # a retry then a fallback
+        attempts = [Attempt(provider="openai", model="m", deployment="d", error_type="ServiceUnavailableError",
+                            status_code=503, latency=0.01),
+                    Attempt(provider="openai", model="m", deployment="e", latency=0.02 + index * 1e-4)]
+        return Event("request_end", f"r{index}", "chat", "openai", "m", "e", success=True, latency=0.05,
+                     usage=TokenUsage(input_tokens=1, output_tokens=2), cost=0.002, data={"attempts": attempts})
+    attempt = Attempt(provider="openai", model="m", deployment=deployment, latency=0.001 * (index % 50 + 1),
+                      error_type="ServiceUnavailableError" if kind == 3 else None)
+    if kind == 3:
+        return Event("request_end", f"r{index}", "chat", "openai", "m", deployment, success=False,
+                     error=ServiceUnavailableError("down"), latency=0.03, data={"attempts": [attempt]})
+    return Event("request_end", f"r{index}", "chat_stream" if kind == 2 else "chat", "openai", "m", deployment,
+                 success=True, latency=attempt.latency + 1e-5, usage=TokenUsage(input_tokens=3, output_tokens=4),
+                 cost=0.001 if kind else None, chunk_count=9 if kind == 2 else None, data={"attempts": [attempt]})
+
+
+def _same(left, right):
+    """Equal, floats within rounding (batches add latencies in another order)."""
+    if isinstance(left, dict):
+        assert left.keys() == right.keys()
+        for key in left:
+            _same(left[key], right[key])
+    elif isinstance(left, (list, tuple)):
+        assert len(left) == len(right)
+        for a, b in zip(left, right, strict=True):
+            _same(a, b)
+    elif isinstance(left, float):
+        assert left == pytest.approx(right, rel=1e-12, abs=1e-15)
+    else:
+        assert left == right
+
+
+@pytest.mark.parametrize("shape", ["uniform", "mixed"])
+def test_batched_and_one_by_one_counting_agree(shape, monkeypatch):
+    one_by_one, batched = MetricsCollector(), MetricsCollector()
+    one_by_one.batch = 1
+    column_batches = []
+    fold_uniform = MetricsCollector._fold_uniform
+
+    def spy(self, items):
+        counted = fold_uniform(self, items)
+        if self is batched:
+            column_batches.append(counted)
+        return counted
+
+    monkeypatch.setattr(MetricsCollector, "_fold_uniform", spy)
+    # "uniform": one deployment, one attempt each (successes, failures, streams, costs); "mixed": retries,
+    # fallbacks and two deployments in every batch.
+    indexes = [i * 5 + k for i in range(500) for k in range(4)] if shape == "uniform" else range(2000)
+    for index in indexes:
+        event = _varied(index)
+        if shape == "uniform":
+            event.deployment = "e"
+            event.data["attempts"][0].deployment = "e"
+        one_by_one.on_event(event)
+        batched.on_event(event)
+    first, second = one_by_one.get_summary(), batched.get_summary()
+    for summary in (first, second):
+        summary.pop("uptime")
+    _same(first, second)
+    for name in ("d", "e"):
+        _same(one_by_one.get_deployment_stats(name), batched.get_deployment_stats(name))
+    _same(one_by_one.get_recent_calls(50), batched.get_recent_calls(50))
+    assert first["requests"]["total"] == 2000
+    # The batched collector counted column by column exactly when the batch allowed it.
+    assert column_batches and all(column_batches) == (shape == "uniform")

@@ -97,3 +97,20 @@ def test_invalid_arguments():
     sketch.add(1.0)
     sketch.clear()
     assert sketch.count == 0 and sketch.quantile(0.5) is None
+
+
+def test_extend_counts_exactly_like_add_one_by_one():
+    import random
+
+    rng = random.Random(7)
+    values = [0.0, -1.0, 1e-12] + [rng.lognormvariate(-4, 2) for _ in range(5000)]
+    one, many = QuantileSketch(max_buckets=64), QuantileSketch(max_buckets=64)
+    for index in range(0, len(values), 500):  # several batches, so later ones meet a collapsed sketch
+        chunk = values[index:index + 500]
+        for value in chunk:
+            one.add(value)
+        many.extend(chunk)
+    assert (many.count, many.zero_count, many.min, many.max) == (one.count, one.zero_count, one.min, one.max)
+    assert many.sum == pytest.approx(one.sum, rel=1e-12)
+    assert many.bucket_count == one.bucket_count == 65  # 64 plus the zero bucket
+    assert many.quantiles((0.5, 0.9, 0.99)) == one.quantiles((0.5, 0.9, 0.99))
