@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,54 +31,49 @@ __all__ = [
 ]
 
 
-def _positive_int(value: Any) -> Any:
-    if value is None:
-        return None
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is one (an int, an integral float, a numeric string); booleans are not."""
     if isinstance(value, bool):
-        raise PydanticCustomError("positive_int", "expected a positive integer")
-    try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number <= 0:
-        raise PydanticCustomError("positive_int", "expected a positive integer")
-    return number
-
-
-def _non_negative_int(value: Any) -> Any:
-    if value is None:
         return None
     try:
-        number = int(value) if not isinstance(value, (bool, float)) or float(value).is_integer() else None
+        if isinstance(value, float):
+            return int(value) if value.is_integer() else None
+        return int(value)
     except (TypeError, ValueError):
-        number = None
-    if number is None or number < 0:
-        raise PydanticCustomError("non_negative_int", "expected a whole number >= 0")
-    return number
+        return None
 
 
-def _positive_number(value: Any) -> Any:
-    if value is None:
+def _real_number(value: Any) -> float | None:
+    """``value`` as a float when it is a number or a numeric string; booleans are not."""
+    if isinstance(value, bool):
         return None
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not number > 0:
-        raise PydanticCustomError("positive_number", "expected a positive number of seconds")
-    return number
-
-
-def _temperature(value: Any) -> Any:
-    if value is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not 0.0 <= number <= 2.0:
-        raise PydanticCustomError("temperature", "expected a number from 0 to 2")
-    return number
+
+
+def _number_check(parse: Callable[[Any], Any], accept: Callable[[Any], bool], code: str,
+                  message: str) -> Callable[[Any], Any]:
+    """A before-validator: ``None`` passes (unset), anything else must parse and be accepted."""
+
+    def validate(value: Any) -> Any:
+        if value is None:
+            return None
+        number = parse(value)
+        if number is None or not accept(number):
+            raise PydanticCustomError(code, message)
+        return number
+
+    return validate
+
+
+_positive_int = _number_check(_whole_number, lambda n: n > 0, "positive_int", "expected a positive integer")
+_non_negative_int = _number_check(_whole_number, lambda n: n >= 0, "non_negative_int",
+                                  "expected a whole number >= 0")
+_positive_number = _number_check(_real_number, lambda n: n > 0, "positive_number",
+                                 "expected a positive number of seconds")
+_temperature = _number_check(_real_number, lambda n: 0.0 <= n <= 2.0, "temperature", "expected a number from 0 to 2")
 
 
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]

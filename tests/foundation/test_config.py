@@ -267,3 +267,26 @@ def test_unset_keys_drop_with_their_per_key_settings(tmp_path):
     assert (only.model, only.rpm, only.api_key.get_secret_value()) == ("b", 2, KEY)
     with pytest.warns(ConfigWarning):
         assert manager(path).load_provider_config("openai").api_keys == []
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("max_tokens", True, "expected a positive integer, got True"),
+    ("max_tokens", 2.5, "expected a positive integer, got 2.5"),
+    ("max_retries", True, "expected a whole number >= 0, got True"),
+    ("max_retries", -1, "expected a whole number >= 0, got -1"),
+    ("timeout", False, "expected a positive number of seconds, got False"),
+    ("timeout", "soon", "expected a positive number of seconds, got 'soon'"),
+    ("temperature", 2.5, "expected a number from 0 to 2, got 2.5"),
+])
+def test_numbers_are_checked_and_booleans_are_not_numbers(key, value, expected):
+    with pytest.raises(ConfigurationError) as info:
+        ConfigurationManager({"providers": {"openai": {"api_key": "sk-test", key: value}}},
+                             env={}).load_provider_config("openai")
+    assert str(info.value) == f"config dict: providers.openai.{key}: {expected}"
+
+
+def test_numbers_given_as_text_or_integral_floats_are_accepted():
+    section = ConfigurationManager({"providers": {"openai": {
+        "api_key": "sk-test", "max_tokens": "12", "max_retries": 2.0, "timeout": "1.5", "temperature": 0}}},
+        env={}).load_provider_config("openai")
+    assert (section.max_tokens, section.max_retries, section.timeout, section.temperature) == (12, 2, 1.5, 0.0)
