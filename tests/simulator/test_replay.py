@@ -22,7 +22,11 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
 ]
 
-CASES = load_conformance()
+# The vendors whose wire formats the simulator and the SDK replay driver speak today. The corpus also holds
+# azure, mistral, groq, xai, cerebras, vertex, bedrock and openai_responses folders: each joins this set when its
+# provider and simulator routes exist (the reach work), so a grown corpus never breaks this suite.
+REPLAY_PROVIDERS = frozenset({"openai", "anthropic", "gemini", "openrouter", "deepseek"})
+CASES = [case for case in load_conformance() if case.provider in REPLAY_PROVIDERS]
 SKIP_REASON = "conformance corpus not found (set SPOON_LLM_CONFORMANCE_DIR or put it at ../shared/conformance)"
 
 # Where the official SDKs knowingly disagree with the corpus' wire-level `expected` (see the corpus'
@@ -123,7 +127,7 @@ async def test_replay_error(
         assert got["error_type"] == expected["error_type"]
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "openrouter", "deepseek"])
+@pytest.mark.parametrize("provider", sorted(REPLAY_PROVIDERS))
 def test_every_vendor_has_replayable_cases(provider: str, conformance_dir: Path) -> None:
     assert load_conformance(provider, root=conformance_dir)
 
