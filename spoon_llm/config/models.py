@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..server._settings import ServerSettings
+
 __all__ = [
     "BudgetConfig",
     "Deployment",
@@ -409,6 +411,8 @@ class SpoonConfig(_Strict):
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+    #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="after")
     def _name_providers(self) -> SpoonConfig:

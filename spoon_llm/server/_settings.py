@@ -1,0 +1,97 @@
+"""The ``[server]`` section of the configuration: what ``spoon-llm serve`` listens on and what it admits.
+
+Kept free of server dependencies (pydantic only) so the configuration loader can validate the section, and
+``spoon-llm config validate`` reject a misspelt key, without the ``server`` extra installed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["MASTER_KEY_ENV", "SECRET_ENV", "ServerSettings", "is_loopback"]
+
+#: Environment variable that sets (and overrides) ``[server] master_key``.
+MASTER_KEY_ENV = "SPOON_LLM_MASTER_KEY"
+#: Environment variable that sets (and overrides) ``[server] secret``.
+SECRET_ENV = "SPOON_LLM_SERVER_SECRET"
+
+
+class ServerSettings(BaseModel):
+    """Settings of the gateway (``[server]``); command-line options override ``host``, ``port`` and ``workers``.
+
+    Example::
+
+        [server]
+        master_key = "${SPOON_LLM_MASTER_KEY}"
+        max_inflight = 512
+        max_body_bytes = 4_000_000
+        cors_origins = ["https://chat.example.com"]
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    #: Address to bind; anything but loopback requires a master key.
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    #: Worker processes (each with its own in-flight cap and queue).
+    workers: int = Field(default=1, ge=1, le=256)
+    #: The administrator's key (also ``SPOON_LLM_MASTER_KEY``). Without it (and without virtual keys) every
+    #: request is refused unless the server is bound to loopback and ``allow_anonymous_loopback`` is true.
+    master_key: SecretStr | None = Field(default=None, repr=False)
+    #: Server secret for hashing virtual keys (HMAC-SHA-256; also ``SPOON_LLM_SERVER_SECRET``); defaults to one
+    #: derived from the master key.
+    secret: SecretStr | None = Field(default=None, repr=False)
+    #: On loopback without any key configured: serve unauthenticated requests (local development only).
+    allow_anonymous_loopback: bool = False
+    #: Requests served at once by one worker; beyond it requests wait in the queue.
+    max_inflight: int = Field(default=256, ge=1)
+    #: Requests waiting for a slot (per worker); beyond it: 503 with Retry-After.
+    max_queue: int = Field(default=1024, ge=0)
+    #: Longest wait in the queue before a 503 (seconds).
+    queue_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds sent in Retry-After with a saturation 503.
+    retry_after: int = Field(default=1, ge=0)
+    #: Largest request body accepted (bytes); larger ones get 413.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: Origins allowed by CORS (``["*"]`` for any); empty turns CORS off.
+    cors_origins: list[str] = Field(default_factory=list)
+    #: One JSON line per request on stderr (or ``access_log_path``), written off the request path.
+    access_log: bool = True
+    access_log_path: str | None = None
+    #: Prometheus metrics at ``/metrics`` (needs the ``prometheus`` extra for the library's series).
+    metrics: bool = True
+    #: Seconds a graceful shutdown waits for in-flight requests.
+    drain_timeout: float = Field(default=30.0, ge=0)
+    #: Event loop and HTTP parser for uvicorn (``auto`` picks uvloop/httptools when installed).
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    http: Literal["auto", "h11", "httptools"] = "auto"
+
+    def resolved(self, env: Mapping[str, str] | None = None) -> ServerSettings:
+        """A copy with the environment's master key and secret applied (the environment wins)."""
+        env = os.environ if env is None else env
+        update: dict[str, Any] = {}
+        if env.get(MASTER_KEY_ENV):
+            update["master_key"] = SecretStr(env[MASTER_KEY_ENV])
+        if env.get(SECRET_ENV):
+            update["secret"] = SecretStr(env[SECRET_ENV])
+        return self.model_copy(update=update) if update else self
+
+    @property
+    def master_key_value(self) -> str | None:
+        """The master key in clear (``None`` when unset)."""
+        return self.master_key.get_secret_value() if self.master_key is not None else None
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
