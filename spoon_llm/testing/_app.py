@@ -11,7 +11,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _answers, _anthropic, _gemini, _json, _openai
+from . import _answers, _anthropic, _gemini, _json, _openai, _responses
 from ._answers import Prompt
 from ._faults import Fault, FaultBook
 from ._http import JSON, Ctx, IdSource, Response
@@ -166,6 +166,8 @@ class SimulatorApp:
             return _anthropic.prompt_of(body)
         if route.vendor == "gemini":
             return _gemini.prompt_of(route, body)
+        if route.vendor == _responses.VENDOR:
+            return _responses.prompt_of(body)
         if route.op == "completion":
             return _openai.completion_prompt(body)
         return _openai.chat_prompt(body)
@@ -216,6 +218,8 @@ class SimulatorApp:
                 response = _anthropic.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "gemini":
                 response = _gemini.respond(route, body, prompt, answer, ctx)
+            elif route.vendor == _responses.VENDOR:
+                response = _responses.respond(route, body, prompt, answer, ctx)
             else:
                 response = _openai.respond(route, body, prompt, answer, ctx)
         if fault is not None:

@@ -26,7 +26,7 @@ MODEL = "model"
 HEALTH = "health"
 ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, COUNT_TOKENS, MODELS, MODEL, HEALTH)
 
-OPENAI_FAMILY = frozenset({"openai", "openrouter", "deepseek"})
+OPENAI_FAMILY = frozenset({"openai", "openrouter", "deepseek", "openai_responses"})
 
 
 class Route(NamedTuple):
@@ -82,12 +82,20 @@ def _gemini(rest: str, version: str) -> Route | None:
     return Route("gemini", found[0], found[1], name, "POST", version)
 
 
+def _responses_route(path: str) -> Route | None:
+    from ._responses import route  # the Responses API's paths live with its wire module
+
+    return route(path)
+
+
 def resolve(path: str, hint: str | None = None) -> Route | None:
     """Map a request path (no query) to a :class:`Route`, or ``None`` when nothing serves it.
 
     ``hint`` names the vendor whose headers the request carries (``"anthropic"``, ``"gemini"``
     or ``None``); it decides who answers the ``/v1/models`` paths several APIs share.
     """
+    if path.endswith("/responses"):
+        return _responses_route(path)
     if path.startswith("/v1/"):
         rest = path[3:]
         if rest == "/messages":

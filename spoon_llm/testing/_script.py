@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-VENDORS = ("openai", "anthropic", "gemini", "openrouter", "deepseek")
+VENDORS = ("openai", "anthropic", "gemini", "openrouter", "deepseek", "openai_responses")
 # vLLM and other OpenAI-compatible servers are reached through the OpenAI routes.
 _VENDOR_ALIASES = {"vllm": "openai", "google": "gemini"}
 

@@ -1,0 +1,332 @@
+"""``OpenAIResponsesProvider``: OpenAI's Responses API over our native client (default) or the ``openai`` SDK.
+
+Both transports share the wire mapping (:mod:`._convert`, :mod:`._decode`, the OpenAI error mapping) and the
+stream loop (SSE framed by :class:`spoon_llm.transport.SSEParser`, each event's JSON decoded once), so they
+report the same results. The native transport posts the JSON to ``{base_url}/responses`` over one aiohttp
+session per deployment with the headers the SDK sends (``Authorization: Bearer``, ``OpenAI-Organization`` /
+``OpenAI-Project``); the SDK transport calls ``client.responses.with_raw_response.create(...)``, so the SDK
+builds and sends the request while our mapping decodes the bytes (no SDK model objects). Neither retries
+(SDK: ``max_retries=0``): the manager owns retries.
+
+Azure OpenAI's v1 API speaks the same format: ``base_url = "https://<resource>.openai.azure.com/openai/v1"``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..._headers import pacing_headers
+from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
+from ...interface import ProviderCapability
+from ...transport import SSEParser, dumps, loads
+from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._builtin import BUILTIN_PROVIDERS
+from .._common import (
+    CallOptions,
+    DualTransportProvider,
+    decoded_answer,
+    httpx_limits,
+    httpx_timeout,
+    stream_failure,
+    warm_lazy_imports,
+)
+from .._openai_errors import map_exception, status_error
+from .._openai_transport import native_headers
+from .._stream import StreamAccumulator
+from ..base import require_sdk
+from ._convert import PROVIDER, RequestDefaults, build_request
+from ._decode import StreamDecoder, decode_response
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import AsyncOpenAI
+
+__all__ = ["OpenAIResponsesProvider"]
+
+_RESPONSES = "/responses"
+_MODELS = "/models"
+
+
+class OpenAIResponsesProvider(DualTransportProvider):
+    """OpenAI models through the Responses API (``POST /v1/responses``), also Azure OpenAI's ``/openai/v1``.
+
+    Configuration: ``api_key`` (``OPENAI_API_KEY``), ``model``, ``base_url`` (default
+    ``https://api.openai.com/v1``), ``transport`` (``native`` by default, ``sdk``), ``organization``,
+    ``project``, ``timeout``/``connect_timeout``, pool limits, ``max_tokens`` (sent as ``max_output_tokens``),
+    ``temperature``, ``top_p``, ``extra_headers`` and ``extra_body``.
+
+    Per-call keyword arguments: ``model``, ``max_tokens``/``max_output_tokens``, ``temperature``, ``top_p``,
+    ``tools`` (function tools in any of our shapes, built-in tools as the API's dicts), ``tool_choice``,
+    ``parallel_tool_calls``, ``response_format``/``json``/``json_schema`` (-> ``text.format``), ``text``,
+    ``reasoning_effort``/``reasoning``, ``instructions``, ``include``, ``background``, ``store``,
+    ``previous_response_id``, ``conversation``, ``metadata``, ``user``, ``truncation``, ``service_tier``,
+    ``prompt_cache_key``, ``safety_identifier``, ``top_logprobs``, ``max_tool_calls``, ``extra_headers``,
+    ``extra_body``, ``timeout``.
+
+    Example::
+
+        provider = OpenAIResponsesProvider()
+        await provider.initialize({"api_key": "...", "model": "gpt-5-mini"})
+        response = await provider.chat([{"role": "user", "content": "Hello"}], reasoning_effort="low")
+    """
+
+    provider_name = PROVIDER
+    capabilities = tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[PROVIDER][1])
+    default_model: ClassVar[str | None] = "gpt-4.1-mini"
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+
+    def __init__(self, client: AsyncOpenAI | None = None, http_client: httpx2.AsyncClient | None = None) -> None:
+        """Create the provider; ``initialize`` builds the client.
+
+        ``client`` is a ready-made ``AsyncOpenAI`` to use instead; ``http_client`` an ``httpx2.AsyncClient`` for
+        the client we build (tests inject an ``httpx2.MockTransport`` this way). Either means the SDK transport;
+        the caller keeps ownership of both and closes them.
+        """
+        super().__init__(client, http_client)
+        self._defaults = RequestDefaults(model="")
+        self._urls: dict[str, Any] = {}
+        self._sdk_params: frozenset[str] = frozenset()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def _native_headers(self) -> dict[str, str]:
+        return native_headers(self.config, self.api_key, self.config.extra_headers, env_defaults=False)
+
+    def _configure(self) -> None:
+        cfg = self.config
+        self._defaults = RequestDefaults(model=self.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                         top_p=cfg.top_p, extra_body=dict(cfg.extra_body))
+        if self._native is not None:
+            base = (self.base_url or "").rstrip("/")
+            self._urls = {path: self._native.url(base + path) for path in (_RESPONSES, _MODELS)}
+
+    def _build_sdk(self) -> Any:
+        # The SDK is imported here, in a worker thread, never when this module is imported.
+        openai = require_sdk("openai", "openai")
+        warm_lazy_imports()
+        if self._injected is not None:
+            client: Any = self._injected
+        else:
+            cfg = self.config
+            timeout = httpx_timeout(cfg)
+            http = self._injected_http or openai.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx_limits(cfg))
+            client = openai.AsyncOpenAI(
+                api_key=self.api_key, base_url=self.base_url, organization=cfg.organization, project=cfg.project,
+                max_retries=0, timeout=timeout, http_client=http, default_headers=dict(cfg.extra_headers) or None,
+            )
+        # Body fields ``responses.create`` names; the rest of a body travels as ``extra_body``.
+        self._sdk_params = frozenset(inspect.signature(client.responses.create).parameters) - {
+            "extra_headers", "extra_query", "extra_body", "timeout"}
+        return client
+
+    async def _close_sdk(self, client: Any) -> None:
+        if self._injected_http is None:  # closing the SDK client closes its HTTP client, which may be the caller's
+            await client.close()
+
+    def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
+        if self._native is not None or isinstance(exc, LLMError):
+            return None
+        return map_exception(exc, provider=PROVIDER, model=model)
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any],
+                 stream: bool = False) -> tuple[dict[str, Any], CallOptions]:
+        self._ensure_ready()
+        return build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
+
+    def _sdk_call(self, body: Mapping[str, Any], call: CallOptions) -> dict[str, Any]:
+        """``responses.create`` keyword arguments for ``body``: named fields as such, the rest as extra_body."""
+        named = {k: v for k, v in body.items() if k in self._sdk_params}
+        extra = {k: v for k, v in body.items() if k not in self._sdk_params}
+        if extra:
+            named["extra_body"] = extra
+        if call.headers:
+            named["extra_headers"] = call.headers
+        if call.timeout is not None:  # the SDK reads an explicit None as "no timeout at all"
+            named["timeout"] = call.timeout
+        return named
+
+    @staticmethod
+    def _decode(content: bytes, model: str | None) -> Any:
+        try:
+            return loads(content)
+        except ValueError as exc:
+            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
+                                       model=model) from exc
+
+    async def _post(self, body: Mapping[str, Any], call: CallOptions) -> tuple[Any, Mapping[str, str]]:
+        """One non-streamed request on either transport: the decoded 2xx JSON and the response headers."""
+        native = self._native
+        if native is not None:
+            reply = await native.request("POST", self._urls[_RESPONSES], body=_encode(body),
+                                         headers=call.headers, timeout=call.timeout, model=call.model)
+            if not 200 <= reply.status < 300:
+                raise status_error(reply.status, reply.content, reply.headers, provider=PROVIDER, model=call.model)
+            return self._decode(reply.content, call.model), reply.headers
+        try:
+            raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
+        except Exception as exc:
+            mapped = self._translate_sdk(exc, call.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        response = raw.http_response
+        return self._decode(response.content, call.model), response.headers
+
+    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> Any:
+        """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aread()``, ``aclose()``)."""
+        native = self._native
+        if native is not None:
+            stream = await native.stream("POST", self._urls[_RESPONSES], body=_encode(body), headers=call.headers,
+                                         timeout=call.timeout, model=call.model)
+            if not 200 <= stream.status_code < 300:
+                try:
+                    content = await stream.aread()
+                finally:
+                    await stream.aclose()
+                raise status_error(stream.status_code, content, stream.headers, provider=PROVIDER, model=call.model)
+            return stream
+        try:
+            raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
+        except Exception as exc:
+            mapped = self._translate_sdk(exc, call.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return raw.http_response  # the body is still unread: the SDK sends streamed requests with stream=True
+
+    # -- operations -----------------------------------------------------------------------------------------
+
+    async def chat(self, messages: Sequence[MessageInput], **kwargs: Any) -> LLMResponse:
+        """Send the conversation and return the whole answer."""
+        started = time.perf_counter()
+        body, call = self._prepare(messages, kwargs)
+        data, headers = await self._post(body, call)
+        answer = decoded_answer(decode_response, data, request_id=headers.get("x-request-id"), provider=PROVIDER,
+                                model=call.model, started=started)
+        pacing = pacing_headers(headers)
+        if pacing:
+            answer.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
+        return answer
+
+    async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+        body, call = self._prepare(messages, kwargs, stream=True)
+        response = await self._open_stream(body, call)
+        acc = StreamAccumulator(PROVIDER, call.model)
+        acc.request_id = response.headers.get("x-request-id")
+        pacing = pacing_headers(response.headers)
+        if pacing:
+            acc.metadata["rate_limit_headers"] = pacing
+        decoder = StreamDecoder(acc)
+        try:
+            if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+                # A server that answered a stream request with one JSON response object.
+                try:
+                    content = await response.aread()
+                except Exception as exc:
+                    raise self._stream_failure(exc, acc, call.model) from exc
+                self._feed_json(decoder, self._decode(content, call.model), call.model)
+            else:
+                parser = SSEParser()
+                chunks = response.aiter_bytes()
+                while True:
+                    try:
+                        raw = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:
+                        raise self._stream_failure(exc, acc, call.model) from exc
+                    for _, data in parser.feed(raw):
+                        chunk = self._feed(decoder, data, acc, call.model)
+                        if chunk is not None:
+                            yield chunk
+                for _, data in parser.close():
+                    chunk = self._feed(decoder, data, acc, call.model)
+                    if chunk is not None:
+                        yield chunk
+        finally:
+            await response.aclose()
+        if not decoder.done:
+            raise self._cut_short("the stream ended before response.completed", acc, call.model)
+        for chunk in decoder.finish():
+            yield chunk
+        yield acc.final_chunk()
+
+    @staticmethod
+    def _feed_json(decoder: StreamDecoder, data: Any, model: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ResponseParsingError("the stream answer is neither SSE nor a response object", provider=PROVIDER,
+                                       model=model)
+        if data.get("error") and "status" not in data:
+            decoder.feed({"type": "error", "error": data["error"]})  # raises the mapped error
+        decoder.feed({"type": f"response.{data.get('status') or 'completed'}", "response": data})
+        decoder.done = True
+
+    def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
+              model: str) -> LLMResponseChunk | None:
+        try:
+            event = loads(data)
+        except ValueError as exc:
+            raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
+        try:
+            return decoder.feed(event)
+        except LLMError:
+            raise
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
+                                       model=model) from exc
+
+    @staticmethod
+    def _cut_short(message: str, acc: StreamAccumulator, model: str) -> LLMError:
+        # Before any chunk reached the caller the request can safely be retried elsewhere; after, it cannot.
+        return stream_failure(NetworkError(message, provider=PROVIDER, model=model), acc, PROVIDER, model)
+
+    async def list_models(self) -> list[str]:
+        """Ids of the models this key can use (``GET /models``; costs no tokens)."""
+        data = await self._get_models()
+        return [str(item["id"]) for item in data.get("data") or ()]
+
+    async def _get_models(self) -> Any:
+        self._ensure_ready()
+        native = self._native
+        if native is not None:
+            reply = await native.request("GET", self._urls[_MODELS], model=None)
+            if not 200 <= reply.status < 300:
+                raise status_error(reply.status, reply.content, reply.headers, provider=PROVIDER, model=None)
+            return self._decode(reply.content, None)
+        import httpx2
+
+        try:
+            response = await self._client.get(_MODELS, cast_to=httpx2.Response)
+        except Exception as exc:
+            mapped = self._translate_sdk(exc, None)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return self._decode(response.content, None)
+
+    async def health_check(self) -> bool:
+        """True when the API answers a model listing (free: no response is paid for)."""
+        if not self._initialized:
+            return False
+        try:
+            await self._get_models()
+        except LLMError:
+            return False
+        return True
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    try:
+        return dumps(body)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=PROVIDER) from exc
+
+
+def _preview(data: bytes) -> str:
+    return data[:200].decode("utf-8", errors="replace")
