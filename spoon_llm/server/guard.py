@@ -1,0 +1,271 @@
+"""Per-key admission: model allow-list, requests and tokens per minute, requests at once, and spend.
+
+Everything is counted in the gateway's state store through the library's own machinery: rpm/tpm through
+:class:`~spoon_llm.ratelimit.RateLimiter` (sliding window), spend through
+:class:`~spoon_llm.costs.BudgetManager` (reserve before, settle after), requests at once as a store counter. With
+the Redis store every replica shares those counts atomically; with the memory store no operation awaits.
+
+:meth:`KeyGuard.admit` returns an :class:`Admission` that must be released exactly once, with what the request
+really cost (``release(cost_usd, tokens)``), or with nothing when it failed; used as an async context manager it
+is released on every exit path, cancellation included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from ..costs.budgets import Budget, BudgetManager, Reservation
+from ..errors import BudgetExceededError, RateLimitError
+from ..ratelimit.limiter import Permit, RateLimiter
+from ..ratelimit.settings import LimitSettings
+from ..state.base import StoreUnavailableError
+from ..types import TokenUsage
+from .auth import GatewayAuthError, Principal
+
+if TYPE_CHECKING:
+    from ..routing.deployment import DeploymentState
+    from ..state.base import StateStore
+    from .keys import VirtualKey
+
+__all__ = ["Admission", "KeyGuard"]
+
+logger = logging.getLogger("spoon_llm.server.guard")
+
+#: Requests-at-once counters expire this long after the last change, so a crashed replica's holds fade away.
+_INFLIGHT_TTL = 3600.0
+
+
+@dataclass(slots=True)
+class _Subject:
+    """What the rate limiter keys a virtual key's limits under (it reads ``name`` and ``provider_name``)."""
+
+    name: str
+    provider_name: str = "gateway"
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the guard derived from one version of a key's record."""
+
+    record: VirtualKey
+    subject: _Subject
+    inflight_key: str
+    budget_provider: str
+    limited: bool
+
+
+class Admission:
+    """What one admitted request holds; :meth:`release` it exactly once (later calls do nothing)."""
+
+    __slots__ = ("_guard", "_inflight", "_permit", "_reservation", "released")
+
+    def __init__(self, guard: KeyGuard | None, inflight: str | None = None, permit: Permit | None = None,
+                 reservation: Reservation | None = None) -> None:
+        self._guard = guard
+        self._inflight = inflight
+        self._permit = permit
+        self._reservation = reservation
+        self.released = guard is None
+
+    async def release(self, cost_usd: float | None = None, tokens: TokenUsage | int | None = None) -> None:
+        """Settle spend to ``cost_usd`` and tokens to ``tokens`` (``None``: the request cost nothing; refund).
+
+        Runs to the end even when the caller is cancelled meanwhile, so nothing stays held.
+        """
+        if self.released:
+            return
+        self.released = True
+        guard = self._guard
+        assert guard is not None
+        if guard.store.sync and guard._release_now(self, cost_usd, tokens):
+            return
+        await asyncio.shield(guard._release(self._inflight, self._permit, self._reservation, cost_usd, tokens))
+
+    async def __aenter__(self) -> Admission:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
+
+
+#: The master key's admission: nothing held.
+_FREE = Admission(None)
+
+
+def _usage(tokens: TokenUsage | int | None) -> TokenUsage | None:
+    if tokens is None or isinstance(tokens, TokenUsage):
+        return tokens
+    return TokenUsage(input_tokens=int(tokens))
+
+
+class KeyGuard:
+    """Admits a :class:`Principal`'s request for a model against its key's limits, or raises.
+
+    Refusals are :class:`GatewayAuthError`: 403 ``model_not_allowed``, 429 ``rate_limited`` or
+    ``too_many_concurrent`` (with ``retry_after``), 402 ``budget_exceeded``, 503 ``state_store_unavailable``
+    (``fail_mode="closed"`` and the store cannot be reached; ``open`` admits without limits instead).
+    """
+
+    def __init__(self, store: StateStore, *, fail_mode: Literal["closed", "open"] = "closed") -> None:
+        self.store = store
+        self.fail_mode = fail_mode
+        self.budgets = BudgetManager(store)
+        self.limiter = RateLimiter(store, fail_mode=fail_mode)
+        self._plans: dict[str, _Plan] = {}
+
+    # -- plans --------------------------------------------------------------------------------------------------
+
+    def _plan(self, record: VirtualKey) -> _Plan:
+        plan = self._plans.get(record.id)
+        if plan is not None and plan.record is record:
+            return plan
+        name = f"vkey:{record.id}"
+        subject = _Subject(name)
+        limited = record.rpm is not None or record.tpm is not None
+        if plan is None or (plan.record.rpm, plan.record.tpm) != (record.rpm, record.tpm):
+            self.limiter.set_limits(name, LimitSettings(rpm=record.rpm, tpm=record.tpm, on_limit="fail",
+                                                        header_pacing=False))
+        budget_name = f"key:{record.id}"
+        if record.budget_limit is None:
+            if budget_name in self.budgets.budgets:
+                self.budgets.remove(budget_name)
+        else:
+            current = self.budgets.budgets.get(budget_name)
+            if current is None or (current.limit, current.period) != (record.budget_limit, record.budget_period):
+                self.budgets.add(Budget(name=budget_name, limit=record.budget_limit, period=record.budget_period,
+                                        scope="provider", match=name))
+        plan = self._plans[record.id] = _Plan(record, subject, f"gw:inflight:{record.id}", name, limited)
+        return plan
+
+    # -- admission ----------------------------------------------------------------------------------------------
+
+    async def admit(self, principal: Principal, model: str, *, estimate_usd: float | None = None,
+                    input_tokens: int = 0, output_tokens: int = 0, request_id: str | None = None) -> Admission:
+        """Check and take everything the request needs, or raise holding nothing.
+
+        ``estimate_usd`` is the worst-case cost reserved against the key's budget (``None`` reserves nothing
+        but is refused once the budget is used up); ``input_tokens + output_tokens`` is what the key's tpm limit
+        holds until :meth:`Admission.release` settles it.
+        """
+        if not principal.may_use(model):
+            raise GatewayAuthError(f"API key {principal.alias!r} may not use model {model!r}", status=403,
+                                   code="model_not_allowed")
+        record = principal.key
+        if record is None:
+            return _FREE
+        plan = self._plan(record)
+        inflight = None
+        reservation = None
+        try:
+            if record.max_concurrent is not None:
+                inflight = await self._enter(plan, record.max_concurrent)
+            if record.budget_limit is not None:
+                reservation = await self._reserve(plan, estimate_usd, model, request_id)
+            permit = await self._acquire(plan, model, input_tokens, output_tokens) if plan.limited else None
+        except BaseException:
+            await asyncio.shield(self._release(inflight, None, reservation, None, None))
+            raise
+        return Admission(self, inflight, permit, reservation)
+
+    async def _enter(self, plan: _Plan, limit: int) -> str | None:
+        store: Any = self.store
+        key = plan.inflight_key
+        try:
+            if store.sync:
+                ok, _ = store.reserve_now(key, 1, limit)
+            else:
+                ok, _ = await store.reserve(key, 1, limit, ttl=_INFLIGHT_TTL)
+        except StoreUnavailableError as exc:
+            self._store_failed(exc)
+            return None
+        if not ok:
+            raise GatewayAuthError(f"API key {plan.record.alias!r} already has {limit} requests in flight, its "
+                                   "max_concurrent limit", status=429, code="too_many_concurrent", retry_after=1.0)
+        return key
+
+    async def _reserve(self, plan: _Plan, estimate: float | None, model: str,
+                       request_id: str | None) -> Reservation | None:
+        budgets = self.budgets
+        try:
+            reservation = budgets.reserve_now(estimate, plan.budget_provider, None, model, request_id)
+            if reservation is None:
+                reservation = await budgets.reserve(estimate, provider=plan.budget_provider, model=model,
+                                                    request_id=request_id)
+        except BudgetExceededError as exc:
+            record = plan.record
+            raise GatewayAuthError(f"API key {record.alias!r} has used its {record.budget_period} budget of "
+                                   f"${record.budget_limit:.6g} (committed ${exc.spent or 0.0:.6g})", status=402,
+                                   code="budget_exceeded") from None
+        except StoreUnavailableError as exc:
+            self._store_failed(exc)
+            return None
+        return reservation
+
+    async def _acquire(self, plan: _Plan, model: str, input_tokens: int, output_tokens: int) -> Permit:
+        limiter = self.limiter
+        subject = cast("DeploymentState", plan.subject)
+        permit = limiter.acquire_now(subject, input_tokens, output_tokens)
+        if permit is not None:
+            return permit
+        try:
+            return await limiter.acquire(subject, input_tokens=input_tokens, output_tokens=output_tokens,
+                                         model=model)
+        except RateLimitError as exc:
+            record = plan.record
+            wait = exc.retry_after if exc.retry_after is not None else 1.0
+            limits = ", ".join(f"{n} {v}" for n, v in (("rpm", record.rpm), ("tpm", record.tpm)) if v is not None)
+            raise GatewayAuthError(f"API key {record.alias!r} is over its rate limit ({limits}); retry in "
+                                   f"{wait:.2f}s", status=429, code="rate_limited", retry_after=wait) from None
+
+    def _store_failed(self, exc: StoreUnavailableError) -> None:
+        if self.fail_mode == "open":
+            logger.error("state store unreachable; fail_mode=open: admitting without per-key limits: %s", exc)
+            return
+        raise GatewayAuthError(f"the state store is unreachable, so per-key limits cannot be checked: {exc}",
+                               status=503, code="state_store_unavailable", retry_after=1.0) from None
+
+    # -- release ------------------------------------------------------------------------------------------------
+
+    def _release_now(self, admission: Admission, cost: float | None, tokens: TokenUsage | int | None) -> bool:
+        # The memory store: everything synchronously, no task.
+        store: Any = self.store
+        reservation = admission._reservation
+        if reservation is not None:
+            done = (self.budgets.release_now(reservation) if cost is None
+                    else self.budgets.settle_now(reservation, cost))
+            if not done:
+                return False  # an alert may fire: the async path settles (the rest with it)
+        if admission._permit is not None:
+            self.limiter.settle_now(admission._permit, _usage(tokens))
+        if admission._inflight is not None:
+            store.add_now(admission._inflight, -1)
+            admission._inflight = None
+        return True
+
+    async def _release(self, inflight: str | None, permit: Permit | None, reservation: Reservation | None,
+                       cost: float | None, tokens: TokenUsage | int | None) -> None:
+        store = self.store
+        try:
+            if reservation is not None:
+                try:
+                    if cost is None:
+                        await self.budgets.release(reservation)
+                    else:
+                        await self.budgets.settle(reservation, cost)
+                except StoreUnavailableError as exc:
+                    logger.error("could not settle a key's budget reservation (%s); spend not recorded", exc)
+            if permit is not None:
+                await self.limiter.settle(permit, _usage(tokens))
+        finally:
+            if inflight is not None:
+                try:
+                    if store.sync:
+                        cast(Any, store).add_now(inflight, -1)
+                    else:
+                        await store.add({inflight: -1}, ttl=_INFLIGHT_TTL)
+                except StoreUnavailableError as exc:
+                    logger.error("could not release a requests-at-once hold (%s); it expires within %.0fs",
+                                 exc, _INFLIGHT_TTL)
