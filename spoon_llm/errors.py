@@ -6,6 +6,7 @@
     ├── ConfigurationError
     ├── ValidationError                 bad arguments, caught before any request is sent
     ├── BudgetExceededError             refused before it reached the provider
+    ├── StateStoreError                 the shared state store (Redis, SQLite) failed and fail_mode is "closed"
     └── ProviderError                   something went wrong talking to a provider
         ├── AuthenticationError         401 / 403 (PermissionDeniedError is its 403 subclass)
         │   └── PermissionDeniedError
@@ -17,10 +18,11 @@
         ├── ProviderUnavailableError    5xx, 529 overloaded (retryable)
         │   └── ServiceUnavailableError 503 / 529
         ├── NetworkError                connection refused, reset, DNS (retryable)
-        │   └── TimeoutError            the request ran out of time (retryable)
-        ├── ResponseParsingError        the answer could not be decoded
+        │   └── RequestTimeoutError     the request ran out of time (retryable; ``TimeoutError`` is its old name)
+        ├── ResponseParsingError        the answer could not be decoded (wrong JSON, wrong types, bad UTF-8)
+        │   └── ResponseTooLargeError   one streamed event, or the whole stream, is over its configured cap
         ├── StreamInterruptedError      a stream died after content reached the caller
-        └── AllProvidersFailedError     every candidate of a request failed; lists each attempt's error
+        └── AllProvidersFailedError     every candidate of a request failed: an ExceptionGroup of each attempt's error
 
 Every :class:`ProviderError` carries ``provider``, ``model``, ``status_code``, ``request_id``, ``retry_after``
 and ``retryable``; ``str(error)`` reads ``[provider] message``. Messages are scrubbed of anything that looks like an
@@ -30,7 +32,12 @@ API key before they are stored, so no error, repr or traceback context can leak 
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Sequence
 from typing import Any
+
+if sys.version_info < (3, 11):  # pragma: no cover - 3.10
+    from exceptiongroup import ExceptionGroup
 
 __all__ = [
     "AllProvidersFailedError",
@@ -47,12 +54,16 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitError",
     "ResponseParsingError",
+    "ResponseTooLargeError",
     "ServiceUnavailableError",
+    "StateStoreError",
     "StreamInterruptedError",
+    "RequestTimeoutError",
     "TimeoutError",
     "TokenLimitError",
     "ValidationError",
     "error_for_status",
+    "excerpt",
     "redact_secrets",
     "register_secret",
 ]
@@ -97,10 +108,15 @@ class LLMError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str, *, provider: str | None = None, model: str | None = None) -> None:
-        self.message = redact_secrets(str(message))
+        self._message = redact_secrets(str(message))
         self.provider = provider
         self.model = model
-        super().__init__(self.message)
+        super().__init__(self._message)
+
+    @property
+    def message(self) -> str:
+        """The error's text, with anything that looks like a key masked."""
+        return self._message
 
     def __str__(self) -> str:
         return f"[{self.provider}] {self.message}" if self.provider else self.message
@@ -146,6 +162,19 @@ class BudgetExceededError(LLMError):
         self.budget = budget
         self.limit = limit
         self.spent = spent
+        super().__init__(message, provider=provider, model=model)
+
+
+class StateStoreError(LLMError):
+    """The state store (Redis, SQLite) failed and ``[state] fail_mode = "closed"`` refuses to go on without it.
+
+    ``store`` names the store (its URL without credentials, or its file); ``operation`` what was being done.
+    """
+
+    def __init__(self, message: str, *, store: str | None = None, operation: str | None = None,
+                 provider: str | None = None, model: str | None = None) -> None:
+        self.store = store
+        self.operation = operation
         super().__init__(message, provider=provider, model=model)
 
 
@@ -235,14 +264,29 @@ class NetworkError(ProviderError):
     default_retryable = True
 
 
-class TimeoutError(NetworkError):  # noqa: A001 - the name users expect inside this namespace
+class RequestTimeoutError(NetworkError):
     """The request ran out of time."""
 
 
 class ResponseParsingError(ProviderError):
-    """The provider's answer could not be decoded."""
+    """The provider's answer could not be decoded: not JSON, invalid UTF-8, or a field of the wrong type."""
 
     default_retryable = True
+
+
+class ResponseTooLargeError(ResponseParsingError):
+    """One streamed event (``max_event_bytes``) or the whole stream (``max_stream_bytes``) exceeded its cap."""
+
+
+def excerpt(data: Any, limit: int = 120) -> str:
+    """A short, key-scrubbed preview of a vendor payload for an error message."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        text = bytes(data[: limit * 4]).decode("utf-8", errors="replace")
+    else:
+        text = repr(data)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return redact_secrets(text)
 
 
 class StreamInterruptedError(ProviderError):
@@ -259,14 +303,19 @@ class StreamInterruptedError(ProviderError):
         self.partial_usage = partial_usage
 
 
-class AllProvidersFailedError(ProviderError):
+class AllProvidersFailedError(ProviderError, ExceptionGroup):  # type: ignore[misc]
     """Every deployment tried for a request failed.
 
-    ``errors`` holds each attempt's error in order; ``attempts`` the attempt trace. Status and Retry-After are
-    those of the last error, so code that inspects them keeps working.
+    An :class:`ExceptionGroup` of each attempt's error, in order (``errors`` and ``exceptions`` are the same
+    list), so ``except* RateLimitError:`` picks out the attempts that were rate limited; ``attempts`` holds the
+    attempt trace. Status and Retry-After are those of the last error, so code that inspects them keeps working.
     """
 
-    def __init__(self, errors: list[LLMError], **kw: Any) -> None:
+    def __new__(cls, errors: Sequence[LLMError], **kw: Any) -> AllProvidersFailedError:
+        """The group of ``errors`` (``ExceptionGroup`` needs them at construction)."""
+        return super().__new__(cls, f"all {len(errors)} attempts failed", list(errors) or [LLMError("no attempt")])
+
+    def __init__(self, errors: Sequence[LLMError], **kw: Any) -> None:
         self.errors = list(errors)
         last = errors[-1] if errors else None
         lines = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
@@ -278,6 +327,17 @@ class AllProvidersFailedError(ProviderError):
         retryable = all(isinstance(e, ProviderError) and e.retryable for e in errors) if errors else False
         kw.setdefault("retryable", retryable)
         super().__init__(f"all {len(errors)} attempts failed: {lines}", **kw)
+
+    def derive(self, excs: Sequence[Exception]) -> AllProvidersFailedError:
+        """The group narrowed to ``excs`` (what ``except*`` and :meth:`split` build)."""
+        return AllProvidersFailedError([e for e in excs if isinstance(e, LLMError)], provider=self.provider)
+
+    def __str__(self) -> str:
+        return LLMError.__str__(self)
+
+
+#: The former name of :class:`RequestTimeoutError`; it shadowed the builtin when star-imported. Deprecated.
+TimeoutError = RequestTimeoutError  # noqa: A001
 
 
 def error_for_status(status: int | None, *, context_overflow: bool = False) -> type[ProviderError]:
@@ -293,7 +353,7 @@ def error_for_status(status: int | None, *, context_overflow: bool = False) -> t
     if status == 404:
         return ModelNotFoundError
     if status == 408:
-        return TimeoutError
+        return RequestTimeoutError
     if status == 413:
         return TokenLimitError
     if status == 429:

@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
-from .errors import LLMError, StreamInterruptedError, TimeoutError
+from .errors import LLMError, RequestTimeoutError, StreamInterruptedError
 from .events import Event, EventBus, EventKind, new_request_id
 from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
+from .middleware.chain import MiddlewareChain
 from .registry import LLMProviderRegistry, get_global_registry
 from .routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
 from .routing.balancer import Balancer, Strategy
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
-#: A bound middleware hook: returns ``None`` or an awaitable to wait for.
-_Hook = Callable[..., Awaitable[None] | None]
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
 
 if sys.version_info >= (3, 11):
@@ -112,9 +111,7 @@ class LLMManager:
             from .middleware.defaults import build_middleware
 
             middleware = self._owned_middleware = build_middleware(self.config_manager, events=self.events)
-        self._middleware: list[Middleware] = list(middleware)
-        self._chain: list[tuple[_Hook | None, _Hook | None]] = []
-        self._rebuild_chain()
+        self._chain = MiddlewareChain(middleware)
         for observer in observers:
             self.events.add(observer)
         self._plugin_observers()
@@ -163,26 +160,12 @@ class LLMManager:
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Append a middleware to the attempt path (runs after those already present)."""
-        self._middleware.append(middleware)
-        self._rebuild_chain()
-
-    def _rebuild_chain(self) -> None:
-        # Bound hooks, looked up once; hooks a middleware does not override are left out of the request path.
-        chain: list[tuple[_Hook | None, _Hook | None]] = []
-        for middleware in self._middleware:
-            kind = type(middleware)
-            before = getattr(kind, "before_attempt", None)
-            after = getattr(kind, "after_attempt", None)
-            chain.append((
-                None if before is None or before is Middleware.before_attempt else middleware.before_attempt,
-                None if after is None or after is Middleware.after_attempt else middleware.after_attempt,
-            ))
-        self._chain = chain
+        self._chain.append(middleware)
 
     @property
     def middleware(self) -> list[Middleware]:
         """The middleware chain, in order."""
-        return list(self._middleware)
+        return list(self._chain.middleware)
 
     # -- the request path -----------------------------------------------------------------------------------
 
@@ -232,68 +215,38 @@ class LLMManager:
         """The ``attempt_start`` event, then the before hooks (an awaitable only if one of them must wait)."""
         if "attempt_start" in self.events.kinds:
             self._emit("attempt_start", request_id, operation, slot, attempt=done + 1, waited=slot.waited)
-        return None if ctx is None else self._run_before(ctx)
-
-    def _run_before(self, ctx: AttemptContext) -> Awaitable[None] | None:
-        """Run the ``before_attempt`` hooks from ``ctx.passed`` on, counting each that admits the attempt.
-
-        Returns ``None`` when every hook finished synchronously (no coroutine is made at all), else an awaitable
-        that waits for the hook that needs it and runs the rest.
-        """
-        chain = self._chain
-        count = len(chain)
-        while ctx.passed < count:
-            before = chain[ctx.passed][0]
-            if before is not None:
-                pending = before(ctx)
-                if pending is not None:
-                    return self._await_before(ctx, pending)
-            ctx.passed += 1
-        return None
-
-    async def _await_before(self, ctx: AttemptContext, pending: Awaitable[None]) -> None:
-        await pending
-        ctx.passed += 1
-        rest = self._run_before(ctx)
-        if rest is not None:
-            await rest
-
-    def _run_after(self, ctx: AttemptContext, start: int, response: Any = None, usage: TokenUsage | None = None,
-                   error: LLMError | None = None) -> Awaitable[None] | None:
-        """Run the ``after_attempt`` hooks of the first ``start`` middleware, last first (``None``: all done)."""
-        chain = self._chain
-        index = start
-        while index > 0:
-            index -= 1
-            after = chain[index][1]
-            if after is not None:
-                pending = after(ctx, response=response, usage=usage, error=error)
-                if pending is not None:
-                    return self._await_after(ctx, index, pending, response, usage, error)
-        return None
-
-    async def _await_after(self, ctx: AttemptContext, index: int, pending: Awaitable[None], response: Any,
-                           usage: TokenUsage | None, error: LLMError | None) -> None:
-        await pending
-        rest = self._run_after(ctx, index, response, usage, error)
-        if rest is not None:
-            await rest
-
-    async def _after(self, ctx: AttemptContext | None, response: Any = None, usage: TokenUsage | None = None,
-                     error: LLMError | None = None) -> None:
-        """The after hooks of every middleware that admitted the attempt; afterwards none is left to run."""
-        if ctx is None or not ctx.passed:
-            return
-        passed, ctx.passed = ctx.passed, 0
-        pending = self._run_after(ctx, passed, response, usage, error)
-        if pending is not None:
-            await pending
+        return None if ctx is None else self._chain.before(ctx)
 
     def _context(self, request_id: str, operation: str, slot: Slot, messages: Sequence[Any] | None,
                  call: dict[str, Any], tags: dict[str, str] | None, attempt: int) -> AttemptContext | None:
         if not self._chain:
             return None
         return AttemptContext(request_id, operation, slot.deployment, slot.model, messages, call, tags, attempt)
+
+    async def _wrapped_attempt(self, ctx: AttemptContext, request_id: str, slot: Slot, done: int, subject: Any,
+                               tools: Any, call: dict[str, Any]) -> Any:
+        """An attempt inside the ``around_attempt`` hooks: the before hooks, the call, then the after hooks.
+
+        The after hooks run here on success (so a wrapper sees the priced answer); on failure the request loop
+        runs them after the circuit has seen the error, as on the plain path.
+        """
+        if "attempt_start" in self.events.kinds:
+            self._emit("attempt_start", request_id, ctx.operation, slot, attempt=done + 1, waited=slot.waited)
+        chain = self._chain
+
+        async def attempt() -> Any:
+            pending = chain.before(ctx)
+            if pending is not None:
+                await pending
+            deployment = slot.deployment
+            instance = deployment.ready_provider() or await deployment.provider(self.registry)
+            ctx.sent = True
+            work = _invoke(instance, ctx.operation, subject, tools, call)
+            result = await (work if slot.timeout is None else _bounded(work, slot))
+            await chain.finish_async(ctx, result, getattr(result, "usage", None))
+            return result
+
+        return await chain.wrap(ctx, attempt)
 
     async def _execute(
         self,
@@ -346,22 +299,17 @@ class LLMManager:
                     request_id, operation, deployment, slot.model, messages, call, tags, done)
                 deployment.inflight += 1
                 try:
-                    pending = self._begin_attempt(ctx, request_id, operation, slot, done) if kinds or ctx else None
-                    if pending is not None:
-                        await pending
-                    instance = deployment.ready_provider() or await deployment.provider(self.registry)
-                    method = getattr(instance, operation)
-                    if slot.timeout is None:
-                        result = await (method(subject, **call) if tools is None else
-                                        method(subject, tools, **call))
+                    if ctx is None or not chain.arounds:
+                        pending = self._begin_attempt(ctx, request_id, operation, slot, done) if kinds or ctx else None
+                        if pending is not None:
+                            await pending
+                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        if ctx is not None:
+                            ctx.sent = True
+                        work = _invoke(instance, operation, subject, tools, call)
+                        result = await (work if slot.timeout is None else _bounded(work, slot))
                     else:
-                        try:
-                            async with _timeout(slot.timeout):
-                                result = await (method(subject, **call) if tools is None else
-                                                method(subject, tools, **call))
-                        except asyncio.TimeoutError as exc:
-                            raise TimeoutError("request deadline reached during the call",
-                                               provider=deployment.provider_name, model=slot.model) from exc
+                        result = await self._wrapped_attempt(ctx, request_id, slot, done, subject, tools, call)
                 except LLMError as exc:
                     deployment.inflight -= 1
                     if run is None:
@@ -374,7 +322,9 @@ class LLMManager:
                         run.failed(slot, exc, count_health=ctx is None or ctx.passed == len(chain))
                     finally:
                         # After the circuit has seen the failure, so middleware observes its new state.
-                        await self._after(ctx, error=exc)
+                        pending = chain.finish(ctx, error=exc)
+                        if pending is not None:
+                            await pending
                     if kinds & _NEXT_STEP_KINDS:
                         self._emit_next_step(run, request_id, operation, slot, exc)
                     slot = await run.next()
@@ -382,17 +332,18 @@ class LLMManager:
                 except BaseException:
                     deployment.inflight -= 1
                     deployment.circuit.release_probe()
-                    await self._after(ctx)
+                    await chain.finish_async(ctx)
                     raise
                 deployment.inflight -= 1
+                sent = ctx is None or ctx.sent
                 if run is None:
-                    attempt = record_success(slot)
+                    attempt = record_success(slot, sent)
                     attempts = [attempt]
                 else:
-                    attempt = run.succeeded(slot)
+                    attempt = run.succeeded(slot, sent)
                     attempts = run.attempts
                 if ctx is not None:
-                    pending = self._run_after(ctx, ctx.passed, result, getattr(result, "usage", None))
+                    pending = chain.finish(ctx, result, getattr(result, "usage", None))
                     if pending is not None:
                         await pending
                 if "attempt_end" in kinds:
@@ -554,11 +505,19 @@ class LLMManager:
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
                 try:
-                    pending = self._begin_attempt(ctx, request_id, operation, slot, len(run.attempts))
-                    if pending is not None:
-                        await pending
-                    instance = deployment.ready_provider() or await deployment.provider(self.registry)
-                    stream = instance.chat_stream(request, callbacks=None, **call)
+                    if ctx is None or not chain.stream_arounds:
+                        pending = self._begin_attempt(ctx, request_id, operation, slot, len(run.attempts))
+                        if pending is not None:
+                            await pending
+                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        if ctx is not None:
+                            ctx.sent = True
+                        stream = instance.chat_stream(request, callbacks=None, **call)
+                    else:
+                        if "attempt_start" in events.kinds:
+                            self._emit("attempt_start", request_id, operation, slot, attempt=len(run.attempts) + 1,
+                                       waited=slot.waited)
+                        stream = chain.wrap_stream(ctx, _StreamOpener(self, ctx, slot, request, call))
                     iterator = stream.__aiter__()
                     while True:
                         try:
@@ -570,7 +529,7 @@ class LLMManager:
                         except StopAsyncIteration:
                             break
                         except asyncio.TimeoutError as exc:
-                            raise TimeoutError("request deadline reached during the stream",
+                            raise RequestTimeoutError("request deadline reached during the stream",
                                                provider=deployment.provider_name, model=slot.model) from exc
                         if prefix:
                             chunk.content = prefix + chunk.content
@@ -579,8 +538,8 @@ class LLMManager:
                         if chunk.usage is not None:
                             usage = chunk.usage
                         if chunk.kind == "final":
-                            attempt = run.succeeded(slot)
-                            await self._after(ctx, response=chunk, usage=usage)
+                            attempt = run.succeeded(slot, ctx is None or ctx.sent)
+                            await chain.finish_async(ctx, response=chunk, usage=usage)
                             final_cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
                             if final_cost is not None and not getattr(final_cost, "unpriced", False):
                                 stream_cost = getattr(final_cost, "total_cost", None)
@@ -609,7 +568,7 @@ class LLMManager:
                         try:
                             run.failed(slot, exc, count_health=not local)
                         finally:
-                            await self._after(ctx, error=exc, usage=usage)
+                            await chain.finish_async(ctx, error=exc, usage=usage)
                         if events.kinds & _NEXT_STEP_KINDS:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         slot = await run.next()
@@ -624,7 +583,7 @@ class LLMManager:
                             pass  # the policy says stop: report the interruption below
                     else:
                         run.record_failure(slot, exc)
-                    await self._after(ctx, error=exc, usage=usage)
+                    await chain.finish_async(ctx, error=exc, usage=usage)
                     if resumed:
                         slot = await run.next()
                         continue
@@ -637,7 +596,7 @@ class LLMManager:
                 except BaseException:
                     deployment.inflight -= 1
                     deployment.circuit.release_probe()
-                    await self._after(ctx)
+                    await chain.finish_async(ctx)
                     raise
                 finally:
                     closer = getattr(stream, "aclose", None)
@@ -645,8 +604,8 @@ class LLMManager:
                         await closer()
                 deployment.inflight -= 1
                 if not finished:  # the stream ended without a final chunk
-                    attempt = run.succeeded(slot)
-                    await self._after(ctx, usage=usage)
+                    attempt = run.succeeded(slot, ctx is None or ctx.sent)
+                    await chain.finish_async(ctx, usage=usage)
                 stats["successes"] += 1
                 if "request_end" in events.kinds:
                     self._emit("request_end", request_id, operation, slot, success=True, usage=usage, tags=tags,
@@ -806,7 +765,7 @@ class LLMManager:
             "health_monitoring": bool(self._health_monitor and self._health_monitor.running),
             "stats": self.get_stats(),
             "deployments": self.get_provider_status(),
-            "middleware": {m.name: m.status() for m in self._middleware},
+            "middleware": {m.name: m.status() for m in self._chain.middleware},
         }
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -844,6 +803,49 @@ class LLMManager:
 
     def __repr__(self) -> str:
         return f"LLMManager(deployments={list(self.router.deployments)!r})"
+
+
+class _StreamOpener:
+    """Opens a streamed attempt inside the ``around_stream`` hooks: the before hooks, then the provider's stream."""
+
+    __slots__ = ("call", "ctx", "manager", "request", "slot")
+
+    def __init__(self, manager: LLMManager, ctx: AttemptContext, slot: Slot, request: list[Any],
+                 call: dict[str, Any]) -> None:
+        self.manager, self.ctx, self.slot, self.request, self.call = manager, ctx, slot, request, call
+
+    async def __call__(self) -> AsyncIterator[LLMResponseChunk]:
+        ctx, manager = self.ctx, self.manager
+        pending = manager._chain.before(ctx)
+        if pending is not None:
+            await pending
+        deployment = self.slot.deployment
+        instance = deployment.ready_provider() or await deployment.provider(manager.registry)
+        ctx.sent = True
+        stream = instance.chat_stream(self.request, callbacks=None, **self.call)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+
+def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[str, Any]) -> Awaitable[Any]:
+    method = getattr(instance, operation)
+    return method(subject, **call) if tools is None else method(subject, tools, **call)  # type: ignore[no-any-return]
+
+
+async def _bounded(work: Awaitable[Any], slot: Slot) -> Any:
+    """``work`` within the slot's share of the request deadline."""
+    assert slot.timeout is not None
+    try:
+        async with _timeout(slot.timeout):
+            return await work
+    except asyncio.TimeoutError as exc:
+        raise RequestTimeoutError("request deadline reached during the call", provider=slot.deployment.provider_name,
+                           model=slot.model) from exc
 
 
 def _as_list(messages: str | MessageInput | Sequence[MessageInput]) -> list[Any]:

@@ -1,15 +1,18 @@
-"""The middleware contract: hooks before and after every attempt, the same for streamed and whole answers."""
+"""The middleware contract: hooks before, after and around every attempt, the same for streamed and whole answers."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..costs.budgets import Reservation
     from ..errors import LLMError
+    from ..pricing._rates import Rates
+    from ..ratelimit.limiter import Permit
     from ..routing.deployment import DeploymentState
-    from ..types import Message, TokenUsage
+    from ..types import CostInfo, Message, TokenUsage
 
 __all__ = ["AttemptContext", "Middleware"]
 
@@ -18,8 +21,9 @@ __all__ = ["AttemptContext", "Middleware"]
 class AttemptContext:
     """What middleware knows about one attempt.
 
-    ``state`` is scratch space for middleware to carry data from ``before_attempt`` to ``after_attempt`` (e.g. a
-    budget reservation), keyed by middleware name.
+    The built-in middleware hand data to each other and to their own ``after_attempt`` through the typed slots
+    below (the token estimate, the resolved rates, the budget reservation, the rate-limit permit, the priced
+    cost). ``state`` is scratch space for other middleware, keyed by their name; it is made on first use.
     """
 
     request_id: str
@@ -31,11 +35,31 @@ class AttemptContext:
     kwargs: dict[str, Any]
     tags: dict[str, str] | None = None
     attempt: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
     #: How many middleware admitted the attempt so far (their ``before_attempt`` returned); the manager runs the
     #: ``after_attempt`` hooks of exactly those.
     passed: int = 0
+    #: ``True`` once the request is handed to the provider; an attempt answered by an ``around`` hook (a cache
+    #: hit) never is, and then it counts neither for the deployment's health nor its latency.
+    sent: bool = False
+    #: ``(estimated input tokens, most output tokens)``: see :func:`spoon_llm.tokens.request_tokens`.
+    tokens: tuple[int, int] | None = None
+    #: ``(model, rates)`` resolved by the budget guard, reused by cost accounting for the same model.
+    rates: tuple[str | None, Rates | None] | None = None
+    #: The budget held for this attempt until it is settled.
+    reservation: Reservation | None = None
+    #: The rate-limit permit held for this attempt until it is settled.
+    permit: Permit | None = None
+    #: The attempt's cost, priced once (by the first middleware that needs it).
+    cost: CostInfo | None = None
+    _state: dict[str, Any] | None = None
     _messages: list[Message] | None = None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Scratch space for third-party middleware (made on first use)."""
+        if self._state is None:
+            self._state = {}
+        return self._state
 
     @property
     def messages(self) -> list[Message] | None:
@@ -79,7 +103,21 @@ class Middleware:
             async def after_attempt(self, ctx, *, response=None, usage=None, error=None):
                 await asyncio.sleep(0)   # coroutine hooks work too
 
-    Hooks a subclass does not override are never called.
+    ``around_attempt(ctx, call_next)`` and ``around_stream(ctx, open_stream)`` wrap a whole attempt: the other
+    middleware's before hooks, the provider call and (for whole answers) the after hooks. A wrapper may answer
+    without calling what it wraps — a response cache does — and then nothing is reserved or charged and the
+    deployment's health is untouched::
+
+        class Cache(Middleware):
+            async def around_attempt(self, ctx, call_next):
+                hit = self.store.get(key(ctx))
+                if hit is not None:
+                    return hit
+                response = await call_next()
+                self.store.put(key(ctx), response)
+                return response
+
+    Hooks a subclass does not override are never called, and cost nothing.
     """
 
     name: str = "middleware"
@@ -98,6 +136,14 @@ class Middleware:
     ) -> Awaitable[None] | None:
         """Called after the attempt ended (``response`` or ``error`` is set; ``usage`` when known)."""
         return None
+
+    def around_attempt(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """Wrap a whole (not streamed) attempt; return ``call_next()`` or an answer of your own."""
+        return call_next()
+
+    def around_stream(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+        """Wrap a streamed attempt; return ``open_stream()`` (or a wrapper of it) or a stream of your own."""
+        return open_stream()
 
     def status(self) -> dict[str, Any]:
         """What ``manager.get_status()`` shows for this middleware."""

@@ -20,7 +20,7 @@ from .base import AttemptContext, Middleware
 from .cost import price_attempt
 
 if TYPE_CHECKING:
-    from ..costs.budgets import BudgetManager, Reservation
+    from ..costs.budgets import BudgetManager
     from ..errors import LLMError
     from ..events import EventBus
     from ..pricing.book import PriceBook
@@ -66,14 +66,13 @@ class BudgetMiddleware(Middleware):
             return None  # paid by the hour whether called or not: refusing saves nothing
         model = ctx.model or deployment.model
         rates = self.prices.for_deployment(deployment, model)
-        state = ctx.state
-        state["rates"] = (model, rates)
+        ctx.rates = (model, rates)
         if rates is None:
             worst = None  # unpriced: hold nothing, but still refused once a budget is used up
         elif rates.free:
             return None
         else:
-            tokens = state.get("tokens") or request_tokens(ctx, self.default_max_tokens)
+            tokens = ctx.tokens or request_tokens(ctx, self.default_max_tokens)
             worst = (tokens[0] * rates.worst_in + tokens[1] * rates.worst_out if not rates.tiers
                      else rates.worst_case(tokens[0], tokens[1]))
         try:
@@ -83,14 +82,14 @@ class BudgetMiddleware(Middleware):
             raise
         if held is None:
             return self._reserve(ctx, worst, model)
-        state["budget"] = held
+        ctx.reservation = held
         return None
 
     async def _reserve(self, ctx: AttemptContext, worst: float | None, model: str | None) -> None:
         provider = ctx.deployment.provider_name
         try:
-            ctx.state["budget"] = await self.budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
-                                                             request_id=ctx.request_id)
+            ctx.reservation = await self.budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
+                                                         request_id=ctx.request_id)
         except BudgetExceededError:
             self.refused += 1
             raise
@@ -106,13 +105,14 @@ class BudgetMiddleware(Middleware):
     def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
                       error: LLMError | None = None) -> Awaitable[None] | None:
         """Settle the reservation to the real cost, or release it (in place with the memory store)."""
-        reservation: Reservation | None = ctx.state.pop("budget", None)
+        reservation = ctx.reservation
+        ctx.reservation = None
         budgets = self.budgets
         if usage is None and response is None:
             if reservation is None or budgets.release_now(reservation):
                 return None
             return self._guarded(budgets.release(reservation), ctx)
-        cost = ctx.state.get("cost") or price_attempt(self.prices, ctx, response, usage)
+        cost = ctx.cost or price_attempt(self.prices, ctx, response, usage)
         if reservation is not None:
             if budgets.settle_now(reservation, cost.total_cost):
                 return None

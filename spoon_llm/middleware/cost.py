@@ -1,7 +1,7 @@
 """Cost accounting middleware: prices every attempt's usage, attaches it to the answer and records it.
 
 ``response.cost`` (a :class:`~spoon_llm.types.CostInfo`) is set on whole answers and embeddings; a stream's final
-chunk carries it in ``chunk.metadata["cost"]``. The cost is also left in ``ctx.state["cost"]`` for the budget
+chunk carries it in ``chunk.metadata["cost"]``. The cost is also left in ``ctx.cost`` for the budget
 guard, which runs after this middleware on the way back.
 """
 
@@ -23,8 +23,8 @@ __all__ = ["CostMiddleware", "price_attempt"]
 
 
 def price_attempt(prices: PriceBook, ctx: AttemptContext, response: Any, usage: TokenUsage | None) -> CostInfo:
-    """The cost of one attempt (computed once: later middleware read ``ctx.state["cost"]``)."""
-    known: CostInfo | None = ctx.state.get("cost")
+    """The cost of one attempt (computed once: later middleware read ``ctx.cost``)."""
+    known = ctx.cost
     if known is not None:
         return known
     return _price(prices, ctx, getattr(response, "model", None) or ctx.model or ctx.deployment.model, usage)
@@ -32,13 +32,12 @@ def price_attempt(prices: PriceBook, ctx: AttemptContext, response: Any, usage: 
 
 def _price(prices: PriceBook, ctx: AttemptContext, model: str | None, usage: TokenUsage | None) -> CostInfo:
     deployment = ctx.deployment
-    state = ctx.state
     hourly = deployment.config.hourly_rate
     if hourly:
         cost = prices.cost(usage, model, provider_type=deployment.provider_type, provider=deployment.provider_name,
                            deployment=deployment.name, hourly_rate=hourly)
     else:
-        known_rates = state.get("rates")  # resolved by the budget guard for the same model: reuse it
+        known_rates = ctx.rates  # resolved by the budget guard for the same model: reuse it
         rates = known_rates[1] if known_rates is not None and known_rates[0] == model else (
             prices.for_deployment(deployment, model))
         if (rates is not None and usage is not None and not rates.tiers
@@ -49,7 +48,7 @@ def _price(prices: PriceBook, ctx: AttemptContext, model: str | None, usage: Tok
                            rates.source)
         else:
             cost = prices.cost_with(rates, usage, model, deployment.provider_name)
-    state["cost"] = cost
+    ctx.cost = cost
     return cost
 
 
@@ -81,7 +80,7 @@ class CostMiddleware(Middleware):
             return self._load_then_record(ctx, response, usage, error)
         deployment = ctx.deployment
         model = getattr(response, "model", None) or ctx.model or deployment.model
-        cost: CostInfo | None = ctx.state.get("cost")
+        cost = ctx.cost
         if cost is None:
             cost = _price(self.prices, ctx, model, usage)
         if response is not None:

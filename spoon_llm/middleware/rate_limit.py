@@ -16,7 +16,7 @@ from .base import AttemptContext, Middleware
 
 if TYPE_CHECKING:
     from ..errors import LLMError
-    from ..ratelimit.limiter import Permit, RateLimiter
+    from ..ratelimit.limiter import RateLimiter
     from ..types import TokenUsage
 
 __all__ = ["RateLimitMiddleware"]
@@ -39,21 +39,20 @@ class RateLimitMiddleware(Middleware):
         """
         limiter = self.limiter
         deployment = ctx.deployment
-        tokens = ctx.state.get("tokens")  # estimated once per attempt, usually by the budget guard
+        tokens = ctx.tokens  # estimated once per attempt, usually by the budget guard
         if tokens is None and limiter.needs_tokens(deployment):
             tokens = request_tokens(ctx, self.default_max_tokens)
         input_tokens, output_tokens = tokens if tokens is not None else (0, 0)
         permit = limiter.acquire_now(deployment, input_tokens, output_tokens)
         if permit is None:  # a shared store, or no room right now: wait or refuse
             return self._acquire(ctx, input_tokens, output_tokens)
-        ctx.state["rate_limit"] = permit
+        ctx.permit = permit
         return None
 
     async def _acquire(self, ctx: AttemptContext, input_tokens: int, output_tokens: int) -> None:
         deployment = ctx.deployment
-        ctx.state["rate_limit"] = await self.limiter.acquire(deployment, input_tokens=input_tokens,
-                                                             output_tokens=output_tokens,
-                                                             model=ctx.model or deployment.model)
+        ctx.permit = await self.limiter.acquire(deployment, input_tokens=input_tokens, output_tokens=output_tokens,
+                                                model=ctx.model or deployment.model)
 
     def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
                       error: LLMError | None = None) -> Awaitable[None] | None:
@@ -61,7 +60,8 @@ class RateLimitMiddleware(Middleware):
         limiter = self.limiter
         if not limiter.store.sync:
             return self._after(ctx, response, usage, error)
-        permit: Permit | None = ctx.state.pop("rate_limit", None)
+        permit = ctx.permit
+        ctx.permit = None
         if permit is not None:
             if usage is not None or error is not None:
                 limiter.settle_now(permit, usage)  # no usage after an error: refunded
@@ -80,7 +80,8 @@ class RateLimitMiddleware(Middleware):
                      error: LLMError | None) -> None:
         # A shared store: every adjustment is a round trip.
         limiter = self.limiter
-        permit: Permit | None = ctx.state.pop("rate_limit", None)
+        permit = ctx.permit
+        ctx.permit = None
         if permit is not None:
             if usage is not None:
                 await limiter.settle(permit, usage)

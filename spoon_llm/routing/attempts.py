@@ -35,7 +35,7 @@ from ..errors import (
     ModelNotFoundError,
     ProviderError,
     ProviderUnavailableError,
-    TimeoutError,
+    RequestTimeoutError,
 )
 from ..types import Attempt, EmbeddingResponse, LLMResponse
 from .policy import Action, ErrorPolicy, backoff_delay
@@ -228,9 +228,9 @@ class RequestRun:
             self._attempts.append(attempt)
         return attempt
 
-    def succeeded(self, slot: Slot) -> Attempt:
-        """Record a success: circuit closed, latency folded into the average."""
-        attempt = record_success(slot)
+    def succeeded(self, slot: Slot, sent: bool = True) -> Attempt:
+        """Record a success: circuit closed, latency folded into the average (see :func:`record_success`)."""
+        attempt = record_success(slot, sent)
         if self._attempts is None:
             self._attempts = [attempt]
         else:
@@ -295,7 +295,7 @@ class RequestRun:
             self._errors.append(error)
 
     def _record_deadline(self) -> None:
-        self._add_error(TimeoutError(
+        self._add_error(RequestTimeoutError(
             f"request deadline exceeded after {time.monotonic() - self.started:.2f}s",
             retryable=False,
         ))
@@ -361,10 +361,18 @@ def new_attempt(slot: Slot, error: LLMError | None) -> Attempt:
     )
 
 
-def record_success(slot: Slot) -> Attempt:
-    """A successful attempt: circuit closed, latency folded into the deployment's average."""
-    attempt = new_attempt(slot, None)
+def record_success(slot: Slot, sent: bool = True) -> Attempt:
+    """A successful attempt: circuit closed, latency folded into the deployment's average.
+
+    ``sent=False``: the answer came from middleware (a cache hit) without reaching the deployment, which is then
+    neither counted nor credited; a half-open circuit's probe it may have taken is handed back.
+    """
     deployment = slot.deployment
+    if not sent:
+        deployment.circuit.release_probe()
+        return Attempt(deployment.provider_name, slot.model or deployment.model, deployment.name,
+                       deployment.key_alias, None, None, slot.waited, time.perf_counter() - slot.started)
+    attempt = new_attempt(slot, None)
     deployment.circuit.record_success()
     deployment.record_latency(attempt.latency)
     return attempt

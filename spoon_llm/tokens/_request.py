@@ -1,7 +1,7 @@
 """How many tokens an attempt may use: the cheap input estimate plus the output it may produce.
 
 Budgets and rate limits reserve this before the call; it is computed once per attempt and shared through
-``ctx.state``.
+``ctx.tokens``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ _OUTPUT_KWARGS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 def request_tokens(ctx: AttemptContext, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[int, int]:
-    """``(estimated input tokens, most output tokens)`` of the attempt (cached in ``ctx.state["tokens"]``)."""
-    state = ctx.state
-    cached = state.get("tokens")
+    """``(estimated input tokens, most output tokens)`` of the attempt (cached in ``ctx.tokens``)."""
+    cached = ctx.tokens
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     kwargs = ctx.kwargs
     output = 0
     if ctx.operation != "embed":
@@ -39,5 +38,5 @@ def request_tokens(ctx: AttemptContext, default_max_tokens: int = DEFAULT_MAX_TO
         if not output:
             output = ctx.deployment.config.max_tokens or default_max_tokens
     size = (estimate_messages(ctx.raw_messages, kwargs.get("tools") if kwargs else None), output)
-    state["tokens"] = size
+    ctx.tokens = size
     return size

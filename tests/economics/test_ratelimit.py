@@ -15,7 +15,7 @@ import pytest
 from spoon_llm.config.models import ProviderConfig
 from spoon_llm.errors import RateLimitError
 from spoon_llm.manager import LLMManager
-from spoon_llm.middleware import RateLimitMiddleware
+from spoon_llm.middleware import AttemptContext, RateLimitMiddleware
 from spoon_llm.ratelimit import LimitSettings, RateLimiter, parse_duration, parse_rate_limit_headers
 from spoon_llm.state import MemoryStore
 from spoon_llm.state.redis import RedisStore
@@ -154,8 +154,7 @@ async def test_headers_reach_the_limiter_through_the_middleware() -> None:
     rl = limiter(on_limit="fail")
     middleware = RateLimitMiddleware(rl)
     d = deployment()
-    ctx = SimpleNamespace(deployment=d, state={}, kwargs={}, messages=None, operation="chat", model=None,
-                          effective_model="gpt-4o")
+    ctx = AttemptContext("req-1", "chat", d, None, None, {})
     assert middleware.before_attempt(ctx) is None  # type: ignore[arg-type]  # room in memory: nothing to await
     response = SimpleNamespace(metadata={"rate_limit_headers": {"anthropic-ratelimit-requests-remaining": "0",
                                                                 "anthropic-ratelimit-requests-reset": "30"}})

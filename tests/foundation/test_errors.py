@@ -96,3 +96,33 @@ def test_registered_secrets_of_any_shape_are_removed():
     register_secret("plain-looking-secret-value")
     assert "plain-looking" not in str(ProviderError("oops plain-looking-secret-value leaked"))
     errors._known_secrets.discard("plain-looking-secret-value")
+
+
+def test_all_providers_failed_is_an_exception_group_of_the_attempts():
+    from spoon_llm.errors import AllProvidersFailedError, RateLimitError, ServiceUnavailableError
+
+    limited = RateLimitError("slow down", provider="a", status_code=429, retry_after=3.0)
+    down = ServiceUnavailableError("down", provider="b", status_code=503)
+    group = AllProvidersFailedError([limited, down])
+    assert isinstance(group, ExceptionGroup) and group.errors == [limited, down]
+    assert list(group.exceptions) == [limited, down]
+    assert group.status_code == 503 and str(group).startswith("all 2 attempts failed: RateLimitError")
+    caught = []
+    try:
+        raise group
+    except* RateLimitError as only_limits:
+        caught.append(only_limits)
+    except* ServiceUnavailableError:
+        pass
+    assert isinstance(caught[0], AllProvidersFailedError) and caught[0].errors == [limited]
+
+
+def test_request_timeout_error_keeps_its_old_name():
+    import builtins
+
+    import spoon_llm
+    from spoon_llm.errors import NetworkError, RequestTimeoutError, TimeoutError
+
+    assert TimeoutError is RequestTimeoutError and spoon_llm.TimeoutError is RequestTimeoutError
+    assert issubclass(RequestTimeoutError, NetworkError) and RequestTimeoutError is not builtins.TimeoutError
+    assert RequestTimeoutError("slow").retryable

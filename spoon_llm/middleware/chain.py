@@ -1,0 +1,155 @@
+"""The middleware chain: runs every middleware's hooks around one attempt, in order, awaiting only what must wait.
+
+Three kinds of hook, each left out of the request path when no middleware overrides it:
+
+* ``before_attempt`` in list order, ``after_attempt`` in reverse order, for exactly the middleware whose
+  ``before_attempt`` admitted the attempt (``ctx.passed`` counts them);
+* ``around_attempt`` / ``around_stream`` wrap the whole attempt (the before hooks, the provider call and, for
+  whole answers, the after hooks), outermost first; one may answer without calling what it wraps (a cache hit),
+  and then no before or after hook runs and nothing is reserved.
+
+Hooks may be plain functions returning ``None`` (nothing to wait for) or an awaitable: a chain of plain hooks
+makes no coroutine at all, which is what keeps the manager's per-request cost low.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .base import AttemptContext, Middleware
+
+if TYPE_CHECKING:
+    from ..errors import LLMError
+    from ..types import TokenUsage
+
+__all__ = ["CallNext", "MiddlewareChain", "OpenStream"]
+
+#: What an ``around_attempt`` hook calls to run the rest of the attempt.
+CallNext = Callable[[], Awaitable[Any]]
+#: What an ``around_stream`` hook calls to open the rest of the attempt's stream.
+OpenStream = Callable[[], AsyncIterator[Any]]
+_Hook = Callable[..., Awaitable[None] | None]
+
+
+def _overrides(middleware: Middleware, name: str) -> bool:
+    return getattr(type(middleware), name, None) is not getattr(Middleware, name)
+
+
+class MiddlewareChain:
+    """Bound hooks of an ordered list of middleware, looked up once when the list changes."""
+
+    __slots__ = ("arounds", "hooks", "middleware", "stream_arounds")
+
+    def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
+        self.middleware: list[Middleware] = list(middleware)
+        self.hooks: list[tuple[_Hook | None, _Hook | None]] = []
+        self.arounds: list[Callable[[AttemptContext, CallNext], Awaitable[Any]]] = []
+        self.stream_arounds: list[Callable[[AttemptContext, OpenStream], AsyncIterator[Any]]] = []
+        self._rebuild()
+
+    def append(self, middleware: Middleware) -> None:
+        """Add ``middleware`` after those already present."""
+        self.middleware.append(middleware)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.hooks = [
+            (m.before_attempt if _overrides(m, "before_attempt") else None,
+             m.after_attempt if _overrides(m, "after_attempt") else None)
+            for m in self.middleware
+        ]
+        self.arounds = [m.around_attempt for m in self.middleware if _overrides(m, "around_attempt")]
+        self.stream_arounds = [m.around_stream for m in self.middleware if _overrides(m, "around_stream")]
+
+    def __len__(self) -> int:
+        return len(self.hooks)
+
+    def __bool__(self) -> bool:
+        return bool(self.hooks)
+
+    # -- before and after ---------------------------------------------------------------------------------
+
+    def before(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Run the ``before_attempt`` hooks from ``ctx.passed`` on, counting each that admits the attempt.
+
+        Returns ``None`` when every hook finished synchronously (no coroutine is made at all), else an awaitable
+        that waits for the hook that needs it and runs the rest.
+        """
+        hooks = self.hooks
+        count = len(hooks)
+        while ctx.passed < count:
+            before = hooks[ctx.passed][0]
+            if before is not None:
+                pending = before(ctx)
+                if pending is not None:
+                    return self._await_before(ctx, pending)
+            ctx.passed += 1
+        return None
+
+    async def _await_before(self, ctx: AttemptContext, pending: Awaitable[None]) -> None:
+        await pending
+        ctx.passed += 1
+        rest = self.before(ctx)
+        if rest is not None:
+            await rest
+
+    def after(self, ctx: AttemptContext, start: int, response: Any = None, usage: TokenUsage | None = None,
+              error: LLMError | None = None) -> Awaitable[None] | None:
+        """Run the ``after_attempt`` hooks of the first ``start`` middleware, last first (``None``: all done)."""
+        hooks = self.hooks
+        index = start
+        while index > 0:
+            index -= 1
+            after = hooks[index][1]
+            if after is not None:
+                pending = after(ctx, response=response, usage=usage, error=error)
+                if pending is not None:
+                    return self._await_after(ctx, index, pending, response, usage, error)
+        return None
+
+    async def _await_after(self, ctx: AttemptContext, index: int, pending: Awaitable[None], response: Any,
+                           usage: TokenUsage | None, error: LLMError | None) -> None:
+        await pending
+        rest = self.after(ctx, index, response, usage, error)
+        if rest is not None:
+            await rest
+
+    def finish(self, ctx: AttemptContext | None, response: Any = None, usage: TokenUsage | None = None,
+               error: LLMError | None = None) -> Awaitable[None] | None:
+        """The after hooks of every middleware that admitted the attempt, once: afterwards none is left to run."""
+        if ctx is None or not ctx.passed:
+            return None
+        passed, ctx.passed = ctx.passed, 0
+        return self.after(ctx, passed, response, usage, error)
+
+    async def finish_async(self, ctx: AttemptContext | None, response: Any = None,
+                           usage: TokenUsage | None = None, error: LLMError | None = None) -> None:
+        """:meth:`finish`, awaited (for the paths that are coroutines anyway)."""
+        pending = self.finish(ctx, response, usage, error)
+        if pending is not None:
+            await pending
+
+    # -- around ---------------------------------------------------------------------------------------------
+
+    def wrap(self, ctx: AttemptContext, call: CallNext) -> Awaitable[Any]:
+        """``call`` wrapped by every ``around_attempt`` hook, the first middleware outermost."""
+        for around in reversed(self.arounds):
+            call = _bind(around, ctx, call)
+        return call()
+
+    def wrap_stream(self, ctx: AttemptContext, open_stream: OpenStream) -> AsyncIterator[Any]:
+        """``open_stream`` wrapped by every ``around_stream`` hook, the first middleware outermost."""
+        for around in reversed(self.stream_arounds):
+            open_stream = _bind_stream(around, ctx, open_stream)
+        return open_stream()
+
+
+def _bind(around: Callable[[AttemptContext, CallNext], Awaitable[Any]], ctx: AttemptContext,
+          call: CallNext) -> CallNext:
+    return lambda: around(ctx, call)
+
+
+def _bind_stream(around: Callable[[AttemptContext, OpenStream], AsyncIterator[Any]], ctx: AttemptContext,
+                 open_stream: OpenStream) -> OpenStream:
+    return lambda: around(ctx, open_stream)
