@@ -160,7 +160,7 @@ def render_stream(answer: Answer, prompt: Prompt, ctx: Ctx) -> list[bytes]:
         kind, item_id = item["type"], item["id"]
         if kind == "reasoning":
             emit("response.output_item.added", output_index=index, item={**item, "summary": []})
-            part = {"type": "summary_text", "text": ""}
+            part: dict[str, Any] = {"type": "summary_text", "text": ""}
             emit("response.reasoning_summary_part.added", item_id=item_id, output_index=index, summary_index=0,
                  part=part)
             text = item["summary"][0]["text"]

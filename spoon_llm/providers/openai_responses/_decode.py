@@ -272,4 +272,6 @@ class StreamDecoder:
         self.acc.set_finish(status, map_status(status, reason, bool(self.acc.tool_calls)))
         out = _Output().read(items)
         self.acc.metadata.update(_metadata(self._response, final_output or items, out))
+        if self.acc.refusal:
+            self.acc.metadata["refusal"] = self.acc.refusal  # where a collected stream reads it from
         return chunks
