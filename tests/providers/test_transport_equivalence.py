@@ -1,6 +1,7 @@
 """Both transports report the same thing: every conformance file, replayed through ``sdk`` and ``native``.
 
-For each recorded interaction of ``../shared/conformance`` (OpenAI, OpenRouter, DeepSeek, Anthropic, Gemini) the
+For each recorded interaction of ``../shared/conformance`` (OpenAI, OpenRouter, DeepSeek, Anthropic, Gemini,
+the OpenAI Responses API) the
 call is rebuilt from the recorded request exactly as the vendor's conformance test does, sent once per
 transport to the simulator replaying the recorded answer, and what comes back is compared field by field:
 
@@ -33,7 +34,7 @@ from spoon_llm.testing import ConformanceCase, ProviderSimulator, find_conforman
 from spoon_llm.types import Message
 
 _HERE = Path(__file__).resolve().parent
-for _sub in ("openai_compat", "anthropic", "gemini"):  # the vendors' request-rebuilding helpers
+for _sub in ("openai_compat", "anthropic", "gemini", "openai_responses"):  # the vendors' request-rebuilding helpers
     if str(_HERE / _sub) not in sys.path:
         sys.path.insert(0, str(_HERE / _sub))
 
@@ -42,11 +43,12 @@ from test_anthropic_conformance import Unrepresentable as AnthropicUnrepresentab
 from test_anthropic_conformance import to_call as anthropic_call  # noqa: E402
 from test_gemini_conformance import Unrepresentable as GeminiUnrepresentable  # noqa: E402
 from test_gemini_conformance import to_call as gemini_call  # noqa: E402
+from test_responses_conformance import to_call as responses_call  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
 ROOT = find_conformance_dir()
-FOLDERS = ("openai", "openrouter", "deepseek", "anthropic", "gemini")
+FOLDERS = ("openai", "openrouter", "deepseek", "anthropic", "gemini", "openai_responses")
 def _cases() -> list[Any]:
     if ROOT is None:
         return [pytest.param(None, marks=pytest.mark.skip(reason="conformance corpus not found"))]
@@ -61,10 +63,11 @@ async def _provider(case: ConformanceCase, sim: ProviderSimulator, transport: st
     from spoon_llm.registry import LLMProviderRegistry
 
     keys = {"openai": OPENAI_KEY, "openrouter": OPENROUTER_KEY, "deepseek": DEEPSEEK_KEY,
-            "anthropic": "sk-ant-test-0000000000", "gemini": "AIzaSyTEST00000000000000000"}
+            "anthropic": "sk-ant-test-0000000000", "gemini": "AIzaSyTEST00000000000000000",
+            "openai_responses": OPENAI_KEY}
     bases = {"openai": sim.openai_base_url, "openrouter": sim.openrouter_base_url,
              "deepseek": sim.deepseek_base_url + suffix, "anthropic": sim.anthropic_base_url,
-             "gemini": sim.gemini_base_url}
+             "gemini": sim.gemini_base_url, "openai_responses": sim.base_url + suffix}
     registry = LLMProviderRegistry(load_plugins=False)
     return await registry.get_initialized_provider(case.provider, {
         "api_key": keys[case.provider], "base_url": bases[case.provider], "transport": transport})
@@ -93,6 +96,10 @@ def _call(case: ConformanceCase) -> tuple[str, tuple[Any, ...], dict[str, Any], 
         except GeminiUnrepresentable:
             messages, kwargs = [Message.user("x")], {"model": model, "extra_body": body}
         return ("chat_stream" if "streamGenerateContent" in path else "chat"), (messages,), kwargs, ""
+    if case.provider == "openai_responses":  # suffix: the recorded base path (/v1, or Azure's /openai/v1)
+        messages, kwargs = responses_call(body)
+        suffix = case.request["path"].rsplit("/responses", 1)[0]
+        return ("chat_stream" if body.get("stream") else "chat"), (messages,), kwargs, suffix
     call = call_from_recorded(case.request)
     return call.method, call.args, call.kwargs, call.base_suffix
 

@@ -118,6 +118,9 @@ class OpenAIResponsesProvider(DualTransportProvider):
                 api_key=self.api_key, base_url=self.base_url, organization=cfg.organization, project=cfg.project,
                 max_retries=0, timeout=timeout, http_client=http, default_headers=dict(cfg.extra_headers) or None,
             )
+            # As on the native transport: never forward OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment.
+            client.organization = cfg.organization
+            client.project = cfg.project
         # Body fields ``responses.create`` names; the rest of a body travels as ``extra_body``.
         self._sdk_params = frozenset(inspect.signature(client.responses.create).parameters) - {
             "extra_headers", "extra_query", "extra_body", "timeout"}
