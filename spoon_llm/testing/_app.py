@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _answers, _anthropic, _gemini, _json, _openai, _responses
+from . import _answers, _anthropic, _azure, _compat, _gemini, _json, _openai, _responses
 from ._answers import Prompt
 from ._faults import Fault, FaultBook
 from ._http import JSON, Ctx, IdSource, Response
@@ -19,6 +20,7 @@ from ._records import RecordedRequest, Recorder, mask_headers, parse_query
 from ._replay import ReplayBook
 from ._routes import CHAT, COMPLETION, OPENAI_FAMILY, Route, resolve
 from ._script import ScriptBook
+from ._strict import StrictChecks
 
 _ANSWERED = frozenset({CHAT, COMPLETION})
 
@@ -107,6 +109,10 @@ class SimulatorApp:
         self.records = Recorder(max_records)
         self.rate_limits: RateLimits | None = None
         self.ids = IdSource()
+        #: Strict mode (see :mod:`._strict`): refuse what the real APIs refuse.
+        self.strict: StrictChecks | None = None
+        #: Called with every request and its answer (the request log of ``spoon-llm simulate --log``).
+        self.on_answer: Callable[[RecordedRequest, Response], object] | None = None
 
     def handle(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
         """Answer one complete request; never raises (bugs become a 500 with the traceback)."""
@@ -144,11 +150,24 @@ class SimulatorApp:
         if route is None:
             response = _plain_error(404, f"Invalid URL ({method} {path})")
             response.headers.append(("x-request-id", f"req_{token}"))
+            if self.on_answer is not None:
+                self.on_answer(record, response)
             return response
-        response = self._answer(route, method, body, bad_json, model, token)
+        refused = None
+        if self.strict is not None and not bad_json and method == route.method:
+            refused = self.strict.check(route, raw_headers, record.query, body, model)
+        denied = _azure.check(route, query, raw_headers) if route.vendor == "azure" else None
+        if denied is not None:
+            response = denied
+        elif refused is not None and refused.status is not None:
+            response = self._error(route, refused.status, refused, model, body, token)
+        else:
+            response = self._answer(route, method, body, bad_json, model, token)
         response.headers.append(_request_id_header(route.vendor, token))
         if self.rate_limits is not None:
             response.headers.extend(self.rate_limits.headers(route.vendor))
+        if self.on_answer is not None:
+            self.on_answer(record, response)
         return response
 
     @staticmethod
@@ -180,6 +199,8 @@ class SimulatorApp:
             return _anthropic.error_response(route, status, fault, model, tokens, f"req_011C{token}")
         if route.vendor == "gemini":
             return _gemini.error_response(route, status, fault, model, tokens)
+        if route.vendor == "azure":
+            return _azure.error_response(route, status, fault, model, tokens)
         return _openai.error_response(route, status, fault, model, tokens)
 
     def _answer(self, route: Route, method: str, body: Any, bad_json: bool, model: str | None, token: str) -> Response:
@@ -218,6 +239,10 @@ class SimulatorApp:
                 response = _anthropic.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "gemini":
                 response = _gemini.respond(route, body, prompt, answer, ctx)
+            elif route.vendor == "azure":
+                response = _azure.respond(route, body, prompt, answer, ctx)
+            elif route.vendor in _compat.VENDOR_ROOTS:
+                response = _compat.respond(route, body, prompt, answer, ctx)
             elif route.vendor == _responses.VENDOR:
                 response = _responses.respond(route, body, prompt, answer, ctx)
             else:

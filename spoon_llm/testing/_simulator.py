@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -42,6 +42,9 @@ class ProviderSimulator(VendorURLs):
 
     ``max_records`` bounds the request log (oldest dropped first; ``None`` = unbounded);
     ``rate_limit_headers=True`` adds the vendors' rate-limit headers to every answer.
+    ``strict=True`` refuses what the real APIs refuse (missing credentials, empty conversations, parameters out
+    of range, unknown fields; see :mod:`spoon_llm.testing._strict`); a collection of model ids also refuses every
+    other model. ``on_answer(request, status)`` is called for every request once its answer is ready.
     """
 
     def __init__(
@@ -52,11 +55,20 @@ class ProviderSimulator(VendorURLs):
         max_records: int | None = 10_000,
         rate_limit_headers: bool = False,
         reuse_port: bool = False,
+        strict: bool | Collection[str] = False,
+        on_answer: Callable[[RecordedRequest, int], object] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._reuse_port = reuse_port
         self._app = SimulatorApp(max_records=max_records)
+        if strict is not False:
+            from ._strict import StrictChecks
+
+            models = None if strict is True else [strict] if isinstance(strict, str) else list(strict)
+            self._app.strict = StrictChecks(models)
+        if on_answer is not None:
+            self._app.on_answer = lambda request, response: on_answer(request, response.status)
         self.rate_limit_headers = rate_limit_headers
         self._handle: ServerHandle | None = None
         self._port: int | None = None

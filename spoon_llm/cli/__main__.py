@@ -1,0 +1,5 @@
+"""``python -m spoon_llm.cli``: the ``spoon-llm`` command line."""
+
+from . import main
+
+main()
