@@ -11,10 +11,22 @@ __all__ = ["pacing_headers", "parse_retry_after", "rate_limit_headers"]
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "x-should-retry")
 
 
+#: The longest wait a ``Retry-After`` is read as: a far-future date or a huge number is capped here.
+MAX_RETRY_AFTER = 3600.0
+
+
+def _wait(seconds: float) -> float | None:
+    if seconds != seconds or seconds < 0:  # NaN or negative: ignored
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, then ``retry-after`` as seconds or an HTTP date.
 
-    Returns ``None`` when no usable header is present (negative or unparseable values are ignored).
+    Returns ``None`` when no usable header is present (negative, past or unparseable values are ignored); values
+    over :data:`MAX_RETRY_AFTER` (a date in the year 99999 included) are capped to it. It never raises: a header
+    is the server's word, and a garbled one must not cost the request its fallback.
     """
     if not headers:
         return None
@@ -22,22 +34,29 @@ def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = 
     value = lowered.get("retry-after-ms")
     if value:
         try:
-            ms = float(value)
-        except ValueError:
-            ms = -1.0
-        if ms >= 0:
-            return ms / 1000.0
+            waited = _wait(float(value) / 1000.0)
+        except (ValueError, TypeError):
+            waited = None
+        if waited is not None:
+            return waited
     value = lowered.get("retry-after")
     if not value:
         return None
     try:
-        seconds = float(value)
-    except ValueError:
+        return _wait(float(value))
+    except (ValueError, TypeError):
+        pass
+    try:
         parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    try:
         seconds = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
-    return seconds if seconds >= 0 else None
+    except (ValueError, OverflowError):  # a year the platform's clock cannot hold: far away
+        return MAX_RETRY_AFTER if parsed[0] > 9999 else None
+    return _wait(seconds) if seconds >= 0 else None
 
 
 def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
