@@ -72,10 +72,7 @@ def _config(path: str | None) -> SpoonConfig:
 
 
 def _secret(config: SpoonConfig) -> bytes:
-    from ._settings import ServerSettings
-
-    settings = getattr(config, "server", None)
-    resolved = (settings if isinstance(settings, ServerSettings) else ServerSettings()).resolved()
+    resolved = config.server.resolved()
     secret = resolved.secret.get_secret_value() if resolved.secret is not None else None
     return server_secret(secret, resolved.master_key_value)
 
