@@ -175,7 +175,7 @@ class ToolSpec(_Model):
     """A function tool the model may call, described by a JSON schema.
 
     Accepts both the flat form ``{"name", "description", "parameters"}`` and OpenAI's
-    ``{"type": "function", "function": {...}}``.
+    ``{"type": "function", "function": {...}}`` (``"type"`` may be left out, as Mistral's clients do).
     """
 
     name: str
@@ -187,7 +187,9 @@ class ToolSpec(_Model):
     @model_validator(mode="before")
     @classmethod
     def _unwrap_openai_form(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("type") == "function" and "function" in data:
+        if (isinstance(data, Mapping) and isinstance(data.get("function"), Mapping)
+                and data.get("type", "function") == "function" and "name" not in data):
+            # OpenAI's wrapped form; Mistral's own clients leave "type" out (it defaults to "function").
             return dict(data["function"])
         if isinstance(data, Mapping) and "input_schema" in data and "parameters" not in data:
             # Anthropic's spelling.

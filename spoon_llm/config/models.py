@@ -169,6 +169,10 @@ class ProviderConfig(_Strict):
     x_title: str | None = None
     hourly_rate: float | None = None
     context_window: PositiveInt | None = None
+    # azure: model -> deployment names, Microsoft Entra ID auth (a static token, or azure-identity's chain)
+    azure_deployments: dict[str, str] = Field(default_factory=dict)
+    azure_ad_token: SecretStr | None = Field(default=None, repr=False)
+    azure_entra_id: bool = False
     #: Settings for third-party providers that our schema does not know.
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -18,7 +18,7 @@ from ..errors import ProviderError, ResponseParsingError
 from ..transport._sse import TextSSEParser as SSEDecoder
 from ..types import LLMResponse, LLMResponseChunk
 from ._openai_errors import error_from_body
-from ._openai_wire import content_text, normalize_finish_reason, parse_usage, vendor_cost
+from ._openai_wire import content_text, normalize_finish_reason, parse_usage, thinking_text, vendor_cost
 from ._stream import StreamAccumulator
 
 __all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
@@ -83,15 +83,20 @@ class ChatStreamDecoder:
             if model:
                 acc.model = model
                 self._model_seen = True
-            if chunk.get("id") is not None:
+            if chunk.get("id"):  # Azure's opening filter-results chunk has an empty id (and model)
                 acc.metadata["id"] = chunk["id"]
                 if acc.request_id is None:
                     acc.request_id = chunk["id"]
         usage = chunk.get("usage")
+        if not usage and "x_groq" in chunk:  # older Groq streams: usage only in the last x_groq object
+            groq = chunk["x_groq"]
+            usage = groq.get("usage") if isinstance(groq, dict) else None
         if usage:
             acc.set_usage(parse_usage(usage))
             if isinstance(usage, dict) and "cost" in usage:
                 acc.metadata["cost"] = usage["cost"]
+        if "prompt_filter_results" in chunk:  # Azure content filtering, kept like the non-stream answer's
+            acc.metadata["prompt_filter_results"] = chunk["prompt_filter_results"]
         for choice in chunk.get("choices") or ():
             index = choice.get("index", 0)
             self._choices.add(index)
@@ -101,9 +106,15 @@ class ChatStreamDecoder:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
-                text = content if isinstance(content, str) else content_text(content)
-                if text:
-                    out.append(acc.text(text))
+                if isinstance(content, str):
+                    out.append(acc.text(content))
+                else:  # a list of parts; Mistral streams its reasoning as "thinking" parts
+                    text = content_text(content)
+                    if text:
+                        out.append(acc.text(text))
+                    thought = thinking_text(content)
+                    if thought:
+                        out.append(acc.reasoning(thought))
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
                 out.append(acc.reasoning(reasoning))
@@ -120,6 +131,9 @@ class ChatStreamDecoder:
             native = choice.get("finish_reason")
             if native is not None:
                 acc.set_finish(native, normalize_finish_reason(native))
+            filtered = choice.get("content_filter_results")
+            if filtered:
+                acc.metadata["content_filter_results"] = filtered
             vendor_native = choice.get("native_finish_reason")
             if vendor_native is not None:
                 acc.metadata["native_finish_reason"] = vendor_native
@@ -226,6 +240,8 @@ def in_band_error(
     ``body`` of the error is the whole chunk (it may carry the usage of the failed generation).
     """
     code = error.get("code") if isinstance(error, dict) else None
+    if not isinstance(code, int) and isinstance(error, dict):
+        code = error.get("status_code")  # Groq's `event: error` payload
     status = code if isinstance(code, int) and 400 <= code < 600 else None
     body = dict(chunk) if chunk is not None else {"error": error}
     return error_from_body(status, body, provider=provider, model=model, request_id=request_id)

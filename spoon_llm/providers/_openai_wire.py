@@ -56,6 +56,7 @@ __all__ = [
     "parse_usage",
     "response_format_from",
     "supports_legacy_completions",
+    "thinking_text",
     "tool_choice_to_wire",
     "tools_to_wire",
     "vendor_cost",
@@ -337,6 +338,8 @@ def tools_to_wire(tools: Sequence[Any], provider: str | None = None) -> list[dic
                 kind is not None and kind != "function"
             ):
                 out.append(dict(tool))
+            elif kind is None and isinstance(tool.get("function"), Mapping) and "name" not in tool:
+                out.append({"type": "function", **tool})  # Mistral's clients leave the default type out
             else:
                 try:
                     out.append(ToolSpec.model_validate(tool).to_openai())
@@ -594,8 +597,20 @@ def parse_tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
     return calls
 
 
+def thinking_text(content: Any) -> str:
+    """The reasoning in Mistral's ``{"type": "thinking", "thinking": [{"type": "text", ...}]}`` content parts."""
+    if not isinstance(content, list):
+        return ""
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "thinking":
+            inner = part.get("thinking")
+            out.append(inner if isinstance(inner, str) else content_text(inner))
+    return "".join(out)
+
+
 def _reasoning_of(message: Mapping[str, Any]) -> str | None:
-    value = message.get("reasoning_content") or message.get("reasoning")
+    value = message.get("reasoning_content") or message.get("reasoning") or thinking_text(message.get("content"))
     return value if isinstance(value, str) and value else None
 
 
@@ -634,7 +649,7 @@ def parse_chat_completion(
     metadata: dict[str, Any] = {}
     if "id" in data:
         metadata["id"] = data["id"]
-    for key in ("system_fingerprint", "service_tier", "provider", "citations"):
+    for key in ("system_fingerprint", "service_tier", "provider", "citations", "prompt_filter_results"):
         value = data.get(key)
         if value is not None:
             metadata[key] = value
@@ -643,6 +658,8 @@ def parse_chat_completion(
         metadata["native_finish_reason"] = value
     if choice.get("logprobs") is not None:
         metadata["logprobs"] = choice["logprobs"]
+    if choice.get("content_filter_results"):  # Azure: the categories behind a content_filter finish
+        metadata["content_filter_results"] = choice["content_filter_results"]
     for key in ("annotations", "audio"):
         value = message.get(key)
         if value:

@@ -250,11 +250,11 @@ class OpenAICompatibleProvider(BaseProvider):
             native = await asyncio.to_thread(load_native)
             client = native.NativeClient(
                 NativeSettings.from_config(cfg),
-                native_headers(cfg, api_key, headers, env_defaults=self.sdk_env_defaults),
+                self._native_headers(api_key, headers),
                 provider=self._label, base_url=base_url,
             )
             client.open()
-            self._transport = NativeTransport(client, base_url, self._label, keyless=not api_key)
+            self._transport = NativeTransport(client, base_url, self._label, keyless=self._keyless(api_key))
         elif self._injected_client is not None:
             self._client = self._injected_client
             self._transport = SdkTransport(self._client, None, self._label, {}, owns_client=False)
@@ -263,6 +263,19 @@ class OpenAICompatibleProvider(BaseProvider):
             self._client, self._http, auth = await asyncio.to_thread(self._build_sdk_client, self.transport_name,
                                                                      self._http_transport)
             self._transport = SdkTransport(self._client, self._http, self._label, auth, owns_client=True)
+        self._transport = self._wrap_transport(self._transport)
+
+    def _native_headers(self, api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
+        """The headers every native request carries; a vendor with its own auth header overrides this."""
+        return native_headers(self.config, api_key, headers, env_defaults=self.sdk_env_defaults)
+
+    def _keyless(self, api_key: str | None) -> bool:
+        """True when no request of this deployment may carry ``Authorization`` (no key, no token)."""
+        return not api_key
+
+    def _wrap_transport(self, transport: OpenAITransport) -> OpenAITransport:
+        """Hook around either transport (a vendor that routes paths per model or adds per-request auth)."""
+        return transport
 
     def _build_sdk_client(self, transport: str, http_transport: httpx2.AsyncBaseTransport | None
                           ) -> tuple[Any, httpx2.AsyncClient, dict[str, Any]]:

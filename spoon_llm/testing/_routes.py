@@ -26,7 +26,9 @@ MODEL = "model"
 HEALTH = "health"
 ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, COUNT_TOKENS, MODELS, MODEL, HEALTH)
 
-OPENAI_FAMILY = frozenset({"openai", "openrouter", "deepseek", "openai_responses"})
+OPENAI_FAMILY = frozenset({"openai", "openrouter", "deepseek", "openai_responses", "azure", "mistral", "groq",
+                           "xai", "cerebras", "together", "fireworks", "perplexity", "lmstudio", "llamacpp",
+                           "sglang", "tgi"})
 
 
 class Route(NamedTuple):
@@ -63,6 +65,10 @@ def _openai(vendor: str, rest: str) -> Route | None:
     if rest.startswith("/models/") and len(rest) > 8:
         return Route(vendor, MODEL, "model", rest[8:], "GET")
     return None
+
+
+#: ``openai_route(vendor, rest)``: the OpenAI-format route of ``rest`` (``/chat/completions``...) for ``vendor``.
+openai_route = _openai
 
 
 def _gemini(rest: str, version: str) -> Route | None:
@@ -119,4 +125,10 @@ def resolve(path: str, hint: str | None = None) -> Route | None:
         return Route("openai", HEALTH, "health", None, "GET")
     if path.startswith("/beta/"):
         return _openai("deepseek", path[5:])
-    return _openai("deepseek", path)
+    if path.startswith("/openai/"):
+        from ._azure import route as azure_route  # Azure OpenAI's paths live with its wire module
+
+        return azure_route(path)
+    from ._compat import route as compat_route  # /{vendor}/... for the OpenAI-compatible presets
+
+    return compat_route(path) or _openai("deepseek", path)

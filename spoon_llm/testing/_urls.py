@@ -43,3 +43,17 @@ class VendorURLs:
     def deepseek_base_url(self) -> str:
         """Base URL for an OpenAI client talking to DeepSeek (its paths have no ``/v1``)."""
         return self.base_url
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The Azure OpenAI endpoint (as ``AZURE_OPENAI_ENDPOINT``): ``/openai/deployments/...`` and ``/openai/v1``."""
+        return self.base_url
+
+    def compatible_base_url(self, vendor: str) -> str:
+        """Base URL for an OpenAI-compatible preset (``mistral``, ``groq``, ``xai``, ``cerebras``, ``together``...)."""
+        from ._compat import VENDOR_ROOTS
+
+        if vendor not in VENDOR_ROOTS:
+            raise ValueError(f"the simulator serves no OpenAI-compatible vendor {vendor!r}; "
+                             f"one of {sorted(VENDOR_ROOTS)}")
+        return f"{self.base_url}/{vendor}{VENDOR_ROOTS[vendor]}"
