@@ -1,0 +1,258 @@
+"""The OpenAI front: request bodies to manager calls, and answers back to OpenAI's JSON and SSE shapes.
+
+Requests are read field by field from the orjson-decoded body (no model validation of the whole body: it costs
+more than the rest of the gateway's work). Messages in OpenAI's shape are our normalised shape already, so they
+travel to the manager untouched; keywords the gateway does not consume go to the provider, which sends them on
+(OpenAI-compatible backends) or refuses what it cannot translate (a 400 naming the field).
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
+from ._errors import GatewayError
+
+__all__ = [
+    "ChatCall",
+    "OpenAIStream",
+    "parse_chat",
+    "parse_completion",
+    "parse_embeddings",
+    "render_chat",
+    "render_completion",
+    "render_embeddings",
+    "render_models",
+]
+
+# Keys the gateway consumes itself; everything else is a keyword for the provider.
+_CHAT_CONTROL = frozenset({"model", "messages", "stream", "stream_options", "n"})
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+
+
+def bad(message: str, param: str | None = None) -> GatewayError:
+    """A 400 naming the offending field."""
+    return GatewayError(400, message, code="invalid_request", param=param)
+
+
+def require_model(body: Mapping[str, Any]) -> str:
+    """The body's ``model``, which every inference request must name."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("'model' is required and must be a non-empty string", "model")
+    return model
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """One chat request, ready for the manager: messages, keywords, and how to answer."""
+
+    model: str
+    messages: list[Any]
+    kwargs: dict[str, Any]
+    stream: bool = False
+    include_usage: bool = False
+
+
+def _keywords(body: Mapping[str, Any], control: frozenset[str]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in body.items() if k not in control and v is not None}
+    if "max_completion_tokens" in kwargs:  # one spelling for every backend
+        kwargs.setdefault("max_tokens", kwargs.pop("max_completion_tokens"))
+    return kwargs
+
+
+def parse_chat(body: Any) -> ChatCall:
+    """``POST /v1/chat/completions`` body -> :class:`ChatCall`; raises a 400 :class:`GatewayError` when invalid."""
+    if type(body) is not dict:
+        raise bad("the request body must be a JSON object")
+    model = require_model(body)
+    messages = body.get("messages")
+    if type(messages) is not list or not messages:
+        raise bad("'messages' must be a non-empty array", "messages")
+    for message in messages:
+        if type(message) is not dict or type(message.get("role")) is not str:
+            raise bad("each message must be an object with a 'role'", "messages")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise bad("only n=1 is supported", "n")
+    if "functions" in body or "function_call" in body:
+        raise bad("'functions' / 'function_call' are not supported; send 'tools' / 'tool_choice'", "functions")
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and type(options) is dict and options.get("include_usage") is True
+    return ChatCall(model, messages, _keywords(body, _CHAT_CONTROL), stream, include_usage)
+
+
+def parse_completion(body: Any) -> tuple[str, str, dict[str, Any]]:
+    """``POST /v1/completions`` body -> ``(model, prompt, keywords)``."""
+    if type(body) is not dict:
+        raise bad("the request body must be a JSON object")
+    model = require_model(body)
+    prompt = body.get("prompt")
+    if type(prompt) is list and len(prompt) == 1 and type(prompt[0]) is str:
+        prompt = prompt[0]
+    if type(prompt) is not str:
+        raise bad("'prompt' must be a string (one prompt per request)", "prompt")
+    if body.get("stream") is True:
+        raise bad("streaming is not offered on /v1/completions; use /v1/chat/completions", "stream")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise bad("only n=1 is supported", "n")
+    return model, prompt, _keywords(body, frozenset({"model", "prompt", "stream", "stream_options", "n"}))
+
+
+def parse_embeddings(body: Any) -> tuple[str, list[str] | str, dict[str, Any], bool]:
+    """``POST /v1/embeddings`` body -> ``(model, inputs, keywords, as_base64)``."""
+    if type(body) is not dict:
+        raise bad("the request body must be a JSON object")
+    model = require_model(body)
+    inputs = body.get("input")
+    if not (type(inputs) is str or (type(inputs) is list and inputs and all(type(i) is str for i in inputs))):
+        raise bad("'input' must be a string or a non-empty array of strings (token arrays are not supported)",
+                  "input")
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64", None):
+        raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    kwargs = {k: v for k, v in body.items() if k not in ("model", "input", "encoding_format") and v is not None}
+    return model, inputs, kwargs, encoding == "base64"
+
+
+# -- answers --------------------------------------------------------------------------------------------------
+
+
+def usage_json(usage: TokenUsage | None) -> dict[str, Any]:
+    """Usage in OpenAI's fields (with the cached and reasoning details)."""
+    if usage is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens or usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def _tool_calls_json(calls: Iterable[Any]) -> list[dict[str, Any]]:
+    return [{"id": c.id or f"call_{i}", "type": "function",
+             "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for i, c in enumerate(calls)]
+
+
+def render_chat(response: LLMResponse, request_id: str, created: int, model: str) -> bytes:
+    """An OpenAI ``chat.completion`` object for ``response``."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.content or None,
+                               "refusal": response.refusal}
+    if response.tool_calls:
+        message["tool_calls"] = _tool_calls_json(response.tool_calls)
+    elif message["content"] is None:
+        message["content"] = ""
+    if response.reasoning:
+        message["reasoning_content"] = response.reasoning
+    finish = _FINISH.get(response.finish_reason or "stop", "stop")
+    return orjson.dumps({
+        "id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": created,
+        "model": response.model or model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": usage_json(response.usage),
+    })
+
+
+def render_completion(response: LLMResponse, request_id: str, created: int, model: str) -> bytes:
+    """An OpenAI ``text_completion`` object for ``response``."""
+    finish = _FINISH.get(response.finish_reason or "stop", "stop")
+    return orjson.dumps({
+        "id": f"cmpl-{request_id}", "object": "text_completion", "created": created,
+        "model": response.model or model,
+        "choices": [{"index": 0, "text": response.content, "finish_reason": finish, "logprobs": None}],
+        "usage": usage_json(response.usage),
+    })
+
+
+def _as_base64(vector: list[float]) -> str:
+    packed = array("f", vector)
+    if sys.byteorder != "little":  # the wire format is little-endian float32
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def render_embeddings(response: EmbeddingResponse, model: str, as_base64: bool) -> bytes:
+    """An OpenAI embeddings ``list`` for ``response`` (floats, or base64 float32 when asked)."""
+    data = [{"object": "embedding", "index": i, "embedding": _as_base64(v) if as_base64 else v}
+            for i, v in enumerate(response.embeddings)]
+    usage = response.usage
+    tokens = usage.input_tokens if usage is not None else 0
+    return orjson.dumps({"object": "list", "data": data, "model": response.model or model,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def render_models(names: Iterable[tuple[str, str]], created: int) -> bytes:
+    """``GET /v1/models``: ``(id, owner)`` pairs as OpenAI's model list."""
+    return orjson.dumps({"object": "list", "data": [
+        {"id": name, "object": "model", "created": created, "owned_by": owner} for name, owner in names]})
+
+
+class OpenAIStream:
+    """Turns manager stream chunks into ``chat.completion.chunk`` SSE events, chunk for chunk.
+
+    Text and reasoning deltas go out as they arrive; tool calls go out whole (id, name and arguments in one
+    delta per call) with the final chunk, followed by the finish chunk, the usage chunk when the client asked
+    for ``stream_options.include_usage``, and ``[DONE]``.
+    """
+
+    __slots__ = ("_head", "_tail", "_include_usage", "_prefix", "_model")
+
+    def __init__(self, request_id: str, created: int, model: str, include_usage: bool) -> None:
+        self._model = model
+        self._prefix = b'data: {"id":"chatcmpl-' + request_id.encode() + b'","object":"chat.completion.chunk",' \
+            b'"created":' + str(created).encode() + b',"model":' + orjson.dumps(model)
+        self._head = self._prefix + b',"choices":[{"index":0,"delta":'
+        self._tail = b',"finish_reason":null}]}\n\n'
+        self._include_usage = include_usage
+
+    def start(self) -> bytes:
+        """The first event: the assistant role."""
+        return self._head + b'{"role":"assistant","content":""}' + self._tail
+
+    def chunk(self, chunk: LLMResponseChunk) -> bytes | None:
+        """The event for one manager chunk (``None`` when it carries nothing to send)."""
+        kind = chunk.kind
+        if kind == "text":
+            if not chunk.delta:
+                return None
+            return self._head + b'{"content":' + orjson.dumps(chunk.delta) + b"}" + self._tail
+        if kind == "reasoning":
+            if not chunk.reasoning_delta:
+                return None
+            return self._head + b'{"reasoning_content":' + orjson.dumps(chunk.reasoning_delta) + b"}" + self._tail
+        if kind == "final":
+            return self.final(chunk)
+        return None  # tool progress: the complete calls go out with the final chunk
+
+    def final(self, chunk: LLMResponseChunk) -> bytes:
+        """Tool calls, the finish reason, usage when asked, and ``[DONE]``."""
+        parts = []
+        if chunk.tool_calls:
+            calls = _tool_calls_json(chunk.tool_calls)
+            for index, call in enumerate(calls):
+                call["index"] = index
+            parts.append(self._head + orjson.dumps({"tool_calls": calls}) + self._tail)
+        finish = _FINISH.get(chunk.finish_reason or "stop", "stop")
+        parts.append(self._head + b'{},"finish_reason":"' + finish.encode() + b'"}]}\n\n')
+        if self._include_usage:
+            parts.append(self._prefix + b',"choices":[],"usage":' + orjson.dumps(usage_json(chunk.usage))
+                         + b"}\n\n")
+        parts.append(b"data: [DONE]\n\n")
+        return b"".join(parts)
+
+    @staticmethod
+    def error(body: bytes) -> bytes:
+        """An error after the stream started: OpenAI clients raise on a ``data: {"error": ...}`` event."""
+        return b"data: " + body + b"\n\n"
