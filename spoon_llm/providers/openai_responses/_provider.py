@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
-from ...interface import ProviderCapability
+from ...interface import ProviderCapability, StreamCallback
 from ...transport import SSEParser, dumps, loads
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import BUILTIN_PROVIDERS
@@ -140,7 +140,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any],
                  stream: bool = False) -> tuple[dict[str, Any], CallOptions]:
         self._ensure_ready()
-        return build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
+        return build_request(_parse(messages), kwargs, self._defaults, stream=stream)
 
     def _sdk_call(self, body: Mapping[str, Any], call: CallOptions) -> dict[str, Any]:
         """``responses.create`` keyword arguments for ``body``: named fields as such, the rest as extra_body."""
@@ -216,6 +216,13 @@ class OpenAIResponsesProvider(DualTransportProvider):
         if pacing:
             answer.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
         return answer
+
+    async def chat_stream(self, messages: Sequence[MessageInput], callbacks: Sequence[StreamCallback] | None = None,
+                          **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
+        """Stream the answer; each chunk is also passed to every callback (sync or async) in order."""
+        self._ensure_ready()
+        async for chunk in super().chat_stream(_parse(messages), callbacks, **kwargs):
+            yield chunk
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call = self._prepare(messages, kwargs, stream=True)
@@ -322,6 +329,13 @@ class OpenAIResponsesProvider(DualTransportProvider):
         except LLMError:
             return False
         return True
+
+
+def _parse(messages: Sequence[MessageInput] | str) -> list[Message]:
+    try:
+        return to_messages(messages)
+    except ValueError as exc:  # pydantic's ValidationError: ours names the provider and stays in our tree
+        raise ValidationError(f"invalid message: {exc}", provider=PROVIDER) from None
 
 
 def _encode(body: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,243 @@
+"""OpenAIResponsesProvider against the simulator's ``/v1/responses``, on both transports (real sockets).
+
+A two-turn tool-calling conversation, reasoning items travelling back on the next turn, request options
+mapped onto the Responses API's fields, finish reasons from ``status``, errors (HTTP, in-band stream events,
+``response.failed``, cut streams) and a cross-vendor fallback through :class:`LLMManager`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from spoon_llm import ConfigurationManager
+from spoon_llm.errors import (
+    NetworkError,
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitError,
+    StreamInterruptedError,
+    ValidationError,
+)
+from spoon_llm.manager import LLMManager
+from spoon_llm.streaming import collect_stream
+from spoon_llm.testing import Fault, ProviderSimulator, Reply
+from spoon_llm.testing import ToolCall as ScriptedCall
+from spoon_llm.types import LLMResponse, Message, ToolSpec
+
+API_KEY = "sk-proj-responses-test-0000000000"  # what conftest's make_provider configures
+WEATHER = ToolSpec(name="get_weather", description="Weather in a city",
+                   parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+async def _ask(provider: Any, messages: Any, stream: bool, **kwargs: Any) -> LLMResponse:
+    if stream:
+        return await collect_stream(provider.chat_stream(messages, **kwargs))
+    response: LLMResponse = await provider.chat(messages, **kwargs)
+    return response
+
+
+def _sent(sim: ProviderSimulator) -> list[dict[str, Any]]:
+    return [r.body for r in sim.requests_for("openai_responses", "chat")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_a_tool_calling_conversation_over_two_turns(sim: ProviderSimulator, make_provider: Any,
+                                                          stream: bool) -> None:
+    provider = await make_provider()
+    sim.script("openai_responses", Reply(tool_calls=[ScriptedCall("get_weather", {"city": "Paris"}, id="call_1")]),
+               times=1)
+    sim.script("openai_responses", Reply(text="It is sunny in Paris."), times=1)
+    messages: list[Any] = [Message.system("Be brief."), Message.user("Weather in Paris?")]
+
+    first = await _ask(provider, messages, stream, tools=[WEATHER], tool_choice="auto")
+    assert first.finish_reason == "tool_calls" and first.native_finish_reason == "completed"
+    assert [(c.id, c.name, c.arguments) for c in first.tool_calls] == [("call_1", "get_weather", {"city": "Paris"})]
+    assert "provider_data" not in first.metadata  # a plain call is rebuilt from our fields
+
+    messages += [first.to_message(), Message.tool("call_1", {"sky": "sunny"})]
+    second = await _ask(provider, messages, stream, tools=[WEATHER])
+    assert second.content == "It is sunny in Paris."
+    assert second.finish_reason == "stop"
+    assert second.usage is not None and second.usage.input_tokens > 0
+
+    bodies = _sent(sim)
+    assert bodies[0]["tools"] == [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+                                   "parameters": WEATHER.parameters}]
+    assert bodies[0]["tool_choice"] == "auto"
+    assert bodies[1]["input"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": '{"sky": "sunny"}'},
+    ]
+    assert all(b.get("stream", False) is stream for b in bodies)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_reasoning_items_travel_back_verbatim_on_the_next_turn(sim: ProviderSimulator, make_provider: Any,
+                                                                     stream: bool) -> None:
+    provider = await make_provider(model="gpt-5-mini")
+    sim.script("openai_responses", Reply(text="4", reasoning="Two plus two is four."), times=1)
+    first = await _ask(provider, "2+2?", stream, reasoning={"summary": "auto"}, reasoning_effort="low")
+    assert first.reasoning == "Two plus two is four."
+    items = first.metadata["provider_data"]["openai_responses"]["items"]
+    assert [i["type"] for i in items] == ["reasoning", "message"]
+
+    await _ask(provider, [Message.user("2+2?"), first.to_message(), Message.user("and 3+3?")], stream)
+    bodies = _sent(sim)
+    assert bodies[0]["reasoning"] == {"summary": "auto", "effort": "low"}
+    assert bodies[1]["input"] == [{"role": "user", "content": "2+2?"}, *items, {"role": "user", "content": "and 3+3?"}]
+
+
+async def test_call_options_map_onto_the_responses_fields(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider(max_tokens=300, temperature=0.2)
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    response = await provider.chat(
+        [Message.user([{"type": "text", "text": "Describe"}, {"type": "image", "url": "https://x.test/cat.png"},
+                       {"type": "document", "data": "JVBERi0=", "filename": "a.pdf"}])],
+        instructions="Answer in JSON.", response_format={"type": "json_schema", "json_schema": {
+            "name": "Answer", "schema": schema, "strict": True}},
+        tools=[{"type": "web_search"}], tool_choice="required", store=False, include=["reasoning.encrypted_content"],
+        extra_body={"truncation": "auto"})
+    assert json.loads(response.content) == {"answer": "simulated"}
+    body = _sent(sim)[0]
+    assert body["input"] == [{"role": "user", "content": [
+        {"type": "input_text", "text": "Describe"},
+        {"type": "input_image", "image_url": "https://x.test/cat.png"},
+        {"type": "input_file", "file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"},
+    ]}]
+    assert body["text"] == {"format": {"type": "json_schema", "name": "Answer", "schema": schema, "strict": True}}
+    assert body["max_output_tokens"] == 300 and body["temperature"] == 0.2
+    assert body["instructions"] == "Answer in JSON." and body["tools"] == [{"type": "web_search"}]
+    assert body["tool_choice"] == "required" and body["store"] is False and body["truncation"] == "auto"
+    assert body["include"] == ["reasoning.encrypted_content"]
+
+
+async def test_reasoning_models_get_no_configured_sampling(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider(model="gpt-5", temperature=0.2)
+    await provider.chat("hi", tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                        tools=[WEATHER.to_openai()])
+    body = _sent(sim)[0]
+    assert "temperature" not in body
+    assert body["tool_choice"] == {"type": "function", "name": "get_weather"}
+    assert body["tools"][0]["name"] == "get_weather" and "function" not in body["tools"][0]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_an_answer_cut_by_max_output_tokens_finishes_with_length(sim: ProviderSimulator, make_provider: Any,
+                                                                       stream: bool) -> None:
+    provider = await make_provider()
+    response = await _ask(provider, "a fairly long question that needs room", stream, max_tokens=2)
+    assert response.native_finish_reason == "incomplete"
+    assert response.finish_reason == "length"
+    assert response.metadata["incomplete_reason"] == "max_output_tokens"
+    assert _sent(sim)[0]["max_output_tokens"] == 2
+
+
+async def test_arguments_the_api_lacks_are_refused_before_sending(sim: ProviderSimulator,
+                                                                  make_provider: Any) -> None:
+    provider = await make_provider()
+    with pytest.raises(ValidationError, match="no stop sequences"):
+        await provider.chat("hi", stop=["\n"])
+    with pytest.raises(ValidationError, match="unknown argument 'frobnicate'"):
+        await provider.chat("hi", frobnicate=True)
+    with pytest.raises(ValidationError, match="invalid message"):
+        await provider.chat(["a bare string inside a list"])
+    with pytest.raises(ValidationError, match="invalid message"):
+        await collect_stream(provider.chat_stream([{"role": "wizard", "content": "hi"}]))
+    with pytest.raises(ValidationError, match="has no id"):
+        await provider.chat([Message.user("hi"), Message.assistant(tool_calls=[{"function": {"name": "f"}}])])
+    assert sim.request_count == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_http_errors_map_onto_our_tree(sim: ProviderSimulator, make_provider: Any, stream: bool) -> None:
+    provider = await make_provider()
+    sim.fault("openai_responses", Fault.rate_limited(retry_after=2))
+    with pytest.raises(RateLimitError) as info:
+        await _ask(provider, "hi", stream)
+    assert info.value.status_code == 429 and info.value.retry_after == 2 and info.value.retryable
+    assert info.value.error_code == "rate_limit_exceeded"
+    assert API_KEY not in repr(info.value) and API_KEY not in str(info.value.body)
+
+
+def _stream_case(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"provider": "openai_responses", "kind": "chat_stream",
+            "request": {"method": "POST", "path": "/v1/responses", "body": {}},
+            "response": {"status": 200, "content_type": "text/event-stream; charset=utf-8", "headers": {},
+                         "sse": [{"event": e["type"], "data": json.dumps(e)} for e in events]}}
+
+
+_CREATED = {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "model": "gpt-4o"}}
+_DELTA = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "Hel"}
+
+
+async def test_an_error_event_in_a_stream_raises_the_mapped_error(sim: ProviderSimulator,
+                                                                  make_provider: Any) -> None:
+    provider = await make_provider()
+    sim.replay(_stream_case([_CREATED, _DELTA, {"type": "error", "code": "server_error",
+                                                "message": "The server had an error", "param": None}]))
+    chunks = []
+    with pytest.raises(ProviderUnavailableError, match="The server had an error"):
+        async for chunk in provider.chat_stream("hi"):
+            chunks.append(chunk)
+    assert [c.delta for c in chunks] == ["Hel"]
+
+
+async def test_a_failed_response_raises_its_error(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider()
+    failed = {"type": "response.failed", "response": {
+        "id": "resp_1", "status": "failed", "model": "gpt-4o",
+        "error": {"code": "rate_limit_exceeded", "message": "Too many tokens"}}}
+    sim.replay(_stream_case([_CREATED, failed]))
+    with pytest.raises(ProviderError, match="Too many tokens") as info:
+        await collect_stream(provider.chat_stream("hi"))
+    assert info.value.error_code == "rate_limit_exceeded"
+
+
+async def test_a_stream_that_ends_early_is_not_a_complete_answer(sim: ProviderSimulator,
+                                                                make_provider: Any) -> None:
+    provider = await make_provider()
+    sim.replay(_stream_case([_CREATED, _DELTA]))
+    with pytest.raises(StreamInterruptedError) as info:
+        await collect_stream(provider.chat_stream("hi"))
+    assert info.value.partial_content == "Hel"
+    sim.replay(_stream_case([_CREATED]))
+    with pytest.raises(NetworkError, match="before response.completed"):
+        await collect_stream(provider.chat_stream("hi"))
+
+
+async def test_health_check_lists_models_and_spends_nothing(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider()
+    assert await provider.health_check()
+    assert "gpt-4o" in await provider.list_models()
+    assert sim.requests_for("openai_responses") == []
+    sim.fault("openai", Fault.unauthorized(), endpoint="models")
+    assert not await provider.health_check()
+
+
+async def test_fallback_from_responses_to_anthropic_through_the_manager(sim: ProviderSimulator,
+                                                                        transport: str) -> None:
+    config = ConfigurationManager({
+        "providers": {
+            "responses": {"type": "openai_responses", "api_key": API_KEY, "base_url": sim.openai_base_url,
+                          "model": "gpt-4.1-mini", "transport": transport},
+            "claude": {"type": "anthropic", "api_key": "sk-ant-test-0000000000", "base_url": sim.anthropic_base_url,
+                       "model": "claude-sonnet-4-5", "transport": transport},
+        },
+        "fallback_chain": ["responses", "claude"],
+        "retry": {"max_retries": 0},
+    }, env={})
+    manager = LLMManager(config)
+    try:
+        sim.fault("openai_responses", Fault.error(503), times=None)
+        response = await manager.chat("hello", tools=[WEATHER])
+        assert response.provider == "anthropic"
+        assert response.content == "Simulated reply to: hello"
+        assert response.fallback_path == ["responses", "claude"]
+        assert len(sim.requests_for("openai_responses")) == 1 and len(sim.requests_for("anthropic")) == 1
+    finally:
+        await manager.cleanup()
