@@ -173,6 +173,13 @@ class ProviderConfig(_Strict):
     azure_deployments: dict[str, str] = Field(default_factory=dict)
     azure_ad_token: SecretStr | None = Field(default=None, repr=False)
     azure_entra_id: bool = False
+    # bedrock: region and AWS credentials (else the environment / botocore's chain), API flavour (see providers/bedrock)
+    aws_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = Field(default=None, repr=False)
+    aws_session_token: SecretStr | None = Field(default=None, repr=False)
+    aws_profile: str | None = None
+    bedrock_api: Literal["converse", "invoke"] = "converse"
     #: Settings for third-party providers that our schema does not know.
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _answers, _anthropic, _azure, _compat, _gemini, _json, _openai, _responses
+from . import _answers, _anthropic, _azure, _bedrock, _compat, _gemini, _json, _openai, _responses
 from ._answers import Prompt
 from ._faults import Fault, FaultBook
 from ._http import JSON, Ctx, IdSource, Response
@@ -91,6 +91,8 @@ def _vendor_hint(headers: list[tuple[bytes, bytes]], query: str) -> str | None:
 def _request_id_header(vendor: str, token: str) -> tuple[str, str]:
     if vendor == "anthropic":
         return ("request-id", f"req_011C{token}")
+    if vendor == "bedrock":
+        return ("x-amzn-RequestId", token)
     return ("x-request-id", f"req_{token}")
 
 
@@ -157,6 +159,8 @@ class SimulatorApp:
         if self.strict is not None and not bad_json and method == route.method:
             refused = self.strict.check(route, raw_headers, record.query, body, model)
         denied = _azure.check(route, query, raw_headers) if route.vendor == "azure" else None
+        if route.vendor == "bedrock":
+            denied = _bedrock.auth_failure(raw_headers)
         if denied is not None:
             response = denied
         elif refused is not None and refused.status is not None:
@@ -176,6 +180,8 @@ class SimulatorApp:
             return None, False
         if route.vendor == "gemini":
             return _gemini.bare_model(route.model), route.op == "stream_generate"
+        if route.vendor == "bedrock":
+            return _bedrock.model_and_stream(route)
         if route.model is not None:
             return route.model, False
         return _openai.model_and_stream(body)  # the same two fields in Anthropic bodies
@@ -183,6 +189,8 @@ class SimulatorApp:
     def _prompt(self, route: Route, body: Any) -> Prompt:
         if route.vendor == "anthropic":
             return _anthropic.prompt_of(body)
+        if route.vendor == "bedrock":
+            return _bedrock.prompt_of(route, body)
         if route.vendor == "gemini":
             return _gemini.prompt_of(route, body)
         if route.vendor == _responses.VENDOR:
@@ -197,6 +205,8 @@ class SimulatorApp:
             tokens = max(1, _answers.estimate_tokens(self._prompt(route, body).input_chars))
         if route.vendor == "anthropic":
             return _anthropic.error_response(route, status, fault, model, tokens, f"req_011C{token}")
+        if route.vendor == "bedrock":
+            return _bedrock.error_response(route, status, fault, model, tokens)
         if route.vendor == "gemini":
             return _gemini.error_response(route, status, fault, model, tokens)
         if route.vendor == "azure":
@@ -239,6 +249,8 @@ class SimulatorApp:
                 response = _anthropic.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "gemini":
                 response = _gemini.respond(route, body, prompt, answer, ctx)
+            elif route.vendor == "bedrock":
+                response = _bedrock.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "azure":
                 response = _azure.respond(route, body, prompt, answer, ctx)
             elif route.vendor in _compat.VENDOR_ROOTS:

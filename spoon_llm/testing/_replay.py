@@ -85,8 +85,8 @@ class ConformanceCase:
 
     @property
     def is_stream(self) -> bool:
-        """True when the recorded response is an SSE stream."""
-        return "sse" in self.response
+        """True when the recorded response is an SSE stream (or a Bedrock event stream)."""
+        return "sse" in self.response or "eventstream" in self.response
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], file: Path | None = None) -> ConformanceCase:
@@ -160,10 +160,17 @@ class _Recorded:
         retry_after = (response.get("headers") or {}).get("retry-after")
         if retry_after is not None:
             self.headers.append(("retry-after", str(retry_after)))
+        error_type = (response.get("headers") or {}).get("x-amzn-errortype")  # Bedrock names its errors here
+        if error_type is not None:
+            self.headers.append(("x-amzn-errortype", str(error_type)))
         self.events: list[bytes] | None = None
         self.body = b""
         if "sse" in response:
             self.events = sse_frames(response["sse"])
+        elif "eventstream" in response:
+            from ._bedrock import eventstream_frames  # Bedrock's binary event streams
+
+            self.events = eventstream_frames(response["eventstream"])
         elif "body" in response:
             self.body = json.dumps(response["body"]).encode()
 

@@ -125,6 +125,10 @@ def resolve(path: str, hint: str | None = None) -> Route | None:
         return Route("openai", HEALTH, "health", None, "GET")
     if path.startswith("/beta/"):
         return _openai("deepseek", path[5:])
+    if path.startswith("/model/"):
+        from ._bedrock import route as bedrock_route  # Bedrock Runtime's /model/{id}/{operation}
+
+        return bedrock_route(path)
     if path.startswith("/openai/"):
         from ._azure import route as azure_route  # Azure OpenAI's paths live with its wire module
 

@@ -14,7 +14,8 @@ from typing import Any
 VENDORS = ("openai", "anthropic", "gemini", "openrouter", "deepseek", "openai_responses",
            # Azure OpenAI and the OpenAI-compatible presets (testing/_azure.py, testing/_compat.py)
            "azure", "mistral", "groq", "xai", "cerebras", "together", "fireworks", "perplexity", "lmstudio",
-           "llamacpp", "sglang", "tgi")
+           "llamacpp", "sglang", "tgi",
+           "bedrock")
 # vLLM and other OpenAI-compatible servers are reached through the OpenAI routes.
 _VENDOR_ALIASES = {"vllm": "openai", "google": "gemini"}
 
