@@ -22,6 +22,7 @@ logger = logging.getLogger("spoon_llm.pricing")
 #: Our provider types -> genai-prices provider ids. Types not listed are matched by base URL, if at all.
 GENAI_PROVIDER_IDS = {
     "openai": "openai",
+    "openai_responses": "openai",
     "anthropic": "anthropic",
     "gemini": "google",
     "google": "google",

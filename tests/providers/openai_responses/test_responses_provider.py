@@ -241,3 +241,14 @@ async def test_fallback_from_responses_to_anthropic_through_the_manager(sim: Pro
         assert len(sim.requests_for("openai_responses")) == 1 and len(sim.requests_for("anthropic")) == 1
     finally:
         await manager.cleanup()
+
+
+def test_answers_are_priced_from_openai_prices() -> None:
+    from spoon_llm.pricing import PriceBook
+    from spoon_llm.types import TokenUsage
+
+    book = PriceBook()
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+    ours = book.cost(usage, "gpt-4.1-mini", provider_type="openai_responses")
+    assert not ours.unpriced and ours.total_cost > 0
+    assert ours.total_cost == book.cost(usage, "gpt-4.1-mini", provider_type="openai").total_cost
