@@ -26,11 +26,12 @@ from ..types import TokenUsage
 from .auth import GatewayAuthError, Principal
 
 if TYPE_CHECKING:
+    from ..config.models import SpoonConfig
     from ..routing.deployment import DeploymentState
     from ..state.base import StateStore
-    from .keys import VirtualKey
+    from .keys import KeyStore, VirtualKey
 
-__all__ = ["Admission", "KeyGuard"]
+__all__ = ["Admission", "KeyGuard", "build_guard"]
 
 logger = logging.getLogger("spoon_llm.server.guard")
 
@@ -109,12 +110,20 @@ class KeyGuard:
     (``fail_mode="closed"`` and the store cannot be reached; ``open`` admits without limits instead).
     """
 
-    def __init__(self, store: StateStore, *, fail_mode: Literal["closed", "open"] = "closed") -> None:
+    def __init__(self, store: StateStore, *, fail_mode: Literal["closed", "open"] = "closed",
+                 owns_store: bool = False) -> None:
         self.store = store
         self.fail_mode = fail_mode
+        self._owns_store = owns_store
         self.budgets = BudgetManager(store)
         self.limiter = RateLimiter(store, fail_mode=fail_mode)
         self._plans: dict[str, _Plan] = {}
+
+    async def close(self) -> None:
+        """Close the state store when this guard opened it (:func:`build_guard`)."""
+        if self._owns_store:
+            self._owns_store = False
+            await self.store.close()
 
     # -- plans --------------------------------------------------------------------------------------------------
 
@@ -269,3 +278,19 @@ class KeyGuard:
                 except StoreUnavailableError as exc:
                     logger.error("could not release a requests-at-once hold (%s); it expires within %.0fs",
                                  exc, _INFLIGHT_TTL)
+
+
+def build_guard(config: SpoonConfig, key_store: KeyStore | None = None) -> KeyGuard | None:
+    """The gateway's guard, or ``None`` when there is no key store (then only the master key exists: no limits).
+
+    Per-key counts live in Redis when ``[state] backend`` is Redis (shared by every replica), else in the SQLite
+    state file (``[state] path``), so they survive restarts and every worker process on the host shares them.
+    ``[state] fail_mode`` applies when that store cannot be reached. Close the guard with :meth:`KeyGuard.close`.
+    """
+    if key_store is None:
+        return None
+    from ..state import open_store
+
+    state = config.state
+    store = open_store("redis" if state.backend == "redis" else "sqlite", config=state)
+    return KeyGuard(store, fail_mode=state.fail_mode, owns_store=True)
