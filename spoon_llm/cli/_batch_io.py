@@ -114,9 +114,10 @@ def count_lines(path: Path) -> int:
     return count
 
 
-def _scan(path: Path, drop_failed: bool) -> tuple[set[str], bool]:
-    """Ids of the complete lines worth keeping, and whether any line must go (cut, unreadable or dropped)."""
+def _scan(path: Path, drop_failed: bool) -> tuple[set[str], int, bool]:
+    """Ids of the complete lines worth keeping, how many of them failed, and whether any line must go."""
     done: set[str] = set()
+    failed = 0
     rewrite = False
     with path.open("rb") as data:
         for line in data:
@@ -127,7 +128,8 @@ def _scan(path: Path, drop_failed: bool) -> tuple[set[str], bool]:
                 rewrite = True
             else:
                 done.add(str(record.get("custom_id")))
-    return done, rewrite
+                failed += record.get("error") is not None
+    return done, failed, rewrite
 
 
 def _record(line: bytes, drop_failed: bool) -> dict[str, Any] | None:
@@ -143,15 +145,15 @@ def _record(line: bytes, drop_failed: bool) -> dict[str, Any] | None:
     return record
 
 
-def finished_ids(path: Path, *, drop_failed: bool) -> set[str]:
-    """Ids already written to an output file, which a resumed run skips.
+def finished_ids(path: Path, *, drop_failed: bool) -> tuple[set[str], int]:
+    """Ids already written to an output file, which a resumed run skips, and how many of those lines failed.
 
     A last line cut short (the process was killed mid-write) is removed. With ``drop_failed`` the failed lines
     are removed too, so their ids run again. Both passes stream the file; a rewrite replaces it atomically.
     """
     if not path.exists():
-        return set()
-    done, rewrite = _scan(path, drop_failed)
+        return set(), 0
+    done, failed, rewrite = _scan(path, drop_failed)
     if rewrite:
         temporary = path.with_name(path.name + ".tmp")
         with path.open("rb") as source, temporary.open("wb") as target:
@@ -159,7 +161,7 @@ def finished_ids(path: Path, *, drop_failed: bool) -> set[str]:
                 if line.strip() and _record(line, drop_failed) is not None:
                     target.write(line)
         os.replace(temporary, path)
-    return done
+    return done, failed
 
 
 def success_line(job: Job, response: LLMResponse) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class Tally:
 
     total: int = 0
     skipped: int = 0
+    failed_before: int = 0  # failed lines already in the output (kept unless --retry-failed)
     duplicates: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -167,7 +168,7 @@ async def run_batch(manager: LLMManager, config: ConfigurationManager, source: P
                     show_progress: bool) -> tuple[Tally, bool, str | None]:
     """Run the file; returns the tally, whether it was interrupted, and why it stopped early (if it did)."""
     tally = Tally(total=count_lines(source))
-    done = finished_ids(target, drop_failed=retry_failed)
+    done, tally.failed_before = finished_ids(target, drop_failed=retry_failed)
     resumed = len(done)
     progress = Progress(
         TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -202,7 +203,8 @@ def summary(tally: Tally, source: Path, target: Path, interrupted: bool) -> Tabl
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     table.add_row("lines", str(tally.total))
-    table.add_row("already done", str(tally.skipped))
+    table.add_row("already done", str(tally.skipped) + (f" ({tally.failed_before} of them failed: --retry-failed "
+                                                         "runs them again)" if tally.failed_before else ""))
     if tally.duplicates:
         table.add_row("duplicate ids skipped", str(tally.duplicates))
     table.add_row("succeeded", str(tally.succeeded))
@@ -257,5 +259,5 @@ def register(app: typer.Typer) -> None:
         if interrupted:
             warn(f"interrupted; {output} holds every finished line: re-run the same command to continue")
             raise typer.Exit(EXIT_INTERRUPTED)
-        if tally.failed or stopped:
+        if tally.failed or tally.failed_before or stopped:
             raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,145 @@
+"""``spoon-llm batch``: both input forms, the OpenAI Batch output shape, injected faults, interruption and resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from spoon_llm.testing import Fault
+
+from .conftest import CLI
+
+
+def write_input(path: Path, count: int) -> list[str]:
+    ids = []
+    with path.open("w") as out:
+        for i in range(count):
+            if i % 2:
+                ids.append(f"req-{i}")
+                out.write(json.dumps({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                                      "body": {"model": "gpt-4.1-mini", "max_tokens": 40,
+                                               "messages": [{"role": "user", "content": f"question {i}"}]}}) + "\n")
+            else:
+                ids.append(f"req-{i}")
+                out.write(json.dumps({"id": f"req-{i}", "prompt": f"question {i}"}) + "\n")
+    return ids
+
+
+def read_output(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_both_input_forms_give_openai_batch_output_lines(cli: CLI, sim) -> None:
+    source = cli.directory / "in.jsonl"
+    write_input(source, 4)
+    with source.open("a") as out:
+        out.write("\n")  # blank lines are ignored
+        out.write(json.dumps({"custom_id": "bad", "url": "/v1/embeddings", "body": {}}) + "\n")
+        out.write("{not json\n")
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "--tag", "job=test")
+    assert result.returncode == 1, result.stderr  # two lines could not run
+    lines = read_output(cli.directory / "out.jsonl")
+    by_id = {line["custom_id"]: line for line in lines}
+    assert sorted(by_id) == ["bad", "line-7", "req-0", "req-1", "req-2", "req-3"]
+    answer = by_id["req-1"]
+    assert answer["id"].startswith("batch_req_") and answer["error"] is None
+    assert answer["response"]["status_code"] == 200
+    body = answer["response"]["body"]
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "Simulated reply to: question 1"}
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] > 0
+    assert answer["spoon_llm"]["provider"] == "openai" and answer["spoon_llm"]["cost"] > 0
+    assert by_id["bad"]["error"]["code"] == "invalid_line" and "/v1/chat/completions" in by_id["bad"]["error"][
+        "message"]
+    assert by_id["line-7"]["error"]["code"] == "invalid_line"
+    assert [r.body["max_tokens"] for r in sim.requests_for("openai", "chat") if "max_tokens" in r.body] == [40, 40]
+    assert "succeeded" in result.stdout and "│ failed" in result.stdout and "invalid_line 2" in result.stdout
+
+
+def test_2000_lines_with_10_percent_503s_complete_with_every_id_once(cli: CLI, sim) -> None:
+    source = cli.directory / "in.jsonl"
+    ids = write_input(source, 2000)
+    sim.fault("openai", Fault.unavailable(), endpoint="chat", times=None, probability=0.1, seed=18)
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "-c", "32", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = read_output(cli.directory / "out.jsonl")
+    counts = Counter(line["custom_id"] for line in lines)
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    assert all(line["error"] is None for line in lines)
+    chats = sim.requests_for(endpoint="chat")
+    assert len(chats) > 2000  # the 503s were retried (or fell back)
+    retried = sum(1 for line in lines if line["spoon_llm"]["attempts"] > 1)
+    assert retried > 50
+    assert "2000" in result.stdout and "retries" in result.stdout
+
+
+def test_an_interrupted_batch_leaves_whole_lines_and_resumes_without_duplicates(cli: CLI, sim) -> None:
+    source = cli.directory / "in.jsonl"
+    output = cli.directory / "out.jsonl"
+    ids = write_input(source, 300)
+    sim.fault("openai", Fault.slow(0.05), endpoint="chat", times=None)
+    process = subprocess.Popen(cli.command("batch", "in.jsonl", "-o", "out.jsonl", "-c", "4"), cwd=cli.directory,
+                               env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not output.exists() or output.read_text().count("\n") < 30:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the batch never wrote 30 lines"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout and "re-run the same command" in stderr
+    first = read_output(output)  # every line is whole JSON
+    assert 30 <= len(first) < 300
+    assert len({line["custom_id"] for line in first}) == len(first)
+    sim.reset()
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "-c", "8")
+    assert result.returncode == 0, result.stderr
+    lines = read_output(output)
+    counts = Counter(line["custom_id"] for line in lines)
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    assert len(sim.requests_for(endpoint="chat")) == 300 - len(first)
+    assert re.search(rf"already done\s+│\s+{len(first)}\s", result.stdout), result.stdout
+
+
+def test_a_line_cut_by_a_crash_is_dropped_and_run_again(cli: CLI, sim) -> None:
+    source = cli.directory / "in.jsonl"
+    output = cli.directory / "out.jsonl"
+    write_input(source, 3)
+    assert cli.run("batch", "in.jsonl", "-o", "out.jsonl").returncode == 0
+    whole = output.read_text().splitlines()
+    output.write_text("\n".join(whole[:2]) + "\n" + whole[2][:40])  # the last write was cut short
+    sim.reset()
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert sorted(line["custom_id"] for line in read_output(output)) == ["req-0", "req-1", "req-2"]
+    assert len(sim.requests_for(endpoint="chat")) == 1
+
+
+def test_retry_failed_runs_only_the_failed_lines_again(cli: CLI, sim) -> None:
+    source = cli.directory / "in.jsonl"
+    output = cli.directory / "out.jsonl"
+    write_input(source, 6)
+    sim.fault(None, Fault.unauthorized(), endpoint="chat", times=None, model="gpt-4.1-mini")
+    sim.fault(None, Fault.unauthorized(), endpoint="chat", times=None, model="claude-sonnet-4-5")
+    first = cli.run("batch", "in.jsonl", "-o", "out.jsonl")
+    assert first.returncode == 1
+    assert all(line["error"] is not None for line in read_output(output))
+    sim.reset()
+    assert cli.run("batch", "in.jsonl", "-o", "out.jsonl").returncode == 1  # failed ids are done unless asked
+    assert sim.request_count == 0
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "--retry-failed")
+    assert result.returncode == 0, result.stderr
+    lines = read_output(output)
+    assert len(lines) == 6 and all(line["error"] is None for line in lines)
+    assert sim.request_count == 6
