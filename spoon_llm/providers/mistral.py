@@ -10,7 +10,7 @@ another.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
 
@@ -34,3 +34,11 @@ class MistralProvider(OpenAICompatibleProvider):
         "mistral-small-latest", "mistral-medium-latest", "mistral-large-latest", "magistral-medium-latest",
         "magistral-small-latest", "codestral-latest", "pixtral-large-latest", "ministral-8b-latest", "mistral-embed",
     )
+
+    async def _chat_request(self, messages: Any, kwargs: dict[str, Any], *, stream: bool
+                            ) -> tuple[str, dict[str, Any], Any, Any]:
+        choice = kwargs.get("tool_choice")
+        model, body, headers, timeout = await super()._chat_request(messages, kwargs, stream=stream)
+        if choice == "any":
+            body["tool_choice"] = "any"  # Mistral's own spelling of "required" (it accepts both), sent as given
+        return model, body, headers, timeout

@@ -1,0 +1,3 @@
+"""Constants shared by the Azure OpenAI tests."""
+
+AZURE_KEY = "azure-test-key-0000000001"
