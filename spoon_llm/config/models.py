@@ -169,6 +169,8 @@ class ProviderConfig(_Strict):
     x_title: str | None = None
     hourly_rate: float | None = None
     context_window: PositiveInt | None = None
+    # openai: which OpenAI API carries chat (``responses`` = the Responses API, as the openai_responses provider)
+    api: Literal["chat", "responses"] = "chat"
     # azure: model -> deployment names, Microsoft Entra ID auth (a static token, or azure-identity's chain)
     azure_deployments: dict[str, str] = Field(default_factory=dict)
     azure_ad_token: SecretStr | None = Field(default=None, repr=False)
@@ -208,6 +210,16 @@ class ProviderConfig(_Strict):
         if isinstance(value, list):
             return [{"api_key": v} if isinstance(v, (str, SecretStr)) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _api_only_where_understood(self) -> ProviderConfig:
+        if self.api == "responses" and (self.type or self.name) not in ("openai", "openai_responses"):
+            raise PydanticCustomError(
+                "api_choice",
+                'api = "responses" is understood by the openai provider only; for another endpoint that speaks '
+                'the Responses API use type = "openai_responses" with its base_url',
+            )
+        return self
 
     @model_validator(mode="after")
     def _line_up_key_lists(self) -> ProviderConfig:

@@ -252,3 +252,29 @@ def test_answers_are_priced_from_openai_prices() -> None:
     ours = book.cost(usage, "gpt-4.1-mini", provider_type="openai_responses")
     assert not ours.unpriced and ours.total_cost > 0
     assert ours.total_cost == book.cost(usage, "gpt-4.1-mini", provider_type="openai").total_cost
+
+
+async def test_the_openai_provider_speaks_the_responses_api_when_configured(sim: ProviderSimulator,
+                                                                           build_provider: Any) -> None:
+    from spoon_llm.providers.openai import OpenAIProvider
+
+    provider = await build_provider(OpenAIProvider, api_key=API_KEY, base_url=sim.openai_base_url,
+                                    model="gpt-4.1-mini", api="responses")
+    answer = await provider.chat("hello", max_tokens=50)
+    streamed = await collect_stream(provider.chat_stream("hello again"))
+    assert answer.content == "Simulated reply to: hello" and answer.native_finish_reason == "completed"
+    assert streamed.content == "Simulated reply to: hello again"
+    assert [r.body["max_output_tokens"] for r in sim.requests_for("openai_responses")[:1]] == [50]
+    assert len(sim.requests_for("openai_responses")) == 2 and sim.requests_for("openai", "chat") == []
+    vectors = await provider.embed(["a", "b"])  # the other endpoints stay on the usual API
+    assert len(vectors.embeddings) == 2 and await provider.health_check()
+    await provider.cleanup()
+    assert provider._responses is None
+
+
+@pytest.mark.parametrize("section", [{"type": "anthropic"}, {"type": "openrouter"}, {"type": "deepseek"}])
+def test_api_responses_is_refused_where_it_means_nothing(section: dict[str, Any]) -> None:
+    from spoon_llm.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match='api = "responses" is understood by the openai provider only'):
+        ConfigurationManager({"providers": {"x": {**section, "api_key": "k", "api": "responses"}}}, env={})
