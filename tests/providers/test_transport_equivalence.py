@@ -1,7 +1,7 @@
 """Both transports report the same thing: every conformance file, replayed through ``sdk`` and ``native``.
 
 For each recorded interaction of ``../shared/conformance`` (OpenAI, OpenRouter, DeepSeek, Anthropic, Gemini,
-the OpenAI Responses API) the
+the OpenAI Responses API, Azure OpenAI, Mistral, Groq, xAI, Cerebras) the
 call is rebuilt from the recorded request exactly as the vendor's conformance test does, sent once per
 transport to the simulator replaying the recorded answer, and what comes back is compared field by field:
 
@@ -48,7 +48,9 @@ from test_responses_conformance import to_call as responses_call  # noqa: E402
 pytestmark = pytest.mark.conformance
 
 ROOT = find_conformance_dir()
-FOLDERS = ("openai", "openrouter", "deepseek", "anthropic", "gemini", "openai_responses")
+FOLDERS = ("openai", "openrouter", "deepseek", "anthropic", "gemini", "openai_responses", "azure", "mistral", "groq",
+           "xai", "cerebras")
+_FAMILY = ("mistral", "groq", "xai", "cerebras")
 def _cases() -> list[Any]:
     if ROOT is None:
         return [pytest.param(None, marks=pytest.mark.skip(reason="conformance corpus not found"))]
@@ -64,13 +66,18 @@ async def _provider(case: ConformanceCase, sim: ProviderSimulator, transport: st
 
     keys = {"openai": OPENAI_KEY, "openrouter": OPENROUTER_KEY, "deepseek": DEEPSEEK_KEY,
             "anthropic": "sk-ant-test-0000000000", "gemini": "AIzaSyTEST00000000000000000",
-            "openai_responses": OPENAI_KEY}
+            "openai_responses": OPENAI_KEY, "azure": "azure-test-key-0000000001",
+            **{name: f"{name}-test-key-0000000001" for name in _FAMILY}}
     bases = {"openai": sim.openai_base_url, "openrouter": sim.openrouter_base_url,
              "deepseek": sim.deepseek_base_url + suffix, "anthropic": sim.anthropic_base_url,
-             "gemini": sim.gemini_base_url, "openai_responses": sim.base_url + suffix}
+             "gemini": sim.gemini_base_url, "openai_responses": sim.base_url + suffix,
+             "azure": sim.azure_endpoint, **{name: sim.compatible_base_url(name) for name in _FAMILY}}
+    extra: dict[str, Any] = {}
+    if case.provider == "azure":  # the recording's api-version (its deployment is the model name, below)
+        extra["api_version"] = case.request["path"].split("api-version=", 1)[1].split("&", 1)[0]
     registry = LLMProviderRegistry(load_plugins=False)
     return await registry.get_initialized_provider(case.provider, {
-        "api_key": keys[case.provider], "base_url": bases[case.provider], "transport": transport})
+        "api_key": keys[case.provider], "base_url": bases[case.provider], "transport": transport, **extra})
 
 
 def _call(case: ConformanceCase) -> tuple[str, tuple[Any, ...], dict[str, Any], str]:
@@ -101,6 +108,8 @@ def _call(case: ConformanceCase) -> tuple[str, tuple[Any, ...], dict[str, Any], 
         suffix = case.request["path"].rsplit("/responses", 1)[0]
         return ("chat_stream" if body.get("stream") else "chat"), (messages,), kwargs, suffix
     call = call_from_recorded(case.request)
+    if case.provider == "azure":
+        call.kwargs.setdefault("model", case.request["path"].split("/")[3])
     return call.method, call.args, call.kwargs, call.base_suffix
 
 
