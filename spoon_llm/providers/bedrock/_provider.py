@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -38,7 +39,7 @@ from ._convert import RequestDefaults, build_converse, build_invoke
 from ._decode import ConverseStreamDecoder, decode_converse
 from ._errors import error_from_response, stream_exception
 from ._eventstream import EventStreamDecoder, EventStreamError, Frame
-from ._sigv4 import SigV4Signer
+from ._sigv4 import SigV4Signer, amz_date
 
 if TYPE_CHECKING:
     from ...transport._native import NativeClient
@@ -89,9 +90,13 @@ class BedrockProvider(BaseProvider):
     requires_api_key: ClassVar[bool] = False
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
 
-    def __init__(self) -> None:
-        """Create the provider; ``initialize`` resolves credentials and opens the connection pool."""
+    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+        """Create the provider; ``initialize`` resolves credentials and opens the connection pool.
+
+        ``clock`` replaces the current time in signatures (tests pin it to check a known signature).
+        """
         super().__init__()
+        self._clock = clock
         self._native: NativeClient | None = None
         self._signer: SigV4Signer | None = None
         self._credentials: CredentialSource | None = None
@@ -177,7 +182,9 @@ class BedrockProvider(BaseProvider):
             return call.headers
         assert self._credentials is not None and self._signer is not None
         credentials = await self._credentials.get()
-        signed = self._signer.sign("POST", self._host, path, "", _SIGNED_CONTENT_TYPE, body, credentials)
+        stamp = amz_date(self._clock()) if self._clock is not None else None
+        signed = self._signer.sign("POST", self._host, path, "", _SIGNED_CONTENT_TYPE, body, credentials,
+                                   timestamp=stamp)
         return {**call.headers, **signed} if call.headers else signed
 
     def _api(self, kwargs: Mapping[str, Any]) -> str:
