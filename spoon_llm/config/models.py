@@ -169,6 +169,10 @@ class ProviderConfig(_Strict):
     x_title: str | None = None
     hourly_rate: float | None = None
     context_window: PositiveInt | None = None
+    # vertex: Google Cloud region (``global``, ``us-central1``...; with ``project``) and a fixed OAuth bearer token
+    # (else ``options.token_provider`` or Application Default Credentials); see providers/vertex
+    vertex_location: str | None = None
+    vertex_access_token: SecretStr | None = Field(default=None, repr=False)
     # openai: which OpenAI API carries chat (``responses`` = the Responses API, as the openai_responses provider)
     api: Literal["chat", "responses"] = "chat"
     # azure: model -> deployment names, Microsoft Entra ID auth (a static token, or azure-identity's chain)

@@ -118,6 +118,33 @@ async def _gemini(case: ConformanceCase, client: Any) -> dict[str, Any]:
     }
 
 
+async def _responses(case: ConformanceCase, client: Any) -> dict[str, Any]:
+    """The Responses API through ``client.responses.create``: a stream's last ``response`` object and its deltas."""
+    body = case.request["body"]
+    model = body.get("model", "m")
+    if case.is_stream:
+        text: list[str] = []
+        response: Any = None
+        async for event in await client.responses.create(model=model, input="replayed", stream=True):
+            if event.type == "response.output_text.delta":
+                text.append(event.delta)
+            if getattr(event, "response", None) is not None:
+                response = event.response
+        content = "".join(text)
+    else:
+        response = await client.responses.create(model=model, input="replayed")
+        content = response.output_text
+    usage = response.usage
+    return {
+        "text": content,
+        "finish_reason": response.status,
+        "tool_calls": [{"id": item.call_id, "name": item.name, "arguments": _args(item.arguments)}
+                       for item in response.output if item.type == "function_call"],
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+    }
+
+
 async def replay_through_sdk(case: ConformanceCase, sim: ProviderSimulator, clients: dict[str, Any]) -> dict[str, Any]:
     """Queue ``case`` on ``sim`` and return what the vendor's SDK makes of the replayed answer."""
     sim.replay(case)
@@ -125,6 +152,8 @@ async def replay_through_sdk(case: ConformanceCase, sim: ProviderSimulator, clie
         return await _anthropic(case, clients["anthropic"])
     if case.provider == "gemini":
         return await _gemini(case, clients["gemini"])
+    if case.provider == "openai_responses":
+        return await _responses(case, clients["openai_responses"])
     return await _openai_family(case, clients[case.provider])
 
 

@@ -25,7 +25,7 @@ pytestmark = [
 # The vendors whose wire formats the simulator and the SDK replay driver speak today. The corpus also holds
 # azure, mistral, groq, xai, cerebras, vertex, bedrock and openai_responses folders: each joins this set when its
 # provider and simulator routes exist (the reach work), so a grown corpus never breaks this suite.
-REPLAY_PROVIDERS = frozenset({"openai", "anthropic", "gemini", "openrouter", "deepseek"})
+REPLAY_PROVIDERS = frozenset({"openai", "anthropic", "gemini", "openrouter", "deepseek", "openai_responses"})
 CASES = [case for case in load_conformance() if case.provider in REPLAY_PROVIDERS]
 SKIP_REASON = "conformance corpus not found (set SPOON_LLM_CONFORMANCE_DIR or put it at ../shared/conformance)"
 
@@ -74,11 +74,12 @@ async def module_clients(shared_sim: ProviderSimulator) -> AsyncIterator[dict[st
         "openrouter": openai.AsyncOpenAI(base_url=sim.openrouter_base_url, api_key="sk-replay", max_retries=0),
         "deepseek": openai.AsyncOpenAI(base_url=sim.deepseek_base_url, api_key="sk-replay", max_retries=0),
         "anthropic": anthropic.AsyncAnthropic(base_url=sim.anthropic_base_url, api_key="sk-replay", max_retries=0),
+        "openai_responses": openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-replay", max_retries=0),
     }
     gemini = make_genai(sim.gemini_base_url)
     clients["gemini"] = gemini.aio
     yield clients
-    for name in ("openai", "openrouter", "deepseek", "anthropic"):
+    for name in ("openai", "openrouter", "deepseek", "anthropic", "openai_responses"):
         await clients[name].close()
     await gemini.aio.aclose()
 

@@ -10,7 +10,7 @@ counted as success, error bodies mapped as google-genai's ``APIError`` would be,
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NetworkError, ResponseParsingError
@@ -39,16 +39,27 @@ def server_timeout(seconds: float | None) -> str | None:
 class NativeTransport:
     """``generateContent``, ``streamGenerateContent``, ``countTokens``, ``batchEmbedContents`` and ``GET models/x``."""
 
-    def __init__(self, client: NativeClient, base_url: str, api_version: str) -> None:
+    def __init__(self, client: NativeClient, base_url: str, api_version: str, *, provider: str = PROVIDER,
+                 auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
+        """``auth``, when given, supplies headers for each request (Vertex AI's bearer tokens, which expire)."""
         self._client = client
         self._root = f"{base_url.rstrip('/')}/{api_version}/" if api_version else f"{base_url.rstrip('/')}/"
         self._urls: dict[str, Any] = {}
+        self._provider = provider
+        self._auth = auth
 
     def _url(self, target: str) -> Any:
         url = self._urls.get(target)
         if url is None:
             url = self._urls[target] = self._client.url(self._root + target)
         return url
+
+    async def _authorised(self, http_options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``http_options`` with the ``auth`` headers of this moment added."""
+        assert self._auth is not None
+        options = dict(http_options or {})
+        options["headers"] = {**(options.get("headers") or {}), **(await self._auth())}
+        return options
 
     @staticmethod
     def _per_call(http_options: Mapping[str, Any] | None) -> tuple[dict[str, str] | None, float | None]:
@@ -66,18 +77,21 @@ class NativeTransport:
     async def _exchange(self, method: str, target: str, body: Mapping[str, Any] | None,
                         http_options: Mapping[str, Any] | None, model: str | None
                         ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        if self._auth is not None:
+            http_options = await self._authorised(http_options)
         headers, timeout = self._per_call(http_options)
         reply = await self._client.request(
             method, self._url(target), body=dumps(body) if body is not None else None, headers=headers,
             timeout=timeout, model=model)
         if reply.status != 200:  # google-genai counts nothing else as success
-            raise status_error(reply.status, reply.content, reply.headers, reply.reason, model=model)
+            raise status_error(reply.status, reply.content, reply.headers, reply.reason, model=model,
+                               provider=self._provider)
         if not reply.content:
             return {}, reply.headers
         try:
             data = loads(reply.content)
         except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
+            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=self._provider,
                                        model=model) from exc
         return data, reply.headers
 
@@ -89,13 +103,15 @@ class NativeTransport:
     async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
                      label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """``streamGenerateContent?alt=sse``: each chunk's JSON, decoded once from the event's bytes."""
+        if self._auth is not None:
+            http_options = await self._authorised(http_options)
         headers, timeout = self._per_call(http_options)
         response = await self._client.stream("POST", self._url(f"{model}:streamGenerateContent?alt=sse"),
                                              body=dumps(body), headers=headers, timeout=timeout, model=label)
         try:
             if response.status_code != 200:
                 raise status_error(response.status_code, await response.aread(), response.headers,
-                                   response.reason_phrase, model=label)
+                                   response.reason_phrase, model=label, provider=self._provider)
             parser = SSEParser()
             async for raw in response.aiter_bytes():
                 for _, data in parser.feed(raw):
@@ -105,14 +121,13 @@ class NativeTransport:
         finally:
             await response.aclose()  # a caller that stops early must not leave the response open
 
-    @staticmethod
-    def _chunk(data: bytes, status: int, headers: Mapping[str, str], model: str | None) -> dict[str, Any]:
+    def _chunk(self, data: bytes, status: int, headers: Mapping[str, str], model: str | None) -> dict[str, Any]:
         try:
             chunk = loads(data)
         except ValueError as exc:  # half an event: the stream was cut mid-event
-            raise NetworkError(f"undecodable stream chunk: {exc}", provider=PROVIDER, model=model) from exc
+            raise NetworkError(f"undecodable stream chunk: {exc}", provider=self._provider, model=model) from exc
         if isinstance(chunk, dict) and next(iter(chunk), None) == "error":
-            raise in_band_error(chunk, status, headers, model=model)
+            raise in_band_error(chunk, status, headers, model=model, provider=self._provider)
         return chunk  # type: ignore[no-any-return]
 
     async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
@@ -126,3 +141,7 @@ class NativeTransport:
     async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
         """``GET models/{model}``."""
         return (await self._exchange("GET", model, None, None, label))[0]
+
+    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """``POST {target}`` for the methods the other operations do not cover (Vertex's ``embedContent``)."""
+        return (await self._exchange("POST", target, body, None, label))[0]

@@ -116,12 +116,22 @@ class GeminiProvider(DualTransportProvider):
             headers["X-Server-Timeout"] = timeout  # the deadline hint google-genai sends
         return merge_headers(headers, dict(self.config.extra_headers))
 
+    def _new_transport(self) -> GeminiTransport:
+        """The transport over the client ``_setup`` opened (native or SDK)."""
+        if self._native is not None:
+            return NativeTransport(self._native, self.base_url or "", self.api_version)
+        return select_transport(self._client, self.config.options.get("gemini_sdk_api"))
+
+    def _model_path(self, model: str) -> str:
+        """The resource path of ``model`` in request URLs (``models/<id>``)."""
+        return model_path(model)
+
+    def _decode(self, data: Any, *, request_id: str | None = None) -> LLMResponse:
+        return decode_response(data, request_id=request_id, provider=self.provider_name)
+
     def _configure(self) -> None:
         options = self.config.options
-        if self._native is not None:
-            self._transport = NativeTransport(self._native, self.base_url or "", self.api_version)
-        else:
-            self._transport = select_transport(self._client, options.get("gemini_sdk_api"))
+        self._transport = self._new_transport()
         self._defaults = RequestDefaults(
             model=self.model,
             max_tokens=self.config.max_tokens,
@@ -138,7 +148,7 @@ class GeminiProvider(DualTransportProvider):
         genai = require_sdk("google.genai", "gemini")
         warm_lazy_imports()
         types = require_sdk("google.genai.types", "gemini")
-        self._errors = ErrorMapper(require_sdk("google.genai.errors", "gemini"))
+        self._errors = ErrorMapper(require_sdk("google.genai.errors", "gemini"), self.provider_name)
         if self._injected is not None:
             return self._injected
         cfg = self.config
@@ -189,17 +199,17 @@ class GeminiProvider(DualTransportProvider):
         body, call, http_options = self._prepare(messages, kwargs)
         assert self._transport is not None
         async with self._scope(call.model):
-            data, headers = await self._transport.generate(model_path(call.model), body, http_options,
+            data, headers = await self._transport.generate(self._model_path(call.model), body, http_options,
                                                            label=call.model)
-        return decoded_answer(decode_response, data, request_id=headers.get("x-request-id"), provider=PROVIDER,
-                              model=call.model, started=started)
+        return decoded_answer(self._decode, data, request_id=headers.get("x-request-id"),
+                              provider=self.provider_name, model=call.model, started=started)
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call, http_options = self._prepare(messages, kwargs)
         assert self._transport is not None
-        acc = StreamAccumulator(PROVIDER, call.model)
+        acc = StreamAccumulator(self.provider_name, call.model)
         decoder = StreamDecoder(acc)
-        chunks = self._transport.stream(model_path(call.model), body, http_options, label=call.model)
+        chunks = self._transport.stream(self._model_path(call.model), body, http_options, label=call.model)
         try:
             while True:
                 try:
@@ -211,7 +221,7 @@ class GeminiProvider(DualTransportProvider):
                 try:
                     pieces = decoder.feed(data)
                 except (AttributeError, KeyError, TypeError) as exc:
-                    raise ResponseParsingError(f"unexpected stream chunk: {exc!r}", provider=PROVIDER,
+                    raise ResponseParsingError(f"unexpected stream chunk: {exc!r}", provider=self.provider_name,
                                                model=call.model) from exc
                 for piece in pieces:
                     yield piece
@@ -219,8 +229,8 @@ class GeminiProvider(DualTransportProvider):
             await chunks.aclose()
         if not decoder.complete:
             # Gemini has no end-of-stream event: a stream is whole once a finish reason (or a block) arrived.
-            raise self._stream_failure(NetworkError("the stream ended before a finish reason", provider=PROVIDER,
-                                                    model=call.model), acc, call.model)
+            raise self._stream_failure(NetworkError("the stream ended before a finish reason",
+                                                    provider=self.provider_name, model=call.model), acc, call.model)
         decoder.finish()
         yield acc.final_chunk()
 
