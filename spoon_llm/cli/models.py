@@ -112,10 +112,10 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
         table = Table(title="models")
-        table.add_column("name", style="bold", no_wrap=True)
-        table.add_column("kind")
-        table.add_column("provider / targets", overflow="fold")
-        table.add_column("$/1M in / out", overflow="fold")
+        table.add_column("name", style="bold", overflow="fold", ratio=3)
+        table.add_column("kind", min_width=10)
+        table.add_column("provider / targets", overflow="fold", ratio=2)
+        table.add_column("$/1M in / out", overflow="fold", ratio=1)
         for row in rows:
             where = ", ".join(row["serves"]) if row["kind"] == "alias" else row["provider"]
             if row.get("fallback"):

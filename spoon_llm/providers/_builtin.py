@@ -49,6 +49,9 @@ BUILTIN_PROVIDERS: dict[str, tuple[str, list[str]]] = {
     "gemini": ("spoon_llm.providers.gemini:GeminiProvider",
                ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
                 "structured_output", "reasoning", "token_counting"]),
+    "vertex": ("spoon_llm.providers.vertex:VertexProvider",
+               ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
+                "structured_output", "reasoning", "token_counting"]),
 }
 
 

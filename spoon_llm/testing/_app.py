@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _answers, _anthropic, _azure, _bedrock, _compat, _gemini, _json, _openai, _responses
+from . import _answers, _anthropic, _azure, _bedrock, _compat, _gemini, _json, _openai, _responses, _vertex
 from ._answers import Prompt
 from ._faults import Fault, FaultBook
 from ._http import JSON, Ctx, IdSource, Response
@@ -159,6 +159,8 @@ class SimulatorApp:
         if self.strict is not None and not bad_json and method == route.method:
             refused = self.strict.check(route, raw_headers, record.query, body, model)
         denied = _azure.check(route, query, raw_headers) if route.vendor == "azure" else None
+        if route.vendor == _vertex.VENDOR:
+            denied = _vertex.check(route, query, raw_headers)
         if route.vendor == "bedrock":
             denied = _bedrock.auth_failure(raw_headers)
         if denied is not None:
@@ -178,7 +180,7 @@ class SimulatorApp:
     def _model_and_stream(route: Route | None, body: Any) -> tuple[str | None, bool]:
         if route is None:
             return None, False
-        if route.vendor == "gemini":
+        if route.vendor in ("gemini", "vertex"):
             return _gemini.bare_model(route.model), route.op == "stream_generate"
         if route.vendor == "bedrock":
             return _bedrock.model_and_stream(route)
@@ -191,7 +193,7 @@ class SimulatorApp:
             return _anthropic.prompt_of(body)
         if route.vendor == "bedrock":
             return _bedrock.prompt_of(route, body)
-        if route.vendor == "gemini":
+        if route.vendor in ("gemini", "vertex"):
             return _gemini.prompt_of(route, body)
         if route.vendor == _responses.VENDOR:
             return _responses.prompt_of(body)
@@ -207,7 +209,7 @@ class SimulatorApp:
             return _anthropic.error_response(route, status, fault, model, tokens, f"req_011C{token}")
         if route.vendor == "bedrock":
             return _bedrock.error_response(route, status, fault, model, tokens)
-        if route.vendor == "gemini":
+        if route.vendor in ("gemini", "vertex"):
             return _gemini.error_response(route, status, fault, model, tokens)
         if route.vendor == "azure":
             return _azure.error_response(route, status, fault, model, tokens)
@@ -251,6 +253,8 @@ class SimulatorApp:
                 response = _gemini.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "bedrock":
                 response = _bedrock.respond(route, body, prompt, answer, ctx)
+            elif route.vendor == _vertex.VENDOR:
+                response = _vertex.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "azure":
                 response = _azure.respond(route, body, prompt, answer, ctx)
             elif route.vendor in _compat.VENDOR_ROOTS:

@@ -7,6 +7,8 @@ Paths, as the official SDKs send them:
 * OpenRouter: the same under ``/api/v1``. DeepSeek: the same without ``/v1`` or under ``/beta``.
 * Anthropic: ``/v1/messages``, ``/v1/messages/count_tokens``, ``/v1/models`` (told apart from
   OpenAI's by the ``anthropic-version`` header).
+* Vertex AI: ``/v1[beta1]/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}`` and the
+  project-less express paths (:mod:`._vertex`).
 * Gemini: ``/v1beta/models/{model}:{method}``, ``/v1beta/models[/{model}]``, and the same under
   ``/v1`` (google-genai 3.x defaults to ``v1``; its ``GET /v1/models`` is told apart from
   OpenAI's by the ``x-goog-api-key`` / ``x-goog-api-client`` header or a ``key`` parameter).
@@ -102,6 +104,10 @@ def resolve(path: str, hint: str | None = None) -> Route | None:
     """
     if path.endswith("/responses"):
         return _responses_route(path)
+    if path.startswith(("/v1/projects/", "/v1/publishers/", "/v1beta1/")):
+        from ._vertex import route as vertex_route  # Vertex AI's paths live with its wire module
+
+        return vertex_route(path)
     if path.startswith("/v1/"):
         rest = path[3:]
         if rest == "/messages":

@@ -18,7 +18,7 @@ from ...types import FinishReason, FunctionCall, LLMResponse, LLMResponseChunk, 
 from .._stream import StreamAccumulator
 from ._convert import SYNTHETIC_PREFIX
 
-__all__ = ["StreamDecoder", "decode_embeddings", "decode_response", "map_finish_reason", "usage_from"]
+__all__ = ["StreamDecoder", "decode_embeddings", "decode_response", "enum_name", "map_finish_reason", "usage_from"]
 
 PROVIDER = "gemini"
 
@@ -34,12 +34,28 @@ _FINISH_REASONS = {
     "IMAGE_SAFETY": _FILTERED,
     "IMAGE_PROHIBITED_CONTENT": _FILTERED,
     "IMAGE_RECITATION": _FILTERED,
+    "MODEL_ARMOR": _FILTERED,
     "MALFORMED_FUNCTION_CALL": FinishReason.ERROR.value,
     "UNEXPECTED_TOOL_CALL": FinishReason.ERROR.value,
     "TOO_MANY_TOOL_CALLS": FinishReason.ERROR.value,
 }
+# Vertex AI sends enums as numbers when asked for ``$alt=json;enum-encoding=int`` (google-cloud-aiplatform's REST
+# transport does): Candidate.FinishReason and PromptFeedback.BlockedReason of aiplatform v1/v1beta1, by number.
+_FINISH_NAMES = ("FINISH_REASON_UNSPECIFIED", "STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER", "BLOCKLIST",
+                 "PROHIBITED_CONTENT", "SPII", "MALFORMED_FUNCTION_CALL", "MODEL_ARMOR", "IMAGE_SAFETY",
+                 "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "UNEXPECTED_TOOL_CALL", "NO_IMAGE")
+_BLOCK_NAMES = ("BLOCKED_REASON_UNSPECIFIED", "SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT")
 # Parts whose plain content rebuilds exactly from the response fields; anything else must travel back raw.
 _PLAIN_KEYS = frozenset({"text"})
+
+
+def enum_name(value: Any, names: tuple[str, ...]) -> str | None:
+    """A ``finishReason``/``blockReason`` as its name: numbers (``enum-encoding=int``) looked up, names kept."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and 0 <= value < len(names):
+        return names[value]
+    return str(value)
 
 
 def map_finish_reason(native: str | None, has_tool_calls: bool = False) -> str | None:
@@ -94,7 +110,7 @@ def _metadata(data: Mapping[str, Any], candidate: Mapping[str, Any] | None) -> d
     if feedback:
         metadata["prompt_feedback"] = feedback
         if feedback.get("blockReason"):
-            metadata["block_reason"] = feedback["blockReason"]
+            metadata["block_reason"] = enum_name(feedback["blockReason"], _BLOCK_NAMES)
     if candidate:
         for ours, theirs in (("safety_ratings", "safetyRatings"), ("citation_metadata", "citationMetadata"),
                              ("grounding_metadata", "groundingMetadata"), ("finish_message", "finishMessage"),
@@ -117,7 +133,8 @@ def _first_candidate(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def decode_response(data: Mapping[str, Any], *, request_id: str | None = None) -> LLMResponse:
+def decode_response(data: Mapping[str, Any], *, request_id: str | None = None,
+                    provider: str = PROVIDER) -> LLMResponse:
     """Our :class:`LLMResponse` from a ``generateContent`` JSON body (candidate 0)."""
     candidate = _first_candidate(data)
     text: list[str] = []
@@ -127,7 +144,7 @@ def decode_response(data: Mapping[str, Any], *, request_id: str | None = None) -
     keep_raw = False
     native = None
     if candidate is not None:
-        native = candidate.get("finishReason")
+        native = enum_name(candidate.get("finishReason"), _FINISH_NAMES)
         parts = (candidate.get("content") or {}).get("parts") or []
         for part in parts:
             value = part.get("text")
@@ -146,7 +163,7 @@ def decode_response(data: Mapping[str, Any], *, request_id: str | None = None) -
         finish = _FILTERED
     return LLMResponse(
         content="".join(text),
-        provider=PROVIDER,
+        provider=provider,
         model=data.get("modelVersion") or "",
         finish_reason=finish,
         native_finish_reason=native,
@@ -210,7 +227,7 @@ class StreamDecoder:
             if not self._keep_raw and (part.keys() - _PLAIN_KEYS):
                 self._keep_raw = True
         if candidate.get("finishReason") is not None:
-            self._native = candidate["finishReason"]
+            self._native = enum_name(candidate["finishReason"], _FINISH_NAMES)
         return out
 
     @property

@@ -73,8 +73,9 @@ def error_from_body(
     headers: Mapping[str, str] | None = None,
     *,
     model: str | None = None,
+    provider: str = PROVIDER,
 ) -> ProviderError:
-    """Our error for a Gemini error response (``body`` decoded; a one-item list is unwrapped)."""
+    """Our error for a Gemini (or Vertex AI) error response (``body`` decoded; a one-item list is unwrapped)."""
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     error = body.get("error") if isinstance(body, Mapping) else None
@@ -101,7 +102,7 @@ def error_from_body(
         retry_after = _retry_delay(error)
     return cls(
         str(message),
-        provider=PROVIDER,
+        provider=provider,
         model=model,
         status_code=status,
         request_id=(headers or {}).get("x-request-id"),
@@ -122,7 +123,7 @@ def _sdk_field(response_json: Any, name: str) -> Any:
 
 
 def _api_error(code: Any, response_json: Any, http_status: int, headers: Mapping[str, str],
-               model: str | None) -> ProviderError:
+               model: str | None, provider: str) -> ProviderError:
     """What the SDK path reports for google-genai's ``APIError(code, response_json)`` on a response."""
     if isinstance(response_json, list) and len(response_json) == 1:
         response_json = response_json[0]
@@ -134,11 +135,12 @@ def _api_error(code: Any, response_json: Any, http_status: int, headers: Mapping
         message = _sdk_field(response_json, "message") or f"{code} {status_name}. {response_json}"
         body = {"error": {"code": code, "status": status_name, "message": message}}
     status = code or http_status
-    return error_from_body(status if isinstance(status, int) else None, body, _plain_headers(headers), model=model)
+    return error_from_body(status if isinstance(status, int) else None, body, _plain_headers(headers), model=model,
+                           provider=provider)
 
 
 def status_error(status: int, content: bytes, headers: Mapping[str, str], reason: str, *,
-                 model: str | None) -> ProviderError:
+                 model: str | None, provider: str = PROVIDER) -> ProviderError:
     """Our error for a non-200 answer read off the wire, equal to what the SDK path reports for it.
 
     google-genai decodes the body as JSON, or else keeps ``{"message": <text>, "status": <reason phrase>}``.
@@ -148,15 +150,15 @@ def status_error(status: int, content: bytes, headers: Mapping[str, str], reason
         response_json: Any = json.loads(text)
     except ValueError:
         response_json = {"message": text, "status": reason}
-    return _api_error(status, response_json, status, headers, model)
+    return _api_error(status, response_json, status, headers, model, provider)
 
 
 def in_band_error(chunk: Mapping[str, Any], http_status: int, headers: Mapping[str, str], *,
-                  model: str | None) -> ProviderError:
+                  model: str | None, provider: str = PROVIDER) -> ProviderError:
     """Our error for an ``{"error": ...}`` chunk inside a 200 stream (its ``code`` is the status)."""
     error = chunk.get("error")
     code = error.get("code") if isinstance(error, Mapping) else None
-    return _api_error(code, chunk, http_status, headers, model)
+    return _api_error(code, chunk, http_status, headers, model, provider)
 
 
 class ErrorMapper:
@@ -165,12 +167,15 @@ class ErrorMapper:
     Built once per client with the SDK's ``errors`` module; use ``async with mapper.scope(model):``.
     """
 
-    def __init__(self, sdk_errors: Any) -> None:
+    def __init__(self, sdk_errors: Any, provider: str = PROVIDER) -> None:
         import httpx2  # the SDK's HTTP library; imported with the SDK, off the import path of this module
 
+        self._provider = provider
         self._http_timeout: type[BaseException] = httpx2.TimeoutException
         self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
         self._api_error: type[BaseException] = sdk_errors.APIError
+        # google-genai's "Failed to parse response as JSON" for a complete chunk that is not JSON.
+        self._not_json: type[BaseException] = getattr(sdk_errors, "UnknownApiResponseError", json.JSONDecodeError)
 
     def scope(self, model: str | None) -> ErrorScope:
         """A context manager that translates what escapes it."""
@@ -190,13 +195,14 @@ class ErrorMapper:
             # ``code`` is the error's own status; an in-band stream error arrives on a 200 response.
             status = getattr(exc, "code", None) or getattr(response, "status_code", None)
             return error_from_body(status if isinstance(status, int) else None, body,
-                                   _plain_headers(headers), model=model)
+                                   _plain_headers(headers), model=model, provider=self._provider)
+        provider = self._provider
         if isinstance(exc, self._http_timeout):
-            return TimeoutError(f"request timed out: {exc!r}", provider=PROVIDER, model=model)
+            return TimeoutError(f"request timed out: {exc!r}", provider=provider, model=model)
         if isinstance(exc, self._http_failure):
-            return NetworkError(f"connection failed: {type(exc).__name__}: {exc}", provider=PROVIDER, model=model)
-        if isinstance(exc, json.JSONDecodeError):
-            return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER, model=model)
+            return NetworkError(f"connection failed: {type(exc).__name__}: {exc}", provider=provider, model=model)
+        if isinstance(exc, (json.JSONDecodeError, self._not_json)):
+            return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=provider, model=model)
         return None
 
 

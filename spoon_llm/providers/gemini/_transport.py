@@ -100,6 +100,11 @@ class RawSdkTransport:
         response = await self._api.async_request("get", model, {}, None)
         return loads(response.body) if response.body else {}
 
+    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """``POST {target}`` for the methods the other operations do not cover (Vertex's ``embedContent``)."""
+        response = await self._api.async_request("post", target, body, None)
+        return loads(response.body) if response.body else {}
+
 
 def _dump(obj: Any) -> dict[str, Any]:
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)  # type: ignore[no-any-return]

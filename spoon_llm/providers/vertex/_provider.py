@@ -1,0 +1,436 @@
+"""``VertexProvider``: Gemini models on Google Cloud Vertex AI, sharing the Gemini provider's wire mapping.
+
+Vertex AI speaks the Gemini REST format under its own resource paths, so this class is the Gemini provider with
+Vertex's URLs, credentials and embedding methods; requests, responses, streams and errors go through the same
+pure mapping (:mod:`spoon_llm.providers.gemini`), on the same two transports:
+
+* URLs: ``{base}/{api_version}/projects/{project}/locations/{location}/publishers/google/models/{model}:{method}``
+  (``generateContent``, ``streamGenerateContent?alt=sse``, ``countTokens``, ``embedContent``, ``predict``); in
+  express mode (an API key, no project) ``{base}/{api_version}/publishers/google/models/{model}:{method}``.
+  The base URL follows the location (``https://{location}-aiplatform.googleapis.com/``, or
+  ``https://aiplatform.googleapis.com/`` for ``global`` and express mode) unless ``base_url`` is configured.
+* Auth: an API key (express mode, ``x-goog-api-key``) or an OAuth bearer token per request from
+  :mod:`._auth` (fixed token, token provider, or Application Default Credentials), refreshed before it expires
+  and dropped after a 401.
+* ``transport = "sdk"``: ``google.genai.Client(vertexai=True, ...)`` through its request layer, with our token
+  handed to it through a google-auth credentials object whose token we keep current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ...errors import AuthenticationError, ConfigurationError, LLMError, ResponseParsingError, ValidationError
+from ...types import EmbeddingResponse, MessageInput, TokenUsage
+from .._stream import StreamAccumulator
+from ..base import require_sdk
+from ..gemini import GeminiProvider
+from ..gemini._decode import decode_embeddings, usage_from
+from ..gemini._native import NativeTransport
+from ..gemini._transport import GeminiTransport, RawSdkTransport
+from ._auth import (
+    AccessToken,
+    TokenProvider,
+    TokenSource,
+    adc_fetcher,
+    load_adc,
+    load_token_provider,
+    provider_fetcher,
+)
+
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = ["VertexProvider"]
+
+PROVIDER = "vertex"
+DEFAULT_API_VERSION = "v1beta1"  # what google-genai uses for Vertex AI
+DEFAULT_LOCATION = "global"
+DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
+GLOBAL_BASE_URL = "https://aiplatform.googleapis.com/"
+#: ``predict`` takes up to 250 texts per call for the text-embedding models, one for gemini-embedding-001.
+PREDICT_BATCH_SIZE = 250
+_OPTIONS = frozenset({"schema_mode", "embedding_model", "token_provider", "gemini_sdk_api"})
+
+
+def _predict_model(model: str) -> bool:
+    """Whether ``model`` embeds through ``predict`` (the others, multimodal Gemini embedders, ``embedContent``)."""
+    name = model.rsplit("/", 1)[-1]
+    return "gemini" not in name or name.startswith(("gemini-embedding-001", "gemini-embedding-exp"))
+
+
+class _SdkTransport(RawSdkTransport):
+    """google-genai's request layer with our current bearer token put in the client's credentials first."""
+
+    def __init__(self, client: Any, tokens: TokenSource | None, credentials: Any) -> None:
+        super().__init__(client)
+        self._tokens = tokens
+        self._credentials = credentials
+
+    async def _authorise(self) -> None:
+        if self._tokens is not None:
+            self._credentials.token = await self._tokens.token()
+
+    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
+                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """``generateContent``."""
+        await self._authorise()
+        return await super().generate(model, body, http_options, label=label)
+
+    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
+                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """``streamGenerateContent?alt=sse``."""
+        await self._authorise()
+        chunks = super().stream(model, body, http_options, label=label)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
+        """``GET publishers/google/models/{model}``."""
+        await self._authorise()
+        return await super().get_model(model, label=label)
+
+    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """``POST {target}``."""
+        await self._authorise()
+        return await super().call(target, body, label=label)
+
+
+def _bearer_credentials() -> Any:
+    """A google-auth credentials object carrying the token we set on it (google-genai adds the header)."""
+    base: Any = require_sdk("google.auth.credentials", "vertex").Credentials
+
+    class BearerCredentials(base):  # type: ignore[misc]
+        """Never refreshes itself: the provider sets ``token`` before every call, ahead of expiry."""
+
+        def refresh(self, request: Any) -> None:
+            return None
+
+    return BearerCredentials()
+
+
+class VertexProvider(GeminiProvider):
+    """Gemini models on Vertex AI (``{location}-aiplatform.googleapis.com``).
+
+    Configuration: everything :class:`~spoon_llm.providers.gemini.GeminiProvider` takes, plus ``project`` (else
+    ``GOOGLE_CLOUD_PROJECT`` or the project of the Application Default Credentials), ``vertex_location`` (else
+    ``GOOGLE_CLOUD_LOCATION``, else ``global``), ``api_version`` (default ``v1beta1``), and one way to
+    authenticate: ``api_key`` (express mode: no project or location), ``vertex_access_token`` (a fixed OAuth
+    token), ``options.token_provider = "package.module:function"`` (or ``token_provider=`` to the constructor),
+    ``credentials=`` (google-auth credentials, to the constructor), or, when none is given, Application Default
+    Credentials (``pip install "spoon-llm[vertex]"``).
+
+    Per-call keyword arguments are the Gemini provider's. ``embed`` uses ``embedContent`` for multimodal Gemini
+    embedding models (``gemini-embedding-2``...) and ``predict`` for the others (default ``gemini-embedding-001``).
+
+    Example::
+
+        provider = VertexProvider()
+        await provider.initialize({"project": "my-project", "vertex_location": "us-central1",
+                                   "model": "gemini-2.5-flash"})          # Application Default Credentials
+        response = await provider.chat([{"role": "user", "content": "Hello"}])
+    """
+
+    provider_name = PROVIDER
+    default_model: ClassVar[str | None] = "gemini-2.5-flash"
+    default_base_url: ClassVar[str | None] = None  # from the location
+    requires_api_key: ClassVar[bool] = False  # OAuth tokens are the usual way in
+    api_key_env: ClassVar[str | None] = "VERTEX_API_KEY"
+
+    def __init__(self, client: Any = None, http_client: httpx2.AsyncClient | None = None, *,
+                 token_provider: TokenProvider | None = None, credentials: Any = None) -> None:
+        """Create the provider; ``initialize`` builds the client.
+
+        ``token_provider`` returns a bearer token (``str`` or :class:`AccessToken`, sync or async);
+        ``credentials`` is a google-auth credentials object (a service account's, say). ``client`` and
+        ``http_client`` are as for the Gemini provider (an injected ``google.genai.Client`` brings its own auth).
+        """
+        super().__init__(client, http_client)
+        self._token_provider = token_provider
+        self._credentials = credentials
+        self._tokens: TokenSource | None = None
+        self._sdk_credentials: Any = None
+        self._project: str | None = None
+        self._location = DEFAULT_LOCATION
+
+    # -- configuration --------------------------------------------------------------------------------------
+
+    @property
+    def api_version(self) -> str:
+        """The API version in every URL (``v1beta1`` unless configured)."""
+        return self.config.api_version or DEFAULT_API_VERSION
+
+    @property
+    def express(self) -> bool:
+        """True in express mode: an API key and project-less paths."""
+        return bool(self.api_key)
+
+    @property
+    def project(self) -> str | None:
+        """The Google Cloud project (``None`` in express mode)."""
+        return self._project
+
+    @property
+    def location(self) -> str:
+        """The Vertex AI location (region, or ``global``)."""
+        return self._location
+
+    @property
+    def base_url(self) -> str | None:
+        """The configured endpoint, else the one of the location."""
+        if self.config.base_url:
+            return self.config.base_url
+        if self.express or self._location == "global":
+            return GLOBAL_BASE_URL
+        return f"https://{self._location}-aiplatform.googleapis.com/"
+
+    def _check_options(self) -> None:
+        name = self.config.name or PROVIDER
+        unknown = sorted(set(self.config.options) - _OPTIONS)
+        if unknown:
+            raise ConfigurationError(f"unknown option(s) {unknown} for the vertex provider; known: {sorted(_OPTIONS)}",
+                                     provider=PROVIDER, key=f"providers.{name}.options")
+        if self.config.options.get("gemini_sdk_api", "raw") != "raw":
+            raise ConfigurationError("options.gemini_sdk_api: only 'raw' (google-genai's request layer) serves Vertex "
+                                     "AI here", provider=PROVIDER, key=f"providers.{name}.options.gemini_sdk_api")
+
+    def _auth_sources(self) -> list[str]:
+        cfg = self.config
+        given = {"api_key": bool(self.api_key), "vertex_access_token": cfg.vertex_access_token is not None,
+                 "token_provider": self._token_provider is not None or "token_provider" in cfg.options,
+                 "credentials": self._credentials is not None}
+        return [name for name, present in given.items() if present]
+
+    async def _resolve_auth(self) -> None:
+        """Pick the credentials, project and location (ADC is loaded in a worker thread: it reads files)."""
+        cfg = self.config
+        name = cfg.name or PROVIDER
+        sources = self._auth_sources()
+        if len(sources) > 1:
+            raise ConfigurationError(f"the vertex provider takes one way to authenticate, got {sources}; keep one",
+                                     provider=PROVIDER, key=f"providers.{name}")
+        self._location = cfg.vertex_location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
+        self._project = cfg.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        self._tokens = None
+        if self.express:
+            if cfg.project or cfg.vertex_location:
+                raise ConfigurationError("express mode (an API key) takes no project or vertex_location: remove them, "
+                                         "or drop the key to use OAuth credentials", provider=PROVIDER,
+                                         key=f"providers.{name}.api_key")
+            self._project = None
+            return
+        if self._injected is not None:
+            return  # a ready-made google.genai.Client authenticates itself
+        if cfg.vertex_access_token is not None:
+            token = AccessToken(cfg.vertex_access_token.get_secret_value())
+            self._tokens = TokenSource(provider_fetcher(lambda: token, "vertex_access_token"))
+        elif self._token_provider is not None or "token_provider" in cfg.options:
+            provider = self._token_provider or load_token_provider(str(cfg.options["token_provider"]))
+            self._tokens = TokenSource(provider_fetcher(provider))
+        else:
+            credentials = self._credentials
+            if credentials is None:
+                credentials, adc_project = await asyncio.to_thread(load_adc)
+                self._project = self._project or adc_project
+            self._tokens = TokenSource(await asyncio.to_thread(adc_fetcher, credentials))
+        if not self._project:
+            raise ConfigurationError("no Google Cloud project for Vertex AI: set project (or GOOGLE_CLOUD_PROJECT), "
+                                     "or use an API key (express mode)", provider=PROVIDER,
+                                     key=f"providers.{name}.project")
+
+    async def _setup(self) -> None:
+        self._check_options()
+        await self._resolve_auth()
+        await super()._setup()
+
+    # -- transports -----------------------------------------------------------------------------------------
+
+    def _new_transport(self) -> GeminiTransport:
+        if self._native is not None:
+            return NativeTransport(self._native, self.base_url or "", self.api_version, provider=PROVIDER,
+                                   auth=self._tokens.headers if self._tokens is not None else None)
+        if not RawSdkTransport.available(self._client):
+            raise ConfigurationError("this google-genai version has no request layer for Vertex AI; use "
+                                     "transport = \"native\"", provider=PROVIDER)
+        return _SdkTransport(self._client, self._tokens, self._sdk_credentials)
+
+    def _build_sdk(self) -> Any:
+        import httpx2
+
+        from .._common import httpx_limits, httpx_timeout, warm_lazy_imports
+        from ..gemini._errors import ErrorMapper
+
+        genai = require_sdk("google.genai", "vertex")
+        warm_lazy_imports()
+        types = require_sdk("google.genai.types", "vertex")
+        self._errors = ErrorMapper(require_sdk("google.genai.errors", "vertex"), PROVIDER)
+        if self._injected is not None:
+            return self._injected
+        cfg = self.config
+        http = self._injected_http or httpx2.AsyncClient(timeout=httpx_timeout(cfg), limits=httpx_limits(cfg))
+        self._http = http
+        http_options = types.HttpOptions(
+            base_url=self.base_url,
+            api_version=self.api_version,
+            timeout=int(cfg.timeout * 1000),
+            headers=dict(cfg.extra_headers) or None,
+            retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=http,
+        )
+        if self.express:
+            return genai.Client(vertexai=True, api_key=self.api_key, http_options=http_options)
+        self._sdk_credentials = _bearer_credentials()
+        return genai.Client(vertexai=True, project=self._project, location=self._location,
+                            credentials=self._sdk_credentials, http_options=http_options)
+
+    def _model_path(self, model: str) -> str:
+        """``projects/{p}/locations/{l}/publishers/google/models/{m}`` (express: from ``publishers/``).
+
+        Full resource names (``projects/...``, ``publishers/...``) are kept as given.
+        """
+        if model.startswith(("projects/", "publishers/")):
+            return model
+        if model.startswith("models/"):
+            model = model[7:]
+        if self._project is None:
+            return f"publishers/google/models/{model}"
+        return f"projects/{self._project}/locations/{self._location}/publishers/google/models/{model}"
+
+    # -- failures: a refused token is dropped so that the next attempt fetches a new one -------------------------
+
+    def _forget_refused_token(self, error: BaseException | None) -> None:
+        if isinstance(error, AuthenticationError) and error.status_code == 401 and self._tokens is not None:
+            self._tokens.invalidate()
+
+    def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
+        mapped = None if isinstance(exc, LLMError) else super()._translate_sdk(exc, model)
+        self._forget_refused_token(mapped if mapped is not None else exc)
+        return mapped
+
+    def _stream_failure(self, exc: BaseException, acc: StreamAccumulator, model: str) -> LLMError:
+        error = super()._stream_failure(exc, acc, model)
+        self._forget_refused_token(error)
+        return error
+
+    # -- operations Vertex spells differently --------------------------------------------------------------------
+
+    async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
+        """Tokens of the request's contents, system instruction, tools and config (``countTokens``; free)."""
+        body, call, _ = self._prepare(messages, kwargs)
+        request = {k: body[k] for k in ("contents", "systemInstruction", "tools", "generationConfig") if k in body}
+        transport = self._vertex_transport()
+        async with self._scope(call.model):
+            data = await transport.call(f"{self._model_path(call.model)}:countTokens", request, label=call.model)
+        return int(data.get("totalTokens") or 0)
+
+    def _vertex_transport(self) -> Any:
+        assert self._transport is not None
+        return self._transport  # NativeTransport or _SdkTransport: both have ``call``
+
+    async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
+        """Embed texts, vectors in input order.
+
+        Multimodal Gemini embedding models use ``embedContent`` (one text per request, sent concurrently); the
+        others ``predict`` (up to 250 texts per request; one for gemini-embedding-001). Keyword arguments:
+        ``model`` (default ``options.embedding_model`` or ``gemini-embedding-001``), ``task_type``,
+        ``dimensions``, ``title``.
+        """
+        self._ensure_ready()
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not texts:
+            raise ValidationError("embed needs at least one input", provider=PROVIDER)
+        model = str(kwargs.get("model") or self.config.options.get("embedding_model") or DEFAULT_EMBEDDING_MODEL)
+        started = time.perf_counter()
+        async with self._scope(model):
+            if _predict_model(model):
+                vectors, usage = await self._predict(model, texts, kwargs)
+            else:
+                vectors, usage = await self._embed_content(model, texts, kwargs)
+        if len(vectors) != len(texts):
+            raise ResponseParsingError(f"asked for {len(texts)} embeddings, got {len(vectors)}", provider=PROVIDER,
+                                       model=model)
+        return EmbeddingResponse(embeddings=vectors, provider=PROVIDER, model=model, usage=usage,
+                                 duration=time.perf_counter() - started)
+
+    async def _embed_content(self, model: str, texts: list[str], kwargs: Mapping[str, Any]
+                             ) -> tuple[list[list[float]], TokenUsage | None]:
+        config: dict[str, Any] = {}
+        if kwargs.get("task_type"):
+            config["taskType"] = str(kwargs["task_type"]).upper()
+        dimensions = kwargs.get("dimensions", kwargs.get("output_dimensionality"))
+        if dimensions:
+            config["outputDimensionality"] = int(dimensions)
+        if kwargs.get("title"):
+            config["title"] = kwargs["title"]
+        target = f"{self._model_path(model)}:embedContent"
+        transport = self._vertex_transport()
+
+        async def one(text: str) -> dict[str, Any]:
+            body: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+            if config:
+                body["embedContentConfig"] = config
+            return await transport.call(target, body, label=model)  # type: ignore[no-any-return]
+
+        tasks = [asyncio.ensure_future(one(text)) for text in texts]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:  # the first failure (or a cancellation) stops the rest
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        vectors: list[list[float]] = []
+        usage: TokenUsage | None = None
+        for data in results:
+            vectors.extend(decode_embeddings(data))
+            piece = usage_from(data.get("usageMetadata"))
+            if piece is not None:
+                usage = piece if usage is None else usage + piece
+        return vectors, usage
+
+    async def _predict(self, model: str, texts: list[str], kwargs: Mapping[str, Any]
+                       ) -> tuple[list[list[float]], TokenUsage | None]:
+        extra: dict[str, Any] = {}
+        if kwargs.get("task_type"):
+            extra["task_type"] = str(kwargs["task_type"]).upper()
+        if kwargs.get("title"):
+            extra["title"] = kwargs["title"]
+        parameters: dict[str, Any] = {}
+        dimensions = kwargs.get("dimensions", kwargs.get("output_dimensionality"))
+        if dimensions:
+            parameters["outputDimensionality"] = int(dimensions)
+        size = 1 if "gemini" in model else PREDICT_BATCH_SIZE
+        target = f"{self._model_path(model)}:predict"
+        transport = self._vertex_transport()
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), size):
+            body: dict[str, Any] = {"instances": [{"content": text, **extra} for text in texts[start:start + size]]}
+            if parameters:
+                body["parameters"] = parameters
+            data = await transport.call(target, body, label=model)
+            for prediction in data.get("predictions") or ():
+                embedding = prediction.get("embeddings") or {}
+                vectors.append(list(embedding.get("values") or ()))
+                tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
+        usage = TokenUsage(input_tokens=tokens, output_tokens=0, total_tokens=tokens) if tokens else None
+        return vectors, usage
+
+    async def health_check(self) -> bool:
+        """True when Vertex AI describes the configured model (``GET publishers/google/models/{m}``: free)."""
+        if not self._initialized:
+            return False
+        assert self._transport is not None
+        try:
+            async with self._scope(self.model):
+                data = await self._transport.get_model(f"publishers/google/models/{self.model}", label=self.model)
+        except LLMError:
+            return False
+        return bool(data.get("name"))

@@ -1,0 +1,154 @@
+"""``spoon-llm simulate``: --strict rejections in the vendors' words, --fault, --log and a busy port."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from .conftest import KEY, CLI, cli_env
+
+
+class Served:
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "spoon_llm", "simulate", "--port", "0", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=cli_env(directory), cwd=directory)
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, first + self.process.stderr.read()  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{match.group(1)}"
+        self.client = httpx2.Client(base_url=self.url, timeout=30)
+
+    def openai(self, body: dict, key: str | None = KEY) -> httpx2.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return self.client.post("/v1/chat/completions", json=body, headers=headers)
+
+    def anthropic(self, body: dict) -> httpx2.Response:
+        return self.client.post("/v1/messages", json=body, headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"})
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def strict(tmp_path: Path) -> Iterator[Served]:
+    served = Served(tmp_path, "--strict", "--models", "gpt-4.1-mini,claude-sonnet-4-5", "--log", "requests.jsonl")
+    yield served
+    served.stop()
+
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def test_strict_refuses_what_real_apis_refuse(strict: Served) -> None:
+    ok = strict.openai({"model": "gpt-4.1-mini", "messages": HELLO})
+    assert ok.status_code == 200
+    cases = [
+        (strict.openai({"model": "gpt-4.1-mini", "messages": HELLO}, key=None), 401, "didn't provide an API key"),
+        (strict.openai({"model": "gpt-5-imaginary", "messages": HELLO}), 404, "gpt-5-imaginary"),
+        (strict.openai({"model": "gpt-4.1-mini", "messages": []}), 400, "empty array"),
+        (strict.openai({"model": "gpt-4.1-mini", "messages": HELLO, "temperature": 3}), 400,
+         "Expected a value <= 2, but got 3"),
+        (strict.openai({"model": "gpt-4.1-mini", "messages": HELLO, "temprature": 1}), 400,
+         "Unrecognized request argument supplied: temprature"),
+        (strict.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO}), 400, "max_tokens: Field required"),
+        (strict.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10, "temperature": 1.5}),
+         400, "temperature: Input should be less than or equal to 1"),
+        (strict.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10, "foo": 1}), 400,
+         "foo: Extra inputs are not permitted"),
+    ]
+    for response, status, words in cases:
+        assert response.status_code == status, response.text
+        assert words in response.json()["error"]["message"]
+    assert strict.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10}).status_code == 200
+
+
+def test_our_providers_pass_strict_mode_and_the_log_masks_keys(strict: Served, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[providers.openai]
+api_key = "{KEY}"
+base_url = "{strict.url}/v1"
+model = "gpt-4.1-mini"
+[providers.anthropic]
+api_key = "{KEY}"
+base_url = "{strict.url}"
+model = "claude-sonnet-4-5"
+max_tokens = 100
+""")
+    cli = CLI(tmp_path)
+    for args in (("-m", "openai"), ("-m", "anthropic"), ("-m", "openai", "--no-stream", "-t", "0.5"),
+                 ("-m", "anthropic", "--no-stream", "--max-tokens", "20")):
+        result = cli.run("chat", "--config", "c.toml", *args, "hello")
+        assert result.returncode == 0, (args, result.stderr)
+        assert result.stdout == "Simulated reply to: hello\n"
+    refused = cli.run("chat", "--config", "c.toml", "-m", "openai/gpt-5-imaginary", "hello")
+    assert refused.returncode == 1 and "gpt-5-imaginary" in refused.stderr
+    entries = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    chats = [e for e in entries if e["endpoint"] == "chat"]
+    assert [e["status"] for e in chats][:4] == [200, 200, 200, 200] and chats[-1]["status"] == 404
+    assert all(e["body"]["model"] in ("gpt-4.1-mini", "claude-sonnet-4-5", "gpt-5-imaginary") for e in chats)
+    text = (tmp_path / "requests.jsonl").read_text()
+    assert KEY not in text and "***" in text
+
+
+def test_faults_fire_as_many_times_as_asked(tmp_path: Path) -> None:
+    served = Served(tmp_path, "--fault", "openai:unavailable:2", "--fault", "anthropic:rate_limited=7:*")
+    try:
+        statuses = [served.openai({"model": "m", "messages": HELLO}).status_code for _ in range(3)]
+        assert statuses == [503, 503, 200]
+        for _ in range(2):
+            limited = served.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 5})
+            assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+            assert limited.json()["error"]["type"] == "rate_limit_error"
+    finally:
+        served.stop()
+
+
+def test_a_share_of_requests_fails_reproducibly(tmp_path: Path) -> None:
+    outcomes = []
+    for _ in range(2):
+        served = Served(tmp_path, "--fault", "*:500:25%", "--seed", "3")
+        try:
+            outcomes.append([served.openai({"model": "m", "messages": HELLO}).status_code for _ in range(40)])
+        finally:
+            served.stop()
+    assert outcomes[0] == outcomes[1]
+    assert 0 < outcomes[0].count(500) < 40 and set(outcomes[0]) == {200, 500}
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("openai", "is not VENDOR:KIND"),
+    ("nobody:unavailable", "unknown vendor 'nobody'"),
+    ("openai:sad", "unknown kind 'sad'"),
+    ("openai:slow", "slow needs seconds"),
+    ("openai:unavailable:often", "is not a count"),
+])
+def test_a_bad_fault_is_a_one_line_usage_error(tmp_path: Path, spec: str, words: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "spoon_llm", "simulate", "--port", "0", "--fault", spec],
+                            capture_output=True, text=True, env=cli_env(tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and words in result.stderr and "fix:" in result.stderr
+
+
+def test_a_busy_port_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "spoon_llm", "simulate", "--port", str(port)],
+                                capture_output=True, text=True, env=cli_env(tmp_path), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == f"error: port {port} on 127.0.0.1 is already in use (fix: pick another with --port, " \
+                            "or --port 0 for a free one)\n"
