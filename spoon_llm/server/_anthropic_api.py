@@ -21,7 +21,9 @@ from ._openai_api import bad, require_model
 __all__ = ["AnthropicStream", "MessagesCall", "parse_count_tokens", "parse_messages", "render_message"]
 
 _KNOWN = frozenset({"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
-                    "stream", "tools", "tool_choice", "thinking", "metadata"})
+                    "stream", "tools", "tool_choice", "thinking", "metadata", "output_config", "cache_control"})
+# Service hints of the Messages API: sent on to an Anthropic backend, meaningless to any other.
+_NATIVE_ONLY = frozenset({"service_tier", "speed", "inference_geo", "diagnostics", "user_profile_id", "workspace_id"})
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 _NATIVE_STOPS = frozenset({"end_turn", "max_tokens", "tool_use", "stop_sequence", "pause_turn", "refusal"})
 
@@ -178,6 +180,21 @@ def _tool_choice(choice: Any, kwargs: dict[str, Any]) -> None:
         kwargs["parallel_tool_calls"] = False
 
 
+def _output_config(config: Any, kwargs: dict[str, Any]) -> None:
+    """``output_config``: ``effort`` and a JSON-schema ``format`` have portable equivalents; nothing else does."""
+    if config is None:
+        return
+    if type(config) is not dict:
+        raise bad("'output_config' must be an object", "output_config")
+    for key, value in config.items():
+        if key == "effort":
+            kwargs["reasoning_effort"] = value
+        elif key == "format" and type(value) is dict and value.get("type") == "json_schema":
+            kwargs["json_schema"] = value.get("schema")
+        else:
+            raise bad(f"output_config.{key} cannot be translated", "output_config")
+
+
 def _conversation(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if type(messages) is not list or not messages:
@@ -199,8 +216,11 @@ def parse_messages(body: Any, *, native: bool) -> MessagesCall:
     """
     if type(body) is not dict:
         raise bad("the request body must be a JSON object")
+    hints: dict[str, Any] = {}
     for key in body:
-        if key not in _KNOWN:
+        if key in _NATIVE_ONLY:
+            hints[key] = body[key]
+        elif key not in _KNOWN:
             raise bad(f"field {key!r} is not supported by this gateway", key)
     model = require_model(body)
     max_tokens = body.get("max_tokens")
@@ -219,6 +239,12 @@ def parse_messages(body: Any, *, native: bool) -> MessagesCall:
     thinking = body.get("thinking")
     if native and type(thinking) is dict and thinking.get("type") != "disabled":
         kwargs["thinking"] = thinking
+    _output_config(body.get("output_config"), kwargs)
+    if native:
+        if body.get("cache_control") is not None:
+            kwargs["cache_control"] = body["cache_control"]
+        if hints:
+            kwargs["extra_body"] = hints
     metadata = body.get("metadata")
     if type(metadata) is dict and type(metadata.get("user_id")) is str:
         kwargs["user"] = metadata["user_id"]

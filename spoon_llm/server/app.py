@@ -131,6 +131,7 @@ class GatewayApp:
         self.access_log = AccessLog(self.settings.access_log_path) if self.settings.access_log else None
         self._exporter: Any = None
         self._store: Any = None
+        self._state: Any = None
         self._owned_manager = manager is None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
@@ -172,6 +173,8 @@ class GatewayApp:
             await self.manager.cleanup()
         if self._store is not None:
             await self._store.close()
+        if self._state is not None:
+            await self._state.close()
 
     def _build_authenticator(self) -> Authenticator:
         from .keys import open_key_store, server_secret
@@ -185,12 +188,15 @@ class GatewayApp:
                              fail_mode=self.config.config.state.fail_mode)
 
     def _build_guard(self) -> Any:
-        try:
-            from . import guard
-        except ImportError:
-            return None  # without the guard, the principal's model allow-list is still enforced below
-        factory = getattr(guard, "build_guard", None)
-        return factory(self.config.config, self._store) if factory is not None else None
+        """The per-key limits, over the configured state store (shared by every replica when it is Redis)."""
+        if self._store is None:
+            return None  # no virtual keys: the master key (or nobody) is all there is to admit
+        from ..state import open_store
+        from .guard import KeyGuard
+
+        state = self.config.config.state
+        self._state = open_store(state.backend, config=state)
+        return KeyGuard(self._state, fail_mode=state.fail_mode)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -440,7 +446,7 @@ class GatewayApp:
         guard = self.guard
         if guard is None:
             return None
-        return await guard.admit(request.principal, request.model)
+        return await guard.admit(request.principal, request.model, request_id=request.request_id)
 
     def _call_kwargs(self, request: _Request, kwargs: dict[str, Any]) -> dict[str, Any]:
         tags = request.principal.tags
@@ -471,13 +477,14 @@ class GatewayApp:
             cached = getattr(usage, "cached_input_tokens", 0)
             headers.append((b"x-spoon-cache", b"hit" if cached else b"miss"))
 
-    async def _guarded(self, request: _Request, call: Awaitable[Any]) -> Any:
+    async def _guarded(self, request: _Request, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call()`` under the key guard's admission, released with what the answer cost on every exit path."""
         admission = await self._admit(request)
         if admission is None:
-            return await call
+            return await call()
         cost, tokens = 0.0, 0
         try:
-            response = await call
+            response = await call()
             cost = response.cost.total_cost if getattr(response, "cost", None) is not None else 0.0
             usage = getattr(response, "usage", None)
             tokens = usage.total_tokens if usage is not None else 0
@@ -491,12 +498,13 @@ class GatewayApp:
         call = openai_api.parse_chat(body)
         entry = self._entry(request, call.model)
         kwargs = self._call_kwargs(request, call.kwargs)
-        assert self.manager is not None
+        manager = self.manager
+        assert manager is not None
         if call.stream:
             renderer = openai_api.OpenAIStream(request.request_id, int(time.time()), call.model, call.include_usage)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, self.manager.chat(
+        response: LLMResponse = await self._guarded(request, lambda: manager.chat(
             call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
@@ -504,8 +512,9 @@ class GatewayApp:
     async def _completion(self, request: _Request, body: Any) -> bytes | None:
         model, prompt, kwargs = openai_api.parse_completion(body)
         entry = self._entry(request, model)
-        assert self.manager is not None
-        response: LLMResponse = await self._guarded(request, self.manager.completion(
+        manager = self.manager
+        assert manager is not None
+        response: LLMResponse = await self._guarded(request, lambda: manager.completion(
             prompt, model=entry.call_model, deadline=request.deadline, **self._call_kwargs(request, kwargs)))
         self._trace(request, response)
         return openai_api.render_completion(response, request.request_id, int(time.time()), model)
@@ -513,8 +522,9 @@ class GatewayApp:
     async def _embeddings(self, request: _Request, body: Any) -> bytes | None:
         model, inputs, kwargs, as_base64 = openai_api.parse_embeddings(body)
         entry = self._entry(request, model)
-        assert self.manager is not None
-        response = await self._guarded(request, self.manager.embed(
+        manager = self.manager
+        assert manager is not None
+        response = await self._guarded(request, lambda: manager.embed(
             inputs, model=entry.call_model, deadline=request.deadline, **self._call_kwargs(request, kwargs)))
         self._trace(request, response)
         return openai_api.render_embeddings(response, model, as_base64)
@@ -526,12 +536,13 @@ class GatewayApp:
         if entry is None:
             entry = self._entry(request, call.model)
         kwargs = self._call_kwargs(request, call.kwargs)
-        assert self.manager is not None
+        manager = self.manager
+        assert manager is not None
         if call.stream:
             renderer = anthropic_api.AnthropicStream(request.request_id, call.model, request.body_size // 4)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, self.manager.chat(
+        response: LLMResponse = await self._guarded(request, lambda: manager.chat(
             call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return anthropic_api.render_message(response, request.request_id, call.model)

@@ -258,6 +258,12 @@ class ProviderSimulator(VendorURLs):
         return self._app.records.snapshot()
 
     @property
+    def open_connections(self) -> int:
+        """Client connections open right now (a proxy under test must close its upstream when its client leaves)."""
+        handle = self._handle
+        return len(handle.connections) if handle is not None else 0
+
+    @property
     def request_count(self) -> int:
         """How many requests were received since start or the last :meth:`reset`."""
         return self._app.records.total
