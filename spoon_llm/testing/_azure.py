@@ -46,9 +46,9 @@ def route(path: str) -> Route | None:
     return None
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response:
+def _error(http_status: int, code: str, message: str, **extra: Any) -> Response:
     body = {"error": {"code": code, "message": message, **extra}}
-    return Response(status, [("content-type", JSON)], _json.dumps(body))
+    return Response(http_status, [("content-type", JSON)], _json.dumps(body))
 
 
 def check(route: Route, query: str, headers: list[tuple[bytes, bytes]]) -> Response | None:
