@@ -81,6 +81,8 @@ class Admission:
         self.released = True
         guard = self._guard
         assert guard is not None
+        if self._inflight is None and self._permit is None and self._reservation is None:
+            return  # a key without limits: nothing was taken
         if guard.store.sync and guard._release_now(self, cost_usd, tokens):
             return
         await asyncio.shield(guard._release(self._inflight, self._permit, self._reservation, cost_usd, tokens))
@@ -105,25 +107,28 @@ def _usage(tokens: TokenUsage | int | None) -> TokenUsage | None:
 class KeyGuard:
     """Admits a :class:`Principal`'s request for a model against its key's limits, or raises.
 
+    ``store`` counts requests per minute, tokens per minute and requests at once; ``budget_store`` (default: the
+    same) holds each key's spend.
+
     Refusals are :class:`GatewayAuthError`: 403 ``model_not_allowed``, 429 ``rate_limited`` or
     ``too_many_concurrent`` (with ``retry_after``), 402 ``budget_exceeded``, 503 ``state_store_unavailable``
     (``fail_mode="closed"`` and the store cannot be reached; ``open`` admits without limits instead).
     """
 
-    def __init__(self, store: StateStore, *, fail_mode: Literal["closed", "open"] = "closed",
-                 owns_store: bool = False) -> None:
+    def __init__(self, store: StateStore, *, budget_store: StateStore | None = None,
+                 fail_mode: Literal["closed", "open"] = "closed", owns_stores: bool = False) -> None:
         self.store = store
         self.fail_mode = fail_mode
-        self._owns_store = owns_store
-        self.budgets = BudgetManager(store)
+        self._owned = list(dict.fromkeys((store, budget_store or store))) if owns_stores else []
+        self.budgets = BudgetManager(budget_store or store)
         self.limiter = RateLimiter(store, fail_mode=fail_mode)
         self._plans: dict[str, _Plan] = {}
 
     async def close(self) -> None:
-        """Close the state store when this guard opened it (:func:`build_guard`)."""
-        if self._owns_store:
-            self._owns_store = False
-            await self.store.close()
+        """Close the state stores when this guard opened them (:func:`build_guard`)."""
+        owned, self._owned = self._owned, []
+        for store in owned:
+            await store.close()
 
     # -- plans --------------------------------------------------------------------------------------------------
 
@@ -283,14 +288,18 @@ class KeyGuard:
 def build_guard(config: SpoonConfig, key_store: KeyStore | None = None) -> KeyGuard | None:
     """The gateway's guard, or ``None`` when there is no key store (then only the master key exists: no limits).
 
-    Per-key counts live in Redis when ``[state] backend`` is Redis (shared by every replica), else in the SQLite
-    state file (``[state] path``), so they survive restarts and every worker process on the host shares them.
-    ``[state] fail_mode`` applies when that store cannot be reached. Close the guard with :meth:`KeyGuard.close`.
+    The stores follow ``[state]`` as the library's own limits and budgets do: requests and tokens per minute and
+    requests at once in ``backend`` (``memory`` counts per worker process, ``sqlite`` per host, ``redis`` across
+    replicas); each key's spend in ``ledger`` (``auto``: Redis when ``backend`` is Redis, else the SQLite state
+    file, so spend survives restarts). ``fail_mode`` applies when a store cannot be reached. Close the guard with
+    :meth:`KeyGuard.close`.
     """
     if key_store is None:
         return None
     from ..state import open_store
 
     state = config.state
-    store = open_store("redis" if state.backend == "redis" else "sqlite", config=state)
-    return KeyGuard(store, fail_mode=state.fail_mode, owns_store=True)
+    store = open_store(state.backend, config=state)
+    kind = state.ledger if state.ledger != "auto" else ("redis" if state.backend == "redis" else "sqlite")
+    budget_store = store if kind == state.backend else open_store(kind, config=state)
+    return KeyGuard(store, budget_store=budget_store, fail_mode=state.fail_mode, owns_stores=True)

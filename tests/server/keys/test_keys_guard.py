@@ -198,3 +198,29 @@ async def test_an_unreachable_store_follows_fail_mode(fail_mode: str) -> None:
             await (await guard.admit(who, "m", estimate_usd=0.1)).release(0.1, 5)
     finally:
         await dead.close()
+
+
+async def test_build_guard_follows_the_state_section(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    from spoon_llm.config import ConfigurationManager
+    from spoon_llm.server.guard import build_guard
+    from spoon_llm.server.keys import SQLiteKeyStore
+
+    keys = SQLiteKeyStore(tmp_path / "keys.db")
+    default = ConfigurationManager({}, env={}).config
+    assert build_guard(default, None) is None  # no key store: only the master key, nothing to count
+    who = principal(budget_limit=1.0, rpm=100)
+    # Default [state]: limits in memory (per process), spend in the SQLite state file, so it survives a restart.
+    for spent in (0.25, 0.5):
+        guard = build_guard(default, keys)
+        assert guard is not None and guard.store.name == "memory" and guard.budgets.store.name == "sqlite"
+        try:
+            await (await guard.admit(who, "m", estimate_usd=0.3)).release(0.25)
+            assert (await budget(guard, who))["spent"] == pytest.approx(spent)
+        finally:
+            await guard.close()
+    shared = ConfigurationManager({"state": {"backend": "redis", "url": redis_url, "key_prefix": redis_prefix}},
+                                  env={}).config
+    guard = build_guard(shared, keys)
+    assert guard is not None and guard.store is guard.budgets.store and guard.store.name == "redis"
+    await guard.close()
+    await keys.close()
