@@ -121,6 +121,8 @@ class KeyGuard:
         self.fail_mode = fail_mode
         self._owned = list(dict.fromkeys((store, budget_store or store))) if owns_stores else []
         self.budgets = BudgetManager(budget_store or store)
+        self._sync = store.sync and (budget_store or store).sync
+        self._releasing: set[asyncio.Future[None]] = set()
         self.limiter = RateLimiter(store, fail_mode=fail_mode)
         self._plans: dict[str, _Plan] = {}
 
@@ -171,6 +173,28 @@ class KeyGuard:
         if record is None:
             return _FREE
         plan = self._plan(record)
+        if self._sync:  # nothing below waits, so nothing can be interrupted half-way
+            return await self._take(plan, model, estimate_usd, input_tokens, output_tokens, request_id)
+        # A shared store: a cancelled caller (the client went away) must not leave a hold the store has already
+        # granted, so the checks run to the end on their own and an orphaned admission is released.
+        task = asyncio.ensure_future(self._take(plan, model, estimate_usd, input_tokens, output_tokens,
+                                                request_id))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._orphaned)
+            raise
+
+    def _orphaned(self, task: asyncio.Future[Admission]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return  # refused or failed: _take gave back what it held
+        release = asyncio.ensure_future(task.result().release())
+        self._releasing.add(release)
+        release.add_done_callback(self._releasing.discard)
+
+    async def _take(self, plan: _Plan, model: str, estimate_usd: float | None, input_tokens: int,
+                    output_tokens: int, request_id: str | None) -> Admission:
+        record = plan.record
         inflight = None
         reservation = None
         try:

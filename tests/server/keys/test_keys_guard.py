@@ -224,3 +224,24 @@ async def test_build_guard_follows_the_state_section(tmp_path: Path, redis_url: 
     assert guard is not None and guard.store is guard.budgets.store and guard.store.name == "redis"
     await guard.close()
     await keys.close()
+
+
+async def test_callers_cancelled_while_being_admitted_leave_nothing_held(store: StateStore) -> None:
+    guard = KeyGuard(store)
+    who = principal(max_concurrent=50, budget_limit=100.0, tpm=100_000)
+    tasks = [asyncio.create_task(guard.admit(who, "m", estimate_usd=1.0, input_tokens=10)) for _ in range(40)]
+    for index, task in enumerate(tasks):  # cancelled at every stage of admission, some after it completed
+        for _ in range(index % 7):
+            await asyncio.sleep(0)
+        task.cancel()
+    for task in tasks:
+        try:
+            await (await task).release()
+        except asyncio.CancelledError:
+            pass
+    for _ in range(500):  # orphaned admissions are released in the background: wait for it (bounded)
+        if await inflight(store, who) == 0 and (await budget(guard, who))["reserved"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert await inflight(store, who) == 0
+    assert (await budget(guard, who))["reserved"] == 0
