@@ -28,6 +28,14 @@ GENAI_PROVIDER_IDS = {
     "google": "google",
     "deepseek": "deepseek",
     "openrouter": "openrouter",
+    "azure": "azure",
+    "mistral": "mistral",
+    "groq": "groq",
+    "xai": "x-ai",
+    "cerebras": "cerebras",
+    "together": "together",
+    "fireworks": "fireworks",
+    "perplexity": "perplexity",
 }
 
 _KEYS = {

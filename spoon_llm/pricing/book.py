@@ -29,7 +29,7 @@ __all__ = ["LOCAL_PROVIDER_TYPES", "PriceBook"]
 logger = logging.getLogger("spoon_llm.pricing")
 
 #: Provider types that run models on the user's own hardware: free per token unless given an hourly rate.
-LOCAL_PROVIDER_TYPES = frozenset({"ollama", "vllm"})
+LOCAL_PROVIDER_TYPES = frozenset({"ollama", "vllm", "lmstudio", "llamacpp", "sglang", "tgi"})
 
 _FREE = Rates(TokenPrices(0.0, 0.0), "self-hosted (no hourly_rate: free per token)")
 
