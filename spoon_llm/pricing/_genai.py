@@ -28,6 +28,7 @@ GENAI_PROVIDER_IDS = {
     "google": "google",
     "deepseek": "deepseek",
     "openrouter": "openrouter",
+    "bedrock": "aws",  # genai-prices keys Bedrock's model ids (amazon.nova-lite-v1:0, us.anthropic...) under aws
     "azure": "azure",
     "mistral": "mistral",
     "groq": "groq",
