@@ -33,7 +33,8 @@ import httpx2
 
 from ..errors import ConfigurationError, register_secret
 from ..transport import merge_headers, user_agent
-from ._openai_transport import OpenAITransport, ResponseStream
+from ._openai_errors import status_error
+from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream
 from .base import require_sdk
 from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
 
@@ -62,9 +63,11 @@ def _endpoint_and_mode(url: str, api_version: str) -> tuple[str, bool]:
 class AzureRouting:
     """Either transport, with paths routed to the model's deployment and an Entra ID token added per request."""
 
-    def __init__(self, inner: OpenAITransport, *, deployments: Mapping[str, str], api_version: str, v1: bool,
-                 query_in_path: bool, token: Callable[[], Awaitable[str]] | None) -> None:
+    def __init__(self, inner: OpenAITransport, *, label: str, base_url: str, deployments: Mapping[str, str],
+                 api_version: str, v1: bool, query_in_path: bool, token: Callable[[], Awaitable[str]] | None) -> None:
         self.inner = inner
+        self._label = label
+        self._base = base_url.rstrip("/")
         self._deployments = dict(deployments)
         self._query = "" if v1 or not query_in_path else f"?api-version={api_version}"
         self._v1 = v1
@@ -104,7 +107,16 @@ class AzureRouting:
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
         """GET a resource-level path (``models``: the free health probe)."""
-        return await self.inner.get(self.path(path, None), timeout, model)
+        inner = self.inner
+        if self._token is None or not isinstance(inner, NativeTransport):
+            return await inner.get(self.path(path, None), timeout, model)
+        # The native GET carries the session's headers only; an Entra ID token has to come per request.
+        client = inner.client
+        reply = await client.request("GET", client.url(f"{self._base}/{self.path(path, None)}"),
+                                     headers=await self._headers(None), timeout=timeout, model=model)
+        if not 200 <= reply.status < 300:
+            raise status_error(reply.status, reply.content, reply.headers, provider=self._label, model=model)
+        return reply.content
 
     async def probe(self, url: str, timeout: float) -> int | None:
         """GET an absolute URL without credentials."""
@@ -246,7 +258,8 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     def _wrap_transport(self, transport: OpenAITransport) -> OpenAITransport:
         # The SDK adds api-version (default_query) and the token itself; the native path needs both from us.
         native = self.transport_name == "native"
-        return AzureRouting(transport, deployments=self.config.azure_deployments, api_version=self._api_version,
+        return AzureRouting(transport, label=self._label, base_url=self._resolve_base_url() or "",
+                            deployments=self.config.azure_deployments, api_version=self._api_version,
                             v1=self._v1, query_in_path=native, token=self._token_fn if native else None)
 
     def _build_sdk_client(self, transport: str, http_transport: httpx2.AsyncBaseTransport | None

@@ -73,10 +73,12 @@ async def test_entra_id_tokens_come_from_the_provider_on_every_request(sim: Prov
     try:
         await provider.chat("one")
         _ = [c async for c in provider.chat_stream("two")]
+        assert await provider.health_check() is True, provider.last_health_error
     finally:
         await provider.cleanup()
     records = sim.requests_for("azure")
-    assert len(records) == 2 and len(issued) == 2
+    assert len(records) == 3 and len(issued) == 3
+    assert records[-1].method == "GET" and records[-1].path == "/openai/models"
     for record, token in zip(records, issued, strict=True):
         assert record.headers["authorization"] == "Bearer ***" + token[-4:]
         assert "api-key" not in record.headers
