@@ -13,9 +13,10 @@ process (see ``harness.py``). Clients, for OpenAI (``--vendor openai``, the defa
 * ``manager_native``  -- ``LLMManager.chat`` / ``chat_stream`` over the native provider (routing, attempt loop,
                           circuit breaker, stats)
 
-``--vendor anthropic`` / ``gemini`` run the same line-up with that vendor's raw request, official SDK and our
-provider on both transports. Every client reads the whole answer; ours build ``LLMResponse`` / chunk objects,
-the raw client only ``json.loads`` (our streams also ask for ``stream_options.include_usage``, one more event).
+``--vendor anthropic`` / ``gemini`` / ``openai_responses`` (the Responses API, ``POST /v1/responses``) run the
+same line-up with that vendor's raw request, official SDK and our provider on both transports. Every client reads
+the whole answer; ours build ``LLMResponse`` / chunk objects, the raw client only ``json.loads`` (our Chat
+Completions streams also ask for ``stream_options.include_usage``, one more event).
 
 Targets (issue "native fast transport"): ``spoon_native`` <= 2.0x ``raw_aiohttp`` CPU per request, streaming
 included, at c=1 and c=256; ``manager_native`` <= 2.5x.
@@ -42,8 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import CLIENTS, RequestFn, Result, Target, run_benchmark, spoon_requests  # noqa: E402
 
 KEYS = {"openai": "sk-bench-native-00000000", "anthropic": "sk-ant-bench-native-0000",
-        "gemini": "AIzaSyBENCH0000000000000000"}
-MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
+        "gemini": "AIzaSyBENCH0000000000000000", "openai_responses": "sk-bench-native-00000000"}
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash",
+          "openai_responses": "gpt-4o-mini"}
+VENDORS = ("openai", "anthropic", "gemini", "openai_responses")
 POOL = 1000  # connections per client: every client may open as many as the highest concurrency needs
 Factory = Callable[[Target], contextlib.AbstractAsyncContextManager[RequestFn]]
 
@@ -61,6 +64,10 @@ def _raw_request(vendor: str, target: Target) -> tuple[str, dict[str, str], dict
         headers = {"x-goog-api-key": KEYS[vendor]}
         body = {"contents": [{"role": "user", "parts": [{"text": m["content"]}]} for m in messages]}
         return f"{base}:generateContent", headers, body, f"{base}:streamGenerateContent?alt=sse", body
+    if vendor == "openai_responses":
+        url = target.openai_base_url + "/responses"
+        body = {"model": MODELS[vendor], "input": messages, "max_output_tokens": target.max_tokens}
+        return url, {"authorization": f"Bearer {KEYS[vendor]}"}, body, url, {**body, "stream": True}
     url = target.openai_base_url + "/chat/completions"
     headers = {"authorization": f"Bearer {KEYS[vendor]}"}
     body = {"model": MODELS[vendor], "messages": messages}
@@ -121,9 +128,32 @@ async def openai_sdk_aio(target: Target) -> AsyncIterator[RequestFn]:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def openai_responses_sdk(target: Target) -> AsyncIterator[RequestFn]:
+    """``AsyncOpenAI().responses.create`` on its default httpx2 client."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=target.openai_base_url, api_key=KEYS["openai_responses"], max_retries=0)
+    messages: Any = list(target.messages)
+    model = MODELS["openai_responses"]
+
+    async def call() -> object:
+        return await client.responses.create(model=model, input=messages, max_output_tokens=target.max_tokens)
+
+    async def call_stream() -> object:
+        stream = await client.responses.create(model=model, input=messages, max_output_tokens=target.max_tokens,
+                                               stream=True)
+        return [event async for event in stream]
+
+    try:
+        yield call_stream if target.stream else call
+    finally:
+        await client.close()
+
+
 def _provider_config(vendor: str, target: Target, transport: str) -> dict[str, Any]:
     base = {"openai": target.openai_base_url, "anthropic": target.anthropic_base_url,
-            "gemini": target.gemini_base_url}[vendor]
+            "gemini": target.gemini_base_url, "openai_responses": target.openai_base_url}[vendor]
     return {"api_key": KEYS[vendor], "base_url": base, "model": MODELS[vendor], "transport": transport,
             "max_connections": POOL, "max_keepalive_connections": POOL, "max_tokens": target.max_tokens}
 
@@ -166,7 +196,7 @@ def spoon_manager(vendor: str, transport: str) -> Factory:
 def clients_for(vendor: str) -> dict[str, Factory]:
     """The line-up for one vendor, baseline first."""
     official = {"openai": CLIENTS["openai_sdk"], "anthropic": CLIENTS["anthropic_sdk"],
-                "gemini": CLIENTS["gemini_sdk"]}[vendor]
+                "gemini": CLIENTS["gemini_sdk"], "openai_responses": openai_responses_sdk}[vendor]
     line_up = {"raw_aiohttp": raw_aiohttp(vendor), f"{vendor}_sdk": official}
     if vendor == "openai":
         line_up["openai_sdk_aio"] = openai_sdk_aio
@@ -185,7 +215,7 @@ def _ratio(results: list[Result], client: str, c: int) -> float | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vendor", choices=["openai", "anthropic", "gemini", "all"], default="openai")
+    parser.add_argument("--vendor", choices=[*VENDORS, "all"], default="openai")
     parser.add_argument("-n", type=int, default=2000, help="measured requests per client and concurrency")
     parser.add_argument("-c", "--concurrency", default="1,256", help="comma-separated concurrency levels")
     parser.add_argument("--mode", choices=["both", "chat", "stream"], default="both")
@@ -193,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this JSON file")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
-    vendors = ["openai", "anthropic", "gemini"] if args.vendor == "all" else [args.vendor]
+    vendors = list(VENDORS) if args.vendor == "all" else [args.vendor]
     modes = {"both": [False, True], "chat": [False], "stream": [True]}[args.mode]
     summary: list[str] = []
     everything: list[dict[str, Any]] = []
