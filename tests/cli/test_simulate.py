@@ -13,6 +13,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from spoon_llm.config import ConfigurationManager
+from spoon_llm.errors import ModelNotFoundError
+from spoon_llm.manager import LLMManager
+from spoon_llm.testing import ProviderSimulator
+
 from .conftest import KEY, CLI, cli_env
 
 
@@ -74,33 +79,42 @@ def test_strict_refuses_what_real_apis_refuse(strict: Served) -> None:
     assert strict.anthropic({"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10}).status_code == 200
 
 
-def test_our_providers_pass_strict_mode_and_the_log_masks_keys(strict: Served, tmp_path: Path) -> None:
+def test_the_log_records_status_and_masks_keys(strict: Served, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f"""
 [providers.openai]
 api_key = "{KEY}"
 base_url = "{strict.url}/v1"
 model = "gpt-4.1-mini"
-[providers.anthropic]
-api_key = "{KEY}"
-base_url = "{strict.url}"
-model = "claude-sonnet-4-5"
-max_tokens = 100
 """)
     cli = CLI(tmp_path)
-    for args in (("-m", "openai"), ("-m", "anthropic"), ("-m", "openai", "--no-stream", "-t", "0.5"),
-                 ("-m", "anthropic", "--no-stream", "--max-tokens", "20")):
-        result = cli.run("chat", "--config", "c.toml", *args, "hello")
-        assert result.returncode == 0, (args, result.stderr)
-        assert result.stdout == "Simulated reply to: hello\n"
-    refused = cli.run("chat", "--config", "c.toml", "-m", "openai/gpt-5-imaginary", "hello")
-    assert refused.returncode == 1 and "gpt-5-imaginary" in refused.stderr
+    assert cli.run("chat", "--config", "c.toml", "hello").stdout == "Simulated reply to: hello\n"
+    assert strict.openai({"model": "gpt-4.1-mini", "messages": []}).status_code == 400
     entries = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    chats = [e for e in entries if e["endpoint"] == "chat"]
-    assert [e["status"] for e in chats][:4] == [200, 200, 200, 200] and chats[-1]["status"] == 404
-    assert all(e["body"]["model"] in ("gpt-4.1-mini", "claude-sonnet-4-5", "gpt-5-imaginary") for e in chats)
+    assert [(e["endpoint"], e["status"], e["stream"]) for e in entries] == [("chat", 200, True), ("chat", 400, False)]
     text = (tmp_path / "requests.jsonl").read_text()
     assert KEY not in text and "***" in text
+
+
+async def test_our_providers_pass_strict_mode_on_every_path() -> None:
+    models = ["gpt-4.1-mini", "claude-sonnet-4-5", "gemini-2.5-flash"]
+    async with ProviderSimulator(strict=models) as sim:
+        config = ConfigurationManager({"providers": {
+            "openai": {"api_key": KEY, "base_url": sim.openai_base_url, "model": models[0]},
+            "anthropic": {"api_key": KEY, "base_url": sim.anthropic_base_url, "model": models[1]},
+            "gemini": {"api_key": KEY, "base_url": sim.gemini_base_url, "model": models[2]},
+        }, "default_provider": "openai"})
+        async with LLMManager(config) as manager:
+            for provider in ("openai", "anthropic", "gemini"):
+                for options in ({}, {"temperature": 0.5, "max_tokens": 20, "top_p": 0.9}):
+                    answer = await manager.chat("hello", provider=provider, fallback=False, **options)
+                    assert answer.content == "Simulated reply to: hello"
+                    chunks = [c.delta async for c in manager.chat_stream("hello", provider=provider,
+                                                                         fallback=False, **options)]
+                    assert "".join(chunks) == "Simulated reply to: hello"
+            with pytest.raises(ModelNotFoundError):
+                await manager.chat("hello", model="openai/gpt-5-imaginary", fallback=False)
+        assert len(sim.requests_for(endpoint="chat")) == 13
 
 
 def test_faults_fire_as_many_times_as_asked(tmp_path: Path) -> None:
