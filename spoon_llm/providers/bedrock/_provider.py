@@ -24,7 +24,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from ...errors import ConfigurationError, LLMError, NetworkError, ProviderError, ResponseParsingError
+from ...errors import (
+    ConfigurationError,
+    LLMError,
+    NetworkError,
+    ProviderError,
+    ResponseParsingError,
+    ValidationError,
+)
 from ...interface import ProviderCapability
 from ...transport import NATIVE_EXTRA, NativeSettings, dumps, load_native, loads, merge_headers, user_agent
 from ...transport._config import native_available
@@ -190,7 +197,7 @@ class BedrockProvider(BaseProvider):
     def _api(self, kwargs: Mapping[str, Any]) -> str:
         api = kwargs.get("api") or self.config.bedrock_api
         if api not in ("converse", "invoke"):
-            raise ConfigurationError(f"api must be 'converse' or 'invoke', not {api!r}", provider=PROVIDER)
+            raise ValidationError(f"api must be 'converse' or 'invoke', not {api!r}", provider=PROVIDER)
         return str(api)
 
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any]
