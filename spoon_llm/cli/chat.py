@@ -21,6 +21,7 @@ import typer
 from rich.text import Text
 
 from ._common import (
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     ConfigOption,
     build_manager,
@@ -315,13 +316,11 @@ def register(app: typer.Typer) -> None:
         if user is None:
             interactive(manager, session, attachments, markdown)
             return
+        from ..errors import LLMError
+
         try:
             asyncio.run(one_shot(manager, session, user, as_json, not no_stream, markdown))
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            from ..errors import LLMError
-
-            if isinstance(exc, LLMError):
-                fail_with(exc)
-            raise
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except LLMError as exc:
+            fail_with(exc)

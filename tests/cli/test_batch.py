@@ -141,3 +141,17 @@ def test_retry_failed_runs_only_the_failed_lines_again(cli: CLI, sim) -> None:
     assert sorted(line["custom_id"] for line in lines) == ["req-0", "req-1", "req-2", "req-3"]
     assert all(line["error"] is None for line in lines)
     assert sim.request_count == 3
+
+
+def test_a_batch_stops_when_the_budget_runs_out_and_says_how_to_continue(cli: CLI, sim) -> None:
+    with (cli.directory / "spoon_llm.toml").open("a") as config:
+        config.write("\n[budget]\nlimit = 0.0001\n")
+    write_input(cli.directory / "in.jsonl", 60)
+    result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "-c", "1")
+    assert result.returncode == 1
+    assert "budget exhausted" in result.stderr and "re-run the same command" in result.stderr
+    lines = read_output(cli.directory / "out.jsonl")
+    assert 0 < len(lines) < 60
+    assert lines[-1]["error"]["code"] == "BudgetExceededError"
+    assert all(line["error"] is None for line in lines[:-1])
+    assert len(sim.requests_for(endpoint="chat")) == len(lines) - 1

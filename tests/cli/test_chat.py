@@ -6,13 +6,14 @@ import base64
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import time
 
 from spoon_llm.testing import Fault, Reply
 
-from .conftest import ANTHROPIC_KEY, KEY, CLI
+from .conftest import ANTHROPIC_KEY, CLI, KEY
 
 
 def test_one_shot_streams_the_answer_to_stdout_and_the_footer_to_stderr(cli: CLI, sim) -> None:
@@ -108,6 +109,7 @@ class Terminal:
                                         cwd=cli.directory, close_fds=True)
         os.close(slave)
         self.seen = ""
+        self.log = ""  # everything the terminal showed
 
     def expect(self, text: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -123,6 +125,7 @@ class Terminal:
                 if not data:
                     assert text in self.seen, f"{text!r} never appeared; the terminal shows:\n{self.seen}"
                 self.seen += data.decode("utf-8", "replace")
+                self.log += data.decode("utf-8", "replace")
         index = self.seen.index(text) + len(text)
         before, self.seen = self.seen[:index], self.seen[index:]
         return before
@@ -158,6 +161,7 @@ def test_an_interactive_session_streams_switches_models_and_totals_costs(cli: CL
         term.expect("conversation cleared")
         term.send("/exit")
         assert term.close() == 0
+        assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", term.log), "NO_COLOR is set: no colour codes"
     finally:
         if term.process.poll() is None:
             term.process.kill()

@@ -18,7 +18,7 @@ from spoon_llm.errors import ModelNotFoundError
 from spoon_llm.manager import LLMManager
 from spoon_llm.testing import ProviderSimulator
 
-from .conftest import KEY, CLI, cli_env
+from .conftest import CLI, KEY, cli_env
 
 
 class Served:
@@ -38,7 +38,8 @@ class Served:
         return self.client.post("/v1/chat/completions", json=body, headers=headers)
 
     def anthropic(self, body: dict) -> httpx2.Response:
-        return self.client.post("/v1/messages", json=body, headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"})
+        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+        return self.client.post("/v1/messages", json=body, headers=headers)
 
     def stop(self) -> None:
         self.client.close()
