@@ -24,6 +24,7 @@ from ..errors import (
     LLMError,
     ModelNotFoundError,
     NetworkError,
+    ProviderUnavailableError,
     RateLimitError,
     ServiceUnavailableError,
     TimeoutError,
@@ -85,6 +86,8 @@ def _upstream_status(exc: LLMError) -> tuple[int, str]:
         return 502, "upstream_authentication_failed"
     if isinstance(exc, ServiceUnavailableError):
         return 503, "upstream_unavailable"
+    if isinstance(exc, ProviderUnavailableError) and exc.status_code is None:
+        return 503, "no_deployment_available"  # every candidate's circuit is open or it is out of rotation
     if isinstance(exc, TimeoutError):
         return 504, "upstream_timeout"
     if isinstance(exc, NetworkError):

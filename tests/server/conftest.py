@@ -22,6 +22,9 @@ from spoon_llm.testing import ProviderSimulator
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"
 BODY_LIMIT = 200_000
+#: Provider sections (type openai, model "<name>-model") that fault tests break one each, so that circuits opened
+#: and cool-downs started by one test never reach another.
+FAULT_PROVIDERS = ("flaky", "limited", "throttled", "capped", "broken", "down", "sluggish", "denied")
 
 
 def free_port() -> int:
@@ -35,6 +38,9 @@ def gateway_config(sim: ProviderSimulator, slow: ProviderSimulator, state_dir: P
     settings = {"max_body_bytes": BODY_LIMIT, "access_log_path": str(state_dir / "access.log")} | server
     lines = [f"{key} = {value!r}".replace("'", '"') if not isinstance(value, bool) else
              f"{key} = {str(value).lower()}" for key, value in settings.items()]
+    fault_sections = "\n".join(
+        f'[providers.{name}]\ntype = "openai"\napi_key = "sk-sim-{name}-0123456789"\n'
+        f'base_url = "{sim.openai_base_url}"\nmodel = "{name}-model"\n' for name in FAULT_PROVIDERS)
     return f"""
 default_provider = "openai"
 request_timeout = 20
@@ -60,18 +66,7 @@ api_key = "sk-ant-sim-0123456789"
 base_url = "{sim.anthropic_base_url}"
 model = "claude-sonnet-4-5"
 
-[providers.flaky]
-type = "openai"
-api_key = "sk-sim-flaky-0123456789"
-base_url = "{sim.openai_base_url}"
-model = "flaky-model"
-
-[providers.limited]
-type = "openai"
-api_key = "sk-sim-limited-0123456789"
-base_url = "{sim.openai_base_url}"
-model = "limited-model"
-
+{fault_sections}
 [providers.slow]
 type = "openai"
 api_key = "sk-sim-slow-0123456789"
