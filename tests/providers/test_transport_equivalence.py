@@ -1,7 +1,7 @@
 """Both transports report the same thing: every conformance file, replayed through ``sdk`` and ``native``.
 
 For each recorded interaction of ``../shared/conformance`` (OpenAI, OpenRouter, DeepSeek, Anthropic, Gemini,
-the OpenAI Responses API, Azure OpenAI, Mistral, Groq, xAI, Cerebras) the
+the OpenAI Responses API, Azure OpenAI, Mistral, Groq, xAI, Cerebras, Vertex AI) the
 call is rebuilt from the recorded request exactly as the vendor's conformance test does, sent once per
 transport to the simulator replaying the recorded answer, and what comes back is compared field by field:
 
@@ -34,7 +34,8 @@ from spoon_llm.testing import ConformanceCase, ProviderSimulator, find_conforman
 from spoon_llm.types import Message
 
 _HERE = Path(__file__).resolve().parent
-for _sub in ("openai_compat", "anthropic", "gemini", "openai_responses"):  # the vendors' request-rebuilding helpers
+# The vendors' request-rebuilding helpers.
+for _sub in ("openai_compat", "anthropic", "gemini", "openai_responses", "vertex"):
     if str(_HERE / _sub) not in sys.path:
         sys.path.insert(0, str(_HERE / _sub))
 
@@ -44,12 +45,14 @@ from test_anthropic_conformance import to_call as anthropic_call  # noqa: E402
 from test_gemini_conformance import Unrepresentable as GeminiUnrepresentable  # noqa: E402
 from test_gemini_conformance import to_call as gemini_call  # noqa: E402
 from test_responses_conformance import to_call as responses_call  # noqa: E402
+from test_vertex_conformance import canonical as vertex_canonical  # noqa: E402
+from test_vertex_conformance import location_of as vertex_location_of  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
 ROOT = find_conformance_dir()
 FOLDERS = ("openai", "openrouter", "deepseek", "anthropic", "gemini", "openai_responses", "azure", "mistral", "groq",
-           "xai", "cerebras")
+           "xai", "cerebras", "vertex")
 _FAMILY = ("mistral", "groq", "xai", "cerebras")
 def _cases() -> list[Any]:
     if ROOT is None:
@@ -73,6 +76,12 @@ async def _provider(case: ConformanceCase, sim: ProviderSimulator, transport: st
              "gemini": sim.gemini_base_url, "openai_responses": sim.base_url + suffix,
              "azure": sim.azure_endpoint, **{name: sim.compatible_base_url(name) for name in _FAMILY}}
     extra: dict[str, Any] = {}
+    if case.provider == "vertex":  # the recording's API version, project and location; a bearer token, no key
+        settings = vertex_location_of(case.request["path"])
+        settings.pop("model")
+        extra.update(settings, api_key=None, vertex_access_token="ya29.test-token-0001")
+        bases["vertex"] = sim.base_url
+        keys["vertex"] = ""
     if case.provider == "azure":  # the recording's api-version (its deployment is the model name, below)
         extra["api_version"] = case.request["path"].split("api-version=", 1)[1].split("&", 1)[0]
     registry = LLMProviderRegistry(load_plugins=False)
@@ -90,7 +99,12 @@ def _call(case: ConformanceCase) -> tuple[str, tuple[Any, ...], dict[str, Any], 
             messages, kwargs = [Message.user("x")], {"model": body["model"], "max_tokens": body["max_tokens"],
                                                      "extra_body": {k: v for k, v in body.items() if k != "stream"}}
         return ("chat_stream" if body.get("stream") else "chat"), (messages,), kwargs, ""
-    if case.provider == "gemini":
+    if case.provider == "vertex":
+        body = vertex_canonical(body)
+        if case.request["path"].partition("?")[0].endswith(":embedContent"):
+            texts = [part["text"] for part in body["content"]["parts"]]
+            return "embed", (texts,), {"model": vertex_location_of(case.request["path"])["model"]}, ""
+    if case.provider in ("gemini", "vertex"):
         path = case.request["path"]
         model = path.split("/models/", 1)[1].split(":", 1)[0]
         if "Embed" in path:
