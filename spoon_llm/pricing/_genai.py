@@ -25,6 +25,7 @@ GENAI_PROVIDER_IDS = {
     "openai_responses": "openai",
     "anthropic": "anthropic",
     "gemini": "google",
+    "vertex": "google",  # Gemini on Vertex AI: the same list prices
     "google": "google",
     "deepseek": "deepseek",
     "openrouter": "openrouter",

@@ -358,3 +358,14 @@ async def test_fallback_from_vertex_to_gemini_through_the_manager(sim: ProviderS
     finally:
         await manager.cleanup()
 
+
+
+def test_answers_are_priced_as_gemini() -> None:
+    from spoon_llm.pricing import PriceBook
+    from spoon_llm.types import TokenUsage
+
+    book = PriceBook()
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+    ours = book.cost(usage, "gemini-2.5-flash", provider_type="vertex")
+    assert not ours.unpriced and ours.total_cost == book.cost(usage, "gemini-2.5-flash",
+                                                              provider_type="gemini").total_cost > 0
