@@ -1,0 +1,173 @@
+"""Disconnects, saturation, operational routes and start-up rules of a live gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from spoon_llm.config import ConfigurationManager
+from spoon_llm.errors import ConfigurationError
+from spoon_llm.testing import Fault, ProviderSimulator, Reply
+
+from .conftest import MASTER_KEY, Gateway, gateway_config, start_gateway, stop_gateway
+
+AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
+HI = [{"role": "user", "content": "hi"}]
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> float:
+    """Poll ``condition()`` until true; returns the seconds it took (fails the test on timeout)."""
+    started = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() - started > timeout:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def cancelled_count(gateway: Gateway, route: str) -> int:
+    total = 0
+    for line in gateway.metrics().splitlines():
+        if line.startswith("spoon_gateway_cancelled_total{") and f'route="{route}"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def test_client_leaving_a_stream_closes_the_upstream_and_counts_as_cancelled(
+        gateway: Gateway, slow_sim: ProviderSimulator) -> None:
+    slow_sim.script("openai", Reply(text=" ".join(f"word{i}" for i in range(200))))
+    slow_sim.fault("openai", Fault.slow_stream(0.2), times=None)
+    before = cancelled_count(gateway, "chat")
+    with httpx2.stream("POST", gateway.url + "/v1/chat/completions", headers=AUTH, timeout=10, json={
+            "model": "slow-model", "stream": True, "messages": HI}) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        assert slow_sim.open_connections == 1  # the upstream stream is running
+    # The client is gone: the gateway must close its upstream connection and count the request as cancelled.
+    wait_for(lambda: slow_sim.open_connections == 0)
+    wait_for(lambda: cancelled_count(gateway, "chat") == before + 1)
+    assert len(slow_sim.requests) == 1
+
+
+def test_client_leaving_a_slow_answer_closes_the_upstream(gateway: Gateway, slow_sim: ProviderSimulator) -> None:
+    slow_sim.fault("openai", Fault.slow(30), times=None)
+    before = cancelled_count(gateway, "messages")
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(gateway.url + "/v1/messages", headers={"x-api-key": MASTER_KEY}, timeout=httpx2.Timeout(
+            10, read=0.5), json={"model": "slow-model", "max_tokens": 10, "messages": HI})
+    assert len(slow_sim.requests) == 1
+    wait_for(lambda: slow_sim.open_connections == 0)
+    wait_for(lambda: cancelled_count(gateway, "messages") == before + 1)
+    wait_for(lambda: any(json.loads(x)["outcome"] == "cancelled" and json.loads(x)["route"] == "messages"
+                         for x in gateway.access_log()))
+
+
+def test_health_ready_and_metrics(gateway: Gateway, sim: ProviderSimulator) -> None:
+    health = httpx2.get(gateway.url + "/health", timeout=5)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    ready = httpx2.get(gateway.url + "/ready", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert "openai" in ready.json()["deployments"]
+    httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, json={"model": "fast", "messages": HI},
+                timeout=10).raise_for_status()
+    assert httpx2.get(gateway.url + "/metrics", timeout=5).status_code == 401
+    text = gateway.metrics()
+    assert re.search(r'spoon_gateway_requests_total\{route="chat",status="200",key_alias="master",model="fast",'
+                     r'provider="openai"\} \d+', text)
+    assert "spoon_gateway_in_flight" in text
+    assert "spoon_llm_requests_total" in text  # the library's own series, from the same endpoint
+    assert MASTER_KEY not in text
+
+
+def test_access_log_names_the_key_alias_never_the_key(gateway: Gateway, sim: ProviderSimulator) -> None:
+    httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, json={"model": "gpt-4o", "messages": HI},
+                timeout=10).raise_for_status()
+    wait_for(lambda: any('"model":"gpt-4o"' in line for line in gateway.access_log()))
+    entry = next(json.loads(x) for x in reversed(gateway.access_log()) if '"model":"gpt-4o"' in x)
+    assert entry["key_alias"] == "master" and entry["status"] == 200 and entry["provider"] == "openai"
+    assert entry["input_tokens"] > 0 and entry["latency_ms"] > 0
+    assert MASTER_KEY not in (gateway.state_dir / "access.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def small_gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that serves two requests at once and queues none."""
+    sim, slow = simulators
+    state_dir = tmp_path_factory.mktemp("small-gateway")
+    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER_KEY, max_inflight=2,
+                                           max_queue=0, retry_after=3), state_dir)
+    yield running
+    stop_gateway(running)
+
+
+async def test_saturation_answers_503_with_retry_after_and_health_stays_up(
+        small_gateway: Gateway, slow_sim: ProviderSimulator) -> None:
+    slow_sim.fault("openai", Fault.slow(3), times=2)
+    async with httpx2.AsyncClient(base_url=small_gateway.url, headers=AUTH, timeout=20) as client:
+        busy = [asyncio.ensure_future(client.post("/v1/chat/completions", json={
+            "model": "slow-model", "messages": HI})) for _ in range(2)]
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, lambda: len(slow_sim.requests) == 2)
+        refused = await client.post("/v1/chat/completions", json={"model": "slow-model", "messages": HI})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "3"
+        assert refused.json()["error"]["code"] == "server_busy"
+        started = time.monotonic()
+        health = await client.get("/health")
+        health_seconds = time.monotonic() - started
+        assert health.status_code == 200
+        assert health_seconds < 2.0  # answered at once, not after the slow requests (they take 3 s)
+        assert all(r.status_code == 200 for r in await asyncio.gather(*busy))
+    assert "spoon_gateway_rejected_total 1" in small_gateway.metrics()
+
+
+def test_graceful_shutdown_finishes_requests_in_flight(slow_sim: ProviderSimulator,
+                                                       simulators: tuple[ProviderSimulator, ProviderSimulator],
+                                                       tmp_path: Path) -> None:
+    sim, slow = simulators
+    gateway = start_gateway(gateway_config(sim, slow, tmp_path, master_key=MASTER_KEY), tmp_path)
+    slow_sim.fault("openai", Fault.slow(1.5), times=1)
+    result: list[httpx2.Response] = []
+
+    def call() -> None:
+        result.append(httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=20,
+                                  json={"model": "slow-model", "messages": HI}))
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    wait_for(lambda: len(slow_sim.requests) == 1)
+    gateway.process.terminate()  # SIGTERM: stop accepting, drain what is in flight
+    worker.join(timeout=20)
+    assert gateway.process.wait(timeout=20) in (0, -15)  # uvicorn re-raises the signal once it has drained
+    assert result and result[0].status_code == 200
+    assert result[0].json()["choices"][0]["message"]["content"]
+
+
+def test_refuses_to_bind_beyond_loopback_without_a_master_key(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[providers.openai]\napi_key = "sk-sim-0123456789"\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "spoon_llm", "serve", "--config", str(path), "--host", "0.0.0.0",
+                           "--port", "1"], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "refusing to listen on '0.0.0.0' without a master key" in done.stderr
+
+
+def test_server_section_rejects_unknown_keys() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ConfigurationManager({"server": {"max_inflght": 3}})
+    assert "server.max_inflght" in str(caught.value)
+    settings = ConfigurationManager({"server": {"master_key": "sk-master-abcdef0123", "max_inflight": 3}})
+    assert settings.config.server.max_inflight == 3
+    assert "sk-master-abcdef0123" not in repr(settings.config.server)
