@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -270,3 +271,51 @@ async def test_no_credentials_at_all_is_a_clear_error(sim: ProviderSimulator) ->
     with pytest.raises(ConfigurationError) as info:
         await BedrockProvider().initialize({"aws_region": REGION, "base_url": sim.base_url})
     assert "no AWS credentials" in str(info.value)
+
+
+async def test_credentials_and_region_from_a_profile_through_botocore(capture: CaptureServer, tmp_path: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("botocore")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[dev]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = {SECRET_KEY}\n")
+    config = tmp_path / "config"
+    config.write_text("[profile dev]\nregion = ap-south-2\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDIGNORED")  # a named profile wins over the environment
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    provider = BedrockProvider()
+    await provider.initialize({"base_url": f"http://127.0.0.1:{capture.port}", "aws_profile": "dev"})
+    try:
+        await provider.chat("Hello")
+    finally:
+        await provider.cleanup()
+    authorization = capture.requests[0][2]["authorization"]
+    assert "Credential=AKIDPROFILE/" in authorization and "/ap-south-2/bedrock/aws4_request" in authorization
+
+
+async def test_temporary_credentials_from_a_credential_process(capture: CaptureServer, tmp_path: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore runs the process (a real subprocess) and refreshes what it returns before it expires.
+    pytest.importorskip("botocore")
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, json\n"
+        "expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)\n"
+        f"print(json.dumps({{'Version': 1, 'AccessKeyId': 'ASIATEMPORARY', 'SecretAccessKey': '{SECRET_KEY}', "
+        "'SessionToken': 'FwoGZXIvYXdzTEMPORARY', 'Expiration': expires.isoformat()}))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile tools]\ncredential_process = {sys.executable} {script}\nregion = us-west-2\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "tools")
+    provider = BedrockProvider()
+    await provider.initialize({"base_url": f"http://127.0.0.1:{capture.port}"})
+    try:
+        await provider.chat("Hello")
+        await provider.chat("Again")
+    finally:
+        await provider.cleanup()
+    for _, _, headers, _ in capture.requests:
+        assert headers["x-amz-security-token"] == "FwoGZXIvYXdzTEMPORARY"
+        assert "Credential=ASIATEMPORARY/" in headers["authorization"]
+        assert "/us-west-2/bedrock/" in headers["authorization"]
