@@ -52,6 +52,8 @@ DEFAULT_API_VERSION = "v1beta1"  # what google-genai uses for Vertex AI
 DEFAULT_LOCATION = "global"
 DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
 GLOBAL_BASE_URL = "https://aiplatform.googleapis.com/"
+#: Multi-region locations, served from their own domain (as google-genai knows them).
+MULTI_REGIONS = frozenset({"us", "eu"})
 #: ``predict`` takes up to 250 texts per call for the text-embedding models, one for gemini-embedding-001.
 PREDICT_BATCH_SIZE = 250
 _OPTIONS = frozenset({"schema_mode", "embedding_model", "token_provider", "gemini_sdk_api"})
@@ -103,12 +105,17 @@ class _SdkTransport(RawSdkTransport):
         return await super().call(target, body, label=label)
 
 
-def _bearer_credentials() -> Any:
+def _bearer_credentials(quota_project: str | None) -> Any:
     """A google-auth credentials object carrying the token we set on it (google-genai adds the header)."""
     base: Any = require_sdk("google.auth.credentials", "vertex").Credentials
 
     class BearerCredentials(base):  # type: ignore[misc]
         """Never refreshes itself: the provider sets ``token`` before every call, ahead of expiry."""
+
+        @property
+        def quota_project_id(self) -> str | None:
+            """Sent by google-genai as ``x-goog-user-project`` (the ADC's quota project, if any)."""
+            return quota_project
 
         def refresh(self, request: Any) -> None:
             return None
@@ -159,6 +166,7 @@ class VertexProvider(GeminiProvider):
         self._sdk_credentials: Any = None
         self._project: str | None = None
         self._location = DEFAULT_LOCATION
+        self._quota_project: str | None = None  # x-goog-user-project, from the credentials (as google-genai sends)
 
     # -- configuration --------------------------------------------------------------------------------------
 
@@ -189,6 +197,8 @@ class VertexProvider(GeminiProvider):
             return self.config.base_url
         if self.express or self._location == "global":
             return GLOBAL_BASE_URL
+        if self._location in MULTI_REGIONS:
+            return f"https://aiplatform.{self._location}.rep.googleapis.com/"
         return f"https://{self._location}-aiplatform.googleapis.com/"
 
     def _check_options(self) -> None:
@@ -219,6 +229,7 @@ class VertexProvider(GeminiProvider):
         self._location = cfg.vertex_location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
         self._project = cfg.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
         self._tokens = None
+        self._quota_project = None
         if self.express:
             if cfg.project or cfg.vertex_location:
                 raise ConfigurationError("express mode (an API key) takes no project or vertex_location: remove them, "
@@ -239,11 +250,18 @@ class VertexProvider(GeminiProvider):
             if credentials is None:
                 credentials, adc_project = await asyncio.to_thread(load_adc)
                 self._project = self._project or adc_project
+            self._quota_project = getattr(credentials, "quota_project_id", None)
             self._tokens = TokenSource(await asyncio.to_thread(adc_fetcher, credentials))
         if not self._project:
             raise ConfigurationError("no Google Cloud project for Vertex AI: set project (or GOOGLE_CLOUD_PROJECT), "
                                      "or use an API key (express mode)", provider=PROVIDER,
                                      key=f"providers.{name}.project")
+
+    def _native_headers(self) -> dict[str, str]:
+        headers = super()._native_headers()
+        if self._quota_project:
+            headers.setdefault("x-goog-user-project", self._quota_project)
+        return headers
 
     async def _setup(self) -> None:
         self._check_options()
@@ -286,7 +304,7 @@ class VertexProvider(GeminiProvider):
         )
         if self.express:
             return genai.Client(vertexai=True, api_key=self.api_key, http_options=http_options)
-        self._sdk_credentials = _bearer_credentials()
+        self._sdk_credentials = _bearer_credentials(self._quota_project)
         return genai.Client(vertexai=True, project=self._project, location=self._location,
                             credentials=self._sdk_credentials, http_options=http_options)
 

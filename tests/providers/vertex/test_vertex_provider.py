@@ -171,6 +171,7 @@ class _RefreshingCredentials:
         self.expiry: datetime.datetime | None = None
         self.refreshes = 0
         self.threads: set[int] = set()
+        self.quota_project_id = "billing-project"
 
     @property
     def valid(self) -> bool:
@@ -199,6 +200,7 @@ async def test_google_auth_credentials_refresh_off_the_event_loop(sim: ProviderS
     await provider.chat("hi")
     assert credentials.refreshes == 2
     assert _bearers(sim) == ["Bearer ***0001", "Bearer ***0001", "Bearer ***0002"]
+    assert {r.header("x-goog-user-project") for r in sim.requests_for("vertex")} == {"billing-project"}
 
 
 async def test_token_source_refreshes_by_the_clock() -> None:
@@ -369,3 +371,18 @@ def test_answers_are_priced_as_gemini() -> None:
     ours = book.cost(usage, "gemini-2.5-flash", provider_type="vertex")
     assert not ours.unpriced and ours.total_cost == book.cost(usage, "gemini-2.5-flash",
                                                               provider_type="gemini").total_cost > 0
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("global", "https://aiplatform.googleapis.com/"),
+    ("us-central1", "https://us-central1-aiplatform.googleapis.com/"),
+    ("eu", "https://aiplatform.eu.rep.googleapis.com/"),
+])
+async def test_the_endpoint_follows_the_location(built: Any, location: str, expected: str) -> None:
+    provider = await built(base_url=None, vertex_location=location, vertex_access_token=TOKEN)
+    assert provider.base_url == expected and provider.location == location
+    assert provider._model_path("gemini-2.5-pro") == (f"projects/test-project/locations/{location}/publishers/"
+                                                      "google/models/gemini-2.5-pro")
+    express = await built(base_url=None, project=None, vertex_location=None, api_key="vertex-express-key-0000042")
+    assert express.base_url == "https://aiplatform.googleapis.com/"
+    assert express._model_path("gemini-2.5-pro") == "publishers/google/models/gemini-2.5-pro"
