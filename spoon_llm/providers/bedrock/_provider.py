@@ -150,7 +150,8 @@ class BedrockProvider(BaseProvider):
         self._host = parts.hostname if parts.port in (None, default_port) else f"{parts.hostname}:{parts.port}"
         self._prefix = parts.path.rstrip("/")
         self._root = f"{parts.scheme}://{parts.netloc}"
-        headers = {"Accept": "application/json", "User-Agent": user_agent()}
+        # No Accept header, as botocore sends none: InvokeModel's one names the model's answer type (added there).
+        headers = {"User-Agent": user_agent()}
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
         self._bearer = bearer is not None
@@ -216,6 +217,8 @@ class BedrockProvider(BaseProvider):
         url, path = self._target(model, operation)
         payload = dumps(body)
         headers = await self._auth_headers(path, payload, call)
+        if operation == "invoke":
+            headers = {**(headers or {}), "Accept": "application/json"}
         reply = await native.request("POST", url, body=payload, headers=headers, timeout=call.timeout, model=model)
         if not 200 <= reply.status < 300:
             raise error_from_response(reply.status, reply.content, reply.headers, model=model)
@@ -290,7 +293,6 @@ class BedrockProvider(BaseProvider):
             converse.finish()
         elif invoke is not None:
             invoke.finish()
-        acc.provider = PROVIDER
         yield acc.final_chunk()
 
     def _apply(self, frame: Frame, converse: ConverseStreamDecoder | None, invoke: AnthropicStreamDecoder | None,
@@ -309,6 +311,10 @@ class BedrockProvider(BaseProvider):
             if frame.event_type != "chunk" or invoke is None:
                 return None
             inner = loads(base64.b64decode(event["bytes"]))
+            if inner.get("type") == "message_start":
+                # The answer is reported under the Bedrock model id (what prices and routes know), as chat() does,
+                # not the Anthropic model name inside the event.
+                inner["message"].pop("model", None)
             return invoke.feed(inner)
         except LLMError:
             raise

@@ -116,6 +116,8 @@ async def test_invoke_model_with_anthropic_bodies(sim: ProviderSimulator, make_p
     assert request.path.endswith("/invoke-with-response-stream" if stream else "/invoke")
     assert request.body["anthropic_version"] == "bedrock-2023-05-31"
     assert "model" not in request.body and "stream" not in request.body
+    # Like botocore: only InvokeModel names the answer's type in Accept (aiohttp's default otherwise).
+    assert request.header("accept") == ("*/*" if stream else "application/json")
     assert request.body["system"] == "Be brief." and request.body["max_tokens"] == 64
     assert request.body["tools"][0]["input_schema"] == WEATHER.parameters
     # The per-call switch goes the other way too.
