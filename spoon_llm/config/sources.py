@@ -253,6 +253,12 @@ def env_layer(env: Mapping[str, str], provider_names: Iterable[str]) -> Layer:
     for var, path in extras.items():
         if env.get(var):
             layer.set(path, env[var], f"environment variable {var}")
+    if env.get("AZURE_OPENAI_API_KEY") and not is_placeholder(env["AZURE_OPENAI_API_KEY"]):
+        # Azure OpenAI's own variable names (its SDK's): a key enables the section, endpoint and version join it.
+        for var, field in (("AZURE_OPENAI_API_KEY", "api_key"), ("AZURE_OPENAI_ENDPOINT", "base_url"),
+                           ("OPENAI_API_VERSION", "api_version")):
+            if env.get(var):
+                layer.set(("providers", "azure", field), env[var], f"environment variable {var}")
     default = env.get("DEFAULT_LLM_PROVIDER") or env.get("LLM_PROVIDER")
     if default:
         var = "DEFAULT_LLM_PROVIDER" if env.get("DEFAULT_LLM_PROVIDER") else "LLM_PROVIDER"

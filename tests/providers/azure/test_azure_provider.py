@@ -216,3 +216,20 @@ async def test_health_check_spends_nothing(sim: ProviderSimulator, make_provider
     sim.fault("azure", Fault(status=401), endpoint="models")
     assert await provider.health_check() is False
     assert isinstance(provider.last_health_error, AuthenticationError)
+
+
+async def test_a_manager_configured_by_azures_own_variables_alone(sim: ProviderSimulator, transport: str) -> None:
+    from spoon_llm import ConfigurationManager
+    from spoon_llm.manager import LLMManager
+
+    env = {"AZURE_OPENAI_API_KEY": AZURE_KEY, "AZURE_OPENAI_ENDPOINT": sim.azure_endpoint,
+           "OPENAI_API_VERSION": "2024-06-01", "AZURE_MODEL": "gpt-4o"}
+    manager = LLMManager(ConfigurationManager({"providers": {"azure": {"transport": transport}}}, env=env))
+    try:
+        response = await manager.chat("hi", provider="azure")
+    finally:
+        await manager.cleanup()
+    assert response.provider == "azure"
+    record = sim.last_request("azure")
+    assert record.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert record.query == {"api-version": "2024-06-01"}
