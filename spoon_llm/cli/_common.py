@@ -118,7 +118,9 @@ def cli_config(path: str | None) -> ConfigurationManager:
     if state.ledger == "auto" and state.backend != "redis":
         from ..config import ConfigurationManager
 
-        manager = ConfigurationManager(path, overrides={"state": {"ledger": "sqlite"}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # already reported by the first load
+            manager = ConfigurationManager(path, overrides={"state": {"ledger": "sqlite"}})
     return manager
 
 
@@ -128,9 +130,14 @@ def build_manager(config: ConfigurationManager) -> LLMManager:
     from ..manager import LLMManager
 
     try:
-        return LLMManager(config)
+        manager = LLMManager(config)
     except LLMError as exc:
         fail_with(exc)
+    if not manager.router.deployments:
+        fail("no provider is configured",
+             "add a [providers.<name>] section to spoon_llm.toml (or pass --config), or set an API key such as "
+             "OPENAI_API_KEY")
+    return manager
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import mimetypes
 import sys
@@ -230,9 +231,14 @@ def interactive(manager: LLMManager, session: Session, attachments: list[Path], 
                     break
                 continue
             user = user_message(text, pending)
+            task = loop.create_task(stream_answer(manager, session, user, markdown))
             try:
-                answer = loop.run_until_complete(stream_answer(manager, session, user, markdown))
+                answer = loop.run_until_complete(task)
             except KeyboardInterrupt:
+                # Ctrl-C lands wherever the loop was: cancel the answer so it cannot resume with the next turn.
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
                 err.print(Text("(answer interrupted; it is not kept in the conversation)", style="dim"))
                 continue
             except Exception as exc:  # an LLMError: report it and keep the session

@@ -131,8 +131,6 @@ def register(app: typer.Typer) -> None:
         """Check every deployment at once (no tokens spent: model listings only); exit 1 if any is down."""
         cfg = load_config(config)
         manager = build_manager(cfg)
-        if not manager.router.deployments:
-            fail("no provider is configured", "add a [providers.<name>] section, see `spoon-llm config show`")
 
         async def check() -> tuple[dict[str, bool], dict[str, str], float]:
             started = time.perf_counter()
