@@ -164,7 +164,8 @@ class KeyGuard:
 
         ``estimate_usd`` is the worst-case cost reserved against the key's budget (``None`` reserves nothing
         but is refused once the budget is used up); ``input_tokens + output_tokens`` is what the key's tpm limit
-        holds until :meth:`Admission.release` settles it.
+        holds until :meth:`Admission.release` settles it to the real usage (without an estimate the request is
+        admitted while the minute's usage is under the limit, and counted when it settles).
         """
         if not principal.may_use(model):
             raise GatewayAuthError(f"API key {principal.alias!r} may not use model {model!r}", status=403,
@@ -202,6 +203,8 @@ class KeyGuard:
                 inflight = await self._enter(plan, record.max_concurrent)
             if record.budget_limit is not None:
                 reservation = await self._reserve(plan, estimate_usd, model, request_id)
+            if plan.limited and record.tpm is not None and input_tokens + output_tokens <= 0:
+                input_tokens = 1  # no estimate: hold one token, so the real usage is counted when settled
             permit = await self._acquire(plan, model, input_tokens, output_tokens) if plan.limited else None
         except BaseException:
             await asyncio.shield(self._release(inflight, None, reservation, None, None))

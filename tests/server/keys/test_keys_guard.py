@@ -245,3 +245,12 @@ async def test_callers_cancelled_while_being_admitted_leave_nothing_held(store: 
         await asyncio.sleep(0.01)
     assert await inflight(store, who) == 0
     assert (await budget(guard, who))["reserved"] == 0
+
+
+async def test_tpm_without_estimates_counts_what_was_used(store: StateStore) -> None:
+    guard = KeyGuard(store)
+    who = principal(tpm=100)
+    await (await guard.admit(who, "m")).release(0.0, 80)
+    await (await guard.admit(who, "m")).release(0.0, TokenUsage(input_tokens=10, output_tokens=20))
+    error = await refusal(guard, who, "m")  # 110 tokens used this minute
+    assert (error.status, error.code) == (429, "rate_limited") and "tpm 100" in str(error)
