@@ -35,6 +35,11 @@ class VendorURLs:
         return self.base_url
 
     @property
+    def vertex_base_url(self) -> str:
+        """Base URL for Vertex AI clients (ours, or google-genai with ``vertexai=True``): ``/v1beta1/projects/...``."""
+        return self.base_url
+
+    @property
     def openrouter_base_url(self) -> str:
         """Base URL for an OpenAI client talking to OpenRouter: ``base_url + "/api/v1"``."""
         return self.base_url + "/api/v1"

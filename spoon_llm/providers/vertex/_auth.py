@@ -179,11 +179,12 @@ def load_adc() -> tuple[Any, str | None]:
 
 def adc_fetcher(credentials: Any) -> Fetcher:
     """A fetcher refreshing google-auth ``credentials`` (in a worker thread: google-auth's refresh blocks)."""
-    requests_transport = importlib.import_module("google.auth.transport.requests")
+    # One HTTP session for every refresh of this deployment (built here, in the worker thread that calls us).
+    request = importlib.import_module("google.auth.transport.requests").Request()
 
     def refresh() -> AccessToken:
         if not credentials.valid:
-            credentials.refresh(requests_transport.Request())
+            credentials.refresh(request)
         expiry = credentials.expiry  # naive UTC, or None when the credentials do not expire
         expires_at = expiry.replace(tzinfo=timezone.utc).timestamp() if expiry is not None else math.inf
         return AccessToken(str(credentials.token or ""), expires_at)

@@ -43,7 +43,7 @@ def make_provider(sim: ProviderSimulator, build_provider: Callable[..., Awaitabl
     """
 
     async def factory(**config: Any) -> VertexProvider:
-        settings = {"base_url": sim.base_url, "model": "gemini-2.5-flash", "project": "test-project",
+        settings = {"base_url": sim.vertex_base_url, "model": "gemini-2.5-flash", "project": "test-project",
                     "vertex_location": "us-central1", "vertex_access_token": TOKEN, **config}
         settings = {k: v for k, v in settings.items() if v is not None}
         provider: VertexProvider = await build_provider(VertexProvider, **settings)

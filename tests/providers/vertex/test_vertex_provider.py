@@ -43,7 +43,7 @@ async def built(sim: ProviderSimulator, transport: str) -> Any:
 
     async def build(*, token_provider: Any = None, credentials: Any = None, **config: Any) -> VertexProvider:
         provider = VertexProvider(token_provider=token_provider, credentials=credentials)
-        settings = {"base_url": sim.base_url, "model": "gemini-2.5-flash", "project": "test-project",
+        settings = {"base_url": sim.vertex_base_url, "model": "gemini-2.5-flash", "project": "test-project",
                     "vertex_location": "us-central1", "transport": transport, **config}
         await provider.initialize(settings)
         made.append(provider)
