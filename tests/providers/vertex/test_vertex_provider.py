@@ -31,6 +31,8 @@ from spoon_llm.providers.vertex import AccessToken, VertexProvider
 from spoon_llm.providers.vertex._auth import TokenSource
 from spoon_llm.streaming import collect_stream
 from spoon_llm.testing import Fault, ProviderSimulator, Reply
+from spoon_llm.testing import ToolCall as ScriptedCall
+from spoon_llm.types import Message
 
 TOKEN = "ya29.test-token-0001"  # what conftest's make_provider configures
 CHAT_PATH = "/v1beta1/projects/test-project/locations/us-central1/publishers/google/models/gemini-2.5-flash"
@@ -68,6 +70,37 @@ async def test_fixed_token_on_the_project_path(sim: ProviderSimulator, make_prov
     assert sent.header("authorization") == "Bearer ***0001"
     assert sent.header("x-goog-api-key") is None
     assert TOKEN not in repr(provider)
+
+
+WEATHER = {"name": "get_weather", "description": "Weather for a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_a_tool_calling_conversation_over_two_turns(sim: ProviderSimulator, make_provider: Any,
+                                                          stream: bool) -> None:
+    provider = await make_provider()
+    sim.script("vertex", Reply(tool_calls=[ScriptedCall("get_weather", {"city": "Paris"}, id="fc_paris")]), times=1)
+    sim.script("vertex", Reply(text="Sunny in Paris."), times=1)
+    history: list[Message] = [Message.system("Be brief."), Message.user("Weather in Paris?")]
+
+    async def ask() -> Any:
+        if stream:
+            return await collect_stream(provider.chat_stream(history, tools=[WEATHER], tool_choice="auto"))
+        return await provider.chat_with_tools(history, [WEATHER], tool_choice="auto")
+
+    first = await ask()
+    assert first.provider == "vertex"
+    assert [(c.id, c.name, c.arguments) for c in first.tool_calls] == [("fc_paris", "get_weather", {"city": "Paris"})]
+    assert (first.finish_reason, first.native_finish_reason) == ("tool_calls", "STOP")
+    history += [first.to_message(), Message.tool("fc_paris", {"sky": "sunny"})]
+    second = await ask()
+    assert second.content == "Sunny in Paris." and second.finish_reason == "stop"
+    bodies = [r.body for r in sim.requests_for("vertex", "chat")]
+    assert bodies[0]["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert [c["role"] for c in bodies[1]["contents"]] == ["user", "model", "user"]
+    assert bodies[1]["contents"][2]["parts"] == [
+        {"functionResponse": {"id": "fc_paris", "name": "get_weather", "response": {"sky": "sunny"}}}]
 
 
 async def test_streams_carry_the_token_too(sim: ProviderSimulator, make_provider: Any) -> None:
