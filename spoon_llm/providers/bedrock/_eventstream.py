@@ -26,7 +26,6 @@ _MAX_MESSAGE = 16 * 1024 * 1024
 _MAX_HEADERS = 128 * 1024
 _U32 = struct.Struct(">I")
 _PRELUDE_FIELDS = struct.Struct(">II")
-_U16 = struct.Struct(">H")
 # Fixed-size header value types: type -> (size, struct format).
 _FIXED: dict[int, tuple[int, str]] = {2: (1, ">b"), 3: (2, ">h"), 4: (4, ">i"), 5: (8, ">q"), 8: (8, ">q")}
 
@@ -65,12 +64,16 @@ class EventStreamDecoder:
             for frame in decoder.feed(piece):
                 ...
         decoder.close()     # raises EventStreamError when the body stopped inside a message
+
+    A piece that holds whole messages (the usual case: the server writes one message per chunk) is decoded in
+    place; only a message split across pieces is buffered, and the buffer is joined once the message is whole.
     """
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_buffer", "_need")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._need = _PRELUDE  # bytes the buffer must hold before it is worth decoding again
 
     @property
     def pending(self) -> int:
@@ -80,21 +83,28 @@ class EventStreamDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         """Add ``data``; return the messages it completed, in order."""
         buffer = self._buffer
-        buffer += data
+        if buffer:
+            buffer += data
+            if len(buffer) < self._need:
+                return []
+            data = bytes(buffer)
+            buffer.clear()
         frames: list[Frame] = []
         start = 0
-        size = len(buffer)
-        with memoryview(buffer) as whole:
-            while size - start >= _PRELUDE:
-                total, headers_length = _PRELUDE_FIELDS.unpack_from(whole, start)
-                if size - start < total:
-                    # Check the prelude as soon as it is here, so a corrupt length fails now, not after 16 MiB.
-                    _check_prelude(whole, start, total, headers_length)
-                    break
-                frames.append(_decode_message(whole[start:start + total], total, headers_length))
-                start += total
-        if start:
-            del buffer[:start]
+        size = len(data)
+        while size - start >= _PRELUDE:
+            total, headers_length = _PRELUDE_FIELDS.unpack_from(data, start)
+            # Checked as soon as the prelude is here, so a corrupt length fails now, not after 16 MiB.
+            _check_prelude(data, start, total, headers_length)
+            if size - start < total:
+                self._need = total
+                break
+            frames.append(_decode_message(data, start, total, headers_length))
+            start += total
+        else:
+            self._need = _PRELUDE
+        if start < size:
+            buffer += data[start:]
         return frames
 
     def close(self) -> None:
@@ -105,53 +115,47 @@ class EventStreamDecoder:
             raise EventStreamError(f"the event stream ended inside a message ({left} bytes left over)")
 
 
-def _check_prelude(buffer: bytearray | memoryview, start: int, total: int, headers_length: int) -> None:
+def _check_prelude(data: bytes, start: int, total: int, headers_length: int) -> None:
     if total > _MAX_MESSAGE or headers_length > _MAX_HEADERS or total < _PRELUDE + _CRC + headers_length:
         raise EventStreamError(f"impossible event stream message: length {total}, headers {headers_length}")
-    expected = _U32.unpack_from(buffer, start + 8)[0]
-    if zlib.crc32(buffer[start:start + 8]) != expected:
+    if zlib.crc32(data[start:start + 8]) != _U32.unpack_from(data, start + 8)[0]:
         raise EventStreamError("event stream prelude CRC mismatch")
 
 
-def _decode_message(view: memoryview, total: int, headers_length: int) -> Frame:
-    try:
-        _check_prelude(view, 0, total, headers_length)
-        expected = _U32.unpack_from(view, total - _CRC)[0]
-        if zlib.crc32(view[:total - _CRC]) != expected:
-            raise EventStreamError("event stream message CRC mismatch")
-        headers = _headers(view[_PRELUDE:_PRELUDE + headers_length])
-        return Frame(headers, bytes(view[_PRELUDE + headers_length:total - _CRC]))
-    finally:
-        view.release()  # the buffer is trimmed next: no view of it may stay exported
+def _decode_message(data: bytes, start: int, total: int, headers_length: int) -> Frame:
+    end = start + total
+    with memoryview(data) as view:  # the CRC of a large payload without copying it
+        crc = zlib.crc32(view[start:end - _CRC])
+    if crc != _U32.unpack_from(data, end - _CRC)[0]:
+        raise EventStreamError("event stream message CRC mismatch")
+    body = start + _PRELUDE + headers_length
+    return Frame(_headers(data, start + _PRELUDE, body), data[body:end - _CRC])
 
 
-def _headers(view: memoryview) -> dict[str, Any]:
+def _headers(data: bytes, offset: int, end: int) -> dict[str, Any]:
     headers: dict[str, Any] = {}
-    offset = 0
-    end = len(view)
     try:
         while offset < end:
-            name_length = view[offset]
-            name = bytes(view[offset + 1:offset + 1 + name_length]).decode("utf-8")
-            offset += 1 + name_length
-            kind = view[offset]
-            offset += 1
+            name_end = offset + 1 + data[offset]
+            name = data[offset + 1:name_end].decode("utf-8")
+            kind = data[name_end]
+            offset = name_end + 1
             value: Any
-            if kind == 0 or kind == 1:
-                value = kind == 0
-            elif kind in _FIXED:
-                width, fmt = _FIXED[kind]
-                value = struct.unpack_from(fmt, view, offset)[0]
-                offset += width
-            elif kind == 6 or kind == 7:
-                length = _U16.unpack_from(view, offset)[0]
-                raw = bytes(view[offset + 2:offset + 2 + length])
+            if kind == 7 or kind == 6:  # string (every Bedrock header) or byte array
+                length = (data[offset] << 8) | data[offset + 1]
+                raw = data[offset + 2:offset + 2 + length]
                 if len(raw) != length:
                     raise EventStreamError("event stream header value is truncated")
                 value = raw.decode("utf-8") if kind == 7 else raw
                 offset += 2 + length
+            elif kind == 0 or kind == 1:
+                value = kind == 0
+            elif kind in _FIXED:
+                width, fmt = _FIXED[kind]
+                value = struct.unpack_from(fmt, data, offset)[0]
+                offset += width
             elif kind == 9:
-                value = bytes(view[offset:offset + 16])
+                value = data[offset:offset + 16]
                 offset += 16
             else:
                 raise EventStreamError(f"unknown event stream header type {kind}")

@@ -188,3 +188,17 @@ async def test_a_cut_stream_is_a_network_error_or_an_interruption(sim: ProviderS
     with pytest.raises(StreamInterruptedError) as after:
         await collect_stream(provider.chat_stream("hello there, simulator"))
     assert after.value.partial_content
+
+
+def test_a_large_message_in_many_pieces_then_small_ones_in_one() -> None:
+    payload = b'{"delta":{"text":"' + b"x" * 1_000_000 + b'"}}'
+    big = eventstream_message("contentBlockDelta", payload)
+    small = b"".join(eventstream_message("contentBlockDelta", b'{"n":%d}' % i) for i in range(5))
+    decoder = EventStreamDecoder()
+    frames: list[Frame] = []
+    for i in range(0, len(big), 4096):
+        frames.extend(decoder.feed(big[i:i + 4096]))
+        assert decoder.pending == (0 if frames else min(i + 4096, len(big)))
+    assert [f.payload for f in frames] == [payload]
+    assert [f.payload for f in decoder.feed(small)] == [b'{"n":%d}' % i for i in range(5)]
+    decoder.close()
