@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import ConfigurationError, register_secret
+from ...errors import AuthenticationError, ConfigurationError, register_secret
 from ._sigv4 import AwsCredentials
 
 __all__ = ["BEDROCK_EXTRA", "CredentialSource", "resolve_auth"]
@@ -48,12 +48,16 @@ class CredentialSource:
         if self._fixed is not None:
             return self._fixed
         creds = self._botocore
-        # Refreshing temporary credentials may call STS or the metadata service: never on the event loop.
-        refresh_needed = getattr(creds, "refresh_needed", None)
-        if callable(refresh_needed) and refresh_needed():
-            frozen = await asyncio.to_thread(creds.get_frozen_credentials)
-        else:
-            frozen = creds.get_frozen_credentials()
+        try:
+            # Refreshing temporary credentials may call STS or the metadata service: never on the event loop.
+            refresh_needed = getattr(creds, "refresh_needed", None)
+            if callable(refresh_needed) and refresh_needed():
+                frozen = await asyncio.to_thread(creds.get_frozen_credentials)
+            else:
+                frozen = creds.get_frozen_credentials()
+        except Exception as exc:  # botocore's own errors (STS, SSO, a credential process): none is ours
+            raise AuthenticationError(f"AWS credentials ({self.label}) could not be refreshed: "
+                                      f"{type(exc).__name__}: {exc}", provider=_PROVIDER) from exc
         register_secret(frozen.secret_key)
         register_secret(frozen.token)
         return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)

@@ -42,12 +42,12 @@ _CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 KNOWN_KWARGS = frozenset({
     "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stop_sequences", "tools",
     "tool_choice", "parallel_tool_calls", "response_format", "json", "json_schema", "thinking", "guardrail",
-    "extra_headers", "extra_body", "timeout", "api",
+    "metadata", "extra_headers", "extra_body", "timeout", "api",
 })
 # OpenAI-only knobs a fallback chain may carry along; Bedrock has no meaning for them and they are dropped.
 _IGNORED_KWARGS = frozenset({
     "n", "presence_penalty", "frequency_penalty", "seed", "logprobs", "top_logprobs", "logit_bias",
-    "stream_options", "stream", "service_tier_hint", "user", "metadata",
+    "stream_options", "stream", "service_tier_hint", "user",
 })
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
@@ -97,7 +97,11 @@ def build_converse(messages: Sequence[Message], kwargs: Mapping[str, Any], defau
     max_tokens = get("max_tokens") or get("max_completion_tokens") or defaults.max_tokens
     if max_tokens is not None:
         inference["maxTokens"] = max_tokens
-    temperature = get("temperature", defaults.temperature)
+    thinking = _thinking(get("thinking"))
+    temperature = get("temperature")
+    if temperature is None and not (thinking and thinking.get("type") != "disabled"):
+        # Extended thinking rejects a temperature; a configured default must not break it.
+        temperature = defaults.temperature
     if temperature is not None:
         inference["temperature"] = temperature
     top_p = get("top_p", defaults.top_p)
@@ -130,9 +134,12 @@ def build_converse(messages: Sequence[Message], kwargs: Mapping[str, Any], defau
     elif json_mode:
         raise ValidationError("JSON mode without a schema is not available on Converse; pass json_schema=...",
                               provider=PROVIDER)
-    thinking = _thinking(get("thinking"))
     if thinking is not None:
         body["additionalModelRequestFields"] = {"thinking": thinking}
+    metadata = get("metadata")
+    if metadata:
+        # Converse's requestMetadata: string pairs kept with the invocation logs, never seen by the model.
+        body["requestMetadata"] = {str(k): str(v) for k, v in metadata.items()}
     guardrail = get("guardrail")
     if guardrail is not None:
         body["guardrailConfig"] = dict(guardrail)

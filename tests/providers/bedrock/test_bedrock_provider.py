@@ -56,7 +56,7 @@ async def test_converse_request_and_answer(sim: ProviderSimulator, make_provider
     provider = await make_provider(max_tokens=300, temperature=0.2)
     image = ImagePart(data="aGVsbG8=", media_type="image/jpeg", cache_control={"type": "ephemeral"})
     messages = [Message.system("Be brief."), Message(role="user", content=[TextPart(text="What is this?"), image])]
-    response = await _ask(provider, messages, stream, stop=["END"], top_p=0.9)
+    response = await _ask(provider, messages, stream, stop=["END"], top_p=0.9, metadata={"team": "search", "n": 1})
     assert response.content == "Simulated reply to: What is this?"
     assert (response.finish_reason, response.native_finish_reason) == ("stop", "end_turn")
     assert response.provider == "bedrock" and response.model == MODEL
@@ -71,7 +71,13 @@ async def test_converse_request_and_answer(sim: ProviderSimulator, make_provider
             {"cachePoint": {"type": "default"}}]}],
         "system": [{"text": "Be brief."}],
         "inferenceConfig": {"maxTokens": 300, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]},
+        "requestMetadata": {"team": "search", "n": "1"},
     }
+    # Extended thinking rejects a temperature: the configured default then stays out (an explicit one goes).
+    await _ask(provider, "think", stream, thinking=2048)
+    assert "temperature" not in _sent(sim)[1].body["inferenceConfig"]
+    await _ask(provider, "think", stream, thinking=2048, temperature=1)
+    assert _sent(sim)[2].body["inferenceConfig"]["temperature"] == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])

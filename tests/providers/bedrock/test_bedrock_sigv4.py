@@ -319,3 +319,35 @@ async def test_temporary_credentials_from_a_credential_process(capture: CaptureS
         assert headers["x-amz-security-token"] == "FwoGZXIvYXdzTEMPORARY"
         assert "Credential=ASIATEMPORARY/" in headers["authorization"]
         assert "/us-west-2/bedrock/" in headers["authorization"]
+
+
+async def test_a_failed_credential_refresh_is_an_authentication_error(capture: CaptureServer, tmp_path: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process answers once (botocore's first load), then fails; its credentials expire within botocore's
+    # mandatory refresh window, so the first request must refresh them.
+    pytest.importorskip("botocore")
+    script = tmp_path / "creds.py"
+    counter = tmp_path / "calls"
+    script.write_text(
+        "import datetime, json, pathlib, sys\n"
+        f"counter = pathlib.Path({str(counter)!r})\n"
+        "calls = int(counter.read_text()) if counter.exists() else 0\n"
+        "counter.write_text(str(calls + 1))\n"
+        "if calls:\n"
+        "    sys.exit('the identity provider is down')\n"
+        "expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=2)\n"
+        f"print(json.dumps({{'Version': 1, 'AccessKeyId': 'ASIATEMPORARY', 'SecretAccessKey': '{SECRET_KEY}', "
+        "'SessionToken': 'FwoGZXIvYXdzTEMPORARY', 'Expiration': expires.isoformat()}))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile tools]\ncredential_process = {sys.executable} {script}\nregion = us-west-2\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    provider = BedrockProvider()
+    await provider.initialize({"base_url": f"http://127.0.0.1:{capture.port}", "aws_profile": "tools"})
+    try:
+        with pytest.raises(AuthenticationError, match="could not be refreshed") as info:
+            await provider.chat("Hello")
+    finally:
+        await provider.cleanup()
+    assert SECRET_KEY not in str(info.value)
+    assert capture.requests == []
+    assert counter.read_text() == "2"
