@@ -255,3 +255,15 @@ def test_import_spoon_llm_loads_neither_the_provider_nor_botocore() -> None:
             "print([m for m in sys.modules if m.startswith(('botocore', 'spoon_llm.providers.bedrock'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("model", ["amazon.nova-lite-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"])
+def test_answers_are_priced_from_the_aws_price_records(model: str) -> None:
+    pytest.importorskip("genai_prices")
+    from spoon_llm.pricing import PriceBook
+    from spoon_llm.types import TokenUsage
+
+    cost = PriceBook().cost(TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000), model,
+                            provider_type="bedrock")
+    assert not cost.unpriced and cost.total_cost > 0
+    assert cost.source is not None and "genai-prices" in cost.source
