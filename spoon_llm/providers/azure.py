@@ -187,6 +187,12 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         self._api_version = cfg.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_API_VERSION
         self._endpoint, self._v1 = _endpoint_and_mode(url, self._api_version)
         self._token_fn = self._make_token_fn(section)
+        if self._token_fn is not None and self.config.primary_api_key():
+            raise ConfigurationError(
+                f"Azure OpenAI: api_key and a Microsoft Entra ID token are both configured in [{section}]; keep one "
+                "(remove api_key, or unset AZURE_OPENAI_API_KEY when it came from the environment)",
+                provider=self.provider_name, key=f"{section}.api_key",
+            )
         if self._token_fn is None and not self.api_key:
             raise ConfigurationError(
                 f"no credentials for Azure OpenAI: set AZURE_OPENAI_API_KEY, add api_key to [{section}], or use "

@@ -113,6 +113,9 @@ async def test_missing_endpoint_or_credentials_are_configuration_errors(sim: Pro
     with pytest.raises(ConfigurationError, match="AZURE_OPENAI_API_KEY") as info:
         await AzureOpenAIProvider().initialize({"base_url": sim.azure_endpoint})
     assert info.value.key == "providers.azure.api_key"
+    with pytest.raises(ConfigurationError, match="keep one"):
+        await AzureOpenAIProvider().initialize({"base_url": sim.azure_endpoint, "api_key": AZURE_KEY,
+                                                "azure_ad_token": "static"})
     with pytest.raises(ConfigurationError, match="one Entra ID token source"):
         await AzureOpenAIProvider(token_provider=lambda: "t").initialize(
             {"base_url": sim.azure_endpoint, "azure_ad_token": "static"})
