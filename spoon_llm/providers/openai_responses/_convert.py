@@ -6,7 +6,8 @@ Pure functions over plain data (no SDK import), shared by every transport. Rules
   ``input_text`` / ``input_image`` / ``input_file`` parts); ``instructions=`` is a separate per-call keyword;
 * an assistant message becomes an ``assistant`` message plus one ``function_call`` item per tool call; when it
   came from a response, the response's own output items (reasoning with its encrypted content, hosted-tool
-  calls, message ids and phases) are sent back verbatim from ``provider_data["openai_responses"]["items"]``;
+  calls, message ids and phases) are sent back verbatim from ``provider_data["openai_responses"]["items"]``
+  (plain ``reasoning`` text of another vendor's turn is not sent: the API takes reasoning back only as its items);
 * a tool result becomes a ``function_call_output`` item (a string, or a list of parts for images and files);
 * any message carrying ``provider_data["openai_responses"]["items"]`` is sent as those items, which is how
   input shapes our schema lacks (``file_id`` inputs, developer messages with tools...) travel;
@@ -97,9 +98,8 @@ def build_request(
     model = get("model") or defaults.model
     rules = model_rules(model)
     body: dict[str, Any] = {"model": model, "input": convert_messages(messages)}
-    for key in _PASSTHROUGH:
-        value = get(key)
-        if value is not None:
+    for key, value in kwargs.items():  # the call's order: a body built twice the same way is the same JSON
+        if key in _PASSTHROUGH and value is not None:
             body[key] = value
     max_tokens = _first(kwargs, ("max_output_tokens", "max_tokens", "max_completion_tokens"), defaults.max_tokens)
     if max_tokens is not None:
