@@ -140,6 +140,9 @@ class BedrockProvider(BaseProvider):
                 f"no AWS region for provider {cfg.name or PROVIDER!r}: set aws_region or AWS_REGION",
                 provider=PROVIDER, key=f"providers.{cfg.name or PROVIDER}.aws_region")
         self.region = region
+        self._urls = {}
+        self._defaults = RequestDefaults(model=self.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                         top_p=cfg.top_p, extra_body=dict(cfg.extra_body))
         base = (self.base_url or "").rstrip("/")
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -162,11 +165,8 @@ class BedrockProvider(BaseProvider):
         native: NativeClient = module.NativeClient(NativeSettings.from_config(cfg),
                                                    merge_headers(headers, dict(cfg.extra_headers)),
                                                    provider=PROVIDER, base_url=base)
-        native.open()
+        native.open()  # last: nothing after it can fail and leave the pool open
         self._native = native
-        self._urls = {}
-        self._defaults = RequestDefaults(model=self.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                         top_p=cfg.top_p, extra_body=dict(cfg.extra_body))
 
     async def _close(self) -> None:
         native, self._native = self._native, None

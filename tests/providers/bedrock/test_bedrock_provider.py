@@ -8,6 +8,7 @@ arguments Converse cannot express refused before anything is sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -267,3 +268,24 @@ def test_answers_are_priced_from_the_aws_price_records(model: str) -> None:
                             provider_type="bedrock")
     assert not cost.unpriced and cost.total_cost > 0
     assert cost.source is not None and "genai-prices" in cost.source
+
+
+@pytest.mark.parametrize("api", ["converse", "invoke"])
+async def test_a_stream_left_early_gives_its_connection_back(sim: ProviderSimulator, make_provider: Any,
+                                                             api: str) -> None:
+    # One connection in the pool: a stream that kept it would make every later request wait forever.
+    provider = await make_provider(max_connections=1, bedrock_api=api)
+
+    async def leave_early() -> None:
+        async for chunk in provider.chat_stream("tell me a long story about many things"):
+            if chunk.kind == "text":
+                break
+
+    async def rounds() -> None:
+        for _ in range(5):
+            stream = provider.chat_stream("one two three four five six")
+            await leave_early()
+            await stream.aclose()  # never started: closing it must not need the connection
+            assert (await provider.chat("hi")).content == "Simulated reply to: hi"
+
+    await asyncio.wait_for(rounds(), timeout=60)
