@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..state.base import StateStore
     from .keys import KeyStore, VirtualKey
 
-__all__ = ["Admission", "KeyGuard", "build_guard"]
+__all__ = ["Admission", "KeyGuard", "build_guard", "key_spend"]
 
 logger = logging.getLogger("spoon_llm.server.guard")
 
@@ -312,6 +312,11 @@ class KeyGuard:
                                  exc, _INFLIGHT_TTL)
 
 
+def _ledger_kind(config: SpoonConfig) -> str:
+    state = config.state
+    return state.ledger if state.ledger != "auto" else ("redis" if state.backend == "redis" else "sqlite")
+
+
 def build_guard(config: SpoonConfig, key_store: KeyStore | None = None) -> KeyGuard | None:
     """The gateway's guard, or ``None`` when there is no key store (then only the master key exists: no limits).
 
@@ -327,6 +332,28 @@ def build_guard(config: SpoonConfig, key_store: KeyStore | None = None) -> KeyGu
 
     state = config.state
     store = open_store(state.backend, config=state)
-    kind = state.ledger if state.ledger != "auto" else ("redis" if state.backend == "redis" else "sqlite")
+    kind = _ledger_kind(config)
     budget_store = store if kind == state.backend else open_store(kind, config=state)
     return KeyGuard(store, budget_store=budget_store, fail_mode=state.fail_mode, owns_stores=True)
+
+
+async def key_spend(config: SpoonConfig, record: VirtualKey) -> dict[str, Any] | None:
+    """A key's budget this period: limit, spent, reserved, remaining and percent.
+
+    Read from the ledger store the gateway writes; ``None`` for a key without a budget, or when spend is kept in
+    each gateway process (``[state] ledger = "memory"``).
+    """
+    if record.budget_limit is None:
+        return None
+    from ..state import open_store
+
+    if _ledger_kind(config) == "memory":
+        return None  # spend lives in each gateway process: nothing to read from here
+    store = open_store(_ledger_kind(config), config=config.state)
+    try:
+        name = f"key:{record.id}"
+        budgets = BudgetManager(store, [Budget(name=name, limit=record.budget_limit, period=record.budget_period,
+                                               scope="provider", match=f"vkey:{record.id}")])
+        return (await budgets.snapshot())[name]
+    finally:
+        await store.close()

@@ -201,16 +201,22 @@ def show(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one key's limits, models, metadata and status (never the key)."""
+    """Show one key's limits, models, metadata, status and spend this period (never the key)."""
 
-    async def work(cfg: SpoonConfig, store: KeyStore) -> VirtualKey:
-        return await store.require(alias)
+    async def work(cfg: SpoonConfig, store: KeyStore) -> tuple[VirtualKey, dict[str, Any] | None]:
+        from .guard import key_spend
 
-    record = _run(config, work)
+        record = await store.require(alias)
+        return record, await key_spend(cfg, record)
+
+    record, spend = _run(config, work)
     if as_json:
-        _print_json(record.public_dict())
-    else:
-        _print_record(record)
+        _print_json({**record.public_dict(), "spend": spend})
+        return
+    _print_record(record)
+    if spend is not None:
+        typer.echo(f"{'spent:':<16}${spend['spent']:.6g} of ${spend['limit']:.6g} ({spend['period_id']}), "
+                   f"${spend['reserved']:.6g} reserved, ${spend['remaining']:.6g} left")
 
 
 @keys_app.command("revoke")

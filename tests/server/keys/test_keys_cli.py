@@ -121,3 +121,30 @@ def test_a_misspelt_server_setting_is_refused(tmp_path: Path, env: dict[str, str
     config.write_text('[server]\nsecrett = "x"\n')
     result = keys("list", "--config", str(config), env=env, check=False)
     assert result.returncode == 1 and "secrett" in result.stderr
+
+
+async def test_show_reports_the_spend_the_gateway_recorded(env: dict[str, str]) -> None:
+    from spoon_llm.config import ConfigurationManager
+    from spoon_llm.server.auth import Principal
+    from spoon_llm.server.guard import build_guard
+
+    plain = json.loads(keys("create", "alice", "--budget", "2", "--period", "monthly", "--json", env=env).stdout)
+    config = ConfigurationManager(None, env={}).config
+    key_store = SQLiteKeyStore(Path(env["SPOON_LLM_STATE_PATH"]).with_name("keys.db"))
+    record = await key_store.require("alice")
+    guard = build_guard(config, key_store)  # what the gateway builds: spend goes to the SQLite state file
+    assert guard is not None
+    try:
+        who = Principal(alias="alice", role="user", models=None, tags={}, key_id=record.id, key=record)
+        await (await guard.admit(who, "m", estimate_usd=0.5)).release(0.25)
+        held = await guard.admit(who, "m", estimate_usd=0.5)  # in flight while the command looks
+        shown = json.loads(keys("show", "alice", "--json", env=env).stdout)
+        assert plain["key"] not in json.dumps(shown)
+        assert shown["spend"]["spent"] == 0.25 and shown["spend"]["reserved"] == 0.5
+        assert shown["spend"]["limit"] == 2.0 and shown["spend"]["period"] == "monthly"
+        await held.release(0.5)
+    finally:
+        await guard.close()
+        await key_store.close()
+    text = keys("show", "alice", env=env).stdout
+    assert "spent:          $0.75 of $2" in text and "$1.25 left" in text

@@ -39,11 +39,12 @@ def create(gateway: Gateway, alias: str, *options: str) -> str:
     return str(json.loads(result.stdout)["key"])
 
 
-def revoke(gateway: Gateway, alias: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "spoon_llm", "keys", "revoke", alias, "--config",
+def keys(gateway: Gateway, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "spoon_llm", "keys", *args, "--config",
                              str(gateway.state_dir / "gateway.toml")], capture_output=True, text=True, timeout=120,
                             env=_env())
     assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def _env() -> dict[str, str]:
@@ -106,7 +107,7 @@ def test_keys_made_by_the_cli_work_and_every_refusal_has_its_status(keyed_gatewa
         chat(gateway, poor)
     assert broke.value.status_code == 402 and "budget" in str(broke.value)
 
-    revoke(gateway, "alice")
+    keys(gateway, "revoke", "alice")
     with pytest.raises(openai.AuthenticationError) as revoked:
         chat(gateway, alice)
     assert "'alice' was revoked" in str(revoked.value)
