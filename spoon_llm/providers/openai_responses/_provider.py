@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
-from ...interface import ProviderCapability, StreamCallback
+from ...interface import ProviderCapability, ProviderMetadata, StreamCallback
 from ...transport import SSEParser, dumps, loads
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import BUILTIN_PROVIDERS
@@ -78,6 +78,11 @@ class OpenAIResponsesProvider(DualTransportProvider):
     default_model: ClassVar[str | None] = "gpt-4.1-mini"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+    #: Models listed in metadata when the configuration names none (``list_models()`` asks the API).
+    known_models: ClassVar[tuple[str, ...]] = (
+        "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini",
+        "o3", "o4-mini",
+    )
 
     def __init__(self, client: AsyncOpenAI | None = None, http_client: httpx2.AsyncClient | None = None) -> None:
         """Create the provider; ``initialize`` builds the client.
@@ -319,6 +324,13 @@ class OpenAIResponsesProvider(DualTransportProvider):
                 raise
             raise mapped from exc
         return self._decode(response.content, None)
+
+    def get_metadata(self) -> ProviderMetadata:
+        """Name, capabilities, defaults and models of this provider."""
+        meta = super().get_metadata()
+        if not meta.available_models:
+            meta.available_models = list(self.known_models)
+        return meta
 
     async def health_check(self) -> bool:
         """True when the API answers a model listing (free: no response is paid for)."""

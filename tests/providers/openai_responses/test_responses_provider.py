@@ -278,3 +278,11 @@ def test_api_responses_is_refused_where_it_means_nothing(section: dict[str, Any]
 
     with pytest.raises(ConfigurationError, match='api = "responses" is understood by the openai provider only'):
         ConfigurationManager({"providers": {"x": {**section, "api_key": "k", "api": "responses"}}}, env={})
+
+
+async def test_metadata_names_the_provider_and_its_models(make_provider: Any) -> None:
+    provider = await make_provider()
+    meta = provider.get_metadata()
+    assert meta.name == "openai_responses" and "gpt-5-mini" in meta.available_models
+    assert "reasoning" in [c.value for c in meta.capabilities]
+    assert API_KEY not in repr(provider)
