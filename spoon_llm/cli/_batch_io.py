@@ -75,6 +75,10 @@ def _from_simple(data: dict[str, Any], number: int) -> Job:
     system = data.get("system")
     if isinstance(system, str) and system:
         messages = [{"role": "system", "content": system}, *messages]
+    tags = data.get("tags")
+    if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+        job.problem = "'tags' must be an object of strings, e.g. {\"team\": \"research\"}"
+        return job
     job.messages, job.model = messages, data.get("model")
     job.kwargs = {k: v for k, v in data.items() if k not in _SIMPLE_KEYS}
     return job

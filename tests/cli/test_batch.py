@@ -41,11 +41,12 @@ def test_both_input_forms_give_openai_batch_output_lines(cli: CLI, sim) -> None:
         out.write("\n")  # blank lines are ignored
         out.write(json.dumps({"custom_id": "bad", "url": "/v1/embeddings", "body": {}}) + "\n")
         out.write("{not json\n")
+        out.write(json.dumps({"id": "tagged", "prompt": "x", "tags": "team"}) + "\n")
     result = cli.run("batch", "in.jsonl", "-o", "out.jsonl", "--tag", "job=test")
-    assert result.returncode == 1, result.stderr  # two lines could not run
+    assert result.returncode == 1, result.stderr  # three lines could not run
     lines = read_output(cli.directory / "out.jsonl")
     by_id = {line["custom_id"]: line for line in lines}
-    assert sorted(by_id) == ["bad", "line-7", "req-0", "req-1", "req-2", "req-3"]
+    assert sorted(by_id) == ["bad", "line-7", "req-0", "req-1", "req-2", "req-3", "tagged"]
     answer = by_id["req-1"]
     assert answer["id"].startswith("batch_req_") and answer["error"] is None
     assert answer["response"]["status_code"] == 200
@@ -57,8 +58,9 @@ def test_both_input_forms_give_openai_batch_output_lines(cli: CLI, sim) -> None:
     assert by_id["bad"]["error"]["code"] == "invalid_line" and "/v1/chat/completions" in by_id["bad"]["error"][
         "message"]
     assert by_id["line-7"]["error"]["code"] == "invalid_line"
+    assert "'tags' must be an object of strings" in by_id["tagged"]["error"]["message"]
     assert [r.body["max_tokens"] for r in sim.requests_for("openai", "chat") if "max_tokens" in r.body] == [40, 40]
-    assert "succeeded" in result.stdout and "│ failed" in result.stdout and "invalid_line 2" in result.stdout
+    assert "succeeded" in result.stdout and "│ failed" in result.stdout and "invalid_line 3" in result.stdout
 
 
 def test_2000_lines_with_10_percent_503s_complete_with_every_id_once(cli: CLI, sim) -> None:
