@@ -66,10 +66,20 @@ def usage_from(raw: Any) -> TokenUsage | None:
     )
 
 
+#: In-band error codes that mean what an HTTP status would (no status travels with them).
+_CODE_STATUS = {"rate_limit_exceeded": 429}
+
+
 def response_error(error: Any, model: str | None) -> ProviderError:
-    """The error for a ``failed`` response's ``error`` or an ``error`` stream event."""
-    return error_from_body(None, error if error else {"message": "the response failed"}, provider=PROVIDER,
-                           model=model)
+    """The error for a ``failed`` response's ``error`` or an ``error`` stream event.
+
+    A ``rate_limit_exceeded`` code counts as HTTP 429 (a retryable :class:`RateLimitError`); ``server_error``
+    becomes a :class:`ProviderUnavailableError` as in the OpenAI error mapping.
+    """
+    body = error if error else {"message": "the response failed"}
+    code = body.get("code") if isinstance(body, Mapping) else None
+    status = _CODE_STATUS.get(code) if isinstance(code, str) else None
+    return error_from_body(status, body, provider=PROVIDER, model=model)
 
 
 def _is_hosted_call(kind: Any) -> bool:

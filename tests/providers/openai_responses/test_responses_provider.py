@@ -15,7 +15,6 @@ import pytest
 from spoon_llm import ConfigurationManager
 from spoon_llm.errors import (
     NetworkError,
-    ProviderError,
     ProviderUnavailableError,
     RateLimitError,
     StreamInterruptedError,
@@ -193,9 +192,9 @@ async def test_a_failed_response_raises_its_error(sim: ProviderSimulator, make_p
         "id": "resp_1", "status": "failed", "model": "gpt-4o",
         "error": {"code": "rate_limit_exceeded", "message": "Too many tokens"}}}
     sim.replay(_stream_case([_CREATED, failed]))
-    with pytest.raises(ProviderError, match="Too many tokens") as info:
+    with pytest.raises(RateLimitError, match="Too many tokens") as info:
         await collect_stream(provider.chat_stream("hi"))
-    assert info.value.error_code == "rate_limit_exceeded"
+    assert info.value.error_code == "rate_limit_exceeded" and info.value.retryable
 
 
 async def test_a_stream_that_ends_early_is_not_a_complete_answer(sim: ProviderSimulator,
