@@ -285,3 +285,14 @@ async def test_metadata_names_the_provider_and_its_models(make_provider: Any) ->
     assert meta.name == "openai_responses" and "gpt-5-mini" in meta.available_models
     assert "reasoning" in [c.value for c in meta.capabilities]
     assert API_KEY not in repr(provider)
+
+
+async def test_a_stream_request_answered_with_one_json_response(sim: ProviderSimulator, make_provider: Any) -> None:
+    provider = await make_provider()
+    body = {"id": "resp_1", "status": "completed", "model": "gpt-4o", "usage": {"input_tokens": 2, "output_tokens": 1},
+            "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hi"}]}]}
+    sim.replay({"provider": "openai_responses", "kind": "chat", "request": {"path": "/v1/responses", "body": {}},
+                "response": {"status": 200, "content_type": "application/json", "headers": {}, "body": body}})
+    chunks = [chunk async for chunk in provider.chat_stream("hi")]
+    assert [c.kind for c in chunks] == ["text", "final"] and chunks[0].delta == "Hi"
+    assert chunks[-1].finish_reason == "stop" and chunks[-1].usage is not None
