@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -224,6 +225,18 @@ def summary(tally: Tally, source: Path, target: Path, interrupted: bool) -> Tabl
     return table
 
 
+def summary_json(tally: Tally, interrupted: bool, stopped: str | None) -> dict[str, Any]:
+    """The summary for machines (``--json``)."""
+    return {
+        "lines": tally.total, "already_done": tally.skipped, "failed_before": tally.failed_before,
+        "duplicates": tally.duplicates, "succeeded": tally.succeeded, "failed": tally.failed, "errors": tally.errors,
+        "input_tokens": tally.input_tokens, "output_tokens": tally.output_tokens, "cost": tally.cost,
+        "unpriced": tally.unpriced, "retries": tally.retries, "fallbacks": tally.fallbacks,
+        "by_provider": {name: {"requests": int(n), "cost": cost} for name, (n, cost) in tally.by_provider.items()},
+        "seconds": round(time.monotonic() - tally.started, 3), "interrupted": interrupted, "stopped": stopped,
+    }
+
+
 def register(app: typer.Typer) -> None:
     """Add ``batch`` to ``app``."""
 
@@ -239,6 +252,7 @@ def register(app: typer.Typer) -> None:
                                                                           "run them again.")] = False,
         tag: Annotated[list[str] | None, typer.Option("--tag", help="NAME=VALUE label for cost tracking.")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
         config: Annotated[str | None, typer.Option("--config", help="Configuration file.")] = None,
     ) -> None:
         """Run a JSONL file of chat requests; re-running skips ids already in the output."""
@@ -253,7 +267,10 @@ def register(app: typer.Typer) -> None:
         tally, interrupted, stopped = asyncio.run(run_batch(
             manager, cfg, source, output, concurrency=concurrency, model=model, tags=tags,
             retry_failed=retry_failed, show_progress=show))
-        stdout_console().print(summary(tally, source, output, interrupted))
+        if as_json:
+            sys.stdout.write(json.dumps(summary_json(tally, interrupted, stopped)) + "\n")
+        else:
+            stdout_console().print(summary(tally, source, output, interrupted))
         if stopped:
             warn(f"stopped early, {stopped}; re-run the same command to continue")
         if interrupted:

@@ -204,10 +204,15 @@ async def one_shot(manager: LLMManager, session: Session, user: dict[str, Any], 
 
 def interactive(manager: LLMManager, session: Session, attachments: list[Path], markdown: bool) -> None:
     """A read-answer loop on one event loop (the manager's clients live on it) with line editing and history."""
+    history = history_path()
     try:
-        import readline  # noqa: F401 - imported for its side effect: line editing and history for input()
+        import readline  # line editing and the prompt history for input()
     except ImportError:  # pragma: no cover - Windows without pyreadline
-        pass
+        readline = None  # type: ignore[assignment]
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(history)
+        readline.set_history_length(1000)
     err = stderr_console()
     err.print(Text(f"spoon-llm chat · model: {session.model or 'default'} · {SESSION_HELP}", style="dim"),
               soft_wrap=True)
@@ -250,6 +255,17 @@ def interactive(manager: LLMManager, session: Session, attachments: list[Path], 
     finally:
         loop.run_until_complete(manager.cleanup())
         loop.close()
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                history.parent.mkdir(parents=True, exist_ok=True)
+                readline.write_history_file(history)
+
+
+def history_path() -> Path:
+    """Where the prompts of interactive sessions are kept: next to the usage ledger (``chat_history``)."""
+    from ..state import default_state_path
+
+    return Path(default_state_path()).parent / "chat_history"
 
 
 def command(session: Session, text: str) -> bool:

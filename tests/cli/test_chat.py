@@ -166,6 +166,8 @@ def test_an_interactive_session_streams_switches_models_and_totals_costs(cli: CL
         if term.process.poll() is None:
             term.process.kill()
             term.process.wait()
+    prompts = (cli.directory / "chat_history").read_text()
+    assert "first question" in prompts and "/model anthropic" in prompts
     chats = sim.requests_for(endpoint="chat")
     assert [r.vendor for r in chats] == ["openai", "anthropic"]
     assert all(r.stream for r in chats)
