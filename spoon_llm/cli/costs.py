@@ -6,10 +6,12 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -46,9 +48,13 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     return moment.timestamp()
 
 
-def ledger_store(config: ConfigurationManager) -> StateStore:
-    """The store the usage ledger persists to, as the command line writes it (see ``cli_config``)."""
-    from ..state import open_store
+def ledger_store(config: ConfigurationManager) -> StateStore | Path:
+    """The store the usage ledger persists to, as the command line writes it (see ``cli_config``).
+
+    A SQLite file that does not exist yet is returned as its path: reading must not create it.
+    """
+    from ..state import default_state_path, open_store
+    from ..state.sqlite import STATE_PATH_ENV
 
     state = config.config.state
     kind = state.ledger
@@ -57,6 +63,10 @@ def ledger_store(config: ConfigurationManager) -> StateStore:
     if kind == "memory":
         fail("the usage ledger is configured in memory, so nothing was persisted",
              'set [state] ledger = "sqlite" (or remove it: the command line then uses SQLite)')
+    if kind == "sqlite":
+        path = Path(os.environ.get(STATE_PATH_ENV) or state.path or default_state_path()).expanduser()
+        if not path.exists():
+            return path
     return open_store(kind, config=state)
 
 
@@ -124,6 +134,9 @@ def register(app: typer.Typer) -> None:
         start = parse_since(since)
         cfg = load_config(config)
         store = ledger_store(cfg)
+        if isinstance(store, Path):
+            stdout_console().print(Text(f"no usage recorded yet ({store} does not exist)"), soft_wrap=True)
+            return
         try:
             records = asyncio.run(read_ledger(store, start))
         except (LLMError, OSError) as exc:

@@ -85,6 +85,9 @@ def test_costs_read_the_persisted_ledger_by_provider_tag_and_day(cli: CLI, sim) 
 
 
 def test_costs_reject_a_bad_since_and_an_in_memory_ledger(cli: CLI) -> None:
+    nothing = cli.run("costs")
+    assert nothing.returncode == 0 and "no usage recorded yet" in nothing.stdout
+    assert not (cli.directory / "usage.db").exists()  # reading never creates the ledger
     bad = cli.run("costs", "--since", "last tuesday")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--since 7d" in bad.stderr
     with (cli.directory / "spoon_llm.toml").open("a") as config:
