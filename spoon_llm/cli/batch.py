@@ -9,7 +9,9 @@ lines behind. Retries, fallbacks, rate limits and budgets are the manager's: the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -182,11 +184,17 @@ async def run_batch(manager: LLMManager, config: ConfigurationManager, source: P
         runner = Runner(manager, config, out, tally, model, tags, progress, task)
         jobs = pending_jobs(source, done, tally, progress, task)
         workers = [asyncio.ensure_future(runner.worker(jobs)) for _ in range(concurrency)]
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on this platform
+            loop.add_signal_handler(signal.SIGTERM, main.cancel if main is not None else lambda: None)
         try:
             await asyncio.gather(*workers)
-        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+        except asyncio.CancelledError:  # Ctrl-C (asyncio.run cancels this task) or SIGTERM (the handler above)
             interrupted = True
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

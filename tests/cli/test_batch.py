@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from spoon_llm.testing import Fault
 
 from .conftest import CLI
@@ -82,7 +84,8 @@ def test_2000_lines_with_10_percent_503s_complete_with_every_id_once(cli: CLI, s
     assert summary["retries"] + summary["fallbacks"] >= retried
 
 
-def test_an_interrupted_batch_leaves_whole_lines_and_resumes_without_duplicates(cli: CLI, sim) -> None:
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_batch_leaves_whole_lines_and_resumes_without_duplicates(cli: CLI, sim, interrupt) -> None:
     source = cli.directory / "in.jsonl"
     output = cli.directory / "out.jsonl"
     ids = write_input(source, 300)
@@ -95,7 +98,7 @@ def test_an_interrupted_batch_leaves_whole_lines_and_resumes_without_duplicates(
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the batch never wrote 30 lines"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(interrupt)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
