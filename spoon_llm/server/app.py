@@ -57,6 +57,8 @@ class ModelEntry:
     family: str
     owner: str
     listed: bool = True
+    #: The model of the first target (what a budget reservation is priced at).
+    price_model: str | None = None
 
 
 def model_table(config: ConfigurationManager) -> dict[str, ModelEntry]:
@@ -65,16 +67,20 @@ def model_table(config: ConfigurationManager) -> dict[str, ModelEntry]:
     table: dict[str, ModelEntry] = {}
     configured = config.list_configured_providers()
     for alias, route in settings.models.items():
-        first = route.targets[0].provider if route.targets else ""
+        target = route.targets[0] if route.targets else None
+        first = target.provider if target is not None else ""
         section = settings.providers.get(first)
-        table[alias] = ModelEntry(alias, alias, section.provider_type if section else first, "spoon-llm")
+        model = (target.model if target is not None else None) or (section.model if section else None)
+        table[alias] = ModelEntry(alias, alias, section.provider_type if section else first, "spoon-llm",
+                                  price_model=model)
     for name in configured:
         section = settings.providers[name]
         models = [section.model, *section.models, *(k.model for k in section.api_keys), *(section.key_models or ())]
         for model in dict.fromkeys(m for m in models if m):
             qualified = f"{name}/{model}"
-            table.setdefault(model, ModelEntry(model, qualified, section.provider_type, name))
-            table.setdefault(qualified, ModelEntry(qualified, qualified, section.provider_type, name, listed=False))
+            table.setdefault(model, ModelEntry(model, qualified, section.provider_type, name, price_model=model))
+            table.setdefault(qualified, ModelEntry(qualified, qualified, section.provider_type, name, listed=False,
+                                                   price_model=model))
     return table
 
 
@@ -132,6 +138,7 @@ class GatewayApp:
         self._exporter: Any = None
         self._store: Any = None
         self._state: Any = None
+        self._prices: Any = None
         self._owned_manager = manager is None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
@@ -432,7 +439,7 @@ class GatewayApp:
             provider, _, model = name.partition("/")
             if model and provider in self.config.config.providers:
                 section = self.config.config.providers[provider]
-                entry = ModelEntry(name, name, section.provider_type, provider, listed=False)
+                entry = ModelEntry(name, name, section.provider_type, provider, listed=False, price_model=model)
         if entry is None:
             raise GatewayError(404, f"the model {name!r} does not exist or is not served here; GET /v1/models "
                                     "lists the models this key may use", code="model_not_found", param="model")
@@ -442,11 +449,29 @@ class GatewayApp:
         request.model = name
         return entry
 
-    async def _admit(self, request: _Request) -> Any:
+    async def _admit(self, request: _Request, entry: ModelEntry, kwargs: Mapping[str, Any]) -> Any:
+        """The key guard's admission (``None`` without virtual keys), reserving the request's worst case."""
         guard = self.guard
         if guard is None:
             return None
-        return await guard.admit(request.principal, request.model, request_id=request.request_id)
+        record = request.principal.key
+        if record is None or (record.budget_limit is None and record.tpm is None):
+            return await guard.admit(request.principal, request.model, request_id=request.request_id)
+        # Upper bounds: every 4 bytes of the body a token, and the most output the call allows.
+        input_tokens = request.body_size // 4
+        max_tokens = kwargs.get("max_tokens")
+        output_tokens = max_tokens if type(max_tokens) is int else self.config.config.budget.default_max_tokens
+        estimate = None
+        if record.budget_limit is not None:
+            if self._prices is None:
+                from ..pricing.book import PriceBook
+
+                self._prices = PriceBook.from_config(self.config.config)
+            estimate = self._prices.worst_case(input_tokens, output_tokens, entry.price_model,
+                                               provider_type=entry.family)
+        return await guard.admit(request.principal, request.model, estimate_usd=estimate,
+                                 input_tokens=input_tokens, output_tokens=output_tokens,
+                                 request_id=request.request_id)
 
     def _call_kwargs(self, request: _Request, kwargs: dict[str, Any]) -> dict[str, Any]:
         tags = request.principal.tags
@@ -477,9 +502,10 @@ class GatewayApp:
             cached = getattr(usage, "cached_input_tokens", 0)
             headers.append((b"x-spoon-cache", b"hit" if cached else b"miss"))
 
-    async def _guarded(self, request: _Request, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _guarded(self, request: _Request, entry: ModelEntry, kwargs: Mapping[str, Any],
+                       call: Callable[[], Awaitable[Any]]) -> Any:
         """``call()`` under the key guard's admission, released with what the answer cost on every exit path."""
-        admission = await self._admit(request)
+        admission = await self._admit(request, entry, kwargs)
         if admission is None:
             return await call()
         cost, tokens = 0.0, 0
@@ -504,7 +530,7 @@ class GatewayApp:
             renderer = openai_api.OpenAIStream(request.request_id, int(time.time()), call.model, call.include_usage)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, lambda: manager.chat(
+        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
             call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
@@ -514,8 +540,9 @@ class GatewayApp:
         entry = self._entry(request, model)
         manager = self.manager
         assert manager is not None
-        response: LLMResponse = await self._guarded(request, lambda: manager.completion(
-            prompt, model=entry.call_model, deadline=request.deadline, **self._call_kwargs(request, kwargs)))
+        kwargs = self._call_kwargs(request, kwargs)
+        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.completion(
+            prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return openai_api.render_completion(response, request.request_id, int(time.time()), model)
 
@@ -524,8 +551,9 @@ class GatewayApp:
         entry = self._entry(request, model)
         manager = self.manager
         assert manager is not None
-        response = await self._guarded(request, lambda: manager.embed(
-            inputs, model=entry.call_model, deadline=request.deadline, **self._call_kwargs(request, kwargs)))
+        kwargs = self._call_kwargs(request, kwargs)
+        response = await self._guarded(request, entry, {"max_tokens": 0}, lambda: manager.embed(
+            inputs, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return openai_api.render_embeddings(response, model, as_base64)
 
@@ -542,7 +570,7 @@ class GatewayApp:
             renderer = anthropic_api.AnthropicStream(request.request_id, call.model, request.body_size // 4)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, lambda: manager.chat(
+        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
             call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
         return anthropic_api.render_message(response, request.request_id, call.model)
@@ -565,7 +593,7 @@ class GatewayApp:
                       renderer: openai_api.OpenAIStream | anthropic_api.AnthropicStream) -> None:
         """Answer with server-sent events; failures before the first chunk are ordinary error answers."""
         assert self.manager is not None
-        admission = await self._admit(request)
+        admission = await self._admit(request, entry, kwargs)
         stream = self.manager.chat_stream(messages, model=entry.call_model, deadline=request.deadline, **kwargs)
         iterator = stream.__aiter__()
         send = request.send

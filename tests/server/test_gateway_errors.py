@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from spoon_llm.server.keys import SQLiteKeyStore, new_key, server_secret
-from spoon_llm.testing import Fault, ProviderSimulator
+from spoon_llm.testing import Fault, ProviderSimulator, Reply, Usage
 
 from .conftest import BODY_LIMIT, MASTER_KEY, Gateway
 
@@ -51,6 +51,16 @@ def anthropic_error(exc: anthropic.APIStatusError) -> dict[str, object]:
     return body["error"]  # type: ignore[no-any-return]
 
 
+async def _virtual_key(gateway: Gateway, alias: str, **fields: object) -> str:
+    store = SQLiteKeyStore(gateway.state_dir / "keys.db")
+    try:
+        record, plain = new_key(alias, server_secret(None, MASTER_KEY), **fields)
+        await store.create(record)
+    finally:
+        await store.close()
+    return plain
+
+
 @pytest.mark.parametrize("key", [None, "sk-wrong-key-0000000000"])
 def test_401_in_both_shapes(gateway: Gateway, key: str | None) -> None:
     headers = {} if key is None else {"authorization": f"Bearer {key}"}
@@ -66,12 +76,7 @@ def test_401_in_both_shapes(gateway: Gateway, key: str | None) -> None:
 
 
 async def test_403_model_not_allowed_for_a_virtual_key(gateway: Gateway) -> None:
-    store = SQLiteKeyStore(gateway.state_dir / "keys.db")
-    try:
-        record, plain = new_key("only-fast", server_secret(None, MASTER_KEY), models=["fast"])
-        await store.create(record)
-    finally:
-        await store.close()
+    plain = await _virtual_key(gateway, "only-fast", models=["fast"])
     async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=plain, max_retries=0) as c:
         allowed = await c.chat.completions.create(model="fast", messages=HI)
         assert allowed.choices[0].message.content
@@ -204,3 +209,23 @@ def test_stream_failure_before_the_first_chunk_is_an_ordinary_error(gateway: Gat
     with pytest.raises(openai.RateLimitError) as caught:
         list(openai_client.chat.completions.create(model="capped-model", messages=HI, stream=True))
     assert caught.value.response.headers["retry-after"] == "3"
+
+
+async def test_key_limits_answer_429_and_402(gateway: Gateway, sim: ProviderSimulator) -> None:
+    limited = await _virtual_key(gateway, "two-a-minute", rpm=2)
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=limited, max_retries=0) as c:
+        for _ in range(2):
+            await c.chat.completions.create(model="fast", messages=HI)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await c.chat.completions.create(model="fast", messages=HI)
+    assert int(caught.value.response.headers["retry-after"]) >= 1
+    assert openai_error(caught.value)["code"] == "rate_limited"
+    # The first call's worst case fits the budget; what it really costs (scripted usage) uses the budget up.
+    sim.script("openai", Reply(text="costly", usage=Usage(input_tokens=1000, output_tokens=1000)), times=1)
+    broke = await _virtual_key(gateway, "small-budget", budget_limit=0.0001)
+    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key=broke, max_retries=0) as a:
+        await a.messages.create(model="fast", max_tokens=5, messages=HI)
+        with pytest.raises(anthropic.APIStatusError) as over:
+            await a.messages.create(model="fast", max_tokens=5, messages=HI)
+    assert over.value.status_code == 402
+    assert anthropic_error(over.value)["type"] == "billing_error"

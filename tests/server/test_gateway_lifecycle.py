@@ -91,10 +91,10 @@ def test_health_ready_and_metrics(gateway: Gateway, sim: ProviderSimulator) -> N
 
 
 def test_access_log_names_the_key_alias_never_the_key(gateway: Gateway, sim: ProviderSimulator) -> None:
-    httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, json={"model": "gpt-4o", "messages": HI},
-                timeout=10).raise_for_status()
-    wait_for(lambda: any('"model":"gpt-4o"' in line for line in gateway.access_log()))
-    entry = next(json.loads(x) for x in reversed(gateway.access_log()) if '"model":"gpt-4o"' in x)
+    httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=10,
+                json={"model": "openai/gpt-4o", "messages": HI}).raise_for_status()  # a name no other test uses
+    wait_for(lambda: any('"model":"openai/gpt-4o"' in line for line in gateway.access_log()))
+    entry = next(json.loads(x) for x in reversed(gateway.access_log()) if '"model":"openai/gpt-4o"' in x)
     assert entry["key_alias"] == "master" and entry["status"] == 200 and entry["provider"] == "openai"
     assert entry["input_tokens"] > 0 and entry["latency_ms"] > 0
     assert MASTER_KEY not in (gateway.state_dir / "access.log").read_text()
