@@ -13,7 +13,7 @@ mapping and the stream loop, so they report the same results:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
@@ -119,8 +119,13 @@ class GeminiProvider(DualTransportProvider):
     def _new_transport(self) -> GeminiTransport:
         """The transport over the client ``_setup`` opened (native or SDK)."""
         if self._native is not None:
-            return NativeTransport(self._native, self.base_url or "", self.api_version)
+            return NativeTransport(self._native, self.base_url or "", self.api_version,
+                                   provider=self.provider_name, auth=self._native_auth())
         return select_transport(self._client, self.config.options.get("gemini_sdk_api"))
+
+    def _native_auth(self) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
+        """Headers to fetch for each native request (``None``: the key in the session headers is all)."""
+        return None
 
     def _model_path(self, model: str) -> str:
         """The resource path of ``model`` in request URLs (``models/<id>``)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import AuthenticationError, ConfigurationError, LLMError, ResponseParsingError, ValidationError
@@ -30,7 +30,6 @@ from .._stream import StreamAccumulator
 from ..base import require_sdk
 from ..gemini import GeminiProvider
 from ..gemini._decode import decode_embeddings, usage_from
-from ..gemini._native import NativeTransport
 from ..gemini._transport import GeminiTransport, RawSdkTransport
 from ._auth import (
     AccessToken,
@@ -270,10 +269,12 @@ class VertexProvider(GeminiProvider):
 
     # -- transports -----------------------------------------------------------------------------------------
 
+    def _native_auth(self) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
+        return self._tokens.headers if self._tokens is not None else None  # express mode: the key header
+
     def _new_transport(self) -> GeminiTransport:
         if self._native is not None:
-            return NativeTransport(self._native, self.base_url or "", self.api_version, provider=PROVIDER,
-                                   auth=self._tokens.headers if self._tokens is not None else None)
+            return super()._new_transport()  # the Gemini native transport, with _native_auth's bearer tokens
         if not RawSdkTransport.available(self._client):
             raise ConfigurationError("this google-genai version has no request layer for Vertex AI; use "
                                      "transport = \"native\"", provider=PROVIDER)
