@@ -167,6 +167,10 @@ class GeminiProvider(DualTransportProvider):
             retry_options=types.HttpRetryOptions(attempts=1),
             httpx_async_client=http,
         )
+        return self._new_sdk_client(genai, http_options)
+
+    def _new_sdk_client(self, genai: Any, http_options: Any) -> Any:
+        """The ``google.genai.Client`` of this deployment, over ``http_options`` (the Gemini API: the key)."""
         return genai.Client(vertexai=False, api_key=self.api_key, http_options=http_options)
 
     async def _close_sdk(self, client: Any) -> None:

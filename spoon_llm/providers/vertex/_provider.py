@@ -280,29 +280,8 @@ class VertexProvider(GeminiProvider):
                                      "transport = \"native\"", provider=PROVIDER)
         return _SdkTransport(self._client, self._tokens, self._sdk_credentials)
 
-    def _build_sdk(self) -> Any:
-        import httpx2
-
-        from .._common import httpx_limits, httpx_timeout, warm_lazy_imports
-        from ..gemini._errors import ErrorMapper
-
-        genai = require_sdk("google.genai", "vertex")
-        warm_lazy_imports()
-        types = require_sdk("google.genai.types", "vertex")
-        self._errors = ErrorMapper(require_sdk("google.genai.errors", "vertex"), PROVIDER)
-        if self._injected is not None:
-            return self._injected
-        cfg = self.config
-        http = self._injected_http or httpx2.AsyncClient(timeout=httpx_timeout(cfg), limits=httpx_limits(cfg))
-        self._http = http
-        http_options = types.HttpOptions(
-            base_url=self.base_url,
-            api_version=self.api_version,
-            timeout=int(cfg.timeout * 1000),
-            headers=dict(cfg.extra_headers) or None,
-            retry_options=types.HttpRetryOptions(attempts=1),
-            httpx_async_client=http,
-        )
+    def _new_sdk_client(self, genai: Any, http_options: Any) -> Any:
+        """``google.genai.Client(vertexai=True)``: the key (express mode), or our bearer token via credentials."""
         if self.express:
             return genai.Client(vertexai=True, api_key=self.api_key, http_options=http_options)
         self._sdk_credentials = _bearer_credentials(self._quota_project)
