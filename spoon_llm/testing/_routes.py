@@ -7,6 +7,7 @@ Paths, as the official SDKs send them:
 * OpenRouter: the same under ``/api/v1``. DeepSeek: the same without ``/v1`` or under ``/beta``.
 * Anthropic: ``/v1/messages``, ``/v1/messages/count_tokens``, ``/v1/models`` (told apart from
   OpenAI's by the ``anthropic-version`` header).
+* OpenAI Responses API: ``/v1/responses`` and Azure's ``/openai/v1/responses`` (:mod:`._responses`).
 * Vertex AI: ``/v1[beta1]/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}`` and the
   project-less express paths (:mod:`._vertex`).
 * Gemini: ``/v1beta/models/{model}:{method}``, ``/v1beta/models[/{model}]``, and the same under
