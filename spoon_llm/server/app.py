@@ -21,7 +21,6 @@ import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,88 +28,20 @@ import orjson
 from ..config.manager import ConfigurationManager
 from ..errors import LLMError, register_secret
 from ..manager import LLMManager
-from ..types import LLMResponse, LLMResponseChunk
+from ..types import LLMResponse
 from . import _anthropic_api as anthropic_api
 from . import _openai_api as openai_api
-from ._errors import Failure, GatewayError, anthropic_body, classify, openai_body
+from ._context import Call, ClientGone, ModelEntry, Receive, Scope, Send, model_table
+from ._errors import GatewayError, anthropic_body, classify, openai_body
 from ._ops import AccessLog, AdmissionGate, GatewayMetrics
 from ._settings import ServerSettings
+from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
 
 __all__ = ["GatewayApp", "create_app"]
 
-Scope = Mapping[str, Any]
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Send = Callable[[Mapping[str, Any]], Awaitable[None]]
-
 _JSON = (b"content-type", b"application/json")
-_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _DEADLINE_HEADER = b"x-spoon-deadline"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEntry:
-    """A model name clients may ask for: what the manager is called with, and the backend family behind it."""
-
-    name: str
-    call_model: str
-    family: str
-    owner: str
-    listed: bool = True
-    #: The model of the first target (what a budget reservation is priced at).
-    price_model: str | None = None
-
-
-def model_table(config: ConfigurationManager) -> dict[str, ModelEntry]:
-    """Every name the gateway serves: aliases, then each provider's configured models (plain and ``provider/m``)."""
-    settings = config.config
-    table: dict[str, ModelEntry] = {}
-    configured = config.list_configured_providers()
-    for alias, route in settings.models.items():
-        target = route.targets[0] if route.targets else None
-        first = target.provider if target is not None else ""
-        section = settings.providers.get(first)
-        model = (target.model if target is not None else None) or (section.model if section else None)
-        table[alias] = ModelEntry(alias, alias, section.provider_type if section else first, "spoon-llm",
-                                  price_model=model)
-    for name in configured:
-        section = settings.providers[name]
-        models = [section.model, *section.models, *(k.model for k in section.api_keys), *(section.key_models or ())]
-        for model in dict.fromkeys(m for m in models if m):
-            qualified = f"{name}/{model}"
-            table.setdefault(model, ModelEntry(model, qualified, section.provider_type, name, price_model=model))
-            table.setdefault(qualified, ModelEntry(qualified, qualified, section.provider_type, name, listed=False,
-                                                   price_model=model))
-    return table
-
-
-@dataclass(slots=True)
-class _Request:
-    """One inference request as the handlers see it."""
-
-    scope: Scope
-    receive: Receive
-    send: Send
-    route: str
-    family: str
-    request_id: str
-    principal: Principal
-    deadline: float | None
-    body_size: int = 0
-    disconnected: bool = False
-    finished: bool = False
-    stream_error: int | None = None
-    status: int = 200
-    model: str = ""
-    provider: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its request body was being read."""
 
 
 class GatewayApp:
@@ -144,7 +75,7 @@ class GatewayApp:
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
         self._cors = frozenset(self.settings.cors_origins)
-        self._inference: dict[str, tuple[str, str, Callable[[_Request, Any], Awaitable[bytes | None]]]] = {
+        self._inference: dict[str, tuple[str, str, Callable[[Call, Any], Awaitable[bytes | None]]]] = {
             "/v1/chat/completions": ("chat", "openai", self._chat),
             "/v1/completions": ("completions", "openai", self._completion),
             "/v1/embeddings": ("embeddings", "openai", self._embeddings),
@@ -300,7 +231,7 @@ class GatewayApp:
 
     # -- the inference path -------------------------------------------------------------------------------------
 
-    async def _read_body(self, request: _Request) -> bytes:
+    async def _read_body(self, request: Call) -> bytes:
         limit = self._max_body
         receive = request.receive
         chunks = []
@@ -308,7 +239,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _ClientGone
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -338,12 +269,12 @@ class GatewayApp:
         return length, deadline
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, route: str, family: str,
-                     handler: Callable[[_Request, Any], Awaitable[bytes | None]]) -> None:
+                     handler: Callable[[Call, Any], Awaitable[bytes | None]]) -> None:
         started = time.perf_counter()
         request_id = self._id_prefix + format(next(self._ids), "x")
         client = scope.get("client")
         host = client[0] if client else None
-        request: _Request | None = None
+        request: Call | None = None
         alias = "-"
         status = 500
         outcome = "ok"
@@ -361,7 +292,7 @@ class GatewayApp:
             assert self.authenticator is not None, "the gateway serves requests only after its lifespan start-up"
             principal = await self.authenticator.authenticate(scope["headers"], host)
             alias = principal.alias
-            request = _Request(scope, receive, send, route, family, request_id, principal, deadline)
+            request = Call(scope, receive, send, route, family, request_id, principal, deadline)
             raw = await self._read_body(request)
             try:
                 body = orjson.loads(raw)
@@ -371,6 +302,8 @@ class GatewayApp:
             if answer is not None:
                 await self._respond(send, request.status, answer, request.extra_headers, scope=scope)
             status = request.status
+            if request.stream_error is not None:
+                outcome = f"stream_error_{request.stream_error}"
         except GatewayError as exc:
             status = await self._fail(send, family, exc, scope, request_id)
             outcome = "refused"
@@ -380,7 +313,7 @@ class GatewayApp:
             else:
                 status = await self._fail(send, family, exc, scope, request_id)
                 outcome = "error"
-        except _ClientGone:
+        except ClientGone:
             outcome, status = "cancelled", 499
         except asyncio.CancelledError:
             if request is None or not request.disconnected:
@@ -395,7 +328,7 @@ class GatewayApp:
             self.metrics.record_cancelled(route, alias)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
 
-    async def _watched(self, request: _Request, work: Awaitable[bytes | None]) -> bytes | None:
+    async def _watched(self, request: Call, work: Awaitable[bytes | None]) -> bytes | None:
         """Run ``work``, cancelling it when the client disconnects (which closes the upstream call)."""
         task = asyncio.current_task()
         assert task is not None
@@ -406,7 +339,7 @@ class GatewayApp:
             watcher.cancel()
 
     @staticmethod
-    async def _watch(request: _Request, task: asyncio.Task[Any]) -> None:
+    async def _watch(request: Call, task: asyncio.Task[Any]) -> None:
         # The body has been read: the next message is the disconnect (uvicorn also sends one after the response
         # is complete, which is why this watcher is cancelled before the last byte goes out).
         while True:
@@ -417,7 +350,7 @@ class GatewayApp:
                     task.cancel()
                 return
 
-    def _log(self, request_id: str, scope: Scope, route: str, status: int, alias: str, request: _Request | None,
+    def _log(self, request_id: str, scope: Scope, route: str, status: int, alias: str, request: Call | None,
              started: float, outcome: str, host: str | None) -> None:
         seconds = time.perf_counter() - started
         model = request.model if request is not None else ""
@@ -433,7 +366,7 @@ class GatewayApp:
 
     # -- model lookup and the key guard -------------------------------------------------------------------------
 
-    def _entry(self, request: _Request, name: str) -> ModelEntry:
+    def _entry(self, request: Call, name: str) -> ModelEntry:
         entry = self.models.get(name)
         if entry is None:
             provider, _, model = name.partition("/")
@@ -449,7 +382,7 @@ class GatewayApp:
         request.model = name
         return entry
 
-    async def _admit(self, request: _Request, entry: ModelEntry, kwargs: Mapping[str, Any]) -> Any:
+    async def _admit(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any]) -> Any:
         """The key guard's admission (``None`` without virtual keys), reserving the request's worst case."""
         guard = self.guard
         if guard is None:
@@ -463,23 +396,33 @@ class GatewayApp:
         output_tokens = max_tokens if type(max_tokens) is int else self.config.config.budget.default_max_tokens
         estimate = None
         if record.budget_limit is not None:
-            if self._prices is None:
-                from ..pricing.book import PriceBook
-
-                self._prices = PriceBook.from_config(self.config.config)
-            estimate = self._prices.worst_case(input_tokens, output_tokens, entry.price_model,
+            estimate = self._prices_book().worst_case(input_tokens, output_tokens, entry.price_model,
                                                provider_type=entry.family)
         return await guard.admit(request.principal, request.model, estimate_usd=estimate,
                                  input_tokens=input_tokens, output_tokens=output_tokens,
                                  request_id=request.request_id)
 
-    def _call_kwargs(self, request: _Request, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _prices_book(self) -> Any:
+        if self._prices is None:
+            from ..pricing.book import PriceBook
+
+            self._prices = PriceBook.from_config(self.config.config)
+        return self._prices
+
+    def _estimate_cost(self, entry: ModelEntry, input_tokens: int, output_tokens: int) -> float:
+        from ..types import TokenUsage
+
+        cost = self._prices_book().cost(TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens),
+                                        entry.price_model, provider_type=entry.family)
+        return 0.0 if cost.unpriced else float(cost.total_cost)
+
+    def _call_kwargs(self, request: Call, kwargs: dict[str, Any]) -> dict[str, Any]:
         tags = request.principal.tags
         if tags:
             kwargs["tags"] = dict(tags)
         return kwargs
 
-    def _trace(self, request: _Request, response: Any) -> None:
+    def _trace(self, request: Call, response: Any) -> None:
         """Note what answered (for the log and metrics) and add the trace headers."""
         request.provider = response.provider
         headers = request.extra_headers
@@ -502,7 +445,7 @@ class GatewayApp:
             cached = getattr(usage, "cached_input_tokens", 0)
             headers.append((b"x-spoon-cache", b"hit" if cached else b"miss"))
 
-    async def _guarded(self, request: _Request, entry: ModelEntry, kwargs: Mapping[str, Any],
+    async def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
                        call: Callable[[], Awaitable[Any]]) -> Any:
         """``call()`` under the key guard's admission, released with what the answer cost on every exit path."""
         admission = await self._admit(request, entry, kwargs)
@@ -520,7 +463,7 @@ class GatewayApp:
 
     # -- handlers (each returns the JSON body to send, or None when it answered itself) -------------------------
 
-    async def _chat(self, request: _Request, body: Any) -> bytes | None:
+    async def _chat(self, request: Call, body: Any) -> bytes | None:
         call = openai_api.parse_chat(body)
         entry = self._entry(request, call.model)
         kwargs = self._call_kwargs(request, call.kwargs)
@@ -535,7 +478,7 @@ class GatewayApp:
         self._trace(request, response)
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
 
-    async def _completion(self, request: _Request, body: Any) -> bytes | None:
+    async def _completion(self, request: Call, body: Any) -> bytes | None:
         model, prompt, kwargs = openai_api.parse_completion(body)
         entry = self._entry(request, model)
         manager = self.manager
@@ -546,7 +489,7 @@ class GatewayApp:
         self._trace(request, response)
         return openai_api.render_completion(response, request.request_id, int(time.time()), model)
 
-    async def _embeddings(self, request: _Request, body: Any) -> bytes | None:
+    async def _embeddings(self, request: Call, body: Any) -> bytes | None:
         model, inputs, kwargs, as_base64 = openai_api.parse_embeddings(body)
         entry = self._entry(request, model)
         manager = self.manager
@@ -557,7 +500,7 @@ class GatewayApp:
         self._trace(request, response)
         return openai_api.render_embeddings(response, model, as_base64)
 
-    async def _messages(self, request: _Request, body: Any) -> bytes | None:
+    async def _messages(self, request: Call, body: Any) -> bytes | None:
         name = body.get("model") if type(body) is dict else None
         entry = self._entry(request, name) if isinstance(name, str) and name else None
         call = anthropic_api.parse_messages(body, native=entry is not None and entry.family == "anthropic")
@@ -575,7 +518,7 @@ class GatewayApp:
         self._trace(request, response)
         return anthropic_api.render_message(response, request.request_id, call.model)
 
-    async def _count_tokens(self, request: _Request, body: Any) -> bytes | None:
+    async def _count_tokens(self, request: Call, body: Any) -> bytes | None:
         from ..tokens import count_messages
 
         model, conversation, tools = anthropic_api.parse_count_tokens(body)
@@ -589,53 +532,16 @@ class GatewayApp:
         request.extra_headers.append((b"x-spoon-token-count", b"exact" if counted.exact else b"estimate"))
         return orjson.dumps({"input_tokens": counted.tokens})
 
-    async def _stream(self, request: _Request, entry: ModelEntry, messages: list[Any], kwargs: dict[str, Any],
-                      renderer: openai_api.OpenAIStream | anthropic_api.AnthropicStream) -> None:
-        """Answer with server-sent events; failures before the first chunk are ordinary error answers."""
+    async def _stream(self, request: Call, entry: ModelEntry, messages: list[Any], kwargs: dict[str, Any],
+                      renderer: StreamRenderer) -> None:
+        """Answer with server-sent events under the key guard, settled on every exit path."""
         assert self.manager is not None
         admission = await self._admit(request, entry, kwargs)
-        stream = self.manager.chat_stream(messages, model=entry.call_model, deadline=request.deadline, **kwargs)
-        iterator = stream.__aiter__()
-        send = request.send
-        final: LLMResponseChunk | None = None
         try:
-            first = await iterator.__anext__()
-            request.provider = first.provider
-            headers = [*_SSE, (b"x-request-id", request.request_id.encode()),
-                       (b"x-spoon-provider", first.provider.encode()), (b"x-spoon-model", first.model.encode()),
-                       *self._cors_headers(request.scope)]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            out = renderer.start()
-            piece = renderer.chunk(first)
-            if first.kind == "final":
-                final = first
-            await send({"type": "http.response.body", "body": out + piece if piece else out, "more_body": True})
-            if final is None:
-                try:
-                    async for chunk in iterator:
-                        piece = renderer.chunk(chunk)
-                        if chunk.kind == "final":
-                            final = chunk
-                        if piece:
-                            await send({"type": "http.response.body", "body": piece, "more_body": True})
-                except LLMError as exc:
-                    if request.disconnected:
-                        raise
-                    # Headers are out: the failure travels as the family's error event, then the stream ends.
-                    failure: Failure = classify(exc)
-                    error = anthropic_body(failure) if request.family == "anthropic" else openai_body(failure)
-                    await send({"type": "http.response.body", "body": renderer.error(error), "more_body": True})
-                    request.stream_error = failure.status
-                else:
-                    if final is None:  # a stream that ended without its closing chunk
-                        await send({"type": "http.response.body", "more_body": True, "body": renderer.final(
-                            LLMResponseChunk(kind="final", provider=first.provider, model=first.model))})
-        except StopAsyncIteration:
-            raise GatewayError(502, "the backend ended the stream without an answer", code="upstream_error") from None
+            stream = self.manager.chat_stream(messages, model=entry.call_model, deadline=request.deadline, **kwargs)
+            await relay(request, stream, renderer, self._cors_headers(request.scope))
         finally:
-            closer = getattr(stream, "aclose", None)
-            if closer is not None:
-                await closer()
+            final = request.final
             if final is not None:
                 usage = final.usage
                 if usage is not None:
@@ -643,10 +549,14 @@ class GatewayApp:
                 cost = final.metadata.get("cost") if final.metadata else None
                 if cost is not None and not getattr(cost, "unpriced", True):
                     request.cost = float(getattr(cost, "total_cost", 0.0))
+            elif admission is not None and request.delivered:
+                # Cut short (client gone, backend failed): settle to what was delivered, as the backend bills it.
+                request.tokens_in, request.tokens_out = request.body_size // 4, max(1, request.delivered // 4)
+                request.cost = self._estimate_cost(entry, request.tokens_in, request.tokens_out)
             if admission is not None:
                 await admission.release(request.cost, request.tokens_in + request.tokens_out)
         request.finished = True  # from here a disconnect message only means the answer is complete
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await request.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # -- operational routes -------------------------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""Relaying a manager stream to the client as server-sent events, in the shape of the request's API family.
+
+Headers wait for the first chunk, so a failure before any output (every candidate refused, fallbacks included)
+is still an ordinary error answer with its status. After that a failure travels as the family's error event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from ..errors import LLMError
+from ..types import LLMResponseChunk
+from ._context import Call
+from ._errors import GatewayError, anthropic_body, classify, openai_body
+
+__all__ = ["StreamRenderer", "relay"]
+
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+class StreamRenderer(Protocol):
+    """Turns manager chunks into one API family's events (see ``_openai_api`` and ``_anthropic_api``)."""
+
+    def start(self) -> bytes:
+        """The events that open the stream."""
+
+    def chunk(self, chunk: LLMResponseChunk) -> bytes | None:
+        """The events for one chunk (``None``: nothing to send)."""
+
+    def final(self, chunk: LLMResponseChunk) -> bytes:
+        """The events that close the stream."""
+
+    def error(self, body: bytes) -> bytes:
+        """The event carrying an error body."""
+
+
+async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer: StreamRenderer,
+                extra_headers: list[tuple[bytes, bytes]]) -> None:
+    """Send ``stream`` to the client; records the delivered size and the closing chunk on ``request``.
+
+    Leaves the response open (the caller sends its end once it has settled the request); always closes the stream.
+    """
+    iterator = stream.__aiter__()
+    send = request.send
+    try:
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            raise GatewayError(502, "the backend ended the stream without an answer", code="upstream_error") \
+                from None
+        request.provider = first.provider
+        request.delivered = len(first.delta) + len(first.reasoning_delta)
+        headers = [*_SSE, (b"x-request-id", request.request_id.encode()),
+                   (b"x-spoon-provider", first.provider.encode()), (b"x-spoon-model", first.model.encode()),
+                   *extra_headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        out = renderer.start()
+        piece = renderer.chunk(first)
+        await send({"type": "http.response.body", "body": out + piece if piece else out, "more_body": True})
+        if first.kind == "final":
+            request.final = first
+            return
+        try:
+            async for chunk in iterator:
+                request.delivered += len(chunk.delta) + len(chunk.reasoning_delta)
+                piece = renderer.chunk(chunk)
+                if chunk.kind == "final":
+                    request.final = chunk
+                if piece:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except LLMError as exc:
+            if request.disconnected:
+                raise
+            failure = classify(exc)
+            error = anthropic_body(failure) if request.family == "anthropic" else openai_body(failure)
+            await send({"type": "http.response.body", "body": renderer.error(error), "more_body": True})
+            request.stream_error = failure.status
+            return
+        if request.final is None:  # a stream that ended without its closing chunk
+            await send({"type": "http.response.body", "more_body": True, "body": renderer.final(
+                LLMResponseChunk(kind="final", provider=first.provider, model=first.model))})
+    finally:
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            await closer()
