@@ -11,15 +11,42 @@ text, summary and argument deltas in between, then ``response.completed`` (``res
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from . import _answers, _json
 from ._answers import Answer, Prompt
+from ._faults import Fault
 from ._http import JSON, SSE, Ctx, Response, sse_event
 from ._routes import CHAT, Route
+from ._strict import _bad_request, _out_of_range
 
 VENDOR = "openai_responses"
 PATHS = frozenset({"/v1/responses", "/openai/v1/responses"})
+
+
+#: Top-level fields of ``POST /responses`` (strict mode refuses any other).
+FIELDS = frozenset({
+    "model", "input", "instructions", "include", "background", "conversation", "max_output_tokens", "max_tool_calls",
+    "metadata", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_retention",
+    "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options", "temperature", "text",
+    "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user", "context_management",
+})
+_RANGES = (("temperature", 0, 2), ("top_p", 0, 1), ("max_output_tokens", 16, None), ("top_logprobs", 0, 20))
+
+
+def strict_check(body: Mapping[str, Any]) -> Fault | None:
+    """What the Responses API refuses: unknown fields, no input at all, an empty input list, values out of range."""
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        return _bad_request(f"Unknown parameter: '{unknown[0]}'.", "unknown_parameter")
+    source = body.get("input")
+    if source is None and not any(body.get(k) for k in ("previous_response_id", "prompt", "conversation")):
+        return _bad_request("Missing required parameter: 'input'.", "missing_required_parameter")
+    if isinstance(source, list) and not source:
+        return _bad_request("Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty "
+                            "array instead.", "empty_array")
+    return _out_of_range(body, _RANGES, "openai")
 
 
 def route(path: str) -> Route | None:

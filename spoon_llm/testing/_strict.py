@@ -158,6 +158,10 @@ class StrictChecks:
             return None
         if not isinstance(body, Mapping):
             return _bad_request("The request body must be a JSON object.")
+        if route.vendor == "openai_responses":
+            from ._responses import strict_check  # the Responses API's fields live with its wire module
+
+            return strict_check(body)
         if route.vendor in OPENAI_FAMILY:
             return _openai_chat(route.vendor, body)
         if route.vendor == "anthropic":

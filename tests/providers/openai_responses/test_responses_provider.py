@@ -129,11 +129,13 @@ async def test_reasoning_models_get_no_configured_sampling(sim: ProviderSimulato
 async def test_an_answer_cut_by_max_output_tokens_finishes_with_length(sim: ProviderSimulator, make_provider: Any,
                                                                        stream: bool) -> None:
     provider = await make_provider()
-    response = await _ask(provider, "a fairly long question that needs room", stream, max_tokens=2)
+    question = "a fairly long question that needs room to answer, " * 3
+    response = await _ask(provider, question, stream, max_tokens=16)  # the API's smallest limit
     assert response.native_finish_reason == "incomplete"
     assert response.finish_reason == "length"
     assert response.metadata["incomplete_reason"] == "max_output_tokens"
-    assert _sent(sim)[0]["max_output_tokens"] == 2
+    assert len(response.content) == 64  # 16 tokens of the simulator's 4 characters
+    assert _sent(sim)[0]["max_output_tokens"] == 16
 
 
 async def test_arguments_the_api_lacks_are_refused_before_sending(sim: ProviderSimulator,
@@ -296,3 +298,23 @@ async def test_a_stream_request_answered_with_one_json_response(sim: ProviderSim
     chunks = [chunk async for chunk in provider.chat_stream("hi")]
     assert [c.kind for c in chunks] == ["text", "final"] and chunks[0].delta == "Hi"
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage is not None
+
+
+async def test_a_strict_simulator_accepts_what_we_send_and_refuses_what_the_api_would(transport: str) -> None:
+    from spoon_llm.errors import AuthenticationError, InvalidRequestError
+    from spoon_llm.providers.openai_responses import OpenAIResponsesProvider
+
+    with ProviderSimulator(strict=True) as strict:
+        provider = OpenAIResponsesProvider()
+        await provider.initialize({"api_key": API_KEY, "base_url": strict.openai_base_url, "transport": transport})
+        try:
+            await provider.chat("hi", tools=[WEATHER], max_tokens=64, reasoning_effort="low", json=True)
+            await collect_stream(provider.chat_stream("hi", temperature=1))
+            with pytest.raises(InvalidRequestError, match="Unknown parameter: 'frobnicate'"):
+                await provider.chat("hi", extra_body={"frobnicate": 1})
+            with pytest.raises(InvalidRequestError, match="max_output_tokens"):
+                await provider.chat("hi", max_tokens=8)
+            with pytest.raises(AuthenticationError):
+                await provider.chat("hi", extra_headers={"Authorization": ""})
+        finally:
+            await provider.cleanup()
