@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from . import _anthropic, _answers, _json
+from . import _answers, _anthropic, _json
 from ._answers import Answer, Prompt
 from ._faults import Fault
 from ._http import JSON, Ctx, Response
@@ -40,7 +40,8 @@ _OPERATIONS = {
     "count-tokens": (COUNT_TOKENS, "count_tokens"),
 }
 _STREAM_OPS = frozenset({"converse_stream", "invoke_stream"})
-FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "guardrail_intervened"}
+FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+          "content_filter": "guardrail_intervened"}
 _SIGV4 = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=[^/\s,]+/\d{8}/[a-z0-9-]+/bedrock/aws4_request, "
     r"SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$"
