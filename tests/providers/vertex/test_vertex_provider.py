@@ -419,3 +419,20 @@ async def test_the_endpoint_follows_the_location(built: Any, location: str, expe
     express = await built(base_url=None, project=None, vertex_location=None, api_key="vertex-express-key-0000042")
     assert express.base_url == "https://aiplatform.googleapis.com/"
     assert express._model_path("gemini-2.5-pro") == "publishers/google/models/gemini-2.5-pro"
+
+
+async def test_resource_exhausted_is_retried_by_the_manager(sim: ProviderSimulator, transport: str) -> None:
+    config = ConfigurationManager({
+        "providers": {"vertex": {"project": "test-project", "vertex_location": "us-central1",
+                                 "vertex_access_token": TOKEN, "base_url": sim.vertex_base_url,
+                                 "model": "gemini-2.5-flash", "transport": transport}},
+        "retry": {"max_retries": 1, "initial_backoff": 0.01, "max_backoff": 0.05},
+    }, env={})
+    manager = LLMManager(config)
+    try:
+        sim.fault("vertex", Fault.error(429, retry_after=0.01))
+        response = await manager.chat("hello")
+        assert response.provider == "vertex" and response.content == "Simulated reply to: hello"
+        assert len(sim.requests_for("vertex", "chat")) == 2  # the 429, then the retry
+    finally:
+        await manager.cleanup()
