@@ -79,6 +79,8 @@ class Call:
     #: Streams: characters of text and reasoning sent, and the closing chunk once it arrived.
     delivered: int = 0
     final: LLMResponseChunk | None = None
+    #: The task that watches for the client's disconnect (held so it cannot be collected while it waits).
+    watcher: Any = None
 
 
 class ClientGone(Exception):

@@ -44,6 +44,15 @@ _JSON = (b"content-type", b"application/json")
 _DEADLINE_HEADER = b"x-spoon-deadline"
 
 
+class _AttemptMetrics:
+    """The library's Prometheus exporter, subscribed to what happens inside requests only."""
+
+    event_kinds = frozenset({"attempt_end", "first_token", "retry", "fallback", "circuit_change", "budget_alert"})
+
+    def __init__(self, exporter: Any) -> None:
+        self.on_event = exporter.on_event
+
+
 class GatewayApp:
     """The ASGI app. Build it with :func:`create_app`; it starts its manager in the ASGI lifespan.
 
@@ -100,6 +109,11 @@ class GatewayApp:
             else:
                 self._exporter = PrometheusExporter()
                 self._exporter.attach(self.manager)
+                # Requests are counted by the gateway's own series (route, key alias, model, provider, status);
+                # the library's exporter takes only what happens inside a request, so the manager does not build
+                # the request-level events for every call.
+                self.manager.remove_observer(self._exporter)
+                self.manager.add_observer(_AttemptMetrics(self._exporter))
         if self.access_log is not None:
             self.access_log.start()
 
@@ -332,16 +346,17 @@ class GatewayApp:
         """Run ``work``, cancelling it when the client disconnects (which closes the upstream call)."""
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
+        request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
         try:
             return await work
         finally:
-            watcher.cancel()
+            # The watcher is not cancelled (that costs more than letting it run out): the end of the response
+            # wakes it, and it leaves without touching the request.
+            request.finished = True
 
     @staticmethod
     async def _watch(request: Call, task: asyncio.Task[Any]) -> None:
-        # The body has been read: the next message is the disconnect (uvicorn also sends one after the response
-        # is complete, which is why this watcher is cancelled before the last byte goes out).
+        # The body has been read: the next message is the disconnect, or uvicorn's own after the response ended.
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":

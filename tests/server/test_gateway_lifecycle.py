@@ -86,7 +86,9 @@ def test_health_ready_and_metrics(gateway: Gateway, sim: ProviderSimulator) -> N
     assert re.search(r'spoon_gateway_requests_total\{route="chat",status="200",key_alias="master",model="fast",'
                      r'provider="openai"\} \d+', text)
     assert "spoon_gateway_in_flight" in text
-    assert "spoon_llm_requests_total" in text  # the library's own series, from the same endpoint
+    # The library's series of what happens inside requests (attempts per deployment), from the same endpoint.
+    assert re.search(r'spoon_llm_attempts_total\{deployment="openai",model="gpt-4o-mini",outcome="success",'
+                     r'provider="openai"\} \d+', text)
     assert MASTER_KEY not in text
 
 
