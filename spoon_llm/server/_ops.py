@@ -1,8 +1,8 @@
 """Operations around the routes: admission control, the gateway's own metrics, and the access log.
 
 All three sit on every request's path, so each does the least work per request it can: admission is two integer
-checks while there is room, metrics add to a few numbers in a dict, and the access log appends a tuple that a
-background task turns into JSON lines every few hundred milliseconds.
+checks while there is room, the request log appends one tuple per request, which a background task
+turns into metrics and access-log lines every few hundred milliseconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 
 from ._errors import GatewayError
 
-__all__ = ["AccessLog", "AdmissionGate", "GatewayMetrics"]
+__all__ = ["AdmissionGate", "GatewayMetrics", "RequestLog"]
 
 
 class AdmissionGate:
@@ -164,15 +164,23 @@ def _labels(route: str, status: int, alias: str, model: str, provider: str) -> s
             f'provider="{_escape(provider)}"')
 
 
-#: Fields of one access-log entry, in the order :meth:`AccessLog.add` takes them.
+#: Fields of one request's entry, in the order :meth:`RequestLog.add` takes them.
 _FIELDS = ("ts", "request_id", "method", "route", "status", "key_alias", "model", "provider", "latency_ms",
            "input_tokens", "output_tokens", "cost_usd", "outcome", "client")
 
 
-class AccessLog:
-    """One JSON object per request (key alias, never the key), written in batches by a background task."""
+class RequestLog:
+    """Every finished request as one tuple; a background task turns them into metrics and access-log lines.
 
-    def __init__(self, path: str | None = None, interval: float = 0.25) -> None:
+    The request path only appends a tuple. Every ``interval`` seconds (and before ``/metrics`` answers) the
+    queued entries are added to :class:`GatewayMetrics` and, when ``access_log`` is on, written as one JSON
+    object per line (key alias, never the key) to ``path`` or stderr.
+    """
+
+    def __init__(self, metrics: GatewayMetrics, *, access_log: bool, path: str | None = None,
+                 interval: float = 0.25) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
         self.path = path
         self.interval = interval
         self._pending: list[tuple[Any, ...]] = []
@@ -180,12 +188,12 @@ class AccessLog:
         self._stream: IO[bytes] | None = None
 
     def add(self, *entry: Any) -> None:
-        """Queue one entry (see ``_FIELDS`` for the order); nothing is formatted or written here."""
+        """Queue one entry (see ``_FIELDS`` for the order); nothing is counted, formatted or written here."""
         self._pending.append(entry)
 
     def start(self) -> None:
         """Open the destination and start the writer (in the running loop)."""
-        if self.path is not None:
+        if self.access_log and self.path is not None:
             self._stream = open(self.path, "ab")  # noqa: SIM115 - closed in stop()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -195,9 +203,16 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is queued."""
+        """Count what is queued, and write it to the access log."""
         entries, self._pending = self._pending, []
-        if entries:
+        if not entries:
+            return
+        record = self.metrics.record
+        for e in entries:
+            record(e[3], e[4], e[5], e[6] or "", e[7] or "", e[8] / 1000, e[11], e[9], e[10])
+            if e[12] == "cancelled":
+                self.metrics.record_cancelled(e[3], e[5])
+        if self.access_log:
             self._write(orjson.dumps(dict(zip(_FIELDS, e, strict=True))) + b"\n" for e in entries)
 
     def _write(self, lines: Iterable[bytes]) -> None:

@@ -63,7 +63,8 @@ class ServerSettings(BaseModel):
     #: One JSON line per request on stderr (or ``access_log_path``), written off the request path.
     access_log: bool = True
     access_log_path: str | None = None
-    #: Prometheus metrics at ``/metrics`` (needs the ``prometheus`` extra for the library's series).
+    #: Prometheus metrics at ``/metrics`` (admin key): the gateway's request series, plus the library's
+    #: per-attempt series when the ``prometheus`` extra is installed. ``false`` removes the route.
     metrics: bool = True
     #: Seconds a graceful shutdown waits for in-flight requests.
     drain_timeout: float = Field(default=30.0, ge=0)

@@ -33,7 +33,7 @@ from . import _anthropic_api as anthropic_api
 from . import _openai_api as openai_api
 from ._context import Call, ClientGone, ModelEntry, Receive, Scope, Send, model_table
 from ._errors import GatewayError, anthropic_body, classify, openai_body
-from ._ops import AccessLog, AdmissionGate, GatewayMetrics
+from ._ops import AdmissionGate, GatewayMetrics, RequestLog
 from ._settings import ServerSettings
 from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
@@ -74,7 +74,8 @@ class GatewayApp:
         self.gate = AdmissionGate(self.settings.max_inflight, self.settings.max_queue, self.settings.queue_timeout,
                                   self.settings.retry_after)
         self.metrics = GatewayMetrics(self.gate)
-        self.access_log = AccessLog(self.settings.access_log_path) if self.settings.access_log else None
+        self.requests = RequestLog(self.metrics, access_log=self.settings.access_log,
+                                   path=self.settings.access_log_path)
         self._exporter: Any = None
         self._store: Any = None
         self._state: Any = None
@@ -114,13 +115,11 @@ class GatewayApp:
                 # the request-level events for every call.
                 self.manager.remove_observer(self._exporter)
                 self.manager.add_observer(_AttemptMetrics(self._exporter))
-        if self.access_log is not None:
-            self.access_log.start()
+        self.requests.start()
 
     async def shutdown(self) -> None:
         """Flush the access log, close the manager's clients and the key store (after uvicorn drained requests)."""
-        if self.access_log is not None:
-            await self.access_log.stop()
+        await self.requests.stop()
         if self.manager is not None and self._owned_manager:
             await self.manager.cleanup()
         if self._store is not None:
@@ -193,7 +192,7 @@ class GatewayApp:
             await self._models(scope, send)
         elif path == "/ready" and method == "GET":
             await self._ready(scope, send)
-        elif path == "/metrics" and method == "GET":
+        elif path == "/metrics" and method == "GET" and self.settings.metrics:
             await self._metrics(scope, send)
         else:
             family = "anthropic" if path.startswith("/v1/messages") else "openai"
@@ -338,8 +337,6 @@ class GatewayApp:
             outcome, status = "cancelled", 499
         finally:
             gate.release()
-        if outcome == "cancelled":
-            self.metrics.record_cancelled(route, alias)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
 
     async def _watched(self, request: Call, work: Awaitable[bytes | None]) -> bytes | None:
@@ -368,16 +365,13 @@ class GatewayApp:
     def _log(self, request_id: str, scope: Scope, route: str, status: int, alias: str, request: Call | None,
              started: float, outcome: str, host: str | None) -> None:
         seconds = time.perf_counter() - started
-        model = request.model if request is not None else ""
-        provider = request.provider if request is not None else ""
-        tokens_in = request.tokens_in if request is not None else 0
-        tokens_out = request.tokens_out if request is not None else 0
-        cost = request.cost if request is not None else 0.0
-        self.metrics.record(route, status, alias, model, provider, seconds, cost, tokens_in, tokens_out)
-        if self.access_log is not None:
-            self.access_log.add(time.time(), request_id, scope["method"], route, status, alias, model or None,
-                                provider or None, round(seconds * 1000, 3), tokens_in, tokens_out, cost, outcome,
-                                host)
+        if request is None:
+            self.requests.add(time.time(), request_id, scope["method"], route, status, alias, None, None,
+                              round(seconds * 1000, 3), 0, 0, 0.0, outcome, host)
+        else:
+            self.requests.add(time.time(), request_id, scope["method"], route, status, alias, request.model or None,
+                              request.provider or None, round(seconds * 1000, 3), request.tokens_in,
+                              request.tokens_out, request.cost, outcome, host)
 
     # -- model lookup and the key guard -------------------------------------------------------------------------
 
@@ -609,6 +603,7 @@ class GatewayApp:
         except LLMError as exc:
             await self._fail(send, "openai", exc, scope)
             return
+        self.requests.flush()  # count what finished since the last flush
         body = self.metrics.render()
         if self._exporter is not None:
             body += self._exporter.generate_latest()
