@@ -255,6 +255,10 @@ class KeyGuard:
             return await limiter.acquire(subject, input_tokens=input_tokens, output_tokens=output_tokens,
                                          model=model)
         except RateLimitError as exc:
+            if isinstance(exc.__cause__, StoreUnavailableError):  # not the key's limit: the store was not reached
+                raise GatewayAuthError(f"the state store is unreachable, so per-key limits cannot be checked: "
+                                       f"{exc.message}", status=503, code="state_store_unavailable",
+                                       retry_after=1.0) from None
             record = plan.record
             wait = exc.retry_after if exc.retry_after is not None else 1.0
             limits = ", ".join(f"{n} {v}" for n, v in (("rpm", record.rpm), ("tpm", record.tpm)) if v is not None)

@@ -426,12 +426,15 @@ return 1
 class RedisKeyStore(KeyStore):
     """Records in Redis, shared by every replica: a hash from key hash to record, an alias index, a version.
 
-    Changes are Lua scripts (compare-and-swap for updates), so concurrent admins never lose a change.
+    Changes are Lua scripts (compare-and-swap for updates), so concurrent admins never lose a change. At most
+    ``max_connections`` connections are open; a lookup that finds them all busy waits up to ``pool_timeout``
+    seconds for one instead of failing.
     """
 
     name = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "spoon_llm", timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, prefix: str = "spoon_llm", timeout: float = 1.0, max_connections: int = 64,
+                 pool_timeout: float = 5.0) -> None:
         try:
             import redis.asyncio as aioredis
             import redis.exceptions as redis_errors
@@ -440,8 +443,10 @@ class RedisKeyStore(KeyStore):
         self.url = url
         base = f"{prefix}:{{vkeys}}"  # one hash tag: every key of the store on one cluster slot
         self._keys = [base + ":alias", base + ":byhash", base + ":version"]
-        self._client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                               health_check_interval=0)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout, health_check_interval=0)
+        self._client = aioredis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
         self._errors: tuple[type[BaseException], ...] = (
             redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
         self._create = self._client.register_script(_CREATE)
@@ -533,7 +538,9 @@ def open_key_store(config: SpoonConfig | None = None, env: Mapping[str, str] | N
     state = config.state if config is not None else None
     if state is not None and state.backend == "redis":
         url = env.get(REDIS_URL_ENV) or state.url or DEFAULT_REDIS_URL
-        return RedisKeyStore(url, prefix=state.key_prefix, timeout=state.timeout)
+        return RedisKeyStore(url, prefix=state.key_prefix, timeout=state.timeout,
+                             max_connections=getattr(state, "redis_max_connections", 64),
+                             pool_timeout=getattr(state, "redis_pool_timeout", 5.0))
     return SQLiteKeyStore(key_store_path(config, env))
 
 

@@ -102,10 +102,19 @@ def test_keys_made_by_the_cli_work_and_every_refusal_has_its_status(keyed_gatewa
     assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
 
     poor = create(gateway, "poor", "--budget", "0.0000001")
-    chat(gateway, poor)  # nothing spent yet: admitted; its real cost uses the budget up
     with pytest.raises(openai.APIStatusError) as broke:
-        chat(gateway, poor)
-    assert broke.value.status_code == 402 and "budget" in str(broke.value)
+        chat(gateway, poor)  # the request's worst-case cost does not fit: refused before it is sent
+    assert broke.value.status_code == 402 and broke.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert "'poor' has used its total budget" in str(broke.value)
+    rich = create(gateway, "rich", "--budget", "5")
+    assert chat(gateway, rich).choices[0].message.content
+
+    # The Anthropic family gets its own error shape.
+    stranger = anthropic.Anthropic(api_key="sk-spoon-" + "z" * 43, base_url=gateway.url, max_retries=0)
+    _clients.append(stranger)
+    with pytest.raises(anthropic.AuthenticationError) as claude_denied:
+        stranger.messages.create(model="fast", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    assert claude_denied.value.body["type"] == "error"  # type: ignore[index]
 
     keys(gateway, "revoke", "alice")
     with pytest.raises(openai.AuthenticationError) as revoked:
@@ -115,5 +124,5 @@ def test_keys_made_by_the_cli_work_and_every_refusal_has_its_status(keyed_gatewa
     # The plain keys are nowhere in what the gateway wrote.
     written = "".join(p.read_text(errors="replace") for p in Path(gateway.state_dir).iterdir() if p.is_file()
                       and p.suffix != ".db")
-    for key in (alice, limited, poor):
+    for key in (alice, limited, poor, rich):
         assert key not in written and key[len("sk-spoon-"):] not in written

@@ -185,11 +185,14 @@ async def test_changed_limits_apply_to_the_next_request(store: StateStore) -> No
     await second.release(0.0)
 
 
+@pytest.mark.parametrize("limits", [{"max_concurrent": 2, "budget_limit": 1.0, "rpm": 5}, {"budget_limit": 1.0},
+                                    {"rpm": 5}, {"tpm": 100}])
 @pytest.mark.parametrize("fail_mode", ["closed", "open"])
-async def test_an_unreachable_store_follows_fail_mode(fail_mode: str) -> None:
+async def test_an_unreachable_store_follows_fail_mode(fail_mode: str, limits: dict[str, Any]) -> None:
+    # Each limit alone too: an unreachable store is a 503, never mistaken for the key being over its limit.
     dead = RedisStore("redis://127.0.0.1:1/0", timeout=0.2)
     guard = KeyGuard(dead, fail_mode=fail_mode)  # type: ignore[arg-type]
-    who = principal(max_concurrent=2, budget_limit=1.0, rpm=5)
+    who = principal(**limits)
     try:
         if fail_mode == "closed":
             error = await refusal(guard, who, "m", estimate_usd=0.1)
