@@ -289,3 +289,21 @@ async def test_a_stream_left_early_gives_its_connection_back(sim: ProviderSimula
             assert (await provider.chat("hi")).content == "Simulated reply to: hi"
 
     await asyncio.wait_for(rounds(), timeout=60)
+
+
+async def test_a_throttling_frame_before_any_text_is_retried_by_the_manager(sim: ProviderSimulator) -> None:
+    manager = _manager(sim, default_provider="bedrock",
+                       retry={"max_retries": 2, "initial_backoff": 0.01, "max_backoff": 0.05})
+    stream_type = "application/vnd.amazon.eventstream"
+    sim.replay({"provider": "bedrock", "kind": "chat_stream",
+                "request": {"method": "POST", "path": "/model/m/converse-stream", "body": {}},
+                "response": {"status": 200, "content_type": stream_type, "headers": {"content-type": stream_type},
+                             "eventstream": [{"event": "messageStart", "data": '{"role":"assistant"}'},
+                                             {"event": "throttlingException", "message_type": "exception",
+                                              "data": '{"message":"Too many tokens, please wait."}'}]}})
+    try:
+        response = await collect_stream(manager.chat_stream("hello", provider="bedrock"))
+        assert response.content == "Simulated reply to: hello"
+        assert len(_sent(sim)) == 2
+    finally:
+        await manager.cleanup()
