@@ -145,6 +145,10 @@ class Authenticator:
         self._clock = clock
         # key hash -> principal (None: no such key), valid while the store's version is the one last seen.
         self._cache: dict[str, Principal | None] = {}
+        # Bumped whenever the cache is emptied, so a lookup that was in flight meanwhile does not cache what it read.
+        self._generation = 0
+        # key hash -> the lookup in flight, shared by every request presenting that key meanwhile.
+        self._loading: dict[str, asyncio.Future[Principal | GatewayAuthError | None]] = {}
         self._version: int | None = None
         self._checked = -float("inf")
         self._checking: asyncio.Future[BaseException | None] | None = None
@@ -201,17 +205,33 @@ class Authenticator:
         cache = self._cache
         if digest in cache:
             return cache[digest]
+        loading = self._loading.get(digest)
+        if loading is None:
+            loading = self._loading[digest] = asyncio.ensure_future(self._load(digest))
+        found = await asyncio.shield(loading)
+        if isinstance(found, GatewayAuthError):  # each waiter raises its own copy
+            raise GatewayAuthError(found.message, status=found.status, code=found.code,
+                                   retry_after=found.retry_after)
+        return found
+
+    async def _load(self, digest: str) -> Principal | GatewayAuthError | None:
+        # Returns the failure rather than raising it: several requests may be waiting for this one lookup.
         assert self.store is not None
+        generation = self._generation
         try:
             record = await self.store.get_by_hash(digest)
         except KeyStoreUnavailableError as exc:
             self.stats["store_failures"] += 1
-            raise GatewayAuthError(f"the key store is unreachable, so the key cannot be checked: {exc}",
-                                   status=503, code="key_store_unavailable", retry_after=1.0) from None
+            return GatewayAuthError(f"the key store is unreachable, so the key cannot be checked: {exc}",
+                                    status=503, code="key_store_unavailable", retry_after=1.0)
+        finally:
+            del self._loading[digest]
         principal = _principal(record) if record is not None else None
-        if len(cache) >= _MAX_CACHED:
-            cache.clear()
-        cache[digest] = principal
+        if generation == self._generation:  # else the record may predate a change: serve it, do not keep it
+            cache = self._cache
+            if len(cache) >= _MAX_CACHED:
+                cache.clear()
+            cache[digest] = principal
         return principal
 
     async def _fresh(self) -> None:
@@ -243,6 +263,7 @@ class Authenticator:
             self._checking = None
         if version != self._version:
             self._cache.clear()
+            self._generation += 1
             self._version = version
         self._checked = started  # the version read began here: the cache is as fresh as this moment
         return None
@@ -250,6 +271,7 @@ class Authenticator:
     def invalidate(self) -> None:
         """Forget cached records now (after this process changed a key)."""
         self._cache.clear()
+        self._generation += 1
         self._checked = -float("inf")
 
     # -- failed-attempt throttling ------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ async def test_a_revocation_is_seen_within_the_refresh_interval(tmp_path: Path, 
         await serving_side.close()
 
 
-async def test_concurrent_requests_share_one_version_check(redis_url: str, redis_prefix: str,
+async def test_concurrent_requests_share_one_version_check_and_one_lookup(redis_url: str, redis_prefix: str,
                                                             secret: bytes) -> None:
     store = RedisKeyStore(redis_url, prefix=redis_prefix)
     record, plain = new_key("alice", secret)
@@ -154,6 +154,7 @@ async def test_concurrent_requests_share_one_version_check(redis_url: str, redis
         assert {p.alias for p in principals} == {"alice"}
         stats = admin.info("commandstats")
         assert stats["cmdstat_get"]["calls"] == 1  # the version counter, read once for all fifty
+        assert stats["cmdstat_hget"]["calls"] == 1  # and the record, looked up once for all fifty
     finally:
         admin.close()
         await store.close()
