@@ -174,6 +174,8 @@ class KeyGuard:
         if record is None:
             return _FREE
         plan = self._plan(record)
+        if not plan.limited and record.max_concurrent is None and record.budget_limit is None:
+            return _FREE  # a key without limits: nothing to take
         if self._sync:  # nothing below waits, so nothing can be interrupted half-way
             return await self._take(plan, model, estimate_usd, input_tokens, output_tokens, request_id)
         # A shared store: a cancelled caller (the client went away) must not leave a hold the store has already
