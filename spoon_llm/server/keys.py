@@ -222,6 +222,14 @@ def _encode(record: VirtualKey) -> str:
     return json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True)
 
 
+def _decode(data: str | bytes) -> VirtualKey:
+    try:
+        return VirtualKey.from_dict(json.loads(data))
+    except (ValueError, TypeError) as exc:  # a damaged record, or one written by a newer version
+        raise KeyStoreError(f"a stored virtual key record cannot be read ({type(exc).__name__}: {exc}); "
+                            "was the store written by a newer spoon-llm?") from None
+
+
 class KeyStore(ABC):
     """Where virtual-key records live; every change bumps :meth:`version`."""
 
@@ -349,7 +357,7 @@ class SQLiteKeyStore(KeyStore):
     async def _one(self, column: str, value: str) -> VirtualKey | None:
         row = await self._run(lambda conn: conn.execute(
             f"SELECT data FROM virtual_keys WHERE {column} = ?", (value,)).fetchone())
-        return VirtualKey.from_dict(json.loads(row[0])) if row else None
+        return _decode(row[0]) if row else None
 
     async def get_by_hash(self, key_hash: str) -> VirtualKey | None:
         """Look a record up by its key's hash."""
@@ -363,14 +371,14 @@ class SQLiteKeyStore(KeyStore):
         """Every record, oldest first."""
         rows = await self._run(lambda conn: conn.execute(
             "SELECT data FROM virtual_keys ORDER BY created_at, alias").fetchall())
-        return [VirtualKey.from_dict(json.loads(row[0])) for row in rows]
+        return [_decode(row[0]) for row in rows]
 
     async def _swap(self, alias: str, change: Callable[[VirtualKey], VirtualKey]) -> VirtualKey:
         def work(conn: sqlite3.Connection) -> VirtualKey | None:
             row = conn.execute("SELECT data FROM virtual_keys WHERE alias = ?", (alias,)).fetchone()
             if row is None:
                 return None
-            record = change(VirtualKey.from_dict(json.loads(row[0])))
+            record = change(_decode(row[0]))
             conn.execute("UPDATE virtual_keys SET data = ? WHERE alias = ?", (_encode(record), alias))
             conn.execute(_BUMP)
             return record
@@ -469,7 +477,7 @@ class RedisKeyStore(KeyStore):
     async def get_by_hash(self, key_hash: str) -> VirtualKey | None:
         """One HGET."""
         data = await self._call(lambda: self._client.hget(self._keys[1], key_hash))
-        return VirtualKey.from_dict(json.loads(data)) if data is not None else None
+        return _decode(data) if data is not None else None
 
     async def _raw(self, alias: str) -> bytes | None:
         key_hash = await self._call(lambda: self._client.hget(self._keys[0], alias))
@@ -481,12 +489,12 @@ class RedisKeyStore(KeyStore):
     async def get_by_alias(self, alias: str) -> VirtualKey | None:
         """The alias index, then the record."""
         data = await self._raw(alias)
-        return VirtualKey.from_dict(json.loads(data)) if data is not None else None
+        return _decode(data) if data is not None else None
 
     async def list_keys(self) -> list[VirtualKey]:
         """Every record, oldest first."""
         rows = await self._call(lambda: self._client.hvals(self._keys[1]))
-        records = [VirtualKey.from_dict(json.loads(row)) for row in rows]
+        records = [_decode(row) for row in rows]
         return sorted(records, key=lambda r: (r.created_at, r.alias))
 
     async def _swap(self, alias: str, change: Callable[[VirtualKey], VirtualKey]) -> VirtualKey:
@@ -494,7 +502,7 @@ class RedisKeyStore(KeyStore):
             data = await self._raw(alias)
             if data is None:
                 break
-            record = change(VirtualKey.from_dict(json.loads(data)))
+            record = change(_decode(data))
             done = int(await self._call(lambda: self._swap_script(  # noqa: B023 - awaited within the iteration
                 keys=self._keys, args=[alias, data, _encode(record)])))  # noqa: B023
             if done == 1:

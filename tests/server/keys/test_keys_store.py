@@ -192,3 +192,19 @@ async def test_an_unreachable_redis_is_a_clear_error_without_the_password(secret
         await store.close()
     assert isinstance(caught.value, LLMError)
     assert "hunter2" not in str(caught.value) and "hunter2" not in store.describe()
+
+
+async def test_a_damaged_record_is_a_clear_error(tmp_path: Path, secret: bytes) -> None:
+    import sqlite3
+
+    store = SQLiteKeyStore(tmp_path / "keys.db")
+    record, plain = new_key("alice", secret)
+    try:
+        await store.create(record)
+        with sqlite3.connect(tmp_path / "keys.db") as conn:
+            conn.execute("UPDATE virtual_keys SET data = ? WHERE alias = 'alice'",
+                         ('{"alias": "alice", "colour": "red"}',))
+        with pytest.raises(LLMError, match="stored virtual key record cannot be read"):
+            await store.get_by_hash(hash_key(plain, secret))
+    finally:
+        await store.close()
