@@ -40,14 +40,12 @@ class ServerSettings(BaseModel):
     port: int = Field(default=4000, ge=0, le=65535)
     #: Worker processes (each with its own in-flight cap and queue).
     workers: int = Field(default=1, ge=1, le=256)
-    #: The administrator's key (also ``SPOON_LLM_MASTER_KEY``). Without it (and without virtual keys) every
-    #: request is refused unless the server is bound to loopback and ``allow_anonymous_loopback`` is true.
+    #: The administrator's key (also ``SPOON_LLM_MASTER_KEY``). Without it and without a ``secret`` there are no
+    #: keys at all and every inference request is refused with 401.
     master_key: SecretStr | None = Field(default=None, repr=False)
     #: Server secret for hashing virtual keys (HMAC-SHA-256; also ``SPOON_LLM_SERVER_SECRET``); defaults to one
     #: derived from the master key.
     secret: SecretStr | None = Field(default=None, repr=False)
-    #: On loopback without any key configured: serve unauthenticated requests (local development only).
-    allow_anonymous_loopback: bool = False
     #: Requests served at once by one worker; beyond it requests wait in the queue.
     max_inflight: int = Field(default=256, ge=1)
     #: Requests waiting for a slot (per worker); beyond it: 503 with Retry-After.

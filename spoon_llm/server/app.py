@@ -433,26 +433,25 @@ class GatewayApp:
 
     def _trace(self, request: Call, response: Any) -> None:
         """Note what answered (for the log and metrics) and add the trace headers."""
-        request.provider = response.provider
-        headers = request.extra_headers
-        headers.append((b"x-request-id", request.request_id.encode()))
-        headers.append((b"x-spoon-provider", response.provider.encode()))
-        headers.append((b"x-spoon-model", (response.model or "").encode()))
+        provider = request.provider = response.provider
         attempts = response.attempts
-        if attempts:
-            headers.append((b"x-spoon-attempts", ",".join(
-                f"{a.deployment or a.provider}:{'ok' if a.error_type is None else (a.status_code or a.error_type)}"
-                for a in attempts).encode()))
+        if len(attempts) == 1 and attempts[0].error_type is None:  # the common case, without a generator
+            trace = (attempts[0].deployment or provider) + ":ok"
+        else:
+            trace = ",".join(f"{a.deployment or a.provider}:"
+                             f"{'ok' if a.error_type is None else a.status_code or a.error_type}" for a in attempts)
+        headers = request.extra_headers
+        headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
+                    (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))
         cost = response.cost
         if cost is not None and not cost.unpriced:
             request.cost = cost.total_cost
-            headers.append((b"x-spoon-cost-usd", f"{cost.total_cost:.8f}".encode()))
+            headers.append((b"x-spoon-cost-usd", b"%.8f" % cost.total_cost))
         usage = response.usage
         if usage is not None:
             request.tokens_in = usage.input_tokens
-            request.tokens_out = getattr(usage, "output_tokens", 0)
-            cached = getattr(usage, "cached_input_tokens", 0)
-            headers.append((b"x-spoon-cache", b"hit" if cached else b"miss"))
+            request.tokens_out = usage.output_tokens
+            headers.append((b"x-spoon-cache", b"hit" if usage.cached_input_tokens else b"miss"))
 
     async def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
                        call: Callable[[], Awaitable[Any]]) -> Any:

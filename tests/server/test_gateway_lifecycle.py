@@ -173,3 +173,26 @@ def test_server_section_rejects_unknown_keys() -> None:
     settings = ConfigurationManager({"server": {"master_key": "sk-master-abcdef0123", "max_inflight": 3}})
     assert settings.config.server.max_inflight == 3
     assert "sk-master-abcdef0123" not in repr(settings.config.server)
+
+
+def test_cors_preflight_and_allowed_origin(simulators: tuple[ProviderSimulator, ProviderSimulator],
+                                           tmp_path: Path) -> None:
+    sim, slow = simulators
+    gateway = start_gateway(gateway_config(sim, slow, tmp_path, master_key=MASTER_KEY,
+                                           cors_origins=["https://chat.example.com"]), tmp_path)
+    try:
+        preflight = httpx2.options(gateway.url + "/v1/chat/completions", timeout=5, headers={
+            "origin": "https://chat.example.com", "access-control-request-method": "POST"})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example.com"
+        assert "authorization" in preflight.headers["access-control-allow-headers"]
+        other = httpx2.options(gateway.url + "/v1/chat/completions", timeout=5,
+                               headers={"origin": "https://evil.example.com"})
+        assert other.status_code == 403 and "access-control-allow-origin" not in other.headers
+        answer = httpx2.post(gateway.url + "/v1/chat/completions", timeout=10,
+                             headers={**AUTH, "origin": "https://chat.example.com"},
+                             json={"model": "fast", "messages": HI})
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == "https://chat.example.com"
+    finally:
+        stop_gateway(gateway)
