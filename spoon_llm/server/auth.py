@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from ..errors import LLMError
+from ..errors import ConfigurationError, LLMError
 from .keys import KEY_PREFIX, KeyStore, KeyStoreUnavailableError, VirtualKey, hash_key, matches, tags_of
 
 __all__ = ["Authenticator", "GatewayAuthError", "Principal"]
@@ -134,7 +134,8 @@ class Authenticator:
                  fail_mode: Literal["closed", "open"] = "closed", refresh: float = 0.5, max_failures: int = 20,
                  failure_window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         if store is not None and secret is None:
-            raise ValueError("an Authenticator with a key store needs the server secret its keys are hashed with")
+            raise ConfigurationError("virtual keys need the server secret they are hashed with: set [server] "
+                                     "secret (or SPOON_LLM_SERVER_SECRET) or a master key", key="server.secret")
         self._master = master_key.encode("utf-8") if master_key else None
         self.store = store
         self._secret = secret or b""

@@ -209,3 +209,10 @@ def test_header_parsing() -> None:
 def test_repr_never_shows_the_master_key(tmp_path: Path, secret: bytes) -> None:
     auth = Authenticator(master_key=MASTER, store=None, secret=None)
     assert MASTER not in repr(auth) and "set" in repr(auth)
+
+
+def test_a_key_store_without_a_secret_is_a_configuration_error(tmp_path: Path) -> None:
+    from spoon_llm.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"server\.secret"):
+        Authenticator(master_key=None, store=SQLiteKeyStore(tmp_path / "keys.db"), secret=None)
