@@ -40,6 +40,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - 3.10
     from exceptiongroup import ExceptionGroup
 
 __all__ = [
+    "DECODE_FAULTS",
     "AllProvidersFailedError",
     "AuthenticationError",
     "BudgetExceededError",
@@ -64,6 +65,7 @@ __all__ = [
     "ValidationError",
     "error_for_status",
     "excerpt",
+    "malformed",
     "redact_secrets",
     "register_secret",
 ]
@@ -276,6 +278,18 @@ class ResponseParsingError(ProviderError):
 
 class ResponseTooLargeError(ResponseParsingError):
     """One streamed event (``max_event_bytes``) or the whole stream (``max_stream_bytes``) exceeded its cap."""
+
+
+#: What decoding a vendor payload of the wrong shape raises (pydantic's ValidationError is a ValueError): the
+#: one seam per decoder catches these and reports :func:`malformed`.
+DECODE_FAULTS = (AttributeError, KeyError, TypeError, ValueError, IndexError)
+
+
+def malformed(what: str, data: Any, exc: BaseException, *, provider: str | None,
+              model: str | None) -> ResponseParsingError:
+    """The error for a vendor payload whose fields have the wrong types or shape, with a short excerpt."""
+    return ResponseParsingError(f"{what} has an unexpected shape ({type(exc).__name__}): {excerpt(data)}",
+                                provider=provider, model=model)
 
 
 def excerpt(data: Any, limit: int = 120) -> str:

@@ -84,6 +84,20 @@ class ConfigurationManager:
         return names
 
     def _load(self) -> SpoonConfig:
+        # One seam: whatever a malformed source makes the steps below raise is a ConfigurationError naming it.
+        try:
+            return self._load_sources()
+        except ConfigurationError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError) as exc:
+            source = self._source if isinstance(self._source, (str, os.PathLike)) else None
+            label = os.fspath(source) if source is not None else (
+                "config dict" if isinstance(self._source, Mapping) else "configuration")
+            text = str(exc) if len(str(exc)) <= 200 else str(exc)[:200] + "..."
+            raise ConfigurationError(f"the settings have an unexpected shape ({type(exc).__name__}: {text}); "
+                                     "check the types of its tables and values", source=str(label)) from None
+
+    def _load_sources(self) -> SpoonConfig:
         env = self._environment()
         layers: list[Layer] = []
         source = self._source

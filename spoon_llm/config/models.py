@@ -169,6 +169,11 @@ class ProviderConfig(_Strict):
     x_title: str | None = None
     hourly_rate: float | None = None
     context_window: PositiveInt | None = None
+    #: Largest single server-sent event accepted, in bytes (a bigger one ends the stream with a
+    #: ``ResponseTooLargeError``); 32 MiB holds real multimodal answers (a base64 image of ~24 MB).
+    max_event_bytes: PositiveInt = 32 * 1024 * 1024
+    #: Largest streamed answer accepted, in bytes, all events together.
+    max_stream_bytes: PositiveInt = 512 * 1024 * 1024
     # vertex: Google Cloud region (``global``, ``us-central1``...; with ``project``) and a fixed OAuth bearer token
     # (else ``options.token_provider`` or Application Default Credentials); see providers/vertex
     vertex_location: str | None = None
@@ -421,6 +426,10 @@ class StateConfig(_Strict):
     share_circuits: bool | None = None
     #: Seconds to wait for the Redis server before the store counts as unreachable.
     timeout: float = Field(default=1.0, gt=0)
+    #: Connections in the Redis pool of each process; when all are busy a command waits for one (up to
+    #: ``redis_pool_timeout`` seconds) instead of failing.
+    redis_max_connections: int = Field(default=256, gt=0)
+    redis_pool_timeout: float = Field(default=5.0, gt=0)
 
 
 class SpoonConfig(_Strict):

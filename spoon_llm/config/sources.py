@@ -201,6 +201,9 @@ def file_layer(path: str | os.PathLike[str], env: Mapping[str, str] | None = Non
         raise ConfigurationError(
             "file not found; check the path (or unset SPOON_LLM_CONFIG)", source=label
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"the file is not UTF-8 text (invalid byte at offset {exc.start}); save it as "
+                                 "UTF-8", source=label) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read the file: {exc.strerror}", source=label) from None
     raw: Any
@@ -211,14 +214,23 @@ def file_layer(path: str | os.PathLike[str], env: Mapping[str, str] | None = Non
             raise ConfigurationError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=label
             ) from None
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting too deep
+            raise ConfigurationError(f"unreadable JSON: {_short(exc)}", source=label) from None
     else:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"invalid TOML: {exc}", source=label) from None
+        except (ValueError, RecursionError) as exc:
+            raise ConfigurationError(f"unreadable TOML: {_short(exc)}", source=label) from None
     if not isinstance(raw, dict):
         raise ConfigurationError("the top level must be a table/object of settings", source=label)
     return mapping_layer(raw, label, env)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def env_layer(env: Mapping[str, str], provider_names: Iterable[str]) -> Layer:

@@ -133,10 +133,10 @@ class ErrorScope:
 def stream_failure(mapped: LLMError, acc: StreamAccumulator, provider: str, model: str) -> LLMError:
     """``mapped`` as the caller should see it once ``acc`` has (or has not) delivered chunks.
 
-    A network failure before any chunk reached the caller can be retried or fall back; after, the answer is
-    half-delivered and the error says so, carrying the text and usage seen so far.
+    A network failure or an undecodable event before any chunk reached the caller can be retried or fall back;
+    after, the answer is half-delivered and the error says so, carrying the text and usage seen so far.
     """
-    if acc.chunk_count and isinstance(mapped, NetworkError):
+    if acc.chunk_count and isinstance(mapped, (NetworkError, ResponseParsingError)):
         return StreamInterruptedError(mapped.message, provider=provider, model=model, partial_content=acc.content,
                                       partial_usage=acc.usage)
     return mapped

@@ -130,6 +130,8 @@ class ChatStreamDecoder:
             self._rare_delta_fields(delta)
             native = choice.get("finish_reason")
             if native is not None:
+                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
+                    raise TypeError(f"finish_reason is a {type(native).__name__}")
                 acc.set_finish(native, normalize_finish_reason(native))
             filtered = choice.get("content_filter_results")
             if filtered:
@@ -220,6 +222,8 @@ class CompletionStreamDecoder(ChatStreamDecoder):
                 out.append(acc.text(text))
             native = choice.get("finish_reason")
             if native is not None:
+                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
+                    raise TypeError(f"finish_reason is a {type(native).__name__}")
                 acc.set_finish(native, normalize_finish_reason(native))
         error = chunk.get("error")
         if error is not None:

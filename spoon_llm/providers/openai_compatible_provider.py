@@ -50,7 +50,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
 
@@ -59,12 +59,14 @@ import httpx2
 from .._headers import pacing_headers
 from ..config.models import ProviderConfig
 from ..errors import (
+    DECODE_FAULTS,
     ConfigurationError,
     NetworkError,
     ProviderError,
     ResponseParsingError,
     StreamInterruptedError,
     ValidationError,
+    malformed,
     register_secret,
 )
 from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
@@ -451,11 +453,12 @@ class OpenAICompatibleProvider(BaseProvider):
             data = self._decode(content, model)
             if isinstance(data, dict) and "error" in data and not data.get("choices"):
                 raise error_from_body(None, data, provider=self._label, model=model, headers=response.headers)
-            for chunk in decoder.feed(_completion_as_chunk(data)):
+            for chunk in self._feed(decoder, data, model, _completion_as_chunk):
                 yield chunk
             yield decoder.final_chunk()
             return
-        parser = SSEParser()
+        parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
+                           max_stream_bytes=self.config.max_stream_bytes, provider=self._label, model=model)
         done = False
         chunks = response.aiter_bytes()
         while True:
@@ -471,7 +474,12 @@ class OpenAICompatibleProvider(BaseProvider):
                 if data == _DONE:
                     done = True
                     continue
-                for chunk in decoder.feed(self._decode(data, model)):
+                parsed = self._decode(data, model)
+                try:
+                    chunks_out = decoder.feed(parsed)
+                except DECODE_FAULTS as exc:
+                    raise malformed("a stream event", parsed, exc, provider=self._label, model=model) from exc
+                for chunk in chunks_out:
                     yield chunk
                 if decoder.error is not None:
                     raise decoder.error
@@ -483,7 +491,7 @@ class OpenAICompatibleProvider(BaseProvider):
                 parsed = loads(data)
             except ValueError:
                 break  # half an event: the body was cut, reported just below
-            for chunk in decoder.feed(parsed):
+            for chunk in self._feed(decoder, parsed, model):
                 yield chunk
             if decoder.error is not None:
                 raise decoder.error
@@ -497,6 +505,14 @@ class OpenAICompatibleProvider(BaseProvider):
             raise ResponseParsingError(message, provider=self._label, model=model,
                                        request_id=decoder.acc.request_id)
         yield decoder.final_chunk()
+
+    def _feed(self, decoder: ChatStreamDecoder, data: Any, model: str,
+              shape: Callable[[Any], Any] | None = None) -> list[LLMResponseChunk]:
+        """``decoder.feed`` for the rarer paths; a payload of the wrong shape is a typed error."""
+        try:
+            return decoder.feed(shape(data) if shape is not None else data)
+        except DECODE_FAULTS as exc:
+            raise malformed("a stream event", data, exc, provider=self._label, model=model) from exc
 
     def _finish(self, response: LLMResponse) -> LLMResponse:
         """Last touch on every complete answer (subclasses add cost, metadata...)."""
@@ -524,8 +540,11 @@ class OpenAICompatibleProvider(BaseProvider):
         """Send a conversation (``Message`` objects, dicts, or a string) and return the complete answer."""
         model, body, headers, timeout = await self._chat_request(messages, kwargs, stream=False)
         data, request_id, duration, pacing = await self._post_json("chat/completions", body, model, headers, timeout)
-        response = parse_chat_completion(data, provider=self._label, model=model, request_id=request_id,
-                                         duration=duration)
+        try:
+            response = parse_chat_completion(data, provider=self._label, model=model, request_id=request_id,
+                                             duration=duration)
+        except DECODE_FAULTS as exc:
+            raise malformed("the answer", data, exc, provider=self._label, model=model) from exc
         if pacing:
             response.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
         return self._finish(response)

@@ -6,7 +6,6 @@ Kept free of server dependencies (pydantic only) so the configuration loader can
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -88,6 +87,8 @@ class ServerSettings(BaseModel):
 
 def is_loopback(host: str) -> bool:
     """True when ``host`` only accepts connections from this machine."""
+    import ipaddress  # only when a server starts: not on the configuration's import path
+
     if host in ("localhost", "ip6-localhost"):
         return True
     try:

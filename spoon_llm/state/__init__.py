@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .base import NANO, StateStore, StoreUnavailableError, from_nano, to_nano
+from .base import NANO, StateStore, StateStoreError, StoreUnavailableError, from_nano, to_nano
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ __all__ = [
     "NANO",
     "MemoryStore",
     "StateStore",
+    "StateStoreError",
     "StoreUnavailableError",
     "default_state_path",
     "from_nano",
@@ -44,7 +45,7 @@ def open_store(kind: str = "memory", *, config: StateConfig | None = None,
     """Build a store: ``memory``, ``sqlite`` (``path=``) or ``redis`` (``url=``).
 
     Settings come from ``options``, then the environment (``SPOON_LLM_STATE_PATH``, ``SPOON_LLM_REDIS_URL``), then
-    ``config`` (a ``[state]`` section), then defaults.
+    ``config`` (a ``[state]`` section: ``fail_mode`` too, and the Redis pool), then defaults.
     """
     env = os.environ if env is None else env
     if kind == "memory":
@@ -54,7 +55,10 @@ def open_store(kind: str = "memory", *, config: StateConfig | None = None,
         from .sqlite import default_state_path as sqlite_default
 
         path = options.pop("path", None) or env.get(STATE_PATH_ENV) or (config.path if config else None)
-        return SQLiteStore(path or sqlite_default(env), **options)
+        store: StateStore = SQLiteStore(path or sqlite_default(env), **options)
+        if config is not None:
+            store.fail_mode = config.fail_mode
+        return store
     if kind == "redis":
         from .redis import RedisStore
 
@@ -62,5 +66,8 @@ def open_store(kind: str = "memory", *, config: StateConfig | None = None,
         if config is not None:
             options.setdefault("prefix", config.key_prefix)
             options.setdefault("timeout", config.timeout)
+            options.setdefault("fail_mode", config.fail_mode)
+            options.setdefault("max_connections", config.redis_max_connections)
+            options.setdefault("pool_timeout", config.redis_pool_timeout)
         return RedisStore(url or DEFAULT_REDIS_URL, **options)
     raise ValueError(f"unknown state backend {kind!r}; expected memory, sqlite or redis")

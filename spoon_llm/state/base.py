@@ -9,11 +9,21 @@ them atomically. Keys are plain strings; each store adds its own prefix.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-__all__ = ["NANO", "StateStore", "StoreUnavailableError", "from_nano", "to_nano"]
+from ..errors import StateStoreError
+
+__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "from_nano", "to_nano"]
+
+logger = logging.getLogger("spoon_llm.state")
+
+_T = TypeVar("_T")
+
+#: The older name of :class:`~spoon_llm.errors.StateStoreError` (now an ``LLMError``), kept for existing code.
+StoreUnavailableError = StateStoreError
 
 #: Money is stored as an integer count of 1e-9 of the currency unit.
 NANO = 1_000_000_000
@@ -33,13 +43,6 @@ def from_nano(value: int) -> float:
     return value / NANO
 
 
-class StoreUnavailableError(Exception):
-    """The store could not be reached (Redis down, SQLite locked past its timeout).
-
-    Callers decide what that means with their fail mode: refuse (``closed``) or let traffic through (``open``).
-    """
-
-
 class StateStore(ABC):
     """Atomic counters, sliding windows, GCRA buckets, cool-downs and an append-only ledger.
 
@@ -52,6 +55,28 @@ class StateStore(ABC):
     #: True when the store also offers synchronous ``*_now`` twins of its operations (the memory store): callers
     #: on the hot path use them to skip an await per operation.
     sync: bool = False
+    #: What a failed operation does (``[state] fail_mode``): ``closed`` raises :class:`StateStoreError`; ``open``
+    #: returns the permissive answer (admitted, nothing counted, no cool-down). Either way the decision is logged
+    #: and counted in :attr:`fail_decisions` (shown by :meth:`status`). Ledger writes never fail a request: the
+    #: stores that can fail buffer them and write them later.
+    fail_mode: Literal["closed", "open"] = "closed"
+
+    def decide(self, operation: str, exc: BaseException, permissive: _T) -> _T:
+        """Apply :attr:`fail_mode` to ``operation``, which failed with ``exc``: raise, or return ``permissive``."""
+        counts = self.__dict__.setdefault("fail_decisions", {"open": 0, "closed": 0})
+        counts[self.fail_mode] += 1
+        error = exc if isinstance(exc, StateStoreError) else StateStoreError(
+            f"{self.name} store failed during {operation}: {type(exc).__name__}: {exc}", store=self.name,
+            operation=operation)
+        if self.fail_mode == "open":
+            logger.warning("state store %s failed during %s; fail_mode=open: going on without it: %s", self.name,
+                           operation, error.message)
+            return permissive
+        logger.warning("state store %s failed during %s; fail_mode=closed: refusing: %s", self.name, operation,
+                       error.message)
+        if error is exc:
+            raise error
+        raise error from exc
 
     # -- counters ---------------------------------------------------------------------------------------------
 
@@ -137,7 +162,8 @@ class StateStore(ABC):
 
     def status(self) -> dict[str, Any]:
         """What ``get_status()`` shows for this store (never credentials)."""
-        return {"backend": self.name, "shared": self.shared}
+        return {"backend": self.name, "shared": self.shared, "fail_mode": self.fail_mode,
+                "fail_decisions": dict(self.__dict__.get("fail_decisions", {"open": 0, "closed": 0}))}
 
     async def __aenter__(self) -> StateStore:
         return self

@@ -7,11 +7,17 @@ store is built, never by ``import spoon_llm``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from .base import StateStore, StoreUnavailableError
+from .base import StateStore, StateStoreError
+
+logger = logging.getLogger("spoon_llm.state")
 
 __all__ = ["RedisStore"]
 
@@ -130,29 +136,48 @@ return 1
 class RedisStore(StateStore):
     """State in Redis (redis-py asyncio), one Lua script per operation.
 
-    ``url`` like ``redis://127.0.0.1:6379/0``; ``timeout`` bounds connecting and each command, after which the
-    store raises :class:`StoreUnavailableError`. ``max_records`` caps each ledger list. Pass ``client`` to reuse
-    an existing ``redis.asyncio.Redis``.
+    ``url`` like ``redis://127.0.0.1:6379/0``; ``timeout`` bounds each command. Connections come from a pool of
+    ``max_connections``; getting one waits up to ``pool_timeout`` seconds, for a busy one to come back or a new
+    one to connect (rather than failing at once with "Too many connections", or when hundreds of connections
+    open at once on a busy machine). A broken or timed-out connection is dropped and the command tried up to
+    twice more on a fresh one (a restarted server is reconnected to; as with redis-py's own default, a command
+    that timed out after the server ran it counts again). A failed operation is decided by :attr:`fail_mode`
+    (see :class:`StateStore`); ledger records that cannot be written are kept (up to ``max_backlog``) and
+    written with the next append or by a retry a moment later. ``max_records`` caps each ledger list. Pass
+    ``client`` to reuse an existing ``redis.asyncio.Redis``.
     """
 
     name = "redis"
     shared = True
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "spoon_llm", timeout: float = 1.0,
-                 max_records: int = 100_000, client: Any = None) -> None:
+                 max_records: int = 100_000, client: Any = None, max_connections: int = 256,
+                 pool_timeout: float = 5.0, max_backlog: int = 100_000,
+                 fail_mode: Literal["closed", "open"] = "closed") -> None:
         try:
             import redis.asyncio as aioredis
             import redis.exceptions as redis_errors
+            from redis.asyncio.retry import Retry
+            from redis.backoff import ExponentialBackoff
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError('the Redis state store needs redis-py: pip install "spoon-llm[redis]"') from exc
         self.url = url
         self.prefix = prefix
+        self.fail_mode = fail_mode
         self._max_records = max_records
         self._owns_client = client is None
-        self._client = client if client is not None else aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0)
-        self._errors: tuple[type[BaseException], ...] = (
-            redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+        if client is None:
+            # Two quick retries on a dropped or timed-out connection (a restarted server, a stalled moment on a
+            # busy host), not redis-py's default of ten with back-off up to 10 s: a dead server must be
+            # decided by fail_mode within a few timeouts.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=pool_timeout, socket_timeout=timeout,
+                socket_connect_timeout=max(timeout, pool_timeout), health_check_interval=0,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2,
+                            supported_errors=(redis_errors.ConnectionError, redis_errors.TimeoutError)))
+            client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+        self._client = client
+        self._errors: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
         self._add = self._client.register_script(_ADD)
         self._reserve = self._client.register_script(_RESERVE)
         self._window_acquire = self._client.register_script(_WINDOW_ACQUIRE)
@@ -161,6 +186,12 @@ class RedisStore(StateStore):
         self._bucket_adjust = self._client.register_script(_BUCKET_ADJUST)
         self._cooldown_set = self._client.register_script(_COOLDOWN_SET)
         self.failures = 0
+        # Ledger records not yet written (the server was unreachable): (list key, JSON).
+        self._backlog: deque[tuple[str, str]] = deque()
+        self._max_backlog = max_backlog
+        self._writing = False
+        self._retry: asyncio.Task[None] | None = None
+        self.ledger_dropped = 0
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -169,12 +200,17 @@ class RedisStore(StateStore):
         base = f"{self.prefix}:{{{key}}}"  # a hash tag keeps the three keys on one cluster slot
         return [base + ":z", base + ":h", base + ":t"]
 
-    async def _call(self, op: Callable[[], Awaitable[_T]]) -> _T:
+    def _failure(self, exc: BaseException, operation: str) -> StateStoreError:
+        self.failures += 1
+        return StateStoreError(f"Redis store at {self._safe_url()} failed during {operation}: "
+                               f"{type(exc).__name__}: {exc}", store=self._safe_url(), operation=operation)
+
+    async def _call(self, op: Callable[[], Awaitable[_T]], operation: str, permissive: Any) -> _T:
         try:
             return await op()
         except self._errors as exc:
-            self.failures += 1
-            raise StoreUnavailableError(f"Redis store at {self._safe_url()} is unreachable: {exc}") from exc
+            error = self._failure(exc, operation)
+        return self.decide(operation, error, permissive)  # type: ignore[no-any-return]
 
     def _safe_url(self) -> str:
         # Never show a password from the URL.
@@ -185,21 +221,23 @@ class RedisStore(StateStore):
 
     async def get(self, key: str) -> int:
         """The counter's value."""
-        value = await self._call(lambda: self._client.get(self._key(key)))
+        value = await self._call(lambda: self._client.get(self._key(key)), "get", None)
         return int(value) if value is not None else 0
 
     async def get_many(self, keys: Sequence[str]) -> list[int]:
         """Several counters at once (MGET)."""
         if not keys:
             return []
-        values = await self._call(lambda: self._client.mget([self._key(k) for k in keys]))
+        values = await self._call(lambda: self._client.mget([self._key(k) for k in keys]), "get_many",
+                                  [None] * len(keys))
         return [int(v) if v is not None else 0 for v in values]
 
     async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
         """Add each delta atomically (one script)."""
         keys = [self._key(k) for k in deltas]
         ttl_ms = int(ttl * 1000) if ttl else 0
-        result = await self._call(lambda: self._add(keys=keys, args=[ttl_ms, *deltas.values()]))
+        result = await self._call(lambda: self._add(keys=keys, args=[ttl_ms, *deltas.values()]), "add",
+                                  [0] * len(keys))
         return [int(v) for v in result]
 
     async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
@@ -209,7 +247,7 @@ class RedisStore(StateStore):
         keys = [self._key(key), *(self._key(k) for k in others)]
         ttl_ms = int(ttl * 1000) if ttl else 0
         ok, value = await self._call(lambda: self._reserve(keys=keys, args=[amount, limit, ttl_ms,
-                                                                            *others.values()]))
+                                                                            *others.values()]), "reserve", (1, 0))
         return bool(ok), int(value)
 
     # -- windows and buckets ----------------------------------------------------------------------------------
@@ -218,54 +256,100 @@ class RedisStore(StateStore):
                              window: float) -> tuple[bool, float]:
         """Sliding-window log in a sorted set."""
         ok, wait = await self._call(lambda: self._window_acquire(
-            keys=self._window_keys(key), args=[entry, amount, limit, repr(float(window))]))
+            keys=self._window_keys(key), args=[entry, amount, limit, repr(float(window))]), "window_acquire",
+            (1, 0.0))
         return bool(ok), float(wait)
 
     async def window_adjust(self, key: str, entry: str, delta: int) -> None:
         """Settle an admitted entry."""
-        await self._call(lambda: self._window_adjust(keys=self._window_keys(key), args=[entry, delta]))
+        await self._call(lambda: self._window_adjust(keys=self._window_keys(key), args=[entry, delta]),
+                         "window_adjust", None)
 
     async def bucket_acquire(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
         """GCRA on the server's clock."""
         ok, wait = await self._call(lambda: self._bucket_acquire(
-            keys=[self._key(key)], args=[repr(float(amount)), repr(float(rate)), repr(float(burst))]))
+            keys=[self._key(key)], args=[repr(float(amount)), repr(float(rate)), repr(float(burst))]),
+            "bucket_acquire", (1, 0.0))
         return bool(ok), float(wait)
 
     async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
         """Move the theoretical arrival time."""
         await self._call(lambda: self._bucket_adjust(keys=[self._key(key)],
-                                                     args=[repr(float(delta)), repr(float(rate))]))
+                                                     args=[repr(float(delta)), repr(float(rate))]),
+                         "bucket_adjust", None)
 
     # -- cool-downs -------------------------------------------------------------------------------------------
 
     async def cooldown_set(self, key: str, seconds: float) -> None:
         """A key with a TTL: the cool-down ends when Redis expires it."""
         ms = max(int(seconds * 1000), 1)
-        await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms]))
+        await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms]),
+                         "cooldown_set", None)
 
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of the cool-down (the key's TTL)."""
-        left = await self._call(lambda: self._client.pttl(self._key("cooldown:" + key)))
+        left = await self._call(lambda: self._client.pttl(self._key("cooldown:" + key)), "cooldown_remaining", 0)
         return max(int(left), 0) / 1000.0
 
     # -- ledger -----------------------------------------------------------------------------------------------
 
     async def append(self, table: str, record: Mapping[str, Any]) -> None:
-        """Append to a capped list."""
-        key = self._key("ledger:" + table)
-        data = json.dumps(record, separators=(",", ":"), default=str)
+        """Append to a capped list. Never raises: an unreachable server leaves the record buffered for later."""
+        backlog = self._backlog
+        if len(backlog) >= self._max_backlog:
+            backlog.popleft()
+            self.ledger_dropped += 1
+            logger.error("Redis ledger backlog full (%d records): the oldest record is dropped", self._max_backlog)
+        backlog.append((self._key("ledger:" + table), json.dumps(record, separators=(",", ":"), default=str)))
+        if not self._writing:  # a write under way takes this record along
+            await self._write_backlog()
 
-        async def push() -> None:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, data)
-                pipe.ltrim(key, -self._max_records, -1)
-                await pipe.execute()
+    async def _write_backlog(self) -> bool:
+        """Write the buffered records in order; False (and a retry scheduled) when the server is unreachable."""
+        self._writing = True
+        backlog = self._backlog
+        try:
+            while backlog:
+                batch = [backlog[i] for i in range(min(len(backlog), 512))]
+                try:
+                    async with self._client.pipeline(transaction=True) as pipe:
+                        for key, data in batch:
+                            pipe.rpush(key, data)
+                        for key in {key for key, _ in batch}:
+                            pipe.ltrim(key, -self._max_records, -1)
+                        await pipe.execute()
+                except self._errors as exc:
+                    error = self._failure(exc, "append")
+                    self.__dict__.setdefault("fail_decisions", {"open": 0, "closed": 0})[self.fail_mode] += 1
+                    logger.warning("state store redis failed during append; %d ledger record(s) kept to be "
+                                   "written later: %s", len(backlog), error.message)
+                    self._schedule_retry()
+                    return False
+                for _ in batch:
+                    backlog.popleft()
+            return True
+        finally:
+            self._writing = False
 
-        await self._call(push)
+    def _schedule_retry(self) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._retry_later())
+
+    async def _retry_later(self) -> None:
+        delay = 0.5
+        while self._backlog:
+            await asyncio.sleep(delay)
+            if self._writing:
+                continue
+            if await self._write_backlog():
+                return
+            delay = min(delay * 2, 10.0)
 
     async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
-        """The list's records, oldest first."""
-        rows = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1))
+        """The list's records, oldest first (buffered ones are written first when the server answers)."""
+        if self._backlog and not self._writing:
+            await self._write_backlog()
+        rows = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1), "records", [])
         out = [json.loads(r) for r in rows]
         return [r for r in out if since is None or r.get("ts", 0.0) >= since]
 
@@ -274,15 +358,31 @@ class RedisStore(StateStore):
     async def ping(self) -> bool:
         """True when the server answers."""
         try:
-            return bool(await self._call(lambda: self._client.ping()))
-        except StoreUnavailableError:
+            return bool(await self._client.ping())
+        except self._errors as exc:
+            self._failure(exc, "ping")
             return False
 
     async def close(self) -> None:
-        """Close the connection pool (when this store created it)."""
+        """Write what the ledger still buffers (if the server answers) and close the pool (when this store made it)."""
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry
+        if self._backlog and not self._writing:
+            await self._write_backlog()
+            if self._retry is not None:  # the write failed again: nothing more to do once closed
+                self._retry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._retry
+                self._retry = None
+            if self._backlog:
+                logger.error("Redis store closed with %d ledger record(s) unwritten", len(self._backlog))
         if self._owns_client:
             await self._client.aclose()
 
     def status(self) -> dict[str, Any]:
-        """Backend, URL without credentials, and how many calls failed to reach the server."""
-        return {"backend": self.name, "shared": self.shared, "url": self._safe_url(), "failures": self.failures}
+        """Backend, URL without credentials, failures, the ledger backlog and the fail-mode decisions."""
+        return {**super().status(), "url": self._safe_url(), "failures": self.failures,
+                "ledger_backlog": len(self._backlog), "ledger_dropped": self.ledger_dropped}

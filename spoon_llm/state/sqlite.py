@@ -31,7 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import StateStore, StoreUnavailableError
+from .base import StateStore, StateStoreError
+
+_RAISE: Any = object()  # no permissive answer: the failure is raised whatever the fail mode
 
 __all__ = ["SQLiteStore", "default_state_path"]
 
@@ -135,18 +137,25 @@ class SQLiteStore(StateStore):
         conn.execute("COMMIT")
         return result
 
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._call(self._transaction, work)
+    async def _run(self, work: Callable[[sqlite3.Connection], _T], operation: str = "transaction",
+                   permissive: Any = _RAISE) -> _T:
+        """``work`` in one transaction; a failure is decided by ``fail_mode`` (``permissive``: the open answer)."""
+        if permissive is _RAISE:
+            return await self._call(self._transaction, work)
+        try:
+            return await self._call(self._transaction, work)
+        except StateStoreError as exc:
+            return self.decide(operation, exc, permissive)  # type: ignore[no-any-return]
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Any function of the worker thread (a transaction, the ledger flush), in submission order.
         if self._closed:
-            raise StoreUnavailableError(f"the SQLite store {self.path} is closed")
+            raise StateStoreError(f"the SQLite store {self.path} is closed", store=self.path)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite store {self.path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:  # locked, read-only, corrupt ("file is not a database"), no disk
+            raise StateStoreError(f"SQLite store {self.path}: {type(exc).__name__}: {exc}", store=self.path) from exc
 
     # -- counters ---------------------------------------------------------------------------------------------
 
@@ -164,12 +173,12 @@ class SQLiteStore(StateStore):
     async def get(self, key: str) -> int:
         """The counter's value."""
         now = self.clock()
-        return await self._run(lambda conn: self._read(conn, key, now))
+        return await self._run(lambda conn: self._read(conn, key, now), "get", 0)
 
     async def get_many(self, keys: Sequence[str]) -> list[int]:
         """Several counters at once."""
         now = self.clock()
-        return await self._run(lambda conn: [self._read(conn, k, now) for k in keys])
+        return await self._run(lambda conn: [self._read(conn, k, now) for k in keys], "get_many", [0] * len(keys))
 
     async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
         """Add each delta in one transaction."""
@@ -184,7 +193,7 @@ class SQLiteStore(StateStore):
                 out.append(value)
             return out
 
-        return await self._run(work)
+        return await self._run(work, "add", [0] * len(deltas))
 
     async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
                       ttl: float | None = None) -> tuple[bool, int]:
@@ -201,7 +210,7 @@ class SQLiteStore(StateStore):
                 self._write(conn, other, self._read(conn, other, now) + delta, expires)
             return True, value + amount
 
-        return await self._run(work)
+        return await self._run(work, "reserve", (True, 0))
 
     # -- windows and buckets ----------------------------------------------------------------------------------
 
@@ -226,12 +235,13 @@ class SQLiteStore(StateStore):
                     return False, max(ts + window - now, 0.0)
             return False, window
 
-        return await self._run(work)
+        return await self._run(work, "window_acquire", (True, 0.0))
 
     async def window_adjust(self, key: str, entry: str, delta: int) -> None:
         """Settle an admitted entry."""
         await self._run(lambda conn: conn.execute(
-            "UPDATE windows SET amount = MAX(amount + ?, 0) WHERE key = ? AND entry = ?", (delta, key, entry)))
+            "UPDATE windows SET amount = MAX(amount + ?, 0) WHERE key = ? AND entry = ?", (delta, key, entry)),
+            "window_adjust", None)
 
     def _tat(self, conn: sqlite3.Connection, key: str) -> float | None:
         row = conn.execute("SELECT value FROM floats WHERE key = ?", (key,)).fetchone()
@@ -255,7 +265,7 @@ class SQLiteStore(StateStore):
             self._set_float(conn, key, new_tat, None)
             return True, 0.0
 
-        return await self._run(work)
+        return await self._run(work, "bucket_acquire", (True, 0.0))
 
     async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
         """Move the theoretical arrival time (never below now)."""
@@ -266,7 +276,7 @@ class SQLiteStore(StateStore):
             if tat is not None:
                 self._set_float(conn, key, max(tat + delta / rate, now), None)
 
-        await self._run(work)
+        await self._run(work, "bucket_adjust", None)
 
     # -- cool-downs -------------------------------------------------------------------------------------------
 
@@ -280,12 +290,12 @@ class SQLiteStore(StateStore):
             if current is None or until > current:
                 self._set_float(conn, name, until, until)
 
-        await self._run(work)
+        await self._run(work, "cooldown_set", None)
 
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of the cool-down."""
         now = self.clock()
-        until = await self._run(lambda conn: self._tat(conn, "cooldown:" + key))
+        until = await self._run(lambda conn: self._tat(conn, "cooldown:" + key), "cooldown_remaining", None)
         return max(until - now, 0.0) if until is not None else 0.0
 
     # -- ledger -----------------------------------------------------------------------------------------------
@@ -296,7 +306,7 @@ class SQLiteStore(StateStore):
         No thread hop and no await: this is what cost accounting calls on every request.
         """
         if self._closed:
-            raise StoreUnavailableError(f"the SQLite store {self.path} is closed")
+            raise StateStoreError(f"the SQLite store {self.path} is closed")
         ts = record.get("ts")
         pending = self._pending
         pending.append((table, self.clock() if ts is None else float(ts), record))
@@ -311,10 +321,25 @@ class SQLiteStore(StateStore):
         return None
 
     async def append(self, table: str, record: Mapping[str, Any]) -> None:
-        """Append one record to the ``ledger`` table, written (with anything buffered before it) on return."""
+        """Append one record to the ``ledger`` table, written (with anything buffered before it) on return.
+
+        When the file cannot be written (locked past ``busy_timeout``, read-only, full disk) the record stays
+        buffered and the flusher writes it later: a usage record never fails the request it describes.
+        """
+        if self._closed:
+            raise StateStoreError(f"the SQLite store {self.path} is closed", store=self.path)
         ts = record.get("ts")
         self._pending.append((table, self.clock() if ts is None else float(ts), record))
-        await self._call(self._write_pending)
+        try:
+            await self._call(self._write_pending)
+        except StateStoreError as exc:
+            self.flush_failures += 1
+            self.__dict__.setdefault("fail_decisions", {"open": 0, "closed": 0})[self.fail_mode] += 1
+            logger.warning("state store sqlite failed during append; %d ledger record(s) kept to be written "
+                           "later: %s", len(self._pending), exc.message)
+            if self._flusher is None:
+                self._start_flusher()
+            self._wake.set()
 
     async def flush(self) -> int:
         """Write the buffered ledger records now; returns how many were written."""
@@ -371,6 +396,7 @@ class SQLiteStore(StateStore):
             self.flush_failures += 1
             logger.error("SQLite store %s: writing %d ledger records failed, kept for the next flush: %s",
                          self.path, len(self._pending), exc)
+            self._wake.set()  # try again after the interval, whether or not more records arrive
 
     def _write_pending(self) -> int:
         # On the worker thread, the only consumer of the buffer: one transaction for everything waiting. On
@@ -449,7 +475,7 @@ class SQLiteStore(StateStore):
 
     def status(self) -> dict[str, Any]:
         """Backend, file path and the write-behind ledger's buffer."""
-        return {"backend": self.name, "shared": self.shared, "path": self.path,
+        return {**super().status(), "path": self.path,
                 "ledger_buffered": len(self._pending), "ledger_flushes": self.flushes,
                 "ledger_flush_failures": self.flush_failures}
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import LLMError, NetworkError, ResponseParsingError
+from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt
 from ...interface import ProviderCapability
 from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -33,7 +33,7 @@ from .._stream import StreamAccumulator
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
-from ._errors import ErrorMapper, status_error
+from ._errors import ErrorMapper, error_from_body, status_error
 
 if TYPE_CHECKING:
     import httpx2
@@ -225,6 +225,8 @@ class AnthropicProvider(DualTransportProvider):
         started = time.perf_counter()
         body, call = self._prepare(messages, kwargs)
         data, headers = await self._exchange("POST", _MESSAGES, body, call)
+        if not isinstance(data, dict) or "error" in data and "content" not in data:
+            raise _not_an_answer(data, headers, call.model)
         answer = decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
                                 model=call.model, started=started)
         pacing = pacing_headers(headers)
@@ -241,7 +243,22 @@ class AnthropicProvider(DualTransportProvider):
         if pacing:
             acc.metadata["rate_limit_headers"] = pacing
         decoder = StreamDecoder(acc)
-        parser = SSEParser()
+        content_type = response.headers.get("content-type") or "text/event-stream"
+        if "text/event-stream" not in content_type:  # an HTML page or a JSON error under a 200
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+            try:
+                data = loads(content)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and "error" in data:
+                raise _not_an_answer(data, response.headers, call.model)
+            raise ResponseParsingError(f"expected an event stream, got {content_type}: {excerpt(content)}",
+                                       provider=PROVIDER, model=call.model)
+        parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
+                           max_stream_bytes=self.config.max_stream_bytes, provider=PROVIDER, model=call.model)
         chunks = response.aiter_bytes()
         try:
             while True:
@@ -256,7 +273,7 @@ class AnthropicProvider(DualTransportProvider):
                     if chunk is not None:
                         yield chunk
             for _, data in parser.close():
-                chunk = self._feed(decoder, data, acc, call.model)
+                chunk = self._feed(decoder, data, acc, call.model, last=True)
                 if chunk is not None:
                     yield chunk
         finally:
@@ -267,16 +284,19 @@ class AnthropicProvider(DualTransportProvider):
         yield acc.final_chunk()
 
     def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
-              model: str) -> LLMResponseChunk | None:
+              model: str, last: bool = False) -> LLMResponseChunk | None:
         try:
             event = loads(data)
         except ValueError as exc:
-            raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
+            if last:  # the body ended inside this event: a cut stream
+                raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
+            raise stream_failure(ResponseParsingError(f"undecodable stream event {_preview(data)!r}",
+                                                      provider=PROVIDER, model=model), acc, PROVIDER, model) from exc
         try:
             return decoder.feed(event)
         except LLMError:
             raise
-        except (AttributeError, KeyError, TypeError) as exc:
+        except DECODE_FAULTS as exc:
             raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
                                        model=model) from exc
 
@@ -307,6 +327,13 @@ class AnthropicProvider(DualTransportProvider):
         except LLMError:
             return False
         return True
+
+
+def _not_an_answer(data: Any, headers: Mapping[str, str], model: str) -> LLMError:
+    """A 200 whose body is an error object (the vendor's error) or not an object at all (a parsing error)."""
+    if isinstance(data, dict):
+        return error_from_body(None, data, headers, model=model)
+    return ResponseParsingError(f"expected a message object, got {excerpt(data)}", provider=PROVIDER, model=model)
 
 
 def _preview(data: bytes) -> str:

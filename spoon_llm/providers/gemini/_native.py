@@ -13,8 +13,9 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...errors import NetworkError, ResponseParsingError
+from ...errors import NetworkError, ResponseParsingError, excerpt
 from ...transport import SSEParser, dumps, loads
+from ...transport._sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_STREAM_BYTES
 from ._errors import in_band_error, status_error
 
 if TYPE_CHECKING:
@@ -40,8 +41,14 @@ class NativeTransport:
     """``generateContent``, ``streamGenerateContent``, ``countTokens``, ``batchEmbedContents`` and ``GET models/x``."""
 
     def __init__(self, client: NativeClient, base_url: str, api_version: str, *, provider: str = PROVIDER,
-                 auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
-        """``auth``, when given, supplies headers for each request (Vertex AI's bearer tokens, which expire)."""
+                 auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES) -> None:
+        """``auth``, when given, supplies headers for each request (Vertex AI's bearer tokens, which expire).
+
+        ``max_event_bytes``/``max_stream_bytes`` cap one streamed event and a whole stream.
+        """
+        self._sse_limits = (max_event_bytes, max_stream_bytes)
         self._client = client
         self._root = f"{base_url.rstrip('/')}/{api_version}/" if api_version else f"{base_url.rstrip('/')}/"
         self._urls: dict[str, Any] = {}
@@ -112,19 +119,31 @@ class NativeTransport:
             if response.status_code != 200:
                 raise status_error(response.status_code, await response.aread(), response.headers,
                                    response.reason_phrase, model=label, provider=self._provider)
-            parser = SSEParser()
+            content_type = response.headers.get("content-type") or "text/event-stream"
+            if "text/event-stream" not in content_type and "json" not in content_type:  # e.g. an HTML page
+                raise ResponseParsingError(f"expected an event stream, got {content_type}: "
+                                           f"{excerpt(await response.aread())}", provider=self._provider, model=label)
+            parser = SSEParser(max_event_bytes=self._sse_limits[0], max_stream_bytes=self._sse_limits[1],
+                               provider=self._provider, model=label)
             async for raw in response.aiter_bytes():
                 for _, data in parser.feed(raw):
-                    yield self._chunk(data, response.status_code, response.headers, label)
+                    yield self._chunk(data, response.status_code, response.headers, label, whole=True)
             for _, data in parser.close():
                 yield self._chunk(data, response.status_code, response.headers, label)
         finally:
             await response.aclose()  # a caller that stops early must not leave the response open
 
-    def _chunk(self, data: bytes, status: int, headers: Mapping[str, str], model: str | None) -> dict[str, Any]:
+    def _chunk(self, data: bytes, status: int, headers: Mapping[str, str], model: str | None,
+               whole: bool = False) -> dict[str, Any]:
         try:
             chunk = loads(data)
-        except ValueError as exc:  # half an event: the stream was cut mid-event
+        except ValueError as exc:
+            if whole:  # a complete event that is not JSON
+                # Worded as the SDK path reports it (google-genai's UnknownApiResponseError, mapped).
+                raise ResponseParsingError("the response is not valid JSON: Failed to parse response as JSON. Raw "
+                                           f"response: {data.decode('utf-8', 'replace')}", provider=self._provider,
+                                           model=model) from exc
+            # half an event: the stream was cut mid-event
             raise NetworkError(f"undecodable stream chunk: {exc}", provider=self._provider, model=model) from exc
         if isinstance(chunk, dict) and next(iter(chunk), None) == "error":
             raise in_band_error(chunk, status, headers, model=model, provider=self._provider)

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
+from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, ValidationError
 from ...interface import ProviderCapability
 from ...transport import merge_headers, user_agent
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -33,7 +33,7 @@ from .._stream import StreamAccumulator
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_embed_request, build_request, model_path
 from ._decode import StreamDecoder, decode_embeddings, decode_response, usage_from
-from ._errors import ErrorMapper
+from ._errors import ErrorMapper, in_band_error
 from ._native import NativeTransport, server_timeout
 from ._transport import GeminiTransport, select_transport
 
@@ -120,7 +120,9 @@ class GeminiProvider(DualTransportProvider):
         """The transport over the client ``_setup`` opened (native or SDK)."""
         if self._native is not None:
             return NativeTransport(self._native, self.base_url or "", self.api_version,
-                                   provider=self.provider_name, auth=self._native_auth())
+                                   provider=self.provider_name, auth=self._native_auth(),
+                                   max_event_bytes=self.config.max_event_bytes,
+                                   max_stream_bytes=self.config.max_stream_bytes)
         return select_transport(self._client, self.config.options.get("gemini_sdk_api"))
 
     def _native_auth(self) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
@@ -157,7 +159,14 @@ class GeminiProvider(DualTransportProvider):
         if self._injected is not None:
             return self._injected
         cfg = self.config
-        http = self._injected_http or httpx2.AsyncClient(timeout=httpx_timeout(cfg), limits=httpx_limits(cfg))
+        http = self._injected_http
+        if http is None:
+            from ...transport._strict import StrictTransport  # imports httpx2, like this method
+
+            # The SDK decodes text leniently and frames SSE itself: this wrapper holds it to the native rules.
+            strict = StrictTransport(httpx2.AsyncHTTPTransport(limits=httpx_limits(cfg)), provider=self.provider_name,
+                                     max_event_bytes=cfg.max_event_bytes, max_stream_bytes=cfg.max_stream_bytes)
+            http = httpx2.AsyncClient(timeout=httpx_timeout(cfg), transport=strict)
         self._http = http
         http_options = types.HttpOptions(
             base_url=self.base_url,
@@ -210,6 +219,11 @@ class GeminiProvider(DualTransportProvider):
         async with self._scope(call.model):
             data, headers = await self._transport.generate(self._model_path(call.model), body, http_options,
                                                            label=call.model)
+        if not data or "error" in data and "candidates" not in data:
+            # An empty 200, or an error object under one: never an empty answer.
+            if data:
+                raise in_band_error(data, 200, headers, model=call.model, provider=self.provider_name)
+            raise ResponseParsingError("the answer is empty", provider=self.provider_name, model=call.model)
         return decoded_answer(self._decode, data, request_id=headers.get("x-request-id"),
                               provider=self.provider_name, model=call.model, started=started)
 
@@ -229,9 +243,10 @@ class GeminiProvider(DualTransportProvider):
                     raise self._stream_failure(exc, acc, call.model) from exc
                 try:
                     pieces = decoder.feed(data)
-                except (AttributeError, KeyError, TypeError) as exc:
-                    raise ResponseParsingError(f"unexpected stream chunk: {exc!r}", provider=self.provider_name,
-                                               model=call.model) from exc
+                except DECODE_FAULTS as exc:
+                    raise self._stream_failure(ResponseParsingError(
+                        f"unexpected stream chunk: {exc!r}", provider=self.provider_name, model=call.model),
+                        acc, call.model) from exc
                 for piece in pieces:
                     yield piece
         finally:
