@@ -1,0 +1,204 @@
+"""A manager on Redis state under load and through a Redis outage, against a real redis-server.
+
+* 500 concurrent requests through the default middleware (rate limit, budget, cost ledger, shared circuits)
+  all succeed: the pool is sized by ``[state] redis_max_connections`` and waits for a free connection rather
+  than failing with "Too many connections";
+* Redis stopped mid-run: with ``fail_mode = "open"`` every request is served; with ``"closed"`` requests are
+  refused with an ``LLMError`` whose cause is the typed :class:`StateStoreError`, never an untyped exception;
+* a Redis that accepts connections and never answers does not hold a request past the store's timeouts;
+* a ledger write that fails after the upstream answered never costs the caller the answer: it is buffered and
+  written once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spoon_llm import ConfigurationManager
+from spoon_llm.errors import LLMError, StateStoreError
+from spoon_llm.manager import LLMManager
+from spoon_llm.middleware import build_middleware, close_middleware
+from spoon_llm.state.redis import RedisStore
+from spoon_llm.testing import ProviderSimulator, Reply, Usage
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed (Debian: apt-get install -y redis-server)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    """One redis-server process of this test's own, which the test may stop."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir), "--maxclients", "4000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and self.process.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ProviderSimulator]:
+    with ProviderSimulator() as simulator:
+        yield simulator
+
+
+def _config(sim: ProviderSimulator, url: str, **state: Any) -> dict[str, Any]:
+    return {
+        "providers": {"openai": {"api_key": "sk-test-redis-state-000001", "base_url": sim.openai_base_url,
+                                 "model": "redis-model", "max_connections": 600, "rpm": 100_000}},
+        "pricing": {"redis-model": {"input_per_1m": 1.0, "output_per_1m": 1.0}},
+        "budget": {"limit": 1000.0},
+        "retry": {"max_retries": 0},
+        "state": {"backend": "redis", "url": url, "key_prefix": f"rel{time.monotonic_ns()}", **state},
+    }
+
+
+@pytest.fixture
+async def make_manager() -> AsyncIterator[Any]:
+    made: list[tuple[LLMManager, list[Any]]] = []
+
+    async def make(data: dict[str, Any]) -> LLMManager:
+        config = ConfigurationManager(data, env={})
+        manager = LLMManager(config, middleware=[])
+        chain = build_middleware(config, events=manager.events)
+        for middleware in chain:
+            manager.add_middleware(middleware)
+        made.append((manager, chain))
+        return manager
+
+    yield make
+    for manager, chain in made:
+        await manager.cleanup()
+        await close_middleware(chain)
+
+
+async def _outcomes(manager: LLMManager, count: int) -> list[Any]:
+    async def one() -> Any:
+        try:
+            return (await manager.chat("hello", max_tokens=5)).content
+        except LLMError as exc:
+            return exc
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_500_concurrent_requests_on_redis_all_succeed(sim: ProviderSimulator, redis: Redis,
+                                                            make_manager: Any) -> None:
+    sim.reset()
+    sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=1)))
+    manager = await make_manager(_config(sim, redis.url, redis_max_connections=32))
+    outcomes = await _outcomes(manager, 500)
+    failures = [repr(o) for o in outcomes if not isinstance(o, str)]
+    assert failures == []
+    assert outcomes == ["ok"] * 500
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+async def test_redis_stopped_mid_run(sim: ProviderSimulator, redis: Redis, make_manager: Any,
+                                     fail_mode: str) -> None:
+    sim.reset()
+    sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=1)))
+    manager = await make_manager(_config(sim, redis.url, fail_mode=fail_mode, timeout=0.5, redis_pool_timeout=1.0))
+    assert await _outcomes(manager, 50) == ["ok"] * 50
+    redis.stop()
+    started = time.monotonic()
+    outcomes = await _outcomes(manager, 50)
+    elapsed = time.monotonic() - started
+    if fail_mode == "open":
+        assert [o if isinstance(o, str) else repr(o) for o in outcomes] == ["ok"] * 50
+    else:
+        assert all(isinstance(o, LLMError) for o in outcomes), outcomes
+        for error in outcomes:  # the store's typed error is what refused it, at the top or as the cause
+            chain = [error, *getattr(error, "errors", [])]
+            assert any(isinstance(e, StateStoreError) or isinstance(e.__cause__, StateStoreError)
+                       for e in chain), repr(error)
+    assert elapsed < 30  # refused or served within a few store timeouts, not hung
+
+
+async def test_a_silent_redis_does_not_hang_a_request() -> None:
+    # A server that accepts connections and never says a word.
+    writers: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda r, w: writers.append(w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout=0.3, pool_timeout=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StateStoreError):
+            await asyncio.wait_for(store.reserve("x", 1, 10), 20)
+        assert time.monotonic() - started < 10
+        store.fail_mode = "open"
+        assert await asyncio.wait_for(store.reserve("x", 1, 10), 20) == (True, 0)
+        assert store.status()["fail_decisions"] == {"open": 1, "closed": 1}
+    finally:
+        await store.close()
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_failed_ledger_write_keeps_the_answer_and_the_record(redis: Redis) -> None:
+    store = RedisStore(redis.url, prefix=f"ledger{time.monotonic_ns()}", timeout=0.3, pool_timeout=0.3)
+    try:
+        await store.append("usage", {"ts": 1.0, "i": 1})
+        redis.stop()
+        await store.append("usage", {"ts": 2.0, "i": 2})  # never raises: buffered
+        assert store.status()["ledger_backlog"] == 1
+        redis.start()  # same port: the pool reconnects
+        await store.append("usage", {"ts": 3.0, "i": 3})
+        # (the restarted server kept nothing: record 1 went with the old one; 2 and 3 are written in order)
+        assert [r["i"] for r in await store.records("usage")] == [2, 3]
+        assert store.status()["ledger_backlog"] == 0
+    finally:
+        await store.close()
