@@ -78,6 +78,7 @@ class Call:
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: Streams: characters of text and reasoning sent, and the closing chunk once it arrived.
     delivered: int = 0
+    streaming: bool = False  # the event stream's headers are out: no other answer can follow
     final: LLMResponseChunk | None = None
     #: The task that watches for the client's disconnect (held so it cannot be collected while it waits).
     watcher: Any = None

@@ -55,6 +55,7 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
                    (b"x-spoon-provider", first.provider.encode()), (b"x-spoon-model", first.model.encode()),
                    *extra_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        request.streaming = True
         out = renderer.start()
         piece = renderer.chunk(first)
         await send({"type": "http.response.body", "body": out + piece if piece else out, "more_body": True})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +40,8 @@ from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
 
 __all__ = ["GatewayApp", "create_app"]
+
+logger = logging.getLogger("spoon_llm.server")
 
 _JSON = (b"content-type", b"application/json")
 _DEADLINE_HEADER = b"x-spoon-deadline"
@@ -335,6 +338,15 @@ class GatewayApp:
             if task is not None and hasattr(task, "uncancel"):
                 task.uncancel()
             outcome, status = "cancelled", 499
+        except Exception:
+            # A bug, not a refusal: the operator gets the traceback in the server log, the client a 500 in its
+            # family's shape naming the request id, never the traceback.
+            logger.exception("request %s on %s failed", request_id, route)
+            outcome, status = "internal_error", 500
+            if request is None or not request.streaming:
+                status = await self._fail(send, family, GatewayError(
+                    500, f"internal error in the gateway (request {request_id}); the server log has the details",
+                    code="internal_error"), scope, request_id)
         finally:
             gate.release()
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
