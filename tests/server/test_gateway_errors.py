@@ -229,3 +229,24 @@ async def test_key_limits_answer_429_and_402(gateway: Gateway, sim: ProviderSimu
             await a.messages.create(model="fast", max_tokens=5, messages=HI)
     assert over.value.status_code == 402
     assert anthropic_error(over.value)["type"] == "billing_error"
+
+
+def test_stream_failing_midway_ends_with_the_family_error_event(gateway: Gateway, sim: ProviderSimulator,
+                                                                openai_client: openai.OpenAI,
+                                                                anthropic_client: anthropic.Anthropic) -> None:
+    long_text = Reply(text=" ".join(f"w{i}" for i in range(40)))
+    sim.script("openai", long_text, model="broken-model")
+    sim.fault("openai", Fault.disconnect(after=4), model="broken-model", times=None)
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in openai_client.chat.completions.create(model="broken-model", messages=HI, stream=True):
+            received.extend(c.delta.content or "" for c in chunk.choices)
+    assert "".join(received)  # some text arrived before the failure
+    assert "stream failed" in str(caught.value.message)
+    events: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as ended, anthropic_client.messages.stream(
+            model="broken-model", max_tokens=100, messages=HI) as stream:
+        for event in stream:
+            events.append(event.type)
+    assert events[0] == "message_start" and "message_stop" not in events
+    assert ended.value.body["error"]["type"] == "api_error"  # type: ignore[index]
