@@ -80,6 +80,7 @@ class GatewayApp:
         self.requests = RequestLog(self.metrics, access_log=self.settings.access_log,
                                    path=self.settings.access_log_path)
         self._exporter: Any = None
+        self._observer: _AttemptMetrics | None = None
         self._store: Any = None
         self._state: Any = None
         self._prices: Any = None
@@ -117,12 +118,16 @@ class GatewayApp:
                 # the library's exporter takes only what happens inside a request, so the manager does not build
                 # the request-level events for every call.
                 self.manager.remove_observer(self._exporter)
-                self.manager.add_observer(_AttemptMetrics(self._exporter))
+                self._observer = _AttemptMetrics(self._exporter)
+                self.manager.add_observer(self._observer)
         self.requests.start()
 
     async def shutdown(self) -> None:
         """Flush the access log, close the manager's clients and the key store (after uvicorn drained requests)."""
         await self.requests.stop()
+        if self.manager is not None and self._observer is not None:
+            self.manager.remove_observer(self._observer)
+            self._observer = None
         if self.manager is not None and self._owned_manager:
             await self.manager.cleanup()
         if self._store is not None:
