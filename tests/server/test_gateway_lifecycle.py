@@ -196,3 +196,17 @@ def test_cors_preflight_and_allowed_origin(simulators: tuple[ProviderSimulator, 
         assert answer.headers["access-control-allow-origin"] == "https://chat.example.com"
     finally:
         stop_gateway(gateway)
+
+
+def test_several_workers_serve_from_the_same_file(simulators: tuple[ProviderSimulator, ProviderSimulator],
+                                                  tmp_path: Path) -> None:
+    sim, slow = simulators
+    gateway = start_gateway(gateway_config(sim, slow, tmp_path, master_key=MASTER_KEY), tmp_path, "--workers", "2")
+    try:
+        for _ in range(4):
+            answer = httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=10,
+                                 json={"model": "fast", "messages": HI})
+            assert answer.status_code == 200
+        assert "2 workers" in (tmp_path / "gateway.stderr").read_text()
+    finally:
+        stop_gateway(gateway)
