@@ -7,7 +7,6 @@ Three targets answer the same OpenAI chat request, each in its own process, all 
 * ``floor``: ``floor_proxy.py`` (raw ASGI + uvicorn + aiohttp + orjson: the least a Python proxy can do),
 * ``gateway``: ``spoon-llm serve`` with the master key checked, the default accounting (costs), metrics and the
   JSON access log on, and memory state (``--state redis`` with ``--redis-url`` for Redis state),
-* ``litellm``: LiteLLM Proxy, when ``litellm`` is installed and ``--litellm`` is given (optional).
 
 For each (stream, concurrency) the targets run in interleaved rounds (``direct, floor, gateway, direct, ...``) so
 that drift of a busy machine hits all of them alike. Reported per target: requests/s, p50/p99 latency, and the CPU
@@ -24,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -206,7 +204,6 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-metrics", action="store_true", help="gateway without /metrics (to price them)")
     parser.add_argument("--no-access-log", action="store_true", help="gateway without the access log")
-    parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM Proxy (when installed)")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     levels = [int(c) for c in args.c.split(",")]
@@ -229,8 +226,6 @@ def main() -> None:
                 Target("gateway", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", gateway.pid,
                        {"authorization": f"Bearer {MASTER_KEY}"}),
             ]
-            if args.litellm and shutil.which("litellm") is None:
-                print("litellm is not installed: LiteLLM Proxy is left out", file=sys.stderr)
             report: dict[str, dict[str, object]] = {}
             for concurrency in levels:
                 samples: dict[str, list[Sample]] = {t.name: [] for t in targets}
