@@ -67,6 +67,7 @@ __all__ = [
     "excerpt",
     "malformed",
     "redact_secrets",
+    "safe_cause",
     "register_secret",
 ]
 
@@ -79,20 +80,124 @@ _SECRET_PATTERNS = re.compile(
 )
 
 _known_secrets: set[str] = set()
+_known_tails: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that :func:`redact_secrets` removes it wherever it appears, whatever its shape."""
+    """Remember a secret so that :func:`redact_secrets` removes it wherever it appears, whatever its shape.
+
+    The first secret also makes the log records of the HTTP libraries and vendor SDKs we drive (their DEBUG
+    output prints request options and echoed bodies) pass through :func:`redact_secrets`.
+    """
     if value and len(value) >= 6:
         _known_secrets.add(value)
+        if len(value) >= 20:  # upstreams echo a masked key ("sk-...Ab12Cd34"): its tail is secret too
+            _known_tails.add(value[-8:])
+        if not _log_guard:
+            _guard_library_logs()
+
+
+# Loggers of the libraries that carry our requests; their records are scrubbed as they are created (so every
+# handler, whoever installed it, sees the scrubbed text).
+_LIBRARY_LOGGERS = ("httpx", "httpcore", "openai", "anthropic", "google_genai", "google.genai", "google.auth",
+                    "aiohttp", "urllib3", "botocore", "hpack", "h2")
+_log_guard: list[Any] = []
+
+
+def _guard_library_logs() -> None:
+    import logging
+
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.startswith(_LIBRARY_LOGGERS):
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is the handler's to report
+                return record
+            clean = redact_secrets(message)
+            if clean != message:
+                record.msg, record.args = clean, None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = redact_secrets(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _log_guard.append(factory)
 
 
 def redact_secrets(text: str) -> str:
-    """Replace API keys and bearer tokens in ``text`` with ``***``."""
+    """Replace API keys and bearer tokens in ``text`` with ``***``.
+
+    Whole registered secrets go first, then the key shapes, then the tails of registered keys (what an upstream
+    leaves of a key it masks), so that a shorter match never breaks a longer one.
+    """
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    return _SECRET_PATTERNS.sub(_mask_match, text)
+    text = _SECRET_PATTERNS.sub(_mask_match, text)
+    for tail in _known_tails:
+        if tail in text:
+            text = text.replace(tail, "***")
+    return text
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """``value`` (a decoded error body) with every string redacted; containers copied only when needed."""
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def safe_cause(exc: BaseException) -> BaseException | None:
+    """What to chain as our error's ``__cause__``: ``exc`` scrubbed of secrets, or ``None`` when that fails.
+
+    Use it as ``raise ours from safe_cause(exc)``. An SDK's or HTTP library's exception (and the exceptions
+    chained to it) may hold the request (its ``Authorization`` header), a response whose body echoes the key, or
+    a message quoting it, and ``traceback.format_exception`` prints messages along the whole chain. Every link
+    loses its request and response, has its message, ``args`` and ``body`` redacted; if a key still shows in
+    the formatted traceback the exception is not chained at all.
+    """
+    import traceback
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        _defang(link)
+        pending.extend(e for e in (link.__cause__, link.__context__) if e is not None)
+    text = "".join(traceback.format_exception(exc))
+    return exc if redact_secrets(text) == text else None
+
+
+def _defang(link: BaseException) -> None:
+    try:
+        link.args = tuple(redact_secrets(a) if isinstance(a, str) else a for a in link.args)
+    except Exception:  # noqa: BLE001 - an exception type that refuses new args keeps them; checked after
+        pass
+    state = getattr(link, "__dict__", {})
+    for name in ("message", "body", "details"):
+        if name in state:
+            try:
+                setattr(link, name, _scrub(state[name]))
+            except Exception:  # noqa: BLE001
+                pass
+    for name in ("request", "response", "request_info", "_request"):
+        if name in state:
+            try:
+                setattr(link, name, None)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -209,7 +314,7 @@ class ProviderError(LLMError):
         self.error_code = error_code
         self.retryable = self.default_retryable if retryable is None else retryable
         #: The decoded error body, as the provider sent it (keys scrubbed).
-        self.body = body
+        self.body = _scrub(body) if body is not None else None
         #: Rate-limit and retry headers of the failing response (never auth headers).
         self.headers = headers or {}
 

@@ -30,6 +30,7 @@ from ..errors import (
     ResponseParsingError,
     StreamInterruptedError,
     register_secret,
+    safe_cause,
 )
 from ..transport import NativeSettings, load_native, resolve_transport
 from ..types import LLMResponse
@@ -127,7 +128,7 @@ class ErrorScope:
         mapped = self._translate(exc, self._model)
         if mapped is None:
             return False
-        raise mapped from exc
+        raise mapped from safe_cause(exc)
 
 
 def stream_failure(mapped: LLMError, acc: StreamAccumulator, provider: str, model: str) -> LLMError:

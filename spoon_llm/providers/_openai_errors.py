@@ -27,6 +27,7 @@ from ..errors import (
     TimeoutError,
     error_for_status,
     redact_secrets,
+    safe_cause,
 )
 
 __all__ = ["OpenAIErrorMapper", "error_from_body", "map_exception", "status_error"]
@@ -202,7 +203,7 @@ class OpenAIErrorMapper:
         mapped = map_exception(exc, provider=self.provider, model=self.model)
         if mapped is None:
             return False
-        raise mapped from exc
+        raise mapped from safe_cause(exc)
 
     async def __aenter__(self) -> OpenAIErrorMapper:
         return self

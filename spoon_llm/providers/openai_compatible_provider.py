@@ -68,6 +68,7 @@ from ..errors import (
     ValidationError,
     malformed,
     register_secret,
+    safe_cause,
 )
 from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
 from ..streaming import collect_stream
@@ -449,7 +450,7 @@ class OpenAICompatibleProvider(BaseProvider):
             try:
                 content = await response.aread()
             except Exception as exc:
-                raise self._stream_failure(exc, decoder, model) from exc
+                raise self._stream_failure(exc, decoder, model) from safe_cause(exc)
             data = self._decode(content, model)
             if isinstance(data, dict) and "error" in data and not data.get("choices"):
                 raise error_from_body(None, data, provider=self._label, model=model, headers=response.headers)
@@ -467,7 +468,7 @@ class OpenAICompatibleProvider(BaseProvider):
             except StopAsyncIteration:
                 break
             except Exception as exc:
-                raise self._stream_failure(exc, decoder, model) from exc
+                raise self._stream_failure(exc, decoder, model) from safe_cause(exc)
             for _event, data in parser.feed(raw):
                 if done:
                     continue  # drain to the end so the connection can be reused

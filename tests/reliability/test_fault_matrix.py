@@ -185,3 +185,62 @@ async def test_fault_ends_in_a_typed_error(server: RawServer, fault: str, vendor
         assert error.retry_after is not None and 0 < error.retry_after <= 3600
     if fault == "429_garbage":
         assert isinstance(error, RateLimitError) and error.retry_after is None
+
+
+# -- retryable faults fall back ----------------------------------------------------------------------------
+
+#: Faults a fallback must absorb: the caller gets the fallback's answer, not an error.
+RETRYABLE = ["truncated_json", "invalid_utf8", "html_200", "empty_body", "error_object_200", "wrong_types",
+             "sse_garbage_line", "reset_mid_body", "429_seconds", "429_garbage"]
+
+
+@pytest.fixture(scope="module")
+def backup() -> Any:
+    from spoon_llm.testing import ProviderSimulator
+
+    with ProviderSimulator() as sim:
+        yield sim
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+@pytest.mark.parametrize("transport", ["native", "sdk"])
+@pytest.mark.parametrize("vendor_name", list(VENDORS))
+@pytest.mark.parametrize("fault", RETRYABLE)
+async def test_retryable_faults_fall_back(server: RawServer, backup: Any, fault: str, vendor_name: str,
+                                          transport: str, mode: str) -> None:
+    from spoon_llm import ConfigurationManager
+    from spoon_llm.manager import LLMManager
+    from spoon_llm.testing import Reply
+
+    vendor = VENDORS[vendor_name]
+    stream = mode == "stream"
+    server.answer = FAULTS[fault][0](vendor, stream)
+    backup.reset()
+    backup.script("openai", Reply(text="from the fallback"))
+    config = ConfigurationManager({
+        "providers": {
+            "primary": {"type": vendor.name, "api_key": vendor.key, "base_url": server.url + vendor.path_suffix,
+                        "model": "m", "transport": transport, "timeout": HANG_TIMEOUT},
+            "backup": {"type": "openai", "api_key": "sk-test-backup-000000000001", "base_url": backup.openai_base_url,
+                       "model": "backup-model"},
+        },
+        "default_provider": "primary",
+        "fallback_chain": ["primary", "backup"],
+        "retry": {"max_retries": 0},
+    }, env={})
+    manager = LLMManager(config, middleware=[])
+    try:
+        if stream:
+            text = ""
+            async for chunk in await asyncio.wait_for(_open_stream(manager), 15):
+                text += chunk.delta or ""
+        else:
+            text = (await asyncio.wait_for(manager.chat("hi"), 15)).content
+    finally:
+        await manager.cleanup()
+    assert text == "from the fallback"
+    assert server.requests >= 1 and len(backup.requests) == 1
+
+
+async def _open_stream(manager: Any) -> Any:
+    return manager.chat_stream("hi")

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt
+from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt, safe_cause
 from ...interface import ProviderCapability
 from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -267,7 +267,7 @@ class AnthropicProvider(DualTransportProvider):
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    raise self._stream_failure(exc, acc, call.model) from exc
+                    raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
                 for _, data in parser.feed(raw):
                     chunk = self._feed(decoder, data, acc, call.model)
                     if chunk is not None:

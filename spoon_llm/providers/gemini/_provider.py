@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, ValidationError
+from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
 from ...interface import ProviderCapability
 from ...transport import merge_headers, user_agent
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -240,7 +240,7 @@ class GeminiProvider(DualTransportProvider):
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    raise self._stream_failure(exc, acc, call.model) from exc
+                    raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
                 try:
                     pieces = decoder.feed(data)
                 except DECODE_FAULTS as exc:
