@@ -91,8 +91,11 @@ def register_secret(value: str | None) -> None:
     """
     if value and len(value) >= 6:
         _known_secrets.add(value)
-        if len(value) >= 20:  # upstreams echo a masked key ("sk-...Ab12Cd34"): its tail is secret too
-            _known_tails.add(value[-8:])
+        tail = value[-8:]
+        # Upstreams echo a masked key ("sk-...Ab12Cd34"): its tail is secret too, when it is random enough not
+        # to match ordinary text.
+        if len(value) >= 20 and len(set(tail)) >= 5:
+            _known_tails.add(tail)
         if not _log_guard:
             _guard_library_logs()
 
