@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
-from .errors import LLMError, RequestTimeoutError, StreamInterruptedError
+from .errors import LLMError, RequestTimeoutError, StreamInterruptedError, ValidationError
 from .events import Event, EventBus, EventKind, new_request_id
 from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
@@ -266,6 +266,8 @@ class LLMManager:
         closures or iterators) because what it allocates and awaits is most of the manager's cost per request.
         """
         tags = kwargs.pop("tags", None) if kwargs else None
+        cache_options = (_cache_options(kwargs) if kwargs and ("cache" in kwargs or "cache_namespace" in kwargs)
+                         else None)
         router = self.router
         plan = router.resolve(provider, model)
         if deadline is None:
@@ -297,6 +299,10 @@ class LLMManager:
                 done = 0 if run is None else len(run.attempts)
                 ctx = None if not chain else AttemptContext(
                     request_id, operation, deployment, slot.model, messages, call, tags, done)
+                if ctx is not None and chain.arounds:
+                    ctx.tools, ctx.subject = tools, subject
+                    if cache_options is not None:
+                        ctx.cache, ctx.cache_namespace = cache_options
                 deployment.inflight += 1
                 try:
                     if ctx is None or not chain.arounds:
@@ -473,6 +479,7 @@ class LLMManager:
         """
         conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
+        cache_options = _cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
         run = self._start(provider, model, fallback, deadline)
         request_id = new_request_id()
         operation = "chat_stream"
@@ -501,6 +508,8 @@ class LLMManager:
                     *conversation, Message(role="assistant", content=delivered)]
                 call = self._call_kwargs(slot, kwargs)
                 ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
+                if ctx is not None and cache_options is not None:
+                    ctx.cache, ctx.cache_namespace = cache_options
                 finished = False
                 sent_here = False
                 stream: AsyncIterator[LLMResponseChunk] | None = None
@@ -830,6 +839,17 @@ class _StreamOpener:
             closer = getattr(stream, "aclose", None)
             if closer is not None:
                 await closer()
+
+
+def _cache_options(kwargs: dict[str, Any]) -> tuple[bool | str | float | None, str | None]:
+    """Take the per-call cache settings out of the provider's keywords (``cache=``, ``cache_namespace=``)."""
+    directive = kwargs.pop("cache", None)
+    namespace = kwargs.pop("cache_namespace", None)
+    if not (directive is None or isinstance(directive, (bool, int, float)) or directive == "refresh"):
+        raise ValidationError(f"cache={directive!r}: use True, False, 'refresh' or a time to live in seconds")
+    if isinstance(directive, (int, float)) and not isinstance(directive, bool) and directive <= 0:
+        raise ValidationError(f"cache={directive!r}: a time to live must be positive")
+    return directive, None if namespace is None else str(namespace)
 
 
 def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[str, Any]) -> Awaitable[Any]:

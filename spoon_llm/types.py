@@ -413,6 +413,11 @@ class Attempt:
         return asdict(self)
 
 
+def _cache_hit(metadata: dict[str, Any]) -> bool:
+    cache = metadata.get("cache")
+    return bool(cache and cache.get("hit"))
+
+
 class LLMResponse(_Model):
     """A complete answer from a provider, normalised.
 
@@ -443,6 +448,11 @@ class LLMResponse(_Model):
     def text(self) -> str:
         """Alias of ``content``."""
         return self.content
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether the response cache answered (details in ``metadata["cache"]``)."""
+        return _cache_hit(self.metadata)
 
     def to_message(self) -> Message:
         """The answer as an assistant message, ready to append to the conversation for the next turn."""
@@ -484,6 +494,11 @@ class LLMResponseChunk(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     request_id: str | None = None
 
+    @property
+    def cache_hit(self) -> bool:
+        """Whether this chunk replays a cached answer."""
+        return _cache_hit(self.metadata)
+
     def __str__(self) -> str:
         return self.delta
 
@@ -502,6 +517,11 @@ class EmbeddingResponse(_Model):
     deployment: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     fallback_path: list[str] = Field(default_factory=list)
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether the response cache answered (details in ``metadata["cache"]``)."""
+        return _cache_hit(self.metadata)
 
     @property
     def dimensions(self) -> int:

@@ -169,21 +169,24 @@ class ProviderConfig(_Strict):
     x_title: str | None = None
     hourly_rate: float | None = None
     context_window: PositiveInt | None = None
+    # openai: which OpenAI API carries chat (``responses`` = the Responses API, as the openai_responses provider)
+    api: Literal["chat", "responses"] = "chat"
+    # response cache (older names kept): override ``[cache] enabled`` / ``ttl`` for this section.
+    enable_caching: bool | None = None
+    cache_ttl: float | None = Field(default=None, ge=0)
+    # azure: model -> deployment names, Microsoft Entra ID auth (a static token, or azure-identity's chain)
+    azure_deployments: dict[str, str] = Field(default_factory=dict)
+    azure_ad_token: SecretStr | None = Field(default=None, repr=False)
+    azure_entra_id: bool = False
+    # vertex: Google Cloud region (``global``, ``us-central1``...; with ``project``) and a fixed OAuth bearer token
+    # (else ``options.token_provider`` or Application Default Credentials); see providers/vertex
+    vertex_location: str | None = None
+    vertex_access_token: SecretStr | None = Field(default=None, repr=False)
     #: Largest single server-sent event accepted, in bytes (a bigger one ends the stream with a
     #: ``ResponseTooLargeError``); 32 MiB holds real multimodal answers (a base64 image of ~24 MB).
     max_event_bytes: PositiveInt = 32 * 1024 * 1024
     #: Largest streamed answer accepted, in bytes, all events together.
     max_stream_bytes: PositiveInt = 512 * 1024 * 1024
-    # vertex: Google Cloud region (``global``, ``us-central1``...; with ``project``) and a fixed OAuth bearer token
-    # (else ``options.token_provider`` or Application Default Credentials); see providers/vertex
-    vertex_location: str | None = None
-    vertex_access_token: SecretStr | None = Field(default=None, repr=False)
-    # openai: which OpenAI API carries chat (``responses`` = the Responses API, as the openai_responses provider)
-    api: Literal["chat", "responses"] = "chat"
-    # azure: model -> deployment names, Microsoft Entra ID auth (a static token, or azure-identity's chain)
-    azure_deployments: dict[str, str] = Field(default_factory=dict)
-    azure_ad_token: SecretStr | None = Field(default=None, repr=False)
-    azure_entra_id: bool = False
     # bedrock: region and AWS credentials (else the environment / botocore's chain), API flavour (see providers/bedrock)
     aws_region: str | None = None
     aws_access_key_id: str | None = None
@@ -432,6 +435,30 @@ class StateConfig(_Strict):
     redis_pool_timeout: float = Field(default=5.0, gt=0)
 
 
+class CacheConfig(_Strict):
+    """The response cache (``[cache]``): see :mod:`spoon_llm.cache`.
+
+    ``enabled`` turns it on for every provider section; a section's ``enable_caching`` / ``cache_ttl`` override
+    this for that section (and a section with ``enable_caching = true`` turns the cache on by itself).
+    """
+
+    enabled: bool = False
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    #: Seconds an entry lives (``0``: until evicted).
+    ttl: float = Field(default=3600.0, ge=0)
+    #: Bounds of the memory backend (entries and bytes), and the most entries the SQLite file keeps.
+    max_entries: PositiveInt = 10_000
+    max_bytes: PositiveInt = 256 * 1024 * 1024
+    #: Entries of other namespaces are never seen: give each application (or tenant) its own.
+    namespace: str = "default"
+    #: Tags whose values are part of the key (e.g. ``["user", "team"]``): tenants never share entries.
+    key_tags: list[str] = Field(default_factory=list)
+    #: SQLite file; env ``SPOON_LLM_CACHE_PATH``; default ``$XDG_CACHE_HOME/spoon_llm/responses.db``.
+    path: str | None = None
+    #: Redis URL; default ``[state] url``, env ``SPOON_LLM_REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
+    url: str | None = None
+
+
 class SpoonConfig(_Strict):
     """The whole configuration, after every source has been merged."""
 
@@ -446,6 +473,7 @@ class SpoonConfig(_Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -51,6 +51,14 @@ class AttemptContext:
     permit: Permit | None = None
     #: The attempt's cost, priced once (by the first middleware that needs it).
     cost: CostInfo | None = None
+    #: The tools of a ``chat_with_tools`` call (other calls carry theirs in ``kwargs``).
+    tools: Any = None
+    #: What ``embed`` embeds or ``completion`` completes (chats carry their conversation in ``raw_messages``).
+    subject: Any = None
+    #: The call's ``cache=`` directive (``None``: the configured policy; ``False``, ``"refresh"`` or a TTL).
+    cache: bool | str | float | None = None
+    #: The call's ``cache_namespace=``: cache entries of other namespaces are never seen.
+    cache_namespace: str | None = None
     _state: dict[str, Any] | None = None
     _messages: list[Message] | None = None
 

@@ -1,6 +1,7 @@
 """Building the usage-economics middleware chain from the configuration.
 
-``build_middleware(config_manager)`` returns, in order: shared circuit breaking (when circuits are shared through
+``build_middleware(config_manager)`` returns, in order: the response cache (when ``[cache]`` or a provider section
+enables it), shared circuit breaking (when circuits are shared through
 the state store), the budget guard (only when a budget is configured), the rate limiter and cost accounting.
 Which stores they use comes from ``[state]``: ``backend`` for limits and cool-downs, ``ledger`` for budget spend
 and the usage ledger (see :class:`~spoon_llm.config.models.StateConfig`).
@@ -86,6 +87,11 @@ def build_middleware(config_manager: ConfigurationManager | SpoonConfig | None =
             owned.append(ledger)
     prices = prices if prices is not None else PriceBook.from_config(config)
     chain: list[Middleware] = []
+    from ..cache.build import build_cache
+
+    cache = build_cache(config, env)
+    if cache is not None:
+        chain.append(cache)  # outermost: a hit reserves, limits and charges nothing
     share = state.share_circuits if state.share_circuits is not None else state.backend == "redis"
     if share:
         chain.append(SharedCircuitMiddleware(store))
