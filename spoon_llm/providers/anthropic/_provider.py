@@ -180,13 +180,19 @@ class AnthropicProvider(DualTransportProvider):
             raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
                                        model=model) from exc
 
+    def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+                stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:
+        """The native transport's URL and body for an API path (Claude on Vertex AI moves the model into the URL)."""
+        return self._urls[path], body
+
     async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
                         params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
         """One request on either transport: the decoded 2xx JSON and the response headers."""
         native = self._native
         if native is not None:
+            url, body = self._target(path, body, call)
             reply = await native.request(
-                method, self._urls[path], body=dumps(body) if body is not None else None, headers=call.headers,
+                method, url, body=dumps(body) if body is not None else None, headers=call.headers,
                 timeout=call.timeout, params=params, model=call.model)
             if not 200 <= reply.status < 300:
                 raise status_error(reply.status, reply.content, reply.headers, model=call.model)
@@ -204,7 +210,8 @@ class AnthropicProvider(DualTransportProvider):
         """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aclose()``)."""
         native = self._native
         if native is not None:
-            stream = await native.stream("POST", self._urls[_MESSAGES], body=dumps(body), headers=call.headers,
+            url, wire = self._target(_MESSAGES, body, call, stream=True)
+            stream = await native.stream("POST", url, body=dumps(wire), headers=call.headers,
                                          timeout=call.timeout, model=call.model)
             if not 200 <= stream.status_code < 300:
                 try:
@@ -229,6 +236,7 @@ class AnthropicProvider(DualTransportProvider):
             raise _not_an_answer(data, headers, call.model)
         answer = decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
                                 model=call.model, started=started)
+        answer.provider = self.provider_name  # Claude on Vertex AI answers with the same mapping
         pacing = pacing_headers(headers)
         if pacing:
             answer.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
@@ -237,7 +245,7 @@ class AnthropicProvider(DualTransportProvider):
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call = self._prepare(messages, kwargs, stream=True)
         response = await self._open_stream(body, call)
-        acc = StreamAccumulator(PROVIDER, call.model)
+        acc = StreamAccumulator(self.provider_name, call.model)
         acc.request_id = response.headers.get("request-id")
         pacing = pacing_headers(response.headers)
         if pacing:
