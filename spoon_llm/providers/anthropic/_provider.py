@@ -123,21 +123,14 @@ class AnthropicProvider(DualTransportProvider):
             self._urls = {path: self._native.url(base + path) for path in (_MESSAGES, _COUNT_TOKENS, _MODELS)}
 
     def _build_sdk(self) -> Any:
-        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
-        import httpx2
-
-        sdk = require_sdk("anthropic", "anthropic")
-        warm_lazy_imports()
-        self._raw = httpx2.Response
-        self._errors = ErrorMapper(sdk)
+        sdk = self._sdk_module()
         if self._injected is not None:
             return self._injected
         cfg = self.config
         headers = dict(cfg.extra_headers)
         if cfg.api_version:
             headers.setdefault("anthropic-version", cfg.api_version)
-        timeout = httpx_timeout(cfg)
-        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx_limits(cfg))
+        timeout, http_client = self._sdk_http(sdk)
         return sdk.AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -146,6 +139,23 @@ class AnthropicProvider(DualTransportProvider):
             http_client=http_client,
             default_headers=headers or None,
         )
+
+    def _sdk_module(self) -> Any:
+        """The anthropic SDK, with what the SDK path needs from it set up (raw responses, error mapping)."""
+        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
+        import httpx2
+
+        sdk = require_sdk("anthropic", "anthropic")
+        warm_lazy_imports()
+        self._raw = httpx2.Response
+        self._errors = ErrorMapper(sdk)
+        return sdk
+
+    def _sdk_http(self, sdk: Any) -> tuple[Any, Any]:
+        """The SDK client's timeout and HTTP client (the injected one, else a pool sized from the config)."""
+        timeout = httpx_timeout(self.config)
+        return timeout, self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout,
+                                                                            limits=httpx_limits(self.config))
 
     async def _close_sdk(self, client: Any) -> None:
         if self._injected_http is None:  # closing the SDK client closes its HTTP client, which may be the caller's

@@ -21,10 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from ...errors import LLMError
-from .._common import CallOptions, httpx_limits, httpx_timeout, warm_lazy_imports
+from .._common import CallOptions
 from ..anthropic import AnthropicProvider
-from ..anthropic._errors import ErrorMapper
-from ..base import require_sdk
 from ._auth import TokenProvider
 from ._credentials import VertexCredentials
 
@@ -96,23 +94,15 @@ class VertexAnthropicProvider(VertexCredentials, AnthropicProvider):
         self._root = f"{base}/v1/projects/{self._project}/locations/{self._location}/publishers/anthropic/models/"
 
     def _build_sdk(self) -> Any:
-        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
-        import httpx2
-
-        sdk = require_sdk("anthropic", "anthropic")
-        warm_lazy_imports()
-        self._raw = httpx2.Response
-        self._errors = ErrorMapper(sdk)
+        sdk = self._sdk_module()
         if self._injected is not None:
             return self._injected
-        cfg = self.config
-        timeout = httpx_timeout(cfg)
-        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx_limits(cfg))
+        timeout, http_client = self._sdk_http(sdk)
         base = (self.base_url or "").rstrip("/") + "/v1"
         # access_token is a placeholder the client never sends: each request carries our current token.
         return sdk.AsyncAnthropicVertex(region=self._location, project_id=self._project, access_token="unused",
                                         base_url=base, timeout=timeout, max_retries=0, http_client=http_client,
-                                        default_headers=dict(cfg.extra_headers) or None)
+                                        default_headers=dict(self.config.extra_headers) or None)
 
     # -- requests -------------------------------------------------------------------------------------------
 
