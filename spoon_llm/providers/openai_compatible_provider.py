@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 import httpx2
 
 from .._headers import pacing_headers
+from ..call_settings import settings_for
 from ..config.models import ProviderConfig
 from ..errors import (
     DECODE_FAULTS,
@@ -362,7 +363,15 @@ class OpenAICompatibleProvider(BaseProvider):
 
     # -- request plumbing -----------------------------------------------------------------------------------
 
+    def _settle(self, kwargs: dict[str, Any]) -> None:
+        """Reads the call's options as the OpenAI family does, in place (see :mod:`spoon_llm.call_settings`)."""
+        settled = settings_for(kwargs, "openai", provider=self._label)
+        if settled is not kwargs:
+            kwargs.clear()
+            kwargs.update(settled)
+
     async def _model_for(self, kwargs: dict[str, Any]) -> str:
+        self._settle(kwargs)
         model = kwargs.pop("model", None) or self._model_name
         if not model:
             model = self._model_name = await self._discover_model()
@@ -660,6 +669,7 @@ class OpenAICompatibleProvider(BaseProvider):
         if not self._initialized:
             self._ensure_ready()
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        self._settle(kwargs)
         model = kwargs.pop("model", None) or self._embedding_model()
         batch_size = int(kwargs.pop("batch_size", None) or self.embedding_batch_size)
         headers = kwargs.pop("extra_headers", None)

@@ -196,7 +196,9 @@ class BedrockProvider(BaseProvider):
         return {**call.headers, **signed} if call.headers else signed
 
     def _api(self, kwargs: Mapping[str, Any]) -> str:
-        api = kwargs.get("api") or self.config.bedrock_api
+        namespaced = kwargs.get("bedrock")
+        api = ((namespaced.get("api") if isinstance(namespaced, Mapping) else None) or kwargs.get("api")
+               or self.config.bedrock_api)
         if api not in ("converse", "invoke"):
             raise ValidationError(f"api must be 'converse' or 'invoke', not {api!r}", provider=PROVIDER)
         return str(api)
