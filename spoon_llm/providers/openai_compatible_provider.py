@@ -71,11 +71,11 @@ from ..errors import (
     register_secret,
     safe_cause,
 )
-from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ..interface import ProviderMetadata, StreamCallback
 from ..streaming import collect_stream
 from ..transport import NativeSettings, SSEParser, dumps, load_native, loads, resolve_transport
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._builtin import BUILTIN_PROVIDERS
+from ._builtin import builtin_capabilities
 from ._openai_errors import error_from_body
 from ._openai_stream import ChatStreamDecoder, CompletionStreamDecoder
 from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream, SdkTransport, native_headers
@@ -97,11 +97,6 @@ __all__ = ["OpenAICompatibleProvider", "builtin_capabilities"]
 
 _CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
 _log = logging.getLogger(__name__)
-
-
-def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
-    """The capabilities ``_builtin`` declares for a built-in provider (one source of truth)."""
-    return tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[name][1])
 
 
 def _encode(body: Mapping[str, Any], provider: str) -> bytes:
