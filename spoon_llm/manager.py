@@ -803,7 +803,8 @@ class LLMManager:
         if self._owned_middleware:
             from .middleware.defaults import close_middleware
 
-            await close_middleware(self._owned_middleware)
+            owned, self._owned_middleware = self._owned_middleware, []  # a second cleanup closes nothing twice
+            await close_middleware(owned)
 
     async def __aenter__(self) -> Self:
         return self

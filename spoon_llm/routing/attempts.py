@@ -322,8 +322,8 @@ class RequestRun:
 
     def final_error(self, error: LLMError) -> LLMError:
         """``error`` with the attempt trace attached."""
-        error.attempts = list(self.attempts)  # type: ignore[attr-defined]
-        error.fallback_path = self.path  # type: ignore[attr-defined]
+        error.attempts = list(self.attempts)
+        error.fallback_path = self.path
         return error
 
     def exhausted(self) -> LLMError:
@@ -343,10 +343,6 @@ class RequestRun:
             error = AllProvidersFailedError(self.errors,
                                             provider=providers.pop() if len(providers) == 1 else None)
         return self.final_error(error)
-
-    def annotate(self, result: Any, attempt: Attempt) -> None:
-        """Write the attempt trace onto a successful response."""
-        annotate(result, self.attempts, attempt)
 
 
 def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: Needs | None = None) -> Slot | None:
