@@ -294,7 +294,7 @@ class MetricsCollector:
             attempts = event.data.get("attempts")
             # One attempt (the common case) is queued as plain values: a queued tuple then holds nothing the
             # garbage collector has to follow, however long it waits.
-            single = attempts[0] if attempts and len(attempts) == 1 else None
+            single = attempts[0] if attempts and len(attempts) == 1 and attempts[0].skipped is None else None
             pending = self._pending
             pending.append((
                 event.timestamp, event.operation, event.latency or 0.0,
@@ -392,6 +392,8 @@ class MetricsCollector:
                     stats.add(a_latency, name, 0, 0, 0, now)
                 recent.append(item)  # the queued values themselves: read back by get_recent_calls
             elif attempts:
+                if any(a.skipped for a in attempts):  # candidates passed over were never called: not counted
+                    attempts = [a for a in attempts if a.skipped is None]
                 last = len(attempts) - 1
                 previous = None
                 for index, attempt in enumerate(attempts):

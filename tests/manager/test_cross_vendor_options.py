@@ -14,6 +14,7 @@ import pytest
 
 from spoon_llm.errors import ProviderUnavailableError, ValidationError
 from spoon_llm.manager import LLMManager
+from spoon_llm.monitoring import MetricsCollector, enable_monitoring
 from spoon_llm.testing import Fault, ProviderSimulator
 
 SAFETY = [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]
@@ -84,7 +85,9 @@ async def test_openai_serves_when_gemini_and_anthropic_are_down(make_manager: Ca
 
 async def test_embeddings_skip_a_provider_that_cannot_embed(make_manager: Callable[..., LLMManager],
                                                             sim: ProviderSimulator) -> None:
+    metrics = MetricsCollector()
     async with _chain(make_manager, sim) as manager:
+        enable_monitoring(manager, metrics=metrics)
         result = await manager.embed(["a", "b"], provider="claude", fallback=["gpt"])
         assert len(result.embeddings) == 2
         assert result.fallback_path == ["gpt"]
@@ -94,6 +97,9 @@ async def test_embeddings_skip_a_provider_that_cannot_embed(make_manager: Callab
         assert sim.requests_for("anthropic") == []
         with pytest.raises(ProviderUnavailableError, match="does not support embeddings"):
             await manager.embed("a", provider="claude")
+    # A candidate passed over was never called: it is not counted as a call of that deployment.
+    deployments = metrics.get_all_stats(by="deployment")
+    assert "claude" not in deployments and deployments["gpt"]["total_requests"] == 1
 
 
 async def test_a_tools_request_skips_a_provider_without_tools(make_manager: Callable[..., LLMManager],
