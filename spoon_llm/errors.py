@@ -213,9 +213,17 @@ def _mask_match(match: re.Match[str]) -> str:
 
 
 class LLMError(Exception):
-    """Base of every error spoon-llm raises."""
+    """Base of every error spoon-llm raises.
+
+    An error that ends a routed request carries its trace: ``attempts`` (each try, oldest first) and
+    ``fallback_path`` (the deployments tried); both are empty when the error did not come from the manager.
+    """
 
     retryable: bool = False
+    #: The request's attempts (``spoon_llm.types.Attempt``), set when the manager gives up.
+    attempts: Sequence[Any] = ()
+    #: The deployments the request was tried on, in order.
+    fallback_path: Sequence[str] = ()
 
     def __init__(self, message: str, *, provider: str | None = None, model: str | None = None) -> None:
         self._message = redact_secrets(str(message))

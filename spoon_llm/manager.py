@@ -28,6 +28,7 @@ from .middleware.chain import MiddlewareChain
 from .registry import LLMProviderRegistry, get_global_registry
 from .routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
 from .routing.balancer import Balancer, Strategy
+from .routing.capabilities import Needs, request_needs
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
 from .routing.router import Router
@@ -170,10 +171,10 @@ class LLMManager:
     # -- the request path -----------------------------------------------------------------------------------
 
     def _start(self, provider: str | None, model: str | None, fallback: bool | Sequence[str] | None,
-               deadline: float | None) -> RequestRun:
+               deadline: float | None, needs: Needs | None = None) -> RequestRun:
         plan = self.router.resolve(provider, model)
         return RequestRun(self.router, self.policy, plan, fallback,
-                          deadline if deadline is not None else self._request_timeout)
+                          deadline if deadline is not None else self._request_timeout, needs=needs)
 
     @staticmethod
     def _call_kwargs(slot: Slot, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +271,7 @@ class LLMManager:
                          else None)
         router = self.router
         plan = router.resolve(provider, model)
+        needs = request_needs(operation, messages, tools, kwargs)
         if deadline is None:
             deadline = self._request_timeout
         begun = time.monotonic() if deadline is not None else None
@@ -289,9 +291,9 @@ class LLMManager:
         if "request_start" in kinds:
             self._emit("request_start", request_id, operation, tags=tags, data={"route": plan.name})
         try:
-            slot = first_slot(router, plan, deadline)
+            slot = first_slot(router, plan, deadline, needs)
             if slot is None:
-                run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun)
+                run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun, needs=needs)
                 slot = run.first()
             while slot is not None:
                 deployment = slot.deployment
@@ -319,7 +321,8 @@ class LLMManager:
                 except LLMError as exc:
                     deployment.inflight -= 1
                     if run is None:
-                        run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun, resume=slot)
+                        run = RequestRun(router, self.policy, plan, fallback, deadline, started=begun, resume=slot,
+                                         needs=needs)
                     if "attempt_end" in kinds:
                         self._emit("attempt_end", request_id, operation, slot, success=False, error=exc,
                                    attempt=done + 1, latency=time.perf_counter() - slot.started)
@@ -480,7 +483,7 @@ class LLMManager:
         conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
         cache_options = _cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
-        run = self._start(provider, model, fallback, deadline)
+        run = self._start(provider, model, fallback, deadline, request_needs("chat_stream", conversation, None, kwargs))
         request_id = new_request_id()
         operation = "chat_stream"
         events = self.events
@@ -800,7 +803,8 @@ class LLMManager:
         if self._owned_middleware:
             from .middleware.defaults import close_middleware
 
-            await close_middleware(self._owned_middleware)
+            owned, self._owned_middleware = self._owned_middleware, []  # a second cleanup closes nothing twice
+            await close_middleware(owned)
 
     async def __aenter__(self) -> Self:
         return self

@@ -407,6 +407,8 @@ class Attempt:
     status_code: int | None = None
     waited: float = 0.0
     latency: float = 0.0
+    #: Why this candidate was passed over without a request (it lacks a capability the request needs).
+    skipped: str | None = None
 
     def model_dump(self) -> dict[str, Any]:
         """The attempt as a dict (as for the pydantic types)."""

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceededError
-from ..state.base import NANO, from_nano, to_nano
+from ..state.base import NANO, from_nano, sync_store, to_nano
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -317,11 +317,12 @@ class BudgetManager:
         slots = self._plan(provider, tags)
         nano = math.ceil(amount * NANO) if amount else 0
         store = self.store
+        now = sync_store(store)
         for index, slot in enumerate(slots):
             # Zero holds must still see room left (value < limit), hence limit - 1 for them.
             limit = slot.limit if nano else slot.limit - 1
-            if store.sync:  # the memory store: no await per counter, periods are in the keys so no TTL
-                ok, value = store.reserve_now(slot.committed, nano, limit)  # type: ignore[attr-defined]
+            if now is not None:  # the memory store: no await per counter, periods are in the keys so no TTL
+                ok, value = now.reserve_now(slot.committed, nano, limit)
             else:
                 ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
             if not ok:
@@ -340,10 +341,11 @@ class BudgetManager:
         if real == 0 and held == 0:
             return
         store = self.store
+        now = sync_store(store)
         for slot in reservation.slots:
-            if store.sync:
-                committed = store.add_now(slot.committed, real - held)  # type: ignore[attr-defined]
-                spent = store.add_now(slot.spent, real)  # type: ignore[attr-defined]
+            if now is not None:
+                committed = now.add_now(slot.committed, real - held)
+                spent = now.add_now(slot.spent, real)
             else:
                 committed, spent = await store.add({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
             slot.seen_committed = committed

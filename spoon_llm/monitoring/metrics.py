@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .sketch import QuantileSketch
 
@@ -72,13 +72,60 @@ def _tokens(tokens: Any) -> tuple[int, int, int]:
     return inp, out, int(getattr(tokens, "total_tokens", 0) or 0) or inp + out
 
 
+class QueuedRequest(NamedTuple):
+    """The layout of one queued ``request_end``.
+
+    Built as a plain tuple literal in :meth:`MetricsCollector.on_event` (no class call on the request path) and read
+    positionally by ``_fold_uniform``, ``_fold_each`` and :func:`_recent_call`; a test checks they agree.
+
+    The ``a_*`` fields describe the only attempt of a one-attempt request (``None`` otherwise, and then
+    ``attempts`` holds the whole trace).
+    """
+
+    timestamp: float
+    operation: str
+    latency: float
+    outcome: str | None
+    input_tokens: int | None
+    output_tokens: int
+    total_tokens: int
+    cost: float | None
+    chunks: int | None
+    provider: str | None
+    model: str | None
+    deployment: str | None
+    a_provider: str | None
+    a_model: str | None
+    a_deployment: str | None
+    a_error: str | None
+    a_latency: float
+    attempts: list[Any] | None
+
+
+class RecentCall(NamedTuple):
+    """The layout of a recent-calls entry for one attempt of a request that made several.
+
+    A one-attempt request is kept as its :class:`QueuedRequest` instead, told apart by length.
+    """
+
+    timestamp: float
+    provider: str
+    model: str | None
+    deployment: str | None
+    method: str
+    duration: float
+    success: bool
+    error: str | None
+    tokens: int
+
+
 def _recent_call(item: tuple[Any, ...]) -> tuple[Any, ...]:
     """A recent-calls entry as (timestamp, provider, model, deployment, method, duration, success, error, tokens).
 
     One-attempt requests are kept as their queued values (see ``MetricsCollector.on_event``), the rest as such
     tuples already.
     """
-    if len(item) == 9:
+    if len(item) == len(RecentCall._fields):
         return item
     (now, operation, _, _, input_tokens, _, total_tokens, _, _, _, _, _, provider, model, deployment, error, latency,
      _) = item
@@ -294,7 +341,7 @@ class MetricsCollector:
             attempts = event.data.get("attempts")
             # One attempt (the common case) is queued as plain values: a queued tuple then holds nothing the
             # garbage collector has to follow, however long it waits.
-            single = attempts[0] if attempts and len(attempts) == 1 else None
+            single = attempts[0] if attempts and len(attempts) == 1 and attempts[0].skipped is None else None
             pending = self._pending
             pending.append((
                 event.timestamp, event.operation, event.latency or 0.0,
@@ -392,6 +439,8 @@ class MetricsCollector:
                     stats.add(a_latency, name, 0, 0, 0, now)
                 recent.append(item)  # the queued values themselves: read back by get_recent_calls
             elif attempts:
+                if any(a.skipped for a in attempts):  # candidates passed over were never called: not counted
+                    attempts = [a for a in attempts if a.skipped is None]
                 last = len(attempts) - 1
                 previous = None
                 for index, attempt in enumerate(attempts):

@@ -5,7 +5,12 @@ Entries are lazy ``"module:Class"`` specs: a vendor module (and its SDK) is impo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..hookspecs import RegisterProvider, hookimpl
+
+if TYPE_CHECKING:
+    from ..interface import ProviderCapability
 
 _OPENAI_LIKE = ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
                 "structured_output"]
@@ -56,6 +61,13 @@ BUILTIN_PROVIDERS: dict[str, tuple[str, list[str]]] = {
                          ["chat", "completion", "tools", "streaming", "vision", "json_mode", "structured_output",
                           "reasoning", "prompt_caching", "token_counting"]),
 }
+
+
+def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
+    """The capabilities declared above for a built-in provider: the one place they are written down."""
+    from ..interface import ProviderCapability  # pydantic: only when a provider class is built
+
+    return tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[name][1])
 
 
 @hookimpl

@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 import httpx2
 
 from .._headers import pacing_headers
+from ..call_settings import settings_for
 from ..config.models import ProviderConfig
 from ..errors import (
     DECODE_FAULTS,
@@ -71,11 +72,11 @@ from ..errors import (
     register_secret,
     safe_cause,
 )
-from ..interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ..interface import ProviderMetadata, StreamCallback
 from ..streaming import collect_stream
 from ..transport import NativeSettings, SSEParser, dumps, load_native, loads, resolve_transport
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._builtin import BUILTIN_PROVIDERS
+from ._builtin import builtin_capabilities
 from ._openai_errors import error_from_body
 from ._openai_stream import ChatStreamDecoder, CompletionStreamDecoder
 from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream, SdkTransport, native_headers
@@ -97,11 +98,6 @@ __all__ = ["OpenAICompatibleProvider", "builtin_capabilities"]
 
 _CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
 _log = logging.getLogger(__name__)
-
-
-def builtin_capabilities(name: str) -> tuple[ProviderCapability, ...]:
-    """The capabilities ``_builtin`` declares for a built-in provider (one source of truth)."""
-    return tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[name][1])
 
 
 def _encode(body: Mapping[str, Any], provider: str) -> bytes:
@@ -363,7 +359,15 @@ class OpenAICompatibleProvider(BaseProvider):
 
     # -- request plumbing -----------------------------------------------------------------------------------
 
+    def _settle(self, kwargs: dict[str, Any]) -> None:
+        """Reads the call's options as the OpenAI family does, in place (see :mod:`spoon_llm.call_settings`)."""
+        settled = settings_for(kwargs, "openai", provider=self._label)
+        if settled is not kwargs:
+            kwargs.clear()
+            kwargs.update(settled)
+
     async def _model_for(self, kwargs: dict[str, Any]) -> str:
+        self._settle(kwargs)
         model = kwargs.pop("model", None) or self._model_name
         if not model:
             model = self._model_name = await self._discover_model()
@@ -661,6 +665,7 @@ class OpenAICompatibleProvider(BaseProvider):
         if not self._initialized:
             self._ensure_ready()
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        self._settle(kwargs)
         model = kwargs.pop("model", None) or self._embedding_model()
         batch_size = int(kwargs.pop("batch_size", None) or self.embedding_batch_size)
         headers = kwargs.pop("extra_headers", None)

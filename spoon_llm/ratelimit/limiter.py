@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import RateLimitError
-from ..state.base import StoreUnavailableError
+from ..state.base import StoreUnavailableError, sync_store
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
 
@@ -282,14 +282,10 @@ class RateLimiter:
 
     async def _try(self, state: _KeyState, permit: Permit, input_tokens: int,
                    output_tokens: int) -> tuple[float, str]:
+        # The awaiting twin of _try_now, for stores without synchronous operations (acquire picks one).
         store = self.store
-        sync = store.sync
         key = permit.key
-        cooldown_key = "rl:" + key
-        if sync:
-            cooldown = store.cooldown_remaining_now(cooldown_key)  # type: ignore[attr-defined]
-        else:
-            cooldown = await store.cooldown_remaining(cooldown_key)
+        cooldown = await store.cooldown_remaining("rl:" + key)
         if cooldown > 0:
             return cooldown, "the provider answered 429; cooling down"
         pacer = state.pacer
@@ -307,12 +303,7 @@ class RateLimiter:
             if amount <= 0:
                 continue
             if rate:
-                if sync:
-                    ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)  # type: ignore[attr-defined]
-                else:
-                    ok, wait = await store.bucket_acquire(store_key, float(amount), rate, burst)
-            elif sync:
-                ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)  # type: ignore[attr-defined]
+                ok, wait = await store.bucket_acquire(store_key, float(amount), rate, burst)
             else:
                 ok, wait = await store.window_acquire(store_key, entry, amount, limit, span)
             if not ok:
@@ -344,13 +335,14 @@ class RateLimiter:
             await self._guarded(self._give_back(permit.entry, permit.holds), permit.key)
             return
         store = self.store
-        if store.sync:
+        now = sync_store(store)
+        if now is not None:
             for counts, store_key, amount, rate in permit.holds:
                 delta = _actual(counts, usage) - amount
                 if delta and rate:
-                    store.bucket_adjust_now(store_key, delta, rate)  # type: ignore[attr-defined]
+                    now.bucket_adjust_now(store_key, delta, rate)
                 elif delta:
-                    store.window_adjust_now(store_key, permit.entry, delta)  # type: ignore[attr-defined]
+                    now.window_adjust_now(store_key, permit.entry, delta)
             return
 
         async def adjust() -> None:

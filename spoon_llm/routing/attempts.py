@@ -38,6 +38,7 @@ from ..errors import (
     RequestTimeoutError,
 )
 from ..types import Attempt, EmbeddingResponse, LLMResponse
+from .capabilities import Needs, missing
 from .policy import Action, ErrorPolicy, backoff_delay
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class RequestRun:
         *,
         started: float | None = None,
         resume: Slot | None = None,
+        needs: Needs | None = None,
     ) -> None:
         self.router = router
         self.policy = policy
@@ -109,6 +111,7 @@ class RequestRun:
         if rng is not None:
             self._rng = rng
         self._fallback = fallback
+        self._needs = needs
         self._plan = plan
         self._candidates: Sequence[tuple[DeploymentState, str | None]] = router.ordered(plan)
         if resume is not None:
@@ -159,6 +162,8 @@ class RequestRun:
             while position < len(candidates):
                 deployment, model = candidates[position]
                 position += 1
+                if self._needs is not None and self._skips(deployment, model):
+                    continue
                 # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
                 if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
                     self._position = position
@@ -168,6 +173,21 @@ class RequestRun:
                 self._position = position
                 self._deployment = None
                 return False
+
+    def _skips(self, deployment: DeploymentState, model: str | None) -> bool:
+        """True (and the reason in the trace) when ``deployment`` lacks what the request needs."""
+        assert self._needs is not None
+        reason = missing(deployment, self._needs)
+        if reason is None:
+            return False
+        if not any(a.skipped and a.deployment == deployment.name for a in self.attempts):
+            skip = Attempt(deployment.provider_name, model or deployment.model, deployment.name,
+                           deployment.key_alias, skipped=reason)
+            if self._attempts is None:
+                self._attempts = [skip]
+            else:
+                self._attempts.append(skip)
+        return True
 
     def _all_plans(self) -> list[RoutePlan]:
         plans = self._plans
@@ -206,8 +226,8 @@ class RequestRun:
 
     @property
     def path(self) -> list[str]:
-        """The deployments tried, in order (the fallback path)."""
-        return [attempt.deployment or "" for attempt in self.attempts]
+        """The deployments tried, in order (the fallback path; skipped candidates are not in it)."""
+        return [attempt.deployment or "" for attempt in self.attempts if attempt.skipped is None]
 
     @property
     def will_retry(self) -> bool:
@@ -302,17 +322,18 @@ class RequestRun:
 
     def final_error(self, error: LLMError) -> LLMError:
         """``error`` with the attempt trace attached."""
-        error.attempts = list(self.attempts)  # type: ignore[attr-defined]
-        error.fallback_path = self.path  # type: ignore[attr-defined]
+        error.attempts = list(self.attempts)
+        error.fallback_path = self.path
         return error
 
     def exhausted(self) -> LLMError:
         """The error to raise when no candidate is left: the only error, or all of them."""
         if not self.errors:
             names = ", ".join(d.name for plan in self._all_plans() for d, _ in plan.targets) or "none"
+            skipped = "; ".join(f"{a.deployment}: {a.skipped}" for a in self.attempts if a.skipped)
             error: LLMError = ProviderUnavailableError(
                 f"no deployment is available for this request (circuits open, unhealthy or taken out of "
-                f"rotation): {names}",
+                f"rotation): {names}" + (f" (skipped: {skipped})" if skipped else ""),
                 retryable=True,
             )
         elif len(self.errors) == 1:
@@ -323,12 +344,8 @@ class RequestRun:
                                             provider=providers.pop() if len(providers) == 1 else None)
         return self.final_error(error)
 
-    def annotate(self, result: Any, attempt: Attempt) -> None:
-        """Write the attempt trace onto a successful response."""
-        annotate(result, self.attempts, attempt)
 
-
-def first_slot(router: Router, plan: RoutePlan, deadline: float | None) -> Slot | None:
+def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: Needs | None = None) -> Slot | None:
     """The plan's first target as a slot when it is admitted now, without building a :class:`RequestRun`.
 
     Most requests succeed on their first attempt; they need no run at all. ``None`` when the first target is not
@@ -339,6 +356,8 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None) -> Slot 
     if not targets or (router.balancer is not None and len(targets) > 1):
         return None
     deployment, model = targets[0]
+    if needs is not None and missing(deployment, needs) is not None:
+        return None  # a run records the skip
     # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
     if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
         return Slot(deployment, model, 0, 0.0, deadline if deadline is not None and deadline > 0 else None)
@@ -380,7 +399,8 @@ def record_success(slot: Slot, sent: bool = True) -> Attempt:
 
 def annotate(result: Any, attempts: list[Attempt], attempt: Attempt) -> None:
     """Write the attempt trace (``attempts``, the last being ``attempt``) onto a successful response."""
-    path = [attempt.deployment or ""] if len(attempts) == 1 else [a.deployment or "" for a in attempts]
+    path = ([attempt.deployment or ""] if len(attempts) == 1
+            else [a.deployment or "" for a in attempts if a.skipped is None])
     if type(result) in _TRACED_MODELS:
         # Our own response models and values of the declared types: skip pydantic's assignment machinery.
         values = result.__dict__

@@ -11,7 +11,7 @@ from .circuit import CircuitBreaker
 
 if TYPE_CHECKING:
     from ..config.models import Deployment, ProviderConfig
-    from ..interface import LLMProviderInterface
+    from ..interface import LLMProviderInterface, ProviderCapability
     from ..registry import LLMProviderRegistry
 
 __all__ = ["DeploymentState"]
@@ -39,6 +39,8 @@ class DeploymentState:
         self.key_alias = deployment.key_alias
         self.weight = deployment.weight
         self.inflight = 0
+        #: Declared capabilities of the provider (``None``: none declared; routing then never skips it).
+        self.capabilities: frozenset[ProviderCapability] | None = None
         self.latency_ewma: float | None = None
         self.healthy = True
         self.last_health_check: float | None = None

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from ..config.manager import ConfigurationManager
 from ..config.models import ProviderConfig
 from ..errors import ConfigurationError
+from ..interface import ProviderCapability
 from ..registry import LLMProviderRegistry
 from .balancer import Balancer
+from .capabilities import declared_capabilities
 from .circuit import CircuitBreaker
 from .deployment import DeploymentState
 
@@ -53,9 +55,14 @@ class Router:
 
     def _add_section(self, section: ProviderConfig) -> list[DeploymentState]:
         states = []
+        declared: dict[str, frozenset[ProviderCapability] | None] = {}
         for deployment in section.deployments():
             state = DeploymentState(deployment, section.for_deployment(deployment),
                                     self._circuit_factory(deployment.name))
+            kind = deployment.provider_type
+            if kind not in declared:
+                declared[kind] = declared_capabilities(self.registry, kind)
+            state.capabilities = declared[kind]
             self.deployments[deployment.name] = state
             states.append(state)
         self._by_provider[section.name] = states

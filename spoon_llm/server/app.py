@@ -455,8 +455,7 @@ class GatewayApp:
         if len(attempts) == 1 and attempts[0].error_type is None:  # the common case, without a generator
             trace = (attempts[0].deployment or provider) + ":ok"
         else:
-            trace = ",".join(f"{a.deployment or a.provider}:"
-                             f"{'ok' if a.error_type is None else a.status_code or a.error_type}" for a in attempts)
+            trace = ",".join(f"{a.deployment or a.provider}:{_outcome(a)}" for a in attempts)
         headers = request.extra_headers
         headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
                     (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))
@@ -641,3 +640,10 @@ def create_app(config: ConfigurationManager | str | os.PathLike[str] | Mapping[s
 def create_app_from_env() -> GatewayApp:
     """The app for uvicorn's worker processes (``factory=True``): configuration from ``SPOON_LLM_CONFIG``."""
     return create_app(None)
+
+
+def _outcome(attempt: Any) -> Any:
+    """One attempt in the ``x-spoon-attempts`` header: ok, skipped (lacks a capability), or its status or error."""
+    if attempt.skipped:
+        return "skipped"
+    return "ok" if attempt.error_type is None else attempt.status_code or attempt.error_type

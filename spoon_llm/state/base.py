@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from ..errors import StateStoreError
 
-__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "from_nano", "to_nano"]
+__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "SyncStateStore", "from_nano",
+           "sync_store", "to_nano"]
 
 logger = logging.getLogger("spoon_llm.state")
 
@@ -170,3 +171,43 @@ class StateStore(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class SyncStateStore(Protocol):
+    """The synchronous ``*_now`` twins of a store with ``sync = True`` (the memory store).
+
+    Hot-path callers use them to skip an await per operation; obtain one with :func:`sync_store`. Each has the
+    meaning of the :class:`StateStore` operation of the same name without ``_now``.
+    """
+
+    def get_now(self, key: str) -> int:
+        """As :meth:`StateStore.get`."""
+
+    def add_now(self, key: str, delta: int, ttl: float | None = None) -> int:
+        """One counter of :meth:`StateStore.add`; the new value."""
+
+    def reserve_now(self, key: str, amount: int, limit: int, ttl: float | None = None) -> tuple[bool, int]:
+        """As :meth:`StateStore.reserve` (one key)."""
+
+    def window_acquire_now(self, key: str, entry: Any, amount: int, limit: int, window: float) -> tuple[bool, float]:
+        """As :meth:`StateStore.window_acquire`."""
+
+    def window_adjust_now(self, key: str, entry: Any, delta: int) -> None:
+        """As :meth:`StateStore.window_adjust`."""
+
+    def bucket_acquire_now(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
+        """As :meth:`StateStore.bucket_acquire`."""
+
+    def bucket_adjust_now(self, key: str, delta: float, rate: float) -> None:
+        """As :meth:`StateStore.bucket_adjust`."""
+
+    def cooldown_set_now(self, key: str, seconds: float) -> None:
+        """As :meth:`StateStore.cooldown_set`."""
+
+    def cooldown_remaining_now(self, key: str) -> float:
+        """As :meth:`StateStore.cooldown_remaining`."""
+
+
+def sync_store(store: StateStore) -> SyncStateStore | None:
+    """``store`` as a :class:`SyncStateStore` when it declares ``sync = True``, else ``None``."""
+    return cast(SyncStateStore, store) if store.sync else None

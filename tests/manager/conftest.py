@@ -38,7 +38,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_manager(sim: ProviderSimulator, transport: str) -> Callable[..., LLMManager]:
+async def make_manager(sim: ProviderSimulator, transport: str) -> AsyncIterator[Callable[..., LLMManager]]:
     """Build a manager whose providers all point at the simulator (native client or real openai SDK, real sockets)."""
     managers: list[LLMManager] = []
 
@@ -58,4 +58,6 @@ def make_manager(sim: ProviderSimulator, transport: str) -> Callable[..., LLMMan
         managers.append(manager)
         return manager
 
-    yield build  # type: ignore[misc]
+    yield build
+    for manager in managers:  # before the simulator stops; a test's own cleanup makes this a no-op
+        await manager.cleanup()

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
@@ -40,18 +41,8 @@ MAX_CACHE_BREAKPOINTS = 4
 _EPHEMERAL: dict[str, Any] = {"type": "ephemeral"}
 _JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
-#: Per-call keyword arguments this provider understands.
-KNOWN_KWARGS = frozenset({
-    "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "stop_sequences",
-    "tools", "tool_choice", "parallel_tool_calls", "response_format", "json", "json_schema", "thinking",
-    "reasoning_effort", "cache_control", "auto_cache", "extra_headers", "extra_body", "timeout", "metadata",
-    "user", "betas",
-})
-# OpenAI-only knobs a fallback chain may carry along; they have no Anthropic meaning and are dropped.
-_IGNORED_KWARGS = frozenset({
-    "n", "presence_penalty", "frequency_penalty", "seed", "logprobs", "top_logprobs", "logit_bias",
-    "stream_options", "stream", "service_tier_hint",
-})
+#: Per-call keyword arguments this provider understands (declared in :mod:`spoon_llm.call_settings`).
+KNOWN_KWARGS = ACCEPTED_KEYS["anthropic"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +68,7 @@ def build_request(
 
     Raises :class:`~spoon_llm.errors.ValidationError` for arguments this provider does not understand.
     """
-    for key in kwargs:
-        if key not in KNOWN_KWARGS and key not in _IGNORED_KWARGS:
-            raise ValidationError(
-                f"unknown argument {key!r} for the anthropic provider; vendor-specific fields go in "
-                "extra_body={...}",
-                provider="anthropic",
-            )
+    kwargs = settings_for(kwargs, "anthropic", provider="anthropic")
     get = kwargs.get
     model = get("model") or defaults.model
     system, turns = convert_messages(messages)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
 from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt, safe_cause
-from ...interface import ProviderCapability
 from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._builtin import builtin_capabilities
 from .._common import (
     CallOptions,
     DualTransportProvider,
@@ -76,12 +76,7 @@ class AnthropicProvider(DualTransportProvider):
     """
 
     provider_name = PROVIDER
-    capabilities = (
-        ProviderCapability.CHAT, ProviderCapability.COMPLETION, ProviderCapability.TOOLS,
-        ProviderCapability.STREAMING, ProviderCapability.VISION, ProviderCapability.JSON_MODE,
-        ProviderCapability.STRUCTURED_OUTPUT, ProviderCapability.REASONING, ProviderCapability.PROMPT_CACHING,
-        ProviderCapability.TOKEN_COUNTING,
-    )
+    capabilities = builtin_capabilities(PROVIDER)
     default_model: ClassVar[str | None] = "claude-sonnet-4-5"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
@@ -38,17 +39,9 @@ PROVIDER = "bedrock"
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 
-#: Per-call keyword arguments the Converse path understands.
-KNOWN_KWARGS = frozenset({
-    "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stop_sequences", "tools",
-    "tool_choice", "parallel_tool_calls", "response_format", "json", "json_schema", "thinking", "guardrail",
-    "metadata", "extra_headers", "extra_body", "timeout", "api",
-})
-# OpenAI-only knobs a fallback chain may carry along; Bedrock has no meaning for them and they are dropped.
-_IGNORED_KWARGS = frozenset({
-    "n", "presence_penalty", "frequency_penalty", "seed", "logprobs", "top_logprobs", "logit_bias",
-    "stream_options", "stream", "service_tier_hint", "user",
-})
+#: Per-call keyword arguments the Converse path understands (declared in :mod:`spoon_llm.call_settings`).
+KNOWN_KWARGS = ACCEPTED_KEYS["bedrock"]
+_HINT = "extra_body={'additionalModelRequestFields': {...}} (Converse) or extra_body={...} (invoke)"
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
 _DOCUMENT_FORMATS = {
@@ -70,23 +63,13 @@ class RequestDefaults:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _check_kwargs(kwargs: Mapping[str, Any], known: frozenset[str], ignored: frozenset[str], api: str) -> None:
-    for key in kwargs:
-        if key not in known and key not in ignored:
-            raise ValidationError(
-                f"unknown argument {key!r} for the bedrock provider ({api} API); model-specific fields go in "
-                "extra_body={'additionalModelRequestFields': {...}} (Converse) or extra_body={...} (invoke)",
-                provider=PROVIDER,
-            )
-
-
 def build_converse(messages: Sequence[Message], kwargs: Mapping[str, Any], defaults: RequestDefaults
                    ) -> tuple[dict[str, Any], CallOptions]:
     """The Converse / ConverseStream body for ``messages`` and the call's keyword arguments.
 
     Raises :class:`~spoon_llm.errors.ValidationError` for arguments Converse cannot express.
     """
-    _check_kwargs(kwargs, KNOWN_KWARGS, _IGNORED_KWARGS, "converse")
+    kwargs = settings_for(kwargs, "bedrock", provider=PROVIDER, hint=_HINT)
     get = kwargs.get
     model = get("model") or defaults.model
     system, turns = convert_messages(messages)
@@ -161,6 +144,7 @@ def _merge_extra(body: dict[str, Any], extra: Mapping[str, Any] | None) -> None:
 def build_invoke(messages: Sequence[Message], kwargs: Mapping[str, Any], defaults: RequestDefaults
                  ) -> tuple[dict[str, Any], CallOptions]:
     """The InvokeModel body (Anthropic Messages format) for ``messages`` and the call's keyword arguments."""
+    kwargs = settings_for(kwargs, "bedrock_invoke", provider=PROVIDER, hint=_HINT)
     forwarded = {k: v for k, v in kwargs.items() if k != "api"}
     anthropic_defaults = AnthropicDefaults(model=defaults.model, max_tokens=defaults.max_tokens,
                                            temperature=defaults.temperature, top_p=defaults.top_p,

@@ -32,10 +32,10 @@ from ...errors import (
     ResponseParsingError,
     ValidationError,
 )
-from ...interface import ProviderCapability
 from ...transport import NATIVE_EXTRA, NativeSettings, dumps, load_native, loads, merge_headers, user_agent
 from ...transport._config import native_available
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._builtin import builtin_capabilities
 from .._common import CallOptions, decoded_answer, stream_failure
 from .._stream import StreamAccumulator
 from ..anthropic._decode import StreamDecoder as AnthropicStreamDecoder
@@ -88,11 +88,7 @@ class BedrockProvider(BaseProvider):
     """
 
     provider_name = PROVIDER
-    capabilities = (
-        ProviderCapability.CHAT, ProviderCapability.COMPLETION, ProviderCapability.TOOLS,
-        ProviderCapability.STREAMING, ProviderCapability.VISION, ProviderCapability.STRUCTURED_OUTPUT,
-        ProviderCapability.REASONING, ProviderCapability.PROMPT_CACHING, ProviderCapability.TOKEN_COUNTING,
-    )
+    capabilities = builtin_capabilities(PROVIDER)
     default_model: ClassVar[str | None] = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     requires_api_key: ClassVar[bool] = False
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
@@ -196,7 +192,9 @@ class BedrockProvider(BaseProvider):
         return {**call.headers, **signed} if call.headers else signed
 
     def _api(self, kwargs: Mapping[str, Any]) -> str:
-        api = kwargs.get("api") or self.config.bedrock_api
+        namespaced = kwargs.get("bedrock")
+        api = ((namespaced.get("api") if isinstance(namespaced, Mapping) else None) or kwargs.get("api")
+               or self.config.bedrock_api)
         if api not in ("converse", "invoke"):
             raise ValidationError(f"api must be 'converse' or 'invoke', not {api!r}", provider=PROVIDER)
         return str(api)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
@@ -41,16 +42,8 @@ PROVIDER = "gemini"
 #: ids are never sent back, as Gemini matches id-less calls and responses by order and name.
 SYNTHETIC_PREFIX = "gemini-call-"
 
-#: Per-call keyword arguments this provider understands.
-KNOWN_KWARGS = frozenset({
-    "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "stop_sequences",
-    "tools", "tool_choice", "response_format", "json", "json_schema", "thinking", "reasoning_effort",
-    "seed", "presence_penalty", "frequency_penalty", "n", "candidate_count", "safety_settings",
-    "cached_content", "schema_mode", "extra_headers", "extra_body", "timeout", "response_modalities",
-})
-# Knobs other providers take that Gemini has no use for; a fallback chain may carry them along.
-_IGNORED_KWARGS = frozenset({"parallel_tool_calls", "logprobs", "top_logprobs", "logit_bias", "stream_options",
-                             "stream", "user", "metadata", "cache_control", "auto_cache", "betas"})
+#: Per-call keyword arguments this provider understands (declared in :mod:`spoon_llm.call_settings`).
+KNOWN_KWARGS = ACCEPTED_KEYS["gemini"]
 _SCHEMA_MODES = ("openapi", "json_schema")
 # Extension -> MIME type for URLs given without one (``mimetypes`` reads files on first use: not on the loop).
 _MIME_BY_EXTENSION = {
@@ -87,12 +80,7 @@ def build_request(
     The same body serves ``streamGenerateContent``. Raises :class:`~spoon_llm.errors.ValidationError` for
     arguments this provider does not understand and for tool schemas it cannot express.
     """
-    for key in kwargs:
-        if key not in KNOWN_KWARGS and key not in _IGNORED_KWARGS:
-            raise ValidationError(
-                f"unknown argument {key!r} for the gemini provider; vendor-specific fields go in extra_body={{...}}",
-                provider=PROVIDER,
-            )
+    kwargs = settings_for(kwargs, "gemini", provider=PROVIDER)
     get = kwargs.get
     model = get("model") or defaults.model
     schema_mode = get("schema_mode") or defaults.schema_mode

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
-from ...interface import ProviderCapability
 from ...transport import merge_headers, user_agent
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
+from .._builtin import builtin_capabilities
 from .._common import (
     CallOptions,
     DualTransportProvider,
@@ -76,12 +76,7 @@ class GeminiProvider(DualTransportProvider):
     """
 
     provider_name = PROVIDER
-    capabilities = (
-        ProviderCapability.CHAT, ProviderCapability.COMPLETION, ProviderCapability.TOOLS,
-        ProviderCapability.STREAMING, ProviderCapability.VISION, ProviderCapability.EMBEDDINGS,
-        ProviderCapability.JSON_MODE, ProviderCapability.STRUCTURED_OUTPUT, ProviderCapability.REASONING,
-        ProviderCapability.TOKEN_COUNTING,
-    )
+    capabilities = builtin_capabilities(PROVIDER)
     default_model: ClassVar[str | None] = "gemini-2.5-flash"
     default_base_url: ClassVar[str | None] = "https://generativelanguage.googleapis.com/"
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions
@@ -41,23 +42,13 @@ __all__ = [
 
 PROVIDER = "openai_responses"
 
-#: Per-call keywords mapped onto the body by this module.
-_MAPPED = frozenset({
-    "model", "max_tokens", "max_output_tokens", "max_completion_tokens", "temperature", "top_p", "tools",
-    "tool_choice", "response_format", "json", "json_schema", "reasoning_effort", "reasoning", "text",
-    "extra_headers", "extra_body", "timeout", "stop",
-})
+#: Per-call keyword arguments this provider understands (declared in :mod:`spoon_llm.call_settings`).
+KNOWN_KWARGS = ACCEPTED_KEYS["openai_responses"]
 #: Responses API fields a call may set directly; sent as given.
 _PASSTHROUGH = frozenset({
     "instructions", "include", "background", "store", "previous_response_id", "conversation", "metadata", "user",
     "parallel_tool_calls", "truncation", "service_tier", "prompt", "prompt_cache_key", "prompt_cache_retention",
     "safety_identifier", "top_logprobs", "max_tool_calls", "stream_options", "context_management",
-})
-#: Per-call keyword arguments this provider understands.
-KNOWN_KWARGS = _MAPPED | _PASSTHROUGH
-# Chat Completions knobs a fallback chain may carry along; the Responses API has no such fields (as for anthropic).
-_IGNORED_KWARGS = frozenset({
-    "n", "presence_penalty", "frequency_penalty", "seed", "logprobs", "logit_bias", "stream", "include_usage",
 })
 
 
@@ -88,10 +79,7 @@ def build_request(
     ``None`` means "do not send" (also for a configured default). Raises
     :class:`~spoon_llm.errors.ValidationError` for arguments this provider does not understand.
     """
-    for key in kwargs:
-        if key not in KNOWN_KWARGS and key not in _IGNORED_KWARGS:
-            raise _bad(f"unknown argument {key!r} for the openai_responses provider; other Responses API fields go "
-                       "in extra_body={...}")
+    kwargs = settings_for(kwargs, "openai_responses", provider=PROVIDER)
     get = kwargs.get
     if get("stop"):
         raise _bad("the Responses API has no stop sequences: drop stop=... or use the openai provider's chat API")

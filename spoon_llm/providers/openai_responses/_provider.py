@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
-from ...interface import ProviderCapability, ProviderMetadata, StreamCallback
+from ...interface import ProviderMetadata, StreamCallback
 from ...transport import SSEParser, dumps, loads
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
-from .._builtin import BUILTIN_PROVIDERS
+from .._builtin import builtin_capabilities
 from .._common import (
     CallOptions,
     DualTransportProvider,
@@ -74,7 +74,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
     """
 
     provider_name = PROVIDER
-    capabilities = tuple(ProviderCapability(c) for c in BUILTIN_PROVIDERS[PROVIDER][1])
+    capabilities = builtin_capabilities(PROVIDER)
     default_model: ClassVar[str | None] = "gpt-4.1-mini"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
