@@ -31,6 +31,7 @@ from .routing.balancer import Balancer, Strategy
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
 from .routing.router import Router
+from .routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from .types import (
     Attempt,
     EmbeddingResponse,
@@ -53,6 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
+
+#: Seconds one request may take in all (limiter waits, set-up, retries, backoffs, fallbacks) when neither the call
+#: (``deadline=``) nor the configuration (``request_timeout``) bounds it.
+DEFAULT_REQUEST_TIMEOUT = 600.0
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
@@ -119,7 +124,9 @@ class LLMManager:
         strategy = load_balancing or self.config_manager.config.load_balancing
         if strategy is not None:
             self.router.balancer = Balancer(strategy)
-        self._request_timeout = self.config_manager.config.request_timeout
+        # No request may hang forever: without a configured request_timeout, DEFAULT_REQUEST_TIMEOUT bounds it.
+        configured = self.config_manager.config.request_timeout
+        self._request_timeout = configured if configured is not None else DEFAULT_REQUEST_TIMEOUT
         self._stats = {"requests": 0, "successes": 0, "failures": 0, "cancelled": 0, "fallbacks": 0, "retries": 0,
                        "inflight": 0, "peak_inflight": 0}
         self._health_monitor: HealthMonitor | None = None
@@ -183,8 +190,11 @@ class LLMManager:
         if slot.model is not None:
             call["model"] = slot.model
         if slot.timeout is not None:
+            # Layers that never replace each other: the attempt's own timeout (the call's, else the provider's),
+            # cut to the time left before the request's deadline.
             given = call.get("timeout")
-            call["timeout"] = slot.timeout if given is None else min(float(given), slot.timeout)
+            own = slot.deployment.config.timeout if given is None else float(given)
+            call["timeout"] = min(own, slot.timeout)
         return call
 
     def _emit(self, kind: EventKind, request_id: str, operation: str, slot: Slot | None = None,
@@ -222,6 +232,12 @@ class LLMManager:
         if not self._chain:
             return None
         return AttemptContext(request_id, operation, slot.deployment, slot.model, messages, call, tags, attempt)
+
+    async def _prepare_attempt(self, pending: Awaitable[None] | None, deployment: Any) -> Any:
+        """Wait for the before hooks (a rate limiter may wait here), then the deployment's provider."""
+        if pending is not None:
+            await pending
+        return deployment.ready_provider() or await deployment.provider(self.registry)
 
     async def _wrapped_attempt(self, ctx: AttemptContext, request_id: str, slot: Slot, done: int, subject: Any,
                                tools: Any, call: dict[str, Any]) -> Any:
@@ -307,15 +323,18 @@ class LLMManager:
                 try:
                     if ctx is None or not chain.arounds:
                         pending = self._begin_attempt(ctx, request_id, operation, slot, done) if kinds or ctx else None
-                        if pending is not None:
-                            await pending
-                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        instance = None if pending is not None else deployment.ready_provider()
+                        if instance is None:
+                            # Limiter waits and provider set-up count against the deadline too.
+                            setup = self._prepare_attempt(pending, deployment)
+                            instance = await (setup if slot.timeout is None else _bounded(setup, slot))
                         if ctx is not None:
                             ctx.sent = True
                         work = _invoke(instance, operation, subject, tools, call)
                         result = await (work if slot.timeout is None else _bounded(work, slot))
                     else:
-                        result = await self._wrapped_attempt(ctx, request_id, slot, done, subject, tools, call)
+                        work = self._wrapped_attempt(ctx, request_id, slot, done, subject, tools, call)
+                        result = await (work if slot.timeout is None else _bounded(work, slot))
                 except LLMError as exc:
                     deployment.inflight -= 1
                     if run is None:
@@ -337,7 +356,7 @@ class LLMManager:
                     continue
                 except BaseException:
                     deployment.inflight -= 1
-                    deployment.circuit.release_probe()
+                    deployment.circuit.release_probe(slot.generation)
                     await chain.finish_async(ctx)
                     raise
                 deployment.inflight -= 1
@@ -476,10 +495,15 @@ class LLMManager:
         After that a failure raises :class:`StreamInterruptedError` with the text and usage delivered so far (the
         caller never sees text twice). With ``resume_on_interrupt=True`` the next candidate continues instead,
         given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
+
+        ``first_token_timeout=`` and ``stream_idle_timeout=`` (seconds; default the provider's settings of the same
+        names, else its ``timeout``) bound the wait for the first chunk and between chunks, within the deadline;
+        a late first token is retried or falls back like any timeout.
         """
         conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
         cache_options = _cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
+        stream_options = pop_stream_options(kwargs)
         run = self._start(provider, model, fallback, deadline)
         request_id = new_request_id()
         operation = "chat_stream"
@@ -516,9 +540,10 @@ class LLMManager:
                 try:
                     if ctx is None or not chain.stream_arounds:
                         pending = self._begin_attempt(ctx, request_id, operation, slot, len(run.attempts))
-                        if pending is not None:
-                            await pending
-                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        instance = None if pending is not None else deployment.ready_provider()
+                        if instance is None:  # limiter waits and set-up count against the deadline too
+                            setup = self._prepare_attempt(pending, deployment)
+                            instance = await (setup if slot.timeout is None else _bounded(setup, slot))
                         if ctx is not None:
                             ctx.sent = True
                         stream = instance.chat_stream(request, callbacks=None, **call)
@@ -528,18 +553,18 @@ class LLMManager:
                                        waited=slot.waited)
                         stream = chain.wrap_stream(ctx, _StreamOpener(self, ctx, slot, request, call))
                     iterator = stream.__aiter__()
+                    first_wait, idle_wait = stream_timeouts(deployment.config, stream_options)
                     while True:
+                        limit = idle_wait if sent_here else first_wait
+                        left = max(run.remaining(), 0.0)
                         try:
-                            if slot.timeout is None:
+                            async with _timeout(min(limit, left)):
                                 chunk = await iterator.__anext__()
-                            else:
-                                async with _timeout(max(run.remaining(), 0.0)):
-                                    chunk = await iterator.__anext__()
                         except StopAsyncIteration:
                             break
                         except asyncio.TimeoutError as exc:
-                            raise RequestTimeoutError("request deadline reached during the stream",
-                                               provider=deployment.provider_name, model=slot.model) from exc
+                            raise stream_timeout_error(limit, left, sent_here, deployment.provider_name,
+                                                       slot.model) from exc
                         if prefix:
                             chunk.content = prefix + chunk.content
                         delivered = chunk.content
@@ -604,7 +629,7 @@ class LLMManager:
                     )) from exc
                 except BaseException:
                     deployment.inflight -= 1
-                    deployment.circuit.release_probe()
+                    deployment.circuit.release_probe(slot.generation)
                     await chain.finish_async(ctx)
                     raise
                 finally:
@@ -858,10 +883,10 @@ def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[
 
 
 async def _bounded(work: Awaitable[Any], slot: Slot) -> Any:
-    """``work`` within the slot's share of the request deadline."""
+    """``work`` within what is left of the slot's share of the request deadline."""
     assert slot.timeout is not None
     try:
-        async with _timeout(slot.timeout):
+        async with _timeout(max(slot.ends - time.monotonic(), 0.0)):
             return await work
     except asyncio.TimeoutError as exc:
         raise RequestTimeoutError("request deadline reached during the call", provider=slot.deployment.provider_name,

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BudgetExceededError
+from ..errors import BudgetExceededError, StateStoreError
 from ..state.base import StoreUnavailableError
 from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
 from .base import AttemptContext, Middleware
@@ -99,8 +99,10 @@ class BudgetMiddleware(Middleware):
                 logger.error("budget store unreachable (%s); fail_mode=open: request allowed WITHOUT budget "
                              "checks", exc)
                 return
-            raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
-                                      provider=provider, model=model) from exc
+            # The store's own typed error: the budget was not found exceeded, it could not be read.
+            raise StateStoreError(f"budget store unreachable and fail_mode is 'closed': {exc}", store=exc.store,
+                                  operation=exc.operation or "budget reserve", provider=provider,
+                                  model=model) from exc
 
     def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
                       error: LLMError | None = None) -> Awaitable[None] | None:

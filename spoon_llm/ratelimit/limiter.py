@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import RateLimitError
+from ..errors import RateLimitError, StateStoreError
 from ..state.base import StoreUnavailableError
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
@@ -198,9 +198,11 @@ class RateLimiter:
                     state.admitted += 1
                     return permit
                 state.refused += 1
-                raise RateLimitError(f"rate-limit store unreachable and fail_mode is 'closed': {exc}",
-                                     provider=deployment.provider_name, model=model, retry_after=1.0,
-                                     retryable=False) from exc
+                # The store's own typed error, not a rate limit: nothing was over a limit, and another deployment
+                # would meet the same store.
+                raise StateStoreError(f"rate-limit store unreachable and fail_mode is 'closed': {exc}",
+                                      store=exc.store, operation=exc.operation or "rate limit",
+                                      provider=deployment.provider_name, model=model) from exc
             if wait <= 0:
                 state.admitted += 1
                 pacer = state.pacer
