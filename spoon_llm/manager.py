@@ -522,6 +522,7 @@ class LLMManager:
         chunk_count = 0
         interrupted: LLMError | None = None
         chain = self._chain
+        finished = False
         try:
             slot = run.first()
             while slot is not None:
@@ -659,6 +660,15 @@ class LLMManager:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
                            data={"attempts": run.attempts},
                            chunk_count=chunk_count, attempt=len(run.attempts), latency=time.perf_counter() - started)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled, or closed by the caller before its end: counted once, like a cancelled chat. A stream
+            # closed after its final chunk was delivered is a success.
+            stats["successes" if finished else "cancelled"] += 1
+            if not finished and "request_end" in events.kinds:
+                self._emit("request_end", request_id, operation, success=False, tags=tags, chunk_count=chunk_count,
+                           attempt=len(run.attempts), latency=time.perf_counter() - started,
+                           data={"attempts": run.attempts, "cancelled": True})
             raise
         finally:
             stats["inflight"] -= 1

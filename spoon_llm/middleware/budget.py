@@ -9,10 +9,12 @@ no money.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._background import undo_if_abandoned
 from ..errors import BudgetExceededError, StateStoreError
 from ..state.base import StoreUnavailableError
 from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
@@ -87,9 +89,15 @@ class BudgetMiddleware(Middleware):
 
     async def _reserve(self, ctx: AttemptContext, worst: float | None, model: str | None) -> None:
         provider = ctx.deployment.provider_name
+        budgets = self.budgets
+        # A task the caller's cancellation does not interrupt halfway: a reservation it still makes is released.
+        reserving = asyncio.ensure_future(budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
+                                                          request_id=ctx.request_id))
         try:
-            ctx.reservation = await self.budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
-                                                         request_id=ctx.request_id)
+            ctx.reservation = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            undo_if_abandoned(reserving, lambda held: None if held is None else budgets.release(held))
+            raise
         except BudgetExceededError:
             self.refused += 1
             raise

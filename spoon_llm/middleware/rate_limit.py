@@ -63,8 +63,9 @@ class RateLimitMiddleware(Middleware):
         permit = ctx.permit
         ctx.permit = None
         if permit is not None:
-            if usage is not None or error is not None:
-                limiter.settle_now(permit, usage)  # no usage after an error: refunded
+            if usage is not None or error is not None or response is None:
+                # No usage after an error, or no answer at all (cancelled): refunded.
+                limiter.settle_now(permit, usage)
             else:
                 permit.done = True  # an answer without usage: the reservation stays as the best guess
         if error is not None:
@@ -85,7 +86,7 @@ class RateLimitMiddleware(Middleware):
         if permit is not None:
             if usage is not None:
                 await limiter.settle(permit, usage)
-            elif error is not None:
+            elif error is not None or response is None:  # failed, or cancelled before an answer
                 await limiter.refund(permit)
             else:
                 permit.done = True

@@ -13,10 +13,11 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._background import undo_if_abandoned
 from ..errors import RateLimitError, StateStoreError
 from ..state.base import StoreUnavailableError
 from .headers import HeaderPacer, parse_rate_limit_headers
@@ -190,7 +191,7 @@ class RateLimiter:
                 if sync:
                     wait, reason = self._try_now(state, permit, input_tokens, output_tokens)
                 else:
-                    wait, reason = await self._try(state, permit, input_tokens, output_tokens)
+                    wait, reason = await self._try_shielded(state, permit, input_tokens, output_tokens)
             except StoreUnavailableError as exc:
                 self._store_failed(exc, key)
                 if self.fail_mode == "open":
@@ -223,6 +224,23 @@ class RateLimiter:
             state.waited += wait
             waited = True
             await asyncio.sleep(wait)
+
+    async def _try_shielded(self, state: _KeyState, permit: Permit, input_tokens: int,
+                            output_tokens: int) -> tuple[float, str]:
+        # A shared store's acquisition is several round trips: a caller cancelled halfway must not leave the
+        # holds it took in the store. The attempt runs to its end; what it took is then given back.
+        trying = asyncio.ensure_future(self._try(state, permit, input_tokens, output_tokens))
+        try:
+            return await asyncio.shield(trying)
+        except asyncio.CancelledError:
+            def give_back(outcome: tuple[float, str]) -> Awaitable[None] | None:
+                if outcome[0] > 0 or not permit.holds:
+                    return None
+                permit.done = True
+                return self._guarded(self._give_back(permit.entry, permit.holds), permit.key)
+
+            undo_if_abandoned(trying, give_back)
+            raise
 
     def _try_now(self, state: _KeyState, permit: Permit, input_tokens: int,
                  output_tokens: int) -> tuple[float, str]:

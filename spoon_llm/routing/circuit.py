@@ -194,4 +194,5 @@ class CircuitBreaker:
             "recent_calls": self._recent_calls,
             "recent_failures": self._recent_failures,
             "retry_at": self.retry_at,
+            "probe_in_flight": self._probe_in_flight,
         }
