@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
-from .errors import LLMError, RequestTimeoutError, StreamInterruptedError, ValidationError
+from .errors import InvalidRequestError, LLMError, RequestTimeoutError, StreamInterruptedError, ValidationError
 from .events import Event, EventBus, EventKind, new_request_id
 from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
@@ -30,6 +30,7 @@ from .routing.attempts import RequestRun, Slot, annotate, first_slot, record_suc
 from .routing.balancer import Balancer, Strategy
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
+from .routing.resume import accepts_prefill
 from .routing.router import Router
 from .routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from .types import (
@@ -494,7 +495,10 @@ class LLMManager:
 
         After that a failure raises :class:`StreamInterruptedError` with the text and usage delivered so far (the
         caller never sees text twice). With ``resume_on_interrupt=True`` the next candidate continues instead,
-        given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
+        given the partial answer as an assistant prefill where it accepts one (its chunks' ``content`` includes the
+        earlier part), else asked again from the start: then ``chunk.metadata["restarted"]`` is true on the first
+        chunk of the new answer, whose ``content`` replaces what the caller had. A candidate that rejects the
+        prefill is asked again without it. The final error always names the original interruption.
 
         ``first_token_timeout=`` and ``stream_idle_timeout=`` (seconds; default the provider's settings of the same
         names, else its ``timeout``) bound the wait for the first chunk and between chunks, within the deadline;
@@ -523,13 +527,18 @@ class LLMManager:
         interrupted: LLMError | None = None
         chain = self._chain
         finished = False
+        refused_prefill: set[str] | None = None
         try:
             slot = run.first()
             while slot is not None:
                 deployment = slot.deployment
                 deployment.inflight += 1
-                prefix = delivered
-                request = conversation if not delivered else [
+                # Resume from a prefill only where the candidate continues one; elsewhere restart the answer.
+                prefill = bool(delivered) and accepts_prefill(deployment) and (
+                    refused_prefill is None or deployment.name not in refused_prefill)
+                restarted = bool(delivered) and not prefill
+                prefix = delivered if prefill else ""
+                request = conversation if not prefill else [
                     *conversation, Message(role="assistant", content=delivered)]
                 call = self._call_kwargs(slot, kwargs)
                 ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
@@ -568,6 +577,8 @@ class LLMManager:
                                                        slot.model) from exc
                         if prefix:
                             chunk.content = prefix + chunk.content
+                        elif restarted and not sent_here:  # the caller's text so far is replaced from here
+                            chunk.metadata = {**chunk.metadata, "restarted": True}
                         delivered = chunk.content
                         chunk_count += 1
                         if chunk.usage is not None:
@@ -608,7 +619,15 @@ class LLMManager:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         slot = await run.next()
                         continue
-                    interrupted = exc
+                    if prefill and not sent_here and isinstance(exc, InvalidRequestError):
+                        # The candidate refused the prefill: ask it again without one (a clean restart).
+                        run.record_failure(slot, exc)
+                        await chain.finish_async(ctx, error=exc, usage=usage)
+                        refused_prefill = {*(refused_prefill or ()), deployment.name}
+                        continue
+                    first_cut = interrupted is None
+                    if first_cut:
+                        interrupted = exc  # the original interruption: what the final error names
                     resumed = False
                     if resume_on_interrupt:
                         try:
@@ -622,12 +641,14 @@ class LLMManager:
                     if resumed:
                         slot = await run.next()
                         continue
+                    assert interrupted is not None
                     raise run.final_error(StreamInterruptedError(
-                        f"the stream failed after output reached the caller: {exc}",
+                        f"the stream failed after output reached the caller: {interrupted}"
+                        + ("" if first_cut else f"; resuming it failed too: {exc}"),
                         partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
-                        model=slot.model or deployment.model, status_code=getattr(exc, "status_code", None),
-                        request_id=getattr(exc, "request_id", None),
-                    )) from exc
+                        model=slot.model or deployment.model, status_code=getattr(interrupted, "status_code", None),
+                        request_id=getattr(interrupted, "request_id", None),
+                    )) from interrupted
                 except BaseException:
                     deployment.inflight -= 1
                     deployment.circuit.release_probe(slot.generation)

@@ -148,6 +148,9 @@ class ProviderConfig(_Strict):
     #: token is a retryable timeout that falls back while nothing has reached the caller.
     first_token_timeout: Seconds | None = None
     stream_idle_timeout: Seconds | None = None
+    #: Whether a stream cut mid-answer may be resumed here from the delivered text as an assistant prefill
+    #: (default: as the provider type declares; Anthropic does). Otherwise the answer restarts cleanly.
+    assistant_prefill: bool | None = None
     max_retries: NonNegativeInt = 3
     max_connections: PositiveInt = 100
     max_keepalive_connections: PositiveInt = 20

@@ -83,11 +83,12 @@ def _models(sim: ProviderSimulator) -> list[str]:
 
 
 async def _stream(manager: LLMManager, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-    text, metadata = "", {}
+    text, metadata, restarts = "", {}, 0
     async for chunk in manager.chat_stream("tell me", **kwargs):
         text = chunk.content
+        restarts += bool(chunk.metadata.get("restarted"))
         if chunk.kind == "final":
-            metadata = chunk.metadata
+            metadata = {**chunk.metadata, "restarts": restarts}
     return text, metadata
 
 
@@ -171,7 +172,8 @@ async def test_a_stream_cut_mid_answer(manager: LLMManager, sim: ProviderSimulat
             assert isinstance(caught.value.__cause__, LLMError)
             return
         text, metadata = await _stream(manager, resume_on_interrupt=True)
-    assert metadata["deployment"] == "backup" and text.startswith(TEXT.split()[0])
+    # The backup (an OpenAI-style API, no prefill) restarted the answer, and said so once.
+    assert metadata["deployment"] == "backup" and text.strip() == TEXT and metadata["restarts"] == 1
 
 
 @pytest.mark.parametrize("end", ["hang", "trickle"])
@@ -201,6 +203,58 @@ async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool) 
                     assert "stalled" in str(caught.value)
                     return
                 text, metadata = await _stream(llm, resume_on_interrupt=True)
-            assert metadata["deployment"] == "backup" and text.startswith("hello")
+            # The primary restarted twice (retries: it stalls again), then the backup answered from the start.
+            assert metadata["deployment"] == "backup" and metadata["restarts"] == 3
+            assert text == "Simulated reply to: tell me"
         finally:
             await llm.cleanup()
+
+
+@pytest.mark.parametrize("declared", [True, None], ids=["declared-prefill-rejected", "no-prefill"])
+async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSimulator, declared: bool | None) -> None:
+    """A fallback that rejects the prefill (400) is asked again cleanly; one that does not declare it restarts."""
+    section = {"type": "openai", "base_url": sim.openai_base_url}
+    backup: dict[str, Any] = {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup"}
+    if declared is not None:
+        backup["assistant_prefill"] = declared
+    sim.reset()
+    sim.script(None, Reply(text=TEXT, chunks=[w + " " for w in TEXT.split()]))
+    sim.fault("openai", Fault.disconnect(after=4), model="m-primary", times=None)
+    if declared:
+        sim.fault("openai", Fault.error(400, "assistant prefill is not supported for this model"), model="m-backup")
+    llm = LLMManager(ConfigurationManager({
+        "providers": {"primary": {**section, "api_key": "sk-test-failover-primary-0001", "model": "m-primary"},
+                      "backup": backup},
+        "fallback_chain": ["primary", "backup"], "retry": {"max_retries": 0},
+    }, env={}))
+    try:
+        with Timer():
+            text, metadata = await _stream(llm, resume_on_interrupt=True)
+        assert metadata["deployment"] == "backup" and text.strip() == TEXT and metadata["restarts"] == 1
+        backup_bodies = [r.body for r in sim.requests_for("openai", "chat") if r.body["model"] == "m-backup"]
+        assert [b["messages"][-1]["role"] for b in backup_bodies] == (["assistant", "user"] if declared
+                                                                      else ["user"])
+    finally:
+        await llm.cleanup()
+
+
+async def test_the_final_error_names_the_original_interruption(sim: ProviderSimulator) -> None:
+    section = {"type": "openai", "base_url": sim.openai_base_url}
+    sim.reset()
+    sim.script(None, Reply(text=TEXT, chunks=[w + " " for w in TEXT.split()]))
+    sim.fault("openai", Fault.disconnect(after=4), model="m-primary", times=None)
+    sim.fault("openai", Fault.error(400, "this fallback refuses the request"), model="m-backup", times=None)
+    llm = LLMManager(ConfigurationManager({
+        "providers": {"primary": {**section, "api_key": "sk-test-failover-primary-0001", "model": "m-primary"},
+                      "backup": {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup"}},
+        "fallback_chain": ["primary", "backup"], "retry": {"max_retries": 0},
+    }, env={}))
+    try:
+        with pytest.raises(StreamInterruptedError) as caught:
+            await _stream(llm, resume_on_interrupt=True)
+        first_cut = caught.value.__cause__
+        assert isinstance(first_cut, LLMError) and "refuses" not in str(first_cut)
+        assert str(first_cut) in str(caught.value) and "refuses" in str(caught.value)
+        assert caught.value.partial_content
+    finally:
+        await llm.cleanup()
