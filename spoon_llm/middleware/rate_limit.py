@@ -63,6 +63,8 @@ class RateLimitMiddleware(Middleware):
         permit = ctx.permit
         ctx.permit = None
         if permit is not None:
+            if not ctx.sent and permit.slots:
+                limiter.unsend(permit)  # refused or cancelled before it went out: the slot was never used
             if usage is not None or error is not None or response is None:
                 # No usage after an error, or no answer at all (cancelled): refunded.
                 limiter.settle_now(permit, usage)
@@ -84,6 +86,9 @@ class RateLimitMiddleware(Middleware):
         permit = ctx.permit
         ctx.permit = None
         if permit is not None:
+            pending = limiter.unsend(permit) if not ctx.sent and permit.slots else None
+            if pending is not None:  # refused or cancelled before it went out: the slot was never used
+                await pending
             if usage is not None:
                 await limiter.settle(permit, usage)
             elif error is not None or response is None:  # failed, or cancelled before an answer

@@ -49,6 +49,8 @@ class Permit:
     holds: list[tuple[str, str, int, float]] = field(default_factory=list)
     waited: float = 0.0
     done: bool = False
+    #: The request-count slots taken (rpm, rph), handed back by :meth:`RateLimiter.unsend` if nothing was sent.
+    slots: list[tuple[str, str, int, float]] | None = None
 
 
 @dataclass(slots=True)
@@ -279,10 +281,15 @@ class RateLimiter:
                 if not ok:
                     self._roll_back_now(checks[:index], entry, input_tokens, output_tokens)
                     holds.clear()
+                    permit.slots = None
                     permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
                     return max(wait, 0.001), f"{name} limit {limit} reached"
                 if counts != "requests":
                     holds.append((counts, store_key, amount, rate))
+                elif permit.slots is None:
+                    permit.slots = [(counts, store_key, amount, rate)]
+                else:
+                    permit.slots.append((counts, store_key, amount, rate))
             index += 1
         return 0.0, ""
 
@@ -341,6 +348,7 @@ class RateLimiter:
                 return max(wait, 0.001), f"{name} limit {limit} reached"
             taken.append((counts, store_key, amount, rate))
         permit.holds = [hold for hold in taken if hold[0] != "requests"]
+        permit.slots = [hold for hold in taken if hold[0] == "requests"] or None
         return 0.0, ""
 
     async def _give_back(self, entry: str, holds: list[tuple[str, str, int, float]]) -> None:
@@ -406,6 +414,21 @@ class RateLimiter:
                 elif delta:
                     store.window_adjust_now(store_key, permit.entry, delta)
         return True
+
+    def unsend(self, permit: Permit) -> Awaitable[None] | None:
+        """The attempt sent nothing upstream: give its request slots (rpm, rph) back, once."""
+        slots, permit.slots = permit.slots, None
+        if not slots:
+            return None
+        store: Any = self.store
+        if not store.sync:
+            return self._guarded(self._give_back(permit.entry, slots), permit.key)
+        for _, store_key, amount, rate in slots:
+            if rate:
+                store.bucket_adjust_now(store_key, -amount, rate)
+            else:
+                store.window_adjust_now(store_key, permit.entry, -amount)
+        return None
 
     async def refund(self, permit: Permit) -> None:
         """Give every token reservation back (the call failed)."""

@@ -15,6 +15,7 @@ import pytest
 from spoon_llm import ConfigurationManager
 from spoon_llm.errors import LLMError, RequestTimeoutError, ValidationError
 from spoon_llm.manager import DEFAULT_REQUEST_TIMEOUT, LLMManager
+from spoon_llm.middleware.base import Middleware
 from spoon_llm.routing.timeouts import pop_stream_options, stream_timeout_error
 from spoon_llm.testing import Fault, ProviderSimulator
 
@@ -99,3 +100,36 @@ async def test_a_bad_stream_timeout_setting_is_rejected_naming_the_field() -> No
     with pytest.raises(ConfigurationError, match="first_token_timeout"):
         ConfigurationManager({"providers": {"openai": {"api_key": "sk-test-deadline-0000000001",
                                                        "first_token_timeout": -1}}}, env={})
+
+
+class _RefuseOnce(Middleware):
+    """A middleware after the rate limiter that refuses the first attempt it sees (before anything is sent)."""
+
+    name = "refuse_once"
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def before_attempt(self, ctx: Any) -> None:
+        if not self.refused:
+            self.refused = True
+            raise ValidationError("refused before sending")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_a_rate_limit_slot_of_an_attempt_that_sent_nothing_is_given_back(sim: ProviderSimulator,
+                                                                                 backend: str, tmp_path: Any) -> None:
+    sim.reset()
+    manager = _manager(sim, provider={"rpm": 1}, rate_limits={"on_limit": "fail"},
+                       state={"backend": backend, "path": str(tmp_path / "state.db")})
+    manager.add_middleware(_RefuseOnce())
+    try:
+        with pytest.raises(ValidationError):
+            await manager.chat("refused after the limiter admitted it")
+        assert sim.request_count == 0
+        # The only slot of this minute is free again: this one is admitted and sent.
+        assert (await manager.chat("takes the slot")).content
+        with pytest.raises(LLMError, match="rpm limit"):
+            await manager.chat("over the limit")
+    finally:
+        await manager.cleanup()
