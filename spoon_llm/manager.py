@@ -69,10 +69,19 @@ else:  # pragma: no cover - 3.10
     async def _timeout(seconds: float) -> AsyncIterator[None]:
         task = asyncio.current_task()
         assert task is not None
-        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(seconds, expire)
         try:
             yield
         except asyncio.CancelledError as exc:
+            if not fired:
+                raise  # the caller cancelled the request: not a timeout
             raise asyncio.TimeoutError from exc
         finally:
             handle.cancel()
