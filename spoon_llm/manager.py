@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
-from .errors import LLMError, RequestTimeoutError, StreamInterruptedError, ValidationError
+from .errors import InvalidRequestError, LLMError, RequestTimeoutError, StreamInterruptedError, ValidationError
 from .events import Event, EventBus, EventKind, new_request_id
 from .interface import StreamCallback
 from .middleware.base import AttemptContext, Middleware
@@ -31,7 +31,9 @@ from .routing.balancer import Balancer, Strategy
 from .routing.capabilities import Needs, request_needs
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
+from .routing.resume import accepts_prefill
 from .routing.router import Router
+from .routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from .types import (
     Attempt,
     EmbeddingResponse,
@@ -55,6 +57,10 @@ __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
 
+#: Seconds one request may take in all (limiter waits, set-up, retries, backoffs, fallbacks) when neither the call
+#: (``deadline=``) nor the configuration (``request_timeout``) bounds it.
+DEFAULT_REQUEST_TIMEOUT = 600.0
+
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
 else:  # pragma: no cover - 3.10
@@ -64,10 +70,19 @@ else:  # pragma: no cover - 3.10
     async def _timeout(seconds: float) -> AsyncIterator[None]:
         task = asyncio.current_task()
         assert task is not None
-        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(seconds, expire)
         try:
             yield
         except asyncio.CancelledError as exc:
+            if not fired:
+                raise  # the caller cancelled the request: not a timeout
             raise asyncio.TimeoutError from exc
         finally:
             handle.cancel()
@@ -120,7 +135,9 @@ class LLMManager:
         strategy = load_balancing or self.config_manager.config.load_balancing
         if strategy is not None:
             self.router.balancer = Balancer(strategy)
-        self._request_timeout = self.config_manager.config.request_timeout
+        # No request may hang forever: without a configured request_timeout, DEFAULT_REQUEST_TIMEOUT bounds it.
+        configured = self.config_manager.config.request_timeout
+        self._request_timeout = configured if configured is not None else DEFAULT_REQUEST_TIMEOUT
         self._stats = {"requests": 0, "successes": 0, "failures": 0, "cancelled": 0, "fallbacks": 0, "retries": 0,
                        "inflight": 0, "peak_inflight": 0}
         self._health_monitor: HealthMonitor | None = None
@@ -184,8 +201,11 @@ class LLMManager:
         if slot.model is not None:
             call["model"] = slot.model
         if slot.timeout is not None:
+            # Layers that never replace each other: the attempt's own timeout (the call's, else the provider's),
+            # cut to the time left before the request's deadline.
             given = call.get("timeout")
-            call["timeout"] = slot.timeout if given is None else min(float(given), slot.timeout)
+            own = slot.deployment.config.timeout if given is None else float(given)
+            call["timeout"] = min(own, slot.timeout)
         return call
 
     def _emit(self, kind: EventKind, request_id: str, operation: str, slot: Slot | None = None,
@@ -223,6 +243,12 @@ class LLMManager:
         if not self._chain:
             return None
         return AttemptContext(request_id, operation, slot.deployment, slot.model, messages, call, tags, attempt)
+
+    async def _prepare_attempt(self, pending: Awaitable[None] | None, deployment: Any) -> Any:
+        """Wait for the before hooks (a rate limiter may wait here), then the deployment's provider."""
+        if pending is not None:
+            await pending
+        return deployment.ready_provider() or await deployment.provider(self.registry)
 
     async def _wrapped_attempt(self, ctx: AttemptContext, request_id: str, slot: Slot, done: int, subject: Any,
                                tools: Any, call: dict[str, Any]) -> Any:
@@ -309,15 +335,18 @@ class LLMManager:
                 try:
                     if ctx is None or not chain.arounds:
                         pending = self._begin_attempt(ctx, request_id, operation, slot, done) if kinds or ctx else None
-                        if pending is not None:
-                            await pending
-                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        instance = None if pending is not None else deployment.ready_provider()
+                        if instance is None:
+                            # Limiter waits and provider set-up count against the deadline too.
+                            setup = self._prepare_attempt(pending, deployment)
+                            instance = await (setup if slot.timeout is None else _bounded(setup, slot))
                         if ctx is not None:
                             ctx.sent = True
                         work = _invoke(instance, operation, subject, tools, call)
                         result = await (work if slot.timeout is None else _bounded(work, slot))
                     else:
-                        result = await self._wrapped_attempt(ctx, request_id, slot, done, subject, tools, call)
+                        work = self._wrapped_attempt(ctx, request_id, slot, done, subject, tools, call)
+                        result = await (work if slot.timeout is None else _bounded(work, slot))
                 except LLMError as exc:
                     deployment.inflight -= 1
                     if run is None:
@@ -340,7 +369,7 @@ class LLMManager:
                     continue
                 except BaseException:
                     deployment.inflight -= 1
-                    deployment.circuit.release_probe()
+                    deployment.circuit.release_probe(slot.generation)
                     await chain.finish_async(ctx)
                     raise
                 deployment.inflight -= 1
@@ -478,11 +507,19 @@ class LLMManager:
 
         After that a failure raises :class:`StreamInterruptedError` with the text and usage delivered so far (the
         caller never sees text twice). With ``resume_on_interrupt=True`` the next candidate continues instead,
-        given the partial answer as an assistant prefill; its chunks' ``content`` includes the earlier part.
+        given the partial answer as an assistant prefill where it accepts one (its chunks' ``content`` includes the
+        earlier part), else asked again from the start: then ``chunk.metadata["restarted"]`` is true on the first
+        chunk of the new answer, whose ``content`` replaces what the caller had. A candidate that rejects the
+        prefill is asked again without it. The final error always names the original interruption.
+
+        ``first_token_timeout=`` and ``stream_idle_timeout=`` (seconds; default the provider's settings of the same
+        names, else its ``timeout``) bound the wait for the first chunk and between chunks, within the deadline;
+        a late first token is retried or falls back like any timeout.
         """
         conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
         cache_options = _cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
+        stream_options = pop_stream_options(kwargs)
         run = self._start(provider, model, fallback, deadline, request_needs("chat_stream", conversation, None, kwargs))
         request_id = new_request_id()
         operation = "chat_stream"
@@ -501,13 +538,19 @@ class LLMManager:
         chunk_count = 0
         interrupted: LLMError | None = None
         chain = self._chain
+        finished = False
+        refused_prefill: set[str] | None = None
         try:
             slot = run.first()
             while slot is not None:
                 deployment = slot.deployment
                 deployment.inflight += 1
-                prefix = delivered
-                request = conversation if not delivered else [
+                # Resume from a prefill only where the candidate continues one; elsewhere restart the answer.
+                prefill = bool(delivered) and accepts_prefill(deployment) and (
+                    refused_prefill is None or deployment.name not in refused_prefill)
+                restarted = bool(delivered) and not prefill
+                prefix = delivered if prefill else ""
+                request = conversation if not prefill else [
                     *conversation, Message(role="assistant", content=delivered)]
                 call = self._call_kwargs(slot, kwargs)
                 ctx = self._context(request_id, operation, slot, request, call, tags, len(run.attempts))
@@ -519,9 +562,10 @@ class LLMManager:
                 try:
                     if ctx is None or not chain.stream_arounds:
                         pending = self._begin_attempt(ctx, request_id, operation, slot, len(run.attempts))
-                        if pending is not None:
-                            await pending
-                        instance = deployment.ready_provider() or await deployment.provider(self.registry)
+                        instance = None if pending is not None else deployment.ready_provider()
+                        if instance is None:  # limiter waits and set-up count against the deadline too
+                            setup = self._prepare_attempt(pending, deployment)
+                            instance = await (setup if slot.timeout is None else _bounded(setup, slot))
                         if ctx is not None:
                             ctx.sent = True
                         stream = instance.chat_stream(request, callbacks=None, **call)
@@ -531,20 +575,22 @@ class LLMManager:
                                        waited=slot.waited)
                         stream = chain.wrap_stream(ctx, _StreamOpener(self, ctx, slot, request, call))
                     iterator = stream.__aiter__()
+                    first_wait, idle_wait = stream_timeouts(deployment.config, stream_options)
                     while True:
+                        limit = idle_wait if sent_here else first_wait
+                        left = max(run.remaining(), 0.0)
                         try:
-                            if slot.timeout is None:
+                            async with _timeout(min(limit, left)):
                                 chunk = await iterator.__anext__()
-                            else:
-                                async with _timeout(max(run.remaining(), 0.0)):
-                                    chunk = await iterator.__anext__()
                         except StopAsyncIteration:
                             break
                         except asyncio.TimeoutError as exc:
-                            raise RequestTimeoutError("request deadline reached during the stream",
-                                               provider=deployment.provider_name, model=slot.model) from exc
+                            raise stream_timeout_error(limit, left, sent_here, deployment.provider_name,
+                                                       slot.model) from exc
                         if prefix:
                             chunk.content = prefix + chunk.content
+                        elif restarted and not sent_here:  # the caller's text so far is replaced from here
+                            chunk.metadata = {**chunk.metadata, "restarted": True}
                         delivered = chunk.content
                         chunk_count += 1
                         if chunk.usage is not None:
@@ -585,7 +631,15 @@ class LLMManager:
                             self._emit_next_step(run, request_id, operation, slot, exc)
                         slot = await run.next()
                         continue
-                    interrupted = exc
+                    if prefill and not sent_here and isinstance(exc, InvalidRequestError):
+                        # The candidate refused the prefill: ask it again without one (a clean restart).
+                        run.record_failure(slot, exc)
+                        await chain.finish_async(ctx, error=exc, usage=usage)
+                        refused_prefill = {*(refused_prefill or ()), deployment.name}
+                        continue
+                    first_cut = interrupted is None
+                    if first_cut:
+                        interrupted = exc  # the original interruption: what the final error names
                     resumed = False
                     if resume_on_interrupt:
                         try:
@@ -599,15 +653,17 @@ class LLMManager:
                     if resumed:
                         slot = await run.next()
                         continue
+                    assert interrupted is not None
                     raise run.final_error(StreamInterruptedError(
-                        f"the stream failed after output reached the caller: {exc}",
+                        f"the stream failed after output reached the caller: {interrupted}"
+                        + ("" if first_cut else f"; resuming it failed too: {exc}"),
                         partial_content=delivered, partial_usage=usage, provider=deployment.provider_name,
-                        model=slot.model or deployment.model, status_code=getattr(exc, "status_code", None),
-                        request_id=getattr(exc, "request_id", None),
-                    )) from exc
+                        model=slot.model or deployment.model, status_code=getattr(interrupted, "status_code", None),
+                        request_id=getattr(interrupted, "request_id", None),
+                    )) from interrupted
                 except BaseException:
                     deployment.inflight -= 1
-                    deployment.circuit.release_probe()
+                    deployment.circuit.release_probe(slot.generation)
                     await chain.finish_async(ctx)
                     raise
                 finally:
@@ -637,6 +693,15 @@ class LLMManager:
                 self._emit("request_end", request_id, operation, success=False, error=exc, tags=tags,
                            data={"attempts": run.attempts},
                            chunk_count=chunk_count, attempt=len(run.attempts), latency=time.perf_counter() - started)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled, or closed by the caller before its end: counted once, like a cancelled chat. A stream
+            # closed after its final chunk was delivered is a success.
+            stats["successes" if finished else "cancelled"] += 1
+            if not finished and "request_end" in events.kinds:
+                self._emit("request_end", request_id, operation, success=False, tags=tags, chunk_count=chunk_count,
+                           attempt=len(run.attempts), latency=time.perf_counter() - started,
+                           data={"attempts": run.attempts, "cancelled": True})
             raise
         finally:
             stats["inflight"] -= 1
@@ -862,10 +927,10 @@ def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[
 
 
 async def _bounded(work: Awaitable[Any], slot: Slot) -> Any:
-    """``work`` within the slot's share of the request deadline."""
+    """``work`` within what is left of the slot's share of the request deadline."""
     assert slot.timeout is not None
     try:
-        async with _timeout(slot.timeout):
+        async with _timeout(max(slot.ends - time.monotonic(), 0.0)):
             return await work
     except asyncio.TimeoutError as exc:
         raise RequestTimeoutError("request deadline reached during the call", provider=slot.deployment.provider_name,

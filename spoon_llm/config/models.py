@@ -144,6 +144,13 @@ class ProviderConfig(_Strict):
     top_p: float | None = None
     timeout: Seconds = 60.0
     connect_timeout: Seconds | None = None
+    #: Streams: seconds to wait for the first chunk, then between chunks (default: ``timeout``); a late first
+    #: token is a retryable timeout that falls back while nothing has reached the caller.
+    first_token_timeout: Seconds | None = None
+    stream_idle_timeout: Seconds | None = None
+    #: Whether a stream cut mid-answer may be resumed here from the delivered text as an assistant prefill
+    #: (default: as the provider type declares; Anthropic does). Otherwise the answer restarts cleanly.
+    assistant_prefill: bool | None = None
     max_retries: NonNegativeInt = 3
     max_connections: PositiveInt = 100
     max_keepalive_connections: PositiveInt = 20

@@ -9,11 +9,13 @@ no money.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BudgetExceededError
+from .._background import undo_if_abandoned
+from ..errors import BudgetExceededError, StateStoreError
 from ..state.base import StoreUnavailableError
 from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
 from .base import AttemptContext, Middleware
@@ -87,9 +89,15 @@ class BudgetMiddleware(Middleware):
 
     async def _reserve(self, ctx: AttemptContext, worst: float | None, model: str | None) -> None:
         provider = ctx.deployment.provider_name
+        budgets = self.budgets
+        # A task the caller's cancellation does not interrupt halfway: a reservation it still makes is released.
+        reserving = asyncio.ensure_future(budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
+                                                          request_id=ctx.request_id))
         try:
-            ctx.reservation = await self.budgets.reserve(worst, provider=provider, tags=ctx.tags, model=model,
-                                                         request_id=ctx.request_id)
+            ctx.reservation = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            undo_if_abandoned(reserving, lambda held: None if held is None else budgets.release(held))
+            raise
         except BudgetExceededError:
             self.refused += 1
             raise
@@ -99,8 +107,10 @@ class BudgetMiddleware(Middleware):
                 logger.error("budget store unreachable (%s); fail_mode=open: request allowed WITHOUT budget "
                              "checks", exc)
                 return
-            raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
-                                      provider=provider, model=model) from exc
+            # The store's own typed error: the budget was not found exceeded, it could not be read.
+            raise StateStoreError(f"budget store unreachable and fail_mode is 'closed': {exc}", store=exc.store,
+                                  operation=exc.operation or "budget reserve", provider=provider,
+                                  model=model) from exc
 
     def after_attempt(self, ctx: AttemptContext, *, response: Any = None, usage: TokenUsage | None = None,
                       error: LLMError | None = None) -> Awaitable[None] | None:

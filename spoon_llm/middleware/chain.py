@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._background import finish_regardless
 from .base import AttemptContext, Middleware
 
 if TYPE_CHECKING:
@@ -121,7 +122,10 @@ class MiddlewareChain:
         if ctx is None or not ctx.passed:
             return None
         passed, ctx.passed = ctx.passed, 0
-        return self.after(ctx, passed, response, usage, error)
+        pending = self.after(ctx, passed, response, usage, error)
+        # Settling and releasing must finish even when the caller is cancelled while it waits for them: they
+        # run on, and are only ever started once (ctx.passed is already zero).
+        return None if pending is None else finish_regardless(pending)
 
     async def finish_async(self, ctx: AttemptContext | None, response: Any = None,
                            usage: TokenUsage | None = None, error: LLMError | None = None) -> None:

@@ -63,8 +63,11 @@ class RateLimitMiddleware(Middleware):
         permit = ctx.permit
         ctx.permit = None
         if permit is not None:
-            if usage is not None or error is not None:
-                limiter.settle_now(permit, usage)  # no usage after an error: refunded
+            if not ctx.sent and permit.slots:
+                limiter.unsend(permit)  # refused or cancelled before it went out: the slot was never used
+            if usage is not None or error is not None or response is None:
+                # No usage after an error, or no answer at all (cancelled): refunded.
+                limiter.settle_now(permit, usage)
             else:
                 permit.done = True  # an answer without usage: the reservation stays as the best guess
         if error is not None:
@@ -83,9 +86,12 @@ class RateLimitMiddleware(Middleware):
         permit = ctx.permit
         ctx.permit = None
         if permit is not None:
+            pending = limiter.unsend(permit) if not ctx.sent and permit.slots else None
+            if pending is not None:  # refused or cancelled before it went out: the slot was never used
+                await pending
             if usage is not None:
                 await limiter.settle(permit, usage)
-            elif error is not None:
+            elif error is not None or response is None:  # failed, or cancelled before an answer
                 await limiter.refund(permit)
             else:
                 permit.done = True

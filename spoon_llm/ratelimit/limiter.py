@@ -13,11 +13,12 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import RateLimitError
+from .._background import undo_if_abandoned
+from ..errors import RateLimitError, StateStoreError
 from ..state.base import StoreUnavailableError, sync_store
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
@@ -48,6 +49,8 @@ class Permit:
     holds: list[tuple[str, str, int, float]] = field(default_factory=list)
     waited: float = 0.0
     done: bool = False
+    #: The request-count slots taken (rpm, rph), handed back by :meth:`RateLimiter.unsend` if nothing was sent.
+    slots: list[tuple[str, str, int, float]] | None = None
 
 
 @dataclass(slots=True)
@@ -190,7 +193,7 @@ class RateLimiter:
                 if sync:
                     wait, reason = self._try_now(state, permit, input_tokens, output_tokens)
                 else:
-                    wait, reason = await self._try(state, permit, input_tokens, output_tokens)
+                    wait, reason = await self._try_shielded(state, permit, input_tokens, output_tokens)
             except StoreUnavailableError as exc:
                 self._store_failed(exc, key)
                 if self.fail_mode == "open":
@@ -198,9 +201,11 @@ class RateLimiter:
                     state.admitted += 1
                     return permit
                 state.refused += 1
-                raise RateLimitError(f"rate-limit store unreachable and fail_mode is 'closed': {exc}",
-                                     provider=deployment.provider_name, model=model, retry_after=1.0,
-                                     retryable=False) from exc
+                # The store's own typed error, not a rate limit: nothing was over a limit, and another deployment
+                # would meet the same store.
+                raise StateStoreError(f"rate-limit store unreachable and fail_mode is 'closed': {exc}",
+                                      store=exc.store, operation=exc.operation or "rate limit",
+                                      provider=deployment.provider_name, model=model) from exc
             if wait <= 0:
                 state.admitted += 1
                 pacer = state.pacer
@@ -221,6 +226,23 @@ class RateLimiter:
             state.waited += wait
             waited = True
             await asyncio.sleep(wait)
+
+    async def _try_shielded(self, state: _KeyState, permit: Permit, input_tokens: int,
+                            output_tokens: int) -> tuple[float, str]:
+        # A shared store's acquisition is several round trips: a caller cancelled halfway must not leave the
+        # holds it took in the store. The attempt runs to its end; what it took is then given back.
+        trying = asyncio.ensure_future(self._try(state, permit, input_tokens, output_tokens))
+        try:
+            return await asyncio.shield(trying)
+        except asyncio.CancelledError:
+            def give_back(outcome: tuple[float, str]) -> Awaitable[None] | None:
+                if outcome[0] > 0 or not permit.holds:
+                    return None
+                permit.done = True
+                return self._guarded(self._give_back(permit.entry, permit.holds), permit.key)
+
+            undo_if_abandoned(trying, give_back)
+            raise
 
     def _try_now(self, state: _KeyState, permit: Permit, input_tokens: int,
                  output_tokens: int) -> tuple[float, str]:
@@ -259,10 +281,15 @@ class RateLimiter:
                 if not ok:
                     self._roll_back_now(checks[:index], entry, input_tokens, output_tokens)
                     holds.clear()
+                    permit.slots = None
                     permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
                     return max(wait, 0.001), f"{name} limit {limit} reached"
                 if counts != "requests":
                     holds.append((counts, store_key, amount, rate))
+                elif permit.slots is None:
+                    permit.slots = [(counts, store_key, amount, rate)]
+                else:
+                    permit.slots.append((counts, store_key, amount, rate))
             index += 1
         return 0.0, ""
 
@@ -312,6 +339,7 @@ class RateLimiter:
                 return max(wait, 0.001), f"{name} limit {limit} reached"
             taken.append((counts, store_key, amount, rate))
         permit.holds = [hold for hold in taken if hold[0] != "requests"]
+        permit.slots = [hold for hold in taken if hold[0] == "requests"] or None
         return 0.0, ""
 
     async def _give_back(self, entry: str, holds: list[tuple[str, str, int, float]]) -> None:
@@ -378,6 +406,21 @@ class RateLimiter:
                 elif delta:
                     store.window_adjust_now(store_key, permit.entry, delta)
         return True
+
+    def unsend(self, permit: Permit) -> Awaitable[None] | None:
+        """The attempt sent nothing upstream: give its request slots (rpm, rph) back, once."""
+        slots, permit.slots = permit.slots, None
+        if not slots:
+            return None
+        store: Any = self.store
+        if not store.sync:
+            return self._guarded(self._give_back(permit.entry, slots), permit.key)
+        for _, store_key, amount, rate in slots:
+            if rate:
+                store.bucket_adjust_now(store_key, -amount, rate)
+            else:
+                store.window_adjust_now(store_key, permit.entry, -amount)
+        return None
 
     async def refund(self, permit: Permit) -> None:
         """Give every token reservation back (the call failed)."""

@@ -55,7 +55,7 @@ _TRACED_MODELS = frozenset({LLMResponse, EmbeddingResponse})
 class Slot:
     """One attempt: a deployment, the model to ask it for, and the time budget left."""
 
-    __slots__ = ("deployment", "model", "retry", "started", "timeout", "waited")
+    __slots__ = ("deployment", "ends", "generation", "model", "retry", "started", "timeout", "waited")
 
     def __init__(self, deployment: DeploymentState, model: str | None, retry: int, waited: float,
                  timeout: float | None) -> None:
@@ -64,7 +64,11 @@ class Slot:
         self.retry = retry
         self.waited = waited
         self.timeout = timeout
+        #: When the request's deadline ends (``time.monotonic()``); infinite without one.
+        self.ends = math.inf if timeout is None else time.monotonic() + timeout
         self.started = time.perf_counter()
+        # The circuit's generation at admission: outcomes of calls admitted before a state change do not move it.
+        self.generation = deployment.circuit.generation
 
 
 def _counts_against_health(error: LLMError) -> bool:
@@ -263,13 +267,13 @@ class RequestRun:
         self._add_error(error)
         deployment = slot.deployment
         if not count_health:
-            deployment.circuit.release_probe()
+            deployment.circuit.release_probe(slot.generation)
         elif _counts_against_health(error):
             deployment.failures += 1
-            deployment.circuit.record_failure()
+            deployment.circuit.record_failure(slot.generation)
         else:
             # The deployment answered: it is up, whatever it thought of the request.
-            deployment.circuit.record_success()
+            deployment.circuit.record_success(slot.generation)
 
     def failed(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
         """Record a failure and decide what comes next; raises ``error`` when the policy says to stop.
@@ -388,11 +392,11 @@ def record_success(slot: Slot, sent: bool = True) -> Attempt:
     """
     deployment = slot.deployment
     if not sent:
-        deployment.circuit.release_probe()
+        deployment.circuit.release_probe(slot.generation)
         return Attempt(deployment.provider_name, slot.model or deployment.model, deployment.name,
                        deployment.key_alias, None, None, slot.waited, time.perf_counter() - slot.started)
     attempt = new_attempt(slot, None)
-    deployment.circuit.record_success()
+    deployment.circuit.record_success(slot.generation)
     deployment.record_latency(attempt.latency)
     return attempt
 

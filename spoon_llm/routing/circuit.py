@@ -27,8 +27,10 @@ class CircuitBreaker:
     ``min_requests`` calls in the last ``window`` seconds failed; after ``cooldown`` seconds it lets exactly one
     probe through (half-open): its success closes the circuit, its failure opens it again.
 
-    Fed passively by live traffic: the manager calls :meth:`allow_request` before an attempt and
-    :meth:`record_success` / :meth:`record_failure` after it.
+    Fed passively by live traffic: the manager calls :meth:`allow_request` before an attempt, notes
+    :attr:`generation`, and passes it to :meth:`record_success` / :meth:`record_failure` after it. An outcome of
+    a call admitted before the last state change (a success that started before the circuit opened) still counts
+    in the statistics but moves the circuit nowhere: only the probe's outcome closes or re-opens it.
     """
 
     def __init__(
@@ -53,6 +55,9 @@ class CircuitBreaker:
         self._consecutive_failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        #: Bumped on every state change; a call's outcome moves the circuit only if it was admitted in the current
+        #: generation (see record_success).
+        self.generation = 0
         # Calls and failures in the window, counted in WINDOW_BUCKETS time buckets: O(1) per call and fixed memory
         # whatever the traffic (a per-call log would hold every call of the last `window` seconds).
         self._bucket_width = window / WINDOW_BUCKETS if window > 0 else 1.0
@@ -93,18 +98,29 @@ class CircuitBreaker:
         state = self.state
         return state is CircuitState.CLOSED or (state is CircuitState.HALF_OPEN and not self._probe_in_flight)
 
-    def record_success(self) -> None:
-        """A call succeeded."""
-        self._consecutive_failures = 0
-        self._note(False)
-        if self._state is not CircuitState.CLOSED:
-            self._probe_in_flight = False
-            self._transition(CircuitState.CLOSED)
+    def _stale(self, generation: int | None) -> bool:
+        # Admitted before the last state change: while the circuit is not closed, only the probe (admitted in the
+        # current, half-open generation) may move it. None: the caller did not track it (treated as current).
+        return generation is not None and generation != self.generation
 
-    def record_failure(self) -> None:
-        """A call failed in a way that says the deployment is unhealthy."""
-        self._consecutive_failures += 1
+    def record_success(self, generation: int | None = None) -> None:
+        """A call admitted in ``generation`` (:attr:`generation` when it was admitted) succeeded."""
+        self._note(False)
+        if self._state is CircuitState.CLOSED:
+            self._consecutive_failures = 0
+            return
+        if self._stale(generation):
+            return  # a success that started before the circuit opened proves nothing about now
+        self._consecutive_failures = 0
+        self._probe_in_flight = False
+        self._transition(CircuitState.CLOSED)
+
+    def record_failure(self, generation: int | None = None) -> None:
+        """A call admitted in ``generation`` failed in a way that says the deployment is unhealthy."""
         self._note(True)
+        if self._state is not CircuitState.CLOSED and self._stale(generation):
+            return  # only the probe re-opens a half-open circuit
+        self._consecutive_failures += 1
         if self._state is CircuitState.HALF_OPEN:
             self._probe_in_flight = False
             self._open()
@@ -117,9 +133,13 @@ class CircuitBreaker:
         ):
             self._open()
 
-    def release_probe(self) -> None:
-        """The probe ended without a verdict (e.g. the caller cancelled): let the next caller probe."""
-        self._probe_in_flight = False
+    def release_probe(self, generation: int | None = None) -> None:
+        """The probe ended without a verdict (e.g. the caller cancelled): let the next caller probe.
+
+        A call admitted in another ``generation`` never held the probe, so it hands nothing back.
+        """
+        if not self._stale(generation):
+            self._probe_in_flight = False
 
     def reset(self) -> None:
         """Close the circuit and forget history."""
@@ -160,6 +180,7 @@ class CircuitBreaker:
         if old is new:
             return
         self._state = new
+        self.generation += 1
         if new is CircuitState.CLOSED:
             self._consecutive_failures = 0
         if self.on_change is not None:
@@ -173,4 +194,5 @@ class CircuitBreaker:
             "recent_calls": self._recent_calls,
             "recent_failures": self._recent_failures,
             "retry_at": self.retry_at,
+            "probe_in_flight": self._probe_in_flight,
         }

@@ -27,6 +27,7 @@ from ..errors import (
     ProviderUnavailableError,
     RateLimitError,
     ServiceUnavailableError,
+    StateStoreError,
     TimeoutError,
     TokenLimitError,
     ValidationError,
@@ -109,6 +110,8 @@ def classify(exc: LLMError) -> Failure:
         return Failure(402, message, "budget_exceeded")
     if isinstance(exc, ConfigurationError):
         return Failure(500, message, "server_configuration")
+    if isinstance(exc, StateStoreError):  # a shared store refused in fail_mode closed: try again shortly
+        return Failure(503, message, "state_store_unavailable", 1.0)
     deciding = exc
     if isinstance(exc, AllProvidersFailedError) and exc.errors:
         deciding = exc.errors[-1]

@@ -256,6 +256,10 @@ class KeyGuard:
         try:
             return await limiter.acquire(subject, input_tokens=input_tokens, output_tokens=output_tokens,
                                          model=model)
+        except StoreUnavailableError as exc:  # fail_mode closed: not the key's limit, the store was not reached
+            raise GatewayAuthError(f"the state store is unreachable, so per-key limits cannot be checked: "
+                                   f"{exc.message}", status=503, code="state_store_unavailable",
+                                   retry_after=1.0) from None
         except RateLimitError as exc:
             if isinstance(exc.__cause__, StoreUnavailableError):  # not the key's limit: the store was not reached
                 raise GatewayAuthError(f"the state store is unreachable, so per-key limits cannot be checked: "

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from spoon_llm.config.models import ProviderConfig
-from spoon_llm.errors import RateLimitError
+from spoon_llm.errors import RateLimitError, StateStoreError
 from spoon_llm.manager import LLMManager
 from spoon_llm.middleware import AttemptContext, RateLimitMiddleware
 from spoon_llm.ratelimit import LimitSettings, RateLimiter, parse_duration, parse_rate_limit_headers
@@ -211,7 +211,7 @@ async def test_unreachable_redis_fails_closed_or_open_loudly(mode: str, caplog: 
     caplog.set_level(logging.ERROR, "spoon_llm.ratelimit")
     try:
         if mode == "closed":
-            with pytest.raises(RateLimitError, match="store unreachable"):
+            with pytest.raises(StateStoreError, match="store unreachable"):  # not over a limit: no store
                 await rl.acquire(deployment())
         else:
             permit = await rl.acquire(deployment())

@@ -42,7 +42,9 @@ async def test_stream_dying_after_output_raises_with_the_partial_text_and_no_rep
 
 
 async def test_resume_on_interrupt_continues_on_the_next_candidate_with_a_prefill(sim, make_manager):
-    manager = make_manager(TWO, fallback_chain=["primary", "backup"], retry={"max_retries": 0})
+    # A candidate declared to continue an assistant prefill (OpenAI-style APIs do not by default).
+    prefilling = {**TWO, "backup": {**TWO["backup"], "assistant_prefill": True}}
+    manager = make_manager(prefilling, fallback_chain=["primary", "backup"], retry={"max_retries": 0})
     sim.script("openai", Reply(text="alpha beta gamma delta epsilon"), model="model-primary")
     sim.script("openai", Reply(text=" [continued]"), model="model-backup")
     sim.fault("openai", Fault.disconnect(after=3), model="model-primary", times=1)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError
+from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
 from ...interface import ProviderMetadata, StreamCallback
 from ...transport import SSEParser, dumps, loads
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -182,7 +182,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
             mapped = self._translate_sdk(exc, call.model)
             if mapped is None:
                 raise
-            raise mapped from exc
+            raise mapped from safe_cause(exc)
         response = raw.http_response
         return self._decode(response.content, call.model), response.headers
 
@@ -205,7 +205,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
             mapped = self._translate_sdk(exc, call.model)
             if mapped is None:
                 raise
-            raise mapped from exc
+            raise mapped from safe_cause(exc)
         return raw.http_response  # the body is still unread: the SDK sends streamed requests with stream=True
 
     # -- operations -----------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
                 try:
                     content = await response.aread()
                 except Exception as exc:
-                    raise self._stream_failure(exc, acc, call.model) from exc
+                    raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
                 self._feed_json(decoder, self._decode(content, call.model), call.model)
             else:
                 parser = SSEParser()
@@ -255,7 +255,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
                     except StopAsyncIteration:
                         break
                     except Exception as exc:
-                        raise self._stream_failure(exc, acc, call.model) from exc
+                        raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
                     for _, data in parser.feed(raw):
                         chunk = self._feed(decoder, data, acc, call.model)
                         if chunk is not None:
@@ -322,7 +322,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
             mapped = self._translate_sdk(exc, None)
             if mapped is None:
                 raise
-            raise mapped from exc
+            raise mapped from safe_cause(exc)
         return self._decode(response.content, None)
 
     def get_metadata(self) -> ProviderMetadata:
