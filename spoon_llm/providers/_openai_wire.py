@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import ValidationError
+from ..structured._schema import OutputSchema
 from ..types import (
     CostInfo,
     DocumentPart,
@@ -389,6 +390,8 @@ def response_format_from(
     class.
     """
     if response_format is not None:
+        if isinstance(response_format, OutputSchema):
+            return response_format.openai()
         if isinstance(response_format, Mapping):
             return dict(response_format)
         if isinstance(response_format, str):
