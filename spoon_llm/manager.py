@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
+#: Keywords that may need the layer above one call (spoon_llm.structured._run): Python tools, re-asks, the tool loop.
+_LAYER_KEYS = frozenset({"tools", "output_retries", "run_tools", "max_turns", "tool_errors"})
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
@@ -885,7 +887,7 @@ def _wants_layer(kwargs: dict[str, Any]) -> bool:
     """Whether a call asks for typed output, Python tools or the tool loop (a few dict lookups when it does not)."""
     response_format = kwargs.get("response_format")
     if (response_format is None or type(response_format) is dict and "properties" not in response_format) and (
-            "tools" not in kwargs and "output_retries" not in kwargs and "run_tools" not in kwargs):
+            _LAYER_KEYS.isdisjoint(kwargs)):
         return False
     from .structured._run import wants_layer
 

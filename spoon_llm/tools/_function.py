@@ -163,7 +163,9 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
                                   "with keyword arguments")
         annotation = hints.get(param.name, Any)
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (annotation, Field(default, description=descriptions.get(param.name)))
+        described = descriptions.get(param.name)
+        # Only a docstring description is set here, so one given by Annotated[..., Field(...)] survives.
+        fields[param.name] = (annotation, Field(default, description=described) if described else Field(default))
     args_model = create_model(
         f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     schema = args_model.model_json_schema(schema_generator=_schema_generator())
