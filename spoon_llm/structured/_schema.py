@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 __all__ = ["WRAPPER_KEY", "OutputSchema"]
@@ -63,12 +63,11 @@ class OutputSchema:
             schema = dict(response_format)
             name = _safe_name(str(schema.get("title") or "response"))
             return cls._rooted(schema, name, None)
-        from pydantic import TypeAdapter
-
-        adapter = TypeAdapter(response_format)
-        schema = adapter.json_schema()
-        name = _safe_name(getattr(response_format, "__name__", None) or str(schema.get("title") or "response"))
-        return cls._rooted(schema, name, response_format)
+        try:
+            # Built once per type: the schema and each vendor's form of it are then reused by every request.
+            return _for_type(response_format)
+        except TypeError:  # an unhashable annotation
+            return _for_type.__wrapped__(response_format)
 
     @classmethod
     def _rooted(cls, schema: dict[str, Any], name: str, output_type: Any) -> OutputSchema:
@@ -130,6 +129,15 @@ class OutputSchema:
 
     def __repr__(self) -> str:
         return f"OutputSchema(name={self.name!r}, wrapped={self.wrapped})"
+
+
+@lru_cache(maxsize=256)
+def _for_type(output_type: Any) -> OutputSchema:
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(output_type).json_schema()
+    name = _safe_name(getattr(output_type, "__name__", None) or str(schema.get("title") or "response"))
+    return OutputSchema._rooted(schema, name, output_type)
 
 
 class _NotStrict(Exception):
