@@ -71,6 +71,12 @@ class OutputSchema:
 
     @classmethod
     def _rooted(cls, schema: dict[str, Any], name: str, output_type: Any) -> OutputSchema:
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and set(schema) <= {"$ref", "$defs"}:
+            # A recursive model's schema is a bare reference: its definition becomes the root (refs still resolve).
+            target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1])
+            if isinstance(target, Mapping) and target.get("type") == "object":
+                schema = {**target, "$defs": schema["$defs"]}
         if schema.get("type") == "object" and "properties" in schema:
             return cls(schema, name=name, output_type=output_type)
         defs = schema.pop("$defs", None)
@@ -97,6 +103,8 @@ class OutputSchema:
 
     @cached_property
     def _anthropic(self) -> dict[str, Any] | None:
+        if _recursive(self.schema):
+            return None  # Anthropic's structured outputs reject recursive schemas
         schema = copy.deepcopy(self.schema)
         try:
             closed: dict[str, Any] = _closed(schema)
@@ -136,17 +144,52 @@ def _for_type(output_type: Any) -> OutputSchema:
     from pydantic import TypeAdapter
 
     schema = TypeAdapter(output_type).json_schema()
-    name = _safe_name(getattr(output_type, "__name__", None) or str(schema.get("title") or "response"))
-    return OutputSchema._rooted(schema, name, output_type)
+    # A class by its name; a generic alias (list[Item]) by its spelling, which names the item type too.
+    label = output_type.__name__ if isinstance(output_type, type) else str(output_type).replace("typing.", "")
+    return OutputSchema._rooted(schema, _safe_name(label), output_type)
 
 
 class _NotStrict(Exception):
     """The schema holds something the vendor's constrained decoding cannot express."""
 
 
+def _refs(node: Any) -> set[str]:
+    """Names of the ``$defs`` entries ``node`` refers to."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            found.add(ref.rsplit("/", 1)[-1])
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def _recursive(schema: Mapping[str, Any]) -> bool:
+    """Whether a definition refers back to itself, directly or through others."""
+    defs = schema.get("$defs") or {}
+    edges = {name: _refs(body) for name, body in defs.items()}
+    for start in edges:
+        seen: set[str] = set()
+        stack = list(edges[start])
+        while stack:
+            name = stack.pop()
+            if name == start:
+                return True
+            if name not in seen:
+                seen.add(name)
+                stack.extend(edges.get(name, ()))
+    return False
+
+
 def _safe_name(name: str) -> str:
     # OpenAI's name: ^[a-zA-Z0-9_-]{1,64}$ (a generic alias such as list[Item] has brackets).
     cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name).strip("_")
+    while "__" in cleaned:
+        cleaned = cleaned.replace("__", "_")
     return (cleaned or "response")[:64]
 
 

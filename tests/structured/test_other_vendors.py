@@ -98,3 +98,22 @@ async def test_schema_outside_strict_and_anthropic_subsets(sim: ProviderSimulato
     anthropic = sim.last_request("anthropic").body
     assert "output_config" not in anthropic
     assert "JSON schema" in json.dumps(anthropic["system"])
+
+
+class Node(BaseModel):
+    label: str
+    children: list[Node] = []
+
+
+async def test_recursive_schema_is_asked_by_instruction_on_anthropic(sim: ProviderSimulator) -> None:
+    sim.script("anthropic", Reply(text='{"label": "root", "children": [{"label": "leaf", "children": []}]}'))
+    manager = LLMManager(ConfigurationManager({"providers": {"anthropic": {
+        "api_key": "sk-ant-test-123456789", "base_url": sim.anthropic_base_url, "model": "claude-sonnet-4-5"}}},
+        env={}))
+    try:
+        response = await manager.chat("Tree?", response_format=Node)
+    finally:
+        await manager.cleanup()
+    assert response.parsed == Node(label="root", children=[Node(label="leaf")])
+    body = sim.last_request("anthropic").body
+    assert "output_config" not in body and "#/$defs/Node" in json.dumps(body["system"])
