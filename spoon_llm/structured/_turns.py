@@ -59,7 +59,10 @@ class Turns:
     def combined(self, **fields: Any) -> LLMResponse:
         """The last answer, carrying the summed usage and cost and the attempts of every call (plus ``fields``)."""
         last = self.responses[-1]
-        if len(self.responses) == 1 and not fields:
+        if len(self.responses) == 1:
+            # One call: its own answer (fresh from the manager) carries the extra fields; no copy needed.
+            for name, value in fields.items():
+                setattr(last, name, value)
             return last
         attempts: list[Attempt] = []
         path: list[str] = []
