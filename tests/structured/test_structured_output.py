@@ -232,3 +232,16 @@ async def test_simulator_default_answer_follows_the_schema(make_manager: Any) ->
     # No script: the simulator answers with an example built from the schema it received.
     response = await make_manager("openai").chat("Who?", response_format=Person)
     assert isinstance(response.parsed, Person)
+
+
+async def test_cache_hit_is_parsed_and_keyed_by_schema(sim: ProviderSimulator, make_manager: Any) -> None:
+    sim.script("openai", Reply(text=json.dumps(GOOD)), times=1)
+    sim.script("openai", Reply(text=json.dumps({"street": "2 Loop Rd", "city": "Leeds"})), times=1)
+    manager = make_manager("openai", cache={"enabled": True, "backend": "memory"})
+    first = await manager.chat("Who?", response_format=Person)
+    again = await manager.chat("Who?", response_format=Person)
+    assert again.cache_hit and again.parsed == first.parsed and isinstance(again.parsed, Person)
+    # Another type is another request: not answered from the Person entry.
+    other = await manager.chat("Who?", response_format=Address)
+    assert not other.cache_hit and other.parsed == Address(street="2 Loop Rd", city="Leeds")
+    assert len(sim.requests_for("openai")) == 2
