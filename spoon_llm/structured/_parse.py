@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import OutputValidationError
 from ._schema import WRAPPER_KEY, OutputSchema
 
-__all__ = ["adapter_for", "parse_output", "validate_arguments"]
+__all__ = ["adapter_for", "feedback", "parse_output", "parse_response", "validate_arguments"]
 
 
 @lru_cache(maxsize=256)
@@ -69,6 +69,16 @@ def parse_output(schema: OutputSchema, text: str, *, provider: str | None = None
         raise OutputValidationError(f"the answer does not validate as {schema.name}: {len(errors)} error(s): "
                                     f"{_summary(errors)}", raw_text=text, errors=errors, provider=provider,
                                     model=model) from None
+
+
+def parse_response(schema: OutputSchema, response: Any) -> Any:
+    """A response's (or final chunk's) content validated against ``schema``; a refusal is reported as such."""
+    refusal = getattr(response, "refusal", None)
+    if refusal and not response.content:
+        raise OutputValidationError(f"the model refused to answer: {refusal}", raw_text="",
+                                    errors=[{"type": "refusal", "loc": (), "msg": refusal}],
+                                    provider=response.provider, model=response.model)
+    return parse_output(schema, response.content, provider=response.provider, model=response.model)
 
 
 def validate_arguments(output_type: Any, raw: str, *, tool_name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputValidationError, ValidationError
 from ..types import LLMResponse, LLMResponseChunk, Message, ToolSpec, to_messages
-from ._parse import feedback, parse_output
+from ._parse import feedback, parse_response
 from ._schema import OutputSchema
 from ._turns import Turns
 
@@ -119,7 +119,7 @@ async def _ask(manager: LLMManager, messages: Any, schema: OutputSchema, retries
         if response.tool_calls and not response.content:
             return turns.combined()  # the model called a tool instead: nothing to parse yet
         try:
-            parsed = parse_output(schema, response.content, provider=response.provider, model=response.model)
+            parsed = parse_response(schema, response)
         except OutputValidationError as exc:
             turns.mark_failed("OutputValidationError")
             if response.refusal or turns.reasks >= retries:
@@ -149,5 +149,5 @@ async def layered_stream(manager: LLMManager, messages: Any, kwargs: dict[str, A
     async with aclosing(stream):  # type: ignore[type-var]  # an async generator: it has aclose
         async for chunk in stream:
             if chunk.kind == "final" and schema is not None and not (chunk.tool_calls and not chunk.content):
-                chunk.parsed = parse_output(schema, chunk.content, provider=chunk.provider, model=chunk.model)
+                chunk.parsed = parse_response(schema, chunk)
             yield chunk

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MaxTurnsExceededError, OutputValidationError, ToolExecutionError, ValidationError
-from ..structured._parse import feedback, parse_output
+from ..structured._parse import feedback, parse_response
 from ..structured._turns import Turns
 from ..types import LLMResponse, Message, ToolCall, ToolSpec, to_messages
 from ._function import FunctionTool
@@ -132,10 +132,10 @@ async def run_tool_loop(
         if schema is None:
             return turns.combined(messages=conversation)
         try:
-            parsed = parse_output(schema, response.content, provider=response.provider, model=response.model)
+            parsed = parse_response(schema, response)
         except OutputValidationError as exc:
             turns.mark_failed("OutputValidationError")
-            if turns.reasks >= output_retries:
+            if response.refusal or turns.reasks >= output_retries:
                 exc.response = turns.combined(messages=conversation)
                 raise
             turns.reasks += 1
