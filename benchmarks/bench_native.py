@@ -13,6 +13,8 @@ process (see ``harness.py``). Clients, for OpenAI (``--vendor openai``, the defa
 * ``manager_native``  -- ``LLMManager.chat`` / ``chat_stream`` over the native provider (routing, attempt loop,
                           circuit breaker, stats)
 
+``--vendor bedrock`` runs Converse / ConverseStream: raw aiohttp with a fixed SigV4-shaped header (no signing: a
+floor) and an event-stream frame splitter, against our provider (which signs each request) and the manager.
 ``--vendor anthropic`` / ``gemini`` / ``openai_responses`` (the Responses API, ``POST /v1/responses``) run the
 same line-up with that vendor's raw request, official SDK and our provider on both transports. Every client reads
 the whole answer; ours build ``LLMResponse`` / chunk objects, the raw client only ``json.loads`` (our Chat
@@ -45,8 +47,14 @@ from harness import CLIENTS, RequestFn, Result, Target, run_benchmark, spoon_req
 KEYS = {"openai": "sk-bench-native-00000000", "anthropic": "sk-ant-bench-native-0000",
         "gemini": "AIzaSyBENCH0000000000000000", "openai_responses": "sk-bench-native-00000000"}
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash",
-          "openai_responses": "gpt-4o-mini"}
-VENDORS = ("openai", "anthropic", "gemini", "openai_responses")
+          "openai_responses": "gpt-4o-mini", "bedrock": "anthropic.claude-3-5-haiku-20241022-v1:0"}
+VENDORS = ("openai", "anthropic", "gemini", "openai_responses", "bedrock")
+#: Bedrock: our provider signs every request (SigV4) with these; the raw baseline sends one fixed header of the
+#: same shape (it does not sign, so it is a floor below any real client).
+AWS = {"aws_access_key_id": "AKIDBENCHNATIVE00000", "aws_secret_access_key": "bench-native-secret-0000000000000000",
+       "aws_region": "us-east-1"}
+_RAW_SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKIDBENCHNATIVE00000/20260101/us-east-1/bedrock/aws4_request, "
+              "SignedHeaders=content-type;host;x-amz-date, Signature=" + "0" * 64)
 POOL = 1000  # connections per client: every client may open as many as the highest concurrency needs
 Factory = Callable[[Target], contextlib.AbstractAsyncContextManager[RequestFn]]
 
@@ -64,6 +72,12 @@ def _raw_request(vendor: str, target: Target) -> tuple[str, dict[str, str], dict
         headers = {"x-goog-api-key": KEYS[vendor]}
         body = {"contents": [{"role": "user", "parts": [{"text": m["content"]}]} for m in messages]}
         return f"{base}:generateContent", headers, body, f"{base}:streamGenerateContent?alt=sse", body
+    if vendor == "bedrock":
+        base = f"{target.base_url}/model/{MODELS[vendor]}"
+        headers = {"authorization": _RAW_SIGV4, "x-amz-date": "20260101T000000Z"}
+        body = {"messages": [{"role": m["role"], "content": [{"text": m["content"]}]} for m in messages],
+                "inferenceConfig": {"maxTokens": target.max_tokens}}
+        return f"{base}/converse", headers, body, f"{base}/converse-stream", body
     if vendor == "openai_responses":
         url = target.openai_base_url + "/responses"
         body = {"model": MODELS[vendor], "input": messages, "max_output_tokens": target.max_tokens}
@@ -89,6 +103,24 @@ def raw_aiohttp(vendor: str) -> Factory:
                 response.raise_for_status()
                 return json.loads(await response.read())
 
+        async def call_eventstream() -> object:
+            # application/vnd.amazon.eventstream: 12-byte prelude (total length, headers length, CRC), headers,
+            # a JSON payload, a 4-byte CRC. Frames are split and their payloads decoded; CRCs are not checked.
+            parts = []
+            async with session.post(stream_url, json=stream_body, headers=headers) as response:
+                response.raise_for_status()
+                buffer = b""
+                async for piece in response.content.iter_any():
+                    buffer += piece
+                    while len(buffer) >= 12:
+                        total = int.from_bytes(buffer[:4], "big")
+                        if len(buffer) < total:
+                            break
+                        start = 12 + int.from_bytes(buffer[4:8], "big")
+                        parts.append(json.loads(buffer[start:total - 4]))
+                        buffer = buffer[total:]
+            return parts
+
         async def call_stream() -> object:
             parts = []
             async with session.post(stream_url, json=stream_body, headers=headers) as response:
@@ -98,8 +130,9 @@ def raw_aiohttp(vendor: str) -> Factory:
                         parts.append(json.loads(line[6:]))
             return parts
 
+        streamed = call_eventstream if vendor == "bedrock" else call_stream
         try:
-            yield call_stream if target.stream else call
+            yield streamed if target.stream else call
         finally:
             await session.close()
 
@@ -152,6 +185,9 @@ async def openai_responses_sdk(target: Target) -> AsyncIterator[RequestFn]:
 
 
 def _provider_config(vendor: str, target: Target, transport: str) -> dict[str, Any]:
+    if vendor == "bedrock":
+        return {**AWS, "base_url": target.base_url, "model": MODELS[vendor], "transport": transport,
+                "max_connections": POOL, "max_keepalive_connections": POOL, "max_tokens": target.max_tokens}
     base = {"openai": target.openai_base_url, "anthropic": target.anthropic_base_url,
             "gemini": target.gemini_base_url, "openai_responses": target.openai_base_url}[vendor]
     return {"api_key": KEYS[vendor], "base_url": base, "model": MODELS[vendor], "transport": transport,
@@ -195,9 +231,14 @@ def spoon_manager(vendor: str, transport: str) -> Factory:
 
 def clients_for(vendor: str) -> dict[str, Factory]:
     """The line-up for one vendor, baseline first."""
+    line_up = {"raw_aiohttp": raw_aiohttp(vendor)}
+    if vendor == "bedrock":  # no SDK transport: the native client is the only one
+        line_up.update({"spoon_native": spoon_provider(vendor, "native"),
+                        "manager_native": spoon_manager(vendor, "native")})
+        return line_up
     official = {"openai": CLIENTS["openai_sdk"], "anthropic": CLIENTS["anthropic_sdk"],
                 "gemini": CLIENTS["gemini_sdk"], "openai_responses": openai_responses_sdk}[vendor]
-    line_up = {"raw_aiohttp": raw_aiohttp(vendor), f"{vendor}_sdk": official}
+    line_up[f"{vendor}_sdk"] = official
     if vendor == "openai":
         line_up["openai_sdk_aio"] = openai_sdk_aio
     line_up.update({"spoon_sdk": spoon_provider(vendor, "sdk"), "spoon_native": spoon_provider(vendor, "native"),

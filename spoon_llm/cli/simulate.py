@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
+from ..testing._script import _VENDOR_ALIASES, VENDORS
 from ._common import EXIT_FAILED, EXIT_USAGE, fail, stdout_console
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ _PLAIN = ("unauthorized", "forbidden", "model_not_found", "server_error", "conne
 _NUMERIC = {"unavailable": "retry_after", "overloaded": "retry_after", "rate_limited": "retry_after",
             "context_length_exceeded": "limit", "slow": "seconds", "slow_stream": "seconds", "disconnect": "after",
             "truncated_stream": "after"}
-_VENDORS = ("openai", "anthropic", "gemini", "openrouter", "deepseek", "vllm", "*")
+#: Every vendor the simulator serves, its aliases, and "*" for all of them.
+_VENDORS = (*VENDORS, *_VENDOR_ALIASES, "*")
 
 
 class FaultSpec:

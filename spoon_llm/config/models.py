@@ -225,11 +225,11 @@ class ProviderConfig(_Strict):
 
     @model_validator(mode="after")
     def _api_only_where_understood(self) -> ProviderConfig:
-        if self.api == "responses" and (self.type or self.name) not in ("openai", "openai_responses"):
+        if self.api == "responses" and (self.type or self.name) not in ("openai", "openai_responses", "azure"):
             raise PydanticCustomError(
                 "api_choice",
-                'api = "responses" is understood by the openai provider only; for another endpoint that speaks '
-                'the Responses API use type = "openai_responses" with its base_url',
+                'api = "responses" is understood by the openai and azure providers only; for another endpoint that '
+                'speaks the Responses API use type = "openai_responses" with its base_url',
             )
         return self
 

@@ -26,6 +26,7 @@ GENAI_PROVIDER_IDS = {
     "anthropic": "anthropic",
     "gemini": "google",
     "vertex": "google",  # Gemini on Vertex AI: the same list prices
+    "vertex_anthropic": "anthropic",  # Claude on Vertex AI: Anthropic's list prices (model ids as claude-x@date)
     "google": "google",
     "deepseek": "deepseek",
     "openrouter": "openrouter",

@@ -52,6 +52,9 @@ BUILTIN_PROVIDERS: dict[str, tuple[str, list[str]]] = {
     "vertex": ("spoon_llm.providers.vertex:VertexProvider",
                ["chat", "completion", "tools", "streaming", "vision", "embeddings", "json_mode",
                 "structured_output", "reasoning", "token_counting"]),
+    "vertex_anthropic": ("spoon_llm.providers.vertex:VertexAnthropicProvider",
+                         ["chat", "completion", "tools", "streaming", "vision", "json_mode", "structured_output",
+                          "reasoning", "prompt_caching", "token_counting"]),
 }
 
 

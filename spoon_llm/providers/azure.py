@@ -27,16 +27,21 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
+from pydantic import SecretStr
 
 from ..errors import ConfigurationError, register_secret
 from ..transport import merge_headers, user_agent
 from ._openai_errors import status_error
 from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream
+from ._responses_route import ResponsesRoute
 from .base import require_sdk
 from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+
+if TYPE_CHECKING:
+    from ..config.models import ProviderConfig
 
 __all__ = ["AzureOpenAIProvider", "TokenProvider"]
 
@@ -131,7 +136,7 @@ class AzureRouting:
         await self.inner.close()
 
 
-class AzureOpenAIProvider(OpenAICompatibleProvider):
+class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
     """Azure OpenAI (chat, streaming, tools, embeddings) on deployment or v1 URLs, api-key or Entra ID auth."""
 
     provider_name = "azure"
@@ -248,6 +253,28 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         self._credential = DefaultAzureCredential()
         provider: Callable[[], Awaitable[str]] = get_bearer_token_provider(self._credential, ENTRA_SCOPE)
         return provider
+
+    def _responses_config(self) -> ProviderConfig | None:
+        """With ``api = "responses"``: the Responses API on ``{endpoint}/openai/v1``.
+
+        The key (or a fixed Entra ID token) is its bearer credential, as Azure's v1 API takes it.
+        """
+        cfg = self.config
+        if cfg.api != "responses":
+            return None
+        section = f"providers.{cfg.name or self.provider_name}"
+        static = self._static_token()
+        if self._token_fn is not None and static is None:
+            raise ConfigurationError(
+                f'api = "responses" on Azure OpenAI takes api_key or a fixed azure_ad_token ([{section}]); a token '
+                "provider or azure_entra_id is not supported on the Responses API yet: use the default api = \"chat\"",
+                provider=self.provider_name, key=f"{section}.api",
+            )
+        headers = {k: v for k, v in cfg.extra_headers.items() if k.lower() != "authorization"}
+        credential = static or self.api_key
+        return cfg.model_copy(update={"base_url": f"{self._endpoint}/openai/v1", "api_keys": [],
+                                      "api_key": SecretStr(credential) if credential else None, "azure_ad_token": None,
+                                      "extra_headers": headers})
 
     # -- transports -----------------------------------------------------------------------------------------
 

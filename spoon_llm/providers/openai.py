@@ -10,17 +10,15 @@ goes through the Responses API instead, exactly as the ``openai_responses`` prov
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..types import LLMResponse, LLMResponseChunk
+from ._responses_route import ResponsesRoute
 from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["OpenAIProvider"]
 
 
-class OpenAIProvider(OpenAICompatibleProvider):
+class OpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
     """OpenAI, on the native transport (default) or the official SDK (``transport = "sdk"``)."""
 
     provider_name = "openai"
@@ -36,41 +34,3 @@ class OpenAIProvider(OpenAICompatibleProvider):
         "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
         "o3", "o3-mini", "o4-mini", "gpt-3.5-turbo-instruct", "text-embedding-3-small", "text-embedding-3-large",
     )
-    #: The Responses API deployment that serves chat when ``api = "responses"`` (``None``: Chat Completions).
-    _responses: Any = None
-
-    async def _setup(self) -> None:
-        await super()._setup()
-        if self.config.api == "responses":
-            from .openai_responses import OpenAIResponsesProvider  # its own mapping and transports, loaded on use
-
-            responses = OpenAIResponsesProvider()
-            try:
-                await responses.initialize(self.config)
-            except BaseException:
-                await super()._close()  # a half-built deployment must not leave a pool open
-                raise
-            self._responses = responses
-
-    async def _close(self) -> None:
-        responses, self._responses = self._responses, None
-        try:
-            if responses is not None:
-                await responses.cleanup()
-        finally:
-            await super()._close()
-
-    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
-        """Send a conversation and return the complete answer (through the Responses API with ``api = "responses"``)."""
-        responses = self._responses
-        if responses is not None:
-            answer: LLMResponse = await responses.chat(messages, **kwargs)
-            return self._finish(answer)
-        return await super().chat(messages, **kwargs)
-
-    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
-        responses = self._responses
-        stream = super()._stream(messages, **kwargs) if responses is None else responses.chat_stream(messages, **kwargs)
-        async with aclosing(stream) as chunks:
-            async for chunk in chunks:
-                yield chunk

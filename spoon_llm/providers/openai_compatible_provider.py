@@ -66,6 +66,7 @@ from ..errors import (
     ResponseParsingError,
     StreamInterruptedError,
     ValidationError,
+    excerpt,
     malformed,
     register_secret,
     safe_cause,
@@ -706,6 +707,17 @@ class OpenAICompatibleProvider(BaseProvider):
                 model=model, request_id=request_id,
             )
         return response
+
+    async def list_models(self) -> list[str]:
+        """Ids of the models the endpoint lists (``GET /models``; costs no tokens)."""
+        self._ensure_ready()
+        transport = self._transport
+        assert transport is not None
+        data = self._decode(await transport.get("models", min(self.config.timeout, 30.0), None), "")
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ResponseParsingError(f"expected a model list, got {excerpt(data)}", provider=self._label)
+        return [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id")]
 
     async def health_check(self) -> bool:
         """True when the endpoint answers its model list (free: no tokens are spent)."""

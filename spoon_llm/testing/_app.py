@@ -89,7 +89,7 @@ def _vendor_hint(headers: list[tuple[bytes, bytes]], query: str) -> str | None:
 
 
 def _request_id_header(vendor: str, token: str) -> tuple[str, str]:
-    if vendor == "anthropic":
+    if vendor in ("anthropic", "vertex_anthropic"):
         return ("request-id", f"req_011C{token}")
     if vendor == "bedrock":
         return ("x-amzn-RequestId", token)
@@ -159,7 +159,7 @@ class SimulatorApp:
         if self.strict is not None and not bad_json and method == route.method:
             refused = self.strict.check(route, raw_headers, record.query, body, model)
         denied = _azure.check(route, query, raw_headers) if route.vendor == "azure" else None
-        if route.vendor == _vertex.VENDOR:
+        if route.vendor in (_vertex.VENDOR, _vertex.ANTHROPIC_VENDOR):
             denied = _vertex.check(route, query, raw_headers)
         if route.vendor == "bedrock":
             denied = _bedrock.auth_failure(raw_headers)
@@ -184,6 +184,8 @@ class SimulatorApp:
             return _gemini.bare_model(route.model), route.op == "stream_generate"
         if route.vendor == "bedrock":
             return _bedrock.model_and_stream(route)
+        if route.vendor == _vertex.ANTHROPIC_VENDOR:  # the model in the path, ``stream`` in the body
+            return route.model or _anthropic.model_and_stream(body)[0], _anthropic.model_and_stream(body)[1]
         if route.model is not None:
             return route.model, False
         return _openai.model_and_stream(body)  # the same two fields in Anthropic bodies
@@ -191,6 +193,10 @@ class SimulatorApp:
     def _prompt(self, route: Route, body: Any) -> Prompt:
         if route.vendor == "anthropic":
             return _anthropic.prompt_of(body)
+        if route.vendor == _vertex.ANTHROPIC_VENDOR:
+            prompt = _anthropic.prompt_of(body)
+            prompt.model = route.model or prompt.model
+            return prompt
         if route.vendor == "bedrock":
             return _bedrock.prompt_of(route, body)
         if route.vendor in ("gemini", "vertex"):
@@ -205,7 +211,7 @@ class SimulatorApp:
         tokens = 0
         if fault.context_limit is not None:
             tokens = max(1, _answers.estimate_tokens(self._prompt(route, body).input_chars))
-        if route.vendor == "anthropic":
+        if route.vendor in ("anthropic", _vertex.ANTHROPIC_VENDOR):
             return _anthropic.error_response(route, status, fault, model, tokens, f"req_011C{token}")
         if route.vendor == "bedrock":
             return _bedrock.error_response(route, status, fault, model, tokens)
@@ -247,7 +253,7 @@ class SimulatorApp:
                 prompt = self._prompt(route, body)
                 reply = self.scripts.take(route.vendor, model)
                 answer = _answers.resolve(prompt, reply, lambda: self._tool_id(route.vendor))
-            if route.vendor == "anthropic":
+            if route.vendor in ("anthropic", _vertex.ANTHROPIC_VENDOR):
                 response = _anthropic.respond(route, body, prompt, answer, ctx)
             elif route.vendor == "gemini":
                 response = _gemini.respond(route, body, prompt, answer, ctx)
@@ -272,7 +278,7 @@ class SimulatorApp:
 
     def _tool_id(self, vendor: str) -> str:
         token = self.ids.next()
-        return f"toolu_01{token}" if vendor == "anthropic" else f"call_{token}"
+        return f"toolu_01{token}" if vendor in ("anthropic", "vertex_anthropic") else f"call_{token}"
 
 
 def _corrupt(response: Response) -> None:

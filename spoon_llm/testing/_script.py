@@ -15,7 +15,7 @@ VENDORS = ("openai", "anthropic", "gemini", "openrouter", "deepseek", "openai_re
            # Azure OpenAI and the OpenAI-compatible presets (testing/_azure.py, testing/_compat.py)
            "azure", "mistral", "groq", "xai", "cerebras", "together", "fireworks", "perplexity", "lmstudio",
            "llamacpp", "sglang", "tgi",
-           "vertex", "bedrock")
+           "vertex", "vertex_anthropic", "bedrock")
 # vLLM and other OpenAI-compatible servers are reached through the OpenAI routes.
 _VENDOR_ALIASES = {"vllm": "openai", "google": "gemini"}
 

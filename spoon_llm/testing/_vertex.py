@@ -5,7 +5,10 @@ Paths, as google-genai (``vertexai=True``) and our native client send them (``{v
 * ``/{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}`` with ``generateContent``,
   ``streamGenerateContent`` (``?alt=sse``), ``countTokens``, ``embedContent`` and ``predict`` (embeddings);
 * the same without ``projects/{p}/locations/{l}/`` (express mode, an API key);
-* ``GET /{v}/publishers/google/models/{m}`` (the model's description: health checks).
+* ``GET /{v}/publishers/google/models/{m}`` (the model's description: health checks);
+* Claude: ``/v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict`` (``:streamRawPredict``)
+  and ``.../models/count-tokens:rawPredict``, with Anthropic's Messages bodies (vendor ``vertex_anthropic``; the
+  model is in the path, ``anthropic_version`` in the body).
 
 Every request must carry ``Authorization: Bearer <token>`` or an API key (``x-goog-api-key`` or ``?key=``);
 one without is answered 401 ``UNAUTHENTICATED``, as Vertex AI does.
@@ -22,6 +25,9 @@ from ._http import Ctx, Response
 from ._routes import CHAT, COUNT_TOKENS, EMBEDDINGS, MODEL, Route
 
 VENDOR = "vertex"
+#: Claude on Vertex AI: Anthropic's bodies and answers under Vertex's paths and auth.
+ANTHROPIC_VENDOR = "vertex_anthropic"
+_ANTHROPIC_METHODS = frozenset({"rawPredict", "streamRawPredict"})
 _METHODS = {
     "generateContent": (CHAT, "generate"),
     "streamGenerateContent": (CHAT, "stream_generate"),
@@ -39,6 +45,8 @@ def route(path: str) -> Route | None:
         if len(parts) < 5 or parts[2] != "locations" or not parts[1] or not parts[3]:
             return None
         rest = parts[4]
+    if rest.startswith("publishers/anthropic/models/"):
+        return _anthropic_route(rest[28:], version)
     if not rest.startswith("publishers/google/models/"):
         return None
     name, sep, method = rest[25:].partition(":")
@@ -50,6 +58,15 @@ def route(path: str) -> Route | None:
     if found is None:
         return None
     return Route(VENDOR, found[0], found[1], name, "POST", version)
+
+
+def _anthropic_route(rest: str, version: str) -> Route | None:
+    name, _, method = rest.partition(":")
+    if not name or "/" in name or method not in _ANTHROPIC_METHODS:
+        return None
+    if name == "count-tokens":
+        return Route(ANTHROPIC_VENDOR, COUNT_TOKENS, "count_tokens", None, "POST", version)
+    return Route(ANTHROPIC_VENDOR, CHAT, "messages", name, "POST", version)
 
 
 def check(route: Route, query: str, headers: list[tuple[bytes, bytes]]) -> Response | None:

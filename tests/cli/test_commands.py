@@ -34,8 +34,10 @@ def test_models_lists_aliases_configured_and_listed_models_with_prices(cli: CLI,
     configured = by_kind[("configured", "gpt-4.1-mini")]
     assert configured["provider"] == "openai" and configured["price"]["input_per_1m"] > 0
     listed = [row for row in rows if row["kind"] == "listed"]
-    assert listed and all(row["provider"] == "anthropic" for row in listed)  # from the simulator's /v1/models
-    assert sim.requests_for("anthropic", "models")
+    # from the simulator's /v1/models of each vendor
+    assert {row["provider"] for row in listed} == {"openai", "anthropic"}
+    assert ("listed", "claude-opus-4-6") in by_kind and ("listed", "gpt-4o") in by_kind
+    assert sim.requests_for("anthropic", "models") and sim.requests_for("openai", "models")
     assert not sim.requests_for(endpoint="chat")
     table = cli.run("models", "anthropic")
     assert table.returncode == 0, table.stderr

@@ -131,6 +131,18 @@ def test_faults_fire_as_many_times_as_asked(tmp_path: Path) -> None:
         served.stop()
 
 
+def test_faults_reach_every_vendor_the_simulator_serves(tmp_path: Path) -> None:
+    served = Served(tmp_path, "--fault", "mistral:unavailable:1")
+    try:
+        body = {"model": "mistral-small-latest", "messages": HELLO}
+        statuses = [served.client.post("/mistral/v1/chat/completions", json=body,
+                                       headers={"authorization": f"Bearer {KEY}"}).status_code for _ in range(2)]
+        assert statuses == [503, 200]
+        assert served.openai({"model": "m", "messages": HELLO}).status_code == 200  # other vendors unaffected
+    finally:
+        served.stop()
+
+
 def test_a_share_of_requests_fails_reproducibly(tmp_path: Path) -> None:
     outcomes = []
     for _ in range(2):

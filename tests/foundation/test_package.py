@@ -5,7 +5,7 @@ import sys
 import spoon_llm
 
 HEAVY = ["openai", "anthropic", "google.genai", "fastapi", "redis", "litellm", "genai_prices", "aiohttp", "rich",
-         "typer", "uvicorn"]
+         "typer", "uvicorn", "botocore", "azure.identity", "google.auth", "pydantic_settings", "playwright", "jwt"]
 
 
 def test_import_loads_no_sdk_or_server():

@@ -123,21 +123,14 @@ class AnthropicProvider(DualTransportProvider):
             self._urls = {path: self._native.url(base + path) for path in (_MESSAGES, _COUNT_TOKENS, _MODELS)}
 
     def _build_sdk(self) -> Any:
-        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
-        import httpx2
-
-        sdk = require_sdk("anthropic", "anthropic")
-        warm_lazy_imports()
-        self._raw = httpx2.Response
-        self._errors = ErrorMapper(sdk)
+        sdk = self._sdk_module()
         if self._injected is not None:
             return self._injected
         cfg = self.config
         headers = dict(cfg.extra_headers)
         if cfg.api_version:
             headers.setdefault("anthropic-version", cfg.api_version)
-        timeout = httpx_timeout(cfg)
-        http_client = self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx_limits(cfg))
+        timeout, http_client = self._sdk_http(sdk)
         return sdk.AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -146,6 +139,23 @@ class AnthropicProvider(DualTransportProvider):
             http_client=http_client,
             default_headers=headers or None,
         )
+
+    def _sdk_module(self) -> Any:
+        """The anthropic SDK, with what the SDK path needs from it set up (raw responses, error mapping)."""
+        # httpx2 and the SDK are imported here, in a worker thread, never when this module is imported.
+        import httpx2
+
+        sdk = require_sdk("anthropic", "anthropic")
+        warm_lazy_imports()
+        self._raw = httpx2.Response
+        self._errors = ErrorMapper(sdk)
+        return sdk
+
+    def _sdk_http(self, sdk: Any) -> tuple[Any, Any]:
+        """The SDK client's timeout and HTTP client (the injected one, else a pool sized from the config)."""
+        timeout = httpx_timeout(self.config)
+        return timeout, self._injected_http or sdk.DefaultAsyncHttpxClient(timeout=timeout,
+                                                                            limits=httpx_limits(self.config))
 
     async def _close_sdk(self, client: Any) -> None:
         if self._injected_http is None:  # closing the SDK client closes its HTTP client, which may be the caller's
@@ -180,13 +190,19 @@ class AnthropicProvider(DualTransportProvider):
             raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
                                        model=model) from exc
 
+    def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+                stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:
+        """The native transport's URL and body for an API path (Claude on Vertex AI moves the model into the URL)."""
+        return self._urls[path], body
+
     async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
                         params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
         """One request on either transport: the decoded 2xx JSON and the response headers."""
         native = self._native
         if native is not None:
+            url, body = self._target(path, body, call)
             reply = await native.request(
-                method, self._urls[path], body=dumps(body) if body is not None else None, headers=call.headers,
+                method, url, body=dumps(body) if body is not None else None, headers=call.headers,
                 timeout=call.timeout, params=params, model=call.model)
             if not 200 <= reply.status < 300:
                 raise status_error(reply.status, reply.content, reply.headers, model=call.model)
@@ -204,7 +220,8 @@ class AnthropicProvider(DualTransportProvider):
         """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aclose()``)."""
         native = self._native
         if native is not None:
-            stream = await native.stream("POST", self._urls[_MESSAGES], body=dumps(body), headers=call.headers,
+            url, wire = self._target(_MESSAGES, body, call, stream=True)
+            stream = await native.stream("POST", url, body=dumps(wire), headers=call.headers,
                                          timeout=call.timeout, model=call.model)
             if not 200 <= stream.status_code < 300:
                 try:
@@ -229,6 +246,7 @@ class AnthropicProvider(DualTransportProvider):
             raise _not_an_answer(data, headers, call.model)
         answer = decoded_answer(decode_message, data, request_id=headers.get("request-id"), provider=PROVIDER,
                                 model=call.model, started=started)
+        answer.provider = self.provider_name  # Claude on Vertex AI answers with the same mapping
         pacing = pacing_headers(headers)
         if pacing:
             answer.metadata["rate_limit_headers"] = pacing  # the rate limiter paces the key from these
@@ -237,7 +255,7 @@ class AnthropicProvider(DualTransportProvider):
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         body, call = self._prepare(messages, kwargs, stream=True)
         response = await self._open_stream(body, call)
-        acc = StreamAccumulator(PROVIDER, call.model)
+        acc = StreamAccumulator(self.provider_name, call.model)
         acc.request_id = response.headers.get("request-id")
         pacing = pacing_headers(response.headers)
         if pacing:

@@ -19,27 +19,19 @@ pure mapping (:mod:`spoon_llm.providers.gemini`), on the same two transports:
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import AuthenticationError, ConfigurationError, LLMError, ResponseParsingError, ValidationError
+from ...errors import ConfigurationError, LLMError, ResponseParsingError, ValidationError
 from ...types import EmbeddingResponse, MessageInput, TokenUsage
 from .._stream import StreamAccumulator
 from ..base import require_sdk
 from ..gemini import GeminiProvider
 from ..gemini._decode import decode_embeddings, usage_from
 from ..gemini._transport import GeminiTransport, RawSdkTransport
-from ._auth import (
-    AccessToken,
-    TokenProvider,
-    TokenSource,
-    adc_fetcher,
-    load_adc,
-    load_token_provider,
-    provider_fetcher,
-)
+from ._auth import TokenProvider, TokenSource
+from ._credentials import VertexCredentials
 
 if TYPE_CHECKING:
     import httpx2
@@ -48,11 +40,7 @@ __all__ = ["VertexProvider"]
 
 PROVIDER = "vertex"
 DEFAULT_API_VERSION = "v1beta1"  # what google-genai uses for Vertex AI
-DEFAULT_LOCATION = "global"
 DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
-GLOBAL_BASE_URL = "https://aiplatform.googleapis.com/"
-#: Multi-region locations, served from their own domain (as google-genai knows them).
-MULTI_REGIONS = frozenset({"us", "eu"})
 #: ``predict`` takes up to 250 texts per call for the text-embedding models, one for gemini-embedding-001.
 PREDICT_BATCH_SIZE = 250
 _OPTIONS = frozenset({"schema_mode", "embedding_model", "token_provider", "gemini_sdk_api"})
@@ -122,7 +110,7 @@ def _bearer_credentials(quota_project: str | None) -> Any:
     return BearerCredentials()
 
 
-class VertexProvider(GeminiProvider):
+class VertexProvider(VertexCredentials, GeminiProvider):
     """Gemini models on Vertex AI (``{location}-aiplatform.googleapis.com``).
 
     Configuration: everything :class:`~spoon_llm.providers.gemini.GeminiProvider` takes, plus ``project`` (else
@@ -159,13 +147,8 @@ class VertexProvider(GeminiProvider):
         ``http_client`` are as for the Gemini provider (an injected ``google.genai.Client`` brings its own auth).
         """
         super().__init__(client, http_client)
-        self._token_provider = token_provider
-        self._credentials = credentials
-        self._tokens: TokenSource | None = None
+        self._init_credentials(token_provider, credentials)
         self._sdk_credentials: Any = None
-        self._project: str | None = None
-        self._location = DEFAULT_LOCATION
-        self._quota_project: str | None = None  # x-goog-user-project, from the credentials (as google-genai sends)
 
     # -- configuration --------------------------------------------------------------------------------------
 
@@ -173,32 +156,6 @@ class VertexProvider(GeminiProvider):
     def api_version(self) -> str:
         """The API version in every URL (``v1beta1`` unless configured)."""
         return self.config.api_version or DEFAULT_API_VERSION
-
-    @property
-    def express(self) -> bool:
-        """True in express mode: an API key and project-less paths."""
-        return bool(self.api_key)
-
-    @property
-    def project(self) -> str | None:
-        """The Google Cloud project (``None`` in express mode)."""
-        return self._project
-
-    @property
-    def location(self) -> str:
-        """The Vertex AI location (region, or ``global``)."""
-        return self._location
-
-    @property
-    def base_url(self) -> str | None:
-        """The configured endpoint, else the one of the location."""
-        if self.config.base_url:
-            return self.config.base_url
-        if self.express or self._location == "global":
-            return GLOBAL_BASE_URL
-        if self._location in MULTI_REGIONS:
-            return f"https://aiplatform.{self._location}.rep.googleapis.com/"
-        return f"https://{self._location}-aiplatform.googleapis.com/"
 
     def _check_options(self) -> None:
         name = self.config.name or PROVIDER
@@ -209,58 +166,6 @@ class VertexProvider(GeminiProvider):
         if self.config.options.get("gemini_sdk_api", "raw") != "raw":
             raise ConfigurationError("options.gemini_sdk_api: only 'raw' (google-genai's request layer) serves Vertex "
                                      "AI here", provider=PROVIDER, key=f"providers.{name}.options.gemini_sdk_api")
-
-    def _auth_sources(self) -> list[str]:
-        cfg = self.config
-        given = {"api_key": bool(self.api_key), "vertex_access_token": cfg.vertex_access_token is not None,
-                 "token_provider": self._token_provider is not None or "token_provider" in cfg.options,
-                 "credentials": self._credentials is not None}
-        return [name for name, present in given.items() if present]
-
-    async def _resolve_auth(self) -> None:
-        """Pick the credentials, project and location (ADC is loaded in a worker thread: it reads files)."""
-        cfg = self.config
-        name = cfg.name or PROVIDER
-        sources = self._auth_sources()
-        if len(sources) > 1:
-            raise ConfigurationError(f"the vertex provider takes one way to authenticate, got {sources}; keep one",
-                                     provider=PROVIDER, key=f"providers.{name}")
-        self._location = cfg.vertex_location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
-        self._project = cfg.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        self._tokens = None
-        self._quota_project = None
-        if self.express:
-            if cfg.project or cfg.vertex_location:
-                raise ConfigurationError("express mode (an API key) takes no project or vertex_location: remove them, "
-                                         "or drop the key to use OAuth credentials", provider=PROVIDER,
-                                         key=f"providers.{name}.api_key")
-            self._project = None
-            return
-        if self._injected is not None:
-            return  # a ready-made google.genai.Client authenticates itself
-        if cfg.vertex_access_token is not None:
-            token = AccessToken(cfg.vertex_access_token.get_secret_value())
-            self._tokens = TokenSource(provider_fetcher(lambda: token, "vertex_access_token"))
-        elif self._token_provider is not None or "token_provider" in cfg.options:
-            provider = self._token_provider or load_token_provider(str(cfg.options["token_provider"]))
-            self._tokens = TokenSource(provider_fetcher(provider))
-        else:
-            credentials = self._credentials
-            if credentials is None:
-                credentials, adc_project = await asyncio.to_thread(load_adc)
-                self._project = self._project or adc_project
-            self._quota_project = getattr(credentials, "quota_project_id", None)
-            self._tokens = TokenSource(await asyncio.to_thread(adc_fetcher, credentials))
-        if not self._project:
-            raise ConfigurationError("no Google Cloud project for Vertex AI: set project (or GOOGLE_CLOUD_PROJECT), "
-                                     "or use an API key (express mode)", provider=PROVIDER,
-                                     key=f"providers.{name}.project")
-
-    def _native_headers(self) -> dict[str, str]:
-        headers = super()._native_headers()
-        if self._quota_project:
-            headers.setdefault("x-goog-user-project", self._quota_project)
-        return headers
 
     async def _setup(self) -> None:
         self._check_options()
@@ -302,10 +207,6 @@ class VertexProvider(GeminiProvider):
         return f"projects/{self._project}/locations/{self._location}/publishers/google/models/{model}"
 
     # -- failures: a refused token is dropped so that the next attempt fetches a new one -------------------------
-
-    def _forget_refused_token(self, error: BaseException | None) -> None:
-        if isinstance(error, AuthenticationError) and error.status_code == 401 and self._tokens is not None:
-            self._tokens.invalidate()
 
     def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
         mapped = None if isinstance(exc, LLMError) else super()._translate_sdk(exc, model)

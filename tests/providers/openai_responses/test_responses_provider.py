@@ -277,7 +277,7 @@ async def test_the_openai_provider_speaks_the_responses_api_when_configured(sim:
 def test_api_responses_is_refused_where_it_means_nothing(section: dict[str, Any]) -> None:
     from spoon_llm.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match='api = "responses" is understood by the openai provider only'):
+    with pytest.raises(ConfigurationError, match='understood by the openai and azure providers only'):
         ConfigurationManager({"providers": {"x": {**section, "api_key": "k", "api": "responses"}}}, env={})
 
 

@@ -1,0 +1,73 @@
+"""``api = "responses"``: chat and streams of an OpenAI-family deployment through the Responses API.
+
+A provider class that mixes :class:`ResponsesRoute` in before its OpenAI-compatible base sends chat (and streams,
+and completions of chat models) through an :class:`~spoon_llm.providers.openai_responses.OpenAIResponsesProvider`
+built from the deployment's configuration, exactly as the ``openai_responses`` provider sends it (answers then
+name ``openai_responses`` as their provider); embeddings, model listing and health checks stay where they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from ..types import LLMResponse, LLMResponseChunk
+
+if TYPE_CHECKING:
+    from ..config.models import ProviderConfig
+
+__all__ = ["ResponsesRoute"]
+
+
+class ResponsesRoute:
+    """Mixin for :class:`~spoon_llm.providers.openai_compatible_provider.OpenAICompatibleProvider` subclasses."""
+
+    #: The Responses API deployment that serves chat when ``api = "responses"`` (``None``: Chat Completions).
+    _responses: Any = None
+    config: ProviderConfig
+
+    def _responses_config(self) -> ProviderConfig | None:
+        """The configuration of the Responses API deployment, ``None`` when chat stays on Chat Completions."""
+        return self.config if self.config.api == "responses" else None
+
+    async def _setup(self) -> None:
+        await super()._setup()  # type: ignore[misc]
+        try:
+            config = self._responses_config()
+            if config is None:
+                return
+            from .openai_responses import OpenAIResponsesProvider  # its own mapping and transports, loaded on use
+
+            responses = OpenAIResponsesProvider()
+            await responses.initialize(config)
+        except BaseException:
+            await super()._close()  # type: ignore[misc]  # a half-built deployment must not leave a pool open
+            raise
+        self._responses = responses
+
+    async def _close(self) -> None:
+        responses, self._responses = self._responses, None
+        try:
+            if responses is not None:
+                await responses.cleanup()
+        finally:
+            await super()._close()  # type: ignore[misc]
+
+    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
+        """Send a conversation and return the complete answer (through the Responses API with ``api = "responses"``)."""
+        responses = self._responses
+        if responses is not None:
+            answer: LLMResponse = await responses.chat(messages, **kwargs)
+            finished: LLMResponse = self._finish(answer)  # type: ignore[attr-defined]
+            return finished
+        whole: LLMResponse = await super().chat(messages, **kwargs)  # type: ignore[misc]
+        return whole
+
+    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+        responses = self._responses
+        stream = (super()._stream(messages, **kwargs)  # type: ignore[misc]
+                  if responses is None else responses.chat_stream(messages, **kwargs))
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                yield chunk
