@@ -43,12 +43,17 @@ def _section(sim: ProviderSimulator, vendor: str) -> dict[str, Any]:
         return {"type": "bedrock", "base_url": sim.base_url, "aws_region": "us-east-1",
                 "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                 "model": "amazon.nova-pro-v1:0"}
+    if vendor == "vertex_anthropic":
+        return {"type": "vertex_anthropic", "base_url": sim.vertex_base_url, "model": "claude-sonnet-4-5@20250929",
+                "project": "test-project", "vertex_location": "us-east5",
+                "vertex_access_token": "ya29.test-token-0000000001"}
     assert vendor == "vertex"
     return {"type": "vertex", "base_url": sim.vertex_base_url, "model": "gemini-2.5-flash", "project": "test-project",
             "vertex_location": "us-central1", "vertex_access_token": "ya29.test-token-0000000000"}
 
 
-@pytest.mark.parametrize("vendor", [*COMPATIBLE, "azure", "deepseek", "openai_responses", "bedrock", "vertex"])
+@pytest.mark.parametrize("vendor", [*COMPATIBLE, "azure", "deepseek", "openai_responses", "bedrock", "vertex",
+                                    "vertex_anthropic"])
 async def test_typed_output_on_every_vendor(sim: ProviderSimulator, vendor: str) -> None:
     sim.script(vendor, Reply(text=json.dumps(ORDER)))
     manager = LLMManager(ConfigurationManager({"providers": {vendor: _section(sim, vendor)}}, env={}))
@@ -70,6 +75,9 @@ async def test_typed_output_on_every_vendor(sim: ProviderSimulator, vendor: str)
         assert json.loads(structure["schema"])["additionalProperties"] is False
     elif vendor == "vertex":
         assert body["generationConfig"]["responseJsonSchema"] == Order.model_json_schema()
+    elif vendor == "vertex_anthropic":
+        schema = body["output_config"]["format"]["schema"]
+        assert schema["additionalProperties"] is False and schema["$defs"]["Item"]["additionalProperties"] is False
     else:
         spec = body["response_format"]["json_schema"]
         assert (spec["name"], spec["strict"]) == ("Order", True)
