@@ -38,11 +38,13 @@ class FunctionTool:
     """
 
     def __init__(self, spec: ToolSpec, args_model: type[Any], function: Callable[..., Any] | None = None,
-                 *, unpack: bool = True) -> None:
+                 *, unpack: bool = True, parameters: dict[str, str] | None = None) -> None:
         self.spec = spec
         self.args_model = args_model
         self.function = function
         self._unpack = unpack
+        #: The function's parameter name for each field of ``args_model`` (they differ for names pydantic reserves).
+        self._parameters = parameters if parameters is not None else {name: name for name in args_model.model_fields}
         self.is_async = function is not None and inspect.iscoroutinefunction(function)
 
     @property
@@ -64,7 +66,7 @@ class FunctionTool:
         if self.function is None:
             raise ValidationError(f"tool {self.name!r} was made from a model and has no function to run")
         args = self.validate(call)
-        kwargs = {name: getattr(args, name) for name in type(args).model_fields} if self._unpack else {}
+        kwargs = {param: getattr(args, field) for field, param in self._parameters.items()} if self._unpack else {}
         if self.is_async:
             return await self.function(**kwargs)
         return await asyncio.to_thread(functools.partial(self.function, **kwargs))
@@ -111,7 +113,7 @@ def tool(function: Callable[..., Any] | None = None, *, name: str | None = None,
             return made
         spec = made.spec.model_copy(update={k: v for k, v in (("name", name), ("description", description))
                                             if v is not None})
-        return FunctionTool(spec, made.args_model, made.function, unpack=made._unpack)
+        return FunctionTool(spec, made.args_model, made.function, unpack=made._unpack, parameters=made._parameters)
 
     return build if function is None else build(function)
 
@@ -153,7 +155,10 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
 
     doc = docstring_parser.parse(inspect.getdoc(target) or "")
     descriptions = {p.arg_name: p.description for p in doc.params if p.description}
+    from pydantic import BaseModel
+
     fields: dict[str, Any] = {}
+    parameters: dict[str, str] = {}
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ValidationError(f"tool {name!r}: *{param.name} / **{param.name} cannot be described to a "
@@ -164,8 +169,14 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
         annotation = hints.get(param.name, Any)
         default = ... if param.default is param.empty else param.default
         described = descriptions.get(param.name)
+        extra: dict[str, Any] = {"description": described} if described else {}
+        field = param.name
+        if field.startswith("_") or hasattr(BaseModel, field):
+            # A name pydantic reserves (model_config, schema, _private): a field under another name, aliased back.
+            field, extra["alias"] = f"arg{field}" if field.startswith("_") else f"arg_{field}", param.name
         # Only a docstring description is set here, so one given by Annotated[..., Field(...)] survives.
-        fields[param.name] = (annotation, Field(default, description=described) if described else Field(default))
+        fields[field] = (annotation, Field(default, **extra))
+        parameters[field] = param.name
     args_model = create_model(
         f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     schema = args_model.model_json_schema(schema_generator=_schema_generator())
@@ -173,4 +184,4 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
     schema.setdefault("properties", {})
     parts = [p for p in (doc.short_description, doc.long_description) if p]
     spec = ToolSpec(name=name, description="\n\n".join(parts) or None, parameters=schema)
-    return FunctionTool(spec, args_model, function)
+    return FunctionTool(spec, args_model, function, parameters=parameters)

@@ -200,3 +200,14 @@ def test_specs_and_dicts_pass_through() -> None:
     assert as_tool(spec) is spec
     assert as_tool({"name": "y", "parameters": {"type": "object"}}) == ToolSpec(name="y",
                                                                                  parameters={"type": "object"})
+
+
+async def test_parameter_names_pydantic_reserves() -> None:
+    def reserved(schema: str, model_config: int = 1, _debug: bool = False) -> str:
+        return f"{schema}-{model_config}-{_debug}"
+
+    made = as_tool(reserved)
+    assert isinstance(made, FunctionTool)
+    assert list(made.spec.parameters["properties"]) == ["schema", "model_config", "_debug"]
+    call = ToolCall.create("reserved", {"schema": "x", "model_config": 3, "_debug": True})
+    assert await made.run(call) == "x-3-True"
