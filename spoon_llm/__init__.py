@@ -22,8 +22,10 @@ from .errors import (
     ContentFilterError,
     InvalidRequestError,
     LLMError,
+    MaxTurnsExceededError,
     ModelNotFoundError,
     NetworkError,
+    OutputValidationError,
     PermissionDeniedError,
     ProviderError,
     ProviderUnavailableError,
@@ -36,6 +38,7 @@ from .errors import (
     StreamInterruptedError,
     TimeoutError,
     TokenLimitError,
+    ToolExecutionError,
     ValidationError,
 )
 
@@ -64,6 +67,13 @@ if TYPE_CHECKING:
         get_global_registry,
         register_provider,
         reset_global_registry,
+    )
+    from .structured import (
+        OutputSchema,
+    )
+    from .tools import (
+        FunctionTool,
+        tool,
     )
     from .types import (
         Attempt,
@@ -112,6 +122,9 @@ _LAZY = {
     "LLMManager": ".manager",
     "get_llm_manager": ".manager",
     "set_llm_manager": ".manager",
+    "OutputSchema": ".structured",
+    "FunctionTool": ".tools",
+    "tool": ".tools",
 }
 
 
@@ -130,6 +143,7 @@ __all__ = [
     "EmbeddingResponse",
     "FinishReason",
     "FunctionCall",
+    "FunctionTool",
     "ImagePart",
     "InvalidRequestError",
     "LLMError",
@@ -138,9 +152,12 @@ __all__ = [
     "LLMProviderRegistry",
     "LLMResponse",
     "LLMResponseChunk",
+    "MaxTurnsExceededError",
     "Message",
     "ModelNotFoundError",
     "NetworkError",
+    "OutputSchema",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderCapability",
     "ProviderConfig",
@@ -159,6 +176,7 @@ __all__ = [
     "TokenLimitError",
     "TokenUsage",
     "ToolCall",
+    "ToolExecutionError",
     "ToolSpec",
     "ValidationError",
     "__version__",
@@ -168,4 +186,5 @@ __all__ = [
     "register_provider",
     "reset_global_registry",
     "set_llm_manager",
+    "tool",
 ]

@@ -7,6 +7,9 @@
     ├── ValidationError                 bad arguments, caught before any request is sent
     ├── BudgetExceededError             refused before it reached the provider
     ├── StateStoreError                 the shared state store (Redis, SQLite) failed and fail_mode is "closed"
+    ├── OutputValidationError           the answer did not validate against the requested response_format
+    ├── ToolExecutionError              a tool run by ``run_tools=True`` raised and tool errors are set to "raise"
+    ├── MaxTurnsExceededError           ``run_tools=True`` reached ``max_turns`` without a final answer
     └── ProviderError                   something went wrong talking to a provider
         ├── AuthenticationError         401 / 403 (PermissionDeniedError is its 403 subclass)
         │   └── PermissionDeniedError
@@ -48,8 +51,10 @@ __all__ = [
     "ContentFilterError",
     "InvalidRequestError",
     "LLMError",
+    "MaxTurnsExceededError",
     "ModelNotFoundError",
     "NetworkError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "ProviderUnavailableError",
@@ -62,6 +67,7 @@ __all__ = [
     "RequestTimeoutError",
     "TimeoutError",
     "TokenLimitError",
+    "ToolExecutionError",
     "ValidationError",
     "error_for_status",
     "excerpt",
@@ -262,6 +268,53 @@ class ConfigurationError(LLMError):
 
 class ValidationError(LLMError):
     """The caller's arguments are invalid; nothing was sent."""
+
+
+class OutputValidationError(LLMError):
+    """The model's answer did not validate against the requested ``response_format`` (after any re-asks).
+
+    ``raw_text`` is the answer as received, ``errors`` pydantic's list of validation errors (or one entry saying
+    the text is not JSON), ``response`` the :class:`~spoon_llm.types.LLMResponse` that failed (with the summed
+    usage, cost and attempt trace of every try).
+    """
+
+    def __init__(self, message: str, *, raw_text: str = "", errors: Sequence[Any] = (), response: Any = None,
+                 provider: str | None = None, model: str | None = None) -> None:
+        super().__init__(message, provider=provider, model=model)
+        self.raw_text = raw_text
+        self.errors = list(errors)
+        self.response = response
+
+
+class ToolExecutionError(LLMError):
+    """A tool run by ``run_tools=True`` raised and ``tool_errors="raise"`` asked for the loop to stop.
+
+    ``tool_name`` and ``arguments`` say which call failed; the tool's exception is the ``__cause__``;
+    ``messages`` holds the conversation up to the failing call.
+    """
+
+    def __init__(self, message: str, *, tool_name: str, arguments: Any = None, messages: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+        self.arguments = arguments
+        self.messages = list(messages)
+
+
+class MaxTurnsExceededError(LLMError):
+    """``run_tools=True`` used up ``max_turns`` model calls and the model still asked for tools.
+
+    ``messages`` is the whole conversation so far (tool results included), ``response`` the last answer,
+    ``usage`` and ``cost`` the sums over every turn.
+    """
+
+    def __init__(self, message: str, *, messages: Sequence[Any] = (), response: Any = None, usage: Any = None,
+                 cost: Any = None, max_turns: int = 0) -> None:
+        super().__init__(message)
+        self.messages = list(messages)
+        self.response = response
+        self.usage = usage
+        self.cost = cost
+        self.max_turns = max_turns
 
 
 class BudgetExceededError(LLMError):

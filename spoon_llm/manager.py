@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 _NEXT_STEP_KINDS = frozenset({"retry", "fallback"})
+#: Keywords that may need the layer above one call (spoon_llm.structured._run): Python tools, re-asks, the tool loop.
+_LAYER_KEYS = frozenset({"tools", "output_retries", "run_tools", "max_turns", "tool_errors"})
 
 #: Seconds one request may take in all (limiter waits, set-up, retries, backoffs, fallbacks) when neither the call
 #: (``deadline=``) nor the configuration (``request_timeout``) bounds it.
@@ -438,7 +440,17 @@ class LLMManager:
         """Send a conversation and return the complete answer (see the class docstring for routing).
 
         ``tags={"user": ..., "team": ...}`` labels the request for cost tracking and metrics.
+
+        ``response_format=MyModel`` (a pydantic model, a type such as ``list[Item]``, or a JSON schema) returns
+        the answer validated in ``response.parsed`` (``output_retries=N`` re-asks with the errors); ``tools=`` may
+        hold Python functions and pydantic models, and ``run_tools=True, max_turns=N`` runs the functions the
+        model calls until it answers (see :mod:`spoon_llm.structured` and :mod:`spoon_llm.tools`).
         """
+        if kwargs and _wants_layer(kwargs):
+            from .structured._run import layered_chat
+
+            return await layered_chat(self, messages, {**kwargs, "provider": provider, "model": model,
+                                                       "fallback": fallback, "deadline": deadline})
         conversation = _as_list(messages)
         result: LLMResponse = await self._execute("chat", conversation, kwargs, provider, model, fallback,
                                                   deadline, conversation)
@@ -455,7 +467,16 @@ class LLMManager:
         deadline: float | None = None,
         **kwargs: Any,
     ) -> LLMResponse:
-        """Chat with tools the model may call; calls come back in ``response.tool_calls``."""
+        """Chat with tools the model may call; calls come back in ``response.tool_calls``.
+
+        Tools may be Python functions and pydantic models as with :meth:`chat` (and ``run_tools=True`` runs them).
+        """
+        if kwargs or any(not isinstance(t, (ToolSpec, Mapping)) for t in tools):
+            kwargs["tools"] = tools
+            if _wants_layer(kwargs):
+                return await self.chat(messages, provider=provider, model=model, fallback=fallback,
+                                       deadline=deadline, **kwargs)
+            del kwargs["tools"]
         conversation = _as_list(messages)
         result: LLMResponse = await self._execute("chat_with_tools", conversation, kwargs, provider, model,
                                                   fallback, deadline, conversation, tools)
@@ -515,7 +536,17 @@ class LLMManager:
         ``first_token_timeout=`` and ``stream_idle_timeout=`` (seconds; default the provider's settings of the same
         names, else its ``timeout``) bound the wait for the first chunk and between chunks, within the deadline;
         a late first token is retried or falls back like any timeout.
+        With a typed ``response_format`` the final chunk carries the validated answer in ``parsed``.
         """
+        if kwargs and _wants_layer(kwargs):
+            from .structured._run import layered_stream
+
+            async for layered in layered_stream(self, messages, {**kwargs, "provider": provider, "model": model,
+                                                                 "fallback": fallback, "deadline": deadline,
+                                                                 "callbacks": callbacks,
+                                                                 "resume_on_interrupt": resume_on_interrupt}):
+                yield layered
+            return
         conversation = _as_list(messages)
         tags = kwargs.pop("tags", None)
         cache_options = _cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
@@ -919,6 +950,17 @@ def _cache_options(kwargs: dict[str, Any]) -> tuple[bool | str | float | None, s
     if isinstance(directive, (int, float)) and not isinstance(directive, bool) and directive <= 0:
         raise ValidationError(f"cache={directive!r}: a time to live must be positive")
     return directive, None if namespace is None else str(namespace)
+
+
+def _wants_layer(kwargs: dict[str, Any]) -> bool:
+    """Whether a call asks for typed output, Python tools or the tool loop (a few dict lookups when it does not)."""
+    response_format = kwargs.get("response_format")
+    if (response_format is None or type(response_format) is dict and "properties" not in response_format) and (
+            _LAYER_KEYS.isdisjoint(kwargs)):
+        return False
+    from .structured._run import wants_layer
+
+    return wants_layer(kwargs)
 
 
 def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[str, Any]) -> Awaitable[Any]:

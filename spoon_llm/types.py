@@ -159,6 +159,16 @@ class ToolCall(_Model):
             raise ValueError(f"tool call arguments are not a JSON object: {raw[:200]!r}")
         return parsed
 
+    def parse(self, model: Any) -> Any:
+        """The arguments validated as ``model`` (a pydantic model class or any ``TypeAdapter``-able type).
+
+        Raises :class:`~spoon_llm.errors.OutputValidationError` (carrying the raw arguments and pydantic's errors)
+        when they are not JSON or do not fit.
+        """
+        from .structured._parse import validate_arguments
+
+        return validate_arguments(model, self.function.arguments, tool_name=self.function.name)
+
     @classmethod
     def create(cls, name: str, arguments: Mapping[str, Any] | str | None = None, id: str | None = None) -> ToolCall:
         """Build a call from a name and a dict (or JSON string) of arguments."""
@@ -445,6 +455,10 @@ class LLMResponse(_Model):
     deployment: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     fallback_path: list[str] = Field(default_factory=list)
+    #: With a typed ``response_format``: the answer validated into that type (not serialised; re-made from content).
+    parsed: Any = Field(default=None, exclude=True)
+    #: With ``run_tools=True``: the whole exchange (the caller's messages, every assistant turn and tool result).
+    messages: list[Message] | None = None
 
     @property
     def text(self) -> str:
@@ -478,7 +492,7 @@ class LLMResponseChunk(_Model):
 
     ``delta`` is what is new in this chunk, ``content`` the text so far; ``str(chunk)`` is the text delta, so
     ``print(chunk, end="")`` prints the stream. The ``final`` chunk carries ``finish_reason``, ``usage`` and the
-    complete ``tool_calls``.
+    complete ``tool_calls`` (and ``parsed`` when a typed ``response_format`` was asked for).
     """
 
     kind: ChunkKind = "text"
@@ -495,6 +509,8 @@ class LLMResponseChunk(_Model):
     usage: TokenUsage | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     request_id: str | None = None
+    #: On the ``final`` chunk of a stream with a typed ``response_format``: the answer validated into that type.
+    parsed: Any = Field(default=None, exclude=True)
 
     @property
     def cache_hit(self) -> bool:

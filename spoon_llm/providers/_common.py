@@ -32,6 +32,7 @@ from ..errors import (
     register_secret,
     safe_cause,
 )
+from ..structured._schema import OutputSchema
 from ..transport import NativeSettings, load_native, resolve_transport
 from ..types import LLMResponse
 from ._stream import StreamAccumulator
@@ -82,12 +83,19 @@ def decoded_answer(decode: Callable[..., LLMResponse], data: Any, *, request_id:
     return result
 
 
-def json_schema_of(response_format: Any, json_flag: Any, json_schema: Any) -> tuple[dict[str, Any] | None, bool]:
+def json_schema_of(response_format: Any, json_flag: Any, json_schema: Any,
+                   vendor: str | None = None) -> tuple[dict[str, Any] | None, bool]:
     """The JSON schema the answer must follow (if any) and whether JSON output was asked for at all.
 
     Accepts OpenAI's ``response_format`` (``json_object`` / ``json_schema``), ``json=True`` and
-    ``json_schema=`` as a dict or a pydantic model class.
+    ``json_schema=`` as a dict or a pydantic model class. A typed request's
+    :class:`~spoon_llm.structured.OutputSchema` gives the form ``vendor`` (``"anthropic"``, ``"gemini"``) wants;
+    ``None`` as the schema with JSON wanted means the vendor cannot constrain to it (ask by instruction).
     """
+    if isinstance(response_format, OutputSchema):
+        if vendor == "anthropic":
+            return response_format.anthropic(), True
+        return response_format.gemini() if vendor == "gemini" else response_format.schema, True
     schema: Any = json_schema
     wanted = bool(json_flag) or json_schema is not None
     if isinstance(response_format, Mapping):

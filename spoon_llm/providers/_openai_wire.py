@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import ValidationError
+from ..structured._schema import OutputSchema
 from ..types import (
     CostInfo,
     DocumentPart,
@@ -122,6 +123,9 @@ class WireDialect:
     stream_usage: bool = True
     #: Default ``encoding_format`` for embeddings (``None`` leaves it to the server; base64 is smaller and faster).
     embedding_encoding: str | None = None
+    #: ``response_format`` of type ``json_schema`` is understood; without it a typed request is sent as
+    #: ``json_object`` with the schema in a system instruction (DeepSeek).
+    json_schema: bool = True
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,8 @@ def response_format_from(
     class.
     """
     if response_format is not None:
+        if isinstance(response_format, OutputSchema):
+            return response_format.openai()
         if isinstance(response_format, Mapping):
             return dict(response_format)
         if isinstance(response_format, str):
@@ -458,7 +464,11 @@ def build_chat_body(
         elif key == "tool_choice":
             body["tool_choice"] = tool_choice_to_wire(value, dialect.provider)
         elif key == "response_format":
-            body["response_format"] = response_format_from(value)
+            if isinstance(value, OutputSchema) and not dialect.json_schema:
+                body["response_format"] = {"type": "json_object"}
+                body["messages"] = [{"role": "system", "content": value.instruction()}, *messages]
+            else:
+                body["response_format"] = response_format_from(value)
         else:
             body[key] = value
     if "response_format" not in body:

@@ -28,6 +28,8 @@ class DeepSeekProvider(OpenAICompatibleProvider):
     reasoning_field: ClassVar[str | None] = "reasoning_content"
     completion_tokens_for_reasoning: ClassVar[bool] = False
     supports_embeddings: ClassVar[bool] = False
+    #: DeepSeek's response_format knows "text" and "json_object" only.
+    supports_json_schema: ClassVar[bool] = False
 
     def _legacy_completions(self, model: str) -> bool:
         # DeepSeek's /completions is FIM under /beta only; plain completion goes through chat.

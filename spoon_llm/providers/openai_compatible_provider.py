@@ -155,6 +155,9 @@ class OpenAICompatibleProvider(BaseProvider):
     completion_tokens_for_reasoning: ClassVar[bool] = True
     stream_usage: ClassVar[bool] = True
     embedding_encoding: ClassVar[str | None] = None
+    #: Whether the API takes ``response_format: {"type": "json_schema"}``; without it a typed ``response_format``
+    #: is asked for as ``json_object`` plus the schema in a system instruction, and validated on arrival.
+    supports_json_schema: ClassVar[bool] = True
     #: Let the SDK fill organization/project from ``OPENAI_*`` variables (only right for OpenAI itself).
     sdk_env_defaults: ClassVar[bool] = False
     #: Path (relative to the base URL) probed by :meth:`health_check`.
@@ -214,6 +217,7 @@ class OpenAICompatibleProvider(BaseProvider):
             completion_tokens_for_reasoning=self.completion_tokens_for_reasoning,
             stream_usage=self.stream_usage,
             embedding_encoding=self.embedding_encoding,
+            json_schema=self.supports_json_schema,
         )
 
     async def _setup(self) -> None:

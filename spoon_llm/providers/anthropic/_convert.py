@@ -18,6 +18,7 @@ from typing import Any
 
 from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
+from ...structured._schema import OutputSchema
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
 
@@ -85,9 +86,13 @@ def build_request(
     body["max_tokens"] = max_tokens
     body["messages"] = turns
 
-    json_schema, json_mode = json_schema_of(get("response_format"), get("json"), get("json_schema"))
+    response_format = get("response_format")
+    json_schema, json_mode = json_schema_of(response_format, get("json"), get("json_schema"), "anthropic")
     if json_mode and json_schema is None:
-        system = [*(system or []), {"type": "text", "text": _JSON_INSTRUCTION}]
+        # A typed schema native structured output cannot express (free-form maps) is asked for by instruction.
+        instruction = response_format.instruction() if isinstance(response_format, OutputSchema) else (
+            _JSON_INSTRUCTION)
+        system = [*(system or []), {"type": "text", "text": instruction}]
     if system:
         body["system"] = system[0]["text"] if len(system) == 1 and len(system[0]) == 2 else system
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
+from ...structured._schema import OutputSchema
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
 from ..anthropic._convert import RequestDefaults as AnthropicDefaults
@@ -109,7 +110,11 @@ def build_converse(messages: Sequence[Message], kwargs: Mapping[str, Any], defau
     elif get("tool_choice") not in (None, "auto", "none"):
         raise ValidationError("tool_choice needs tools", provider=PROVIDER)
 
-    json_schema, json_mode = json_schema_of(get("response_format"), get("json"), get("json_schema"))
+    json_schema, json_mode = json_schema_of(get("response_format"), get("json"), get("json_schema"), "anthropic")
+    typed = get("response_format")
+    if json_schema is None and isinstance(typed, OutputSchema):
+        # Converse's structured output has Anthropic's limits; a free-form map is sent as given for it to judge.
+        json_schema = typed.schema
     if json_schema is not None:
         structure = {"jsonSchema": {"name": _schema_name(get("response_format"), json_schema),
                                     "schema": json.dumps(json_schema)}}
@@ -161,6 +166,8 @@ def build_invoke(messages: Sequence[Message], kwargs: Mapping[str, Any], default
 
 
 def _schema_name(response_format: Any, schema: Mapping[str, Any]) -> str:
+    if isinstance(response_format, OutputSchema):
+        return response_format.name
     if isinstance(response_format, Mapping):
         inner = response_format.get("json_schema")
         if isinstance(inner, Mapping) and isinstance(inner.get("name"), str):

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
+from ...structured._schema import OutputSchema
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions, json_schema_of
 from ._schema import to_gemini_schema
@@ -127,11 +128,13 @@ def build_request(
     modalities = get("response_modalities")
     if modalities:
         config["responseModalities"] = list(modalities)
-    schema, json_mode = json_schema_of(get("response_format"), get("json"), get("json_schema"))
+    response_format = get("response_format")
+    schema, json_mode = json_schema_of(response_format, get("json"), get("json_schema"), "gemini")
     if json_mode:
         config["responseMimeType"] = "application/json"
         if schema is not None:
-            if schema_mode == "json_schema":
+            # A typed request always uses responseJsonSchema: $defs, anyOf and maps need no conversion there.
+            if schema_mode == "json_schema" or isinstance(response_format, OutputSchema):
                 config["responseJsonSchema"] = schema
             else:
                 config["responseSchema"] = to_gemini_schema(schema, where="response schema")
