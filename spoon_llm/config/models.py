@@ -529,6 +529,9 @@ class SpoonConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+    #: Managers feed the process-wide metrics collector (and the debug logger, once asked for) by default;
+    #: ``false`` attaches nothing (see ``LLMManager(monitoring=...)``).
+    monitoring: bool = True
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

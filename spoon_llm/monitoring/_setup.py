@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,21 +15,51 @@ if TYPE_CHECKING:
     from .otel import OpenTelemetryTracer
     from .prometheus import PrometheusExporter
 
-__all__ = ["Monitoring", "enable_monitoring", "get_debug_logger", "get_metrics_collector",
-           "get_prometheus_exporter", "reset_monitoring"]
+__all__ = ["Monitoring", "attach_default_monitoring", "enable_monitoring", "get_debug_logger",
+           "get_metrics_collector", "get_prometheus_exporter", "reset_monitoring"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 # The documented process-wide instances, created on first use; reset_monitoring() forgets them.
 _instances: dict[str, Any] = {}
+# Managers built with default monitoring: once someone asks for the process-wide debug logger, they feed it.
+_default_managers: weakref.WeakSet[LLMManager] = weakref.WeakSet()
 
 
 def get_debug_logger() -> DebugLogger:
-    """The process-wide :class:`DebugLogger` (created on first use)."""
+    """The process-wide :class:`DebugLogger` (created on first use).
+
+    Every manager built with default monitoring (``LLMManager(monitoring=True)``, the default) feeds it from
+    the first call of this function on, as the older API's manager did; until then it costs them nothing.
+    """
     with _lock:
         if "debug" not in _instances:
             _instances["debug"] = DebugLogger()
         logger: DebugLogger = _instances["debug"]
+        for manager in list(_default_managers):
+            _feed_debug(manager, logger)
         return logger
+
+
+def _feed_debug(manager: LLMManager, logger: DebugLogger) -> None:
+    _observe(manager, logger)
+    if logger.middleware not in manager.middleware:
+        manager.add_middleware(logger.middleware)
+
+
+def attach_default_monitoring(manager: LLMManager, metrics: MetricsCollector | None = None) -> MetricsCollector:
+    """Attach what a manager gets when it is built; returns the collector.
+
+    That is ``metrics`` (default: the process-wide collector), and the process-wide debug logger once
+    :func:`get_debug_logger` has been called.
+    """
+    collector = metrics if metrics is not None else get_metrics_collector()
+    _observe(manager, collector)
+    with _lock:
+        _default_managers.add(manager)
+        logger = _instances.get("debug")
+        if logger is not None:
+            _feed_debug(manager, logger)
+    return collector
 
 
 def get_metrics_collector() -> MetricsCollector:
@@ -52,9 +83,13 @@ def get_prometheus_exporter() -> PrometheusExporter:
 
 
 def reset_monitoring() -> None:
-    """Forget the process-wide instances (tests; the next ``get_*`` builds fresh ones)."""
+    """Forget the process-wide instances (tests; the next ``get_*`` builds fresh ones).
+
+    Managers built before keep feeding the instances they were given.
+    """
     with _lock:
         _instances.clear()
+        _default_managers.clear()
 
 
 @dataclass

@@ -318,7 +318,7 @@ class OpenAICompatibleProvider(BaseProvider):
         cfg = self.config
         limits = httpx2.Limits(
             max_connections=cfg.max_connections,
-            max_keepalive_connections=cfg.max_keepalive_connections,
+            max_keepalive_connections=cfg.max_keepalive_connections if cfg.keep_alive else 0,
             keepalive_expiry=cfg.keepalive_expiry,
         )
         if transport == "aiohttp" and http_transport is None:
