@@ -337,9 +337,14 @@ class ProviderConfig(_Strict):
     # -- read as a mapping, as providers written for the older API do (``config["api_key"]``) --------------------
 
     def __getitem__(self, key: str) -> Any:
-        """A setting by name; secrets come back as plain strings, unknown names are looked up in ``options``."""
+        """A setting by name; secrets come back as plain strings, unknown names are looked up in ``options``.
+
+        An unset setting (``None``) is missing, as an absent key of the older API's dicts was: ``KeyError``.
+        """
         if key in type(self).model_fields:
             value = getattr(self, key)
+            if value is None:
+                raise KeyError(key)
             return value.get_secret_value() if isinstance(value, SecretStr) else value
         if key in self.options:
             return self.options[key]
@@ -354,11 +359,12 @@ class ProviderConfig(_Strict):
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and (key in type(self).model_fields or key in self.options)
+        return isinstance(key, str) and self.get(key) is not None
 
     def keys(self) -> list[str]:
-        """The setting names (fields, then ``options``)."""
-        return [*type(self).model_fields, *(k for k in self.options if k not in type(self).model_fields)]
+        """The names of the settings that are set (fields, then ``options``)."""
+        fields = type(self).model_fields
+        return [*(k for k in fields if getattr(self, k) is not None), *(k for k in self.options if k not in fields)]
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """``(name, value)`` pairs as ``config[name]`` returns them."""
