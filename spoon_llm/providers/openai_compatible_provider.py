@@ -111,7 +111,13 @@ def _encode(body: Mapping[str, Any], provider: str) -> bytes:
 
 
 def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys our schema does not know go to ``options``: the older API passed free-form dicts to providers."""
+    """Keys our schema does not know go to ``options``: the older API passed free-form dicts to providers.
+
+    The older spellings of known settings (``retry_attempts``, ``connection_pool_size``, ...) are read as such.
+    """
+    from ..config._older import older_provider_layout
+
+    config = older_provider_layout(config)
     known = {k: v for k, v in config.items() if k in _CONFIG_FIELDS}
     unknown = {k: v for k, v in config.items() if k not in _CONFIG_FIELDS}
     if unknown:
