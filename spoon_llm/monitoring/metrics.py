@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .sketch import QuantileSketch
@@ -137,7 +137,7 @@ class SeriesStats:
         self.latency.add(duration)
         self.last_seen = now
 
-    def add_many(self, durations: list[float], failures: Mapping[str, int], input_tokens: int, output_tokens: int,
+    def add_many(self, durations: Sequence[float], failures: Mapping[str, int], input_tokens: int, output_tokens: int,
                  total_tokens: int, now: float) -> None:
         """Count many calls at once: their latencies, failures by class name, and summed tokens."""
         self.requests += len(durations)
@@ -377,7 +377,8 @@ class MetricsCollector:
                 and a_deployments.count(a_deployments[0]) == size):
             return False
         key = (a_providers[0], a_models[0], a_deployments[0])
-        if any(costs) and set(zip(providers, models, deployments, strict=True)) != {key}:
+        if any(costs) and not (providers.count(key[0]) == size and models.count(key[1]) == size
+                               and deployments.count(key[2]) == size):
             return False  # costs to attribute to another series
         now = times[-1]
         stats = self._series.get(key) or self._new_series(*key, times[0])
@@ -388,10 +389,10 @@ class MetricsCollector:
             failures = Counter(name for name in names if name is not None)
             ok = [index for index, name in enumerate(names) if name is None and inputs[index] is not None]
             counted = (sum(inputs[i] for i in ok), sum(outputs[i] for i in ok), sum(totals[i] for i in ok))
-        stats.add_many(list(a_latencies), failures, *counted, now)
+        stats.add_many(a_latencies, failures, *counted, now)
         self._recent.extend(items)  # the queued values double as recent-calls entries
         requests = self._requests
-        requests.add_many(list(latencies), Counter() if outcomes.count(None) == size else
+        requests.add_many(latencies, Counter() if outcomes.count(None) == size else
                           Counter(o for o in outcomes if o is not None), 0, 0, 0, now)
         counts = self._operations
         first = operations[0]

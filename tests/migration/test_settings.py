@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,15 @@ async def test_retry_delay_is_the_first_backoff(sim, make_manager):
     assert sim.request_count == 2
 
 
+async def _connections(sim: Any, expected: int) -> int:
+    """The simulator's open connections once closed ones are noticed (waits at most 10 s for ``expected``)."""
+    for _ in range(200):
+        if sim.open_connections == expected:
+            break
+        await asyncio.sleep(0.05)
+    return int(sim.open_connections)
+
+
 async def _six_at_once(manager: LLMManager) -> None:
     answers = await asyncio.gather(*(manager.chat(f"request {i}") for i in range(6)))
     assert sorted(a.content for a in answers) == [f"Simulated reply to: request {i}" for i in range(6)]
@@ -61,14 +71,14 @@ async def test_max_concurrent_requests_caps_what_is_in_flight(sim, make_manager)
     capped = make_manager({"providers": {"openai": openai_section(sim, max_concurrent_requests=2)}})
     await _six_at_once(capped)
     assert sim.request_count == 6
-    assert sim.open_connections == 2  # the rest waited their turn and reused the two connections
+    assert await _connections(sim, 2) == 2  # the rest waited their turn and reused the two connections
     assert capped.get_status()["middleware"]["concurrency"]["peak"] == {"openai": 2}
     assert capped.get_status()["middleware"]["concurrency"]["inflight"] == {"openai": 0}
     await capped.cleanup()
 
     uncapped = make_manager({"providers": {"openai": openai_section(sim)}})
     await _six_at_once(uncapped)
-    assert sim.open_connections == 6
+    assert await _connections(sim, 6) == 6
 
 
 async def test_connection_pool_size_is_observed_as_connections(sim, make_manager):
@@ -76,7 +86,7 @@ async def test_connection_pool_size_is_observed_as_connections(sim, make_manager
     manager = make_manager({"llm_providers": {"openai": openai_section(sim, connection_pool_size=3)}})
     assert manager.config_manager.config.providers["openai"].max_connections == 3
     await _six_at_once(manager)
-    assert sim.open_connections == 3
+    assert await _connections(sim, 3) == 3
 
 
 async def test_keep_alive_false_closes_each_connection(sim, make_manager):
@@ -89,7 +99,7 @@ async def test_keep_alive_false_closes_each_connection(sim, make_manager):
     for _ in range(3):
         await kept.chat("Hello")
     assert [r.header("connection") for r in sim.requests] != ["close"] * 3
-    assert sim.open_connections == 1  # three requests, one connection
+    assert await _connections(sim, 1) == 1  # three requests, one connection
 
 
 async def test_enable_caching_and_cache_ttl_through_the_older_layout(sim, tmp_path):
