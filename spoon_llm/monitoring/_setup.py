@@ -53,7 +53,8 @@ def attach_default_monitoring(manager: LLMManager, metrics: MetricsCollector | N
     :func:`get_debug_logger` has been called.
     """
     collector = metrics if metrics is not None else get_metrics_collector()
-    _observe(manager, collector)
+    if not any(o is collector or getattr(o, "collector", None) is collector for o in manager.events.observers):
+        manager.add_observer(_DefaultFeed(collector))
     with _lock:
         _default_managers.add(manager)
         logger = _instances.get("debug")
@@ -147,6 +148,28 @@ def enable_monitoring(
     return result
 
 
+class _DefaultFeed:
+    """A collector as every manager feeds it by default: all it counts but streams' time to first token.
+
+    That one event per stream costs the manager more than the rest of the default feed together; attach the
+    collector itself (``enable_monitoring(manager)``) to count it too.
+    """
+
+    __slots__ = ("collector", "on_event")
+
+    event_kinds = MetricsCollector.event_kinds - {"first_token"}
+
+    def __init__(self, collector: MetricsCollector) -> None:
+        self.collector = collector
+        self.on_event = collector.on_event  # the bus calls the collector directly: no extra call per event
+
+    def __repr__(self) -> str:
+        return f"_DefaultFeed({self.collector!r})"
+
+
 def _observe(manager: LLMManager, observer: Any) -> None:
+    for attached in list(manager.events.observers):
+        if isinstance(attached, _DefaultFeed) and attached.collector is observer:
+            manager.remove_observer(attached)  # the collector itself replaces its default feed
     if observer not in manager.events.observers:
         manager.add_observer(observer)
