@@ -1,7 +1,8 @@
 """What default monitoring costs the manager per request: ``LLMManager(config)`` vs ``monitoring=False``.
 
 The older ``spoon_ai.llm`` manager fed ``get_metrics_collector()`` (and ``get_debug_logger()``) by default; ours
-does too, and the issue's bound is +3 CPU-us per request. Both managers run in one process over an in-memory
+does too (everything but streams' time to first token, which ``enable_monitoring`` adds), and the issue's bound is
++3 CPU-us per request. Both managers run in one process over an in-memory
 provider (no sockets: the manager's own CPU only), in alternating blocks of ``--block`` requests; the lowest block
 of each is kept (the least disturbed by neighbours on a shared machine). ``--debug`` also asks for the
 process-wide debug logger first, so default managers feed it too (its cost is the debug logger's, not the
