@@ -45,9 +45,15 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .base import (
+        LLMBase,
+    )
     from .config import (
         ConfigurationManager,
         ProviderConfig,
+    )
+    from .factory import (
+        LLMFactory,
     )
     from .hookspecs import (
         hookimpl,
@@ -61,6 +67,10 @@ if TYPE_CHECKING:
         LLMManager,
         get_llm_manager,
         set_llm_manager,
+    )
+    from .monitoring import (
+        get_debug_logger,
+        get_metrics_collector,
     )
     from .registry import (
         LLMProviderRegistry,
@@ -95,6 +105,10 @@ if TYPE_CHECKING:
 # Everything but the error tree loads on first use (PEP 562): ``import spoon_llm`` stays almost free, and what a
 # program touches (types and pydantic, configuration, the manager and asyncio) is paid for when it touches it.
 _LAZY = {
+    "LLMBase": ".base",
+    "LLMFactory": ".factory",
+    "get_debug_logger": ".monitoring",
+    "get_metrics_collector": ".monitoring",
     "ConfigurationManager": ".config",
     "ProviderConfig": ".config",
     "hookimpl": ".hookspecs",
@@ -146,7 +160,9 @@ __all__ = [
     "FunctionTool",
     "ImagePart",
     "InvalidRequestError",
+    "LLMBase",
     "LLMError",
+    "LLMFactory",
     "LLMManager",
     "LLMProviderInterface",
     "LLMProviderRegistry",
@@ -180,8 +196,10 @@ __all__ = [
     "ToolSpec",
     "ValidationError",
     "__version__",
+    "get_debug_logger",
     "get_global_registry",
     "get_llm_manager",
+    "get_metrics_collector",
     "hookimpl",
     "register_provider",
     "reset_global_registry",

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .health import HealthMonitor
+    from .monitoring.metrics import MetricsCollector
     from .sync import SyncLLMManager
 
 __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
@@ -100,6 +101,9 @@ class LLMManager:
     defaults to ``request_timeout`` from the configuration.
     ``middleware`` defaults to the chain the configuration describes (budgets, rate limits, cost accounting; see
     :func:`spoon_llm.middleware.defaults.build_middleware`); pass ``[]`` for none.
+    ``monitoring`` (default: the configuration's ``monitoring``, on) feeds the process-wide
+    ``get_metrics_collector()`` (and ``get_debug_logger()`` once it is asked for), as the older manager did;
+    ``False`` attaches nothing, a :class:`~spoon_llm.monitoring.MetricsCollector` is fed instead.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class LLMManager:
         load_balancing: Strategy | None = None,
         middleware: Sequence[Middleware] | None = None,
         observers: Sequence[Any] = (),
+        monitoring: bool | MetricsCollector | None = None,
     ) -> None:
         self.config_manager = config_manager if config_manager is not None else ConfigurationManager()
         self.registry = registry if registry is not None else get_global_registry()
@@ -133,6 +138,12 @@ class LLMManager:
         for observer in observers:
             self.events.add(observer)
         self._plugin_observers()
+        #: The collector fed by default (``get_status()["metrics"]`` reads it); ``None`` with monitoring off.
+        self.metrics: MetricsCollector | None = None
+        if monitoring is not False and (monitoring is not None or self.config_manager.config.monitoring):
+            from .monitoring._setup import attach_default_monitoring
+
+            self.metrics = attach_default_monitoring(self, monitoring if not isinstance(monitoring, bool) else None)
         self.router = Router(self.config_manager, self.registry, self._new_circuit)
         strategy = load_balancing or self.config_manager.config.load_balancing
         if strategy is not None:
@@ -800,6 +811,9 @@ class LLMManager:
             if not any(results):
                 return {"success": False, "backend": name,
                         "message": f"{name!r} failed its health check; the default is unchanged"}
+        else:
+            for deployment, _ in plan.targets:  # forced: back into rotation, whatever failed before
+                deployment.reset()
         previous = self.router.default_route() if self.router.default_override or self._has_default() else None
         self.router.default_override = name
         return {"success": True, "backend": name, "message": f"default backend switched from {previous!r} to {name!r}"}
@@ -861,7 +875,13 @@ class LLMManager:
         return {name: state.status() for name, state in self.router.deployments.items()}
 
     def get_status(self) -> dict[str, Any]:
-        """Everything a status page needs: default, fallback chain, balancing, stats, deployments."""
+        """Everything a status page needs: default, fallback chain, balancing, stats, deployments, metrics.
+
+        ``metrics``: requests, tokens, latency, errors by type and usage by model (see
+        :func:`spoon_llm.monitoring._status.status_metrics`).
+        """
+        from .monitoring._status import status_metrics
+
         try:
             default: str | None = self.router.default_route()
         except LLMError:
@@ -874,6 +894,7 @@ class LLMManager:
             "stats": self.get_stats(),
             "deployments": self.get_provider_status(),
             "middleware": {m.name: m.status() for m in self._chain.middleware},
+            "metrics": status_metrics(self.metrics, self._stats),
         }
 
     # -- lifecycle ------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Configuration: pydantic models plus loaders for TOML, JSON, dicts and environment variables."""
 
+from __future__ import annotations
+
 from .manager import ConfigurationManager, ConfigValue
 from .models import (
     BudgetConfig,
@@ -13,6 +15,15 @@ from .models import (
     SpoonConfig,
 )
 from .sources import CONFIG_FILE_ENV, ConfigWarning
+
+
+def validate_model(provider: str, model: str, config: ConfigurationManager | None = None) -> bool:
+    """True when ``model`` is usable with ``provider`` (see :meth:`ConfigurationManager.validate_model`).
+
+    ``config`` defaults to the configuration found the usual way (file, then environment).
+    """
+    return (config if config is not None else ConfigurationManager()).validate_model(provider, model)
+
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -28,4 +39,5 @@ __all__ = [
     "RetryConfig",
     "RouteConfig",
     "SpoonConfig",
+    "validate_model",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from ..errors import ConfigurationError, register_secret
+from ._older import OLDER_ERROR
 from .models import (
     BudgetConfig,
     KeyConfig,
@@ -200,8 +202,23 @@ class ConfigurationManager:
         """The settings of provider ``name``, with per-call ``overrides`` on top.
 
         A registered provider with no section gets its defaults (so ``vllm`` or ``ollama`` work with no key);
-        an unknown name is a :class:`ConfigurationError` with a did-you-mean.
+        an unknown name is a :class:`ConfigurationError` with a did-you-mean, and so is a provider that needs an
+        API key and has none anywhere ("Missing required field 'api_key'"). :meth:`provider_section` is the same
+        without the key check.
         """
+        section = self.provider_section(name, **overrides)
+        if section.primary_api_key() is None and _requires_api_key(section.provider_type):
+            env = re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_API_KEY"
+            where = self.source_name or "the config file"
+            raise ConfigurationError(
+                f"Missing required field 'api_key' for provider {name!r}: set {env} or add api_key to "
+                f"[providers.{name}] in {where}",
+                key=f"providers.{name}.api_key", provider=name,
+            )
+        return section
+
+    def provider_section(self, name: str, **overrides: Any) -> ProviderConfig:
+        """The settings of provider ``name`` (defaults for a registered provider with no section), unchecked."""
         section = self._config.providers.get(name)
         if section is None:
             known = self._known_provider_names(self._config.providers)
@@ -265,13 +282,23 @@ class ConfigurationManager:
         return self._config.budget
 
     def validate_model(self, provider: str, model: str) -> bool:
-        """True when ``model`` is usable with ``provider``: listed in its ``models`` (when a list is given)."""
-        section = self._config.providers.get(provider)
+        """True when ``model`` is usable with ``provider``.
+
+        With a ``models`` list in the section: listed there (or the section's ``model``). Without one: the
+        section's ``model``, a ``[pricing]`` entry, a model the built-in price book knows for that provider, or
+        one the provider class lists in its metadata; any name for local servers (vLLM, Ollama), which serve what
+        they were started with. An unknown provider is False.
+        """
         if not model or not model.strip():
             return False
-        if section is None or not section.models:
-            return True
-        return model in section.models or model == section.model
+        section = self._config.providers.get(provider)
+        if section is None:
+            if provider not in self._known_provider_names(self._config.providers):
+                return False
+            section = ProviderConfig(name=provider)
+        if section.models:
+            return model in section.models or model == section.model
+        return model == section.model or _known_model(self._config, section, model)
 
     def describe(self) -> list[ConfigValue]:
         """Every set value with its source, secrets masked; what ``spoon-llm config show`` prints."""
@@ -296,6 +323,37 @@ class ConfigurationManager:
             f"ConfigurationManager(source={self.source_name!r}, "
             f"providers={self.list_configured_providers()!r})"
         )
+
+
+def _requires_api_key(provider_type: str) -> bool:
+    """Whether the registered provider class says it needs a key (unknown or custom classes: no)."""
+    from ..errors import LLMError
+    from ..registry import get_global_registry
+
+    try:
+        cls = get_global_registry().get_provider_class(provider_type)
+    except LLMError:
+        return False
+    return bool(getattr(cls, "requires_api_key", False))
+
+
+def _known_model(config: SpoonConfig, section: ProviderConfig, model: str) -> bool:
+    """Whether the price book or the provider's metadata knows ``model`` for ``section`` (see validate_model)."""
+    from ..errors import LLMError
+    from ..pricing.book import LOCAL_PROVIDER_TYPES, PriceBook
+    from ..registry import get_global_registry
+
+    if section.provider_type in LOCAL_PROVIDER_TYPES:
+        return True
+    book = PriceBook(config.pricing)
+    if book.rates(model, section.provider_type, provider=section.name, base_url=section.base_url) is not None:
+        return True
+    try:
+        cls = get_global_registry().get_provider_class(section.provider_type)
+    except LLMError:
+        return False
+    known = getattr(cls, "known_models", None) or ()
+    return model in known
 
 
 def _deep_merge(target: dict[str, Any], incoming: Mapping[str, Any]) -> None:
@@ -379,7 +437,7 @@ def _describe_error(error: Any, loc: tuple[str, ...]) -> str:
     message = str(_FRIENDLY.get(kind, error["msg"]))
     if kind == "missing":
         return message
-    if kind == "key_lists":
+    if kind in ("key_lists", OLDER_ERROR):
         return str(error["msg"])
     return f"{message}, got {_shown_input(loc, error.get('input'))}"
 

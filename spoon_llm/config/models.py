@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..server._settings import ServerSettings
+from ._older import older_provider_layout
 
 __all__ = [
     "BudgetConfig",
@@ -97,6 +98,8 @@ class KeyConfig(_Strict):
     base_url: str | None = None
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
+    input_tpm: PositiveInt | None = None
+    output_tpm: PositiveInt | None = None
     weight: float = 1.0
 
 
@@ -117,6 +120,8 @@ class Deployment(BaseModel):
     key_alias: str | None = None
     rpm: int | None = None
     tpm: int | None = None
+    input_tpm: int | None = None
+    output_tpm: int | None = None
     weight: float = 1.0
 
 
@@ -155,6 +160,14 @@ class ProviderConfig(_Strict):
     max_connections: PositiveInt = 100
     max_keepalive_connections: PositiveInt = 20
     keepalive_expiry: Seconds = 5.0
+    #: ``false`` closes every connection after its request (older setting; ``connection_pool_size`` is read as
+    #: ``max_connections``).
+    keep_alive: bool = True
+    #: First backoff before retrying this provider (default: ``[retry] initial_backoff``); ``max_retries`` set
+    #: here overrides ``[retry] max_retries`` for this provider.
+    retry_delay: Seconds | None = None
+    #: Most requests in flight to this provider at once; more wait for a free slot.
+    max_concurrent_requests: PositiveInt | None = None
     #: How requests travel: ``native`` (our aiohttp client; the SDK when aiohttp is not installed), ``sdk`` (the
     #: vendor SDK on httpx2) or ``aiohttp`` (the OpenAI SDK on its aiohttp client). See ``spoon_llm.transport``.
     transport: Literal["sdk", "aiohttp", "native"] = "native"
@@ -209,6 +222,7 @@ class ProviderConfig(_Strict):
     def _drop_unset_keys(cls, data: Any) -> Any:
         # Keys whose ${VAR} is unset (or that were placeholders) arrive as None: drop them together with their
         # entries in the per-key lists, as long as those lists line up (otherwise the check below reports it).
+        data = older_provider_layout(data)
         if not isinstance(data, dict) or not isinstance(data.get("api_keys"), list):
             return data
         keys = data["api_keys"]
@@ -275,6 +289,8 @@ class ProviderConfig(_Strict):
                     key_alias="default" if self.api_key else None,
                     rpm=self.rpm,
                     tpm=self.tpm,
+                    input_tpm=self.input_tpm,
+                    output_tpm=self.output_tpm,
                     weight=self.weight,
                 )
             ]
@@ -292,6 +308,8 @@ class ProviderConfig(_Strict):
                     key_alias=alias,
                     rpm=key.rpm or (self.key_rpm[i] if self.key_rpm else None) or self.rpm,
                     tpm=key.tpm or (self.key_tpm[i] if self.key_tpm else None) or self.tpm,
+                    input_tpm=key.input_tpm or self.input_tpm,
+                    output_tpm=key.output_tpm or self.output_tpm,
                     weight=key.weight,
                 )
             )
@@ -318,8 +336,50 @@ class ProviderConfig(_Strict):
                 "base_url": deployment.base_url,
                 "rpm": deployment.rpm,
                 "tpm": deployment.tpm,
+                "input_tpm": deployment.input_tpm,
+                "output_tpm": deployment.output_tpm,
             }
         )
+
+    # -- read as a mapping, as providers written for the older API do (``config["api_key"]``) --------------------
+
+    def __getitem__(self, key: str) -> Any:
+        """A setting by name; secrets come back as plain strings, unknown names are looked up in ``options``.
+
+        An unset setting (``None``) is missing, as an absent key of the older API's dicts was: ``KeyError``.
+        """
+        if key in type(self).model_fields:
+            value = getattr(self, key)
+            if value is None:
+                raise KeyError(key)
+            return value.get_secret_value() if isinstance(value, SecretStr) else value
+        if key in self.options:
+            return self.options[key]
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``config[key]``, or ``default`` when it is missing or unset (``None``)."""
+        try:
+            value = self[key]
+        except KeyError:
+            return default
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def keys(self) -> list[str]:
+        """The names of the settings that are set (fields, then ``options``)."""
+        fields = type(self).model_fields
+        return [*(k for k in fields if getattr(self, k) is not None), *(k for k in self.options if k not in fields)]
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """``(name, value)`` pairs as ``config[name]`` returns them."""
+        return ((key, self[key]) for key in self.keys())
+
+    def values(self) -> Iterator[Any]:
+        """The values as ``config[name]`` returns them."""
+        return (self[key] for key in self.keys())
 
 
 class ModelTarget(_Strict):
@@ -482,6 +542,9 @@ class SpoonConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+    #: Managers feed the process-wide metrics collector (and the debug logger, once asked for) by default;
+    #: ``false`` attaches nothing (see ``LLMManager(monitoring=...)``).
+    monitoring: bool = True
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from ._older import lift_model_prices
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,6 +103,7 @@ def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
                 section.pop("retry_attempts")
             fixed[name] = section
         data["providers"] = fixed
+        data = lift_model_prices(data, source)
     return data
 
 

@@ -101,6 +101,11 @@ def build_middleware(config_manager: ConfigurationManager | SpoonConfig | None =
                                       fail_mode=state.fail_mode))
     limiter = RateLimiter(store, policy=config.rate_limits, fail_mode=state.fail_mode)
     chain.append(RateLimitMiddleware(limiter, default_max_tokens=config.budget.default_max_tokens))
+    caps = {name: p.max_concurrent_requests for name, p in config.providers.items() if p.max_concurrent_requests}
+    if caps:  # the older per-provider max_concurrent_requests: admitted attempts then wait for a slot
+        from .concurrency import ConcurrencyLimitMiddleware
+
+        chain.append(ConcurrencyLimitMiddleware(caps))
     cost = CostMiddleware(CostTracker(ledger if ledger.shared else None), prices)
     cost.owns_stores = owned
     chain.append(cost)

@@ -12,6 +12,7 @@ is attached::
 * :class:`MetricsCollector` (``get_metrics_collector()``): counters and latency quantiles by provider, model and
   deployment, in bounded memory.
 * :class:`DebugLogger` (``get_debug_logger()``): redacted request history and structured log records.
+* :class:`~spoon_llm.health.HealthMonitor`: background health checks (``HealthMonitor().start_monitoring(60)``).
 * ``PrometheusExporter`` / ``serve_metrics`` (extra ``prometheus``) and ``OpenTelemetryTracer`` (extra ``otel``)
   are imported only when first named, so this package never loads ``prometheus_client`` or ``opentelemetry``
   by itself.
@@ -37,12 +38,14 @@ from .sketch import QuantileSketch
 from .structured_logging import JsonFormatter
 
 if TYPE_CHECKING:
+    from ..health import HealthMonitor
     from .otel import OpenTelemetryTracer
     from .prometheus import MetricsServer, PrometheusExporter, serve_metrics
 
 __all__ = [
     "DebugCapture",
     "DebugLogger",
+    "HealthMonitor",
     "JsonFormatter",
     "MetricsCollector",
     "MetricsServer",
@@ -63,6 +66,7 @@ __all__ = [
 
 # Names whose modules need an extra: imported on first access only.
 _LAZY = {
+    "HealthMonitor": "..health",
     "PrometheusExporter": ".prometheus",
     "MetricsServer": ".prometheus",
     "serve_metrics": ".prometheus",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,21 +15,52 @@ if TYPE_CHECKING:
     from .otel import OpenTelemetryTracer
     from .prometheus import PrometheusExporter
 
-__all__ = ["Monitoring", "enable_monitoring", "get_debug_logger", "get_metrics_collector",
-           "get_prometheus_exporter", "reset_monitoring"]
+__all__ = ["Monitoring", "attach_default_monitoring", "enable_monitoring", "get_debug_logger",
+           "get_metrics_collector", "get_prometheus_exporter", "reset_monitoring"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 # The documented process-wide instances, created on first use; reset_monitoring() forgets them.
 _instances: dict[str, Any] = {}
+# Managers built with default monitoring: once someone asks for the process-wide debug logger, they feed it.
+_default_managers: weakref.WeakSet[LLMManager] = weakref.WeakSet()
 
 
 def get_debug_logger() -> DebugLogger:
-    """The process-wide :class:`DebugLogger` (created on first use)."""
+    """The process-wide :class:`DebugLogger` (created on first use).
+
+    Every manager built with default monitoring (``LLMManager(monitoring=True)``, the default) feeds it from
+    the first call of this function on, as the older API's manager did; until then it costs them nothing.
+    """
     with _lock:
         if "debug" not in _instances:
             _instances["debug"] = DebugLogger()
         logger: DebugLogger = _instances["debug"]
+        for manager in list(_default_managers):
+            _feed_debug(manager, logger)
         return logger
+
+
+def _feed_debug(manager: LLMManager, logger: DebugLogger) -> None:
+    _observe(manager, logger)
+    if logger.middleware not in manager.middleware:
+        manager.add_middleware(logger.middleware)
+
+
+def attach_default_monitoring(manager: LLMManager, metrics: MetricsCollector | None = None) -> MetricsCollector:
+    """Attach what a manager gets when it is built; returns the collector.
+
+    That is ``metrics`` (default: the process-wide collector), and the process-wide debug logger once
+    :func:`get_debug_logger` has been called.
+    """
+    collector = metrics if metrics is not None else get_metrics_collector()
+    if not any(o is collector or getattr(o, "collector", None) is collector for o in manager.events.observers):
+        manager.add_observer(_DefaultFeed(collector))
+    with _lock:
+        _default_managers.add(manager)
+        logger = _instances.get("debug")
+        if logger is not None:
+            _feed_debug(manager, logger)
+    return collector
 
 
 def get_metrics_collector() -> MetricsCollector:
@@ -52,9 +84,13 @@ def get_prometheus_exporter() -> PrometheusExporter:
 
 
 def reset_monitoring() -> None:
-    """Forget the process-wide instances (tests; the next ``get_*`` builds fresh ones)."""
+    """Forget the process-wide instances (tests; the next ``get_*`` builds fresh ones).
+
+    Managers built before keep feeding the instances they were given.
+    """
     with _lock:
         _instances.clear()
+        _default_managers.clear()
 
 
 @dataclass
@@ -112,6 +148,28 @@ def enable_monitoring(
     return result
 
 
+class _DefaultFeed:
+    """A collector as every manager feeds it by default: all it counts but streams' time to first token.
+
+    That one event per stream costs the manager more than the rest of the default feed together; attach the
+    collector itself (``enable_monitoring(manager)``) to count it too.
+    """
+
+    __slots__ = ("collector", "on_event")
+
+    event_kinds = MetricsCollector.event_kinds - {"first_token"}
+
+    def __init__(self, collector: MetricsCollector) -> None:
+        self.collector = collector
+        self.on_event = collector.on_event  # the bus calls the collector directly: no extra call per event
+
+    def __repr__(self) -> str:
+        return f"_DefaultFeed({self.collector!r})"
+
+
 def _observe(manager: LLMManager, observer: Any) -> None:
+    for attached in list(manager.events.observers):
+        if isinstance(attached, _DefaultFeed) and attached.collector is observer:
+            manager.remove_observer(attached)  # the collector itself replaces its default feed
     if observer not in manager.events.observers:
         manager.add_observer(observer)

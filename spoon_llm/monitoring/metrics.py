@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .sketch import QuantileSketch
@@ -27,7 +27,7 @@ from .sketch import QuantileSketch
 if TYPE_CHECKING:
     from ..events import Event
 
-__all__ = ["BATCH", "MetricsCollector", "SeriesStats", "error_name", "event_cost"]
+__all__ = ["BATCH", "MetricsCollector", "SeriesStats", "Stats", "error_name", "event_cost"]
 
 #: Finished requests queued before the collector folds them into its counters (reads fold at once).
 BATCH = 256
@@ -134,6 +134,21 @@ def _recent_call(item: tuple[Any, ...]) -> tuple[Any, ...]:
             total_tokens if succeeded and input_tokens is not None else 0)
 
 
+class Stats(dict[str, Any]):
+    """A stats snapshot read as a dict (``stats["total_requests"]``) or by attribute (``stats.total_requests``).
+
+    Code written for the older API reads ``stats.successful_requests / stats.total_requests``.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no statistic {name!r}; available: {', '.join(self)}") from None
+
+
 class SeriesStats:
     """Counters and latency sketches of one provider, model or deployment (or of everything)."""
 
@@ -169,7 +184,7 @@ class SeriesStats:
         self.latency.add(duration)
         self.last_seen = now
 
-    def add_many(self, durations: list[float], failures: Mapping[str, int], input_tokens: int, output_tokens: int,
+    def add_many(self, durations: Sequence[float], failures: Mapping[str, int], input_tokens: int, output_tokens: int,
                  total_tokens: int, now: float) -> None:
         """Count many calls at once: their latencies, failures by class name, and summed tokens."""
         self.requests += len(durations)
@@ -343,6 +358,18 @@ class MetricsCollector:
             # garbage collector has to follow, however long it waits.
             single = attempts[0] if attempts and len(attempts) == 1 and attempts[0].skipped is None else None
             pending = self._pending
+            if single is not None and usage is not None and error is None:
+                # The steady state (one successful attempt with usage), without the conditionals below.
+                pending.append((
+                    event.timestamp, event.operation, event.latency or 0.0, None, usage.input_tokens,
+                    usage.output_tokens, usage.total_tokens, cost, event.chunk_count, event.provider, event.model,
+                    event.deployment, single.provider or UNKNOWN, single.model, single.deployment, single.error_type,
+                    single.latency, None,
+                ))
+                if len(pending) >= self.batch:
+                    with self._lock:
+                        self._fold()
+                return
             pending.append((
                 event.timestamp, event.operation, event.latency or 0.0,
                 type(error).__name__ if error is not None else ("Cancelled" if event.success is False else None),
@@ -391,11 +418,14 @@ class MetricsCollector:
          deployments, a_providers, a_models, a_deployments, names, a_latencies, _) = columns
         if None in a_providers:
             return False  # a request with several attempts, or none
-        keys = set(zip(a_providers, a_models, a_deployments, strict=True))
-        if len(keys) != 1:
+        size = len(items)
+        # One series? Counting equal values is done in C; building a set of key tuples is not.
+        if not (a_providers.count(a_providers[0]) == size and a_models.count(a_models[0]) == size
+                and a_deployments.count(a_deployments[0]) == size):
             return False
-        key = keys.pop()
-        if any(c for c in costs) and set(zip(providers, models, deployments, strict=True)) != {key}:
+        key = (a_providers[0], a_models[0], a_deployments[0])
+        if any(costs) and not (providers.count(key[0]) == size and models.count(key[1]) == size
+                               and deployments.count(key[2]) == size):
             return False  # costs to attribute to another series
         now = times[-1]
         stats = self._series.get(key) or self._new_series(*key, times[0])
@@ -406,18 +436,20 @@ class MetricsCollector:
             failures = Counter(name for name in names if name is not None)
             ok = [index for index, name in enumerate(names) if name is None and inputs[index] is not None]
             counted = (sum(inputs[i] for i in ok), sum(outputs[i] for i in ok), sum(totals[i] for i in ok))
-        stats.add_many(list(a_latencies), failures, *counted, now)
+        stats.add_many(a_latencies, failures, *counted, now)
         self._recent.extend(items)  # the queued values double as recent-calls entries
         requests = self._requests
-        requests.add_many(list(latencies), Counter(o for o in outcomes if o is not None), 0, 0, 0, now)
+        requests.add_many(latencies, Counter() if outcomes.count(None) == size else
+                          Counter(o for o in outcomes if o is not None), 0, 0, 0, now)
         counts = self._operations
-        for operation, number in Counter(operations).items():
+        first = operations[0]
+        for operation, number in ({first: size} if operations.count(first) == size else Counter(operations)).items():
             counts[operation] = counts.get(operation, 0) + number
-        streamed = [c for c in chunks if c is not None]
-        if streamed:
+        if chunks.count(None) != size:
+            streamed = [c for c in chunks if c is not None]
             self._streams += len(streamed)
             self._chunks += sum(streamed)
-        spent = sum(c for c in costs if c)
+        spent = sum(filter(None, costs))
         if spent:
             requests.cost += spent
             stats.cost += spent
@@ -474,17 +506,20 @@ class MetricsCollector:
 
     # -- reading --------------------------------------------------------------------------------------------
 
-    def get_provider_stats(self, provider: str) -> dict[str, Any]:
-        """Calls to one provider: totals, success rate, errors by class, tokens, cost, latency, time to first token."""
-        return self._view("provider").get(provider, SeriesStats(self.relative_accuracy)).snapshot()
+    def get_provider_stats(self, provider: str) -> Stats:
+        """Calls to one provider: totals, success rate, errors by class, tokens, cost, latency, time to first token.
 
-    def get_model_stats(self, model: str) -> dict[str, Any]:
+        Read it as a dict or by attribute (``stats.successful_requests / stats.total_requests``).
+        """
+        return Stats(self._view("provider").get(provider, SeriesStats(self.relative_accuracy)).snapshot())
+
+    def get_model_stats(self, model: str) -> Stats:
         """Calls for one model (same shape as :meth:`get_provider_stats`)."""
-        return self._view("model").get(model, SeriesStats(self.relative_accuracy)).snapshot()
+        return Stats(self._view("model").get(model, SeriesStats(self.relative_accuracy)).snapshot())
 
-    def get_deployment_stats(self, deployment: str) -> dict[str, Any]:
+    def get_deployment_stats(self, deployment: str) -> Stats:
         """Calls to one deployment (same shape as :meth:`get_provider_stats`)."""
-        return self._view("deployment").get(deployment, SeriesStats(self.relative_accuracy)).snapshot()
+        return Stats(self._view("deployment").get(deployment, SeriesStats(self.relative_accuracy)).snapshot())
 
     def get_all_stats(self, by: str = "provider") -> dict[str, dict[str, Any]]:
         """Stats of every provider (``by="model"`` or ``"deployment"`` for the other dimensions)."""

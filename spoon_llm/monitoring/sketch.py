@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
+from operator import mul
 
 __all__ = ["QuantileSketch"]
 
@@ -35,7 +37,8 @@ class QuantileSketch:
         self.max_buckets = max_buckets
         self._gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
         self._multiplier = 1.0 / math.log(self._gamma)
-        self._buckets: dict[int, int] = {}
+        # A Counter: extend() counts a batch's keys into it in C (Counter.update of an iterable).
+        self._buckets: Counter[int] = Counter()
         self._floor: int | None = None  # after a collapse, lower keys fold into this one
         self.count = 0
         self.zero_count = 0
@@ -105,6 +108,12 @@ class QuantileSketch:
         if high > self.max:
             self.max = high
         log, ceil, multiplier = math.log, math.ceil, self._multiplier
+        if low > _MIN_INDEXABLE and self._floor is None:
+            # The common case, one C pipeline: log, scale, ceil, count (no list, no Python loop per value).
+            self._buckets.update(map(ceil, map(partial(mul, multiplier), map(log, batch))))
+            if len(self._buckets) > self.max_buckets:
+                self._collapse()
+            return
         if low > _MIN_INDEXABLE:
             keys = [ceil(log(value) * multiplier) for value in batch]
         else:

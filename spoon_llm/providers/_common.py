@@ -164,7 +164,7 @@ def httpx_limits(config: ProviderConfig) -> httpx2.Limits:
 
     return httpx2.Limits(
         max_connections=config.max_connections,
-        max_keepalive_connections=config.max_keepalive_connections,
+        max_keepalive_connections=config.max_keepalive_connections if config.keep_alive else 0,
         keepalive_expiry=config.keepalive_expiry,
     )
 

@@ -108,7 +108,13 @@ def _encode(body: Mapping[str, Any], provider: str) -> bytes:
 
 
 def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys our schema does not know go to ``options``: the older API passed free-form dicts to providers."""
+    """Keys our schema does not know go to ``options``: the older API passed free-form dicts to providers.
+
+    The older spellings of known settings (``retry_attempts``, ``connection_pool_size``, ...) are read as such.
+    """
+    from ..config._older import older_provider_layout
+
+    config = older_provider_layout(config)
     known = {k: v for k, v in config.items() if k in _CONFIG_FIELDS}
     unknown = {k: v for k, v in config.items() if k not in _CONFIG_FIELDS}
     if unknown:
@@ -319,7 +325,7 @@ class OpenAICompatibleProvider(BaseProvider):
         cfg = self.config
         limits = httpx2.Limits(
             max_connections=cfg.max_connections,
-            max_keepalive_connections=cfg.max_keepalive_connections,
+            max_keepalive_connections=cfg.max_keepalive_connections if cfg.keep_alive else 0,
             keepalive_expiry=cfg.keepalive_expiry,
         )
         if transport == "aiohttp" and http_transport is None:

@@ -288,11 +288,12 @@ class RequestRun:
             raise self.final_error(error)
         if isinstance(error, AuthenticationError):
             deployment.disabled_reason = f"{type(error).__name__}: the provider rejected the key ({error.status_code})"
-        if action is Action.RETRY and self._retry < self.policy.max_retries:
+        limit = self.policy.max_retries if deployment.max_retries is None else deployment.max_retries
+        if action is Action.RETRY and self._retry < limit:
             retry_after = getattr(error, "retry_after", None)
             if retry_after is not None and retry_after > self.policy.max_retry_after:
                 return  # not worth waiting for: next candidate
-            delay = backoff_delay(self.policy, self._retry + 1, retry_after, self._rng)
+            delay = backoff_delay(self.policy, self._retry + 1, retry_after, self._rng, deployment.retry_delay)
             if time.monotonic() + delay >= self.deadline_at:
                 return  # the wait would outlive the deadline: next candidate at once
             if not deployment.available:

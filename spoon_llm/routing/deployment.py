@@ -7,6 +7,7 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from ..providers._guarded import guard_provider
 from .circuit import CircuitBreaker
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class DeploymentState:
         self.disabled_reason: str | None = None
         self.requests = 0
         self.failures = 0
+        #: This provider's own retry settings (``max_retries`` / ``retry_delay`` in its section), else ``None``:
+        #: the manager's ``[retry]`` settings apply.
+        self.max_retries: int | None = config.max_retries if "max_retries" in config.model_fields_set else None
+        self.retry_delay: float | None = config.retry_delay
         self._instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -91,6 +96,8 @@ class DeploymentState:
         instance = registry.get_provider_class(self.provider_type)()
         if not getattr(instance, "provider_name", ""):
             instance.provider_name = self.provider_type
+        # A third-party provider's foreign exceptions and answers become ours (see providers/_guarded.py).
+        instance = guard_provider(instance)
         await instance.initialize(self.config)
         # asyncio.run() closes every live async generator before it closes the loop: this one's `finally` then
         # closes the client on its own loop, so connections never outlive the loop that opened them.

@@ -82,13 +82,15 @@ class ErrorPolicy:
 
 
 def backoff_delay(policy: ErrorPolicy, retry_number: int, retry_after: float | None,
-                  rng: random.Random | None = None) -> float:
+                  rng: random.Random | None = None, initial: float | None = None) -> float:
     """Seconds to wait before retry ``retry_number`` (1-based).
 
     Exponential backoff with full jitter (``uniform(0, initial * 2**(n-1))``, capped at ``max_backoff``); a
-    server's Retry-After is a floor, since waiting less than asked only earns another 429.
+    server's Retry-After is a floor, since waiting less than asked only earns another 429. ``initial`` (a
+    provider's own ``retry_delay``) replaces the policy's ``initial_backoff``.
     """
-    ceiling = min(policy.max_backoff, policy.initial_backoff * (2 ** (retry_number - 1)))
+    first = policy.initial_backoff if initial is None else initial
+    ceiling = min(policy.max_backoff, first * (2 ** (retry_number - 1)))
     delay = (rng or random).uniform(0, ceiling) if policy.jitter else ceiling
     if retry_after is not None:
         delay = max(delay, retry_after)

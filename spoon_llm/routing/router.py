@@ -73,7 +73,7 @@ class Router:
         """Deployments of a provider section; a registered provider with no section gets one with its defaults."""
         states = self._by_provider.get(provider)
         if states is None:
-            section = self.config.load_provider_config(provider)  # raises with a did-you-mean when unknown
+            section = self.config.provider_section(provider)  # raises with a did-you-mean when unknown
             if not section.enabled:
                 raise ConfigurationError(f"provider {provider!r} is disabled in the configuration",
                                          key=f"providers.{provider}.enabled")

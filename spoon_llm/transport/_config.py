@@ -47,6 +47,8 @@ class NativeSettings:
     connect_timeout: float
     max_connections: int
     keepalive_expiry: float
+    #: ``False``: a new connection per request (the section's ``keep_alive``).
+    keep_alive: bool = True
 
     @classmethod
     def from_config(cls, config: ProviderConfig) -> NativeSettings:
@@ -56,6 +58,7 @@ class NativeSettings:
             connect_timeout=config.connect_timeout or config.timeout,
             max_connections=config.max_connections,
             keepalive_expiry=config.keepalive_expiry,
+            keep_alive=config.keep_alive,
         )
 
 

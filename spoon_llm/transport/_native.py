@@ -94,7 +94,8 @@ class NativeClient:
         if self._session is not None:
             return
         settings = self._settings
-        connector = aiohttp.TCPConnector(limit=settings.max_connections, keepalive_timeout=settings.keepalive_expiry)
+        connector = (aiohttp.TCPConnector(limit=settings.max_connections, keepalive_timeout=settings.keepalive_expiry)
+                     if settings.keep_alive else aiohttp.TCPConnector(limit=settings.max_connections, force_close=True))
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=self._headers,

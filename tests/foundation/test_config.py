@@ -40,7 +40,7 @@ def test_precedence_matrix(tmp_path, in_file, in_env, explicit, expected, source
     env = {"OPENAI_TIMEOUT": str(in_env)} if in_env else {}
     overrides = {"providers": {"openai": {"timeout": explicit}}} if explicit else None
     cm = manager(path, env, overrides=overrides)
-    assert cm.load_provider_config("openai").timeout == expected
+    assert cm.provider_section("openai").timeout == expected
     row = {r.key: r for r in cm.describe()}["providers.openai.timeout"]
     assert row.source == (path if source == "file" else source)
 
@@ -64,10 +64,10 @@ def test_environment_alone_configures_providers():
                       "BUDGET_LIMIT": "12.5"})
     assert cm.get_default_provider() == "gemini"
     assert cm.get_fallback_chain() == ["gemini", "openai"]
-    assert cm.load_provider_config("gemini").primary_api_key() == KEY + "g"
-    assert cm.load_provider_config("openai").model == "gpt-4.1"
-    assert cm.load_provider_config("vllm").hourly_rate == 2.5
-    assert cm.load_provider_config("openrouter").x_title == "My App"
+    assert cm.provider_section("gemini").primary_api_key() == KEY + "g"
+    assert cm.provider_section("openai").model == "gpt-4.1"
+    assert cm.provider_section("vllm").hourly_rate == 2.5
+    assert cm.provider_section("openrouter").x_title == "My App"
     assert cm.budget.limit == 12.5
     assert set(cm.list_configured_providers()) == {"openai", "gemini", "vllm", "openrouter"}
 
@@ -78,13 +78,13 @@ def test_llm_provider_is_the_older_default_variable():
 
 def test_config_file_named_by_environment(tmp_path):
     path = write(tmp_path, "named.toml", "[providers.deepseek]\nmodel = 'deepseek-chat'\n")
-    assert manager(env={"SPOON_LLM_CONFIG": path}).load_provider_config("deepseek").model == "deepseek-chat"
+    assert manager(env={"SPOON_LLM_CONFIG": path}).provider_section("deepseek").model == "deepseek-chat"
 
 
 def test_default_file_location_is_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "spoon_llm.toml", "[providers.openai]\nmodel = 'from-default-file'\n")
-    assert manager().load_provider_config("openai").model == "from-default-file"
+    assert manager().provider_section("openai").model == "from-default-file"
 
 
 def test_interpolation_with_defaults_and_unset_secrets(tmp_path):
@@ -92,9 +92,11 @@ def test_interpolation_with_defaults_and_unset_secrets(tmp_path):
                                      "base_url = '${OPENAI_HOST:-http://127.0.0.1:9}/v1'\n"
                                      "[providers.anthropic]\napi_key = '${UNSET_VAR}'\n")
     cm = manager(path, {"MY_OPENAI_KEY": KEY})
-    assert cm.load_provider_config("openai").primary_api_key() == KEY
-    assert cm.load_provider_config("openai").base_url == "http://127.0.0.1:9/v1"
-    assert cm.load_provider_config("anthropic").api_key is None
+    assert cm.provider_section("openai").primary_api_key() == KEY
+    assert cm.provider_section("openai").base_url == "http://127.0.0.1:9/v1"
+    assert cm.provider_section("anthropic").api_key is None
+    with pytest.raises(ConfigurationError, match="Missing required field 'api_key'"):
+        cm.load_provider_config("anthropic")
 
 
 @pytest.mark.parametrize("placeholder", ["your-api-key", "your_openai_api_key_here", "<OPENAI_KEY>", "sk-..."])
@@ -102,7 +104,7 @@ def test_placeholders_are_unset_with_a_warning(tmp_path, placeholder):
     path = write(tmp_path, "c.toml", f"[providers.openai]\napi_key = '{placeholder}'\n")
     with pytest.warns(ConfigWarning, match="placeholder"):
         cm = manager(path)
-    assert cm.load_provider_config("openai").api_key is None
+    assert cm.provider_section("openai").api_key is None
     with pytest.warns(ConfigWarning, match="OPENAI_API_KEY"):
         manager(env={"OPENAI_API_KEY": placeholder})
 
@@ -114,14 +116,14 @@ def test_legacy_layout_is_accepted(tmp_path):
     }))
     cm = manager(path)
     assert cm.get_default_provider() == "openai"
-    assert cm.load_provider_config("openai").max_retries == 5
+    assert cm.provider_section("openai").max_retries == 5
 
 
 def test_several_keys_become_deployments():
     cm = manager({"providers": {"openai": {
         "api_keys": [KEY + "1", KEY + "2", {"api_key": KEY + "3", "alias": "batch", "model": "gpt-4.1-mini"}],
         "key_models": ["gpt-4o", "gpt-4.1", "ignored"], "key_rpm": [60, 120, 30], "model": "gpt-4o-mini"}}})
-    deployments = cm.load_provider_config("openai").deployments()
+    deployments = cm.provider_section("openai").deployments()
     assert [(d.name, d.model, d.rpm) for d in deployments] == [
         ("openai#key1", "gpt-4o", 60), ("openai#key2", "gpt-4.1", 120), ("openai#batch", "gpt-4.1-mini", 30)]
     assert deployments[1].api_key.get_secret_value() == KEY + "2"
@@ -144,7 +146,9 @@ def test_validate_model():
     cm = manager({"providers": {"openai": {"models": ["gpt-4o", "gpt-4.1"]}, "anthropic": {}}})
     assert cm.validate_model("openai", "gpt-4o")
     assert not cm.validate_model("openai", "gpt-2")
-    assert cm.validate_model("anthropic", "claude-anything")
+    # No list configured: the price book (and the provider's metadata) say what exists.
+    assert cm.validate_model("anthropic", "claude-sonnet-4-5")
+    assert not cm.validate_model("anthropic", "claude-anything")
     assert not cm.validate_model("anthropic", " ")
 
 
@@ -153,12 +157,12 @@ def test_reload_config_sees_file_changes(tmp_path):
     cm = manager(path)
     Path(path).write_text("[providers.openai]\nmodel = 'two'\n")
     cm.reload_config()
-    assert cm.load_provider_config("openai").model == "two"
+    assert cm.provider_section("openai").model == "two"
 
 
 def test_per_call_overrides_keep_the_key():
     cm = manager({"providers": {"openai": {"api_key": KEY, "model": "a"}}})
-    override = cm.load_provider_config("openai", model="b", temperature=0.5)
+    override = cm.provider_section("openai", model="b", temperature=0.5)
     assert (override.model, override.temperature, override.primary_api_key()) == ("b", 0.5, KEY)
 
 
@@ -211,7 +215,7 @@ def test_unknown_provider_references():
     with pytest.raises(ConfigurationError, match="models.fast: route targets unknown provider 'openrouterr'"):
         manager({"providers": {"openrouter": {}}, "models": {"fast": "openrouterr/x"}})
     with pytest.raises(ConfigurationError, match="unknown provider 'anthropi'; did you mean 'anthropic'"):
-        manager({}).load_provider_config("anthropi")
+        manager({}).provider_section("anthropi")
 
 
 def test_no_provider_configured_says_how_to_fix():
@@ -224,7 +228,7 @@ def test_example_config_toml_validates():
         warnings.simplefilter("error")
         cm = ConfigurationManager(REPO_ROOT / "config.toml", env={"OPENAI_API_KEY": KEY})
     assert cm.list_configured_providers()
-    assert cm.load_provider_config("openai").primary_api_key() == KEY
+    assert cm.provider_section("openai").primary_api_key() == KEY
 
 
 # -- secrets are never printed --------------------------------------------------------------------------------
@@ -238,12 +242,12 @@ def test_api_key_appears_in_no_repr_str_exception_or_log(tmp_path, caplog):
     texts = [str(info.value), repr(info.value)]
     good = write(tmp_path, "good.toml", f"[providers.openai]\napi_key = '{KEY}'\napi_keys = ['{KEY}2']\n")
     cm = manager(good, {"ANTHROPIC_API_KEY": KEY + "env"})
-    section = cm.load_provider_config("openai")
+    section = cm.provider_section("openai")
     texts += [repr(cm), str(cm.config), repr(cm.config), repr(section), str(section),
               section.model_dump_json(), repr(section.deployments()), str(cm.describe()),
-              repr(cm.load_provider_config("anthropic"))]
+              repr(cm.provider_section("anthropic"))]
     with pytest.raises(ConfigurationError) as bad_override:
-        cm.load_provider_config("openai", max_tokens=-1)
+        cm.provider_section("openai", max_tokens=-1)
     texts.append(str(bad_override.value))
     texts.append(caplog.text)
     for text in texts:
@@ -263,10 +267,10 @@ def test_unset_keys_drop_with_their_per_key_settings(tmp_path):
                                      "key_models = ['a', 'b', 'c']\nkey_rpm = [1, 2, 3]\n")
     with pytest.warns(ConfigWarning):
         cm = manager(path, {"KEY_B": KEY})
-    [only] = cm.load_provider_config("openai").deployments()
+    [only] = cm.provider_section("openai").deployments()
     assert (only.model, only.rpm, only.api_key.get_secret_value()) == ("b", 2, KEY)
     with pytest.warns(ConfigWarning):
-        assert manager(path).load_provider_config("openai").api_keys == []
+        assert manager(path).provider_section("openai").api_keys == []
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
@@ -281,12 +285,12 @@ def test_unset_keys_drop_with_their_per_key_settings(tmp_path):
 def test_numbers_are_checked_and_booleans_are_not_numbers(key, value, expected):
     with pytest.raises(ConfigurationError) as info:
         ConfigurationManager({"providers": {"openai": {"api_key": "sk-test", key: value}}},
-                             env={}).load_provider_config("openai")
+                             env={}).provider_section("openai")
     assert str(info.value) == f"config dict: providers.openai.{key}: {expected}"
 
 
 def test_numbers_given_as_text_or_integral_floats_are_accepted():
     section = ConfigurationManager({"providers": {"openai": {
         "api_key": "sk-test", "max_tokens": "12", "max_retries": 2.0, "timeout": "1.5", "temperature": 0}}},
-        env={}).load_provider_config("openai")
+        env={}).provider_section("openai")
     assert (section.max_tokens, section.max_retries, section.timeout, section.temperature) == (12, 2, 1.5, 0.0)

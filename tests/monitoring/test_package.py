@@ -31,7 +31,8 @@ def test_importing_loads_neither_prometheus_nor_opentelemetry():
 
 def test_exported_names():
     assert sorted(monitoring.__all__) == sorted([
-        "DebugCapture", "DebugLogger", "JsonFormatter", "MetricsCollector", "MetricsServer", "Monitoring",
+        "DebugCapture", "DebugLogger", "HealthMonitor", "JsonFormatter", "MetricsCollector", "MetricsServer",
+        "Monitoring",
         "OpenTelemetryTracer", "PrometheusExporter", "QuantileSketch", "Redactor", "RequestRecord",
         "enable_monitoring", "get_debug_logger", "get_metrics_collector", "get_prometheus_exporter", "redact",
         "reset_monitoring", "serve_metrics",
@@ -56,7 +57,7 @@ async def test_enable_monitoring_attaches_once_and_disable_detaches(sim, make_ma
 
 
 async def test_own_instances_and_metrics_off(sim, make_manager):
-    manager = make_manager({"primary": {"model": "model-primary"}})
+    manager = make_manager({"primary": {"model": "model-primary"}}, monitoring=False)  # nothing attached by default
     metrics, debug = MetricsCollector(), DebugLogger()
     result = enable_monitoring(manager, metrics=False, debug=debug)
     assert result.metrics is None and manager.events.observers == [debug]
