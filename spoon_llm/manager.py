@@ -817,6 +817,22 @@ class LLMManager:
 
             await close_middleware(self._owned_middleware)
 
+    async def start(self) -> None:
+        """Read persisted state back (budget spend, the usage ledger), so status agrees with the store at once.
+
+        ``async with`` / ``with`` call it; without it the first request does. A store that cannot be read now is
+        retried by that first request, which then applies ``[state] fail_mode``.
+        """
+        from .state.base import StoreUnavailableError
+
+        for middleware in self._chain.middleware:
+            loader = getattr(middleware, "load_state", None)
+            if loader is not None:
+                try:
+                    await loader()
+                except StoreUnavailableError:
+                    pass
+
     def close(self) -> None:
         """Blocking :meth:`cleanup`, for code without an event loop (``with LLMManager() as m:`` calls it).
 
@@ -827,6 +843,7 @@ class LLMManager:
             self._sync = None
 
     def __enter__(self) -> Self:
+        self.sync.start()
         return self
 
     def __exit__(
@@ -835,6 +852,7 @@ class LLMManager:
         self.close()
 
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

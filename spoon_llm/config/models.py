@@ -475,6 +475,9 @@ class SpoonConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     load_balancing: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
+    #: Whose budgets and usage ledger these are, in a store other applications may share (default: derived from
+    #: the configuration file's location, else the working directory; see :mod:`spoon_llm.costs.namespace`).
+    namespace: str | None = Field(default=None, min_length=1, max_length=200)
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..costs.budgets import Budget, BudgetManager
+from ..costs.namespace import ledger_table, resolve_namespace
 from ..costs.tracker import CostTracker
 from ..pricing.book import PriceBook
 from ..ratelimit.limiter import RateLimiter
@@ -98,13 +99,14 @@ def build_middleware(config_manager: ConfigurationManager | SpoonConfig | None =
     share = state.share_circuits if state.share_circuits is not None else state.backend == "redis"
     if share:
         chain.append(SharedCircuitMiddleware(store))
+    namespace = resolve_namespace(config_manager)  # never one machine-wide bucket
     if budgets:
-        manager = BudgetManager(ledger, budgets, events=events)
+        manager = BudgetManager(ledger, budgets, events=events, namespace=namespace)
         chain.append(BudgetMiddleware(manager, prices, default_max_tokens=config.budget.default_max_tokens,
                                       fail_mode=state.fail_mode))
     limiter = RateLimiter(store, policy=config.rate_limits, fail_mode=state.fail_mode)
     chain.append(RateLimitMiddleware(limiter, default_max_tokens=config.budget.default_max_tokens))
-    cost = CostMiddleware(CostTracker(ledger if ledger.shared else None), prices)
+    cost = CostMiddleware(CostTracker(ledger if ledger.shared else None, table=ledger_table(namespace)), prices)
     cost.owns_stores = owned
     chain.append(cost)
     return chain
