@@ -73,7 +73,7 @@ async def spoon_manager(target: Target) -> AsyncIterator[RequestFn]:
     """LLMManager.chat over the same provider: routing, attempt loop, circuit and stats included."""
     from spoon_llm.manager import LLMManager
 
-    manager = LLMManager(_config(target), middleware=[])
+    manager = LLMManager(_config(target), default_middleware=False)
     try:
         yield spoon_requests(target, manager)
     finally:
@@ -90,7 +90,7 @@ async def passthrough(target: Target) -> AsyncIterator[RequestFn]:
     """
     from spoon_llm.manager import LLMManager
 
-    manager = LLMManager(_config(target), middleware=[])
+    manager = LLMManager(_config(target), default_middleware=False)
     deployment = manager.router.deployments["openai"]
     await deployment.provider(manager.registry)
     conversation = list(target.messages)
@@ -130,7 +130,7 @@ async def _batch_raw(target: Target, n: int, concurrency: int) -> float:
 async def _batch_manager(target: Target, n: int, concurrency: int) -> float:
     from spoon_llm.manager import LLMManager
 
-    manager = LLMManager(_config(target), middleware=[])
+    manager = LLMManager(_config(target), default_middleware=False)
     messages = list(target.messages)
     await manager.batch_chat([messages] * min(n, 500), concurrency=concurrency)  # warm-up
     started = time.perf_counter()

@@ -106,7 +106,7 @@ async def _hooks_us(n: int) -> float:
 
     config = _config("http://127.0.0.1:9/v1", economics=True)
     chain = build_middleware(config)
-    manager = LLMManager(config, middleware=[])
+    manager = LLMManager(config, default_middleware=False)
     deployment = manager.router.deployments["openai"]
     messages = [Message(role="user", content="Write one sentence about benchmarks.")]
     usage = TokenUsage(input_tokens=14, output_tokens=40)

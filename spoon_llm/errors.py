@@ -329,10 +329,16 @@ class BudgetExceededError(LLMError):
         spent: float | None = None,
         provider: str | None = None,
         model: str | None = None,
+        reserved: float | None = None,
+        requested: float | None = None,
     ) -> None:
         self.budget = budget
         self.limit = limit
+        #: Money spent in the budget's period; ``reserved``: held by requests in flight; ``requested``: what
+        #: this request would have reserved (its worst case).
         self.spent = spent
+        self.reserved = reserved
+        self.requested = requested
         super().__init__(message, provider=provider, model=model)
 
 

@@ -99,8 +99,13 @@ class LLMManager:
     named (still retrying and balancing over its keys); a list names the fallbacks explicitly.
     ``deadline`` (per call, seconds) bounds the whole request, retries, backoffs and fallbacks included; it
     defaults to ``request_timeout`` from the configuration.
-    ``middleware`` defaults to the chain the configuration describes (budgets, rate limits, cost accounting; see
-    :func:`spoon_llm.middleware.defaults.build_middleware`); pass ``[]`` for none.
+    ``middleware`` is added to the chain the configuration describes (cache, budgets, rate limits, cost
+    accounting; see :func:`spoon_llm.middleware.defaults.build_middleware`): after it, or before it for a
+    middleware whose ``placement`` is ``"outer"``. ``default_middleware=False`` runs only ``middleware``; a list
+    that already holds one of the configured kinds (e.g. ``build_middleware(config)``) is taken as the whole chain.
+    A configured budget or rate limit that nothing enforces is warned about (``ConfigWarning``).
+
+    ``with LLMManager() as m:`` (blocking code) and ``m.close()`` release what ``async with`` and ``cleanup()`` do.
     ``monitoring`` (default: the configuration's ``monitoring``, on) feeds the process-wide
     ``get_metrics_collector()`` (and ``get_debug_logger()`` once it is asked for), as the older manager did;
     ``False`` attaches nothing, a :class:`~spoon_llm.monitoring.MetricsCollector` is fed instead.
@@ -117,6 +122,7 @@ class LLMManager:
         middleware: Sequence[Middleware] | None = None,
         observers: Sequence[Any] = (),
         monitoring: bool | MetricsCollector | None = None,
+        default_middleware: bool = True,
     ) -> None:
         self.config_manager = config_manager if config_manager is not None else ConfigurationManager()
         self.registry = registry if registry is not None else get_global_registry()
@@ -128,13 +134,18 @@ class LLMManager:
         self._circuit_settings = dict(circuit_breaker or {})
         #: Request lifecycle events; subscribe with :meth:`add_observer`.
         self.events = EventBus()
-        self._owned_middleware: list[Middleware] = []
-        if middleware is None:
-            # The configured economics: budget guard (when budgets are set), rate limiter, cost accounting.
-            from .middleware.defaults import build_middleware
+        # The configured economics (budget guard when budgets are set, rate limiter, cost accounting) plus yours.
+        from .middleware.defaults import compose_middleware, unenforced_settings
 
-            middleware = self._owned_middleware = build_middleware(self.config_manager, events=self.events)
-        self._chain = MiddlewareChain(middleware)
+        chain, self._owned_middleware = compose_middleware(
+            self.config_manager, middleware, default_middleware=default_middleware, events=self.events)
+        self._chain = MiddlewareChain(chain)
+        for problem in unenforced_settings(self.config_manager.config, chain):
+            import warnings
+
+            from .config.sources import ConfigWarning
+
+            warnings.warn(problem, ConfigWarning, stacklevel=2)
         for observer in observers:
             self.events.add(observer)
         self._plugin_observers()
@@ -397,12 +408,12 @@ class LLMManager:
                     pending = chain.finish(ctx, result, getattr(result, "usage", None))
                     if pending is not None:
                         await pending
+                annotate(result, attempts, attempt)  # also labels the model that answered
                 if "attempt_end" in kinds:
                     self._emit("attempt_end", request_id, operation, slot, success=True, attempt=len(attempts),
-                               latency=attempt.latency, usage=getattr(result, "usage", None))
+                               latency=attempt.latency, usage=getattr(result, "usage", None), model=attempt.model)
                 if len(attempts) > 1:
                     self._count_retries(attempts)
-                annotate(result, attempts, attempt)
                 break
             else:
                 assert run is not None  # a slot only ever runs out inside a run
@@ -639,6 +650,8 @@ class LLMManager:
                             usage = chunk.usage
                         if chunk.kind == "final":
                             attempt = run.succeeded(slot, ctx is None or ctx.sent)
+                            if attempt.model is None:  # the provider's default answered: label its model
+                                attempt.model = chunk.model or None
                             await chain.finish_async(ctx, response=chunk, usage=usage)
                             final_cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
                             if final_cost is not None and not getattr(final_cost, "unpriced", False):
@@ -648,9 +661,11 @@ class LLMManager:
                                               "fallback_path": list(run.path), "deployment": attempt.deployment}
                             if "attempt_end" in events.kinds:
                                 self._emit("attempt_end", request_id, operation, slot, success=True,
-                                           attempt=len(run.attempts), latency=attempt.latency, usage=usage)
+                                           attempt=len(run.attempts), latency=attempt.latency, usage=usage,
+                                           model=attempt.model)
                         if not sent_here and not prefix and "first_token" in events.kinds:
                             self._emit("first_token", request_id, operation, slot,
+                                       model=slot.model or deployment.model or chunk.model or None,
                                        latency=time.perf_counter() - started)
                         sent_here = True
                         for callback in callbacks or ():
@@ -719,7 +734,7 @@ class LLMManager:
                 stats["successes"] += 1
                 if "request_end" in events.kinds:
                     self._emit("request_end", request_id, operation, slot, success=True, usage=usage, tags=tags,
-                               chunk_count=chunk_count, attempt=len(run.attempts),
+                               model=attempt.model, chunk_count=chunk_count, attempt=len(run.attempts),
                                latency=time.perf_counter() - started, cost=stream_cost,
                                data={"attempts": run.attempts})
                 return
@@ -923,7 +938,42 @@ class LLMManager:
             owned, self._owned_middleware = self._owned_middleware, []  # a second cleanup closes nothing twice
             await close_middleware(owned)
 
+    async def start(self) -> None:
+        """Read persisted state back (budget spend, the usage ledger), so status agrees with the store at once.
+
+        ``async with`` / ``with`` call it; without it the first request does. A store that cannot be read now is
+        retried by that first request, which then applies ``[state] fail_mode``.
+        """
+        from .state.base import StoreUnavailableError
+
+        for middleware in self._chain.middleware:
+            loader = getattr(middleware, "load_state", None)
+            if loader is not None:
+                try:
+                    await loader()
+                except StoreUnavailableError:
+                    pass
+
+    def close(self) -> None:
+        """Blocking :meth:`cleanup`, for code without an event loop (``with LLMManager() as m:`` calls it).
+
+        From inside a running loop, ``await manager.cleanup()`` (or ``async with``) instead.
+        """
+        self.sync.close()
+        with self._lock:
+            self._sync = None
+
+    def __enter__(self) -> Self:
+        self.sync.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

@@ -131,6 +131,10 @@ class SyncLLMManager:
         """Blocking :meth:`LLMManager.switch_backend`."""
         return self._runner.run(self._manager.switch_backend(name, skip_health_check))
 
+    def start(self) -> None:
+        """Blocking :meth:`LLMManager.start`."""
+        self._runner.run(self._manager.start())
+
     def close(self) -> None:
         """Close the manager's clients on the private loop, then stop the loop."""
         try:

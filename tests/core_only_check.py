@@ -17,6 +17,7 @@ async def main() -> None:
     try:
         provider = await registry.get_initialized_provider("openai", config.load_provider_config("openai"))
     except ConfigurationError as exc:
+        assert 'pip install "spoon-llm[native]"' in str(exc), str(exc)  # what the default transport needs
         assert 'pip install "spoon-llm[openai]"' in str(exc), str(exc)
     else:  # pragma: no cover - only when the openai SDK happens to be installed
         await provider.cleanup()

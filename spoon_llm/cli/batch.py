@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from ._batch_io import Job, count_lines, error_line, finished_ids, read_jobs, success_line
 from ._common import (
@@ -207,7 +208,7 @@ async def run_batch(manager: LLMManager, config: ConfigurationManager, source: P
 def summary(tally: Tally, source: Path, target: Path, interrupted: bool) -> Table:
     """The table printed at the end of a run."""
     elapsed = time.monotonic() - tally.started
-    table = Table(title=f"batch {source.name} → {target.name}" + (" (interrupted)" if interrupted else ""),
+    table = Table(title=Text(f"batch {source.name} → {target.name}" + (" (interrupted)" if interrupted else "")),
                   show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
@@ -220,14 +221,14 @@ def summary(tally: Tally, source: Path, target: Path, interrupted: bool) -> Tabl
     failed = str(tally.failed)
     if tally.errors:
         failed += " (" + ", ".join(f"{k} {v}" for k, v in sorted(tally.errors.items())) + ")"
-    table.add_row("failed", failed)
+    table.add_row("failed", Text(failed))  # error class names are ours, but never read text as markup
     table.add_row("tokens", f"{tally.input_tokens + tally.output_tokens} ({tally.input_tokens} in, "
                             f"{tally.output_tokens} out)")
     table.add_row("cost", money(tally.cost) + (f" ({tally.unpriced} unpriced)" if tally.unpriced else ""))
     table.add_row("retries", str(tally.retries))
     table.add_row("fallbacks", str(tally.fallbacks))
     for provider, (requests, cost) in sorted(tally.by_provider.items()):
-        table.add_row(f"  {provider}", f"{int(requests)} requests, {money(cost)}")
+        table.add_row(Text(f"  {provider}"), f"{int(requests)} requests, {money(cost)}")
     rate = tally.ran / elapsed if elapsed > 0 else 0.0
     table.add_row("elapsed", f"{elapsed:.1f} s ({rate:.1f} requests/s)")
     return table

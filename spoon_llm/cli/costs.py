@@ -103,12 +103,12 @@ def group(records: list[dict[str, Any]], by: Dimension) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["cost"], r["group"]))
 
 
-async def read_ledger(store: StateStore, since: float | None) -> list[dict[str, Any]]:
-    """Every ledger record since ``since``; the store is closed afterwards."""
+async def read_ledger(store: StateStore, since: float | None, table: str | None = None) -> list[dict[str, Any]]:
+    """Every record of ledger ``table`` (default: the un-namespaced one) since ``since``; then closes the store."""
     from ..costs.tracker import LEDGER_TABLE
 
     try:
-        return await store.records(LEDGER_TABLE, since=since)
+        return await store.records(table or LEDGER_TABLE, since=since)
     finally:
         await store.close()
 
@@ -138,7 +138,10 @@ def register(app: typer.Typer) -> None:
             stdout_console().print(Text(f"no usage recorded yet ({store} does not exist)"), soft_wrap=True)
             return
         try:
-            records = asyncio.run(read_ledger(store, start))
+            from ..costs.namespace import ledger_table, resolve_namespace
+
+            # The ledger of this configuration's namespace, as the library writes it.
+            records = asyncio.run(read_ledger(store, start, ledger_table(resolve_namespace(cfg))))
         except (LLMError, OSError) as exc:
             fail(f"cannot read the usage ledger: {exc}", "check [state] path / url and SPOON_LLM_STATE_PATH")
         rows = group(records, by)

@@ -545,6 +545,9 @@ class SpoonConfig(_Strict):
     #: Managers feed the process-wide metrics collector (and the debug logger, once asked for) by default;
     #: ``false`` attaches nothing (see ``LLMManager(monitoring=...)``).
     monitoring: bool = True
+    #: Whose budgets and usage ledger these are, in a store other applications may share (default: derived from
+    #: the configuration file's location, else the working directory; see :mod:`spoon_llm.costs.namespace`).
+    namespace: str | None = Field(default=None, min_length=1, max_length=200)
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

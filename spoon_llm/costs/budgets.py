@@ -138,9 +138,12 @@ class BudgetManager:
     """
 
     def __init__(self, store: StateStore, budgets: Iterable[Budget] = (), *, events: EventBus | None = None,
-                 on_alert: Iterable[Callable[[BudgetAlert], Any]] = (), clock: Callable[[], float] = time.time
-                 ) -> None:
+                 on_alert: Iterable[Callable[[BudgetAlert], Any]] = (), clock: Callable[[], float] = time.time,
+                 namespace: str | None = None) -> None:
         self.store = store
+        #: Whose spend this is: keys are ``budget:<namespace>:<budget>:<period>`` (see ``costs.namespace``).
+        self.namespace = namespace
+        self._prefix = f"budget:{namespace}:" if namespace else "budget:"
         self.events = events
         self.callbacks: list[Callable[[BudgetAlert], Any]] = list(on_alert)
         self.clock = clock
@@ -205,7 +208,7 @@ class BudgetManager:
         pid = self._period(budget.period, now)
         slot = self._slots.get((key, pid))
         if slot is None or slot.budget is not budget:
-            base = f"budget:{key}:{pid}"
+            base = f"{self._prefix}{key}:{pid}"
             limit = to_nano(budget.limit)
             slot = _Slot(budget, key, pid, base + ":committed", base + ":spent", limit, _TTL[budget.period],
                          _next_alert(budget, limit, -1))
@@ -253,7 +256,7 @@ class BudgetManager:
             if value + nano > (slot.limit if nano else slot.limit - 1):
                 for taken in slots[:index]:
                     taken.seen_committed = counters[taken.committed] = counters.get(taken.committed, 0) - nano
-                raise self._refusal(slot, value, nano, provider, model)
+                raise self._refusal(slot, value, counters.get(slot.spent, 0), nano, provider, model)
             slot.seen_committed = counters[key] = value + nano
             index += 1
         return Reservation(slots, nano, request_id)
@@ -299,13 +302,16 @@ class BudgetManager:
             slot.seen_spent = counters[key] = counters.get(key, 0) + real
         return True
 
-    def _refusal(self, slot: _Slot, value: int, nano: int, provider: str, model: str | None) -> BudgetExceededError:
+    def _refusal(self, slot: _Slot, committed: int, spent: int, nano: int, provider: str, model: str | None
+                 ) -> BudgetExceededError:
         budget = slot.budget
+        reserved = max(committed - spent, 0)
         return BudgetExceededError(
-            f"budget {slot.key!r} ({budget.period}) would be exceeded: limit {budget.limit:.6g}, "
-            f"committed {from_nano(value):.6g} (spent {from_nano(slot.seen_spent):.6g} + in flight), "
-            f"this request may cost up to {from_nano(nano):.6g}",
-            budget=slot.key, limit=budget.limit, spent=from_nano(value), provider=provider, model=model)
+            f"budget {slot.key!r} ({budget.period}) would be exceeded: limit {budget.limit:.6g}, spent "
+            f"{from_nano(spent):.6g}, reserved {from_nano(reserved):.6g} by requests in flight, and this request "
+            f"reserves up to {from_nano(nano):.6g} (its worst case)",
+            budget=slot.key, limit=budget.limit, spent=from_nano(spent), provider=provider, model=model,
+            reserved=from_nano(reserved), requested=from_nano(nano))
 
     async def reserve(self, amount: float | None, *, provider: str, tags: Mapping[str, str] | None = None,
                       model: str | None = None, request_id: str | None = None) -> Reservation:
@@ -327,7 +333,9 @@ class BudgetManager:
                 ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
             if not ok:
                 await self.release(Reservation(slots[:index], nano))
-                raise self._refusal(slot, value, nano, provider, model)
+                spent = await store.get(slot.spent)  # the refusal path only: say the truth, not a cached value
+                slot.seen_spent = max(slot.seen_spent, spent)
+                raise self._refusal(slot, value, spent, nano, provider, model)
             slot.seen_committed = value
         return Reservation(slots, nano, request_id)
 
@@ -380,7 +388,7 @@ class BudgetManager:
             if spent < threshold * slot.limit:
                 break
             # One atomic claim per crossing, so with a shared store exactly one process fires it.
-            claimed, _ = await self.store.reserve(f"budget:{slot.key}:{slot.pid}:alert:{threshold}", 1, 1,
+            claimed, _ = await self.store.reserve(f"{self._prefix}{slot.key}:{slot.pid}:alert:{threshold}", 1, 1,
                                                   ttl=slot.ttl)
             if claimed:
                 level = "warning" if index == 0 else "critical"
@@ -394,7 +402,7 @@ class BudgetManager:
         """Let a budget's alerts fire again (after its limit was raised, the admin API calls this)."""
         budget = self._budgets[name]
         pid = self._period(budget.period, self.clock())
-        await self.store.add({f"budget:{name}:{pid}:alert:{t}": -1 for t in budget.thresholds})
+        await self.store.add({f"{self._prefix}{name}:{pid}:alert:{t}": -1 for t in budget.thresholds})
         self._changed()
 
     def _fire(self, alert: BudgetAlert) -> None:
@@ -418,7 +426,7 @@ class BudgetManager:
         """Money spent against a budget in its current period (``key`` names one tag value's share)."""
         budget = self._budgets[name]
         pid = self._period(budget.period, self.clock())
-        return from_nano(await self.store.get(f"budget:{key or name}:{pid}:spent"))
+        return from_nano(await self.store.get(f"{self._prefix}{key or name}:{pid}:spent"))
 
     async def snapshot(self) -> dict[str, dict[str, Any]]:
         """Each budget's limit, spent, in-flight reservation and remaining money, read from the store."""
@@ -426,10 +434,26 @@ class BudgetManager:
         out: dict[str, dict[str, Any]] = {}
         for name, budget in self._budgets.items():
             pid = self._period(budget.period, now)
-            committed, spent = await self.store.get_many([f"budget:{name}:{pid}:committed",
-                                                          f"budget:{name}:{pid}:spent"])
+            committed, spent = await self.store.get_many([f"{self._prefix}{name}:{pid}:committed",
+                                                          f"{self._prefix}{name}:{pid}:spent"])
             out[name] = _describe(budget, pid, committed, spent)
         return out
+
+    async def load(self) -> None:
+        """Read each budget's committed and spent money from the store (after a restart, or another process).
+
+        :meth:`status` (synchronous) shows what this process last saw; after ``load`` that is what the store
+        holds, so status, refusals and the store agree from the first request on.
+        """
+        now = self.clock()
+        slots = [self._slot(budget, name, now) for name, budget in self._budgets.items()]
+        if not slots:
+            return
+        values = await self.store.get_many([key for slot in slots for key in (slot.committed, slot.spent)])
+        for index, slot in enumerate(slots):
+            slot.seen_committed, slot.seen_spent = values[2 * index], values[2 * index + 1]
+            # Thresholds already crossed were claimed (and fired) by whoever crossed them.
+            slot.next_alert = _next_alert(slot.budget, slot.limit, slot.seen_spent)
 
     def status(self) -> dict[str, Any]:
         """Budgets as last seen by this process (synchronous; :meth:`snapshot` reads the store)."""

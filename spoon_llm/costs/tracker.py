@@ -136,8 +136,10 @@ class CostTracker:
     """
 
     def __init__(self, ledger: StateStore | None = None, *, max_records: int = 100_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, table: str = LEDGER_TABLE) -> None:
         self.ledger = ledger
+        #: The ledger table (one per namespace: see :func:`spoon_llm.costs.namespace.ledger_table`).
+        self.table = table
         self.clock = clock
         self._records: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._reset_totals()
@@ -180,7 +182,7 @@ class CostTracker:
         ledger = self.ledger
         if ledger is None:
             return None
-        return ledger.append_nowait(LEDGER_TABLE, UsageRecord.row_dict(row))
+        return ledger.append_nowait(self.table, UsageRecord.row_dict(row))
 
     async def record(self, record: UsageRecord | tuple[Any, ...]) -> None:
         """Add a record to the totals (and to the ledger store, when there is one)."""
@@ -188,13 +190,13 @@ class CostTracker:
         self.add(row)
         if self.ledger is not None:
             data = record.to_dict() if isinstance(record, UsageRecord) else UsageRecord.row_dict(row)
-            await self.ledger.append(LEDGER_TABLE, data)
+            await self.ledger.append(self.table, data)
 
     async def load(self, *, since: float | None = None) -> int:
         """Rebuild the totals from the ledger store (after a restart); returns how many records were read."""
         if self.ledger is None:
             return 0
-        rows = await self.ledger.records(LEDGER_TABLE, since=since)
+        rows = await self.ledger.records(self.table, since=since)
         self._records.clear()
         self._reset_totals()
         for row in rows:

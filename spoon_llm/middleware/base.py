@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from ..costs.budgets import Reservation
@@ -129,6 +129,10 @@ class Middleware:
     """
 
     name: str = "middleware"
+    #: Where a middleware given to ``LLMManager(middleware=[...])`` joins the configured chain (cache, shared
+    #: circuits, budget guard, rate limiter, cost accounting): ``"inner"`` (the default) after it, so it sees only
+    #: attempts that budgets and limits admitted; ``"outer"`` before it, so it sees every attempt (cache hits too).
+    placement: ClassVar[Literal["inner", "outer"]] = "inner"
 
     def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
         """Called before the provider is called; return ``None`` or an awaitable to wait for."""

@@ -53,6 +53,56 @@ class BudgetMiddleware(Middleware):
             budgets.events = events
         self.refused = 0
         self.store_failures = 0
+        # A persistent or shared store holds spend from before this process: read it back before the first
+        # reservation, so status and refusals agree with the store (a memory store starts empty).
+        self._loaded = not budgets.store.shared and budgets.store.name == "memory"
+        self._loading: asyncio.Future[None] | None = None
+
+    async def load_state(self) -> None:
+        """Read the budgets' spend back from the store (once; the manager calls it at start)."""
+        if self._loaded:
+            return
+        loading = self._loading
+        if loading is None or (loading.done() and loading.exception() is not None):
+            loading = self._loading = asyncio.ensure_future(self.budgets.load())
+        await asyncio.shield(loading)
+        self._loaded = True
+
+    async def _load_then_reserve(self, ctx: AttemptContext) -> None:
+        try:
+            await self.load_state()
+        except StoreUnavailableError as exc:
+            self.store_failures += 1
+            if self.fail_mode == "open":  # as for a failed reservation; the next request reads again
+                logger.error("budget store unreachable (%s); fail_mode=open: request allowed WITHOUT budget "
+                             "checks", exc)
+                return
+            raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
+                                      provider=ctx.deployment.provider_name, model=ctx.model) from exc
+        pending = self.before_attempt(ctx)
+        if pending is not None:
+            await pending
+
+    def _explain(self, exc: BudgetExceededError, ctx: AttemptContext, rates: Any) -> BudgetExceededError:
+        """``exc``, saying so when the reservation (not the spend) is what exceeds, and which max_tokens fits."""
+        self.refused += 1
+        if (not exc.requested or exc.limit is None or exc.spent is None or rates is None or ctx.tokens is None
+                or exc.spent + (exc.reserved or 0.0) >= exc.limit):
+            return exc
+        room = exc.limit - exc.spent - (exc.reserved or 0.0)
+        input_tokens, output_tokens = ctx.tokens
+        fits = int((room - input_tokens * rates.worst_in) / rates.worst_out) if rates.worst_out else 0
+        given = any(ctx.kwargs.get(n) for n in ("max_tokens", "max_completion_tokens", "max_output_tokens")) \
+            if ctx.kwargs else False
+        why = "this call's max_tokens" if given else (
+            "no max_tokens was given, so the section's max_tokens or [budget] default_max_tokens applies")
+        hint = (f"; the reservation, not the spend, is what exceeds the budget: it assumes {output_tokens} output "
+                f"tokens ({why})")
+        hint += (f"; pass max_tokens={fits} or less to fit in the {room:.6g} left" if fits > 0
+                 else f"; only {room:.6g} is left, less than the input alone may cost")
+        return BudgetExceededError(exc.message + hint, budget=exc.budget, limit=exc.limit, spent=exc.spent,
+                                   provider=exc.provider, model=exc.model, reserved=exc.reserved,
+                                   requested=exc.requested)
 
     def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
         """Reserve the attempt's worst-case cost, or raise :class:`BudgetExceededError`.
@@ -63,6 +113,8 @@ class BudgetMiddleware(Middleware):
         budgets = self.budgets
         if not budgets.active:
             return None
+        if not self._loaded:
+            return self._load_then_reserve(ctx)
         deployment = ctx.deployment
         if deployment.config.hourly_rate:
             return None  # paid by the hour whether called or not: refusing saves nothing
@@ -79,9 +131,8 @@ class BudgetMiddleware(Middleware):
                      else rates.worst_case(tokens[0], tokens[1]))
         try:
             held = budgets.reserve_now(worst, deployment.provider_name, ctx.tags, model, ctx.request_id)
-        except BudgetExceededError:
-            self.refused += 1
-            raise
+        except BudgetExceededError as exc:
+            raise self._explain(exc, ctx, rates) from None
         if held is None:
             return self._reserve(ctx, worst, model)
         ctx.reservation = held
@@ -98,9 +149,9 @@ class BudgetMiddleware(Middleware):
         except asyncio.CancelledError:
             undo_if_abandoned(reserving, lambda held: None if held is None else budgets.release(held))
             raise
-        except BudgetExceededError:
+        except BudgetExceededError as exc:
             self.refused += 1
-            raise
+            raise self._explain(exc, ctx, ctx.rates[1] if ctx.rates else None) from None
         except StoreUnavailableError as exc:
             self.store_failures += 1
             if self.fail_mode == "open":

@@ -117,6 +117,19 @@ class CostMiddleware(Middleware):
             return None
         return tracker.record_nowait(row)
 
+    async def load_state(self) -> None:
+        """Rebuild the tracker's totals from the persistent ledger (once; the manager calls it at start)."""
+        if self._loaded:
+            return
+        loading = self._loading
+        if loading is None:
+            loading = self._loading = asyncio.ensure_future(self.tracker.load())
+        try:
+            await asyncio.shield(loading)
+        finally:
+            if loading.done():
+                self._loaded = True
+
     async def _load_then_record(self, ctx: AttemptContext, response: Any, usage: TokenUsage | None,
                                 error: LLMError | None) -> None:
         # Earlier spend from the persistent ledger, loaded once; attempts ending meanwhile wait for it, so the

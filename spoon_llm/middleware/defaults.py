@@ -6,6 +6,9 @@ the state store), the budget guard (only when a budget is configured), the rate 
 Which stores they use comes from ``[state]``: ``backend`` for limits and cool-downs, ``ledger`` for budget spend
 and the usage ledger (see :class:`~spoon_llm.config.models.StateConfig`).
 
+``LLMManager(middleware=[mine])`` adds ``mine`` to that chain (see :func:`compose_middleware`): after it, or
+before it for a middleware whose ``placement`` is ``"outer"``. ``default_middleware=False`` runs only your own.
+
 Example::
 
     chain = build_middleware(config_manager, events=manager.events)
@@ -20,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..costs.budgets import Budget, BudgetManager
+from ..costs.namespace import ledger_table, resolve_namespace
 from ..costs.tracker import CostTracker
 from ..pricing.book import PriceBook
 from ..ratelimit.limiter import RateLimiter
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
     from ..state.base import StateStore
     from .base import Middleware
 
-__all__ = ["budgets_from_config", "build_middleware", "close_middleware"]
+__all__ = ["budgets_from_config", "build_middleware", "close_middleware", "compose_middleware", "unenforced_settings"]
 
 
 def budgets_from_config(config: BudgetConfig) -> list[Budget]:
@@ -95,8 +99,9 @@ def build_middleware(config_manager: ConfigurationManager | SpoonConfig | None =
     share = state.share_circuits if state.share_circuits is not None else state.backend == "redis"
     if share:
         chain.append(SharedCircuitMiddleware(store))
+    namespace = resolve_namespace(config_manager)  # never one machine-wide bucket
     if budgets:
-        manager = BudgetManager(ledger, budgets, events=events)
+        manager = BudgetManager(ledger, budgets, events=events, namespace=namespace)
         chain.append(BudgetMiddleware(manager, prices, default_max_tokens=config.budget.default_max_tokens,
                                       fail_mode=state.fail_mode))
     limiter = RateLimiter(store, policy=config.rate_limits, fail_mode=state.fail_mode)
@@ -106,7 +111,7 @@ def build_middleware(config_manager: ConfigurationManager | SpoonConfig | None =
         from .concurrency import ConcurrencyLimitMiddleware
 
         chain.append(ConcurrencyLimitMiddleware(caps))
-    cost = CostMiddleware(CostTracker(ledger if ledger.shared else None), prices)
+    cost = CostMiddleware(CostTracker(ledger if ledger.shared else None, table=ledger_table(namespace)), prices)
     cost.owns_stores = owned
     chain.append(cost)
     return chain
@@ -118,3 +123,57 @@ async def close_middleware(chain: Iterable[Any]) -> None:
         closer = getattr(middleware, "aclose", None)
         if closer is not None:
             await closer()
+
+
+def _is_configured_kind(middleware: Any) -> bool:
+    from ..cache.middleware import CacheMiddleware
+
+    return isinstance(middleware, (BudgetMiddleware, RateLimitMiddleware, CostMiddleware, SharedCircuitMiddleware,
+                                   CacheMiddleware))
+
+
+def compose_middleware(config_manager: ConfigurationManager, user: Iterable[Middleware] | None, *,
+                       default_middleware: bool = True, events: EventBus | None = None
+                       ) -> tuple[list[Middleware], list[Middleware]]:
+    """The manager's chain and the part of it built here (whose stores the manager closes).
+
+    Order: ``user`` middleware with ``placement = "outer"``, then the configured chain of :func:`build_middleware`
+    (cache, shared circuits, budget guard, rate limiter, cost accounting), then the rest of ``user`` in the order
+    given. The configured chain is left out when ``default_middleware`` is false, and when ``user`` already holds
+    one of its kinds (a chain the caller built with :func:`build_middleware`), so nothing runs twice.
+    """
+    mine = list(user or ())
+    if not default_middleware or any(_is_configured_kind(m) for m in mine):
+        return mine, []
+    owned = build_middleware(config_manager, events=events)
+    outer = [m for m in mine if getattr(m, "placement", "inner") == "outer"]
+    inner = [m for m in mine if getattr(m, "placement", "inner") != "outer"]
+    return [*outer, *owned, *inner], owned
+
+
+def _limited(config: SpoonConfig) -> list[str]:
+    """The provider sections that set a rate limit."""
+    out = []
+    for name, section in config.providers.items():
+        if not section.enabled:
+            continue
+        if (section.rpm or section.tpm or section.rph or section.input_tpm or section.output_tpm or section.key_rpm
+                or section.key_tpm or any(key.rpm or key.tpm for key in section.api_keys)):
+            out.append(name)
+    return out
+
+
+def unenforced_settings(config: SpoonConfig, chain: Iterable[Middleware]) -> list[str]:
+    """A sentence for each configured budget or limit that no middleware of ``chain`` enforces."""
+    chain = list(chain)
+    problems = []
+    if budgets_from_config(config.budget) and not any(isinstance(m, BudgetMiddleware) for m in chain):
+        problems.append("[budget] sets a spending limit but no BudgetMiddleware is in the middleware chain, so "
+                        "nothing refuses requests over it (fix: drop default_middleware=False, or add "
+                        "build_middleware(config) to middleware=)")
+    limited = _limited(config)
+    if limited and not any(isinstance(m, RateLimitMiddleware) for m in chain):
+        problems.append(f"providers {', '.join(limited)} set rate limits (rpm/tpm/rph) but no RateLimitMiddleware "
+                        "is in the middleware chain, so they are not enforced (fix: drop default_middleware=False, "
+                        "or add build_middleware(config) to middleware=)")
+    return problems

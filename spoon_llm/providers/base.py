@@ -46,13 +46,22 @@ def coerce_config(config: ProviderConfig | Mapping[str, Any] | None, name: str) 
         raise
 
 
-def require_sdk(module: str, extra: str) -> Any:
-    """Import a vendor SDK, or raise an error that names the extra to install."""
+def require_sdk(module: str, extra: str, *, native_instead: bool = False) -> Any:
+    """Import a vendor SDK, or raise an error that names the extra to install.
+
+    ``native_instead``: the SDK is needed only because the native transport is not installed, so the error
+    names ``[native]`` (what the default transport needs) first and the SDK's extra as the alternative.
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        if native_instead:
+            raise ConfigurationError(
+                f"this provider needs an HTTP transport: pip install \"spoon-llm[native]\" (the default native "
+                f"transport), or pip install \"spoon-llm[{extra}]\" for the {module!r} SDK transport ({exc})"
+            ) from exc
         raise ConfigurationError(
             f"the {module!r} package is needed for this provider: pip install \"spoon-llm[{extra}]\" ({exc})"
         ) from exc

@@ -290,7 +290,8 @@ class OpenAICompatibleProvider(BaseProvider):
     def _build_sdk_client(self, transport: str, http_transport: httpx2.AsyncBaseTransport | None
                           ) -> tuple[Any, httpx2.AsyncClient, dict[str, Any]]:
         """An ``AsyncOpenAI`` for this deployment (``max_retries=0``), its HTTP client, the per-request auth."""
-        openai = require_sdk("openai", "openai")
+        # Unless the SDK transport was asked for, it is used only because aiohttp is missing: name [native].
+        openai = require_sdk("openai", "openai", native_instead=self.config.transport != "sdk")
         cfg = self.config
         api_key = self.api_key
         headers = dict(self._sdk_headers)

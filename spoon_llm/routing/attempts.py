@@ -406,6 +406,8 @@ def annotate(result: Any, attempts: list[Attempt], attempt: Attempt) -> None:
     """Write the attempt trace (``attempts``, the last being ``attempt``) onto a successful response."""
     path = ([attempt.deployment or ""] if len(attempts) == 1
             else [a.deployment or "" for a in attempts if a.skipped is None])
+    if attempt.model is None:  # the provider's own default answered: label the model it names
+        attempt.model = getattr(result, "model", None) or None
     if type(result) in _TRACED_MODELS:
         # Our own response models and values of the declared types: skip pydantic's assignment machinery.
         values = result.__dict__

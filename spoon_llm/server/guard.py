@@ -240,7 +240,8 @@ class KeyGuard:
         except BudgetExceededError as exc:
             record = plan.record
             raise GatewayAuthError(f"API key {record.alias!r} has used its {record.budget_period} budget of "
-                                   f"${record.budget_limit:.6g} (committed ${exc.spent or 0.0:.6g})", status=402,
+                                   f"${record.budget_limit:.6g} (spent ${exc.spent or 0.0:.6g}, "
+                                   f"reserved ${exc.reserved or 0.0:.6g} in flight)", status=402,
                                    code="budget_exceeded") from None
         except StoreUnavailableError as exc:
             self._store_failed(exc)

@@ -28,7 +28,7 @@ async def main() -> None:
     from spoon_llm.middleware import build_middleware, close_middleware
 
     config = ConfigurationManager(json.loads(args.config), env={})
-    manager = LLMManager(config, middleware=[])
+    manager = LLMManager(config, default_middleware=False)
     chain = build_middleware(config, events=manager.events)
     for middleware in chain:
         manager.add_middleware(middleware)

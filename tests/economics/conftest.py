@@ -55,7 +55,8 @@ def make_manager(sim: ProviderSimulator) -> Iterator[Callable[..., LLMManager]]:
             sections[name] = section
         data = {"providers": sections, "retry": {"initial_backoff": 0.01, "max_backoff": 0.05, "max_retries": 0},
                 **settings}
-        return LLMManager(ConfigurationManager(data, env={}), middleware=list(middleware))
+        return LLMManager(ConfigurationManager(data, env={}), middleware=list(middleware),
+                          default_middleware=False)
 
     yield build
 

@@ -46,7 +46,8 @@ async def test_four_processes_share_one_keys_60_rpm(sim: ProviderSimulator, redi
 async def test_four_processes_share_one_budget(sim: ProviderSimulator, redis_server: str, redis_prefix: str,
                                                child_env: dict[str, str]) -> None:
     sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=100)))
-    data = config(sim, redis_server, redis_prefix, budget={"limit": 0.5})  # $0.01 a request: 50 fit
+    # $0.01 a request: 50 fit. The processes are one application: they name its budget namespace.
+    data = config(sim, redis_server, redis_prefix, budget={"limit": 0.5}, namespace="shared-app")
     results = await run_workers(data, child_env)
     assert sum(r["ok"] for r in results) == 50
     assert sum(r["budget"] for r in results) == PROCESSES * REQUESTS - 50
@@ -56,7 +57,8 @@ async def test_four_processes_share_one_budget(sim: ProviderSimulator, redis_ser
     assert sorted(alerts) == [0.75, 0.9]
     store = RedisStore(redis_server, prefix=redis_prefix)
     try:
-        snapshot = (await BudgetManager(store, budgets_from_config(BudgetConfig(limit=0.5))).snapshot())["global"]
+        snapshot = (await BudgetManager(store, budgets_from_config(BudgetConfig(limit=0.5)),
+                                       namespace="shared-app").snapshot())["global"]
     finally:
         await store.close()
     assert snapshot["spent"] == 0.5 and snapshot["reserved"] == 0  # never beyond the limit, nothing left held

@@ -228,7 +228,7 @@ async def test_retryable_faults_fall_back(server: RawServer, backup: Any, fault:
         "fallback_chain": ["primary", "backup"],
         "retry": {"max_retries": 0},
     }, env={})
-    manager = LLMManager(config, middleware=[])
+    manager = LLMManager(config, default_middleware=False)
     try:
         if stream:
             text = ""

@@ -110,7 +110,7 @@ async def make_manager() -> AsyncIterator[Any]:
 
     async def make(data: dict[str, Any]) -> LLMManager:
         config = ConfigurationManager(data, env={})
-        manager = LLMManager(config, middleware=[])
+        manager = LLMManager(config, default_middleware=False)
         chain = build_middleware(config, events=manager.events)
         for middleware in chain:
             manager.add_middleware(middleware)
