@@ -82,7 +82,6 @@ class GatewayApp:
         self._exporter: Any = None
         self._observer: _AttemptMetrics | None = None
         self._store: Any = None
-        self._state: Any = None
         self._prices: Any = None
         self._owned_manager = manager is None
         self._ids = itertools.count(1)
@@ -130,10 +129,11 @@ class GatewayApp:
             self._observer = None
         if self.manager is not None and self._owned_manager:
             await self.manager.cleanup()
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            await guard.close()
         if self._store is not None:
             await self._store.close()
-        if self._state is not None:
-            await self._state.close()
 
     def _build_authenticator(self) -> Authenticator:
         from .keys import open_key_store, server_secret
@@ -147,15 +147,10 @@ class GatewayApp:
                              fail_mode=self.config.config.state.fail_mode)
 
     def _build_guard(self) -> Any:
-        """The per-key limits, over the configured state store (shared by every replica when it is Redis)."""
-        if self._store is None:
-            return None  # no virtual keys: the master key (or nobody) is all there is to admit
-        from ..state import open_store
-        from .guard import KeyGuard
+        """The per-key limits over ``[state]``: counters in ``backend``, spend in ``ledger`` (see ``build_guard``)."""
+        from .guard import build_guard
 
-        state = self.config.config.state
-        self._state = open_store(state.backend, config=state)
-        return KeyGuard(self._state, fail_mode=state.fail_mode)
+        return build_guard(self.config.config, self._store)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
