@@ -499,15 +499,20 @@ class GatewayApp:
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
 
     async def _completion(self, request: Call, body: Any) -> bytes | None:
-        model, prompt, kwargs = openai_api.parse_completion(body)
-        entry = self._entry(request, model)
+        call = openai_api.parse_completion(body)
+        entry = self._entry(request, call.model)
         manager = self.manager
         assert manager is not None
-        kwargs = self._call_kwargs(request, kwargs)
+        kwargs = self._call_kwargs(request, call.kwargs)
+        if call.stream:  # a prompt is a one-message chat, as manager.completion sends it
+            renderer = openai_api.CompletionStream(request.request_id, int(time.time()), call.model,
+                                                   call.include_usage)
+            await self._stream(request, entry, [{"role": "user", "content": call.prompt}], kwargs, renderer)
+            return None
         response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.completion(
-            prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
+            call.prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
-        return openai_api.render_completion(response, request.request_id, int(time.time()), model)
+        return openai_api.render_completion(response, request.request_id, int(time.time()), call.model)
 
     async def _embeddings(self, request: Call, body: Any) -> bytes | None:
         model, inputs, kwargs, as_base64 = openai_api.parse_embeddings(body)
