@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from ..config.manager import ConfigurationManager
-from ..errors import LLMError, register_secret
+from ..errors import ConfigurationError, LLMError, register_secret
 from ..manager import LLMManager
 from ..types import LLMResponse
 from . import _anthropic_api as anthropic_api
@@ -64,7 +64,7 @@ class GatewayApp:
     """
 
     def __init__(self, config: ConfigurationManager, *, manager: LLMManager | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None, tracer_provider: Any = None) -> None:
         self.config = config
         self.settings: ServerSettings = config.config.server.resolved()
         register_secret(self.settings.master_key_value)
@@ -84,6 +84,11 @@ class GatewayApp:
         self._store: Any = None
         self._prices: Any = None
         self._owned_manager = manager is None
+        self._tracer_provider = tracer_provider
+        self._tracer: Any = None  # the gateway's spans ([server] otel)
+        self._span_observer: Any = None  # the library's spans under them
+        if self.settings.otel:
+            _require_otel()
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
@@ -119,6 +124,13 @@ class GatewayApp:
                 self.manager.remove_observer(self._exporter)
                 self._observer = _AttemptMetrics(self._exporter)
                 self.manager.add_observer(self._observer)
+        if self.settings.otel:
+            from ..monitoring.otel import OpenTelemetryTracer
+            from ._tracing import GatewayTracer
+
+            self._tracer = GatewayTracer(self._tracer_provider)
+            self._span_observer = OpenTelemetryTracer(self._tracer_provider)
+            self.manager.add_observer(self._span_observer)
         self.requests.start()
 
     async def shutdown(self) -> None:
@@ -127,6 +139,10 @@ class GatewayApp:
         if self.manager is not None and self._observer is not None:
             self.manager.remove_observer(self._observer)
             self._observer = None
+        observer, self._span_observer = self._span_observer, None
+        if observer is not None and self.manager is not None:
+            self.manager.remove_observer(observer)
+            observer.close()
         if self.manager is not None and self._owned_manager:
             await self.manager.cleanup()
         guard, self.guard = self.guard, None
@@ -300,7 +316,10 @@ class GatewayApp:
         except GatewayError as exc:
             status = await self._fail(send, family, exc, scope, request_id)
             self._log(request_id, scope, route, status, alias, None, started, "rejected", host)
+            if self._tracer is not None:
+                self._tracer.end(self._tracer.start(scope, route, request_id), status, "rejected", alias, None)
             return
+        span = self._tracer.start(scope, route, request_id) if self._tracer is not None else None
         try:
             length, deadline = self._headers_of(scope)
             if length is not None and length > self._max_body:
@@ -349,6 +368,8 @@ class GatewayApp:
                     code="internal_error"), scope, request_id)
         finally:
             gate.release()
+            if span is not None:
+                self._tracer.end(span, status, outcome, alias, request)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
 
     async def _watched(self, request: Call, work: Awaitable[bytes | None]) -> bytes | None:
@@ -627,15 +648,25 @@ class GatewayApp:
                             scope=scope)
 
 
+def _require_otel() -> None:
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        raise ConfigurationError('[server] otel = true needs OpenTelemetry: pip install "spoon-llm[otel]", or set '
+                                 "otel = false", key="server.otel") from None
+
+
 def create_app(config: ConfigurationManager | str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
-               manager: LLMManager | None = None, authenticator: Authenticator | None = None) -> GatewayApp:
+               manager: LLMManager | None = None, authenticator: Authenticator | None = None,
+               tracer_provider: Any = None) -> GatewayApp:
     """The gateway app for a configuration (a manager, a file path, a dict, or ``None`` for the usual lookup).
 
+    ``tracer_provider``: where the spans of ``[server] otel = true`` go (default: the global provider).
     Configuration errors are raised here, before a server binds.
     """
     if not isinstance(config, ConfigurationManager):
         config = ConfigurationManager(config)
-    return GatewayApp(config, manager=manager, authenticator=authenticator)
+    return GatewayApp(config, manager=manager, authenticator=authenticator, tracer_provider=tracer_provider)
 
 
 def create_app_from_env() -> GatewayApp:
