@@ -5,6 +5,10 @@ access log) runs over the provider simulator; requests go at a fixed concurrency
 answers unless told otherwise. RSS (``VmRSS`` of the gateway's process tree) is read after the warm-up and at
 every tenth of the run; the report gives the growth from warm-up to the end (target: within 5%).
 
+With the default accounting the process keeps the latest 100,000 usage records for cost history (the cost
+tracker's ``max_records``, and the memory ledger's), so RSS rises until that many requests were served and is
+flat after: warm up past it (``--warmup 110000``) to measure the flat part.
+
     python benchmarks/soak_gateway.py -n 1000000 -c 32
     python benchmarks/soak_gateway.py -n 200000 -c 32 --state redis --redis-url redis://127.0.0.1:6379/0
 """
