@@ -663,6 +663,11 @@ class LLMManager:
                                 self._emit("attempt_end", request_id, operation, slot, success=True,
                                            attempt=len(run.attempts), latency=attempt.latency, usage=usage,
                                            model=attempt.model)
+                        if not sent_here and chunk.kind != "final":
+                            # Who answers and what failed first, for relays whose headers precede the body.
+                            chunk.metadata = {**chunk.metadata, "deployment": deployment.name}
+                            if run.attempts:
+                                chunk.metadata["attempts"] = [a.model_dump() for a in run.attempts]
                         if not sent_here and not prefix and "first_token" in events.kinds:
                             self._emit("first_token", request_id, operation, slot,
                                        model=slot.model or deployment.model or chunk.model or None,

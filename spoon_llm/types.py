@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -422,7 +422,10 @@ class Attempt:
 
     def model_dump(self) -> dict[str, Any]:
         """The attempt as a dict (as for the pydantic types)."""
-        return asdict(self)
+        # Spelled out rather than ``asdict``, which deep-copies field by field: this runs on every stream's end.
+        return {"provider": self.provider, "model": self.model, "deployment": self.deployment,
+                "key_alias": self.key_alias, "error_type": self.error_type, "status_code": self.status_code,
+                "waited": self.waited, "latency": self.latency}
 
 
 def _cache_hit(metadata: dict[str, Any]) -> bool:
@@ -503,8 +506,10 @@ class LLMResponseChunk(_Model):
     model: str = ""
     finish_reason: str | None = None
     native_finish_reason: str | None = None
+    #: On the ``final`` chunk the complete calls; on a ``tool`` chunk one delta of call ``tool_call_index``: its id
+    #: and name so far, and in ``function.arguments`` only the argument fragment this chunk adds.
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    #: For ``tool`` chunks: the index of the call being built and its argument fragment.
+    #: For ``tool`` chunks: the index of the call being built.
     tool_call_index: int | None = None
     usage: TokenUsage | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -105,7 +105,11 @@ class StreamAccumulator:
             builder.fragments.append(arguments)
         if provider_data:
             builder.provider_data = {**(builder.provider_data or {}), **provider_data}
-        return self._chunk(kind="tool", tool_call_index=slot, delta="")
+        # The delta in OpenAI's shape: the call's id and name so far and only the new argument fragment, so a
+        # relay (the gateway) can stream tool calls chunk for chunk. Built unvalidated: the fields are known good.
+        partial = ToolCall.model_construct(id=builder.id, function=FunctionCall.model_construct(
+            name=builder.name, arguments=arguments or ""))
+        return self._chunk(kind="tool", tool_call_index=slot, delta="", tool_calls=[partial])
 
     def set_usage(self, usage: TokenUsage | None) -> None:
         """Record usage; the last non-null value wins."""

@@ -8,6 +8,7 @@ images inside tool results) is a 400 naming it. Answers from the Anthropic provi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from ._errors import GatewayError
 from ._openai_api import bad, require_model
 
 __all__ = ["AnthropicStream", "MessagesCall", "parse_count_tokens", "parse_messages", "render_message"]
+
+logger = logging.getLogger("spoon_llm.server")
 
 _KNOWN = frozenset({"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
                     "stream", "tools", "tool_choice", "thinking", "metadata", "output_config", "cache_control"})
@@ -318,16 +321,28 @@ def _event(name: bytes, data: bytes) -> bytes:
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
+class _ToolBlock:
+    """One tool call's ``tool_use`` block in the stream: its content index and the input sent so far."""
+
+    __slots__ = ("block", "arguments", "held")
+
+    def __init__(self) -> None:
+        self.block = -1  # not started
+        self.arguments = ""
+        self.held = ""  # fragments that arrived before the call's name
+
+
 class AnthropicStream:
     """Turns manager stream chunks into the Messages event stream.
 
-    ``message_start`` (with an input-token estimate; the exact usage follows in ``message_delta``), ``ping``,
-    one content block per run of text or thinking (``content_block_start`` / ``_delta`` / ``_stop``), tool
-    calls as ``tool_use`` blocks with one ``input_json_delta`` each (with the final chunk), ``message_delta``
-    with ``stop_reason`` and usage, then ``message_stop``.
+    ``message_start`` (usage with an input-token estimate; the exact usage follows in ``message_delta``),
+    ``ping``, one content block per run of text or thinking (``content_block_start`` / ``_delta`` / ``_stop``),
+    each tool call as a ``tool_use`` block whose ``input_json_delta`` fragments go out as they arrive (what a
+    backend settles only at the end goes out with the final chunk), ``message_delta`` with ``stop_reason`` and
+    usage, then ``message_stop``.
     """
 
-    __slots__ = ("_request_id", "_model", "_estimate", "_index", "_open", "_text_head")
+    __slots__ = ("_request_id", "_model", "_estimate", "_index", "_open", "_text_head", "_tools")
 
     def __init__(self, request_id: str, model: str, input_estimate: int) -> None:
         self._request_id = request_id
@@ -336,13 +351,15 @@ class AnthropicStream:
         self._index = -1
         self._open: str | None = None
         self._text_head = b""
+        self._tools: dict[int, _ToolBlock] | None = None
 
     def start(self) -> bytes:
         """``message_start`` and a ``ping``."""
         message: dict[str, Any] = {
             "id": f"msg_{self._request_id}", "type": "message", "role": "assistant", "model": self._model,
             "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self._estimate, "output_tokens": 0}}
+            "usage": {"input_tokens": self._estimate, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": 0}}
         return (_event(b"message_start", orjson.dumps({"type": "message_start", "message": message}))
                 + _event(b"ping", b'{"type":"ping"}'))
 
@@ -380,16 +397,48 @@ class AnthropicStream:
                                 + orjson.dumps(chunk.reasoning_delta) + b"}}")
         if kind == "final":
             return self.final(chunk)
+        if kind == "tool" and chunk.tool_calls and chunk.tool_call_index is not None:
+            call = chunk.tool_calls[0]
+            return self._tool(chunk.tool_call_index, call.id, call.function.name, call.function.arguments) or None
         return None
 
+    def _tool(self, index: int, call_id: str | None, name: str, fragment: str) -> bytes:
+        tools = self._tools
+        if tools is None:
+            tools = self._tools = {}
+        tool = tools.get(index)
+        if tool is None:
+            tool = tools[index] = _ToolBlock()
+        out = b""
+        if tool.block < 0:
+            if not name:  # a tool_use block opens with its name: hold fragments until it is known
+                tool.held += fragment
+                return b""
+            out = self._begin("tool_use", {"type": "tool_use", "id": call_id or f"toolu_{self._request_id}_{index}",
+                                           "name": name, "input": {}})
+            tool.block = self._index
+            fragment, tool.held = tool.held + fragment, ""
+        elif self._open != "tool_use" or tool.block != self._index:
+            # Its block was closed by another one (calls interleaved): a closed block takes no more input.
+            logger.warning("tool call %d of a stream continued after its block closed; the rest is dropped", index)
+            return b""
+        if not fragment:
+            return out
+        tool.arguments += fragment
+        return out + _event(b"content_block_delta", self._text_head + b'{"type":"input_json_delta",'
+                            b'"partial_json":' + orjson.dumps(fragment) + b"}}")
+
     def final(self, chunk: LLMResponseChunk) -> bytes:
-        """Tool-use blocks, ``message_delta`` with the stop reason and usage, ``message_stop``."""
+        """The rest of the tool input, ``message_delta`` with the stop reason and usage, ``message_stop``."""
         parts = []
-        for i, call in enumerate(chunk.tool_calls):
-            parts.append(self._begin("tool_use", {"type": "tool_use", "id": call.id or f"toolu_{self._request_id}_{i}",
-                                                  "name": call.function.name, "input": {}}))
-            parts.append(_event(b"content_block_delta", self._text_head + b'{"type":"input_json_delta",'
-                                b'"partial_json":' + orjson.dumps(call.function.arguments or "{}") + b"}}"))
+        tools = self._tools or {}
+        for index, call in enumerate(chunk.tool_calls):
+            arguments = call.function.arguments or "{}"
+            tool = tools.get(index)
+            if tool is None or tool.block < 0:
+                parts.append(self._tool(index, call.id, call.function.name, arguments))
+            elif arguments.startswith(tool.arguments) and len(arguments) > len(tool.arguments):
+                parts.append(self._tool(index, call.id, call.function.name, arguments[len(tool.arguments):]))
         parts.append(self._close())
         stop = _stop_reason(chunk.native_finish_reason, chunk.finish_reason, chunk.provider)
         parts.append(_event(b"message_delta", orjson.dumps({

@@ -22,6 +22,8 @@ from ._errors import GatewayError
 
 __all__ = [
     "ChatCall",
+    "CompletionCall",
+    "CompletionStream",
     "OpenAIStream",
     "parse_chat",
     "parse_completion",
@@ -34,6 +36,7 @@ __all__ = [
 
 # Keys the gateway consumes itself; everything else is a keyword for the provider.
 _CHAT_CONTROL = frozenset({"model", "messages", "stream", "stream_options", "n"})
+_COMPLETION_CONTROL = frozenset({"model", "prompt", "stream", "stream_options", "n"})
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
 
@@ -56,6 +59,17 @@ class ChatCall:
 
     model: str
     messages: list[Any]
+    kwargs: dict[str, Any]
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(slots=True)
+class CompletionCall:
+    """One text-completion request: the prompt, keywords, and how to answer."""
+
+    model: str
+    prompt: str
     kwargs: dict[str, Any]
     stream: bool = False
     include_usage: bool = False
@@ -90,8 +104,8 @@ def parse_chat(body: Any) -> ChatCall:
     return ChatCall(model, messages, _keywords(body, _CHAT_CONTROL), stream, include_usage)
 
 
-def parse_completion(body: Any) -> tuple[str, str, dict[str, Any]]:
-    """``POST /v1/completions`` body -> ``(model, prompt, keywords)``."""
+def parse_completion(body: Any) -> CompletionCall:
+    """``POST /v1/completions`` body -> :class:`CompletionCall`."""
     if type(body) is not dict:
         raise bad("the request body must be a JSON object")
     model = require_model(body)
@@ -100,12 +114,13 @@ def parse_completion(body: Any) -> tuple[str, str, dict[str, Any]]:
         prompt = prompt[0]
     if type(prompt) is not str:
         raise bad("'prompt' must be a string (one prompt per request)", "prompt")
-    if body.get("stream") is True:
-        raise bad("streaming is not offered on /v1/completions; use /v1/chat/completions", "stream")
     n = body.get("n")
     if n is not None and n != 1:
         raise bad("only n=1 is supported", "n")
-    return model, prompt, _keywords(body, frozenset({"model", "prompt", "stream", "stream_options", "n"}))
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    return CompletionCall(model, prompt, _keywords(body, _COMPLETION_CONTROL), stream,
+                          stream and type(options) is dict and options.get("include_usage") is True)
 
 
 def parse_embeddings(body: Any) -> tuple[str, list[str] | str, dict[str, Any], bool]:
@@ -199,15 +214,27 @@ def render_models(names: Iterable[tuple[str, str]], created: int) -> bytes:
         {"id": name, "object": "model", "created": created, "owned_by": owner} for name, owner in names]})
 
 
+class _ToolProgress:
+    """What a stream has sent of one tool call: whether its head (id, name) went out, and its arguments so far."""
+
+    __slots__ = ("started", "arguments", "held")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.arguments = ""  # sent
+        self.held = ""  # fragments that arrived before the call's name
+
+
 class OpenAIStream:
     """Turns manager stream chunks into ``chat.completion.chunk`` SSE events, chunk for chunk.
 
-    Text and reasoning deltas go out as they arrive; tool calls go out whole (id, name and arguments in one
-    delta per call) with the final chunk, followed by the finish chunk, the usage chunk when the client asked
-    for ``stream_options.include_usage``, and ``[DONE]``.
+    Text, reasoning and tool-call deltas go out as they arrive (a call's first delta carries its index, id, type
+    and name, later ones argument fragments, as OpenAI streams them); the final chunk sends whatever of the
+    complete calls had not been streamed (backends that settle arguments only at the end), then the finish chunk,
+    the usage chunk when the client asked for ``stream_options.include_usage``, and ``[DONE]``.
     """
 
-    __slots__ = ("_head", "_tail", "_include_usage", "_prefix", "_model")
+    __slots__ = ("_head", "_tail", "_include_usage", "_prefix", "_model", "_tools")
 
     def __init__(self, request_id: str, created: int, model: str, include_usage: bool) -> None:
         self._model = model
@@ -216,6 +243,7 @@ class OpenAIStream:
         self._head = self._prefix + b',"choices":[{"index":0,"delta":'
         self._tail = b',"finish_reason":null}]}\n\n'
         self._include_usage = include_usage
+        self._tools: dict[int, _ToolProgress] | None = None
 
     def start(self) -> bytes:
         """The first event: the assistant role."""
@@ -234,16 +262,50 @@ class OpenAIStream:
             return self._head + b'{"reasoning_content":' + orjson.dumps(chunk.reasoning_delta) + b"}" + self._tail
         if kind == "final":
             return self.final(chunk)
-        return None  # tool progress: the complete calls go out with the final chunk
+        if kind == "tool" and chunk.tool_calls and chunk.tool_call_index is not None:
+            call = chunk.tool_calls[0]
+            return self._tool(chunk.tool_call_index, call.id, call.function.name, call.function.arguments)
+        return None
+
+    def _tool(self, index: int, call_id: str | None, name: str, fragment: str) -> bytes | None:
+        tools = self._tools
+        if tools is None:
+            tools = self._tools = {}
+        progress = tools.get(index)
+        if progress is None:
+            progress = tools[index] = _ToolProgress()
+        if not progress.started:
+            if not name:  # OpenAI's first delta names the function: hold fragments until the name is known
+                progress.held += fragment
+                return None
+            progress.started = True
+            arguments = progress.held + fragment
+            progress.held = ""
+            progress.arguments = arguments
+            delta: dict[str, Any] = {"index": index, "id": call_id or f"call_{index}", "type": "function",
+                                     "function": {"name": name, "arguments": arguments}}
+        elif fragment:
+            progress.arguments += fragment
+            delta = {"index": index, "function": {"arguments": fragment}}
+        else:
+            return None
+        return self._head + b'{"tool_calls":[' + orjson.dumps(delta) + b"]}" + self._tail
 
     def final(self, chunk: LLMResponseChunk) -> bytes:
-        """Tool calls, the finish reason, usage when asked, and ``[DONE]``."""
+        """The rest of the tool calls, the finish reason, usage when asked, and ``[DONE]``."""
         parts = []
-        if chunk.tool_calls:
-            calls = _tool_calls_json(chunk.tool_calls)
-            for index, call in enumerate(calls):
-                call["index"] = index
-            parts.append(self._head + orjson.dumps({"tool_calls": calls}) + self._tail)
+        tools = self._tools or {}
+        for index, call in enumerate(chunk.tool_calls):
+            arguments = call.function.arguments
+            progress = tools.get(index)
+            if progress is None or not progress.started:
+                piece = self._tool(index, call.id, call.function.name, arguments)
+            elif arguments.startswith(progress.arguments):
+                piece = self._tool(index, call.id, call.function.name, arguments[len(progress.arguments):])
+            else:
+                piece = None  # the streamed fragments already are the call (the backend rewrote its summary)
+            if piece:
+                parts.append(piece)
         finish = _FINISH.get(chunk.finish_reason or "stop", "stop")
         parts.append(self._head + b'{},"finish_reason":"' + finish.encode() + b'"}]}\n\n')
         if self._include_usage:
@@ -255,4 +317,47 @@ class OpenAIStream:
     @staticmethod
     def error(body: bytes) -> bytes:
         """An error after the stream started: OpenAI clients raise on a ``data: {"error": ...}`` event."""
+        return b"data: " + body + b"\n\n"
+
+
+class CompletionStream:
+    """``POST /v1/completions`` with ``stream: true``: ``text_completion`` SSE events, then usage and ``[DONE]``.
+
+    Reasoning and tool progress have no place in a text completion and are not sent.
+    """
+
+    __slots__ = ("_prefix", "_head", "_tail", "_include_usage")
+
+    def __init__(self, request_id: str, created: int, model: str, include_usage: bool) -> None:
+        self._prefix = b'data: {"id":"cmpl-' + request_id.encode() + b'","object":"text_completion","created":' \
+            + str(created).encode() + b',"model":' + orjson.dumps(model)
+        self._head = self._prefix + b',"choices":[{"index":0,"text":'
+        self._tail = b',"logprobs":null,"finish_reason":null}]}\n\n'
+        self._include_usage = include_usage
+
+    def start(self) -> bytes:
+        """Nothing: a completion stream opens with its first text."""
+        return b""
+
+    def chunk(self, chunk: LLMResponseChunk) -> bytes | None:
+        """The event for one manager chunk (``None`` when it carries no text)."""
+        if chunk.kind == "text":
+            return self._head + orjson.dumps(chunk.delta) + self._tail if chunk.delta else None
+        if chunk.kind == "final":
+            return self.final(chunk)
+        return None
+
+    def final(self, chunk: LLMResponseChunk) -> bytes:
+        """The finish reason, usage when asked, and ``[DONE]``."""
+        finish = _FINISH.get(chunk.finish_reason or "stop", "stop")
+        parts = [self._head + b'"","logprobs":null,"finish_reason":"' + finish.encode() + b'"}]}\n\n']
+        if self._include_usage:
+            parts.append(self._prefix + b',"choices":[],"usage":' + orjson.dumps(usage_json(chunk.usage))
+                         + b"}\n\n")
+        parts.append(b"data: [DONE]\n\n")
+        return b"".join(parts)
+
+    @staticmethod
+    def error(body: bytes) -> bytes:
+        """An error after the stream started."""
         return b"data: " + body + b"\n\n"

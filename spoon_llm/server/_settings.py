@@ -63,6 +63,9 @@ class ServerSettings(BaseModel):
     #: Prometheus metrics at ``/metrics`` (admin key): the gateway's request series, plus the library's
     #: per-attempt series when the ``prometheus`` extra is installed. ``false`` removes the route.
     metrics: bool = True
+    #: OpenTelemetry spans: one per inference request (continuing a client's ``traceparent``), with the
+    #: library's request and attempt spans under it; needs the ``otel`` extra.
+    otel: bool = False
     #: Seconds a graceful shutdown waits for in-flight requests.
     drain_timeout: float = Field(default=30.0, ge=0)
     #: Event loop and HTTP parser for uvicorn (``auto`` picks uvloop/httptools when installed).

@@ -2,6 +2,12 @@
 
 Headers wait for the first chunk, so a failure before any output (every candidate refused, fallbacks included)
 is still an ordinary error answer with its status. After that a failure travels as the family's error event.
+
+The headers carry what is known at the first chunk: ``x-request-id``, ``x-spoon-provider``, ``x-spoon-model``
+and ``x-spoon-attempts`` (the attempts that failed before it, then the deployment answering, ``:ok``). Cost and
+cache status are known only at the end, after the headers went out; they are in the access log and the metrics
+(HTTP trailers would need both the ASGI server and the clients to support them, and neither uvicorn nor the
+official SDKs do).
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ class StreamRenderer(Protocol):
         """The event carrying an error body."""
 
 
+def _trace(first: LLMResponseChunk) -> str:
+    """``deployment:outcome`` per attempt so far, from the metadata the manager puts on a stream's first chunk."""
+    metadata = first.metadata
+    attempts = metadata.get("attempts") or ()
+    steps = [f"{a.get('deployment') or a.get('provider')}:"
+             f"{'ok' if a.get('error_type') is None else a.get('status_code') or a.get('error_type')}"
+             for a in attempts]
+    if first.kind != "final":  # the final chunk's attempts include the one that answered
+        steps.append(f"{metadata.get('deployment') or first.provider}:ok")
+    return ",".join(steps)
+
+
 async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer: StreamRenderer,
                 extra_headers: list[tuple[bytes, bytes]]) -> None:
     """Send ``stream`` to the client; records the delivered size and the closing chunk on ``request``.
@@ -53,7 +71,7 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
         request.delivered = len(first.delta) + len(first.reasoning_delta)
         headers = [*_SSE, (b"x-request-id", request.request_id.encode()),
                    (b"x-spoon-provider", first.provider.encode()), (b"x-spoon-model", first.model.encode()),
-                   *extra_headers]
+                   (b"x-spoon-attempts", _trace(first).encode()), *extra_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         request.streaming = True
         out = renderer.start()

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from ..config.manager import ConfigurationManager
-from ..errors import LLMError, register_secret
+from ..errors import ConfigurationError, LLMError, register_secret
 from ..manager import LLMManager
 from ..types import LLMResponse
 from . import _anthropic_api as anthropic_api
@@ -64,7 +64,7 @@ class GatewayApp:
     """
 
     def __init__(self, config: ConfigurationManager, *, manager: LLMManager | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None, tracer_provider: Any = None) -> None:
         self.config = config
         self.settings: ServerSettings = config.config.server.resolved()
         register_secret(self.settings.master_key_value)
@@ -82,9 +82,13 @@ class GatewayApp:
         self._exporter: Any = None
         self._observer: _AttemptMetrics | None = None
         self._store: Any = None
-        self._state: Any = None
         self._prices: Any = None
         self._owned_manager = manager is None
+        self._tracer_provider = tracer_provider
+        self._tracer: Any = None  # the gateway's spans ([server] otel)
+        self._span_observer: Any = None  # the library's spans under them
+        if self.settings.otel:
+            _require_otel()
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
@@ -120,6 +124,13 @@ class GatewayApp:
                 self.manager.remove_observer(self._exporter)
                 self._observer = _AttemptMetrics(self._exporter)
                 self.manager.add_observer(self._observer)
+        if self.settings.otel:
+            from ..monitoring.otel import OpenTelemetryTracer
+            from ._tracing import GatewayTracer
+
+            self._tracer = GatewayTracer(self._tracer_provider)
+            self._span_observer = OpenTelemetryTracer(self._tracer_provider)
+            self.manager.add_observer(self._span_observer)
         self.requests.start()
 
     async def shutdown(self) -> None:
@@ -128,12 +139,17 @@ class GatewayApp:
         if self.manager is not None and self._observer is not None:
             self.manager.remove_observer(self._observer)
             self._observer = None
+        observer, self._span_observer = self._span_observer, None
+        if observer is not None and self.manager is not None:
+            self.manager.remove_observer(observer)
+            observer.close()
         if self.manager is not None and self._owned_manager:
             await self.manager.cleanup()
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            await guard.close()
         if self._store is not None:
             await self._store.close()
-        if self._state is not None:
-            await self._state.close()
 
     def _build_authenticator(self) -> Authenticator:
         from .keys import open_key_store, server_secret
@@ -147,15 +163,10 @@ class GatewayApp:
                              fail_mode=self.config.config.state.fail_mode)
 
     def _build_guard(self) -> Any:
-        """The per-key limits, over the configured state store (shared by every replica when it is Redis)."""
-        if self._store is None:
-            return None  # no virtual keys: the master key (or nobody) is all there is to admit
-        from ..state import open_store
-        from .guard import KeyGuard
+        """The per-key limits over ``[state]``: counters in ``backend``, spend in ``ledger`` (see ``build_guard``)."""
+        from .guard import build_guard
 
-        state = self.config.config.state
-        self._state = open_store(state.backend, config=state)
-        return KeyGuard(self._state, fail_mode=state.fail_mode)
+        return build_guard(self.config.config, self._store)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -305,7 +316,10 @@ class GatewayApp:
         except GatewayError as exc:
             status = await self._fail(send, family, exc, scope, request_id)
             self._log(request_id, scope, route, status, alias, None, started, "rejected", host)
+            if self._tracer is not None:
+                self._tracer.end(self._tracer.start(scope, route, request_id), status, "rejected", alias, None)
             return
+        span = self._tracer.start(scope, route, request_id) if self._tracer is not None else None
         try:
             length, deadline = self._headers_of(scope)
             if length is not None and length > self._max_body:
@@ -354,6 +368,8 @@ class GatewayApp:
                     code="internal_error"), scope, request_id)
         finally:
             gate.release()
+            if span is not None:
+                self._tracer.end(span, status, outcome, alias, request)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
 
     async def _watched(self, request: Call, work: Awaitable[bytes | None]) -> bytes | None:
@@ -503,15 +519,20 @@ class GatewayApp:
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
 
     async def _completion(self, request: Call, body: Any) -> bytes | None:
-        model, prompt, kwargs = openai_api.parse_completion(body)
-        entry = self._entry(request, model)
+        call = openai_api.parse_completion(body)
+        entry = self._entry(request, call.model)
         manager = self.manager
         assert manager is not None
-        kwargs = self._call_kwargs(request, kwargs)
+        kwargs = self._call_kwargs(request, call.kwargs)
+        if call.stream:  # a prompt is a one-message chat, as manager.completion sends it
+            renderer = openai_api.CompletionStream(request.request_id, int(time.time()), call.model,
+                                                   call.include_usage)
+            await self._stream(request, entry, [{"role": "user", "content": call.prompt}], kwargs, renderer)
+            return None
         response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.completion(
-            prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
+            call.prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
         self._trace(request, response)
-        return openai_api.render_completion(response, request.request_id, int(time.time()), model)
+        return openai_api.render_completion(response, request.request_id, int(time.time()), call.model)
 
     async def _embeddings(self, request: Call, body: Any) -> bytes | None:
         model, inputs, kwargs, as_base64 = openai_api.parse_embeddings(body)
@@ -626,15 +647,25 @@ class GatewayApp:
                             scope=scope)
 
 
+def _require_otel() -> None:
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        raise ConfigurationError('[server] otel = true needs OpenTelemetry: pip install "spoon-llm[otel]", or set '
+                                 "otel = false", key="server.otel") from None
+
+
 def create_app(config: ConfigurationManager | str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
-               manager: LLMManager | None = None, authenticator: Authenticator | None = None) -> GatewayApp:
+               manager: LLMManager | None = None, authenticator: Authenticator | None = None,
+               tracer_provider: Any = None) -> GatewayApp:
     """The gateway app for a configuration (a manager, a file path, a dict, or ``None`` for the usual lookup).
 
+    ``tracer_provider``: where the spans of ``[server] otel = true`` go (default: the global provider).
     Configuration errors are raised here, before a server binds.
     """
     if not isinstance(config, ConfigurationManager):
         config = ConfigurationManager(config)
-    return GatewayApp(config, manager=manager, authenticator=authenticator)
+    return GatewayApp(config, manager=manager, authenticator=authenticator, tracer_provider=tracer_provider)
 
 
 def create_app_from_env() -> GatewayApp:

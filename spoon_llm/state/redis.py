@@ -143,7 +143,9 @@ class RedisStore(StateStore):
     twice more on a fresh one (a restarted server is reconnected to; as with redis-py's own default, a command
     that timed out after the server ran it counts again). A failed operation is decided by :attr:`fail_mode`
     (see :class:`StateStore`); ledger records that cannot be written are kept (up to ``max_backlog``) and
-    written with the next append or by a retry a moment later. ``max_records`` caps each ledger list. Pass
+    written with the next append or by a retry a moment later. Records from the request path
+    (:meth:`append_nowait`) are written behind, ``flush_interval`` seconds after the first is buffered, many in
+    one pipeline; an unclean end (``SIGKILL``) loses at most those buffered. ``max_records`` caps each ledger list. Pass
     ``client`` to reuse an existing ``redis.asyncio.Redis``.
     """
 
@@ -153,7 +155,7 @@ class RedisStore(StateStore):
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "spoon_llm", timeout: float = 1.0,
                  max_records: int = 100_000, client: Any = None, max_connections: int = 256,
                  pool_timeout: float = 5.0, max_backlog: int = 100_000,
-                 fail_mode: Literal["closed", "open"] = "closed") -> None:
+                 fail_mode: Literal["closed", "open"] = "closed", flush_interval: float = 0.05) -> None:
         try:
             import redis.asyncio as aioredis
             import redis.exceptions as redis_errors
@@ -164,6 +166,7 @@ class RedisStore(StateStore):
         self.url = url
         self.prefix = prefix
         self.fail_mode = fail_mode
+        self.flush_interval = flush_interval
         self._max_records = max_records
         self._owns_client = client is None
         if client is None:
@@ -191,6 +194,7 @@ class RedisStore(StateStore):
         self._max_backlog = max_backlog
         self._writing = False
         self._retry: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the background write of append_nowait's records
         self.ledger_dropped = 0
 
     def _key(self, key: str) -> str:
@@ -295,13 +299,48 @@ class RedisStore(StateStore):
 
     async def append(self, table: str, record: Mapping[str, Any]) -> None:
         """Append to a capped list. Never raises: an unreachable server leaves the record buffered for later."""
+        self._buffer(table, record)
+        if not self._writing:  # a write under way takes this record along
+            await self._write_backlog()
+
+    def append_nowait(self, table: str, record: Mapping[str, Any]) -> Awaitable[None] | None:
+        """Buffer the record for a background write ``flush_interval`` seconds later; never waits.
+
+        Every record buffered by then goes in that write's one pipeline, so requests share a round trip instead of
+        paying one each. :meth:`records` and :meth:`close` write the buffer first.
+        """
+        self._buffer(table, record)
+        flush = self._flush
+        if not self._writing and (flush is None or flush.done()) and (self._retry is None or self._retry.done()):
+            self._flush = asyncio.get_running_loop().create_task(self._write_soon())
+        return None
+
+    def _buffer(self, table: str, record: Mapping[str, Any]) -> None:
         backlog = self._backlog
         if len(backlog) >= self._max_backlog:
             backlog.popleft()
             self.ledger_dropped += 1
             logger.error("Redis ledger backlog full (%d records): the oldest record is dropped", self._max_backlog)
         backlog.append((self._key("ledger:" + table), json.dumps(record, separators=(",", ":"), default=str)))
-        if not self._writing:  # a write under way takes this record along
+
+    async def _write_soon(self) -> None:
+        if self.flush_interval > 0:
+            await asyncio.sleep(self.flush_interval)
+        if self._backlog and not self._writing:
+            await self._write_backlog()  # a failure keeps the records and schedules the retry
+
+    async def _flushed(self) -> None:
+        """Write what the background write would: now (its wait cut short), or by awaiting the write under way."""
+        flush, self._flush = self._flush, None
+        if flush is None or flush.done():
+            return
+        if self._writing:
+            await asyncio.shield(flush)
+            return
+        flush.cancel()  # still waiting out flush_interval: nothing written yet
+        with contextlib.suppress(asyncio.CancelledError):
+            await flush
+        if self._backlog and not self._writing:
             await self._write_backlog()
 
     async def _write_backlog(self) -> bool:
@@ -347,6 +386,7 @@ class RedisStore(StateStore):
 
     async def records(self, table: str, *, since: float | None = None) -> list[dict[str, Any]]:
         """The list's records, oldest first (buffered ones are written first when the server answers)."""
+        await self._flushed()
         if self._backlog and not self._writing:
             await self._write_backlog()
         rows = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1), "records", [])
@@ -365,6 +405,7 @@ class RedisStore(StateStore):
 
     async def close(self) -> None:
         """Write what the ledger still buffers (if the server answers) and close the pool (when this store made it)."""
+        await self._flushed()
         retry, self._retry = self._retry, None
         if retry is not None:
             retry.cancel()

@@ -112,3 +112,13 @@ def test_chunk_prints_its_delta(capsys):
 
 def test_schema_module_re_exports_message_for_older_code():
     assert LegacyMessage is Message
+
+
+def test_attempt_model_dump_lists_every_field_as_asdict_does() -> None:
+    from dataclasses import asdict
+
+    from spoon_llm.types import Attempt
+
+    attempt = Attempt("openai", "gpt-4o", "openai#0", "main", "RateLimitError", 429, 0.25, 1.5)
+    assert attempt.model_dump() == asdict(attempt)
+    assert list(attempt.model_dump()) == list(asdict(attempt))

@@ -202,3 +202,41 @@ async def test_a_failed_ledger_write_keeps_the_answer_and_the_record(redis: Redi
         assert store.status()["ledger_backlog"] == 0
     finally:
         await store.close()
+
+
+async def test_ledger_records_from_the_request_path_are_written_behind_in_one_pipeline(redis: Redis) -> None:
+    import redis.asyncio as aioredis
+
+    prefix = f"behind{time.monotonic_ns()}"
+    store = RedisStore(redis.url, prefix=prefix)
+    reader = aioredis.from_url(redis.url)
+    try:
+        # Appended without waiting (what concurrent requests do): one background write takes them all.
+        assert all(store.append_nowait("usage", {"ts": float(i), "i": i}) is None for i in range(50))
+        assert store.status()["ledger_backlog"] == 50
+        assert [r["i"] for r in await store.records("usage")] == list(range(50))  # records() waits for it
+        assert store.status()["ledger_backlog"] == 0
+        # close() writes what is still buffered; another client sees every record in order.
+        for i in range(50, 60):
+            store.append_nowait("usage", {"ts": float(i), "i": i})
+        await store.close()
+        rows = await reader.lrange(f"{prefix}:ledger:usage", 0, -1)
+        assert [int(r.split(b'"i":')[1].rstrip(b"}")) for r in rows] == list(range(60))
+    finally:
+        await store.close()
+        await reader.aclose()
+
+
+async def test_ledger_write_behind_keeps_records_while_the_server_is_down(redis: Redis) -> None:
+    store = RedisStore(redis.url, prefix=f"behinddown{time.monotonic_ns()}", timeout=0.3, pool_timeout=0.3)
+    try:
+        redis.stop()
+        store.append_nowait("usage", {"ts": 1.0, "i": 1})
+        await asyncio.sleep(0)  # the background write starts, fails, keeps the record for a retry
+        while store._flush is not None and not store._flush.done():
+            await asyncio.sleep(0.05)
+        assert store.status()["ledger_backlog"] == 1
+        redis.start()
+        assert [r["i"] for r in await store.records("usage")] == [1]
+    finally:
+        await store.close()
