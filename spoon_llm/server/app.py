@@ -11,7 +11,7 @@ cancels the manager call (the upstream connection is closed) and is counted as c
 
 Routes: ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/messages``,
 ``/v1/messages/count_tokens``; ``GET /v1/models``, ``/health`` (liveness, no auth), ``/ready`` (providers'
-health), ``/metrics`` (Prometheus, admin key).
+health), ``/metrics`` (Prometheus, admin key); the dashboard's static files under ``/ui`` (see ``_static.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ._context import Call, ClientGone, ModelEntry, Receive, Scope, Send, model_
 from ._errors import GatewayError, anthropic_body, classify, openai_body
 from ._ops import AdmissionGate, GatewayMetrics, RequestLog
 from ._settings import ServerSettings
+from ._static import StaticFiles
 from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
 
@@ -89,6 +90,7 @@ class GatewayApp:
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
         self._cors = frozenset(self.settings.cors_origins)
+        self.ui = StaticFiles()
         self._inference: dict[str, tuple[str, str, Callable[[Call, Any], Awaitable[bytes | None]]]] = {
             "/v1/chat/completions": ("chat", "openai", self._chat),
             "/v1/completions": ("completions", "openai", self._completion),
@@ -196,6 +198,8 @@ class GatewayApp:
                 await self._serve(scope, receive, send, *inference)
         elif path == "/health":
             await self._respond(send, 200, b'{"status":"ok"}', scope=scope)
+        elif self.ui.handles(path):
+            await self.ui(scope, receive, send)
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
         elif path == "/ready" and method == "GET":
