@@ -11,7 +11,8 @@ cancels the manager call (the upstream connection is closed) and is counted as c
 
 Routes: ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/messages``,
 ``/v1/messages/count_tokens``; ``GET /v1/models``, ``/health`` (liveness, no auth), ``/ready`` (providers'
-health), ``/metrics`` (Prometheus, admin key); the dashboard's static files under ``/ui`` (see ``_static.py``).
+health), ``/metrics`` (Prometheus, admin key), the admin API under ``/api/admin`` (see
+:mod:`spoon_llm.server.admin`) and the dashboard's static files under ``/ui`` (see ``_static.py``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class GatewayApp:
         self._state: Any = None
         self._prices: Any = None
         self._owned_manager = manager is None
+        #: The admin API (``/api/admin``) once started; see :mod:`spoon_llm.server.admin`.
+        self.admin: Any = None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
@@ -123,9 +126,17 @@ class GatewayApp:
                 self._observer = _AttemptMetrics(self._exporter)
                 self.manager.add_observer(self._observer)
         self.requests.start()
+        settings = self.settings
+        if settings.admin_api and (settings.master_key_value or settings.jwt is not None):
+            from .admin.setup import start_admin
+
+            self.admin = await start_admin(self)
 
     async def shutdown(self) -> None:
         """Flush the access log, close the manager's clients and the key store (after uvicorn drained requests)."""
+        admin, self.admin = self.admin, None
+        if admin is not None:
+            await admin.stop()
         await self.requests.stop()
         if self.manager is not None and self._observer is not None:
             self.manager.remove_observer(self._observer)
@@ -198,6 +209,8 @@ class GatewayApp:
                 await self._serve(scope, receive, send, *inference)
         elif path == "/health":
             await self._respond(send, 200, b'{"status":"ok"}', scope=scope)
+        elif path.startswith("/api/admin") and self.admin is not None:
+            await self.admin.asgi(scope, receive, send)
         elif self.ui.handles(path):
             await self.ui(scope, receive, send)
         elif path == "/v1/models" and method == "GET":
@@ -388,11 +401,11 @@ class GatewayApp:
         seconds = time.perf_counter() - started
         if request is None:
             self.requests.add(time.time(), request_id, scope["method"], route, status, alias, None, None,
-                              round(seconds * 1000, 3), 0, 0, 0.0, outcome, host)
+                              round(seconds * 1000, 3), 0, 0, 0.0, outcome, host, "")
         else:
             self.requests.add(time.time(), request_id, scope["method"], route, status, alias, request.model or None,
                               request.provider or None, round(seconds * 1000, 3), request.tokens_in,
-                              request.tokens_out, request.cost, outcome, host)
+                              request.tokens_out, request.cost, outcome, host, request.attempts)
 
     # -- model lookup and the key guard -------------------------------------------------------------------------
 
@@ -461,6 +474,7 @@ class GatewayApp:
         else:
             trace = ",".join(f"{a.deployment or a.provider}:"
                              f"{'ok' if a.error_type is None else a.status_code or a.error_type}" for a in attempts)
+        request.attempts = trace
         headers = request.extra_headers
         headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
                     (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))
