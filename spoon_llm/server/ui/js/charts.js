@@ -16,10 +16,11 @@ export function budgetLevel(percent) {
   return "ok";
 }
 
-/** Spend against the budget: a bar with the 75/90/100% marks; the scale stretches past 100% when over. */
+/** Spend against the budget: a bar with the 75/90/100% marks; the scale stretches when spend is over. */
 export function budgetGauge(percent) {
   const used = Math.max(0, Number(percent) || 0);
-  const scale = Math.max(100, used);
+  // Past 100% a little, so the 100% mark and its label stand clear of the end; further when spend is over.
+  const scale = Math.max(110, used * 1.05);
   const x = (p) => (p / scale) * 1000;
   const level = budgetLevel(used);
   const svg = s("svg", { viewBox: "0 0 1000 40", preserveAspectRatio: "none", class: "gauge-svg",
@@ -30,7 +31,7 @@ export function budgetGauge(percent) {
     "vector-effect": "non-scaling-stroke" })));
   const labels = h("div", { class: "gauge-labels", "aria-hidden": "true" },
     MARKS.map((m) => {
-      const label = h("span", { class: ["gauge-label", m.level] }, m.label);
+      const label = h("span", { class: ["gauge-label", m.level] }, m.at + "%");
       // Set through the CSSOM, which the page's CSP allows (inline style attributes it does not).
       label.style.left = (m.at / scale) * 100 + "%";
       return label;
@@ -91,7 +92,7 @@ export function seriesChart(points, { title, format, kind = "line", empty = "No 
   box.setAttribute("aria-label", `${title}: ${points.length} points from ${start} to ${end}, ` +
     `latest ${format(last.v)}, highest ${format(vmax)}`);
   box.append(
-    h("div", { class: "chart-body" }, h("span", { class: "chart-max", "aria-hidden": "true" }, format(top)), svg),
+    h("div", { class: "chart-body" }, h("span", { class: "chart-max", "aria-hidden": "true" }, format(vmax)), svg),
     h("div", { class: "chart-axis", "aria-hidden": "true" }, h("span", {}, start), h("span", {}, end)),
   );
   return box;

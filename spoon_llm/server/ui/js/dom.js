@@ -54,7 +54,7 @@ export function table(columns, rows, { caption, empty = "Nothing yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   const head = h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)));
   const body = rows.map((row) => h("tr", { class: row.__class },
-    columns.map((c) => h("td", { "data-label": c.label, class: c.class }, c.render(row)))));
+    columns.map((c) => h("td", { "data-label": c.label, class: c.class }, h("span", {}, c.render(row))))));
   return h("div", { class: "table-wrap" },
     h("table", { class: "data" }, caption ? h("caption", { class: "visually-hidden" }, caption) : null,
       h("thead", {}, head), h("tbody", {}, body)));
