@@ -48,7 +48,7 @@ async function show(name, { focus = true } = {}) {
   }
   document.title = view.title + " · spoon-llm gateway";
   const heading = h("h1", { tabindex: "-1", id: "view-title" }, view.title);
-  const body = h("div", { class: "view-body" });
+  const body = h("div", { class: "view-body", "aria-busy": "true" });
   put($("view"), heading, body);
   const state = { name, view, timer: null };
   current = state;
@@ -56,7 +56,9 @@ async function show(name, { focus = true } = {}) {
   if (focus) heading.focus();
   view.mount(body, { notify });
   await view.refresh();
-  if (current === state) schedule(state);
+  if (current !== state) return;
+  body.setAttribute("aria-busy", "false"); // loaded once: what tests and assistive technology wait for
+  schedule(state);
 }
 
 function showSignIn(message) {
@@ -110,6 +112,7 @@ async function onSignIn(event) {
     }
     put($("sign-in-error"), message);
     input.focus();
+    input.select(); // typing replaces the refused key
   } finally {
     button.disabled = false;
   }

@@ -98,6 +98,19 @@ export default {
       url.focus();
       return;
     }
+    let scheme = "";
+    try {
+      scheme = new URL(url.value.trim()).protocol;
+    } catch {
+      scheme = "";
+    }
+    if (scheme !== "http:" && scheme !== "https:") {
+      // The gateway checks too; this saves a round trip for the common slip.
+      put(box, badge("Error", "critical"), " The endpoint must be a URL that starts with http:// or https://.");
+      box.className = "form-result error";
+      url.focus();
+      return;
+    }
     put(box, "Applying…");
     box.className = "form-result";
     try {
