@@ -179,6 +179,7 @@ def test_create_a_key_shown_once_use_it_and_revoke_it(page: Page, ui_gateway: Ga
     assert plain not in page.evaluate("JSON.stringify(sessionStorage)")
     page.get_by_role("button", name="Refresh").click()
     expect(row.locator("td[data-label=Calls]")).to_have_text("1")
+    expect(row.locator("td[data-label=Spend]")).to_have_text(re.compile(r"^\$0\.0*[1-9]"))
     prefix = row.locator("td[data-label=Key]").inner_text()
     assert prefix.endswith("…") and len(prefix) <= 13 and plain.startswith(prefix[:-1])
 

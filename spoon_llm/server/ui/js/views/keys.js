@@ -24,13 +24,17 @@ function limits(k) {
 }
 
 function spend(k) {
-  const usage = k.usage;
-  if (!usage) return "—";
-  const budget = usage.budget;
-  if (budget && budget.limit !== undefined && budget.limit !== null) {
-    return [usd(budget.spent), " of ", usd(budget.limit), " (", pct(budget.percent), ", ", budget.period, ")"];
+  return k.usage ? usd(k.usage.cost_usd ?? 0) : "—";
+}
+
+/** The key's budget as the guard keeps it (the shared ledger), with the period it resets on. */
+function budget(k) {
+  const b = k.usage?.budget;
+  if (b && b.limit !== undefined && b.limit !== null) {
+    return [usd(b.spent), " of ", usd(b.limit), " (", pct(b.percent), ", ", b.period, ")"];
   }
-  return usd(usage.cost_usd ?? 0);
+  return k.budget_limit !== null && k.budget_limit !== undefined ? usd(k.budget_limit) + " (" + k.budget_period + ")"
+    : "none";
 }
 
 export default {
@@ -74,7 +78,10 @@ export default {
       h("section", { class: "card", "aria-labelledby": "create-title" },
         h("h2", { id: "create-title" }, "Create a key"), form),
       h("section", { class: "card", "aria-labelledby": "keys-title" },
-        h("h2", { id: "keys-title" }, "Keys"), this.status, this.list));
+        h("h2", { id: "keys-title" }, "Keys"),
+        h("p", { class: "muted" }, "Spend and calls count what this gateway process served with each key since " +
+          "it started; Budget is the key's budget as every replica shares it."),
+        this.status, this.list));
   },
 
   body() {
@@ -200,6 +207,7 @@ export default {
       { label: "Role", render: (k) => k.role },
       { label: "Status", render: (k) => badge(k.status, STATUS_KIND[k.status] || "info") },
       { label: "Spend", render: spend, class: "num" },
+      { label: "Budget", render: budget },
       { label: "Calls", render: (k) => num(k.usage?.calls ?? 0), class: "num" },
       { label: "Limits", render: limits },
       { label: "Models", render: (k) => (k.models ? k.models.join(", ") : "all") },

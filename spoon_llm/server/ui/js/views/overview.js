@@ -8,6 +8,7 @@ import { badge, field, h, ms, num, pct, put, table, usd, when } from "../dom.js"
 // time, keeping the last hour of samples in this tab.
 const HISTORY = "spoon-llm.history";
 const MAX_SAMPLES = 720;
+const COLLECTING = "Collecting samples: the chart starts with the next refresh (every 5 s).";
 const SUMMARY = new Set(["total", "budget_limit", "remaining", "budget_used_percent"]);
 
 function history() {
@@ -161,8 +162,10 @@ export default {
       stat("Tokens", num(o.total_tokens ?? 0), `${num(o.input_tokens ?? 0)} in, ${num(o.output_tokens ?? 0)} out`,
         "tokens-total"));
     put(this.charts,
-      seriesChart(samples.map((p) => ({ t: p.t, v: p.spend })), { title: "Spend (USD, total)", format: usd }),
-      seriesChart(rates(samples), { title: "Requests per minute", format: (v) => v.toFixed(1), kind: "bars" }));
+      seriesChart(samples.map((p) => ({ t: p.t, v: p.spend })), { title: "Spend (USD, total)", format: usd,
+        empty: COLLECTING }),
+      seriesChart(rates(samples), { title: "Requests per minute", format: (v) => v.toFixed(1), kind: "bars",
+        empty: COLLECTING }));
     put(this.tables,
       h("section", { class: "card", "aria-labelledby": "by-backend-title" },
         h("h2", { id: "by-backend-title" }, "By backend"),
