@@ -49,18 +49,20 @@ const LEVEL_TEXT = { ok: "within budget", warning: "warning: 75% used", critical
 function budgetSection(costs, budget) {
   const limit = costs.budget_limit;
   const spent = Number(costs.total) || 0;
-  const parts = [h("h2", { id: "spend-title" }, "Spend")];
+  const parts = [h("h2", { id: "spend-title" }, "Spend"),
+    h("p", { class: "big" }, h("span", { "data-testid": "spend-total" }, usd(spent)),
+      h("span", { class: "of" }, " in total"))];
   if (limit === null || limit === undefined) {
-    parts.push(h("p", { class: "big", "data-testid": "spend-total" }, usd(spent)),
-      h("p", { class: "muted", "data-testid": "budget-used" }, "No budget set."));
+    parts.push(h("p", { class: "muted", "data-testid": "budget-used" }, "No budget set."));
   } else {
-    const percent = Number(costs.budget_used_percent) || 0;
+    // The budget counts what was spent in its period since it was set, which can differ from the total above.
+    const percent = Number(budget?.budget_used_percent ?? costs.budget_used_percent) || 0;
     const level = budget?.level || budgetLevel(percent);
+    const period = budget?.period && budget.period !== "total" ? budget.period + " " : "";
     parts.push(
-      h("p", { class: "big" }, h("span", { "data-testid": "spend-total" }, usd(spent)),
-        h("span", { class: "of" }, " of " + usd(limit) + (budget?.period ? " (" + budget.period + ")" : ""))),
       h("p", { "data-testid": "budget-used" }, badge(LEVEL_TEXT[level] || level, level), " ",
-        pct(percent) + " used, " + usd(costs.remaining) + " left"),
+        `${pct(percent)} of the ${usd(limit)} ${period}budget used (${usd(budget?.spent ?? spent)} spent, ` +
+        `${usd(costs.remaining)} left)`),
       budgetGauge(percent),
       h("p", { class: "legend" }, "Marks: 75% warning · 90% critical · 100% calls blocked."),
     );
