@@ -127,3 +127,21 @@ def test_cli_verify_reports_an_unusable_configuration(tmp_path: Path) -> None:
     (tmp_path / "bare.toml").write_text('[providers.openai]\napi_key = "sk-x-0123456789"\n')
     result = cli(tmp_path / "bare.toml", "audit", "verify")
     assert result.returncode == 2 and "audit_secret" in result.stderr
+
+
+async def test_each_record_is_also_a_structured_log_record(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    store = SQLiteAdminStore(tmp_path / "admin.db")
+    try:
+        with caplog.at_level("INFO", logger="spoon_llm.server.audit"):
+            await AuditLog(store, SECRET).record(actor="master", source="10.0.0.9", action="backend_switched",
+                                                 target="vllm", before={"backend": "openai"},
+                                                 after={"backend": "vllm"})
+    finally:
+        await store.close()
+    (entry,) = [r for r in caplog.records if r.name == "spoon_llm.server.audit"]
+    assert entry.getMessage() == "backend_switched"
+    fields = entry.audit  # type: ignore[attr-defined]
+    assert (fields["actor"], fields["source"], fields["target"], fields["after"]) == (
+        "master", "10.0.0.9", "vllm", {"backend": "vllm"})
+    assert "mac" not in fields
