@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ...costs.budgets import Budget, BudgetAlert, BudgetManager
 from ...errors import LLMError, ValidationError
+from ...monitoring.structured_logging import log_event
 from .store import AdminStore
 
 if TYPE_CHECKING:
@@ -244,8 +245,9 @@ class AdminRuntime:
         level = "blocked" if alert.threshold >= 1.0 else alert.level
         record = {**alert.to_dict(), "level": level, "time": time.time()}
         self.alerts = [*self.alerts[-49:], record]
-        logger.log(logging.ERROR if level == "blocked" else logging.WARNING, "budget_alert",
-                   extra={"budget_alert": record})
+        severity = logging.ERROR if level == "blocked" else logging.WARNING
+        if logger.isEnabledFor(severity):
+            log_event(logger, severity, "budget_alert", record)
 
     # -- retired provider instances -----------------------------------------------------------------------------
 

@@ -140,8 +140,9 @@ async def test_each_record_is_also_a_structured_log_record(tmp_path: Path,
     finally:
         await store.close()
     (entry,) = [r for r in caplog.records if r.name == "spoon_llm.server.audit"]
-    assert entry.getMessage() == "backend_switched"
-    fields = entry.audit  # type: ignore[attr-defined]
+    assert entry.event == "backend_switched"  # type: ignore[attr-defined]
+    assert entry.getMessage().startswith("backend_switched ")
+    fields = entry.fields  # type: ignore[attr-defined]
     assert (fields["actor"], fields["source"], fields["target"], fields["after"]) == (
         "master", "10.0.0.9", "vllm", {"backend": "vllm"})
     assert "mac" not in fields
