@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...costs.tracker import LEDGER_TABLE, CostTracker, UsageRecord
 from ...errors import ValidationError
 from .api import Admin
-from .runtime import LEVELS, level_of, publish
+from .runtime import LEVELS, level_of
 
 if TYPE_CHECKING:
     from ...costs.budgets import BudgetManager
@@ -201,7 +201,7 @@ def register(app: FastAPI, context: AdminContext) -> None:
         current = budgets.budgets.get(name) if budgets is not None else None
         period = body.period or (current.period if current else context.gateway.config.config.budget.period)
         before = {"budget_limit": current.limit, "period": current.period} if current else None
-        await publish(context.runtime, lambda doc: {**doc, "budgets": {
+        await context.runtime.publish(lambda doc: {**doc, "budgets": {
             **(doc.get("budgets") or {}), name: {**spec, "limit": body.budget_limit, "period": period}}})
         message = f"budget {name!r} set to ${body.budget_limit:.6g} ({period})"
         await context.audited(request, principal, "budget_changed", name, before=before,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ...state.base import StateStore
     from ..app import GatewayApp
 
-__all__ = ["AdminRuntime", "check_endpoint", "level_of", "publish"]
+__all__ = ["AdminRuntime", "check_endpoint", "level_of"]
 
 logger = logging.getLogger("spoon_llm.server.admin")
 
@@ -164,9 +164,9 @@ class AdminRuntime:
             return
         manager.router.default_override = name
         if backend.get("forced"):
-            self._reset(name)
+            self.reset_backend(name)
 
-    def _reset(self, name: str) -> None:
+    def reset_backend(self, name: str) -> None:
         """Put every deployment of ``name`` (a provider or an alias) back into rotation."""
         for state, _ in self.manager.router.resolve(name, None).targets:
             state.reset()
@@ -197,6 +197,14 @@ class AdminRuntime:
                                    spec.get("value"), thresholds))
             elif (current.limit, current.period) != (limit, period):
                 manager.set_limit(name, limit, period=period)
+
+    async def publish(self, change: Any) -> dict[str, Any]:
+        """Write ``change(document)`` to the shared store and apply the result here at once; returns it."""
+        version, document = await self.store.change(change)
+        async with self._lock:
+            self._version = version
+            self.apply(document)
+        return document
 
     def backend_since(self) -> float:
         """When the current default backend became the default (this process's start when never switched)."""
@@ -270,11 +278,3 @@ class AdminRuntime:
         except Exception:  # closing a client must not stop the rest
             logger.exception("closing a retired provider client failed")
 
-
-async def publish(runtime: AdminRuntime, change: Any) -> dict[str, Any]:
-    """Write ``change(document)`` to the shared store and apply the result here at once; returns the document."""
-    version, document = await runtime.store.change(change)
-    async with runtime._lock:
-        runtime._version = version
-        runtime.apply(document)
-    return document
