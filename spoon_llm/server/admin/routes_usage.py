@@ -188,6 +188,17 @@ def register(app: FastAPI, context: AdminContext) -> None:
                     "budget_used_percent": state["budget_used_percent"] or 0.0})
         return out
 
+    @app.get("/api/admin/costs/history", tags=["costs"], summary="Spend, requests and tokens per time bucket")
+    async def history(principal: Admin,
+                      bucket: Literal["minute", "hour", "day", "month"] = Query("hour"),
+                      since: str | None = Query(None, description="Unix time or ISO date."),
+                      until: str | None = Query(None, description="Unix time or ISO date."),
+                      by: Literal["provider", "model"] | None = Query(
+                          None, description="One row per bucket and backend (or model).")) -> dict[str, Any]:
+        tracker = await _tracker(context)
+        rows = tracker.history(bucket, since=_moment(since, "since"), until=_moment(until, "until"), by=by)
+        return {"bucket": bucket, "items": rows}
+
     @app.get("/api/admin/budget", tags=["costs"], summary="Budgets, spend and the 75/90/100% alerts")
     async def budget(principal: Admin) -> dict[str, Any]:
         return await _budget_state(context)

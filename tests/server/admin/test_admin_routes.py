@@ -96,6 +96,28 @@ def test_budget_set_read_and_reflected_in_costs(api: httpx2.Client) -> None:
         assert response.status_code == 400, wrong
 
 
+def test_key_budget_and_cost_history(api: httpx2.Client) -> None:
+    api.post("/api/admin/keys", headers=ADMIN, json={"alias": "budgeted"})
+    set_ = api.post("/api/admin/budget", headers=ADMIN, json={"budget_limit": 3.0, "key": "budgeted",
+                                                               "period": "daily"}).json()
+    assert (set_["success"], set_["budget"], set_["period"]) == (True, "key:budgeted", "daily")
+    shown = api.get("/api/admin/keys/budgeted", headers=ADMIN).json()
+    assert (shown["budget_limit"], shown["budget_period"]) == (3.0, "daily")
+    assert api.get("/api/admin/budget", headers=ADMIN).json()["keys"]["budgeted"]["budget_limit"] == 3.0
+    entry = api.get("/api/admin/audit", headers=ADMIN, params={"target": "key:budgeted"}).json()["items"][0]
+    assert entry["before"] == {"budget_limit": None, "period": "total"}
+    assert entry["after"] == {"budget_limit": 3.0, "period": "daily"}
+    missing = api.post("/api/admin/budget", headers=ADMIN, json={"budget_limit": 1.0, "key": "nobody"})
+    assert missing.status_code == 404
+
+    assert chat(api).status_code == 200
+    history = api.get("/api/admin/costs/history", headers=ADMIN, params={"bucket": "minute",
+                                                                         "by": "provider"}).json()
+    assert history["bucket"] == "minute"
+    row = history["items"][-1]
+    assert {"start", "ts", "provider", "requests", "cost"} <= set(row) and row["requests"] >= 1
+
+
 def test_team_budget_alerts_at_75_and_90_percent_and_blocks_at_the_limit(api: httpx2.Client) -> None:
     created = api.post("/api/admin/keys", headers=ADMIN, json={"alias": "spender",
                                                                "metadata": {"team": "alerts"}})
@@ -214,4 +236,4 @@ def test_openapi_schema_lists_every_route(api: httpx2.Client, admin_gateway: Gat
     assert {"/api/admin/backend/current", "/api/admin/backend/switch", "/api/admin/costs", "/api/admin/budget",
             "/api/admin/metrics", "/api/admin/backend/health", "/api/admin/backend/health/{name}",
             "/api/admin/backend/{name}/endpoint", "/api/admin/keys", "/api/admin/keys/{alias}",
-            "/api/admin/keys/{alias}/usage", "/api/admin/audit"} <= paths
+            "/api/admin/keys/{alias}/usage", "/api/admin/audit", "/api/admin/costs/history"} <= paths
