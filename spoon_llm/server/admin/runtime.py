@@ -85,6 +85,7 @@ class AdminRuntime:
         self._budgets: BudgetManager | None = None
         self._budget_store: StateStore | None = None
         self._lock = asyncio.Lock()
+        self._failing = False
 
     @property
     def manager(self) -> LLMManager:
@@ -121,8 +122,14 @@ class AdminRuntime:
             await asyncio.sleep(self.refresh)
             try:
                 await self.sync()
+                if self._failing:
+                    self._failing = False
+                    logger.warning("the shared admin settings are readable again")
             except LLMError as exc:  # the store is down: keep what was applied, try again next round
-                logger.warning("admin settings could not be read from the shared store: %s", exc)
+                if not self._failing:  # once per outage, not every round
+                    self._failing = True
+                    logger.warning("admin settings could not be read from the shared store (changes made through "
+                                   "other replicas wait until it is back): %s", exc)
             except Exception:  # a bad document must not stop the loop
                 logger.exception("applying shared admin settings failed")
             await self._close_idle()
