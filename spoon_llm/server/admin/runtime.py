@@ -98,6 +98,7 @@ class AdminRuntime:
 
     async def start(self) -> None:
         """Apply what the store holds and start polling it."""
+        self.budget_manager()  # alerts of configured budgets are collected from the start
         await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._poll(), name="spoon-llm-admin-sync")
 
@@ -225,16 +226,23 @@ class AdminRuntime:
     # -- the budget manager -------------------------------------------------------------------------------------
 
     def budget_manager(self, *, create: bool = False) -> BudgetManager | None:
-        """The manager's budget guard's :class:`BudgetManager`; made (and added to the chain) when ``create``."""
+        """The manager's budget guard's :class:`BudgetManager`; made (and added to the chain) when ``create``.
+
+        Every budget alerts at 100% too (level ``blocked``), besides ``[budget] alert_thresholds``.
+        """
         if self._budgets is not None:
             return self._budgets
         from ...middleware.budget import BudgetMiddleware
 
         for middleware in self.manager.middleware:
             if isinstance(middleware, BudgetMiddleware):
-                self._budgets = middleware.budgets
-                self._budgets.on_alert(self._on_alert)
-                return self._budgets
+                budgets = self._budgets = middleware.budgets
+                budgets.on_alert(self._on_alert)
+                for budget in budgets.budgets.values():  # the gateway also alerts when calls start being refused
+                    if 1.0 not in budget.thresholds:
+                        budget.thresholds = tuple(sorted({*budget.thresholds, 1.0}))
+                        budgets.add(budget)
+                return budgets
         if not create:
             return None
         # No budget was configured: the guard joins the chain now. Appending is safe with calls in flight (each

@@ -11,6 +11,7 @@ import pytest
 from spoon_llm.errors import ConfigurationError, ValidationError
 from spoon_llm.server.admin.runtime import check_endpoint, level_of
 from spoon_llm.server.app import create_app
+from spoon_llm.testing import ProviderSimulator
 
 from .conftest import JWT_SECRET, bearer, token
 
@@ -68,3 +69,29 @@ def test_endpoint_validation_and_levels() -> None:
             check_endpoint(wrong)
     assert [level_of(p) for p in (None, 0, 74.9, 75, 90, 99.9, 100, 250)] == [
         "ok", "ok", "ok", "warning", "critical", "critical", "blocked", "blocked"]
+
+
+async def test_configured_budget_alerts_at_75_and_90_percent_and_then_refuses(
+        tmp_path: Path, sim: ProviderSimulator) -> None:
+    settings = config(tmp_path, master_key="sk-master-0123456789")
+    settings["providers"]["openai"].update(base_url=sim.openai_base_url, model="gpt-4o-mini")
+    settings["budget"] = {"limit": 0.00001}
+    app = create_app(settings)
+    await app.startup()
+    headers = bearer("sk-master-0123456789")
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://gw") as client:
+            statuses = []
+            for _ in range(8):
+                response = await client.post("/v1/chat/completions", headers=headers, json={
+                    "model": "gpt-4o-mini", "max_tokens": 6, "messages": [{"role": "user", "content": "hi"}]})
+                statuses.append(response.status_code)
+            assert statuses[0] == 200 and statuses[-1] != 200, statuses
+            assert "budget" in response.text.lower()
+            state = (await client.get("/api/admin/budget", headers=headers)).json()
+    finally:
+        await app.shutdown()
+    assert state["budget_limit"] == 0.00001 and state["budget_used_percent"] >= 75
+    assert state["level"] in ("warning", "critical", "blocked")
+    assert state["thresholds"][0] == {"percent": 75, "level": "warning", "reached": True}
+    assert {"warning"} <= {a["level"] for a in state["alerts"] if a["budget"] == "global"}
