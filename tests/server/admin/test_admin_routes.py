@@ -237,3 +237,10 @@ def test_openapi_schema_lists_every_route(api: httpx2.Client, admin_gateway: Gat
             "/api/admin/metrics", "/api/admin/backend/health", "/api/admin/backend/health/{name}",
             "/api/admin/backend/{name}/endpoint", "/api/admin/keys", "/api/admin/keys/{alias}",
             "/api/admin/keys/{alias}/usage", "/api/admin/audit", "/api/admin/costs/history"} <= paths
+
+
+def test_unknown_admin_routes_answer_in_the_error_shape(api: httpx2.Client) -> None:
+    for method, path in (("GET", "/api/admin/nothing"), ("PUT", "/api/admin/costs")):
+        response = api.request(method, path, headers=ADMIN)
+        assert response.status_code in (404, 405)
+        assert response.json()["error"]["code"] in ("not_found", "method_not_allowed")
