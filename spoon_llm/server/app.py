@@ -127,7 +127,8 @@ class GatewayApp:
                 self.manager.add_observer(self._observer)
         self.requests.start()
         settings = self.settings
-        if settings.admin_api and (settings.master_key_value or settings.jwt is not None):
+        if settings.admin_api and (settings.master_key_value or settings.secret is not None
+                                   or settings.jwt is not None):
             from .admin.setup import start_admin
 
             self.admin = await start_admin(self)
@@ -209,8 +210,13 @@ class GatewayApp:
                 await self._serve(scope, receive, send, *inference)
         elif path == "/health":
             await self._respond(send, 200, b'{"status":"ok"}', scope=scope)
-        elif path.startswith("/api/admin") and self.admin is not None:
-            await self.admin.asgi(scope, receive, send)
+        elif path.startswith("/api/admin"):
+            if self.admin is not None:
+                await self.admin.asgi(scope, receive, send)
+            else:
+                await self._fail(send, "openai", GatewayError(
+                    404, "the admin API is off: it needs [server] admin_api = true and a master key, a server "
+                         "secret or [server.jwt] to sign in with", code="not_found"), scope)
         elif self.ui.handles(path):
             await self.ui(scope, receive, send)
         elif path == "/v1/models" and method == "GET":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import LLMError, ValidationError
 from ..auth import GatewayAuthError, Principal, presented_key
@@ -116,6 +117,13 @@ def build_admin_app(context: AdminContext) -> FastAPI:
     @app.exception_handler(LLMError)
     async def llm_error(request: Request, exc: LLMError) -> JSONResponse:
         return _failure(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = (f"no admin route {request.method} {request.url.path}; /api/admin/docs lists them"
+                   if exc.status_code in (404, 405) else str(exc.detail))
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, message, codes.get(exc.status_code, "http_error"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

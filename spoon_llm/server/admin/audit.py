@@ -7,8 +7,11 @@ HMAC-SHA-256 under the audit secret over the record's canonical JSON (without ``
 reordering any record breaks every later ``mac``, which :func:`verify_chain` reports by ``seq``. (Dropping records
 from the end is not detectable from the log alone; ship the last ``mac`` elsewhere to cover that.)
 
-Every record is also logged on the ``spoon_llm.server.audit`` logger as a structured record whose message is the
-action (``backend_switched``, ``budget_changed``, ...), with the record's fields as ``extra``.
+Every record is also logged on the ``spoon_llm.server.audit`` logger (INFO; WARNING when the action failed) as a
+structured record (see :mod:`spoon_llm.monitoring.structured_logging`): ``record.event`` is the action
+(``backend_switched``, ``budget_changed``, ``backend_endpoint_changed``, ``key_created``, ``key_updated``,
+``key_revoked``), ``record.fields`` the record's fields, and :class:`~spoon_llm.monitoring.JsonFormatter` writes it
+as one JSON line.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ...errors import ConfigurationError
+from ...monitoring.structured_logging import log_event
 from .store import AdminStore
 
 __all__ = ["AuditLog", "ChainReport", "audit_secret", "record_mac", "verify_chain"]
@@ -117,8 +121,9 @@ class AuditLog:
             return record
 
         stored = await self.store.append_audit(chain)
-        logger.log(logging.INFO if result == "ok" else logging.WARNING, action,
-                   extra={"audit": {k: v for k, v in stored.items() if k not in ("prev", "mac")}})
+        level = logging.INFO if result == "ok" else logging.WARNING
+        if logger.isEnabledFor(level):
+            log_event(logger, level, action, {k: v for k, v in stored.items() if k not in ("prev", "mac", "action")})
         return stored
 
     async def query(self, *, actor: str | None = None, action: str | None = None, target: str | None = None,

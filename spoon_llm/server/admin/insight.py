@@ -103,7 +103,8 @@ class RequestInsight:
             "failed_calls": total.errors, "total_tokens": total.input_tokens + total.output_tokens,
             "input_tokens": total.input_tokens, "output_tokens": total.output_tokens,
             "error_rate": (total.errors / total.calls) if total.calls else 0.0,
-            "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+            "latency_ms": {name: round(value, 3) if value is not None else None
+                           for name, value in (("p50", p50), ("p95", p95), ("p99", p99))},
         }
         calls = []
         for entry in list(self.recent)[::-1][:max(recent, 0)]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import AuthenticationError, LLMError, NetworkError
 from ..auth import GatewayAuthError
 from .api import Admin
-from .runtime import check_endpoint, publish
+from .runtime import check_endpoint
 
 if TYPE_CHECKING:
     from ...manager import LLMManager
@@ -140,10 +140,10 @@ def register(app: FastAPI, context: AdminContext) -> None:
         result = await mgr.switch_backend(body.backend, skip_health_check=body.skip_health_check)
         if result["success"]:
             if body.skip_health_check:
-                context.runtime._reset(body.backend)
+                context.runtime.reset_backend(body.backend)
                 result["message"] += " (health check skipped; the backend is back in rotation)"
             now = time.time()
-            await publish(context.runtime, lambda doc: {**doc, "backend": {
+            await context.runtime.publish(lambda doc: {**doc, "backend": {
                 "name": body.backend, "since": now, "forced": body.skip_health_check}})
         await context.audited(request, principal, "backend_switched", body.backend, before={"backend": before},
                               after={"backend": body.backend if result["success"] else before,
@@ -182,7 +182,7 @@ def register(app: FastAPI, context: AdminContext) -> None:
             await context.audited(request, principal, "backend_endpoint_changed", name, before={"endpoint": before},
                                   after={"endpoint": url}, ok=False, message=message)
             return {"success": False, "backend": name, "endpoint": before, "message": message}
-        await publish(context.runtime, lambda doc: {**doc, "endpoints": {**(doc.get("endpoints") or {}),
+        await context.runtime.publish(lambda doc: {**doc, "endpoints": {**(doc.get("endpoints") or {}),
                                                                          name: url}})
         message = f"{name!r} now uses {url} for new requests (requests in flight finish on {before!r})"
         await context.audited(request, principal, "backend_endpoint_changed", name, before={"endpoint": before},

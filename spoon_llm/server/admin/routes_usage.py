@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...costs.tracker import LEDGER_TABLE, CostTracker, UsageRecord
 from ...errors import ValidationError
 from .api import Admin
-from .runtime import LEVELS, level_of, publish
+from .runtime import LEVELS, level_of
 
 if TYPE_CHECKING:
     from ...costs.budgets import BudgetManager
@@ -188,6 +188,17 @@ def register(app: FastAPI, context: AdminContext) -> None:
                     "budget_used_percent": state["budget_used_percent"] or 0.0})
         return out
 
+    @app.get("/api/admin/costs/history", tags=["costs"], summary="Spend, requests and tokens per time bucket")
+    async def history(principal: Admin,
+                      bucket: Literal["minute", "hour", "day", "month"] = Query("hour"),
+                      since: str | None = Query(None, description="Unix time or ISO date."),
+                      until: str | None = Query(None, description="Unix time or ISO date."),
+                      by: Literal["provider", "model"] | None = Query(
+                          None, description="One row per bucket and backend (or model).")) -> dict[str, Any]:
+        tracker = await _tracker(context)
+        rows = tracker.history(bucket, since=_moment(since, "since"), until=_moment(until, "until"), by=by)
+        return {"bucket": bucket, "items": rows}
+
     @app.get("/api/admin/budget", tags=["costs"], summary="Budgets, spend and the 75/90/100% alerts")
     async def budget(principal: Admin) -> dict[str, Any]:
         return await _budget_state(context)
@@ -201,7 +212,7 @@ def register(app: FastAPI, context: AdminContext) -> None:
         current = budgets.budgets.get(name) if budgets is not None else None
         period = body.period or (current.period if current else context.gateway.config.config.budget.period)
         before = {"budget_limit": current.limit, "period": current.period} if current else None
-        await publish(context.runtime, lambda doc: {**doc, "budgets": {
+        await context.runtime.publish(lambda doc: {**doc, "budgets": {
             **(doc.get("budgets") or {}), name: {**spec, "limit": body.budget_limit, "period": period}}})
         message = f"budget {name!r} set to ${body.budget_limit:.6g} ({period})"
         await context.audited(request, principal, "budget_changed", name, before=before,

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ...costs.budgets import Budget, BudgetAlert, BudgetManager
 from ...errors import LLMError, ValidationError
+from ...monitoring.structured_logging import log_event
 from .store import AdminStore
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ...state.base import StateStore
     from ..app import GatewayApp
 
-__all__ = ["AdminRuntime", "check_endpoint", "level_of", "publish"]
+__all__ = ["AdminRuntime", "check_endpoint", "level_of"]
 
 logger = logging.getLogger("spoon_llm.server.admin")
 
@@ -84,6 +85,7 @@ class AdminRuntime:
         self._budgets: BudgetManager | None = None
         self._budget_store: StateStore | None = None
         self._lock = asyncio.Lock()
+        self._failing = False
 
     @property
     def manager(self) -> LLMManager:
@@ -96,6 +98,7 @@ class AdminRuntime:
 
     async def start(self) -> None:
         """Apply what the store holds and start polling it."""
+        self.budget_manager()  # alerts of configured budgets are collected from the start
         await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._poll(), name="spoon-llm-admin-sync")
 
@@ -120,8 +123,14 @@ class AdminRuntime:
             await asyncio.sleep(self.refresh)
             try:
                 await self.sync()
+                if self._failing:
+                    self._failing = False
+                    logger.warning("the shared admin settings are readable again")
             except LLMError as exc:  # the store is down: keep what was applied, try again next round
-                logger.warning("admin settings could not be read from the shared store: %s", exc)
+                if not self._failing:  # once per outage, not every round
+                    self._failing = True
+                    logger.warning("admin settings could not be read from the shared store (changes made through "
+                                   "other replicas wait until it is back): %s", exc)
             except Exception:  # a bad document must not stop the loop
                 logger.exception("applying shared admin settings failed")
             await self._close_idle()
@@ -163,9 +172,9 @@ class AdminRuntime:
             return
         manager.router.default_override = name
         if backend.get("forced"):
-            self._reset(name)
+            self.reset_backend(name)
 
-    def _reset(self, name: str) -> None:
+    def reset_backend(self, name: str) -> None:
         """Put every deployment of ``name`` (a provider or an alias) back into rotation."""
         for state, _ in self.manager.router.resolve(name, None).targets:
             state.reset()
@@ -197,6 +206,14 @@ class AdminRuntime:
             elif (current.limit, current.period) != (limit, period):
                 manager.set_limit(name, limit, period=period)
 
+    async def publish(self, change: Any) -> dict[str, Any]:
+        """Write ``change(document)`` to the shared store and apply the result here at once; returns it."""
+        version, document = await self.store.change(change)
+        async with self._lock:
+            self._version = version
+            self.apply(document)
+        return document
+
     def backend_since(self) -> float:
         """When the current default backend became the default (this process's start when never switched)."""
         backend = self._applied.get("backend")
@@ -209,16 +226,23 @@ class AdminRuntime:
     # -- the budget manager -------------------------------------------------------------------------------------
 
     def budget_manager(self, *, create: bool = False) -> BudgetManager | None:
-        """The manager's budget guard's :class:`BudgetManager`; made (and added to the chain) when ``create``."""
+        """The manager's budget guard's :class:`BudgetManager`; made (and added to the chain) when ``create``.
+
+        Every budget alerts at 100% too (level ``blocked``), besides ``[budget] alert_thresholds``.
+        """
         if self._budgets is not None:
             return self._budgets
         from ...middleware.budget import BudgetMiddleware
 
         for middleware in self.manager.middleware:
             if isinstance(middleware, BudgetMiddleware):
-                self._budgets = middleware.budgets
-                self._budgets.on_alert(self._on_alert)
-                return self._budgets
+                budgets = self._budgets = middleware.budgets
+                budgets.on_alert(self._on_alert)
+                for budget in budgets.budgets.values():  # the gateway also alerts when calls start being refused
+                    if 1.0 not in budget.thresholds:
+                        budget.thresholds = tuple(sorted({*budget.thresholds, 1.0}))
+                        budgets.add(budget)
+                return budgets
         if not create:
             return None
         # No budget was configured: the guard joins the chain now. Appending is safe with calls in flight (each
@@ -244,8 +268,9 @@ class AdminRuntime:
         level = "blocked" if alert.threshold >= 1.0 else alert.level
         record = {**alert.to_dict(), "level": level, "time": time.time()}
         self.alerts = [*self.alerts[-49:], record]
-        logger.log(logging.ERROR if level == "blocked" else logging.WARNING, "budget_alert",
-                   extra={"budget_alert": record})
+        severity = logging.ERROR if level == "blocked" else logging.WARNING
+        if logger.isEnabledFor(severity):
+            log_event(logger, severity, "budget_alert", record)
 
     # -- retired provider instances -----------------------------------------------------------------------------
 
@@ -268,11 +293,3 @@ class AdminRuntime:
         except Exception:  # closing a client must not stop the rest
             logger.exception("closing a retired provider client failed")
 
-
-async def publish(runtime: AdminRuntime, change: Any) -> dict[str, Any]:
-    """Write ``change(document)`` to the shared store and apply the result here at once; returns the document."""
-    version, document = await runtime.store.change(change)
-    async with runtime._lock:
-        runtime._version = version
-        runtime.apply(document)
-    return document

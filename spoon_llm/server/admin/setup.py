@@ -37,10 +37,14 @@ class AdminHandle:
 
 async def start_admin(gateway: GatewayApp) -> AdminHandle:
     """Open the admin store, apply the shared settings, and build the FastAPI app (imported here, lazily)."""
+    from ...errors import register_secret
     from .api import AdminContext, build_admin_app
     from .jwt_auth import JWTVerifier
 
     settings = gateway.settings
+    for secret_setting in (settings.audit_secret, settings.jwt.secret if settings.jwt is not None else None):
+        if secret_setting is not None:
+            register_secret(secret_setting.get_secret_value())  # redacted wherever it could be printed
     verifier = JWTVerifier(settings.jwt) if settings.jwt is not None else None
     secret = audit_secret(settings.audit_secret.get_secret_value() if settings.audit_secret is not None else None,
                           settings.master_key_value,

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -105,9 +106,20 @@ class SQLiteAdminStore(AdminStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             Path(self.path).touch(mode=0o600, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            # Switching a new file to WAL and creating the schema can meet another process doing the same; SQLite
+            # answers that with "locked" at once (no busy wait), so retry within the busy timeout.
+            deadline = time.monotonic() + self._busy_timeout
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(_SCHEMA)
+                    break
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.02)
             self._conn = conn
         return self._conn
 

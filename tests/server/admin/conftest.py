@@ -18,6 +18,7 @@ import pytest
 from spoon_llm.testing import ProviderSimulator
 
 from ..conftest import Gateway, gateway_config, start_gateway, stop_gateway
+from ..keys.conftest import redis_url  # noqa: F401 - the session's redis-server, for these tests too
 
 MASTER = "sk-master-admin-0123456789abcdef"
 JWT_SECRET = "jwt-test-secret-0123456789abcdef-0123456789"
