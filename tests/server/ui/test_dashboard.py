@@ -95,7 +95,8 @@ def test_spend_rises_after_requests_through_the_gateway(page: Page, ui_gateway: 
     page.get_by_label("Budget limit (USD)").fill("5")
     page.get_by_role("button", name="Set budget").click()
     expect(page.get_by_text("budget 'global' set to $5")).to_be_visible()
-    expect(page.get_by_test_id("budget-used")).to_contain_text("% used")
+    budget_used = page.get_by_test_id("budget-used")
+    expect(budget_used).to_contain_text(re.compile(r"[\d.]+% of the \$5\.00 budget used"))
     expect(page.get_by_role("img", name=re.compile(r"Budget used: [\d.]+%"))).to_be_visible()
     spend = page.get_by_test_id("spend-total")
     calls = page.get_by_test_id("calls-total")
@@ -111,6 +112,7 @@ def test_spend_rises_after_requests_through_the_gateway(page: Page, ui_gateway: 
     # The overview refreshes itself every few seconds; the Refresh button need not be pressed.
     expect(spend).not_to_have_text(before_spend)
     expect(calls).to_have_text(str(before_calls + 3))
+    expect(budget_used).not_to_contain_text("($0.00 spent")
     total = admin(ui_gateway, "GET", "costs").json()["total"]
     assert total > 0
     assert spend.inner_text().startswith("$")

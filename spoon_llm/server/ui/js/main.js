@@ -105,8 +105,7 @@ async function onSignIn(event) {
     if (error instanceof ApiError && error.status === 403) {
       message = "This key is valid but has no admin role: " + error.message;
     } else if (error instanceof ApiError && error.status === 404) {
-      message = "This gateway serves no admin API: start it with a master key ([server] master_key) and " +
-        "admin_api = true.";
+      message = "This gateway serves no admin API (" + error.message + ").";
     } else if (error instanceof ApiError && error.status === 401) {
       message = "The gateway refused this key: " + error.message;
     }
