@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from spoon_llm.testing import Fault, ProviderSimulator
 
-from ..conftest import MASTER_KEY, Gateway
+from ..conftest import MASTER_KEY, Gateway, gateway_config, start_gateway, stop_gateway
 from .conftest import ARTIFACTS, Console
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -177,6 +177,7 @@ def test_create_a_key_shown_once_use_it_and_revoke_it(page: Page, ui_gateway: Ga
         sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     page.get_by_role("button", name="I have stored it").click()
     expect(shown).to_have_count(0)
+    expect(page.get_by_role("heading", name="Keys", level=2)).to_be_focused()
     assert plain not in page.content()
     assert plain not in page.evaluate("JSON.stringify(sessionStorage)")
     page.get_by_role("button", name="Refresh").click()
@@ -234,6 +235,21 @@ def test_recent_calls_show_attempt_traces(page: Page, ui_gateway: Gateway, sim: 
     steps = row.get_by_role("listitem")
     expect(steps.first).to_contain_text("flaky: 503")
     expect(steps.last).to_contain_text("anthropic: ok")
+
+
+def test_a_gateway_without_the_admin_api_says_so_at_sign_in(page: Page, console: Console,
+                                                             simulators: tuple[ProviderSimulator, ProviderSimulator],
+                                                             tmp_path: Path) -> None:
+    sim, slow = simulators
+    bare = start_gateway(gateway_config(sim, slow, tmp_path), tmp_path)  # no master key: nobody signs in
+    try:
+        page.goto(bare.url + "/ui/")
+        page.get_by_label("Admin key").fill("sk-anything-0123456789")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("serves no admin API (the admin API is off")
+        assert console.allow(r"status of 404") != []
+    finally:
+        stop_gateway(bare)
 
 
 _ACCESSIBILITY = """() => {

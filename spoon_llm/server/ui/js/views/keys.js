@@ -144,7 +144,12 @@ export default {
         put(copyResult, "Selected: press Ctrl+C (or ⌘C) to copy.");
       }
     };
-    const done = h("button", { type: "button", onclick: () => put(this.created) }, "I have stored it");
+    const done = h("button", { type: "button", onclick: () => {
+      put(this.created);
+      const heading = document.getElementById("keys-title");
+      heading?.setAttribute("tabindex", "-1");
+      heading?.focus(); // the button is gone; keep the keyboard where the new key now appears
+    } }, "I have stored it");
     put(this.created, h("section", { class: "card once", "aria-labelledby": "once-title" },
       h("h2", { id: "once-title" }, "New key for " + answer.alias),
       h("p", {}, h("strong", {}, "This is the only time the key is shown."), " Store it now; the gateway keeps " +
