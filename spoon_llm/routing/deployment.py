@@ -62,6 +62,8 @@ class DeploymentState:
         # The loop and instance of the last lookup: one identity check on the request path instead of a task.
         self._last_loop: asyncio.AbstractEventLoop | None = None
         self._last_instance: LLMProviderInterface | None = None
+        # Bumped by repoint(): a retired instance's closer must not forget the instances built after it.
+        self._epoch = 0
 
     @property
     def available(self) -> bool:
@@ -107,15 +109,31 @@ class DeploymentState:
         return instance
 
     async def _close_with_loop(self, instance: LLMProviderInterface) -> AsyncGenerator[None, None]:
+        epoch = self._epoch
         try:
             yield
         finally:
-            loop = asyncio.get_running_loop()
-            self._instances.pop(loop, None)
-            self._guards.pop(loop, None)
-            if self._last_loop is loop:
-                self._last_loop = self._last_instance = None
+            if epoch == self._epoch:  # else repoint() already dropped this instance from the caches
+                loop = asyncio.get_running_loop()
+                self._instances.pop(loop, None)
+                self._guards.pop(loop, None)
+                if self._last_loop is loop:
+                    self._last_loop = self._last_instance = None
             await instance.cleanup()
+
+    def repoint(self, config: ProviderConfig) -> list[AsyncGenerator[None, None]]:
+        """Build providers from ``config`` from now on (e.g. a new endpoint), without touching calls in flight.
+
+        Calls already running keep the instance they hold; returns the closers of those retired instances
+        (``await closer.aclose()`` once nothing uses them any more; the loop's shutdown closes them otherwise).
+        """
+        self.config = config
+        self._epoch += 1
+        retired = list(self._guards.values())
+        self._instances = weakref.WeakKeyDictionary()
+        self._guards = weakref.WeakKeyDictionary()
+        self._last_loop = self._last_instance = None
+        return retired
 
     def record_latency(self, seconds: float) -> None:
         """Fold one successful call's latency into the moving average."""

@@ -75,6 +75,8 @@ class Call:
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    #: The attempt trace (``deployment:ok,deployment:429``), as sent in ``x-spoon-attempts``.
+    attempts: str = ""
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: Streams: characters of text and reasoning sent, and the closing chunk once it arrived.
     delivered: int = 0

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import orjson
@@ -166,7 +166,7 @@ def _labels(route: str, status: int, alias: str, model: str, provider: str) -> s
 
 #: Fields of one request's entry, in the order :meth:`RequestLog.add` takes them.
 _FIELDS = ("ts", "request_id", "method", "route", "status", "key_alias", "model", "provider", "latency_ms",
-           "input_tokens", "output_tokens", "cost_usd", "outcome", "client")
+           "input_tokens", "output_tokens", "cost_usd", "outcome", "client", "attempts")
 
 
 class RequestLog:
@@ -184,6 +184,8 @@ class RequestLog:
         self.path = path
         self.interval = interval
         self._pending: list[tuple[Any, ...]] = []
+        #: Called with each batch of finished entries, off the request path (the admin API's metrics).
+        self.sinks: list[Callable[[list[tuple[Any, ...]]], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._stream: IO[bytes] | None = None
 
@@ -212,6 +214,8 @@ class RequestLog:
             record(e[3], e[4], e[5], e[6] or "", e[7] or "", e[8] / 1000, e[11], e[9], e[10])
             if e[12] == "cancelled":
                 self.metrics.record_cancelled(e[3], e[5])
+        for sink in self.sinks:
+            sink(entries)
         if self.access_log:
             self._write(orjson.dumps(dict(zip(_FIELDS, e, strict=True))) + b"\n" for e in entries)
 

@@ -12,12 +12,46 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["MASTER_KEY_ENV", "SECRET_ENV", "ServerSettings", "is_loopback"]
+__all__ = ["AUDIT_SECRET_ENV", "JWTSettings", "MASTER_KEY_ENV", "SECRET_ENV", "ServerSettings", "is_loopback"]
 
 #: Environment variable that sets (and overrides) ``[server] master_key``.
 MASTER_KEY_ENV = "SPOON_LLM_MASTER_KEY"
 #: Environment variable that sets (and overrides) ``[server] secret``.
 SECRET_ENV = "SPOON_LLM_SERVER_SECRET"
+#: Environment variable that sets (and overrides) ``[server] audit_secret``.
+AUDIT_SECRET_ENV = "SPOON_LLM_AUDIT_SECRET"
+
+
+class JWTSettings(BaseModel):
+    """Admin sign-in with ``Authorization: Bearer <JWT>`` (``[server.jwt]``), verified with PyJWT.
+
+    Exactly one verification key: ``secret`` (HS256), ``public_key`` (a PEM text or the path of a PEM file; RS256
+    or ES256) or ``jwks_file`` (a JSON Web Key Set file; the token's ``kid`` picks the key). ``issuer`` and
+    ``audience`` are checked when set; the caller's role is read from the claim ``role_claim`` (a string or a list
+    of strings) and is ``admin`` when it holds one of ``admin_roles``.
+
+    Example::
+
+        [server.jwt]
+        secret = "${SPOON_LLM_JWT_SECRET}"
+        issuer = "https://sso.example.com"
+        audience = "spoon-llm-admin"
+        role_claim = "role"
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    secret: SecretStr | None = Field(default=None, repr=False)
+    public_key: str | None = None
+    jwks_file: str | None = None
+    algorithms: list[Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]] = (
+        Field(default_factory=list))
+    issuer: str | None = None
+    audience: str | None = None
+    role_claim: str = "role"
+    admin_roles: list[str] = Field(default_factory=lambda: ["admin"])
+    #: Seconds of clock difference tolerated for ``exp``/``nbf``/``iat``.
+    leeway: float = Field(default=30.0, ge=0)
 
 
 class ServerSettings(BaseModel):
@@ -71,6 +105,16 @@ class ServerSettings(BaseModel):
     #: Event loop and HTTP parser for uvicorn (``auto`` picks uvloop/httptools when installed).
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     http: Literal["auto", "h11", "httptools"] = "auto"
+    #: The admin API under ``/api/admin`` (admin role: the master key, an admin virtual key or an admin JWT).
+    admin_api: bool = True
+    #: Key of the audit log's HMAC chain (also ``SPOON_LLM_AUDIT_SECRET``); defaults to one derived from the
+    #: master key (then the server secret). Rotating it makes ``spoon-llm audit verify`` fail on older records.
+    audit_secret: SecretStr | None = Field(default=None, repr=False)
+    #: Seconds between a replica's checks for admin changes made through another replica (backend, budgets,
+    #: endpoints) in the shared store.
+    admin_refresh: float = Field(default=0.5, gt=0, le=60)
+    #: JWT sign-in for admins (see :class:`JWTSettings`); off when absent.
+    jwt: JWTSettings | None = None
 
     def resolved(self, env: Mapping[str, str] | None = None) -> ServerSettings:
         """A copy with the environment's master key and secret applied (the environment wins)."""
@@ -80,6 +124,8 @@ class ServerSettings(BaseModel):
             update["master_key"] = SecretStr(env[MASTER_KEY_ENV])
         if env.get(SECRET_ENV):
             update["secret"] = SecretStr(env[SECRET_ENV])
+        if env.get(AUDIT_SECRET_ENV):
+            update["audit_secret"] = SecretStr(env[AUDIT_SECRET_ENV])
         return self.model_copy(update=update) if update else self
 
     @property

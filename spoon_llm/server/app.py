@@ -11,7 +11,8 @@ cancels the manager call (the upstream connection is closed) and is counted as c
 
 Routes: ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/messages``,
 ``/v1/messages/count_tokens``; ``GET /v1/models``, ``/health`` (liveness, no auth), ``/ready`` (providers'
-health), ``/metrics`` (Prometheus, admin key).
+health), ``/metrics`` (Prometheus, admin key), the admin API under ``/api/admin`` (see
+:mod:`spoon_llm.server.admin`) and the dashboard's static files under ``/ui`` (see ``_static.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._context import Call, ClientGone, ModelEntry, Receive, Scope, Send, model_
 from ._errors import GatewayError, anthropic_body, classify, openai_body
 from ._ops import AdmissionGate, GatewayMetrics, RequestLog
 from ._settings import ServerSettings
+from ._static import StaticFiles
 from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
 
@@ -89,10 +91,13 @@ class GatewayApp:
         self._span_observer: Any = None  # the library's spans under them
         if self.settings.otel:
             _require_otel()
+        #: The admin API (``/api/admin``) once started; see :mod:`spoon_llm.server.admin`.
+        self.admin: Any = None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
         self._cors = frozenset(self.settings.cors_origins)
+        self.ui = StaticFiles()
         self._inference: dict[str, tuple[str, str, Callable[[Call, Any], Awaitable[bytes | None]]]] = {
             "/v1/chat/completions": ("chat", "openai", self._chat),
             "/v1/completions": ("completions", "openai", self._completion),
@@ -132,9 +137,18 @@ class GatewayApp:
             self._span_observer = OpenTelemetryTracer(self._tracer_provider)
             self.manager.add_observer(self._span_observer)
         self.requests.start()
+        settings = self.settings
+        if settings.admin_api and (settings.master_key_value or settings.secret is not None
+                                   or settings.jwt is not None):
+            from .admin.setup import start_admin
+
+            self.admin = await start_admin(self)
 
     async def shutdown(self) -> None:
         """Flush the access log, close the manager's clients and the key store (after uvicorn drained requests)."""
+        admin, self.admin = self.admin, None
+        if admin is not None:
+            await admin.stop()
         await self.requests.stop()
         if self.manager is not None and self._observer is not None:
             self.manager.remove_observer(self._observer)
@@ -207,6 +221,15 @@ class GatewayApp:
                 await self._serve(scope, receive, send, *inference)
         elif path == "/health":
             await self._respond(send, 200, b'{"status":"ok"}', scope=scope)
+        elif path.startswith("/api/admin"):
+            if self.admin is not None:
+                await self.admin.asgi(scope, receive, send)
+            else:
+                await self._fail(send, "openai", GatewayError(
+                    404, "the admin API is off: it needs [server] admin_api = true and a master key, a server "
+                         "secret or [server.jwt] to sign in with", code="not_found"), scope)
+        elif self.ui.handles(path):
+            await self.ui(scope, receive, send)
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
         elif path == "/ready" and method == "GET":
@@ -400,11 +423,11 @@ class GatewayApp:
         seconds = time.perf_counter() - started
         if request is None:
             self.requests.add(time.time(), request_id, scope["method"], route, status, alias, None, None,
-                              round(seconds * 1000, 3), 0, 0, 0.0, outcome, host)
+                              round(seconds * 1000, 3), 0, 0, 0.0, outcome, host, "")
         else:
             self.requests.add(time.time(), request_id, scope["method"], route, status, alias, request.model or None,
                               request.provider or None, round(seconds * 1000, 3), request.tokens_in,
-                              request.tokens_out, request.cost, outcome, host)
+                              request.tokens_out, request.cost, outcome, host, request.attempts)
 
     # -- model lookup and the key guard -------------------------------------------------------------------------
 
@@ -472,6 +495,7 @@ class GatewayApp:
             trace = (attempts[0].deployment or provider) + ":ok"
         else:
             trace = ",".join(f"{a.deployment or a.provider}:{_outcome(a)}" for a in attempts)
+        request.attempts = trace
         headers = request.extra_headers
         headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
                     (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))

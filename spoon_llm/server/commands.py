@@ -1,4 +1,4 @@
-"""The gateway's commands for the ``spoon-llm`` command line: ``serve`` and (when present) ``keys``."""
+"""The gateway's commands for the ``spoon-llm`` command line: ``serve`` and (when present) ``keys`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` (and the ``keys`` group) to the ``spoon-llm`` app."""
+    """Add ``serve`` (and the ``keys`` and ``audit`` groups) to the ``spoon-llm`` app."""
 
     @app.command("serve")
     def serve(
@@ -41,3 +41,5 @@ def register(app: typer.Typer) -> None:
     except ImportError:
         return
     app.add_typer(key_commands.keys_app, name="keys")
+    audit_commands = importlib.import_module("spoon_llm.server.admin.commands")
+    app.add_typer(audit_commands.audit_app, name="audit")
