@@ -82,6 +82,7 @@ class GatewayApp:
         self.requests = RequestLog(self.metrics, access_log=self.settings.access_log,
                                    path=self.settings.access_log_path)
         self._exporter: Any = None
+        self._cache_on = False  # a response cache in the manager's chain (set at start-up)
         self._observer: _AttemptMetrics | None = None
         self._store: Any = None
         self._prices: Any = None
@@ -115,6 +116,8 @@ class GatewayApp:
         if self.authenticator is None:
             self.authenticator = self._build_authenticator()
         self.guard = self._build_guard()
+        # x-spoon-cache reports the response cache: sent only when one is configured.
+        self._cache_on = any(m.name == "cache" for m in self.manager._chain.middleware)
         if self.settings.metrics:
             try:
                 from ..monitoring.prometheus import PrometheusExporter
@@ -507,7 +510,8 @@ class GatewayApp:
         if usage is not None:
             request.tokens_in = usage.input_tokens
             request.tokens_out = usage.output_tokens
-            headers.append((b"x-spoon-cache", b"hit" if usage.cached_input_tokens else b"miss"))
+        if self._cache_on:
+            headers.append((b"x-spoon-cache", b"hit" if response.cache_hit else b"miss"))
 
     async def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
                        call: Callable[[], Awaitable[Any]]) -> Any:

@@ -35,7 +35,7 @@ def test_messages_native(gateway: Gateway, sim: ProviderSimulator) -> None:
     assert message.usage.cache_read_input_tokens == 10
     assert message.usage.input_tokens == 20  # Anthropic's input_tokens exclude cache reads
     assert raw.headers["x-spoon-provider"] == "anthropic"
-    assert raw.headers["x-spoon-cache"] == "hit"
+    assert "x-spoon-cache" not in raw.headers  # no response cache configured (prompt-cache reads are in usage)
     body = sim.last_request("anthropic").body
     assert body["system"] == "Be kind." and body["max_tokens"] == 200 and body["temperature"] == 0.5
 
