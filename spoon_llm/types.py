@@ -425,7 +425,7 @@ class Attempt:
         # Spelled out rather than ``asdict``, which deep-copies field by field: this runs on every stream's end.
         return {"provider": self.provider, "model": self.model, "deployment": self.deployment,
                 "key_alias": self.key_alias, "error_type": self.error_type, "status_code": self.status_code,
-                "waited": self.waited, "latency": self.latency}
+                "waited": self.waited, "latency": self.latency, "skipped": self.skipped}
 
 
 def _cache_hit(metadata: dict[str, Any]) -> bool:

@@ -77,8 +77,9 @@ class BudgetMiddleware(Middleware):
                 logger.error("budget store unreachable (%s); fail_mode=open: request allowed WITHOUT budget "
                              "checks", exc)
                 return
-            raise BudgetExceededError(f"budget store unreachable and fail_mode is 'closed': {exc}",
-                                      provider=ctx.deployment.provider_name, model=ctx.model) from exc
+            raise StateStoreError(f"budget store unreachable and fail_mode is 'closed': {exc}", store=exc.store,
+                                  operation=exc.operation or "budget read-back",
+                                  provider=ctx.deployment.provider_name, model=ctx.model) from exc
         pending = self.before_attempt(ctx)
         if pending is not None:
             await pending

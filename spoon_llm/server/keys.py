@@ -294,18 +294,18 @@ INSERT OR IGNORE INTO virtual_keys_version (id, value) VALUES (1, 0);
 _BUMP = "UPDATE virtual_keys_version SET value = value + 1 WHERE id = 1"
 
 
-class SQLiteKeyStore(KeyStore):
-    """Records in a SQLite file (WAL; one ``BEGIN IMMEDIATE`` transaction per change, so processes can share it).
+class SQLiteJobs:
+    """A connection opened on first use (WAL, the schema created), transactions and reads run on one thread."""
 
-    One connection on one worker thread keeps the event loop free of disk waits.
-    """
-
-    name = "sqlite"
+    #: The tables and indexes the file must hold (``executescript``; idempotent).
+    schema: str = ""
+    #: What the store is called in errors ("key store", "admin store").
+    label: str = "store"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self._busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoon-llm-keys")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spoon-llm-{self.label.split()[0]}")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
@@ -315,9 +315,20 @@ class SQLiteKeyStore(KeyStore):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 Path(self.path).touch(mode=0o600, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            # Switching a new file to WAL and creating the schema can meet another process doing the same; SQLite
+            # answers that with "locked" at once (no busy wait), so retry within the busy timeout.
+            deadline = time.monotonic() + self._busy_timeout
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(self.schema)
+                    break
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.02)
             self._conn = conn
         return self._conn
 
@@ -334,12 +345,23 @@ class SQLiteKeyStore(KeyStore):
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
         if self._closed:
-            raise KeyStoreUnavailableError(f"the key store {self.path} is closed")
+            raise KeyStoreUnavailableError(f"the {self.label} {self.path} is closed")
         job: Callable[[], _T] = (lambda: self._transaction(work)) if write else (lambda: work(self._connect()))
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, job)
         except sqlite3.OperationalError as exc:
-            raise KeyStoreUnavailableError(f"key store {self.path}: {exc}") from exc
+            raise KeyStoreUnavailableError(f"{self.label} {self.path}: {exc}") from exc
+
+
+class SQLiteKeyStore(SQLiteJobs, KeyStore):
+    """Records in a SQLite file (WAL; one ``BEGIN IMMEDIATE`` transaction per change, so processes can share it).
+
+    One connection on one worker thread keeps the event loop free of disk waits.
+    """
+
+    name = "sqlite"
+    schema = _SCHEMA
+    label = "key store"
 
     async def create(self, record: VirtualKey) -> None:
         """Insert the record (alias and hash are unique)."""

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from spoon_llm import ConfigurationManager
+from spoon_llm.config.sources import ConfigWarning
 from spoon_llm.errors import LLMError, StateStoreError
 from spoon_llm.manager import LLMManager
 from spoon_llm.middleware import build_middleware, close_middleware
@@ -110,7 +112,9 @@ async def make_manager() -> AsyncIterator[Any]:
 
     async def make(data: dict[str, Any]) -> LLMManager:
         config = ConfigurationManager(data, env={})
-        manager = LLMManager(config, default_middleware=False)
+        with warnings.catch_warnings():  # the budget middleware is added right below, with the manager's events
+            warnings.simplefilter("ignore", ConfigWarning)
+            manager = LLMManager(config, default_middleware=False)
         chain = build_middleware(config, events=manager.events)
         for middleware in chain:
             manager.add_middleware(middleware)

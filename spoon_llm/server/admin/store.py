@@ -16,14 +16,12 @@ import asyncio
 import json
 import os
 import sqlite3
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..keys import KeyStoreUnavailableError, key_store_path
+from ..keys import KeyStoreUnavailableError, SQLiteJobs, key_store_path
 
 if TYPE_CHECKING:
     from ...config.models import SpoonConfig
@@ -85,7 +83,7 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 """
 
 
-class SQLiteAdminStore(AdminStore):
+class SQLiteAdminStore(SQLiteJobs, AdminStore):
     """The document and the log in a SQLite file (WAL; one ``BEGIN IMMEDIATE`` transaction per change).
 
     Triggers refuse updates and deletes of audit rows through SQLite; the HMAC chain catches edits made any
@@ -94,54 +92,8 @@ class SQLiteAdminStore(AdminStore):
 
     name = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
-        self.path = str(path)
-        self._busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoon-llm-admin")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.path).touch(mode=0o600, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            # Switching a new file to WAL and creating the schema can meet another process doing the same; SQLite
-            # answers that with "locked" at once (no busy wait), so retry within the busy timeout.
-            deadline = time.monotonic() + self._busy_timeout
-            while True:
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    conn.executescript(_SCHEMA)
-                    break
-                except sqlite3.OperationalError:
-                    if time.monotonic() > deadline:
-                        conn.close()
-                        raise
-                    time.sleep(0.02)
-            self._conn = conn
-        return self._conn
-
-    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
-        if self._closed:
-            raise KeyStoreUnavailableError(f"the admin store {self.path} is closed")
-        job: Callable[[], _T] = (lambda: self._transaction(work)) if write else (lambda: work(self._connect()))
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-        except sqlite3.OperationalError as exc:
-            raise KeyStoreUnavailableError(f"admin store {self.path}: {exc}") from exc
+    schema = _SCHEMA
+    label = "admin store"
 
     async def version(self) -> int:
         """One indexed read."""
