@@ -142,8 +142,9 @@ def test_health_monitor_from_plain_code(thread_sim: ProviderSimulator):
     monitor.stop_monitoring()
     assert done.is_set() and monitor.last_results == {"openai": True}
     assert not monitor.running
-    for _ in range(200):  # the server notices the closed connection when its loop gets to it
+    pause = threading.Event()  # never set: ``done`` is, so waiting on it would not pause at all
+    for _ in range(400):  # the server notices the closed connection when its loop gets to it
         if thread_sim.open_connections == 0:
             break
-        done.wait(0.05)
+        pause.wait(0.05)
     assert thread_sim.open_connections == 0  # the monitor's loop closed what it opened
