@@ -119,7 +119,7 @@ default_provider = "openai"
 [state]
 {state_lines}
 [providers.openai]
-api_key = "sk-bench-upstream-0123456789"
+api_key = "bench-upstream-key"
 base_url = "{upstream}"
 model = "gpt-4o-mini"
 [server]
@@ -221,7 +221,7 @@ def main() -> None:
                     str(gateway_port)], f"http://127.0.0.1:{gateway_port}/health", env, tmp) as gateway:
             targets = [
                 Target("direct", f"{upstream}/chat/completions", sim.pid,
-                       {"authorization": "Bearer sk-bench-upstream-0123456789"}),
+                       {"authorization": "Bearer bench-upstream-key"}),
                 Target("floor", f"http://127.0.0.1:{floor_port}/v1/chat/completions", floor.pid),
                 Target("gateway", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", gateway.pid,
                        {"authorization": f"Bearer {MASTER_KEY}"}),

@@ -48,8 +48,8 @@ def _config(base_url: str, state_dir: str) -> dict[str, Any]:
                "max_keepalive_connections": 512, "rpm": 10_000_000, "tpm": 1_000_000_000}
     return {
         "providers": {
-            "primary": {**section, "api_key": "sk-soak-primary-000000000001", "model": "soak-primary"},
-            "backup": {**section, "api_key": "sk-soak-backup-0000000000001", "model": "soak-backup"},
+            "primary": {**section, "api_key": "soak-primary-key", "model": "soak-primary"},
+            "backup": {**section, "api_key": "soak-backup-key", "model": "soak-backup"},
         },
         "fallback_chain": ["primary", "backup"],
         "pricing": {m: {"input_per_1m": 1.0, "output_per_1m": 2.0} for m in ("soak-primary", "soak-backup")},
