@@ -352,6 +352,24 @@ class SQLiteJobs:
         except sqlite3.OperationalError as exc:
             raise KeyStoreUnavailableError(f"{self.label} {self.path}: {exc}") from exc
 
+    async def close(self) -> None:
+        """Close the connection on its thread, then the thread."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+    def describe(self) -> str:
+        """The file."""
+        return f"sqlite:{self.path}"
+
 
 class SQLiteKeyStore(SQLiteJobs, KeyStore):
     """Records in a SQLite file (WAL; one ``BEGIN IMMEDIATE`` transaction per change, so processes can share it).
@@ -415,24 +433,6 @@ class SQLiteKeyStore(SQLiteJobs, KeyStore):
         row = await self._run(lambda conn: conn.execute(
             "SELECT value FROM virtual_keys_version WHERE id = 1").fetchone())
         return int(row[0])
-
-    async def close(self) -> None:
-        """Close the connection on its thread, then the thread."""
-        if self._closed:
-            return
-        self._closed = True
-
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
-
-    def describe(self) -> str:
-        """The file."""
-        return f"sqlite:{self.path}"
 
 
 # KEYS: alias index, hash -> record, version; ARGV: alias, hash, record

@@ -12,7 +12,6 @@ or Redis when ``[state] backend = "redis"`` (replicas on many hosts share it).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -130,24 +129,6 @@ class SQLiteAdminStore(SQLiteJobs, AdminStore):
         """Every record, in order."""
         rows = await self._run(lambda c: c.execute("SELECT data FROM audit_log ORDER BY seq").fetchall())
         return [json.loads(row[0]) for row in rows]
-
-    async def close(self) -> None:
-        """Close the connection on its thread, then the thread."""
-        if self._closed:
-            return
-        self._closed = True
-
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
-
-    def describe(self) -> str:
-        """The file."""
-        return f"sqlite:{self.path}"
 
 
 class RedisAdminStore(AdminStore):
