@@ -134,14 +134,7 @@ class CostMiddleware(Middleware):
                                 error: LLMError | None) -> None:
         # Earlier spend from the persistent ledger, loaded once; attempts ending meanwhile wait for it, so the
         # reload cannot drop what they record.
-        loading = self._loading
-        if loading is None:
-            loading = self._loading = asyncio.ensure_future(self.tracker.load())
-        try:
-            await asyncio.shield(loading)
-        finally:
-            if loading.done():
-                self._loaded = True
+        await self.load_state()
         pending = self.after_attempt(ctx, response=response, usage=usage, error=error)
         if pending is not None:
             await pending
