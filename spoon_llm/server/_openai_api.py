@@ -37,6 +37,8 @@ __all__ = [
 # Keys the gateway consumes itself; everything else is a keyword for the provider.
 _CHAT_CONTROL = frozenset({"model", "messages", "stream", "stream_options", "n"})
 _COMPLETION_CONTROL = frozenset({"model", "prompt", "stream", "stream_options", "n"})
+#: The usage event was not asked for (distinct from usage that is unknown, ``None``).
+_NO_USAGE: Any = object()
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
 
@@ -308,16 +310,20 @@ class OpenAIStream:
                 parts.append(piece)
         finish = _FINISH.get(chunk.finish_reason or "stop", "stop")
         parts.append(self._head + b'{},"finish_reason":"' + finish.encode() + b'"}]}\n\n')
-        if self._include_usage:
-            parts.append(self._prefix + b',"choices":[],"usage":' + orjson.dumps(usage_json(chunk.usage))
-                         + b"}\n\n")
-        parts.append(b"data: [DONE]\n\n")
-        return b"".join(parts)
+        return b"".join(_closing(parts, self._prefix, chunk.usage if self._include_usage else _NO_USAGE))
 
     @staticmethod
     def error(body: bytes) -> bytes:
         """An error after the stream started: OpenAI clients raise on a ``data: {"error": ...}`` event."""
         return b"data: " + body + b"\n\n"
+
+
+def _closing(parts: list[bytes], prefix: bytes, usage: Any) -> list[bytes]:
+    """``parts``, then the usage event when asked for (``stream_options.include_usage``) and ``[DONE]``."""
+    if usage is not _NO_USAGE:
+        parts.append(prefix + b',"choices":[],"usage":' + orjson.dumps(usage_json(usage)) + b"}\n\n")
+    parts.append(b"data: [DONE]\n\n")
+    return parts
 
 
 class CompletionStream:
@@ -351,11 +357,7 @@ class CompletionStream:
         """The finish reason, usage when asked, and ``[DONE]``."""
         finish = _FINISH.get(chunk.finish_reason or "stop", "stop")
         parts = [self._head + b'"","logprobs":null,"finish_reason":"' + finish.encode() + b'"}]}\n\n']
-        if self._include_usage:
-            parts.append(self._prefix + b',"choices":[],"usage":' + orjson.dumps(usage_json(chunk.usage))
-                         + b"}\n\n")
-        parts.append(b"data: [DONE]\n\n")
-        return b"".join(parts)
+        return b"".join(_closing(parts, self._prefix, chunk.usage if self._include_usage else _NO_USAGE))
 
     @staticmethod
     def error(body: bytes) -> bytes:
