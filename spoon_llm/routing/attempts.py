@@ -44,6 +44,7 @@ from .policy import Action, ErrorPolicy, backoff_delay
 if TYPE_CHECKING:
     from .deployment import DeploymentState
     from .router import RoutePlan, Router
+    from .timeouts import RouteTimeouts
 
 __all__ = ["RequestRun", "Slot", "annotate", "first_slot", "new_attempt", "record_success"]
 
@@ -53,18 +54,25 @@ _TRACED_MODELS = frozenset({LLMResponse, EmbeddingResponse})
 
 
 class Slot:
-    """One attempt: a deployment, the model to ask it for, and the time budget left."""
+    """One attempt: a deployment, the model to ask it for, and the time budget left.
 
-    __slots__ = ("deployment", "ends", "generation", "model", "retry", "started", "timeout", "waited")
+    ``timeout`` is what the attempt may take: the time left before the request's deadline, cut to the ``timeout``
+    cap of the route it was made for (``route``, whose stream caps ``stream_timeouts`` applies too).
+    """
+
+    __slots__ = ("deployment", "ends", "generation", "model", "retry", "route", "started", "timeout", "waited")
 
     def __init__(self, deployment: DeploymentState, model: str | None, retry: int, waited: float,
-                 timeout: float | None) -> None:
+                 timeout: float | None, route: RouteTimeouts | None = None) -> None:
         self.deployment = deployment
         self.model = model
         self.retry = retry
         self.waited = waited
+        if route is not None:
+            timeout = route.attempt(timeout)
         self.timeout = timeout
-        #: When the request's deadline ends (``time.monotonic()``); infinite without one.
+        self.route = route
+        #: When the attempt's time ends (``time.monotonic()``); infinite without a bound.
         self.ends = math.inf if timeout is None else time.monotonic() + timeout
         self.started = time.perf_counter()
         # The circuit's generation at admission: outcomes of calls admitted before a state change do not move it.
@@ -111,6 +119,10 @@ class RequestRun:
         self.router = router
         self.policy = policy
         self.started = started = time.monotonic() if started is None else started
+        #: The caps of the route whose candidates are being tried (the plan's, then each fallback's).
+        self._route = plan.timeouts
+        if plan.timeouts is not None:
+            deadline = plan.timeouts.deadline(deadline)
         self.deadline_at = started + deadline if deadline is not None and deadline > 0 else math.inf
         if rng is not None:
             self._rng = rng
@@ -155,7 +167,7 @@ class RequestRun:
             if timeout <= 0:
                 self._record_deadline()
                 return None
-        return Slot(deployment, self._model, self._retry, waited, timeout)
+        return Slot(deployment, self._model, self._retry, waited, timeout, self._route)
 
     def _advance(self) -> bool:
         """Move to the next available candidate (across plans); False when none is left."""
@@ -208,6 +220,7 @@ class RequestRun:
         if self._plan_index >= len(plans):
             return False
         self._candidates = self.router.ordered(plans[self._plan_index])
+        self._route = plans[self._plan_index].timeouts
         self._position = 0
         return True
 
@@ -365,7 +378,10 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: N
         return None  # a run records the skip
     # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
     if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
-        return Slot(deployment, model, 0, 0.0, deadline if deadline is not None and deadline > 0 else None)
+        route = plan.timeouts
+        if route is not None:
+            deadline = route.deadline(deadline)
+        return Slot(deployment, model, 0, 0.0, deadline if deadline is not None and deadline > 0 else None, route)
     return None
 
 

@@ -14,6 +14,7 @@ from .balancer import Balancer
 from .capabilities import declared_capabilities
 from .circuit import CircuitBreaker
 from .deployment import DeploymentState
+from .timeouts import RouteTimeouts
 
 __all__ = ["RoutePlan", "Router"]
 
@@ -28,6 +29,8 @@ class RoutePlan:
     context_fallback: str | None = None
     #: The caller named this provider (or alias) explicitly.
     explicit: bool = False
+    #: The route's own timeout caps (``[models.NAME]``), ``None`` when it sets none.
+    timeouts: RouteTimeouts | None = None
 
 
 class Router:
@@ -128,7 +131,7 @@ class Router:
                 return RoutePlan(name=prefix, targets=[(d, rest) for d in self._by_provider[prefix]], explicit=True)
             plan = self.resolve(None, None)
             return RoutePlan(name=plan.name, targets=[(d, model) for d, _ in plan.targets], fallback=plan.fallback,
-                             context_fallback=plan.context_fallback, explicit=True)
+                             context_fallback=plan.context_fallback, explicit=True, timeouts=plan.timeouts)
         default = self.default_route()
         if default in aliases:
             return self._alias_plan(default, explicit=False)
@@ -138,7 +141,8 @@ class Router:
         route = self.config.config.models[alias]
         targets = [(d, t.model) for t in route.targets for d in self.provider_deployments(t.provider)]
         return RoutePlan(name=alias, targets=targets, fallback=list(route.fallback),
-                         context_fallback=route.context_fallback, explicit=explicit)
+                         context_fallback=route.context_fallback, explicit=explicit,
+                         timeouts=RouteTimeouts.of(route))
 
     def fallback_plans(self, plan: RoutePlan, fallback: bool | Sequence[str] | None) -> list[RoutePlan]:
         """Plans to try after ``plan``: the caller's list, else the route's own, else the global chain.
@@ -162,7 +166,7 @@ class Router:
             seen.update(d.name for d, _ in targets)
             if targets:
                 plans.append(RoutePlan(resolved.name, targets, resolved.fallback, resolved.context_fallback,
-                                       resolved.explicit))
+                                       resolved.explicit, resolved.timeouts))
         return plans
 
     def ordered(self, plan: RoutePlan) -> Sequence[tuple[DeploymentState, str | None]]:
