@@ -156,6 +156,10 @@ class ProviderConfig(_Strict):
     #: Whether a stream cut mid-answer may be resumed here from the delivered text as an assistant prefill
     #: (default: as the provider type declares; Anthropic does). Otherwise the answer restarts cleanly.
     assistant_prefill: bool | None = None
+    #: Per-model overrides of ``assistant_prefill`` (names or fnmatch patterns such as ``"claude-3-*"``); a model
+    #: may not be in both (see spoon_llm.routing.resume).
+    prefill_models: list[str] = Field(default_factory=list)
+    no_prefill_models: list[str] = Field(default_factory=list)
     max_retries: NonNegativeInt = 3
     max_connections: PositiveInt = 100
     max_keepalive_connections: PositiveInt = 20
@@ -251,6 +255,17 @@ class ProviderConfig(_Strict):
                 "api_choice",
                 'api = "responses" is understood by the openai and azure providers only; for another endpoint that '
                 'speaks the Responses API use type = "openai_responses" with its base_url',
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _prefill_lists_agree(self) -> ProviderConfig:
+        both = sorted(set(self.prefill_models) & set(self.no_prefill_models))
+        if both:
+            raise PydanticCustomError(
+                "prefill_lists",
+                "{models} is in both prefill_models and no_prefill_models; keep each model in one of them",
+                {"models": ", ".join(repr(m) for m in both)},
             )
         return self
 

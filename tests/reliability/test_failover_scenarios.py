@@ -21,6 +21,8 @@ speed requirement.
 | malformed chunk before any text   | retried, then the backup streams                                    |
 | stream without its end            | interrupted (or resumed), never a silent success                    |
 | context length exceeded           | the backup (next candidate) answers                                 |
+| fallback that rejects prefill     | asked again without the prefill (restarted); a model not declared   |
+|                                   | for prefill (section, per-model list, type) restarts at once        |
 | content filter                    | ``ContentFilterError`` at once, no fallback                         |
 | accounting                        | usage and cost are the backup's, the model that answered            |
 """
@@ -34,8 +36,9 @@ from typing import Any
 import pytest
 
 from spoon_llm import ConfigurationManager
-from spoon_llm.errors import ContentFilterError, LLMError, StreamInterruptedError
+from spoon_llm.errors import ConfigurationError, ContentFilterError, LLMError, StreamInterruptedError
 from spoon_llm.manager import LLMManager
+from spoon_llm.routing.resume import accepts_prefill
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, Usage
 
 from ._raw import Raw, RawServer
@@ -210,17 +213,23 @@ async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool) 
             await llm.cleanup()
 
 
-@pytest.mark.parametrize("declared", [True, None], ids=["declared-prefill-rejected", "no-prefill"])
-async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSimulator, declared: bool | None) -> None:
-    """A fallback that rejects the prefill (400) is asked again cleanly; one that does not declare it restarts."""
+@pytest.mark.parametrize(("declared", "sends_prefill"), [
+    ({"assistant_prefill": True}, True),
+    ({"prefill_models": ["m-back*"]}, True),  # declared for this model only (a pattern)
+    ({}, False),
+    ({"prefill_models": ["other-*"]}, False),  # declared for other models only
+    ({"assistant_prefill": True, "no_prefill_models": ["m-backup"]}, False),  # the section's yes, this model's no
+], ids=["declared-prefill-rejected", "model-declared-prefill-rejected", "no-prefill", "other-models-prefill",
+        "model-overrides-section"])
+async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSimulator, declared: dict[str, Any],
+                                                                 sends_prefill: bool) -> None:
+    """A fallback that rejects the prefill (400) is asked again cleanly; one not declared for it restarts."""
     section = {"type": "openai", "base_url": sim.openai_base_url}
-    backup: dict[str, Any] = {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup"}
-    if declared is not None:
-        backup["assistant_prefill"] = declared
+    backup: dict[str, Any] = {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup", **declared}
     sim.reset()
     sim.script(None, Reply(text=TEXT, chunks=[w + " " for w in TEXT.split()]))
     sim.fault("openai", Fault.disconnect(after=4), model="m-primary", times=None)
-    if declared:
+    if sends_prefill:  # declared, yet the model rejects it with a 400, as many do
         sim.fault("openai", Fault.error(400, "assistant prefill is not supported for this model"), model="m-backup")
     llm = LLMManager(ConfigurationManager({
         "providers": {"primary": {**section, "api_key": "sk-test-failover-primary-0001", "model": "m-primary"},
@@ -232,10 +241,37 @@ async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSi
             text, metadata = await _stream(llm, resume_on_interrupt=True)
         assert metadata["deployment"] == "backup" and text.strip() == TEXT and metadata["restarts"] == 1
         backup_bodies = [r.body for r in sim.requests_for("openai", "chat") if r.body["model"] == "m-backup"]
-        assert [b["messages"][-1]["role"] for b in backup_bodies] == (["assistant", "user"] if declared
-                                                                      else ["user"])
+        # With a prefill: the 400, then the clean restart. Without: one clean request (a prefill sent by mistake
+        # would be continued by the simulator, with no restart reported).
+        roles = [b["messages"][-1]["role"] for b in backup_bodies]
+        assert roles == (["assistant", "user"] if sends_prefill else ["user"]), roles
     finally:
         await llm.cleanup()
+
+
+async def test_prefill_is_decided_for_the_model_asked_for(sim: ProviderSimulator) -> None:
+    """The decision reads the model of the attempt (a route may ask a section for several models)."""
+    llm = LLMManager(ConfigurationManager({"providers": {
+        "claude": {"type": "anthropic", "base_url": sim.anthropic_base_url, "api_key": "sk-ant-test-prefill-0001",
+                   "model": "claude-new", "no_prefill_models": ["claude-new*"]},
+        "local": {"type": "openai", "base_url": sim.openai_base_url, "api_key": "sk-test-prefill-local-0001",
+                  "model": "m-local", "prefill_models": ["m-cont*"]},
+    }}, env={}))
+    try:
+        claude, local = llm.router.deployments["claude"], llm.router.deployments["local"]
+        assert not accepts_prefill(claude) and not accepts_prefill(claude, "claude-new-2")
+        assert accepts_prefill(claude, "claude-older")  # the type's declaration for the models not listed
+        assert not accepts_prefill(local) and accepts_prefill(local, "m-continues")
+    finally:
+        await llm.cleanup()
+
+
+def test_a_model_in_both_prefill_lists_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="prefill_models and no_prefill_models") as caught:
+        ConfigurationManager({"providers": {"backup": {"type": "openai", "api_key": "sk-test-failover-backup-00001",
+                                                       "prefill_models": ["m-a", "m-b"],
+                                                       "no_prefill_models": ["m-b"]}}}, env={})
+    assert "providers.backup" in str(caught.value) and "'m-b'" in str(caught.value)
 
 
 async def test_the_final_error_names_the_original_interruption(sim: ProviderSimulator) -> None:
