@@ -24,11 +24,14 @@ speed requirement.
 | fallback that rejects prefill     | asked again without the prefill (restarted); a model not declared   |
 |                                   | for prefill (section, per-model list, type) restarts at once        |
 | content filter                    | ``ContentFilterError`` at once, no fallback                         |
+| a primary that flaps              | every request answered (the backup while the primary's circuit is   |
+|                                   | open); only one probe per cooldown reaches the primary while open   |
 | accounting                        | usage and cost are the backup's, the model that answered            |
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -179,9 +182,10 @@ async def test_a_stream_cut_mid_answer(manager: LLMManager, sim: ProviderSimulat
     assert metadata["deployment"] == "backup" and text.strip() == TEXT and metadata["restarts"] == 1
 
 
+@pytest.mark.parametrize("request_timeout", [None, REQUEST_TIMEOUT], ids=["no-request-timeout", "request-timeout"])
 @pytest.mark.parametrize("end", ["hang", "trickle"])
 @pytest.mark.parametrize("resume", [False, True], ids=["no-resume", "resume"])
-async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool) -> None:
+async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool, request_timeout: float | None) -> None:
     """Two chunks, then silence (or SSE comments trickling in, which reset no read timeout of ours)."""
     async with RawServer() as raw:
         raw.answer = Raw(headers={"content-type": "text/event-stream"}, parts=[sse(*OPENAI.stream_events[:2])],
@@ -196,6 +200,7 @@ async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool) 
                            "model": "m-backup"},
             },
             "fallback_chain": ["primary", "backup"], "retry": {"max_retries": 2},
+            **({} if request_timeout is None else {"request_timeout": request_timeout}),
         }, env={}))
         try:
             with Timer():
@@ -221,8 +226,10 @@ async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool) 
     ({"assistant_prefill": True, "no_prefill_models": ["m-backup"]}, False),  # the section's yes, this model's no
 ], ids=["declared-prefill-rejected", "model-declared-prefill-rejected", "no-prefill", "other-models-prefill",
         "model-overrides-section"])
+@pytest.mark.parametrize("request_timeout", [None, REQUEST_TIMEOUT], ids=["no-request-timeout", "request-timeout"])
 async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSimulator, declared: dict[str, Any],
-                                                                 sends_prefill: bool) -> None:
+                                                                 sends_prefill: bool,
+                                                                 request_timeout: float | None) -> None:
     """A fallback that rejects the prefill (400) is asked again cleanly; one not declared for it restarts."""
     section = {"type": "openai", "base_url": sim.openai_base_url}
     backup: dict[str, Any] = {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup", **declared}
@@ -235,6 +242,7 @@ async def test_resume_where_the_fallback_does_not_take_a_prefill(sim: ProviderSi
         "providers": {"primary": {**section, "api_key": "sk-test-failover-primary-0001", "model": "m-primary"},
                       "backup": backup},
         "fallback_chain": ["primary", "backup"], "retry": {"max_retries": 0},
+        **({} if request_timeout is None else {"request_timeout": request_timeout}),
     }, env={}))
     try:
         with Timer():
@@ -292,5 +300,70 @@ async def test_the_final_error_names_the_original_interruption(sim: ProviderSimu
         assert isinstance(first_cut, LLMError) and "refuses" not in str(first_cut)
         assert str(first_cut) in str(caught.value) and "refuses" in str(caught.value)
         assert caught.value.partial_content
+    finally:
+        await llm.cleanup()
+
+
+class Clock:
+    """The circuit breakers' clock, moved by the test: cooldowns pass without waiting for them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("request_timeout", [None, REQUEST_TIMEOUT], ids=["no-request-timeout", "request-timeout"])
+async def test_a_primary_that_flaps(sim: ProviderSimulator, request_timeout: float | None) -> None:
+    """The primary fails for 2 s, recovers for 2 s, over and over; three requests at a time every 0.25 s.
+
+    Time is the breakers' clock, driven by the test (cooldown 3 s): no request waits for it. Every request is
+    answered; while the primary's circuit is open nothing reaches it until the cooldown has passed, then one probe.
+    """
+    clock, cooldown = Clock(), 3.0
+    section = {"type": "openai", "base_url": sim.openai_base_url, "timeout": PROVIDER_TIMEOUT}
+    llm = LLMManager(ConfigurationManager({
+        "providers": {"primary": {**section, "api_key": "sk-test-failover-primary-0001", "model": "m-primary"},
+                      "backup": {**section, "api_key": "sk-test-failover-backup-00001", "model": "m-backup"}},
+        "fallback_chain": ["primary", "backup"],
+        "retry": {"max_retries": 2, "initial_backoff": 0.001, "max_backoff": 0.002},
+        **({} if request_timeout is None else {"request_timeout": request_timeout}),
+    }, env={}), circuit_breaker={"failure_threshold": 2, "cooldown": cooldown, "clock": clock})
+    openings: list[float] = []
+    llm.add_observer(lambda event: openings.append(clock.now) if (
+        event.kind == "circuit_change" and event.deployment == "primary" and event.data["new"] == "open") else None)
+
+    def primary_requests() -> int:
+        return sum(1 for r in sim.requests_for("openai", "chat") if r.body["model"] == "m-primary")
+
+    earlier = 0  # primary requests of the spells before the current one (the simulator forgets them on reset)
+    answered_by: dict[str, int] = {}
+    failing: bool | None = None
+    try:
+        for step in range(160):  # 40 s of the clock
+            clock.now = 1000.0 + step * 0.25
+            spell_fails = int(step * 0.25 // 2) % 2 == 0
+            if spell_fails is not failing:
+                failing = spell_fails
+                earlier += primary_requests()
+                sim.reset()
+                sim.script(None, Reply(text=TEXT))
+                if failing:
+                    sim.fault("openai", Fault.server_error(), model="m-primary", times=None)
+            state = llm.get_provider_status()["primary"]["circuit"]["state"]
+            before = primary_requests()
+            responses = await asyncio.gather(*(llm.chat(f"request {step}.{i}") for i in range(3)))
+            reached = primary_requests() - before
+            for response in responses:
+                answered_by[response.deployment or ""] = answered_by.get(response.deployment or "", 0) + 1
+            if state == "open" and clock.now - openings[-1] < cooldown:
+                assert reached == 0, (clock.now, openings[-1])
+            elif state != "closed":
+                assert reached <= 1, (clock.now, state, reached)  # the probe alone
+        assert len(openings) >= 5  # it flapped
+        assert answered_by.get("primary", 0) > 0 and answered_by.get("backup", 0) > 0, answered_by
+        assert sum(answered_by.values()) == 160 * 3
+        assert earlier + primary_requests() < 160 * 3  # the open circuit kept traffic off the primary
     finally:
         await llm.cleanup()
