@@ -157,6 +157,11 @@ class ConfigurationManager:
         return err
 
     def _check_references(self, config: SpoonConfig) -> None:
+        from .validate import reference_problems
+
+        found = reference_problems(config, self._origin)
+        if found:  # URL schemes, fallback names: wrong now means a confusing failure at the first outage
+            raise found[0]
         known = set(config.providers) | set(config.models)
         names = sorted(known)
         if config.default_provider and config.providers and config.default_provider not in known:
@@ -176,6 +181,24 @@ class ConfigurationManager:
                         source=self._origin(("models", alias)),
                         key=f"models.{alias}",
                     )
+
+    def validate(self, registry: Any = None) -> None:
+        """Check everything that can be checked without the network; raise one error listing every problem.
+
+        Beyond the checks made when the configuration is loaded: provider types that are not registered,
+        providers that need a key and have none, ``${VAR}`` references to unset variables, and an empty
+        configuration. ``spoon-llm config validate`` runs this. See :mod:`spoon_llm.config.validate`.
+        """
+        from .validate import problems
+
+        found = problems(self, registry)
+        if not found:
+            return
+        if len(found) == 1:
+            raise found[0]
+        err = ConfigurationError(f"{len(found)} problems:\n  " + "\n  ".join(str(p) for p in found))
+        err.source, err.key = found[0].source, found[0].key
+        raise err
 
     def reload_config(self) -> SpoonConfig:
         """Read every source again (e.g. after the file or environment changed)."""

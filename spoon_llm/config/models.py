@@ -548,6 +548,9 @@ class SpoonConfig(_Strict):
     #: Whose budgets and usage ledger these are, in a store other applications may share (default: derived from
     #: the configuration file's location, else the working directory; see :mod:`spoon_llm.costs.namespace`).
     namespace: str | None = Field(default=None, min_length=1, max_length=200)
+    #: A plain ``model=`` name must be an alias, a configured model or one the provider is known to serve
+    #: (see :mod:`spoon_llm.routing.models`); ``false`` sends unknown names as they are.
+    strict_models: bool = True
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

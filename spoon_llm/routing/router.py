@@ -14,6 +14,7 @@ from .balancer import Balancer
 from .capabilities import declared_capabilities
 from .circuit import CircuitBreaker
 from .deployment import DeploymentState
+from .models import ModelChecker
 
 __all__ = ["RoutePlan", "Router"]
 
@@ -48,6 +49,7 @@ class Router:
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
+        self.models = ModelChecker(config.config)  # strict resolution of plain model names
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
 
@@ -115,11 +117,10 @@ class Router:
         if provider is not None:
             if provider in aliases and provider not in self._by_provider:
                 return self._alias_plan(provider, explicit=True)
-            return RoutePlan(
-                name=provider,
-                targets=[(d, model) for d in self.provider_deployments(provider)],
-                explicit=True,
-            )
+            states = self.provider_deployments(provider)
+            if model is not None:
+                self.models.check(model, states, provider)
+            return RoutePlan(name=provider, targets=[(d, model) for d in states], explicit=True)
         if model is not None:
             if model in aliases:
                 return self._alias_plan(model, explicit=True)
@@ -127,6 +128,7 @@ class Router:
             if rest and prefix in self._by_provider:
                 return RoutePlan(name=prefix, targets=[(d, rest) for d in self._by_provider[prefix]], explicit=True)
             plan = self.resolve(None, None)
+            self.models.check(model, [d for d, _ in plan.targets], plan.name)
             return RoutePlan(name=plan.name, targets=[(d, model) for d, _ in plan.targets], fallback=plan.fallback,
                              context_fallback=plan.context_fallback, explicit=True)
         default = self.default_route()
