@@ -49,7 +49,7 @@ class Router:
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
-        self.models = ModelChecker(config.config)  # strict resolution of plain model names
+        self.models = ModelChecker(config.config, registry)  # strict resolution of plain model names
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
 

@@ -27,7 +27,7 @@ CASES = {
         "providers.local.base_url",
         ["is not an http:// or https:// URL", "fix: base_url = 'http://127.0.0.1:8765/v1'"]),
     "base_url with another scheme": (
-        f'[providers.local]\ntype = "openai_compatible"\nbase_url = "ftp://example.com/v1"\n',
+        '[providers.local]\ntype = "openai_compatible"\nbase_url = "ftp://example.com/v1"\n',
         "providers.local.base_url", ["'ftp://example.com/v1' is not an http:// or https:// URL"]),
     "unregistered provider type": (
         f'[providers.main]\ntype = "opneai"\napi_key = "{KEY}"\n',
