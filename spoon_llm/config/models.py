@@ -168,6 +168,8 @@ class ProviderConfig(_Strict):
     retry_delay: Seconds | None = None
     #: Most requests in flight to this provider at once; more wait for a free slot.
     max_concurrent_requests: PositiveInt | None = None
+    #: Seconds a key the provider rejected (401/403) stays out of rotation before one probe request tries it again.
+    auth_cooldown: float = Field(default=300.0, ge=0)
     #: How requests travel: ``native`` (our aiohttp client; the SDK when aiohttp is not installed), ``sdk`` (the
     #: vendor SDK on httpx2) or ``aiohttp`` (the OpenAI SDK on its aiohttp client). See ``spoon_llm.transport``.
     transport: Literal["sdk", "aiohttp", "native"] = "native"

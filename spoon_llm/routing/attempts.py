@@ -34,12 +34,12 @@ from ..errors import (
     LLMError,
     ModelNotFoundError,
     ProviderError,
-    ProviderUnavailableError,
     RequestTimeoutError,
 )
 from ..types import Attempt, EmbeddingResponse, LLMResponse
 from .capabilities import Needs, missing
 from .policy import Action, ErrorPolicy, backoff_delay
+from .unavailable import unavailable_error
 
 if TYPE_CHECKING:
     from .deployment import DeploymentState
@@ -287,7 +287,7 @@ class RequestRun:
         if action is Action.FAIL:
             raise self.final_error(error)
         if isinstance(error, AuthenticationError):
-            deployment.disabled_reason = f"{type(error).__name__}: the provider rejected the key ({error.status_code})"
+            deployment.quarantine(f"{type(error).__name__}: the provider rejected the key ({error.status_code})")
         limit = self.policy.max_retries if deployment.max_retries is None else deployment.max_retries
         if action is Action.RETRY and self._retry < limit:
             retry_after = getattr(error, "retry_after", None)
@@ -334,13 +334,8 @@ class RequestRun:
     def exhausted(self) -> LLMError:
         """The error to raise when no candidate is left: the only error, or all of them."""
         if not self.errors:
-            names = ", ".join(d.name for plan in self._all_plans() for d, _ in plan.targets) or "none"
             skipped = "; ".join(f"{a.deployment}: {a.skipped}" for a in self.attempts if a.skipped)
-            error: LLMError = ProviderUnavailableError(
-                f"no deployment is available for this request (circuits open, unhealthy or taken out of "
-                f"rotation): {names}" + (f" (skipped: {skipped})" if skipped else ""),
-                retryable=True,
-            )
+            error: LLMError = unavailable_error((d for plan in self._all_plans() for d, _ in plan.targets), skipped)
         elif len(self.errors) == 1:
             error = self.errors[0]
         else:
