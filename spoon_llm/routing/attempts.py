@@ -349,11 +349,11 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: N
     """The plan's first target as a slot when it is admitted now, without building a :class:`RequestRun`.
 
     Most requests succeed on their first attempt; they need no run at all. ``None`` when the first target is not
-    admitted or the order depends on load balancing: then a run decides. After a failed first attempt, a run takes
-    over with ``RequestRun(..., resume=slot)``.
+    admitted or the order depends on load balancing or on keys taking turns: then a run decides. After a failed
+    first attempt, a run takes over with ``RequestRun(..., resume=slot)``.
     """
     targets = plan.targets
-    if not targets or (router.balancer is not None and len(targets) > 1):
+    if not targets or (len(targets) > 1 and (router.balancer is not None or plan.rotate)):
         return None
     deployment, model = targets[0]
     if needs is not None and missing(deployment, needs) is not None:

@@ -29,6 +29,13 @@ class RoutePlan:
     context_fallback: str | None = None
     #: The caller named this provider (or alias) explicitly.
     explicit: bool = False
+    #: Several keys of one provider sit side by side in ``targets``: they take turns (see :meth:`Router.ordered`).
+    rotate: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        targets = self.targets
+        self.rotate = any(targets[i][0].provider_name == targets[i - 1][0].provider_name
+                          for i in range(1, len(targets)))
 
 
 class Router:
@@ -49,6 +56,7 @@ class Router:
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
+        self._turns: dict[tuple[str, str], int] = {}  # round robin over one provider's keys, per route
         self.models = ModelChecker(config.config, registry)  # strict resolution of plain model names
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
@@ -168,9 +176,35 @@ class Router:
         return plans
 
     def ordered(self, plan: RoutePlan) -> Sequence[tuple[DeploymentState, str | None]]:
-        """The plan's deployments in try-order: balanced when load balancing is on, else as configured."""
+        """The plan's deployments in try-order.
+
+        Balanced when load balancing is on; otherwise as configured, except that several keys of one provider
+        take turns (round robin, the rest of them as failover order), so every key shares the traffic without
+        ``load_balancing`` being set.
+        """
         targets = plan.targets
-        if self.balancer is None or len(targets) <= 1:
+        if len(targets) <= 1:
             return targets  # the plan's own list, read-only: no copy on the request path
-        models = {d.name: m for d, m in targets}
-        return [(d, models[d.name]) for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
+        if self.balancer is not None:
+            models = {d.name: m for d, m in targets}
+            return [(d, models[d.name])
+                    for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
+        if not plan.rotate:
+            return targets
+        out: list[tuple[DeploymentState, str | None]] = []
+        start = 0
+        while start < len(targets):
+            provider = targets[start][0].provider_name
+            end = start + 1
+            while end < len(targets) and targets[end][0].provider_name == provider:
+                end += 1
+            group = targets[start:end]
+            if len(group) > 1:
+                turn_key = (plan.name, provider)
+                turn = self._turns.get(turn_key, 0)
+                self._turns[turn_key] = turn + 1
+                turn %= len(group)
+                group = [*group[turn:], *group[:turn]]
+            out.extend(group)
+            start = end
+        return out
