@@ -457,7 +457,8 @@ class BudgetConfig(_Strict):
     per_provider: dict[str, float] = Field(default_factory=dict)
     #: ``"team:research" = 10`` limits requests tagged ``team=research``; ``"user" = 1`` gives every user its own.
     per_tag: dict[str, float] = Field(default_factory=dict)
-    #: Output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none).
+    #: Most output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none):
+    #: what the model's context window leaves after the prompt, capped by this.
     default_max_tokens: PositiveInt = 4096
 
 
