@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the merged configuration with where each value came from (secrets are never printed)."""
         manager = load_config(config)
-        table = Table(title=f"configuration ({manager.source_name or 'environment only'})")
+        table = Table(title=Text(f"configuration ({manager.source_name or 'environment only'})"))
         table.add_column("key", style="bold", overflow="fold")
         table.add_column("value", overflow="fold")
         table.add_column("source", overflow="fold")
