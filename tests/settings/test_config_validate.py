@@ -137,3 +137,19 @@ def test_dict_sources_are_named_too() -> None:
         ConfigurationManager({"providers": {"x": {"type": "openai_compatible", "base_url": "localhost:8000"}}},
                              env=clean_env())
     assert caught.value.source == "config dict" and caught.value.key == "providers.x.base_url"
+
+
+def test_the_readmes_configuration_example_is_valid_with_its_variables_set(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = next(block for block in readme.split("```toml\n")[1:] if block.startswith("default_provider"))
+    path = tmp_path / "spoon_llm.toml"
+    path.write_text(example.split("```", 1)[0])
+    names = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "KEY_A", "KEY_B"]
+    env = {**clean_env(), **{name: f"sk-readme-{name.lower()}-0123456789" for name in names}}
+    manager = ConfigurationManager(path, env=env)
+    manager.validate()
+    assert set(manager.config.providers) == {"openai", "anthropic", "gemini", "openai-pool", "local"}
+    with pytest.raises(ConfigurationError) as caught:  # without them, each unset variable is named
+        ConfigurationManager(path, env=clean_env()).validate()
+    for name in names:
+        assert f"${{{name}}} names an environment variable that is not set" in str(caught.value)
