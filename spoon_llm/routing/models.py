@@ -1,13 +1,13 @@
 """Strict model resolution: a plain ``model=`` name must be one something is known to serve.
 
-``model=`` resolves to an alias from ``[models]``, else ``provider/model`` (always accepted, sent as written), else
-a model configured on a provider section (``model``, ``models``, per-key models, route targets), else a plain name
-the provider it goes to is known to serve: a ``[pricing]`` entry, the bundled price catalogue (extra ``prices``)
-for vendors it covers, or the models the provider class declares (``known_models``, its metadata). Providers
-nothing can judge by (local and self-hosted endpoints, custom types, or a core install without the catalogue)
-accept any name, unless it is a near miss of an alias (``smrt`` for ``smart``). Anything else raises
-:class:`~spoon_llm.errors.ConfigurationError` with suggestions before a request is sent. ``strict_models = false``
-in the configuration lets unknown plain names through.
+``model=`` resolves to an alias from ``[models]``, else ``provider/model`` or ``provider=`` with ``model=`` (always
+accepted, sent as written), else a model configured on a provider section (``model``, ``models``, per-key models,
+route targets), else a plain name the provider it goes to is known to serve: a ``[pricing]`` entry, the bundled
+price catalogue (extra ``prices``) for vendors it covers, or the models the provider class declares
+(``known_models``, its metadata). Providers nothing can judge by (local and self-hosted endpoints, custom types, or
+a core install without the catalogue) accept any name, unless it is a near miss of an alias (``smrt`` for
+``smart``). Anything else raises :class:`~spoon_llm.errors.ConfigurationError` with suggestions before a request
+is sent. ``strict_models = false`` in the configuration lets unknown plain names through.
 """
 
 from __future__ import annotations

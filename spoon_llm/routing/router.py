@@ -125,10 +125,9 @@ class Router:
         if provider is not None:
             if provider in aliases and provider not in self._by_provider:
                 return self._alias_plan(provider, explicit=True)
-            states = self.provider_deployments(provider)
-            if model is not None:
-                self.models.check(model, states, provider)
-            return RoutePlan(name=provider, targets=[(d, model) for d in states], explicit=True)
+            # provider= with model= is as explicit as model="provider/model": sent as written.
+            return RoutePlan(name=provider, targets=[(d, model) for d in self.provider_deployments(provider)],
+                             explicit=True)
         if model is not None:
             if model in aliases:
                 return self._alias_plan(model, explicit=True)

@@ -55,14 +55,18 @@ async def test_unknown_names_are_refused_before_anything_is_sent(
     async with LLMManager(config(sim)) as manager:
         with pytest.raises(ConfigurationError) as caught:
             await manager.chat("hi", model=model)
-        with pytest.raises(ConfigurationError):
-            await manager.chat("hi", provider="openai", model=model)  # a named provider is checked too
     message = str(caught.value)
     assert f"unknown model {model!r}" in message and "strict_models = false" in message
     assert f"'openai/{model}'" in message   # the fix: how to send it anyway
     assert suggestion in message
     assert caught.value.key == "model"
     assert sim.request_count == 0
+
+
+async def test_a_named_provider_with_a_model_is_as_explicit_as_provider_slash_model(sim: ProviderSimulator) -> None:
+    async with LLMManager(config(sim)) as manager:
+        await manager.chat("hi", provider="openai", model="a-model-from-tomorrow")
+    assert sent_models(sim) == ["a-model-from-tomorrow"]
 
 
 async def test_strict_models_false_lets_unknown_names_through(sim: ProviderSimulator) -> None:
