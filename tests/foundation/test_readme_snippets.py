@@ -41,3 +41,17 @@ def test_every_readme_python_block_runs_with_warnings_as_errors(tmp_path: Path) 
     assert "Traceback" not in result.stderr, result.stderr
     assert requests > 0  # the blocks really talked to the simulator
     assert KEY not in result.stdout + result.stderr
+
+
+def test_the_readmes_pytest_example_passes_under_pytest_in_strict_asyncio_mode(tmp_path: Path) -> None:
+    # A user's project has no asyncio_mode = "auto": the example must say what it needs itself.
+    readme = (ROOT / "README.md").read_text()
+    block = next(b.split("```", 1)[0] for b in readme.split("```python\n")[1:] if "async def test_" in b)
+    (tmp_path / "test_example.py").write_text(block)
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+                             "asyncio_mode=strict", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error",
+                             "test_example.py"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
