@@ -12,7 +12,10 @@ from ..errors import ProviderUnavailableError
 if TYPE_CHECKING:
     from .deployment import DeploymentState
 
-__all__ = ["unavailable_error"]
+__all__ = ["NO_DEPLOYMENT", "unavailable_error"]
+
+#: ``error_code`` of the error: nothing was sent, every candidate was out of rotation.
+NO_DEPLOYMENT = "no_deployment_available"
 
 
 def _when(at: float, now: float) -> str:
@@ -24,8 +27,8 @@ def unavailable_error(deployments: Iterable[DeploymentState], skipped: str = "")
     """``ProviderUnavailableError`` naming each deployment out of rotation, why, and when it comes back.
 
     ``provider`` is set when they all belong to one provider; ``retry_after`` is the wait until the first one
-    admits a request again (``None`` when none comes back by itself). ``skipped`` lists candidates that lacked a
-    capability the request needs.
+    admits a request again (``None`` when none comes back by itself); ``error_code`` is :data:`NO_DEPLOYMENT`.
+    ``skipped`` lists candidates that lacked a capability the request needs.
     """
     now = time.time()
     lines: list[str] = []
@@ -52,5 +55,5 @@ def unavailable_error(deployments: Iterable[DeploymentState], skipped: str = "")
     if soonest is not None:
         message += f"; retry after {max(0, round(soonest - now))} s, or call reset_provider(name) once the key is fixed"
     provider = next(iter(providers)) if len(providers) == 1 else None
-    return ProviderUnavailableError(message, provider=provider, retryable=True,
+    return ProviderUnavailableError(message, provider=provider, retryable=True, error_code=NO_DEPLOYMENT,
                                     retry_after=None if soonest is None else max(0.0, soonest - now))

@@ -51,7 +51,7 @@ async def test_a_rejected_key_is_refused_with_when_it_comes_back_then_probed_aft
         with pytest.raises(ProviderUnavailableError) as caught:
             await m.chat("hi", fallback=False)
         error = caught.value
-        assert error.provider == "openai"                      # named even with fallback=False
+        assert error.provider == "openai" and error.error_code == "no_deployment_available"  # even with fallback=False
         assert error.retry_after == pytest.approx(300.0)       # the default cooldown: minutes, not forever
         message = str(error)
         assert "openai: AuthenticationError: the provider rejected the key (401)" in message
