@@ -150,3 +150,20 @@ def test_the_cooldown_is_checked_where_it_is_set(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"app.toml: providers.openai.auth_cooldown"):
         ConfigurationManager(path, env={})
 
+
+
+async def test_a_stream_is_refused_the_same_way(sim: ProviderSimulator) -> None:
+    clock = Clock()
+    sim.fault("openai", Fault.unauthorized(), times=1)
+    async with manager(sim, clock) as m:
+        with pytest.raises(AuthenticationError):
+            async for _ in m.chat_stream("hi", fallback=False):
+                pass
+        with pytest.raises(ProviderUnavailableError) as caught:
+            async for _ in m.chat_stream("hi", fallback=False):
+                pass
+        assert caught.value.provider == "openai" and caught.value.retry_after == pytest.approx(300.0)
+        clock.now += 300.0
+        chunks = [chunk async for chunk in m.chat_stream("probe", fallback=False)]
+        assert chunks
+    assert sim.request_count == 2
