@@ -50,6 +50,7 @@ class DeploymentState:
         self.disabled_reason: str | None = None
         #: Why the circuit was last tripped by :meth:`quarantine` (its key was rejected); shown while it is open.
         self.quarantine_reason: str | None = None
+        self._quarantined_in = 0  # the circuit's generation when it was quarantined
         self.requests = 0
         self.failures = 0
         #: This provider's own retry settings (``max_retries`` / ``retry_delay`` in its section), else ``None``:
@@ -147,6 +148,13 @@ class DeploymentState:
         """
         self.quarantine_reason = reason
         self.circuit.trip(self.config.auth_cooldown if seconds is None else seconds)
+        self._quarantined_in = self.circuit.generation
+
+    def _quarantine_holds(self) -> bool:
+        # The quarantine's own opening, or the half-open state that follows it; a later opening has other causes.
+        circuit = self.circuit
+        closed = circuit.state.value == "closed"  # read first: it may move an open circuit to half-open
+        return self.quarantine_reason is not None and not closed and circuit.generation - self._quarantined_in <= 1
 
     def unavailable_because(self) -> tuple[str, float | None]:
         """Why the deployment takes no traffic now, and when it comes back (``time.time()`` seconds, or ``None``)."""
@@ -154,7 +162,8 @@ class DeploymentState:
             return f"taken out of rotation ({self.disabled_reason}) until reset_provider()", None
         if not self.healthy:
             return "failed its last health check; back when a health check passes", None
-        why = self.quarantine_reason or "its circuit is open after repeated failures"
+        why = (self.quarantine_reason if self._quarantine_holds() and self.quarantine_reason
+               else "its circuit is open after repeated failures")
         wait = self.circuit.seconds_to_probe()
         if wait is None:
             return f"{why}; a probe request is in flight", None
@@ -192,8 +201,7 @@ class DeploymentState:
             "available": self.available,
             "healthy": self.healthy,
             # A quarantined key reads as disabled until its circuit closes ("circuit"."retry_at": when it probes).
-            "disabled_reason": self.disabled_reason or (
-                self.quarantine_reason if self.circuit.state.value != "closed" else None),
+            "disabled_reason": self.disabled_reason or (self.quarantine_reason if self._quarantine_holds() else None),
             "inflight": self.inflight,
             "latency_ewma": self.latency_ewma,
             "requests": self.requests,

@@ -167,3 +167,23 @@ async def test_a_stream_is_refused_the_same_way(sim: ProviderSimulator) -> None:
         chunks = [chunk async for chunk in m.chat_stream("probe", fallback=False)]
         assert chunks
     assert sim.request_count == 2
+
+
+async def test_a_later_outage_is_not_blamed_on_the_key(sim: ProviderSimulator) -> None:
+    clock = Clock()
+    sim.fault("openai", Fault.unauthorized(), times=1)
+    settings = ConfigurationManager({"retry": {"max_retries": 0}, "providers": {"openai": {
+        "api_key": KEY, "base_url": sim.openai_base_url, "model": "gpt-4.1-mini"}}}, env={})
+    async with LLMManager(settings, circuit_breaker={"clock": clock, "failure_threshold": 1}) as m:
+        with pytest.raises(AuthenticationError):
+            await m.chat("hi", fallback=False)
+        clock.now += 300.0
+        await m.chat("probe", fallback=False)  # the key works again
+        sim.fault("openai", Fault.unavailable(), times=1)
+        with pytest.raises(ProviderUnavailableError):
+            await m.chat("outage", fallback=False)  # opens the circuit (threshold 1)
+        with pytest.raises(ProviderUnavailableError) as caught:
+            await m.chat("hi", fallback=False)
+    assert "its circuit is open after repeated failures" in str(caught.value)
+    assert "rejected the key" not in str(caught.value)
+    assert caught.value.retry_after == pytest.approx(30.0)  # the circuit's own cooldown
