@@ -29,13 +29,19 @@ class RoutePlan:
     context_fallback: str | None = None
     #: The caller named this provider (or alias) explicitly.
     explicit: bool = False
-    #: Several keys of one provider sit side by side in ``targets``: they take turns (see :meth:`Router.ordered`).
+    #: Several keys of one provider sit side by side in ``targets`` for the same model: they take turns (see
+    #: :meth:`Router.ordered`).
     rotate: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         targets = self.targets
-        self.rotate = any(targets[i][0].provider_name == targets[i - 1][0].provider_name
-                          for i in range(1, len(targets)))
+        self.rotate = any(_same_turn(targets[i - 1], targets[i]) for i in range(1, len(targets)))
+
+
+def _same_turn(a: tuple[DeploymentState, str | None], b: tuple[DeploymentState, str | None]) -> bool:
+    # Two keys (deployments) of one provider asked for the same model: interchangeable, so they share traffic.
+    # One deployment asked for two models is a primary and its failover: their order stays.
+    return a[0].provider_name == b[0].provider_name and a[1] == b[1] and a[0] is not b[0]
 
 
 class Router:
@@ -56,7 +62,7 @@ class Router:
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
-        self._turns: dict[tuple[str, str], int] = {}  # round robin over one provider's keys, per route
+        self._turns: dict[tuple[str, int], int] = {}  # round robin over one provider's keys, per route
         self.models = ModelChecker(config.config, registry)  # strict resolution of plain model names
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
@@ -193,13 +199,12 @@ class Router:
         out: list[tuple[DeploymentState, str | None]] = []
         start = 0
         while start < len(targets):
-            provider = targets[start][0].provider_name
             end = start + 1
-            while end < len(targets) and targets[end][0].provider_name == provider:
+            while end < len(targets) and _same_turn(targets[end - 1], targets[end]):
                 end += 1
             group = targets[start:end]
             if len(group) > 1:
-                turn_key = (plan.name, provider)
+                turn_key = (plan.name, start)
                 turn = self._turns.get(turn_key, 0)
                 self._turns[turn_key] = turn + 1
                 turn %= len(group)

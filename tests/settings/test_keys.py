@@ -96,3 +96,16 @@ async def test_explicit_settings_beat_the_environment(sim: ProviderSimulator, tm
                                   overrides={"providers": {"openai": {"api_key": OVERRIDE_KEY}}})
     await send(single, 2)
     assert per_key(sim) == {"xxxx": 2}
+
+
+async def test_an_aliases_models_keep_their_order_while_the_keys_of_each_take_turns(sim: ProviderSimulator) -> None:
+    config = ConfigurationManager({
+        "providers": {"openai": {"api_keys": KEYS[:2], "base_url": sim.openai_base_url},
+                      "single": {"type": "openai", "api_key": KEYS[2], "base_url": sim.openai_base_url}},
+        "models": {"tiers": ["openai/gpt-4.1-mini", "openai/gpt-4o"],
+                   "one-key": ["single/gpt-4.1-mini", "single/gpt-4o"]}}, env={})
+    await send(config, 4, model="tiers")
+    await send(config, 2, model="one-key")
+    requests = sim.requests_for("openai", "chat")
+    assert [r.body["model"] for r in requests] == ["gpt-4.1-mini"] * 6  # the first model is always the primary
+    assert per_key(sim) == {"aaaa": 2, "bbbb": 2, "cccc": 2}
