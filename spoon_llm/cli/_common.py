@@ -78,6 +78,8 @@ def fix_for(exc: BaseException) -> str | None:
         return "wait and retry, or lower the concurrency"
     if isinstance(exc, errors.BudgetExceededError):
         return "raise the [budget] limit or wait for the next period"
+    if isinstance(exc, errors.ProviderUnavailableError) and exc.error_code == "no_deployment_available":
+        return None  # nothing was sent: the message names each deployment, why it is out and when it returns
     if isinstance(exc, (errors.NetworkError, errors.ProviderUnavailableError)):
         return "check the provider's base_url and that it is reachable; `spoon-llm health` checks every deployment"
     if isinstance(exc, errors.AllProvidersFailedError):

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._common import ConfigOption, load_config, stdout_console, warn
+from ._common import EXIT_FAILED, ConfigOption, load_config, one_line, stderr_console, stdout_console, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the merged configuration with where each value came from (secrets are never printed)."""
         manager = load_config(config)
-        table = Table(title=f"configuration ({manager.source_name or 'environment only'})")
+        table = Table(title=Text(f"configuration ({manager.source_name or 'environment only'})"))
         table.add_column("key", style="bold", overflow="fold")
         table.add_column("value", overflow="fold")
         table.add_column("source", overflow="fold")
@@ -71,7 +71,15 @@ def register(app: typer.Typer) -> None:
         file: Annotated[str | None, typer.Argument(help="File to validate (default: the usual lookup).")] = None,
     ) -> None:
         """Validate a configuration file; exits 1 with the file, key and fix on the first problem."""
+        from ..config.validate import problems
+
         manager = load_config(file)
+        found = problems(manager)
+        if found:
+            err = stderr_console()
+            for problem in found:  # one line each: file, key, what is wrong and the fix
+                err.print(Text.assemble(("error: ", "bold red"), one_line(str(problem))), soft_wrap=True)
+            raise typer.Exit(code=EXIT_FAILED)
         names = ", ".join(manager.list_configured_providers()) or "none"
         stdout_console().print(Text.assemble(("ok", "green"), f": {manager.source_name or 'environment'} is valid; "
                                                               f"providers: {names}"), soft_wrap=True)

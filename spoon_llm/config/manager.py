@@ -116,6 +116,7 @@ class ConfigurationManager:
         merged: dict[str, Any] = {}
         for layer in layers:
             _deep_merge(merged, layer.data)
+        _single_key_beats_lower_pools(merged, layers)
         self._layers = layers
         try:
             config = SpoonConfig.model_validate(merged)
@@ -157,6 +158,11 @@ class ConfigurationManager:
         return err
 
     def _check_references(self, config: SpoonConfig) -> None:
+        from .validate import reference_problems
+
+        found = reference_problems(config, self._origin)
+        if found:  # URL schemes, fallback names: wrong now means a confusing failure at the first outage
+            raise found[0]
         known = set(config.providers) | set(config.models)
         names = sorted(known)
         if config.default_provider and config.providers and config.default_provider not in known:
@@ -176,6 +182,24 @@ class ConfigurationManager:
                         source=self._origin(("models", alias)),
                         key=f"models.{alias}",
                     )
+
+    def validate(self, registry: Any = None) -> None:
+        """Check everything that can be checked without the network; raise one error listing every problem.
+
+        Beyond the checks made when the configuration is loaded: provider types that are not registered,
+        providers that need a key and have none, ``${VAR}`` references to unset variables, and an empty
+        configuration. ``spoon-llm config validate`` runs this. See :mod:`spoon_llm.config.validate`.
+        """
+        from .validate import problems
+
+        found = problems(self, registry)
+        if not found:
+            return
+        if len(found) == 1:
+            raise found[0]
+        err = ConfigurationError(f"{len(found)} problems:\n  " + "\n  ".join(str(p) for p in found))
+        err.source, err.key = found[0].source, found[0].key
+        raise err
 
     def reload_config(self) -> SpoonConfig:
         """Read every source again (e.g. after the file or environment changed)."""
@@ -354,6 +378,42 @@ def _known_model(config: SpoonConfig, section: ProviderConfig, model: str) -> bo
         return False
     known = getattr(cls, "known_models", None) or ()
     return model in known
+
+
+def _top_layer(layers: list[Layer], name: str, field: str) -> int:
+    """Index of the highest-precedence layer that sets ``providers.<name>.<field>`` (-1: none)."""
+    for index in range(len(layers) - 1, -1, -1):
+        section = layers[index].data.get("providers", {}).get(name)
+        if isinstance(section, Mapping) and section.get(field) is not None:
+            return index
+    return -1
+
+
+def _secret_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        value = value.get("api_key")
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _single_key_beats_lower_pools(merged: dict[str, Any], layers: list[Layer]) -> None:
+    """An ``api_key`` from a layer above the one that set ``api_keys`` replaces that pool (env beats file).
+
+    Without this, ``OPENAI_API_KEY`` in the environment was ignored whenever the file listed ``api_keys``. A key
+    that is already one of the pool's (``api_keys = ["${OPENAI_API_KEY}", ...]``) keeps the pool as it is.
+    """
+    providers = merged.get("providers")
+    if not isinstance(providers, dict):
+        return
+    for name, section in providers.items():
+        if not isinstance(section, dict) or not section.get("api_keys") or section.get("api_key") is None:
+            continue
+        if _top_layer(layers, name, "api_key") <= _top_layer(layers, name, "api_keys"):
+            continue
+        pool = section["api_keys"]
+        if isinstance(pool, list) and _secret_text(section["api_key"]) in [_secret_text(k) for k in pool]:
+            continue
+        for field in ("api_keys", "key_models", "key_rpm", "key_tpm"):
+            section.pop(field, None)
 
 
 def _deep_merge(target: dict[str, Any], incoming: Mapping[str, Any]) -> None:

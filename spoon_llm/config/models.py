@@ -172,6 +172,8 @@ class ProviderConfig(_Strict):
     retry_delay: Seconds | None = None
     #: Most requests in flight to this provider at once; more wait for a free slot.
     max_concurrent_requests: PositiveInt | None = None
+    #: Seconds a key the provider rejected (401/403) stays out of rotation before one probe request tries it again.
+    auth_cooldown: float = Field(default=300.0, ge=0)
     #: How requests travel: ``native`` (our aiohttp client; the SDK when aiohttp is not installed), ``sdk`` (the
     #: vendor SDK on httpx2) or ``aiohttp`` (the OpenAI SDK on its aiohttp client). See ``spoon_llm.transport``.
     transport: Literal["sdk", "aiohttp", "native"] = "native"
@@ -475,7 +477,8 @@ class BudgetConfig(_Strict):
     per_provider: dict[str, float] = Field(default_factory=dict)
     #: ``"team:research" = 10`` limits requests tagged ``team=research``; ``"user" = 1`` gives every user its own.
     per_tag: dict[str, float] = Field(default_factory=dict)
-    #: Output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none).
+    #: Most output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none):
+    #: what the model's context window leaves after the prompt, capped by this.
     default_max_tokens: PositiveInt = 4096
 
 
@@ -568,6 +571,9 @@ class SpoonConfig(_Strict):
     #: Whose budgets and usage ledger these are, in a store other applications may share (default: derived from
     #: the configuration file's location, else the working directory; see :mod:`spoon_llm.costs.namespace`).
     namespace: str | None = Field(default=None, min_length=1, max_length=200)
+    #: A plain ``model=`` name must be an alias, a configured model or one the provider is known to serve
+    #: (see :mod:`spoon_llm.routing.models`); ``false`` sends unknown names as they are.
+    strict_models: bool = True
     #: The gateway (``spoon-llm serve``): listening address, master key, admission limits, CORS, body size.
     server: ServerSettings = Field(default_factory=ServerSettings)
 

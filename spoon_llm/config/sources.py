@@ -62,6 +62,8 @@ class Layer:
         self.name = name
         self.data: dict[str, Any] = {}
         self.origins: dict[tuple[str, ...], str] = {}
+        #: Keys left unset because a ``${VAR}`` in them names an unset variable: ``(path, variable)``.
+        self.unresolved: list[tuple[tuple[str, ...], str]] = []
 
     def set(self, path: tuple[str, ...], value: Any, origin: str | None = None) -> None:
         """Set the value at ``path``, creating tables on the way."""
@@ -107,18 +109,23 @@ def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     return data
 
 
-def _interpolate(value: Any, path: tuple[str, ...], source: str, env: Mapping[str, str]) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings; an unset variable with no default leaves the key unset."""
+def _interpolate(value: Any, path: tuple[str, ...], source: str, env: Mapping[str, str],
+                 unresolved: list[tuple[tuple[str, ...], str]] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings; an unset variable with no default leaves the key unset.
+
+    Each key left unset that way is added to ``unresolved`` as ``(path, variable)`` (``config validate`` reports
+    them).
+    """
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            resolved = _interpolate(v, (*path, str(k)), source, env)
+            resolved = _interpolate(v, (*path, str(k)), source, env, unresolved)
             if resolved is not _UNSET:
                 out[k] = resolved
         return out
     if isinstance(value, list):
         # An unset entry stays as None so per-key lists (key_models, key_rpm) keep lining up with api_keys.
-        items = [_interpolate(v, (*path, str(i)), source, env) for i, v in enumerate(value)]
+        items = [_interpolate(v, (*path, str(i)), source, env, unresolved) for i, v in enumerate(value)]
         return [None if v is _UNSET else v for v in items]
     if not isinstance(value, str) or "${" not in value:
         return value
@@ -135,6 +142,8 @@ def _interpolate(value: Any, path: tuple[str, ...], source: str, env: Mapping[st
 
     result = _INTERPOLATION.sub(substitute, value)
     if missing:
+        if unresolved is not None:
+            unresolved.extend((path, name) for name in missing)
         return _UNSET
     return result
 
@@ -186,7 +195,7 @@ def _collect_origins(layer: Layer, data: Mapping[str, Any], path: tuple[str, ...
 def mapping_layer(raw: Mapping[str, Any], name: str, env: Mapping[str, str] | None = None) -> Layer:
     """A layer from a plain dict (already parsed), with interpolation and placeholder handling."""
     layer = Layer(name)
-    data = _interpolate(_normalise(raw, name), (), name, env if env is not None else os.environ)
+    data = _interpolate(_normalise(raw, name), (), name, env if env is not None else os.environ, layer.unresolved)
     _drop_placeholders(data, name)
     layer.data = data
     _collect_origins(layer, data)

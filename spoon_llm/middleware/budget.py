@@ -1,10 +1,15 @@
 """Budget guard middleware: refuses a request before it reaches the provider when it could break a budget.
 
-Before the attempt the worst-case cost (estimated input + ``max_tokens`` of output at the model's dearest rates) is
-reserved against every budget that applies; after it, the reservation is settled to the real cost (priced by the
-cost middleware, or here when there is none) or released when the call failed without usage. Requests that cost
-nothing per token (local models, zero-priced models, hourly-rate GPUs) are never refused: refusing them saves
-no money.
+Before the attempt the worst-case cost (estimated input + the most output the attempt may produce, at the model's
+dearest rates) is reserved against every budget that applies; after it, the reservation is settled to the real
+cost (priced by the cost middleware, or here when there is none) or released when the call failed without usage.
+Requests that cost nothing per token (local models, zero-priced models, hourly-rate GPUs) are never refused:
+refusing them saves no money.
+
+The most output is the call's ``max_tokens`` (or ``max_completion_tokens`` / ``max_output_tokens``), else the
+section's ``max_tokens`` (both are sent, so the provider stops there), else what the model can still write after
+the prompt — its context window (the section's ``context_window``, else the price catalogue's record) less the
+estimated input — capped by ``[budget] default_max_tokens``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._background import undo_if_abandoned
 from ..errors import BudgetExceededError, StateStoreError
 from ..state.base import StoreUnavailableError
-from ..tokens._request import DEFAULT_MAX_TOKENS, request_tokens
+from ..tokens._request import _OUTPUT_KWARGS, DEFAULT_MAX_TOKENS, request_tokens
 from .base import AttemptContext, Middleware
 from .cost import price_attempt
 
@@ -57,6 +62,39 @@ class BudgetMiddleware(Middleware):
         # reservation, so status and refusals agree with the store (a memory store starts empty).
         self._loaded = not budgets.store.shared and budgets.store.name == "memory"
         self._loading: asyncio.Future[None] | None = None
+        self._windows: dict[tuple[str, str | None, str | None], int | None] = {}
+        self._catalogue: Any = None
+
+    def _context_window(self, deployment: Any, model: str | None) -> int | None:
+        """The model's context window: the section's ``context_window``, else the price catalogue's, else None."""
+        configured = deployment.config.context_window
+        if configured:
+            return int(configured)
+        if model is None:
+            return None
+        key = (deployment.provider_type, model, deployment.deployment.base_url)
+        if key in self._windows:
+            return self._windows[key]
+        if self._catalogue is None:
+            from ..pricing._genai import GenaiPrices
+
+            self._catalogue = GenaiPrices()
+        record = self._catalogue.match(model, deployment.provider_type, deployment.deployment.base_url)
+        window = getattr(record, "context_window", None) if record is not None else None
+        self._windows[key] = found = int(window) if window else None
+        return found
+
+    def _size(self, ctx: AttemptContext, model: str | None) -> tuple[int, int]:
+        """``(estimated input, most output)`` of the attempt (see the module docstring), kept in ``ctx.tokens``."""
+        tokens = request_tokens(ctx, self.default_max_tokens)
+        kwargs = ctx.kwargs
+        if ctx.operation == "embed" or ctx.deployment.config.max_tokens or (
+                kwargs and any(kwargs.get(n) for n in _OUTPUT_KWARGS)):
+            return tokens  # a max_tokens is sent: the provider stops there
+        window = self._context_window(ctx.deployment, model)
+        if window is not None and window - tokens[0] < tokens[1]:
+            tokens = ctx.tokens = (tokens[0], max(1, window - tokens[0]))
+        return tokens
 
     async def load_state(self) -> None:
         """Read the budgets' spend back from the store (once; the manager calls it at start)."""
@@ -93,10 +131,10 @@ class BudgetMiddleware(Middleware):
         room = exc.limit - exc.spent - (exc.reserved or 0.0)
         input_tokens, output_tokens = ctx.tokens
         fits = int((room - input_tokens * rates.worst_in) / rates.worst_out) if rates.worst_out else 0
-        given = any(ctx.kwargs.get(n) for n in ("max_tokens", "max_completion_tokens", "max_output_tokens")) \
-            if ctx.kwargs else False
+        given = any(ctx.kwargs.get(n) for n in _OUTPUT_KWARGS) if ctx.kwargs else False
         why = "this call's max_tokens" if given else (
-            "no max_tokens was given, so the section's max_tokens or [budget] default_max_tokens applies")
+            "no max_tokens was given: the section's max_tokens, else what the model's context window leaves, "
+            f"at most [budget] default_max_tokens = {self.default_max_tokens}")
         hint = (f"; the reservation, not the spend, is what exceeds the budget: it assumes {output_tokens} output "
                 f"tokens ({why})")
         hint += (f"; pass max_tokens={fits} or less to fit in the {room:.6g} left" if fits > 0
@@ -127,7 +165,7 @@ class BudgetMiddleware(Middleware):
         elif rates.free:
             return None
         else:
-            tokens = ctx.tokens or request_tokens(ctx, self.default_max_tokens)
+            tokens = ctx.tokens or self._size(ctx, model)
             worst = (tokens[0] * rates.worst_in + tokens[1] * rates.worst_out if not rates.tiers
                      else rates.worst_case(tokens[0], tokens[1]))
         try:

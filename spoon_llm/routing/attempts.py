@@ -34,12 +34,12 @@ from ..errors import (
     LLMError,
     ModelNotFoundError,
     ProviderError,
-    ProviderUnavailableError,
     RequestTimeoutError,
 )
 from ..types import Attempt, EmbeddingResponse, LLMResponse
 from .capabilities import Needs, missing
 from .policy import Action, ErrorPolicy, backoff_delay
+from .unavailable import unavailable_error
 
 if TYPE_CHECKING:
     from .deployment import DeploymentState
@@ -300,7 +300,7 @@ class RequestRun:
         if action is Action.FAIL:
             raise self.final_error(error)
         if isinstance(error, AuthenticationError):
-            deployment.disabled_reason = f"{type(error).__name__}: the provider rejected the key ({error.status_code})"
+            deployment.quarantine(f"{type(error).__name__}: the provider rejected the key ({error.status_code})")
         limit = self.policy.max_retries if deployment.max_retries is None else deployment.max_retries
         if action is Action.RETRY and self._retry < limit:
             retry_after = getattr(error, "retry_after", None)
@@ -347,13 +347,8 @@ class RequestRun:
     def exhausted(self) -> LLMError:
         """The error to raise when no candidate is left: the only error, or all of them."""
         if not self.errors:
-            names = ", ".join(d.name for plan in self._all_plans() for d, _ in plan.targets) or "none"
             skipped = "; ".join(f"{a.deployment}: {a.skipped}" for a in self.attempts if a.skipped)
-            error: LLMError = ProviderUnavailableError(
-                f"no deployment is available for this request (circuits open, unhealthy or taken out of "
-                f"rotation): {names}" + (f" (skipped: {skipped})" if skipped else ""),
-                retryable=True,
-            )
+            error: LLMError = unavailable_error((d for plan in self._all_plans() for d, _ in plan.targets), skipped)
         elif len(self.errors) == 1:
             error = self.errors[0]
         else:
@@ -367,11 +362,11 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: N
     """The plan's first target as a slot when it is admitted now, without building a :class:`RequestRun`.
 
     Most requests succeed on their first attempt; they need no run at all. ``None`` when the first target is not
-    admitted or the order depends on load balancing: then a run decides. After a failed first attempt, a run takes
-    over with ``RequestRun(..., resume=slot)``.
+    admitted or the order depends on load balancing or on keys taking turns: then a run decides. After a failed
+    first attempt, a run takes over with ``RequestRun(..., resume=slot)``.
     """
     targets = plan.targets
-    if not targets or (router.balancer is not None and len(targets) > 1):
+    if not targets or (len(targets) > 1 and (router.balancer is not None or plan.rotate)):
         return None
     deployment, model = targets[0]
     if needs is not None and missing(deployment, needs) is not None:

@@ -54,6 +54,8 @@ class CircuitBreaker:
         self._state = CircuitState.CLOSED
         self._consecutive_failures = 0
         self._opened_at = 0.0
+        #: Seconds the current opening lasts: ``cooldown``, or what :meth:`trip` asked for.
+        self._open_for = cooldown
         self._probe_in_flight = False
         #: Bumped on every state change; a call's outcome moves the circuit only if it was admitted in the current
         #: generation (see record_success).
@@ -70,14 +72,20 @@ class CircuitBreaker:
     @property
     def state(self) -> CircuitState:
         """The current state (an open circuit whose cooldown has ended reads as half-open)."""
-        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self._open_for:
             self._transition(CircuitState.HALF_OPEN)
         return self._state
 
     @property
     def retry_at(self) -> float | None:
         """When an open circuit will admit a probe (clock time), else ``None``."""
-        return self._opened_at + self.cooldown if self._state is CircuitState.OPEN else None
+        return self._opened_at + self._open_for if self._state is CircuitState.OPEN else None
+
+    def seconds_to_probe(self) -> float | None:
+        """Seconds until an open circuit admits its probe, else ``None`` (it admits traffic or a probe now)."""
+        if self.state is not CircuitState.OPEN:
+            return None
+        return max(0.0, self._opened_at + self._open_for - self._clock())
 
     def allow_request(self) -> bool:
         """True when a call may go through now; in half-open state only the first caller gets the probe."""
@@ -150,8 +158,21 @@ class CircuitBreaker:
         self._probe_in_flight = False
         self._transition(CircuitState.CLOSED)
 
-    def _open(self) -> None:
+    def trip(self, seconds: float) -> None:
+        """Open now for ``seconds`` (not the usual cooldown), whatever the state; then one probe as usual.
+
+        Used when one answer is enough to know the deployment cannot serve (its key was rejected): waiting for
+        ``failure_threshold`` failures would send more requests to a key that cannot succeed.
+        """
+        self._probe_in_flight = False
+        self._open(seconds)
+
+    def _open(self, seconds: float | None = None) -> None:
         self._opened_at = self._clock()
+        self._open_for = self.cooldown if seconds is None else seconds
+        if self._state is CircuitState.OPEN:
+            self.generation += 1  # a new opening: calls admitted before it move nothing
+            return
         self._transition(CircuitState.OPEN)
 
     def _note(self, failed: bool) -> None:

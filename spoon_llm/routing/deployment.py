@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,11 @@ class DeploymentState:
         self.latency_ewma: float | None = None
         self.healthy = True
         self.last_health_check: float | None = None
-        #: Set when the deployment was taken out of rotation (e.g. its key was rejected); cleared by reset.
+        #: Set when the deployment was taken out of rotation for good; cleared by reset.
         self.disabled_reason: str | None = None
+        #: Why the circuit was last tripped by :meth:`quarantine` (its key was rejected); shown while it is open.
+        self.quarantine_reason: str | None = None
+        self._quarantined_in = 0  # the circuit's generation when it was quarantined
         self.requests = 0
         self.failures = 0
         #: This provider's own retry settings (``max_retries`` / ``retry_delay`` in its section), else ``None``:
@@ -135,6 +139,36 @@ class DeploymentState:
         self._last_loop = self._last_instance = None
         return retired
 
+    def quarantine(self, reason: str, seconds: float | None = None) -> None:
+        """Out of rotation for ``seconds`` (default: the section's ``auth_cooldown``), then one probe request.
+
+        A rejected key (401/403) is the reason: sending more requests with it cannot succeed, but a key fixed or
+        re-enabled at the vendor must come back without a restart. The probe's success closes the circuit; its
+        failure quarantines the key again.
+        """
+        self.quarantine_reason = reason
+        self.circuit.trip(self.config.auth_cooldown if seconds is None else seconds)
+        self._quarantined_in = self.circuit.generation
+
+    def _quarantine_holds(self) -> bool:
+        # The quarantine's own opening, or the half-open state that follows it; a later opening has other causes.
+        circuit = self.circuit
+        closed = circuit.state.value == "closed"  # read first: it may move an open circuit to half-open
+        return self.quarantine_reason is not None and not closed and circuit.generation - self._quarantined_in <= 1
+
+    def unavailable_because(self) -> tuple[str, float | None]:
+        """Why the deployment takes no traffic now, and when it comes back (``time.time()`` seconds, or ``None``)."""
+        if self.disabled_reason is not None:
+            return f"taken out of rotation ({self.disabled_reason}) until reset_provider()", None
+        if not self.healthy:
+            return "failed its last health check; back when a health check passes", None
+        why = (self.quarantine_reason if self._quarantine_holds() and self.quarantine_reason
+               else "its circuit is open after repeated failures")
+        wait = self.circuit.seconds_to_probe()
+        if wait is None:
+            return f"{why}; a probe request is in flight", None
+        return why, time.time() + wait
+
     def record_latency(self, seconds: float) -> None:
         """Fold one successful call's latency into the moving average."""
         current = self.latency_ewma
@@ -149,6 +183,7 @@ class DeploymentState:
     def reset(self) -> None:
         """Back into rotation with a closed circuit and fresh statistics."""
         self.disabled_reason = None
+        self.quarantine_reason = None
         self.healthy = True
         self.circuit.reset()
         self.latency_ewma = None
@@ -165,7 +200,8 @@ class DeploymentState:
             "key_alias": self.key_alias,
             "available": self.available,
             "healthy": self.healthy,
-            "disabled_reason": self.disabled_reason,
+            # A quarantined key reads as disabled until its circuit closes ("circuit"."retry_at": when it probes).
+            "disabled_reason": self.disabled_reason or (self.quarantine_reason if self._quarantine_holds() else None),
             "inflight": self.inflight,
             "latency_ewma": self.latency_ewma,
             "requests": self.requests,

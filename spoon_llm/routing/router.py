@@ -14,6 +14,7 @@ from .balancer import Balancer
 from .capabilities import declared_capabilities
 from .circuit import CircuitBreaker
 from .deployment import DeploymentState
+from .models import ModelChecker
 from .timeouts import RouteTimeouts
 
 __all__ = ["RoutePlan", "Router"]
@@ -31,6 +32,19 @@ class RoutePlan:
     explicit: bool = False
     #: The route's own timeout caps (``[models.NAME]``), ``None`` when it sets none.
     timeouts: RouteTimeouts | None = None
+    #: Several keys of one provider sit side by side in ``targets`` for the same model: they take turns (see
+    #: :meth:`Router.ordered`).
+    rotate: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        targets = self.targets
+        self.rotate = any(_same_turn(targets[i - 1], targets[i]) for i in range(1, len(targets)))
+
+
+def _same_turn(a: tuple[DeploymentState, str | None], b: tuple[DeploymentState, str | None]) -> bool:
+    # Two keys (deployments) of one provider asked for the same model: interchangeable, so they share traffic.
+    # One deployment asked for two models is a primary and its failover: their order stays.
+    return a[0].provider_name == b[0].provider_name and a[1] == b[1] and a[0] is not b[0]
 
 
 class Router:
@@ -51,6 +65,8 @@ class Router:
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
+        self._turns: dict[tuple[str, int], int] = {}  # round robin over one provider's keys, per route
+        self.models = ModelChecker(config.config, registry)  # strict resolution of plain model names
         for name in config.list_configured_providers():
             self._add_section(config.config.providers[name])
 
@@ -118,11 +134,9 @@ class Router:
         if provider is not None:
             if provider in aliases and provider not in self._by_provider:
                 return self._alias_plan(provider, explicit=True)
-            return RoutePlan(
-                name=provider,
-                targets=[(d, model) for d in self.provider_deployments(provider)],
-                explicit=True,
-            )
+            # provider= with model= is as explicit as model="provider/model": sent as written.
+            return RoutePlan(name=provider, targets=[(d, model) for d in self.provider_deployments(provider)],
+                             explicit=True)
         if model is not None:
             if model in aliases:
                 return self._alias_plan(model, explicit=True)
@@ -130,6 +144,7 @@ class Router:
             if rest and prefix in self._by_provider:
                 return RoutePlan(name=prefix, targets=[(d, rest) for d in self._by_provider[prefix]], explicit=True)
             plan = self.resolve(None, None)
+            self.models.check(model, [d for d, _ in plan.targets], plan.name)
             return RoutePlan(name=plan.name, targets=[(d, model) for d, _ in plan.targets], fallback=plan.fallback,
                              context_fallback=plan.context_fallback, explicit=True, timeouts=plan.timeouts)
         default = self.default_route()
@@ -170,9 +185,34 @@ class Router:
         return plans
 
     def ordered(self, plan: RoutePlan) -> Sequence[tuple[DeploymentState, str | None]]:
-        """The plan's deployments in try-order: balanced when load balancing is on, else as configured."""
+        """The plan's deployments in try-order.
+
+        Balanced when load balancing is on; otherwise as configured, except that several keys of one provider
+        take turns (round robin, the rest of them as failover order), so every key shares the traffic without
+        ``load_balancing`` being set.
+        """
         targets = plan.targets
-        if self.balancer is None or len(targets) <= 1:
+        if len(targets) <= 1:
             return targets  # the plan's own list, read-only: no copy on the request path
-        models = {d.name: m for d, m in targets}
-        return [(d, models[d.name]) for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
+        if self.balancer is not None:
+            models = {d.name: m for d, m in targets}
+            return [(d, models[d.name])
+                    for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
+        if not plan.rotate:
+            return targets
+        out: list[tuple[DeploymentState, str | None]] = []
+        start = 0
+        while start < len(targets):
+            end = start + 1
+            while end < len(targets) and _same_turn(targets[end - 1], targets[end]):
+                end += 1
+            group = targets[start:end]
+            if len(group) > 1:
+                turn_key = (plan.name, start)
+                turn = self._turns.get(turn_key, 0)
+                self._turns[turn_key] = turn + 1
+                turn %= len(group)
+                group = [*group[turn:], *group[:turn]]
+            out.extend(group)
+            start = end
+        return out

@@ -48,7 +48,9 @@ def test_config_validate_reports_file_key_and_fix(tmp_path, content, expected):
 
 
 def test_config_validate_accepts_a_good_file(tmp_path):
-    (tmp_path / "good.toml").write_text("[providers.anthropic]\nmodel = 'claude-sonnet-4-5'\n")
+    # A provider that needs a key must have one: validate reports a missing key.
+    (tmp_path / "good.toml").write_text("[providers.anthropic]\nmodel = 'claude-sonnet-4-5'\n"
+                                        "api_key = 'sk-ant-validate-0123456789'\n")
     result = run("config", "validate", "good.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout and "anthropic" in result.stdout

@@ -50,7 +50,7 @@ async def test_identical_requests_hit_whatever_the_spelling(sim: ProviderSimulat
 
 
 @pytest.mark.parametrize("change", [
-    {"temperature": 0.3}, {"max_tokens": 51}, {"stop": ["x"]}, {"seed": 7}, {"model": "other-model"},
+    {"temperature": 0.3}, {"max_tokens": 51}, {"stop": ["x"]}, {"seed": 7}, {"model": "primary/other-model"},
     {"tools": [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}]},
     {"response_format": {"type": "json_object"}}, {"extra_body": {"vendor_flag": True}},
 ])

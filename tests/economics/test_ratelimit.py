@@ -180,7 +180,8 @@ async def test_provider_429_cools_the_key_down_and_traffic_moves(
         await manager.cleanup()
     assert len(sim.requests_for("openai")) == 5  # one 429 on k1, then every request straight to k2
     status = rl.status()["deployments"]
-    assert status["openai#k1"]["cooldowns"] == 1 and status["openai#k1"]["refused"] == 3
+    # Keys take turns: k1 comes first on every other request and is refused locally while it cools down.
+    assert status["openai#k1"]["cooldowns"] == 1 and status["openai#k1"]["refused"] == 1
     assert manager.get_provider_status()["openai#k1"]["circuit"]["state"] == "closed"
 
 
