@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceededError
-from ..state.base import NANO, SyncStateStore, from_nano, sync_store, to_nano
+from ..state.base import NANO, StoreClient, from_nano, to_nano
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -129,7 +129,7 @@ def _period_end(period: Period, now: float) -> float:
     return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
 
 
-class BudgetManager:
+class BudgetManager(StoreClient):
     """Reserve, settle and release spend against budgets kept in a state store.
 
     ``on_alert`` callbacks receive a :class:`BudgetAlert`; ``events`` (an EventBus) also gets an
@@ -161,16 +161,6 @@ class BudgetManager:
             self.add(budget)
 
     # -- configuration ----------------------------------------------------------------------------------------
-
-    @property
-    def store(self) -> StateStore:
-        """Where spend is kept."""
-        return self._store
-
-    @store.setter
-    def store(self, store: StateStore) -> None:
-        self._store = store
-        self._now: SyncStateStore | None = sync_store(store)
 
     @property
     def budgets(self) -> dict[str, Budget]:

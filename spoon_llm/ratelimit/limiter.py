@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._background import undo_if_abandoned
 from ..errors import RateLimitError, StateStoreError
-from ..state.base import StoreUnavailableError, SyncStateStore, sync_store
+from ..state.base import StoreClient, StoreUnavailableError, SyncStateStore
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
 
@@ -91,7 +91,7 @@ class _KeyState:
         self.counts_tokens = any(c[2] != "requests" for c in self.checks)
 
 
-class RateLimiter:
+class RateLimiter(StoreClient):
     """Enforces each deployment's :class:`LimitSettings` through a state store.
 
     ``settings`` is fixed settings for every deployment, or a function of the deployment; by default they are read
@@ -114,16 +114,6 @@ class RateLimiter:
         self.last_store_error: str | None = None
         self._last_log = 0.0
         self._unlogged = 0
-
-    @property
-    def store(self) -> StateStore:
-        """Where limits are counted."""
-        return self._store
-
-    @store.setter
-    def store(self, store: StateStore) -> None:
-        self._store = store
-        self._now: SyncStateStore | None = sync_store(store)
 
     # -- settings ---------------------------------------------------------------------------------------------
 

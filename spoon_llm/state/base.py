@@ -16,8 +16,8 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 from ..errors import StateStoreError
 
-__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "SyncStateStore", "WindowLog",
-           "from_nano", "sync_store", "to_nano"]
+__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "StoreClient", "SyncStateStore",
+           "WindowLog", "from_nano", "sync_store", "to_nano"]
 
 logger = logging.getLogger("spoon_llm.state")
 
@@ -232,3 +232,24 @@ class SyncStateStore(Protocol):
 def sync_store(store: StateStore) -> SyncStateStore | None:
     """``store`` as a :class:`SyncStateStore` when it declares ``sync = True``, else ``None``."""
     return cast(SyncStateStore, store) if store.sync else None
+
+
+class StoreClient:
+    """Something kept in a :attr:`store`, with the store's synchronous view in ``_now`` (``None`` without one).
+
+    Budgets and the rate limiter read ``_now`` on the hot path: one attribute, kept right when the store is
+    replaced.
+    """
+
+    _store: StateStore
+    _now: SyncStateStore | None
+
+    @property
+    def store(self) -> StateStore:
+        """The state store (assigning another one updates the synchronous view too)."""
+        return self._store
+
+    @store.setter
+    def store(self, store: StateStore) -> None:
+        self._store = store
+        self._now = sync_store(store)
