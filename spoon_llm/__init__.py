@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from .base import (
         LLMBase,
     )
+    from .call_settings import (
+        CallSettings,
+    )
     from .config import (
         ConfigurationManager,
         ProviderConfig,
@@ -106,6 +109,7 @@ if TYPE_CHECKING:
 # program touches (types and pydantic, configuration, the manager and asyncio) is paid for when it touches it.
 _LAZY = {
     "LLMBase": ".base",
+    "CallSettings": ".call_settings",
     "LLMFactory": ".factory",
     "get_debug_logger": ".monitoring",
     "get_metrics_collector": ".monitoring",
@@ -149,6 +153,7 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BudgetExceededError",
+    "CallSettings",
     "ConfigurationError",
     "ConfigurationManager",
     "ContentFilterError",

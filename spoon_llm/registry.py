@@ -10,6 +10,7 @@ entry-point names; ``none`` loads no third-party plugin) and ``SPOON_LLM_BLOCK_P
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -103,18 +104,22 @@ def _capabilities(values: Iterable[ProviderCapability | str] | None) -> tuple[Pr
 
 
 class LLMProviderRegistry:
-    """Maps provider names to classes and builds (and caches) configured instances.
+    """Maps provider names to classes and builds configured instances.
 
-    Example::
+    Each instance built is the caller's: it holds connections until the caller's ``await provider.cleanup()``
+    (the manager builds and closes its own). Example::
 
         registry = LLMProviderRegistry()
         registry.register("echo", EchoProvider, ["chat"])
         provider = await registry.get_initialized_provider("echo", {"model": "x"})
+        try:
+            await provider.chat("hi")
+        finally:
+            await provider.cleanup()
     """
 
     def __init__(self, *, load_plugins: bool = True, env: Mapping[str, str] | None = None) -> None:
         self._entries: dict[str, ProviderEntry] = {}
-        self._instances: dict[str, tuple[Any, LLMProviderInterface, bool]] = {}
         self._load_plugins = load_plugins
         self._env = env
         self._loaded = False
@@ -160,21 +165,17 @@ class LLMProviderRegistry:
                     f"provider name {name!r} is already registered by {existing.source} ({existing.spec_path}); "
                     "pass replace=True to replace it, or choose another name"
                 )
-            if existing is not None:
-                self._drop_instance(name)
             self._entries[name] = entry
 
     def unregister(self, name: str) -> None:
         """Remove ``name``; unknown names are ignored."""
         with self._lock:
             self._entries.pop(name, None)
-            self._drop_instance(name)
 
     def clear(self) -> None:
-        """Remove every provider and cached instance; plugins are not reloaded."""
+        """Remove every provider; plugins are not reloaded."""
         with self._lock:
             self._entries.clear()
-            self._instances.clear()
             self._loaded = True
 
     # -- discovery ------------------------------------------------------------------------------------------
@@ -301,38 +302,26 @@ class LLMProviderRegistry:
         return self._entry(name).load()
 
     def get_provider(self, name: str, config: Any = None) -> LLMProviderInterface:
-        """A provider instance for ``name`` and ``config`` (not yet initialised), cached until the config changes.
+        """A new provider instance for ``name``, not yet initialised: ``await provider.initialize(config)`` next.
 
-        Use :meth:`get_initialized_provider` from async code to also run ``initialize(config)``.
+        ``config`` is accepted for compatibility and not used here (:meth:`get_initialized_provider` passes it to
+        ``initialize``). Use :meth:`get_initialized_provider` from async code to do both.
         """
-        with self._lock:
-            cached = self._instances.get(name)
-            if cached is not None and cached[0] == config:
-                return cached[1]
-            cls = self.get_provider_class(name)
-            instance = cls()
-            if not getattr(instance, "provider_name", ""):
-                instance.provider_name = name
-            self._instances[name] = (config, instance, False)
-            return instance
-
-    async def get_initialized_provider(self, name: str, config: Any = None) -> LLMProviderInterface:
-        """A ready provider for ``name`` and ``config``; a changed config builds (and initialises) a new one."""
-        with self._lock:
-            stale = self._instances.get(name)
-        if stale is not None and stale[0] != config:
-            await stale[1].cleanup()
-        instance = self.get_provider(name, config)
-        with self._lock:
-            ready = self._instances[name][2]
-        if not ready:
-            await instance.initialize(config if config is not None else {})
-            with self._lock:
-                self._instances[name] = (config, instance, True)
+        instance = self.get_provider_class(name)()
+        if not getattr(instance, "provider_name", ""):
+            instance.provider_name = name
         return instance
 
-    def _drop_instance(self, name: str) -> None:
-        self._instances.pop(name, None)
+    async def get_initialized_provider(self, name: str, config: Any = None) -> LLMProviderInterface:
+        """A new, initialised provider for ``name`` and ``config``; the caller closes it (``cleanup()``)."""
+        instance = self.get_provider(name, config)
+        try:
+            await instance.initialize(config if config is not None else {})
+        except BaseException:
+            with contextlib.suppress(Exception):  # the initialisation's own error is the one to report
+                await instance.cleanup()  # whatever initialize opened before it failed
+            raise
+        return instance
 
     def __repr__(self) -> str:
         return f"LLMProviderRegistry(providers={sorted(self._entries)!r}, loaded={self._loaded})"

@@ -1,15 +1,20 @@
-"""Test-wide isolation: no real keys from the environment, a fresh registry per test, no traffic off loopback."""
+"""Test-wide isolation (no real keys from the environment, a fresh registry per test, no traffic off loopback) and
+the fixtures several folders share: the provider simulator, managers closed after the test, a real redis-server."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _support.managers import ManagerFactory
+from _support.redis_server import RedisServer, redis_binary
 
 from spoon_llm.registry import reset_global_registry
+from spoon_llm.testing import ProviderSimulator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFORMANCE_DIR = Path(os.environ.get("SPOON_LLM_CONFORMANCE_DIR") or REPO_ROOT.parent / "shared" / "conformance")
@@ -67,3 +72,39 @@ def conformance_root() -> Path:
     if not CONFORMANCE_DIR.is_dir():
         pytest.skip(f"conformance corpus not found at {CONFORMANCE_DIR} (set SPOON_LLM_CONFORMANCE_DIR)")
     return CONFORMANCE_DIR
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSimulator]:
+    """The provider simulator on 127.0.0.1, in this test's event loop (folders may override it)."""
+    async with ProviderSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def managers(sim: ProviderSimulator) -> AsyncIterator[ManagerFactory]:
+    """Builds managers and closes each after the test, before the simulator stops."""
+    factory = ManagerFactory()
+    try:
+        yield factory
+    finally:
+        await factory.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a real redis-server on a free loopback port for the whole session (skips when not installed)."""
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install -y redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of its own for each test, so tests sharing the server never see each other's state."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from .budgets import Budget, BudgetAlert, BudgetManager, Reservation
-from .tracker import CostTracker, UsageRecord, UsageTotals
+from .tracker import CostTracker, UsageRecord, UsageRow, UsageTotals
 
-__all__ = ["Budget", "BudgetAlert", "BudgetManager", "CostTracker", "Reservation", "UsageRecord", "UsageTotals"]
+__all__ = ["Budget", "BudgetAlert", "BudgetManager", "CostTracker", "Reservation", "UsageRecord", "UsageRow",
+           "UsageTotals"]

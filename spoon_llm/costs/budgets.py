@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceededError
-from ..state.base import NANO, from_nano, sync_store, to_nano
+from ..state.base import NANO, StoreClient, from_nano, to_nano
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -129,7 +129,7 @@ def _period_end(period: Period, now: float) -> float:
     return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
 
 
-class BudgetManager:
+class BudgetManager(StoreClient):
     """Reserve, settle and release spend against budgets kept in a state store.
 
     ``on_alert`` callbacks receive a :class:`BudgetAlert`; ``events`` (an EventBus) also gets an
@@ -237,17 +237,21 @@ class BudgetManager:
         self._plans[key] = (slots, until)
         return slots
 
+    # Each operation is written once: a synchronous core (``*_now``) for a store whose state lives in this process
+    # (no await per counter, budget counters updated in place: they never get a TTL there, their period is in the
+    # key), and an awaiting method that calls it when it can and otherwise goes through the store's atomic
+    # operations (SQLite, Redis).
+
     def reserve_now(self, amount: float | None, provider: str, tags: Mapping[str, str] | None = None,
                     model: str | None = None, request_id: str | None = None) -> Reservation | None:
         """:meth:`reserve` without awaiting, for a synchronous (memory) store; ``None`` when it cannot."""
-        store: Any = self.store
-        if not store.sync:
+        now = self._now
+        if now is None:
             return None
         hit = self._plans.get(provider) if not self._by_tag else None
         slots = hit[0] if hit is not None and hit[1] == _INF else self._plan(provider, tags)
         nano = _ceil(amount * NANO) if amount else 0
-        # Budget counters never get a TTL in a synchronous store: update them in place (what reserve_now does).
-        counters = store.live_counters()
+        counters = now.live_counters()
         index = 0
         for slot in slots:
             key = slot.committed
@@ -256,50 +260,48 @@ class BudgetManager:
             if value + nano > (slot.limit if nano else slot.limit - 1):
                 for taken in slots[:index]:
                     taken.seen_committed = counters[taken.committed] = counters.get(taken.committed, 0) - nano
-                raise self._refusal(slot, value, counters.get(slot.spent, 0), nano, provider, model)
+                spent = counters.get(slot.spent, 0)
+                slot.seen_spent = max(slot.seen_spent, spent)
+                raise self._refusal(slot, value, spent, nano, provider, model)
             slot.seen_committed = counters[key] = value + nano
             index += 1
         return Reservation(slots, nano, request_id)
 
     def release_now(self, reservation: Reservation) -> bool:
         """:meth:`release` without awaiting; False (nothing done) when the store is not synchronous."""
-        store: Any = self.store
-        if not store.sync:
+        now = self._now
+        if now is None:
             return reservation.settled
         if not reservation.settled:
             reservation.settled = True
             amount = reservation.amount
             if amount:
-                counters = store.live_counters()
+                counters = now.live_counters()
                 for slot in reservation.slots:
                     key = slot.committed
                     slot.seen_committed = counters[key] = counters.get(key, 0) - amount
         return True
 
     def settle_now(self, reservation: Reservation, actual: float) -> bool:
-        """:meth:`settle` without awaiting, when possible.
-
-        Returns False (nothing done) when the store is not synchronous or an alert must be claimed: then call
-        :meth:`settle`.
-        """
-        store: Any = self.store
-        if not store.sync or reservation.settled:
+        """:meth:`settle` without awaiting (alerts included); False (nothing done) when the store is not synchronous."""
+        now = self._now
+        if now is None or reservation.settled:
             return reservation.settled
+        reservation.settled = True
         real = round(actual * NANO) if actual > 0 else 0
         held = reservation.amount
-        slots = reservation.slots
-        for slot in slots:
-            if real and slot.seen_spent + real >= slot.next_alert:
-                return False  # an alert may fire: the async path claims it
-        reservation.settled = True
         if real == 0 and held == 0:
             return True
-        counters = store.live_counters()
-        for slot in slots:
+        counters = now.live_counters()
+        for slot in reservation.slots:
             key = slot.committed
             slot.seen_committed = counters[key] = counters.get(key, 0) + real - held
             key = slot.spent
-            slot.seen_spent = counters[key] = counters.get(key, 0) + real
+            spent = slot.seen_spent = counters[key] = counters.get(key, 0) + real
+            if spent >= slot.next_alert:
+                for claim, threshold, level in self._crossed(slot, spent):
+                    if now.reserve_now(claim, 1, 1, slot.ttl)[0]:
+                        self._fire(self._alert(slot, threshold, level, spent, reservation.request_id))
         return True
 
     def _refusal(self, slot: _Slot, committed: int, spent: int, nano: int, provider: str, model: str | None
@@ -320,17 +322,16 @@ class BudgetManager:
         Raises :class:`BudgetExceededError` holding nothing. ``amount=None`` (an unpriced request) holds nothing
         but is still refused once a budget is used up.
         """
+        held = self.reserve_now(amount, provider, tags, model, request_id)
+        if held is not None:
+            return held
         slots = self._plan(provider, tags)
         nano = math.ceil(amount * NANO) if amount else 0
         store = self.store
-        now = sync_store(store)
         for index, slot in enumerate(slots):
             # Zero holds must still see room left (value < limit), hence limit - 1 for them.
             limit = slot.limit if nano else slot.limit - 1
-            if now is not None:  # the memory store: no await per counter, periods are in the keys so no TTL
-                ok, value = now.reserve_now(slot.committed, nano, limit)
-            else:
-                ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
+            ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
             if not ok:
                 await self.release(Reservation(slots[:index], nano))
                 spent = await store.get(slot.spent)  # the refusal path only: say the truth, not a cached value
@@ -341,7 +342,7 @@ class BudgetManager:
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
         """Replace the reservation by the real cost and fire any alerts it crosses."""
-        if reservation.settled:
+        if self.settle_now(reservation, actual):
             return
         reservation.settled = True
         real = round(actual * NANO) if actual > 0 else 0
@@ -349,29 +350,27 @@ class BudgetManager:
         if real == 0 and held == 0:
             return
         store = self.store
-        now = sync_store(store)
         for slot in reservation.slots:
-            if now is not None:
-                committed = now.add_now(slot.committed, real - held)
-                spent = now.add_now(slot.spent, real)
-            else:
-                committed, spent = await store.add({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
+            committed, spent = await store.add({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
             slot.seen_committed = committed
-            if spent > slot.seen_spent:
+            if spent > slot.seen_spent:  # concurrent settles resume in any order
                 slot.seen_spent = spent
             if spent >= slot.next_alert:
-                # The value this settle saw, not slot.seen_spent: concurrent settles resume in any order.
-                await self._check_alerts(slot, spent, reservation.request_id)
+                # The value this settle saw, not slot.seen_spent: one atomic claim per crossing, so with a shared
+                # store exactly one process fires it.
+                for claim, threshold, level in self._crossed(slot, spent):
+                    claimed, _ = await store.reserve(claim, 1, 1, ttl=slot.ttl)
+                    if claimed:
+                        self._fire(self._alert(slot, threshold, level, spent, reservation.request_id))
 
     async def release(self, reservation: Reservation) -> None:
         """Give a reservation back unused (the call failed before costing anything)."""
-        if reservation.settled:
+        if self.release_now(reservation):
             return
         reservation.settled = True
         if reservation.amount:
             for slot in reservation.slots:
-                (slot.seen_committed,) = await self.store.add({slot.committed: -reservation.amount},
-                                                              ttl=None if self.store.sync else slot.ttl)
+                (slot.seen_committed,) = await self.store.add({slot.committed: -reservation.amount}, ttl=slot.ttl)
 
     async def record(self, actual: float, *, provider: str, tags: Mapping[str, str] | None = None) -> None:
         """Count spend that had no reservation (e.g. reported after the fact) against the applicable budgets."""
@@ -379,24 +378,30 @@ class BudgetManager:
 
     # -- alerts -----------------------------------------------------------------------------------------------
 
-    async def _check_alerts(self, slot: _Slot, spent: int, request_id: str | None) -> None:
+    def _crossed(self, slot: _Slot, spent: int) -> list[tuple[str, float, str]]:
+        """The thresholds ``spent`` reaches, as (claim key, threshold, level); the caller claims each once.
+
+        Every one of them is then claimed here or elsewhere, so the slot's next alert moves past ``spent``: at
+        worst a later settle re-checks one (its claim then fails), never skips one.
+        """
         budget = slot.budget
         if slot.limit <= 0:
             slot.next_alert = math.inf
-            return
+            return []
+        crossed = []
         for index, threshold in enumerate(sorted(budget.thresholds)):
             if spent < threshold * slot.limit:
                 break
-            # One atomic claim per crossing, so with a shared store exactly one process fires it.
-            claimed, _ = await self.store.reserve(f"{self._prefix}{slot.key}:{slot.pid}:alert:{threshold}", 1, 1,
-                                                  ttl=slot.ttl)
-            if claimed:
-                level = "warning" if index == 0 else "critical"
-                self._fire(BudgetAlert(slot.key, threshold, level, from_nano(spent), budget.limit,
-                                       budget.period, slot.pid, request_id))
-        # Every threshold up to `spent` has now been claimed here or elsewhere; at worst a later settle
-        # re-checks one (its claim then fails), never skips one.
+            crossed.append((f"{self._prefix}{slot.key}:{slot.pid}:alert:{threshold}", threshold,
+                            "warning" if index == 0 else "critical"))
         slot.next_alert = _next_alert(budget, slot.limit, spent)
+        return crossed
+
+    @staticmethod
+    def _alert(slot: _Slot, threshold: float, level: str, spent: int, request_id: str | None) -> BudgetAlert:
+        budget = slot.budget
+        return BudgetAlert(slot.key, threshold, level, from_nano(spent), budget.limit, budget.period, slot.pid,
+                           request_id)
 
     async def rearm(self, name: str) -> None:
         """Let a budget's alerts fire again (after its limit was raised, the admin API calls this)."""

@@ -13,16 +13,50 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from ..state.base import StateStore
 
-__all__ = ["LEDGER_TABLE", "CostTracker", "UsageRecord", "UsageTotals"]
+__all__ = ["LEDGER_TABLE", "CostTracker", "UsageRecord", "UsageRow", "UsageTotals"]
 
 LEDGER_TABLE = "usage"
 Bucket = Literal["minute", "hour", "day", "month"]
 _BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class UsageRow(NamedTuple):
+    """The layout of one cost row: :class:`UsageRecord`'s fields in order, tags as a tuple of ``(name, value)``.
+
+    The request path builds it as a plain tuple literal (``CostMiddleware.after_attempt``; no class call per
+    request), as does :meth:`UsageRecord.to_row`; :meth:`CostTracker.add`, :meth:`UsageRecord.from_row` and
+    :meth:`UsageRecord.row_dict` read it by position. A test checks that all of them agree with these fields.
+    """
+
+    ts: float
+    provider: str
+    model: str
+    deployment: str
+    key_alias: str | None
+    provider_type: str
+    operation: str
+    request_id: str
+    tags: tuple[tuple[str, str], ...]
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost: float
+    currency: str
+    unpriced: bool
+    source: str | None
+    success: bool
+
+
+# Positions of the fields read by index (filters), from the layout rather than written as numbers.
+_TS, _PROVIDER, _MODEL, _DEPLOYMENT, _TAGS = (UsageRow._fields.index(name) for name in (
+    "ts", "provider", "model", "deployment", "tags"))
 
 
 @dataclass(slots=True)
@@ -55,20 +89,20 @@ class UsageRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> UsageRecord:
-        """Rebuild from the compact tuple the tracker keeps (tags as a tuple of pairs)."""
+        """Rebuild from a :class:`UsageRow` (the compact tuple the tracker keeps)."""
         record = cls(*row)
-        record.tags = dict(row[8])
+        record.tags = dict(row[_TAGS])
         return record
 
     @staticmethod
     def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
         """:meth:`to_dict` of the record a row describes, without building the record."""
-        data = dict(zip(_FIELD_NAMES, row, strict=True))
-        data["tags"] = dict(row[8])
+        data = dict(zip(UsageRow._fields, row, strict=True))
+        data["tags"] = dict(row[_TAGS])
         return data
 
     def to_row(self) -> tuple[Any, ...]:
-        """The compact tuple form (fields in order, tags as a tuple of pairs)."""
+        """The compact tuple form: a :class:`UsageRow` built as a literal."""
         return (self.ts, self.provider, self.model, self.deployment, self.key_alias, self.provider_type,
                 self.operation, self.request_id, tuple(self.tags.items()), self.input_tokens, self.output_tokens,
                 self.cached_input_tokens, self.cache_write_tokens, self.reasoning_tokens, self.cost, self.currency,
@@ -80,8 +114,6 @@ class UsageRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-
-_FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
 
 
 @dataclass(slots=True)
@@ -151,7 +183,8 @@ class CostTracker:
     # -- recording --------------------------------------------------------------------------------------------
 
     def add(self, row: tuple[Any, ...]) -> None:
-        """Fold one record given as :meth:`UsageRecord.to_row` (the middleware's allocation-light path)."""
+        """Fold one record given as a :class:`UsageRow` tuple (the middleware's allocation-light path)."""
+        # UsageRow's fields by position (a NamedTuple's attribute access costs more than unpacking).
         _, provider, model, deployment, alias, _, _, _, tags, tin, tout, cached, _, reasoning, cost, _, \
             unpriced, _, _ = row
         key = (provider, deployment, alias, model, tags)
@@ -226,10 +259,10 @@ class CostTracker:
     def _select(self, provider: str | None, model: str | None, deployment: str | None,
                 tags: Mapping[str, str] | None, since: float | None, until: float | None) -> Iterable[UsageRecord]:
         for row in self._records:
-            if ((provider is None or row[1] == provider) and (model is None or row[2] == model)
-                    and (deployment is None or row[3] == deployment)
-                    and (since is None or row[0] >= since) and (until is None or row[0] < until)
-                    and (not tags or all((k, v) in row[8] for k, v in tags.items()))):
+            if ((provider is None or row[_PROVIDER] == provider) and (model is None or row[_MODEL] == model)
+                    and (deployment is None or row[_DEPLOYMENT] == deployment)
+                    and (since is None or row[_TS] >= since) and (until is None or row[_TS] < until)
+                    and (not tags or all((k, v) in row[_TAGS] for k, v in tags.items()))):
                 yield UsageRecord.from_row(row)
 
     def _by(self, dimension: str) -> dict[str, UsageTotals]:

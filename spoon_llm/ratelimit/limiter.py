@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._background import undo_if_abandoned
 from ..errors import RateLimitError, StateStoreError
-from ..state.base import StoreUnavailableError, sync_store
+from ..state.base import StoreClient, StoreUnavailableError, SyncStateStore
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..config.models import RateLimitConfig
     from ..errors import LLMError
     from ..routing.deployment import DeploymentState
-    from ..state.base import StateStore
+    from ..state.base import StateStore, WindowLog
     from ..types import TokenUsage
 
 __all__ = ["Permit", "RateLimiter"]
@@ -62,8 +62,8 @@ class _KeyState:
     #: The active limits: (name, limit, what it counts, window seconds, store key, rate or 0 for windows, burst).
     checks: list[tuple[str, int, str, float, str, float, float]] = field(default_factory=list)
     counts_tokens: bool = False
-    #: With the memory store: its window log for each check (None for bucket checks), to skip the lookups.
-    windows: list[Any] | None = None
+    #: With a synchronous store: its window log for each check (None for bucket checks), to skip the lookups.
+    windows: list[WindowLog | None] | None = None
     admitted: int = 0
     refused: int = 0
     waits: int = 0
@@ -91,7 +91,7 @@ class _KeyState:
         self.counts_tokens = any(c[2] != "requests" for c in self.checks)
 
 
-class RateLimiter:
+class RateLimiter(StoreClient):
     """Enforces each deployment's :class:`LimitSettings` through a state store.
 
     ``settings`` is fixed settings for every deployment, or a function of the deployment; by default they are read
@@ -132,8 +132,8 @@ class RateLimiter:
 
     def _plan(self, state: _KeyState, key: str) -> None:
         state.plan(key)
-        window = getattr(self.store, "window", None)
-        state.windows = [None if check[5] else window(check[4]) for check in state.checks] if window else None
+        now = self._now
+        state.windows = [None if check[5] else now.window(check[4]) for check in state.checks] if now else None
 
     def settings_for(self, deployment: DeploymentState) -> LimitSettings:
         """The limits that apply to ``deployment``."""
@@ -160,12 +160,13 @@ class RateLimiter:
 
         Otherwise ``None``: then call :meth:`acquire`, which waits or refuses.
         """
-        if not self.store.sync:
+        now = self._now
+        if now is None:
             return None
         state = self._keys.get(deployment.name) or self._state(deployment)
         permit = Permit(state.key, next(_entries), state.settings, [])
         try:
-            wait, _ = self._try_now(state, permit, input_tokens, output_tokens)
+            wait, _ = self._try_now(now, state, permit, input_tokens, output_tokens)
         except StoreUnavailableError:
             return None
         if wait > 0:
@@ -182,16 +183,15 @@ class RateLimiter:
         state = self._state(deployment)
         settings = state.settings
         key = deployment.name
-        store = self.store
-        sync = store.sync
+        now = self._now
         # Entry ids only need to be unique across processes when the store is shared.
-        permit = Permit(key, f"{_PROCESS}.{next(_entries)}" if store.shared else next(_entries), settings)
+        permit = Permit(key, f"{_PROCESS}.{next(_entries)}" if self.store.shared else next(_entries), settings)
         started = self.clock()
         waited = False
         while True:
             try:
-                if sync:
-                    wait, reason = self._try_now(state, permit, input_tokens, output_tokens)
+                if now is not None:
+                    wait, reason = self._try_now(now, state, permit, input_tokens, output_tokens)
                 else:
                     wait, reason = await self._try_shielded(state, permit, input_tokens, output_tokens)
             except StoreUnavailableError as exc:
@@ -244,18 +244,26 @@ class RateLimiter:
             undo_if_abandoned(trying, give_back)
             raise
 
-    def _try_now(self, state: _KeyState, permit: Permit, input_tokens: int,
+    # One attempt's admission is written twice, once per kind of store: _try_now over a synchronous store (the
+    # default configuration's hot path: no await, window logs held) and _try over the awaited operations of a
+    # shared one. What does not touch the store (_paced, _amount, _give_back_now) is shared.
+
+    def _paced(self, state: _KeyState, input_tokens: int, output_tokens: int) -> float:
+        """How long the provider's rate-limit headers say to wait (0: send now)."""
+        if state.settings.header_pacing:
+            return state.pacer.delay(input_tokens + output_tokens, self.clock())
+        return 0.0
+
+    def _try_now(self, store: SyncStateStore, state: _KeyState, permit: Permit, input_tokens: int,
                  output_tokens: int) -> tuple[float, str]:
-        # The memory store's synchronous twin of _try: the default configuration's hot path.
-        store: Any = self.store
         cooldown = store.cooldown_remaining_now(state.cooldown_key)
         if cooldown > 0:
-            return cooldown, "the provider answered 429; cooling down"
+            return cooldown, _COOLING
         pacer = state.pacer
-        if state.settings.header_pacing and (pacer.requests_left is not None or pacer.tokens_left is not None):
-            delay = pacer.delay(input_tokens + output_tokens, self.clock())
+        if pacer.requests_left is not None or pacer.tokens_left is not None:  # headers seen: no call otherwise
+            delay = self._paced(state, input_tokens, output_tokens)
             if delay > 0:
-                return delay, "the provider's rate-limit headers say the key is nearly exhausted"
+                return delay, _PACED
         checks = state.checks
         if not checks:
             return 0.0, ""
@@ -265,21 +273,17 @@ class RateLimiter:
         now = store.clock() if windows is not None else 0.0  # one reading for every window of this attempt
         index = 0
         for name, limit, counts, span, store_key, rate, burst in checks:
-            if counts == "requests":
-                amount = 1
-            elif counts == "tokens":
-                amount = input_tokens + output_tokens
-            else:
-                amount = input_tokens if counts == "input" else output_tokens
+            amount = 1 if counts == "requests" else _amount(counts, input_tokens, output_tokens)
             if amount > 0:
+                log = windows[index] if windows is not None else None
                 if rate:
                     ok, wait = store.bucket_acquire_now(store_key, float(amount), rate, burst)
-                elif windows is not None:
-                    ok, wait = windows[index].acquire(now, entry, amount, limit, span)
+                elif log is not None:
+                    ok, wait = log.acquire(now, entry, amount, limit, span)
                 else:
                     ok, wait = store.window_acquire_now(store_key, entry, amount, limit, span)
                 if not ok:
-                    self._roll_back_now(checks[:index], entry, input_tokens, output_tokens)
+                    _give_back_now(store, entry, _holds(checks[:index], input_tokens, output_tokens))
                     holds.clear()
                     permit.slots = None
                     permit.entry = next(_entries)  # a fresh id for the next try: the old one may linger in windows
@@ -293,40 +297,23 @@ class RateLimiter:
             index += 1
         return 0.0, ""
 
-    def _roll_back_now(self, taken: list[tuple[str, int, str, float, str, float, float]], entry: Any,
-                       input_tokens: int, output_tokens: int) -> None:
-        # Give back what the checks before a refused one took (their amounts computed again, as in _try_now).
-        store: Any = self.store
-        for _, _, counts, _, store_key, rate, _ in taken:
-            amount = (1 if counts == "requests" else input_tokens + output_tokens if counts == "tokens"
-                      else input_tokens if counts == "input" else output_tokens)
-            if amount <= 0:
-                continue
-            if rate:
-                store.bucket_adjust_now(store_key, -amount, rate)
-            else:
-                store.window_adjust_now(store_key, entry, -amount)
-
     async def _try(self, state: _KeyState, permit: Permit, input_tokens: int,
                    output_tokens: int) -> tuple[float, str]:
-        # The awaiting twin of _try_now, for stores without synchronous operations (acquire picks one).
         store = self.store
-        key = permit.key
-        cooldown = await store.cooldown_remaining("rl:" + key)
+        cooldown = await store.cooldown_remaining(state.cooldown_key)
         if cooldown > 0:
-            return cooldown, "the provider answered 429; cooling down"
+            return cooldown, _COOLING
         pacer = state.pacer
-        if state.settings.header_pacing and (pacer.requests_left is not None or pacer.tokens_left is not None):
-            delay = pacer.delay(input_tokens + output_tokens, self.clock())
+        if pacer.requests_left is not None or pacer.tokens_left is not None:  # headers seen: no call otherwise
+            delay = self._paced(state, input_tokens, output_tokens)
             if delay > 0:
-                return delay, "the provider's rate-limit headers say the key is nearly exhausted"
+                return delay, _PACED
         if not state.checks:
             return 0.0, ""
         taken: list[tuple[str, str, int, float]] = []
         entry = permit.entry
         for name, limit, counts, span, store_key, rate, burst in state.checks:
-            amount = (1 if counts == "requests" else input_tokens + output_tokens if counts == "tokens"
-                      else input_tokens if counts == "input" else output_tokens)
+            amount = 1 if counts == "requests" else _amount(counts, input_tokens, output_tokens)
             if amount <= 0:
                 continue
             if rate:
@@ -354,7 +341,7 @@ class RateLimiter:
 
     async def settle(self, permit: Permit, usage: TokenUsage | None) -> None:
         """Replace token reservations by the real usage (no usage: refund them)."""
-        if permit.done:
+        if self.settle_now(permit, usage) or permit.done:
             return
         permit.done = True
         if not permit.holds:
@@ -363,19 +350,10 @@ class RateLimiter:
             await self._guarded(self._give_back(permit.entry, permit.holds), permit.key)
             return
         store = self.store
-        now = sync_store(store)
-        if now is not None:
-            for counts, store_key, amount, rate in permit.holds:
-                delta = _actual(counts, usage) - amount
-                if delta and rate:
-                    now.bucket_adjust_now(store_key, delta, rate)
-                elif delta:
-                    now.window_adjust_now(store_key, permit.entry, delta)
-            return
 
         async def adjust() -> None:
             for counts, store_key, amount, rate in permit.holds:
-                delta = _actual(counts, usage) - amount
+                delta = _amount(counts, usage.input_tokens, usage.output_tokens) - amount
                 if delta and rate:
                     await store.bucket_adjust(store_key, delta, rate)
                 elif delta:
@@ -388,19 +366,13 @@ class RateLimiter:
 
         False (nothing done) when the store is not synchronous.
         """
-        store: Any = self.store
-        if not store.sync:
+        store = self._now
+        if store is None:
             return False
         if not permit.done:
             permit.done = True
             for counts, store_key, amount, rate in permit.holds:
-                if usage is None:
-                    actual = 0
-                elif counts == "tokens":
-                    actual = usage.input_tokens + usage.output_tokens
-                else:
-                    actual = usage.input_tokens if counts == "input" else usage.output_tokens
-                delta = actual - amount
+                delta = (0 if usage is None else _amount(counts, usage.input_tokens, usage.output_tokens)) - amount
                 if delta and rate:
                     store.bucket_adjust_now(store_key, delta, rate)
                 elif delta:
@@ -412,14 +384,10 @@ class RateLimiter:
         slots, permit.slots = permit.slots, None
         if not slots:
             return None
-        store: Any = self.store
-        if not store.sync:
+        store = self._now
+        if store is None:
             return self._guarded(self._give_back(permit.entry, slots), permit.key)
-        for _, store_key, amount, rate in slots:
-            if rate:
-                store.bucket_adjust_now(store_key, -amount, rate)
-            else:
-                store.window_adjust_now(store_key, permit.entry, -amount)
+        _give_back_now(store, permit.entry, slots)
         return None
 
     async def refund(self, permit: Permit) -> None:
@@ -496,7 +464,32 @@ class RateLimiter:
                 "last_store_error": self.last_store_error}
 
 
-def _actual(counts: str, usage: TokenUsage) -> int:
+_COOLING = "the provider answered 429; cooling down"
+_PACED = "the provider's rate-limit headers say the key is nearly exhausted"
+
+
+def _amount(counts: str, input_tokens: int, output_tokens: int) -> int:
+    """What one token check counts of an attempt (``tokens``, ``input`` or ``output``)."""
     if counts == "tokens":
-        return usage.input_tokens + usage.output_tokens
-    return usage.input_tokens if counts == "input" else usage.output_tokens
+        return input_tokens + output_tokens
+    return input_tokens if counts == "input" else output_tokens
+
+
+def _holds(checks: list[tuple[str, int, str, float, str, float, float]], input_tokens: int,
+           output_tokens: int) -> list[tuple[str, str, int, float]]:
+    """What ``checks`` took from the store for one attempt, as :attr:`Permit.holds` entries."""
+    out = []
+    for _, _, counts, _, store_key, rate, _ in checks:
+        amount = 1 if counts == "requests" else _amount(counts, input_tokens, output_tokens)
+        if amount > 0:
+            out.append((counts, store_key, amount, rate))
+    return out
+
+
+def _give_back_now(store: SyncStateStore, entry: Any, holds: list[tuple[str, str, int, float]]) -> None:
+    """:meth:`RateLimiter._give_back` over a synchronous store."""
+    for _, store_key, amount, rate in holds:
+        if rate:
+            store.bucket_adjust_now(store_key, -amount, rate)
+        else:
+            store.window_adjust_now(store_key, entry, -amount)

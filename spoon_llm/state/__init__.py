@@ -11,7 +11,16 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .base import NANO, StateStore, StateStoreError, StoreUnavailableError, from_nano, to_nano
+from .base import (
+    NANO,
+    StateStore,
+    StateStoreError,
+    StoreUnavailableError,
+    SyncStateStore,
+    from_nano,
+    sync_store,
+    to_nano,
+)
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -23,9 +32,11 @@ __all__ = [
     "StateStore",
     "StateStoreError",
     "StoreUnavailableError",
+    "SyncStateStore",
     "default_state_path",
     "from_nano",
     "open_store",
+    "sync_store",
     "to_nano",
 ]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 from ..errors import StateStoreError
 
-__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "SyncStateStore", "from_nano",
-           "sync_store", "to_nano"]
+__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "StoreClient", "SyncStateStore",
+           "WindowLog", "from_nano", "sync_store", "to_nano"]
 
 logger = logging.getLogger("spoon_llm.state")
 
@@ -173,12 +173,33 @@ class StateStore(ABC):
         await self.close()
 
 
-class SyncStateStore(Protocol):
-    """The synchronous ``*_now`` twins of a store with ``sync = True`` (the memory store).
+class WindowLog(Protocol):
+    """One sliding-window log held in this process (see :meth:`SyncStateStore.window`)."""
 
-    Hot-path callers use them to skip an await per operation; obtain one with :func:`sync_store`. Each has the
-    meaning of the :class:`StateStore` operation of the same name without ``_now``.
+    def acquire(self, now: float, entry: Hashable, amount: int, limit: int, window: float) -> tuple[bool, float]:
+        """As :meth:`StateStore.window_acquire` at the moment ``now`` (a reading of the store's ``clock``)."""
+
+
+class SyncStateStore(Protocol):
+    """The synchronous ``*_now`` twins of a store with ``sync = True``: a store whose state lives in this process.
+
+    Budgets and the rate limiter write each operation once, as a synchronous core over this protocol; their
+    awaiting methods call that core when the store has it (no await per counter) and go through the
+    :class:`StateStore` operations only for stores without it. Obtain one with :func:`sync_store`. Each ``*_now``
+    method has the meaning of the :class:`StateStore` operation of the same name without ``_now``.
+
+    The memory store implements it. SQLite does not: its transactions wait up to ``busy_timeout`` for another
+    process's lock, which must not block the event loop; Redis is a network round trip.
     """
+
+    #: The store's clock (monotonic seconds): what windows and cool-downs are measured against.
+    clock: Callable[[], float]
+
+    def live_counters(self) -> dict[str, int]:
+        """The counters themselves, for keys that never get a TTL (reading and writing it is get/add)."""
+
+    def window(self, key: str) -> WindowLog:
+        """The sliding-window log of ``key`` (created empty), so a caller can keep it and skip the lookup."""
 
     def get_now(self, key: str) -> int:
         """As :meth:`StateStore.get`."""
@@ -211,3 +232,24 @@ class SyncStateStore(Protocol):
 def sync_store(store: StateStore) -> SyncStateStore | None:
     """``store`` as a :class:`SyncStateStore` when it declares ``sync = True``, else ``None``."""
     return cast(SyncStateStore, store) if store.sync else None
+
+
+class StoreClient:
+    """Something kept in a :attr:`store`, with the store's synchronous view in ``_now`` (``None`` without one).
+
+    Budgets and the rate limiter read ``_now`` on the hot path: one attribute, kept right when the store is
+    replaced.
+    """
+
+    _store: StateStore
+    _now: SyncStateStore | None
+
+    @property
+    def store(self) -> StateStore:
+        """The state store (assigning another one updates the synchronous view too)."""
+        return self._store
+
+    @store.setter
+    def store(self, store: StateStore) -> None:
+        self._store = store
+        self._now = sync_store(store)

@@ -1,7 +1,8 @@
 """The in-memory state store: the default, O(1) amortised per operation, private to one process.
 
-Every operation has a synchronous ``*_now`` twin (``sync = True``): the budget guard and the rate limiter call
-those directly, so the default configuration costs no await per counter.
+It implements :class:`~spoon_llm.state.base.SyncStateStore` (``sync = True``): every operation has a synchronous
+``*_now`` twin, which the budgets' and the rate limiter's synchronous cores call, so the default configuration
+costs no await per counter.
 """
 
 from __future__ import annotations

@@ -209,12 +209,12 @@ class RedisStore(StateStore):
         return StateStoreError(f"Redis store at {self._safe_url()} failed during {operation}: "
                                f"{type(exc).__name__}: {exc}", store=self._safe_url(), operation=operation)
 
-    async def _call(self, op: Callable[[], Awaitable[_T]], operation: str, permissive: Any) -> _T:
+    async def _call(self, op: Callable[[], Awaitable[_T]], operation: str, permissive: _T) -> _T:
         try:
             return await op()
         except self._errors as exc:
             error = self._failure(exc, operation)
-        return self.decide(operation, error, permissive)  # type: ignore[no-any-return]
+        return self.decide(operation, error, permissive)
 
     def _safe_url(self) -> str:
         # Never show a password from the URL.
@@ -389,7 +389,8 @@ class RedisStore(StateStore):
         await self._flushed()
         if self._backlog and not self._writing:
             await self._write_backlog()
-        rows = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1), "records", [])
+        rows: list[Any] = await self._call(lambda: self._client.lrange(self._key("ledger:" + table), 0, -1),
+                                           "records", [])
         out = [json.loads(r) for r in rows]
         return [r for r in out if since is None or r.get("ts", 0.0) >= since]
 

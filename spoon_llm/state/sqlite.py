@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .base import StateStore, StateStoreError
 
@@ -145,7 +145,8 @@ class SQLiteStore(StateStore):
         try:
             return await self._call(self._transaction, work)
         except StateStoreError as exc:
-            return self.decide(operation, exc, permissive)  # type: ignore[no-any-return]
+            # ``permissive`` is the open-mode answer of this operation's result type (not the sentinel here).
+            return cast(_T, self.decide(operation, exc, permissive))
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Any function of the worker thread (a transaction, the ledger flush), in submission order.

@@ -1,18 +1,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _support.managers import ManagerFactory, simulator_sections
 
-from spoon_llm import ConfigurationManager
 from spoon_llm.manager import LLMManager
 from spoon_llm.testing import ProviderSimulator
 
@@ -35,74 +30,16 @@ def keys() -> dict[str, str]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[ProviderSimulator]:
-    async with ProviderSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def make_manager(sim: ProviderSimulator) -> Iterator[Callable[..., LLMManager]]:
-    """Build a manager whose providers all point at the simulator (real openai SDK, real sockets)."""
+def make_manager(sim: ProviderSimulator, managers: ManagerFactory) -> Callable[..., LLMManager]:
+    """Build a manager whose providers all point at the simulator (real openai SDK, real sockets); closed after
+    the test."""
 
     def build(providers: dict[str, dict[str, Any]], middleware: Any = (), **settings: Any) -> LLMManager:
-        sections = {}
-        for name, section in providers.items():
-            section = dict(section)
-            section.setdefault("type", "openai")
-            section.setdefault("base_url", sim.openai_base_url)
-            if "api_keys" not in section:
-                section.setdefault("api_key", KEYS.get(name, KEYS["primary"]))
-            sections[name] = section
-        data = {"providers": sections, "retry": {"initial_backoff": 0.01, "max_backoff": 0.05, "max_retries": 0},
-                **settings}
-        return LLMManager(ConfigurationManager(data, env={}), middleware=list(middleware),
-                          default_middleware=False)
+        data = {"providers": simulator_sections(sim, providers, KEYS),
+                "retry": {"initial_backoff": 0.01, "max_backoff": 0.05, "max_retries": 0}, **settings}
+        return managers.build(data, middleware=list(middleware), default_middleware=False)
 
-    yield build
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free loopback port for the whole session (skips when the binary is absent)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install -y redis-server)")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"redis-server did not start on port {port}")
-        time.sleep(0.05)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_prefix() -> str:
-    """A key prefix of its own for each test, so tests sharing the server never see each other's state."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    return build
 
 
 @pytest.fixture

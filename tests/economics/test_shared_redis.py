@@ -27,7 +27,9 @@ def config(sim: ProviderSimulator, redis_url: str, prefix: str, **settings: Any)
     return {"providers": {"openai": {"api_key": "sk-test-shared-xxxxxxxxxxxx", "base_url": sim.openai_base_url,
                                      "model": "budget-model", "max_connections": 200, **settings.pop("openai", {})}},
             "pricing": {"budget-model": {"input_per_1m": 0.0, "output_per_1m": 100.0}},
-            "state": {"backend": "redis", "url": redis_url, "key_prefix": prefix},
+            # 400 requests at once from four processes on a small, busy machine: give Redis time (a call that
+            # times out after the server applied it holds a slot no request uses, and the counts come out short).
+            "state": {"backend": "redis", "url": redis_url, "key_prefix": prefix, "timeout": 10},
             "retry": {"max_retries": 0}, **settings}
 
 
@@ -36,9 +38,9 @@ async def test_four_processes_share_one_keys_60_rpm(sim: ProviderSimulator, redi
     sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=100)))
     data = config(sim, redis_server, redis_prefix, openai={"rpm": 60}, rate_limits={"on_limit": "fail"})
     results = await run_workers(data, child_env)
+    assert not any(r["other"] for r in results)  # first: a failure other than the limit explains a short count
     assert sum(r["ok"] for r in results) == 60  # exactly the limit, across processes, within the window
     assert sum(r["rate_limited"] for r in results) == PROCESSES * REQUESTS - 60
-    assert not any(r["other"] for r in results)
     assert sim.request_count == 60
     assert all(r["status"]["rate_limit"]["store"]["backend"] == "redis" for r in results)
 

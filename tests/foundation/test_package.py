@@ -25,11 +25,19 @@ def test_public_names_are_exported():
                  "AuthenticationError", "ModelNotFoundError", "TokenLimitError", "NetworkError",
                  "ProviderUnavailableError", "ValidationError", "BudgetExceededError", "LLMProviderInterface",
                  "ProviderCapability", "ProviderMetadata", "LLMProviderRegistry", "register_provider",
-                 "get_global_registry", "ConfigurationManager", "ProviderConfig", "hookimpl"]:
+                 "get_global_registry", "ConfigurationManager", "ProviderConfig", "hookimpl", "CallSettings"]:
         assert name in exported, name
     for name in exported:
         assert hasattr(spoon_llm, name), name
     assert sorted(spoon_llm.__all__) == spoon_llm.__all__
+
+
+def test_call_settings_is_exported_lazily():
+    code = ("import sys, spoon_llm\nassert 'spoon_llm.call_settings' not in sys.modules\n"
+            "from spoon_llm import CallSettings\nfrom spoon_llm.call_settings import CallSettings as Same\n"
+            "assert CallSettings is Same\nprint('ok')")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "ok"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -19,6 +19,19 @@ class OtherEcho(EchoProvider):
     pass
 
 
+class HalfOpened(EchoProvider):
+    """A provider whose initialisation fails after it opened something."""
+
+    closed = 0
+
+    async def initialize(self, config):
+        self.opened = True
+        raise ConfigurationError("no model configured")
+
+    async def cleanup(self):
+        HalfOpened.closed += 1
+
+
 def test_register_lookup_and_unregister():
     registry = LLMProviderRegistry(load_plugins=False)
     registry.register("mine", EchoProvider, ["chat", "streaming"])
@@ -85,13 +98,26 @@ async def test_plugin_provider_works_end_to_end():
     assert response.model == "echo-2"
 
 
-async def test_provider_is_rebuilt_when_its_config_changes():
+async def test_a_provider_whose_initialisation_fails_is_closed():
+    registry = LLMProviderRegistry(load_plugins=False)
+    registry.register("half", HalfOpened, ["chat"])
+    with pytest.raises(ConfigurationError, match="no model configured"):
+        await registry.get_initialized_provider("half", {})
+    assert HalfOpened.closed == 1
+
+
+async def test_each_call_builds_a_provider_the_caller_owns():
     registry = LLMProviderRegistry()
     first = await registry.get_initialized_provider("echo", {"model": "a"})
-    assert await registry.get_initialized_provider("echo", {"model": "a"}) is first
+    again = await registry.get_initialized_provider("echo", {"model": "a"})
     second = await registry.get_initialized_provider("echo", {"model": "b"})
-    assert second is not first
-    assert (await second.chat("x")).model == "b"
+    try:
+        assert again is not first and second is not first  # nothing cached: the registry holds no instance
+        assert (await first.chat("x")).model == "a" and (await second.chat("x")).model == "b"
+        assert registry.get_provider("echo") is not registry.get_provider("echo")
+    finally:
+        for provider in (first, again, second):
+            await provider.cleanup()
 
 
 def _install_fake_distribution(tmp_path, name, module_source, entry_point_value, monkeypatch):

@@ -5,12 +5,13 @@ Every test talks to the provider simulator over real sockets on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support.managers import ManagerFactory
 
-from spoon_llm import ConfigurationManager, LLMManager
+from spoon_llm import LLMManager
 from spoon_llm.monitoring import reset_monitoring
 from spoon_llm.registry import reset_global_registry
 from spoon_llm.testing import ProviderSimulator
@@ -31,12 +32,6 @@ def _fresh_globals() -> Iterator[None]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[ProviderSimulator]:
-    async with ProviderSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
 def thread_sim() -> Iterator[ProviderSimulator]:
     """A simulator on its own thread, for tests of the blocking API."""
     with ProviderSimulator() as simulator:
@@ -44,18 +39,13 @@ def thread_sim() -> Iterator[ProviderSimulator]:
 
 
 @pytest.fixture
-async def make_manager(sim: ProviderSimulator) -> AsyncIterator[Callable[..., LLMManager]]:
+def make_manager(managers: ManagerFactory) -> Callable[..., LLMManager]:
     """Managers over ``{"providers": ...}`` (or any older layout given whole); closed after the test."""
-    managers: list[LLMManager] = []
 
     def build(data: dict[str, Any], **kwargs: Any) -> LLMManager:
-        manager = LLMManager(ConfigurationManager(data, env={}), **kwargs)
-        managers.append(manager)
-        return manager
+        return managers.build(data, **kwargs)
 
-    yield build
-    for manager in managers:
-        await manager.cleanup()
+    return build
 
 
 def openai_section(sim: ProviderSimulator, **settings: Any) -> dict[str, Any]:

@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support.redis_server import RedisServer
 
 from spoon_llm import ConfigurationManager
 from spoon_llm.errors import LLMError
 from spoon_llm.manager import LLMManager
 from spoon_llm.middleware.budget import BudgetMiddleware
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, Usage
-
-from .test_redis_state import Redis
 
 TASKS = 1000
 WINDOW = 60.0
@@ -132,7 +131,7 @@ async def test_cancelled_requests_release_everything(sim: ProviderSimulator, bac
     are not counted."""
     if backend == "redis" and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    redis = Redis(tmp_path) if backend == "redis" else None
+    redis = RedisServer(tmp_path, max_clients=4000) if backend == "redis" else None
     if redis is not None:
         redis.start()
     loop = asyncio.get_running_loop()

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support.redis_server import RedisServer
 
 from spoon_llm import ConfigurationManager
 from spoon_llm.config.sources import ConfigWarning
@@ -36,52 +35,9 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed (Debian: apt-get install -y redis-server)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Redis:
-    """One redis-server process of this test's own, which the test may stop."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--maxclients", "4000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and self.process.poll() is None, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path)
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path, max_clients=4000)
     server.start()
     try:
         yield server
@@ -137,7 +93,7 @@ async def _outcomes(manager: LLMManager, count: int) -> list[Any]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_500_concurrent_requests_on_redis_all_succeed(sim: ProviderSimulator, redis: Redis,
+async def test_500_concurrent_requests_on_redis_all_succeed(sim: ProviderSimulator, redis: RedisServer,
                                                             make_manager: Any) -> None:
     sim.reset()
     sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=1)))
@@ -149,7 +105,7 @@ async def test_500_concurrent_requests_on_redis_all_succeed(sim: ProviderSimulat
 
 
 @pytest.mark.parametrize("fail_mode", ["open", "closed"])
-async def test_redis_stopped_mid_run(sim: ProviderSimulator, redis: Redis, make_manager: Any,
+async def test_redis_stopped_mid_run(sim: ProviderSimulator, redis: RedisServer, make_manager: Any,
                                      fail_mode: str) -> None:
     sim.reset()
     sim.script("openai", Reply(text="ok", usage=Usage(input_tokens=1, output_tokens=1)))
@@ -192,7 +148,7 @@ async def test_a_silent_redis_does_not_hang_a_request() -> None:
         await server.wait_closed()
 
 
-async def test_a_failed_ledger_write_keeps_the_answer_and_the_record(redis: Redis) -> None:
+async def test_a_failed_ledger_write_keeps_the_answer_and_the_record(redis: RedisServer) -> None:
     store = RedisStore(redis.url, prefix=f"ledger{time.monotonic_ns()}", timeout=0.3, pool_timeout=0.3)
     try:
         await store.append("usage", {"ts": 1.0, "i": 1})
@@ -208,7 +164,7 @@ async def test_a_failed_ledger_write_keeps_the_answer_and_the_record(redis: Redi
         await store.close()
 
 
-async def test_ledger_records_from_the_request_path_are_written_behind_in_one_pipeline(redis: Redis) -> None:
+async def test_ledger_records_from_the_request_path_are_written_behind_in_one_pipeline(redis: RedisServer) -> None:
     import redis.asyncio as aioredis
 
     prefix = f"behind{time.monotonic_ns()}"
@@ -231,7 +187,7 @@ async def test_ledger_records_from_the_request_path_are_written_behind_in_one_pi
         await reader.aclose()
 
 
-async def test_ledger_write_behind_keeps_records_while_the_server_is_down(redis: Redis) -> None:
+async def test_ledger_write_behind_keeps_records_while_the_server_is_down(redis: RedisServer) -> None:
     store = RedisStore(redis.url, prefix=f"behinddown{time.monotonic_ns()}", timeout=0.3, pool_timeout=0.3)
     try:
         redis.stop()

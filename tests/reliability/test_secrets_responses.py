@@ -10,11 +10,10 @@ import json
 
 import pytest
 
-from spoon_llm.errors import LLMError
 from spoon_llm.providers.openai_responses import OpenAIResponsesProvider
 
 from ._raw import Raw, RawServer
-from .test_secrets_wire import _Collect, _everything, debug_logs, server  # noqa: F401 - fixtures
+from .test_secrets_wire import _Collect, _everything, debug_logs, failed_call, server  # noqa: F401 - fixtures
 
 KEY = "sk-proj-EchoedResponsesKey0000000000000Vb47Qx63"
 
@@ -28,17 +27,8 @@ async def test_an_echoed_key_appears_nowhere(server: RawServer, debug_logs: _Col
     body = {"error": {"message": echo, "type": "invalid_request_error", "code": "invalid_api_key", "key": KEY}}
     server.answer = Raw(status=status, headers={"x-echo": KEY, "www-authenticate": f"Bearer {KEY}"},
                         parts=[json.dumps(body).encode()])
-    provider = OpenAIResponsesProvider()
-    await provider.initialize({"api_key": KEY, "base_url": server.url + "/v1", "model": "m", "transport": transport})
-    try:
-        with pytest.raises(LLMError) as caught:
-            if mode == "stream":
-                async for _ in provider.chat_stream("hi"):
-                    pass
-            else:
-                await provider.chat("hi")
-    finally:
-        await provider.cleanup()
-    seen = _everything(caught.value) + "\n" + "\n".join(debug_logs.lines)
+    error = await failed_call(OpenAIResponsesProvider(), {"api_key": KEY, "base_url": server.url + "/v1", "model": "m",
+                                                          "transport": transport}, mode)
+    seen = _everything(error) + "\n" + "\n".join(debug_logs.lines)
     assert KEY not in seen
     assert KEY[-8:] not in seen

@@ -11,6 +11,7 @@ import json
 import logging
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,21 @@ async def server() -> AsyncIterator[RawServer]:
         yield raw
 
 
+async def failed_call(provider: Any, settings: dict[str, Any], mode: str) -> LLMError:
+    """Initialise ``provider``, make one call that must fail (``mode``: ``chat`` or ``stream``), close it: the error."""
+    await provider.initialize(settings)
+    try:
+        with pytest.raises(LLMError) as caught:
+            if mode == "stream":
+                async for _ in provider.chat_stream("hi"):
+                    pass
+            else:
+                await provider.chat("hi")
+    finally:
+        await provider.cleanup()
+    return caught.value
+
+
 def _everything(error: BaseException) -> str:
     parts = [str(error), repr(error), "".join(traceback.format_exception(error)),
              repr(getattr(error, "body", None)), repr(getattr(error, "headers", None))]
@@ -82,19 +98,9 @@ async def test_an_echoed_key_appears_nowhere(server: RawServer, debug_logs: _Col
                       "key": key}, "type": "error"}
     server.answer = Raw(status=status, headers={"x-echo": key, "www-authenticate": f"Bearer {key}"},
                         parts=[json.dumps(body).encode()])
-    provider = vendor.provider_class()()
-    await provider.initialize({"api_key": key, "base_url": server.url + vendor.path_suffix, "model": "m",
-                               "transport": transport})
-    try:
-        with pytest.raises(LLMError) as caught:
-            if mode == "stream":
-                async for _ in provider.chat_stream("hi"):
-                    pass
-            else:
-                await provider.chat("hi")
-    finally:
-        await provider.cleanup()
-    seen = _everything(caught.value) + "\n" + "\n".join(debug_logs.lines)
+    error = await failed_call(vendor.provider_class()(), {"api_key": key, "base_url": server.url + vendor.path_suffix,
+                                                           "model": "m", "transport": transport}, mode)
+    seen = _everything(error) + "\n" + "\n".join(debug_logs.lines)
     assert any("Incorrect API key" in line or "status" in line.lower() for line in [seen])
     assert key not in seen
     assert key[-8:] not in seen

@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,36 @@ def start_gateway(config_text: str, state_dir: Path, *extra_args: str, env: dict
         time.sleep(0.1)
 
 
+@contextmanager
+def running_gateways(configs: Iterable[tuple[str, Path]]) -> Iterator[list[Gateway]]:
+    """A gateway per (configuration text, state directory); every one started is stopped however the block ends."""
+    running: list[Gateway] = []
+    try:
+        for text, state_dir in configs:
+            running.append(start_gateway(text, state_dir))
+        yield running
+    finally:
+        for gateway in running:
+            stop_gateway(gateway)
+
+
+@contextmanager
+def gateway_of_its_own(simulators: tuple[ProviderSimulator, ProviderSimulator],
+                       tmp_path_factory: pytest.TempPathFactory, name: str, **server: object) -> Iterator[Gateway]:
+    """One gateway over the session's simulators in a new state directory ``name`` (``server``: its settings)."""
+    sim, slow = simulators
+    state_dir = tmp_path_factory.mktemp(name)
+    with running_gateways([(gateway_config(sim, slow, state_dir, **server), state_dir)]) as (running,):
+        yield running
+
+
+def redis_state(config_text: str, url: str, prefix: str) -> str:
+    """The configuration with its state in Redis under ``prefix`` (a 10 s timeout: replicas sending hundreds of
+    requests at once on a small machine give Redis time)."""
+    return config_text.replace("[state]\n", f'[state]\nbackend = "redis"\nurl = "{url}"\nkey_prefix = "{prefix}"\n'
+                                            'timeout = 10\n', 1)
+
+
 def stop_gateway(gateway: Gateway) -> None:
     gateway.process.terminate()
     try:
@@ -152,11 +183,8 @@ def simulators() -> Iterator[tuple[ProviderSimulator, ProviderSimulator]]:
 def gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """One live gateway for the session, with the master key."""
-    sim, slow = simulators
-    state_dir = tmp_path_factory.mktemp("gateway")
-    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER_KEY), state_dir)
-    yield running
-    stop_gateway(running)
+    with gateway_of_its_own(simulators, tmp_path_factory, "gateway", master_key=MASTER_KEY) as running:
+        yield running
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, ToolCall, Usage
 
-from .conftest import MASTER_KEY, Gateway, gateway_config, start_gateway, stop_gateway
+from .conftest import MASTER_KEY, Gateway, gateway_of_its_own
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
@@ -29,11 +29,8 @@ LONG_ARGUMENTS = {"city": "Reykjavik", "detail": "hourly wind, temperature and p
 def streams_gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway of this module's own, so the circuits its fallback test opens stay here."""
-    sim, slow = simulators
-    state_dir = tmp_path_factory.mktemp("streams")
-    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER_KEY), state_dir)
-    yield running
-    stop_gateway(running)
+    with gateway_of_its_own(simulators, tmp_path_factory, "streams", master_key=MASTER_KEY) as running:
+        yield running
 
 
 def sse(gateway: Gateway, path: str, body: dict[str, object]) -> tuple[httpx2.Headers, list[dict[str, object]]]:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _support.managers import ManagerFactory
 
-from spoon_llm import ConfigurationManager
 from spoon_llm.manager import LLMManager
 from spoon_llm.testing import ProviderSimulator
 
@@ -24,24 +24,13 @@ def base_url(sim: ProviderSimulator, vendor: str) -> str:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[ProviderSimulator]:
-    async with ProviderSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def make_manager(sim: ProviderSimulator) -> AsyncIterator[Callable[..., LLMManager]]:
+def make_manager(sim: ProviderSimulator, managers: ManagerFactory) -> Callable[..., LLMManager]:
     """A manager with the named vendors' sections (native transport, real sockets); closed after the test."""
-    managers: list[LLMManager] = []
 
     def build(*vendors: str, **settings: Any) -> LLMManager:
         sections = {v: {**VENDOR_SECTIONS[v], "base_url": base_url(sim, v)} for v in vendors}
         data = {"providers": sections, "default_provider": vendors[0],
                 "retry": {"initial_backoff": 0.01, "max_backoff": 0.02, "max_retries": 0}, **settings}
-        manager = LLMManager(ConfigurationManager(data, env={}))
-        managers.append(manager)
-        return manager
+        return managers.build(data)
 
-    yield build
-    for manager in managers:
-        await manager.cleanup()
+    return build

@@ -15,7 +15,7 @@ import redis
 
 from spoon_llm.testing import ProviderSimulator
 
-from ..conftest import Gateway, start_gateway, stop_gateway
+from ..conftest import Gateway, redis_state, running_gateways
 from .conftest import ADMIN, admin_config, cli, wait_for
 
 
@@ -24,18 +24,10 @@ def replicas(simulators: tuple[ProviderSimulator, ProviderSimulator], redis_url:
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Gateway], str]]:
     sim, slow = simulators
     prefix = f"adminreplicas{os.getpid()}"
-    running: list[Gateway] = []
-    try:
-        for index in range(2):
-            state_dir = tmp_path_factory.mktemp(f"admin-replica{index}")
-            text = admin_config(sim, slow, state_dir)
-            text = text.replace("[state]\n", f'[state]\nbackend = "redis"\nurl = "{redis_url}"\n'
-                                             f'key_prefix = "{prefix}"\ntimeout = 10\n', 1)
-            running.append(start_gateway(text, state_dir))
+    dirs = [tmp_path_factory.mktemp(f"admin-replica{index}") for index in range(2)]
+    with running_gateways((redis_state(admin_config(sim, slow, state_dir), redis_url, prefix), state_dir)
+                          for state_dir in dirs) as running:
         yield running, prefix
-    finally:
-        for gateway in running:
-            stop_gateway(gateway)
 
 
 def get(gateway: Gateway, path: str, **params: object) -> dict[str, object]:

@@ -16,7 +16,7 @@ import pytest
 
 from spoon_llm.testing import ProviderSimulator
 
-from ..conftest import Gateway, gateway_config, start_gateway, stop_gateway
+from ..conftest import Gateway, gateway_of_its_own
 
 MASTER = "sk-master-keys-e2e-0123456789"
 
@@ -24,11 +24,8 @@ MASTER = "sk-master-keys-e2e-0123456789"
 @pytest.fixture(scope="module")
 def keyed_gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    sim, slow = simulators
-    state_dir = tmp_path_factory.mktemp("keys-gateway")
-    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER), state_dir)
-    yield running
-    stop_gateway(running)
+    with gateway_of_its_own(simulators, tmp_path_factory, "keys-gateway", master_key=MASTER) as running:
+        yield running
 
 
 def create(gateway: Gateway, alias: str, *options: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 
 from spoon_llm.testing import ProviderSimulator
 
-from ..conftest import Gateway, gateway_config, start_gateway, stop_gateway
+from ..conftest import Gateway, gateway_config, redis_state, running_gateways
 
 MASTER = "sk-master-replicas-0123456789"
 
@@ -29,20 +29,10 @@ def replicas(simulators: tuple[ProviderSimulator, ProviderSimulator], redis_url:
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Gateway]]:
     sim, slow = simulators
     prefix = f"replicas{os.getpid()}"
-    running: list[Gateway] = []
-    try:
-        for index in range(2):
-            state_dir = tmp_path_factory.mktemp(f"replica{index}")
-            text = gateway_config(sim, slow, state_dir, master_key=MASTER)
-            text = text.replace("[state]\n", f'[state]\nbackend = "redis"\nurl = "{redis_url}"\n'
-                                             f'key_prefix = "{prefix}"\n'
-                                             # 400 requests at once on a small machine: give Redis time
-                                             'timeout = 10\n', 1)
-            running.append(start_gateway(text, state_dir))
+    dirs = [tmp_path_factory.mktemp(f"replica{index}") for index in range(2)]
+    with running_gateways((redis_state(gateway_config(sim, slow, state_dir, master_key=MASTER), redis_url, prefix),
+                           state_dir) for state_dir in dirs) as running:
         yield running
-    finally:
-        for gateway in running:
-            stop_gateway(gateway)
 
 
 def keys(gateway: Gateway, *args: str) -> str:

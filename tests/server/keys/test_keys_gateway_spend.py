@@ -22,7 +22,7 @@ import pytest
 
 from spoon_llm.testing import ProviderSimulator
 
-from ..conftest import Gateway, gateway_config, start_gateway, stop_gateway
+from ..conftest import Gateway, gateway_config, gateway_of_its_own, redis_state, running_gateways
 
 MASTER = "sk-master-spend-0123456789"
 
@@ -42,11 +42,8 @@ def keys(gateway: Gateway, *args: str) -> str:
 @pytest.fixture(scope="module")
 def memory_gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    sim, slow = simulators
-    state_dir = tmp_path_factory.mktemp("spend-memory")
-    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER), state_dir)
-    yield running
-    stop_gateway(running)
+    with gateway_of_its_own(simulators, tmp_path_factory, "spend-memory", master_key=MASTER) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +51,10 @@ def replicas(simulators: tuple[ProviderSimulator, ProviderSimulator], redis_url:
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Gateway]]:
     sim, slow = simulators
     prefix = f"spend{os.getpid()}"
-    running: list[Gateway] = []
-    try:
-        for index in range(2):
-            state_dir = tmp_path_factory.mktemp(f"spend-replica{index}")
-            text = gateway_config(sim, slow, state_dir, master_key=MASTER)
-            text = text.replace("[state]\n", f'[state]\nbackend = "redis"\nurl = "{redis_url}"\n'
-                                             f'key_prefix = "{prefix}"\ntimeout = 10\n', 1)
-            running.append(start_gateway(text, state_dir))
+    dirs = [tmp_path_factory.mktemp(f"spend-replica{index}") for index in range(2)]
+    with running_gateways((redis_state(gateway_config(sim, slow, state_dir, master_key=MASTER), redis_url, prefix),
+                           state_dir) for state_dir in dirs) as running:
         yield running
-    finally:
-        for gateway in running:
-            stop_gateway(gateway)
 
 
 def test_memory_counters_still_record_spend_in_the_sqlite_ledger_keys_show_reads(memory_gateway: Gateway) -> None:

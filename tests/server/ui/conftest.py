@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright
 
 from spoon_llm.testing import ProviderSimulator
 
-from ..conftest import MASTER_KEY, Gateway, gateway_config, start_gateway, stop_gateway
+from ..conftest import MASTER_KEY, Gateway, gateway_of_its_own
 
 #: Where screenshots go (ignored by git); printed by the tests that write them.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
@@ -87,11 +87,8 @@ def browser(playwright_driver: Playwright, chromium: str) -> Iterator[Browser]:
 def ui_gateway(simulators: tuple[ProviderSimulator, ProviderSimulator],
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway of its own (the tests switch its backend and set its budget) with the master key."""
-    sim, slow = simulators
-    state_dir = tmp_path_factory.mktemp("dashboard")
-    running = start_gateway(gateway_config(sim, slow, state_dir, master_key=MASTER_KEY), state_dir)
-    yield running
-    stop_gateway(running)
+    with gateway_of_its_own(simulators, tmp_path_factory, "dashboard", master_key=MASTER_KEY) as running:
+        yield running
 
 
 @pytest.fixture
