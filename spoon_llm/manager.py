@@ -24,6 +24,7 @@ from .middleware.base import Middleware
 from .middleware.chain import MiddlewareChain
 from .registry import LLMProviderRegistry, get_global_registry
 from .request.core import RequestCore, as_list
+from .request.stream import StreamRequest
 from .routing.balancer import Balancer, Strategy
 from .routing.circuit import CircuitBreaker, CircuitState
 from .routing.policy import ErrorPolicy
@@ -284,8 +285,6 @@ class LLMManager(RequestCore, RunTimeControl):
             return layered_stream(self, messages, {**kwargs, "provider": provider, "model": model,
                                                    "fallback": fallback, "deadline": deadline,
                                                    "callbacks": callbacks, "resume_on_interrupt": resume_on_interrupt})
-        from .request.stream import StreamRequest
-
         return StreamRequest(self, messages, provider, model, fallback, deadline, callbacks, resume_on_interrupt,
                              kwargs)
 
