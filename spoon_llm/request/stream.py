@@ -29,6 +29,8 @@ from .core import as_list, cache_options
 from .deadline import timeout
 
 if TYPE_CHECKING:
+    from types import AsyncGeneratorType
+
     from ..interface import StreamCallback
     from ..routing.attempts import RequestRun, Slot
     from ..types import TokenUsage
@@ -48,37 +50,24 @@ class _StreamState:
     """
 
     __slots__ = ("chunk_count", "core", "cost", "ctx", "finished", "loop", "open", "request_id", "run", "slot",
-                 "started", "tags", "usage", "yielded")
+                 "started", "tags", "usage")
 
     def __init__(self, core: RequestCore) -> None:
         self.core = core
         self.open = False  # counted in flight, not yet settled
-        self.yielded = False  # suspended at its ``yield``: nobody is running the generator
         self.finished = False  # the current attempt delivered its final chunk and ran its after hooks
         self.slot: Slot | None = None  # the attempt in flight, until it is released
         self.ctx: AttemptContext | None = None
         self.chunk_count = 0
         self.usage: TokenUsage | None = None
         self.cost: Any = None
-        self.request_id = ""
-        self.tags: dict[str, str] | None = None
-        self.run: RequestRun | None = None
-        self.started = 0.0
-        self.loop: asyncio.AbstractEventLoop | None = None
+        # request_id, tags, run, started and loop are set by begin(), before ``open`` is.
 
     def begin(self, run: RequestRun, tags: dict[str, str] | None) -> None:
         self.run, self.tags, self.request_id = run, tags, new_request_id()
         self.loop = asyncio.get_running_loop()
         self.started = self.core._request_begun(self.request_id, OPERATION, tags, run.route)
         self.open = True
-
-    def hold(self, slot: Slot, ctx: AttemptContext | None) -> None:
-        slot.deployment.inflight += 1
-        self.slot, self.ctx, self.finished = slot, ctx, False
-
-    def let_go(self) -> None:
-        """The current attempt ended and its own path released it."""
-        self.slot = self.ctx = None
 
     def release_attempt(self) -> Awaitable[None] | None:
         """Give back what the unfinished current attempt holds (nothing when that is done already)."""
@@ -131,8 +120,9 @@ class StreamRequest:
                  kwargs: dict[str, Any]) -> None:
         # The generator refers to the state, never to this wrapper: dropping the wrapper runs __del__ at once.
         self._state = state = _StreamState(core)
-        self._chunks = _stream(core, state, messages, provider, model, fallback, deadline, callbacks,
-                               resume_on_interrupt, kwargs)
+        chunks: Any = _stream(core, state, messages, provider, model, fallback, deadline, callbacks,
+                              resume_on_interrupt, kwargs)
+        self._chunks: AsyncGeneratorType[LLMResponseChunk, None] = chunks
 
     def __aiter__(self) -> StreamRequest:
         return self
@@ -145,8 +135,10 @@ class StreamRequest:
         return self._chunks.aclose()
 
     def __del__(self) -> None:
-        state = self._state
-        if state.open and state.yielded:
+        state, chunks = self._state, self._chunks
+        # Only a generator suspended at its ``yield`` is abandoned; one suspended at an await is still running
+        # for someone (a task awaiting its next chunk) and settles the request itself.
+        if state.open and chunks.ag_await is None and not chunks.ag_running:
             try:
                 state.abandon()
             except Exception:  # __del__ must not raise; the generator's finalizer still settles the request
@@ -183,7 +175,8 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                                                         tags, number - 1)
             if ctx is not None and caching is not None:
                 ctx.cache, ctx.cache_namespace = caching
-            state.hold(slot, ctx)
+            deployment.inflight += 1
+            state.slot, state.ctx, state.finished = slot, ctx, False  # held until released or let go
             sent_here = False
             stream: AsyncIterator[LLMResponseChunk] | None = None
             try:
@@ -219,8 +212,18 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                     state.chunk_count += 1
                     if chunk.usage is not None:
                         state.usage = chunk.usage
-                    if chunk.kind == "final":
-                        await _finish(core, state, run, slot, ctx, chunk)
+                    if chunk.kind == "final":  # the attempt succeeded: after hooks, then cost and trace on the chunk
+                        attempt = run.succeeded(slot, ctx is None or ctx.sent)
+                        if attempt.model is None:  # the provider's default answered: label its model
+                            attempt.model = chunk.model or None
+                        await chain.finish_async(ctx, response=chunk, usage=state.usage)
+                        state.cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
+                        state.finished = True  # its after hooks have run
+                        chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
+                                          "fallback_path": list(run.path), "deployment": attempt.deployment}
+                        if "attempt_end" in events.kinds:
+                            events.emit(Event.attempt_ok(request_id, OPERATION, deployment, attempt,
+                                                         len(run.attempts), state.usage))
                     elif not sent_here:
                         # Who answers and what failed first, for relays whose headers precede the body.
                         chunk.metadata = {**chunk.metadata, "deployment": deployment.name}
@@ -235,11 +238,9 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                         outcome = callback(chunk)
                         if asyncio.iscoroutine(outcome):
                             await outcome
-                    state.yielded = True
                     yield chunk
-                    state.yielded = False
             except LLMError as exc:
-                state.let_go()
+                state.slot = state.ctx = None  # released below, by the core's failure path
                 core._attempt_failed(request_id, OPERATION, slot, number, exc)
                 if not sent_here and not delivered:
                     slot = await core._next_slot(run, slot, ctx, exc, request_id, OPERATION, state.usage)
@@ -265,7 +266,6 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                     request_id=getattr(interrupted, "request_id", None),
                 )) from interrupted
             except BaseException:
-                state.yielded = False
                 pending = state.release_attempt()  # nothing when the caller's abandonment released it
                 if pending is not None:
                     await pending
@@ -274,7 +274,7 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                 closer = getattr(stream, "aclose", None)
                 if closer is not None:
                     await closer()
-            state.let_go()
+            state.slot = state.ctx = None
             deployment.inflight -= 1
             if not state.finished:  # the stream ended without a final chunk
                 run.succeeded(slot, ctx is None or ctx.sent)
@@ -301,22 +301,6 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
             state.open = False
             core._stats["inflight"] -= 1
         raise
-
-
-async def _finish(core: RequestCore, state: _StreamState, run: RequestRun, slot: Slot, ctx: AttemptContext | None,
-                  chunk: LLMResponseChunk) -> None:
-    """The final chunk: the attempt succeeded; its after hooks run, its cost and the trace go onto the chunk."""
-    attempt = run.succeeded(slot, ctx is None or ctx.sent)
-    if attempt.model is None:  # the provider's default answered: label its model
-        attempt.model = chunk.model or None
-    await core._chain.finish_async(ctx, response=chunk, usage=state.usage)
-    state.cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
-    state.finished = True  # its after hooks have run
-    chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
-                      "fallback_path": list(run.path), "deployment": attempt.deployment}
-    if "attempt_end" in core.events.kinds:
-        core.events.emit(Event.attempt_ok(state.request_id, OPERATION, slot.deployment, attempt, len(run.attempts),
-                                          state.usage))
 
 
 async def _resumes(core: RequestCore, run: RequestRun, slot: Slot, ctx: AttemptContext | None, error: LLMError,
