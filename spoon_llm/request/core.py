@@ -169,25 +169,32 @@ class RequestCore:
 
     # -- whole answers -----------------------------------------------------------------------------------------
 
-    async def _wrapped_attempt(self, ctx: AttemptContext, request_id: str, slot: Slot, number: int, subject: Any,
-                               tools: Any, call: dict[str, Any]) -> Any:
+    def _wrapped_attempt(self, ctx: AttemptContext, request_id: str, slot: Slot, number: int, subject: Any,
+                         tools: Any, call: dict[str, Any]) -> Awaitable[Any]:
         """An attempt inside the ``around_attempt`` hooks: the before hooks, the call, then the after hooks.
 
         The after hooks run here on success (so a wrapper sees the priced answer); on failure the request loop
-        runs them after the circuit has seen the error, as on the plain path.
+        runs them after the circuit has seen the error, as on the plain path. A cache miss takes this path on
+        every request: it makes no coroutine that would wait for nothing (the hooks, the provider set-up).
         """
         self._attempt_begun(None, request_id, ctx.operation, slot, number)
         chain = self._chain
 
         async def attempt() -> Any:
-            instance = await self._prepare_attempt(chain.before(ctx), slot.deployment)
+            pending = chain.before(ctx)
+            deployment = slot.deployment
+            instance = None if pending is not None else deployment.ready_provider()
+            if instance is None:
+                instance = await self._prepare_attempt(pending, deployment)
             ctx.sent = True
             work = _invoke(instance, ctx.operation, subject, tools, call)
             result = await (work if slot.timeout is None else bounded(work, slot))
-            await chain.finish_async(ctx, result, getattr(result, "usage", None))
+            pending = chain.finish(ctx, result, getattr(result, "usage", None))
+            if pending is not None:
+                await pending
             return result
 
-        return await chain.wrap(ctx, attempt)
+        return chain.wrap(ctx, attempt)
 
     async def _execute(
         self,
