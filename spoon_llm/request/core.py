@@ -187,8 +187,8 @@ class RequestCore:
             if instance is None:
                 instance = await self._prepare_attempt(pending, deployment)
             ctx.sent = True
-            work = _invoke(instance, ctx.operation, subject, tools, call)
-            result = await (work if slot.timeout is None else bounded(work, slot))
+            # Within the deadline already: _execute bounds the whole wrapped attempt (one timer, not two).
+            result = await _invoke(instance, ctx.operation, subject, tools, call)
             pending = chain.finish(ctx, result, getattr(result, "usage", None))
             if pending is not None:
                 await pending
