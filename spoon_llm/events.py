@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, runtime_chec
 
 if TYPE_CHECKING:
     from .errors import LLMError
-    from .types import TokenUsage
+    from .types import Attempt, TokenUsage
 
-__all__ = ["ALL_KINDS", "Event", "EventBus", "EventKind", "Observer", "new_request_id"]
+__all__ = ["ALL_KINDS", "Event", "EventBus", "EventKind", "Observer", "Target", "new_request_id"]
 
 EventKind = Literal[
     "request_start", "attempt_start", "attempt_end", "retry", "fallback", "first_token", "request_end",
@@ -68,6 +68,99 @@ class Event:
     tags: dict[str, str] | None = None
     data: dict[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+
+    # One constructor per kind the request path emits. Each builds with a positional literal in field order (no
+    # keyword matching, no default factories): they run on every observed request.
+
+    @classmethod
+    def request_start(cls, request_id: str, operation: str, tags: dict[str, str] | None, route: str) -> Event:
+        """The call arrived; ``data["route"]`` names the route it resolved to."""
+        return cls("request_start", request_id, operation, None, None, None, None, 0, None, None, None, None,
+                   None, None, None, None, tags, {"route": route}, time.time())
+
+    @classmethod
+    def attempt_start(cls, request_id: str, operation: str, target: Target, model: str | None, attempt: int,
+                      waited: float) -> Event:
+        """Attempt number ``attempt`` on ``target`` begins, after ``waited`` seconds of backoff."""
+        return cls("attempt_start", request_id, operation, target.provider_name, model or target.model, target.name,
+                   target.key_alias, attempt, None, None, None, waited, None, None, None, None, None, {}, time.time())
+
+    @classmethod
+    def attempt_ok(cls, request_id: str, operation: str, target: Target, attempt: Attempt, number: int,
+                   usage: TokenUsage | None) -> Event:
+        """Attempt number ``number`` succeeded (``attempt`` is its trace entry: the model that answered, latency)."""
+        return cls("attempt_end", request_id, operation, target.provider_name, attempt.model, target.name,
+                   target.key_alias, number, True, None, attempt.latency, None, usage, None, None, None, None, {},
+                   time.time())
+
+    @classmethod
+    def attempt_failed(cls, request_id: str, operation: str, target: Target, model: str | None, number: int,
+                       error: LLMError, latency: float) -> Event:
+        """Attempt number ``number`` failed with ``error``."""
+        return cls("attempt_end", request_id, operation, target.provider_name, model or target.model, target.name,
+                   target.key_alias, number, False, error, latency, None, None, None, None, None, None, {},
+                   time.time())
+
+    @classmethod
+    def next_step(cls, kind: Literal["retry", "fallback"], request_id: str, operation: str, target: Target,
+                  model: str | None, attempts: int, error: LLMError) -> Event:
+        """After a failure on ``target``: ``retry`` it, or ``fallback`` to the next candidate."""
+        return cls(kind, request_id, operation, target.provider_name, model or target.model, target.name,
+                   target.key_alias, attempts, None, error, None, None, None, None, None, None, None,
+                   {"reason": type(error).__name__}, time.time())
+
+    @classmethod
+    def first_token(cls, request_id: str, operation: str, target: Target, model: str | None,
+                    latency: float) -> Event:
+        """A stream's first chunk reached the caller, ``latency`` seconds after the request began."""
+        return cls("first_token", request_id, operation, target.provider_name, model, target.name, target.key_alias,
+                   0, None, None, latency, None, None, None, None, None, None, {}, time.time())
+
+    @classmethod
+    def request_ok(cls, request_id: str, operation: str, attempts: list[Attempt], latency: float,
+                   usage: TokenUsage | None, cost: float | None, response: Any, tags: dict[str, str] | None,
+                   chunk_count: int | None = None) -> Event:
+        """The request succeeded; the last of ``attempts`` answered (``response`` is ``None`` for streams)."""
+        last = attempts[-1]
+        return cls("request_end", request_id, operation, last.provider, last.model, last.deployment, last.key_alias,
+                   len(attempts), True, None, latency, None, usage, cost, chunk_count, response, tags,
+                   {"attempts": attempts}, time.time())
+
+    @classmethod
+    def request_failed(cls, request_id: str, operation: str, attempts: list[Attempt], latency: float,
+                       error: LLMError | None, tags: dict[str, str] | None, chunk_count: int | None = None) -> Event:
+        """The request failed with ``error``, or (``error=None``) was cancelled: ``data["cancelled"]`` is true."""
+        data: dict[str, Any] = {"attempts": attempts}
+        if error is None:
+            data["cancelled"] = True
+        return cls("request_end", request_id, operation, None, None, None, None, len(attempts), False, error,
+                   latency, None, None, None, chunk_count, None, tags, data, time.time())
+
+    @classmethod
+    def circuit_change(cls, deployment: str, old: str, new: str) -> Event:
+        """``deployment``'s circuit went from ``old`` to ``new`` (state names)."""
+        return cls("circuit_change", "", "", None, None, deployment, None, 0, None, None, None, None, None, None,
+                   None, None, None, {"old": old, "new": new}, time.time())
+
+
+class Target(Protocol):
+    """What an event names of the deployment an attempt went to (a ``DeploymentState`` has these)."""
+
+    @property
+    def provider_name(self) -> str:
+        """The provider's configured name."""
+
+    @property
+    def model(self) -> str | None:
+        """The deployment's model (``None``: the provider's default)."""
+
+    @property
+    def name(self) -> str:
+        """The deployment's name."""
+
+    @property
+    def key_alias(self) -> str | None:
+        """A label for the API key (never the key)."""
 
 
 @runtime_checkable

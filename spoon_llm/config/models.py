@@ -432,8 +432,11 @@ class RouteConfig(_Strict):
     strategy: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None
     #: Caps in seconds for requests on this route, on top of the provider's and the call's (the tightest wins,
     #: see spoon_llm.routing.timeouts): ``timeout`` each attempt made for the route (its limiter wait and
-    #: provider set-up included), ``request_timeout`` a whole request that starts on the route.
+    #: provider set-up included), ``first_token_timeout`` / ``stream_idle_timeout`` a stream's waits,
+    #: ``request_timeout`` a whole request that starts on the route.
     timeout: Seconds | None = None
+    first_token_timeout: Seconds | None = None
+    stream_idle_timeout: Seconds | None = None
     request_timeout: Seconds | None = None
 
     @model_validator(mode="before")

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .router import RoutePlan, Router
     from .timeouts import RouteTimeouts
 
-__all__ = ["RequestRun", "Slot", "annotate", "first_slot", "new_attempt", "record_success"]
+__all__ = ["RequestRun", "Slot", "admits", "annotate", "first_slot", "new_attempt", "record_success"]
 
 _TRACE_FIELDS = ("attempts", "fallback_path", "deployment")
 #: Response types whose trace fields ``annotate`` may write directly.
@@ -180,8 +180,7 @@ class RequestRun:
                 position += 1
                 if self._needs is not None and self._skips(deployment, model):
                     continue
-                # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
-                if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
+                if admits(deployment):
                     self._position = position
                     self._deployment, self._model = deployment, model
                     return True
@@ -199,10 +198,7 @@ class RequestRun:
         if not any(a.skipped and a.deployment == deployment.name for a in self.attempts):
             skip = Attempt(deployment.provider_name, model or deployment.model, deployment.name,
                            deployment.key_alias, skipped=reason)
-            if self._attempts is None:
-                self._attempts = [skip]
-            else:
-                self._attempts.append(skip)
+            self._record(skip)
         return True
 
     def _all_plans(self) -> list[RoutePlan]:
@@ -257,8 +253,7 @@ class RequestRun:
 
     # -- outcomes -------------------------------------------------------------------------------------------
 
-    def _attempt(self, slot: Slot, error: LLMError | None) -> Attempt:
-        attempt = new_attempt(slot, error)
+    def _record(self, attempt: Attempt) -> Attempt:
         if self._attempts is None:
             self._attempts = [attempt]
         else:
@@ -267,16 +262,11 @@ class RequestRun:
 
     def succeeded(self, slot: Slot, sent: bool = True) -> Attempt:
         """Record a success: circuit closed, latency folded into the average (see :func:`record_success`)."""
-        attempt = record_success(slot, sent)
-        if self._attempts is None:
-            self._attempts = [attempt]
-        else:
-            self._attempts.append(attempt)
-        return attempt
+        return self._record(record_success(slot, sent))
 
     def record_failure(self, slot: Slot, error: LLMError, *, count_health: bool = True) -> None:
         """Record a failed attempt (trace, circuit, counters) without deciding what comes next."""
-        self._attempt(slot, error)
+        self._record(new_attempt(slot, error))
         self._add_error(error)
         deployment = slot.deployment
         if not count_health:
@@ -358,6 +348,16 @@ class RequestRun:
         return self.final_error(error)
 
 
+def admits(deployment: DeploymentState) -> bool:
+    """Whether ``deployment`` takes an attempt now: in rotation, healthy, and its circuit lets the call through.
+
+    The one admission test of every attempt (:func:`first_slot` and :class:`RequestRun`). ``allow_request()``
+    admits only what ``is_available()`` would, and takes a half-open circuit's probe: call it only for an attempt
+    that will be made.
+    """
+    return deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request()
+
+
 def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: Needs | None = None) -> Slot | None:
     """The plan's first target as a slot when it is admitted now, without building a :class:`RequestRun`.
 
@@ -371,8 +371,7 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: N
     deployment, model = targets[0]
     if needs is not None and missing(deployment, needs) is not None:
         return None  # a run records the skip
-    # allow_request() admits only what is_available() would (and takes a half-open circuit's probe).
-    if deployment.disabled_reason is None and deployment.healthy and deployment.circuit.allow_request():
+    if admits(deployment):
         route = plan.timeouts
         if route is not None:
             deadline = route.deadline(deadline)

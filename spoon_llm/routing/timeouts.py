@@ -58,7 +58,7 @@ class RouteTimeouts:
     @classmethod
     def of(cls, route: RouteConfig) -> RouteTimeouts | None:
         """The caps a route's configuration sets, or ``None`` when it sets none (the common case)."""
-        caps = cls(timeout=route.timeout, request_timeout=route.request_timeout)
+        caps = cls(route.timeout, route.first_token_timeout, route.stream_idle_timeout, route.request_timeout)
         return None if caps == _NO_CAPS else caps
 
     def deadline(self, deadline: float | None) -> float | None:

@@ -14,12 +14,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "spoon_llm"
 
 # layer -> modules it must not import (prefixes of dotted names)
+# The manager is the facade over the request core (spoon_llm.request) and run-time control (spoon_llm.control).
+_MANAGER = ("spoon_llm.manager", "spoon_llm.request", "spoon_llm.control")
 FORBIDDEN = {
-    "spoon_llm.providers": ("spoon_llm.manager", "spoon_llm.middleware", "spoon_llm.server", "spoon_llm.cli",
+    "spoon_llm.providers": (*_MANAGER, "spoon_llm.middleware", "spoon_llm.server", "spoon_llm.cli",
                             "spoon_llm.routing"),
-    "spoon_llm.transport": ("spoon_llm.manager", "spoon_llm.middleware", "spoon_llm.providers", "spoon_llm.server"),
-    "spoon_llm.routing": ("spoon_llm.manager", "spoon_llm.middleware", "spoon_llm.server", "spoon_llm.cli"),
-    "spoon_llm.call_settings": ("spoon_llm.manager", "spoon_llm.middleware", "spoon_llm.providers"),
+    "spoon_llm.transport": (*_MANAGER, "spoon_llm.middleware", "spoon_llm.providers", "spoon_llm.server"),
+    "spoon_llm.routing": (*_MANAGER, "spoon_llm.middleware", "spoon_llm.server", "spoon_llm.cli"),
+    "spoon_llm.call_settings": (*_MANAGER, "spoon_llm.middleware", "spoon_llm.providers"),
 }
 
 

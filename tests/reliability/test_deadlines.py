@@ -133,3 +133,31 @@ async def test_a_rate_limit_slot_of_an_attempt_that_sent_nothing_is_given_back(s
             await manager.chat("over the limit")
     finally:
         await manager.cleanup()
+
+
+class _PassThrough(Middleware):
+    """An ``around_attempt`` hook that only calls what it wraps (as a cache does on a miss)."""
+
+    name = "pass_through"
+
+    async def around_attempt(self, ctx: Any, call_next: Any) -> Any:
+        return await call_next()
+
+
+async def test_the_deadline_bounds_a_wrapped_attempt_too(sim: ProviderSimulator) -> None:
+    # The provider call inside around_attempt hooks is bounded once, by the whole wrapped attempt's deadline.
+    sim.reset()
+    sim.fault("openai", Fault.slow(60.0), times=None)
+    section = {"type": "openai", "base_url": sim.openai_base_url, "api_key": "sk-test-deadline-0000000001",
+               "model": "m-deadline"}
+    manager = LLMManager(ConfigurationManager({"providers": {"openai": section}, "retry": {"max_retries": 0}},
+                                              env={}), middleware=[_PassThrough()], default_middleware=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError):
+            await manager.chat("slow", deadline=0.3)
+        assert time.monotonic() - started < 30  # not the simulator's 60 s
+        assert manager.get_stats()["inflight"] == 0
+        assert manager.get_provider_status()["openai"]["inflight"] == 0
+    finally:
+        await manager.cleanup()

@@ -16,10 +16,13 @@ import pytest
 
 from spoon_llm import ConfigurationManager
 from spoon_llm.config.models import ProviderConfig
-from spoon_llm.errors import ConfigurationError, LLMError, RequestTimeoutError
+from spoon_llm.errors import ConfigurationError, LLMError, RequestTimeoutError, StreamInterruptedError
 from spoon_llm.manager import LLMManager
 from spoon_llm.routing.timeouts import RouteTimeouts, stream_timeouts
 from spoon_llm.testing import Fault, ProviderSimulator
+
+from ._raw import Raw, RawServer
+from ._vendors import OPENAI, sse
 
 KEY = "sk-test-route-timeouts-00000001"
 
@@ -123,7 +126,7 @@ async def test_a_call_deadline_shorter_than_the_route_cap_still_wins(sim: Provid
         await manager.cleanup()
 
 
-@pytest.mark.parametrize("field", ["timeout", "request_timeout"])
+@pytest.mark.parametrize("field", ["timeout", "first_token_timeout", "stream_idle_timeout", "request_timeout"])
 @pytest.mark.parametrize("bad", [0, -1, "soon", True])
 def test_a_bad_route_timeout_is_rejected_naming_the_route_and_field(field: str, bad: Any) -> None:
     with pytest.raises(ConfigurationError) as caught:
@@ -142,3 +145,37 @@ def test_route_caps_layer_over_the_stream_timeouts() -> None:
     assert stream_timeouts(config, {"first_token_timeout": 2.0, "stream_idle_timeout": 3.0}, caps) == (2.0, 3.0)
     assert RouteTimeouts(timeout=4).attempt(None) == 4 and RouteTimeouts(timeout=4).attempt(2.5) == 2.5
     assert RouteTimeouts(request_timeout=9).deadline(None) == 9 and RouteTimeouts().deadline(math.inf) == math.inf
+
+
+async def test_a_route_first_token_timeout_falls_over(sim: ProviderSimulator) -> None:
+    sim.reset()
+    sim.fault("openai", Fault.slow(60.0), times=None)
+    manager = _manager(sim, {"first_token_timeout": 0.5, "fallback": ["backup"]})
+    try:
+        started = time.monotonic()
+        chunks = [chunk async for chunk in manager.chat_stream("a silent primary", model="slow")]
+        assert time.monotonic() - started < 40  # three 0.5 s waits, not the provider's 60 s
+        assert chunks[-1].metadata["deployment"] == "backup" and chunks[-1].content
+        assert sim.request_count == 4  # three tries on the primary, then the backup
+    finally:
+        await manager.cleanup()
+
+
+async def test_a_route_stream_idle_timeout_ends_a_stalled_stream(sim: ProviderSimulator) -> None:
+    async with RawServer() as raw:  # two chunks, then silence
+        raw.answer = Raw(headers={"content-type": "text/event-stream"}, parts=[sse(*OPENAI.stream_events[:2])],
+                         chunked=True, end="hang")
+        manager = LLMManager(ConfigurationManager({
+            "providers": {"primary": {"type": "openai", "base_url": raw.url + "/v1", "api_key": KEY,
+                                      "model": "m-primary", "timeout": 60}},
+            "request_timeout": 120, "models": {"slow": {"targets": ["primary"], "stream_idle_timeout": 0.5}},
+        }, env={}))
+        try:
+            started = time.monotonic()
+            with pytest.raises(StreamInterruptedError) as caught:
+                async for _ in manager.chat_stream("a stalling primary", model="slow"):
+                    pass
+            assert time.monotonic() - started < 40  # the route's 0.5 s, not the provider's 60 s
+            assert "stalled" in str(caught.value) and caught.value.partial_content
+        finally:
+            await manager.cleanup()
