@@ -34,11 +34,11 @@ from pydantic import SecretStr
 
 from ..errors import ConfigurationError, register_secret
 from ..transport import merge_headers, user_agent
-from ._openai_errors import status_error
-from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream
 from ._responses_route import ResponsesRoute
 from .base import require_sdk
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._errors import status_error
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._transport import NativeTransport, OpenAITransport, ResponseStream
 
 if TYPE_CHECKING:
     from ..config.models import ProviderConfig

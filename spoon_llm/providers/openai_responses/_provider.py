@@ -33,10 +33,10 @@ from .._common import (
     stream_failure,
     warm_lazy_imports,
 )
-from .._openai_errors import map_exception, status_error
-from .._openai_transport import native_headers
 from .._stream import StreamAccumulator
 from ..base import require_sdk
+from ..openai._errors import map_exception, status_error
+from ..openai._transport import native_headers
 from ._convert import PROVIDER, RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_response
 

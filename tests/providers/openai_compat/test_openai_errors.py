@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from spoon_llm import errors as ours
-from spoon_llm.providers._openai_errors import OpenAIErrorMapper, error_from_body, map_exception
+from spoon_llm.providers.openai._errors import OpenAIErrorMapper, error_from_body, map_exception
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
 

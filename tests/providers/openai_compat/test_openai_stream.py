@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from spoon_llm.errors import InvalidRequestError, ProviderUnavailableError, ResponseParsingError
-from spoon_llm.providers._openai_stream import ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
+from spoon_llm.providers.openai._stream import ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
 from spoon_llm.types import LLMResponseChunk
 
 STREAM = (

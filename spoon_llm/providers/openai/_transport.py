@@ -3,7 +3,7 @@
 Both transports take the JSON body already encoded (by :mod:`spoon_llm.transport`) and hand back raw bytes; the
 provider decodes them with the shared wire mapping, so the two can only differ in how bytes move. Each raises
 our errors: a non-2xx answer becomes the mapped :class:`~spoon_llm.errors.ProviderError` (the SDK path through
-the SDK's typed exceptions, the native path through :func:`._openai_errors.status_error`, which reproduces them),
+the SDK's typed exceptions, the native path through :func:`._errors.status_error`, which reproduces them),
 a transport failure a :class:`~spoon_llm.errors.NetworkError` / :class:`~spoon_llm.errors.TimeoutError`.
 
 A stream comes back as an object with ``headers``, ``aiter_bytes()``, ``aread()`` and ``aclose()`` (an
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 
-from ..errors import ProviderError
-from ..transport import merge_headers, user_agent
-from ._openai_errors import OpenAIErrorMapper, map_exception, status_error
+from ...errors import ProviderError
+from ...transport import merge_headers, user_agent
+from ._errors import OpenAIErrorMapper, map_exception, status_error
 
 if TYPE_CHECKING:
-    from ..config.models import ProviderConfig
-    from ..transport._native import NativeClient
+    from ...config.models import ProviderConfig
+    from ...transport._native import NativeClient
 
 __all__ = ["NativeTransport", "OpenAITransport", "ResponseStream", "SdkTransport", "native_headers"]
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderError, ResponseParsingError
-from ..transport._sse import TextSSEParser as SSEDecoder
-from ..types import LLMResponse, LLMResponseChunk
-from ._openai_errors import error_from_body
-from ._openai_wire import content_text, normalize_finish_reason, parse_usage, thinking_text, vendor_cost
-from ._stream import StreamAccumulator
+from ...errors import ProviderError, ResponseParsingError
+from ...transport._sse import TextSSEParser as SSEDecoder
+from ...types import LLMResponse, LLMResponseChunk
+from .._stream import StreamAccumulator
+from ._decode import content_text, parse_usage, thinking_text, vendor_cost
+from ._dialect import normalize_finish_reason
+from ._errors import error_from_body
 
 __all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal
 
-from .._headers import parse_retry_after, rate_limit_headers
-from ..errors import (
+from ..._headers import parse_retry_after, rate_limit_headers
+from ...errors import (
     ContentFilterError,
     LLMError,
     NetworkError,
