@@ -131,10 +131,6 @@ class AzureRouting:
         """What the inner transport makes of a stream failure."""
         return self.inner.translate(exc, model)
 
-    async def close(self) -> None:
-        """Close the inner transport."""
-        await self.inner.close()
-
 
 class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
     """Azure OpenAI (chat, streaming, tools, embeddings) on deployment or v1 URLs, api-key or Entra ID auth."""
@@ -278,7 +274,7 @@ class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
 
     # -- transports -----------------------------------------------------------------------------------------
 
-    def _native_headers(self, api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
+    def _openai_headers(self, api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
         # Azure's key travels in ``api-key`` (a Bearer header is read as an Entra ID token); tokens come per request.
         base = {"Accept": "application/json", "User-Agent": user_agent()}
         if api_key and self._token_fn is None:

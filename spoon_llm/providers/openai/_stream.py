@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import ProviderError, ResponseParsingError
+from ...errors import DECODE_FAULTS, ProviderError, ResponseParsingError, StreamInterruptedError, malformed
+from ...transport import loads
 from ...transport._sse import TextSSEParser as SSEDecoder
 from ...types import LLMResponse, LLMResponseChunk
 from .._stream import StreamAccumulator
@@ -26,6 +27,14 @@ __all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
 
 #: The data payload that ends an OpenAI stream.
 DONE = "[DONE]"
+#: The same as raw bytes, compared before any decoding.
+DONE_BYTES = b"[DONE]"
+
+
+def _completion_as_chunk(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole ``chat.completion`` as one stream chunk."""
+    choices = [{**c, "delta": c.get("message") or {}} for c in data.get("choices") or ()]
+    return {**data, "choices": choices}
 
 
 def _merge_reasoning_details(into: dict[Any, dict[str, Any]], details: Any) -> None:
@@ -61,6 +70,9 @@ class ChatStreamDecoder:
         self.acc = StreamAccumulator(provider, model)
         self.acc.request_id = request_id
         self.error: ProviderError | None = None
+        self._requested = model  # errors name the model asked for, whatever the chunks call it
+        self._done = False  # [DONE] arrived, or the body ended inside an event
+        self._cut = False
         self._model_seen = False
         self._choices: set[int] = set()
         self._others: dict[int, dict[str, Any]] = {}
@@ -144,6 +156,54 @@ class ChatStreamDecoder:
         if error is not None:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id,
                                        chunk=chunk)
+        return out
+
+    # -- the SSE view (:func:`spoon_llm.providers._sse_stream.sse_stream` drives these) --------------------
+
+    def event(self, name: str | None, data: bytes, last: bool) -> list[LLMResponseChunk]:
+        """One SSE event's data: ``[DONE]`` ends the stream (later events are drained), else one JSON chunk."""
+        if self._done:
+            return []  # drain to the end so the connection can be reused
+        if data == DONE_BYTES:
+            self._done = True
+            return []
+        try:
+            parsed = loads(data)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            if last:  # half an event: the body was cut, reported by end()
+                self._done = self._cut = True
+                return []
+            raise ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=self.acc.provider,
+                                       model=self._requested) from exc
+        try:
+            out = self.feed(parsed)
+        except DECODE_FAULTS as exc:
+            raise malformed("a stream event", parsed, exc, provider=self.acc.provider, model=self._requested) from exc
+        if self.error is not None:
+            raise self.error
+        return out
+
+    def end(self) -> list[LLMResponseChunk]:
+        """The body ended: the final chunk, or the error for a stream that stopped before the answer did."""
+        acc = self.acc
+        if (not self._done or self._cut) and acc.finish_reason is None:
+            # Neither [DONE] nor a finish reason: the body ended early, the answer may be incomplete.
+            message = "the stream ended before the answer was complete"
+            if self.content_sent:
+                raise StreamInterruptedError(message, partial_content=acc.content, partial_usage=acc.usage,
+                                             provider=acc.provider, model=self._requested,
+                                             request_id=acc.request_id)
+            raise ResponseParsingError(message, provider=acc.provider, model=self._requested,
+                                       request_id=acc.request_id)
+        return [self.final_chunk()]
+
+    def whole(self, data: Any) -> list[LLMResponseChunk]:
+        """A whole ``chat.completion`` (a server that ignored ``stream``) as the chunks of a stream."""
+        try:
+            out = self.feed(_completion_as_chunk(data))
+        except DECODE_FAULTS as exc:
+            raise malformed("a stream event", data, exc, provider=self.acc.provider, model=self._requested) from exc
+        out.append(self.final_chunk())
         return out
 
     def _rare_delta_fields(self, delta: Mapping[str, Any]) -> None:

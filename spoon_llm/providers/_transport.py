@@ -1,0 +1,80 @@
+"""The vendor-transport seam every provider family shares: one protocol, one error-mapping scope.
+
+Each vendor has a native implementation (our aiohttp client, :mod:`spoon_llm.transport`) and an SDK one (the
+vendor's official client asked for raw bytes), both satisfying :class:`VendorTransport`: the provider builds the
+JSON body, the transport moves bytes and raises our errors, the provider decodes with the shared wire mapping.
+What an SDK call or a stream read raises is mapped in one place per transport, its ``translate`` method, applied
+by :class:`ErrorScope` (the way httpx maps httpcore's exceptions in ``map_httpcore_exceptions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Literal, Protocol
+
+from ..errors import LLMError, safe_cause
+from ._sse_stream import ResponseStream
+
+__all__ = ["ErrorScope", "ResponseStream", "VendorTransport"]
+
+
+class VendorTransport(Protocol):
+    """What a provider asks of a transport: the JSON body already encoded, the 2xx answer as bytes.
+
+    A non-2xx answer raises the vendor's mapped :class:`~spoon_llm.errors.ProviderError` (the native transport
+    from the status and body, the SDK one through ``translate``), a failure to connect or read a
+    :class:`~spoon_llm.errors.NetworkError` or timeout error.
+    """
+
+    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """POST ``payload`` to ``path``; the 2xx body and headers."""
+
+    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+                          timeout: float | None) -> ResponseStream:
+        """POST ``payload`` to ``path`` and return once a 2xx answer's headers arrived."""
+
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """GET ``path`` (relative to the base URL); the 2xx body."""
+
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """Our error for what a call or a stream read raised (``None``: not this transport's failure)."""
+
+
+class ErrorScope:
+    """``with`` / ``async with`` block that re-raises what ``translate`` maps as our error, ``from`` the original.
+
+    ``translate(exc, model)`` returns our error or ``None`` (the exception then propagates unchanged); our own
+    errors and non-``Exception`` exits (cancellation) always pass through.
+
+    Example::
+
+        with ErrorScope(transport.translate, model):
+            response = await client.post(...)
+    """
+
+    __slots__ = ("_model", "_translate")
+
+    def __init__(self, translate: Callable[[BaseException, str | None], LLMError | None], model: str | None) -> None:
+        self._translate = translate
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, LLMError):
+            return False
+        mapped = self._translate(exc, self._model)
+        if mapped is None:
+            return False
+        raise mapped from safe_cause(exc)
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
