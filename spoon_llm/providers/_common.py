@@ -247,8 +247,12 @@ class DualTransportProvider(BaseProvider):
         """Per-deployment request defaults; runs once either transport is ready."""
 
     def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
-        """Our error for an SDK exception (subclasses with an SDK path override this)."""
+        """Our error for an SDK exception: the SDK transport's one mapping (subclasses with one override this)."""
         return None
+
+    def _sdk_errors(self, model: str | None) -> ErrorScope:
+        """The scope every SDK call runs in: what escapes it is mapped by :meth:`_translate_sdk`."""
+        return ErrorScope(self._translate_sdk, model)
 
     def _stream_failure(self, exc: BaseException, acc: StreamAccumulator, model: str) -> LLMError:
         """Our error for what reading a stream raised (see :func:`stream_failure` for the rule)."""

@@ -9,14 +9,33 @@ by :class:`ErrorScope` (the way httpx maps httpcore's exceptions in ``map_httpco
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..errors import LLMError, safe_cause
-from ._sse_stream import ResponseStream
+from ..errors import LLMError, ProviderError, safe_cause
 
-__all__ = ["ErrorScope", "ResponseStream", "VendorTransport"]
+if TYPE_CHECKING:
+    from ..transport._native import NativeClient, NativeStream
+
+__all__ = ["ErrorScope", "ResponseStream", "VendorTransport", "open_native_stream"]
+
+
+class ResponseStream(Protocol):
+    """A streamed answer: what a stream loop needs of either transport's response object."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers (case-insensitive lookups)."""
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+
+    async def aread(self) -> bytes:
+        """The whole body."""
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it)."""
 
 
 class VendorTransport(Protocol):
@@ -45,8 +64,7 @@ class VendorTransport(Protocol):
 class ErrorScope:
     """``with`` / ``async with`` block that re-raises what ``translate`` maps as our error, ``from`` the original.
 
-    ``translate(exc, model)`` returns our error or ``None`` (the exception then propagates unchanged); our own
-    errors and non-``Exception`` exits (cancellation) always pass through.
+    ``translate(exc, model)`` returns our error or ``None`` (the exception then propagates unchanged).
 
     Example::
 
@@ -65,10 +83,12 @@ class ErrorScope:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> Literal[False]:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, LLMError):
+        if exc is None:
             return False
+        # Our own errors go through ``translate`` too (it returns ``None`` for them): a provider may need to see
+        # them (Vertex AI drops a refused token).
         mapped = self._translate(exc, self._model)
-        if mapped is None:
+        if mapped is None or mapped is exc:
             return False
         raise mapped from safe_cause(exc)
 
@@ -78,3 +98,21 @@ class ErrorScope:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
+
+
+async def open_native_stream(native: NativeClient, url: Any, payload: bytes, headers: Mapping[str, str] | None,
+                             timeout: float | None, model: str | None,
+                             status_error: Callable[[int, bytes, Mapping[str, str]], ProviderError]) -> NativeStream:
+    """POST on the native client and return at a 2xx answer's headers.
+
+    Any other status is read whole, the connection given back, and ``status_error(status, body, headers)`` (the
+    vendor's error mapping) raised.
+    """
+    stream = await native.stream("POST", url, body=payload, headers=headers, timeout=timeout, model=model)
+    if not 200 <= stream.status_code < 300:
+        try:
+            content = await stream.aread()
+        finally:
+            await stream.aclose()
+        raise status_error(stream.status_code, content, stream.headers)
+    return stream

@@ -22,7 +22,6 @@ from ...errors import (
     TokenLimitError,
     error_for_status,
 )
-from .._common import ErrorScope
 
 __all__ = ["ErrorMapper", "error_from_body", "is_context_overflow", "status_error"]
 
@@ -112,7 +111,7 @@ def status_error(status: int, content: bytes, headers: Mapping[str, str], *, mod
 class ErrorMapper:
     """Maps exceptions escaping an Anthropic SDK call (or a stream read) to our error tree.
 
-    Built once per client with the SDK module; use ``async with mapper.scope(model):`` around each call.
+    Built once per client with the SDK module; the provider's ``_sdk_errors`` scope applies :meth:`translate`.
     """
 
     def __init__(self, sdk: Any) -> None:
@@ -133,10 +132,6 @@ class ErrorMapper:
                     "type": "overloaded_error", "message": "", "details": {"error_code": "warm-up"}}})
         except Exception:  # noqa: BLE001 - another SDK version: its first error pays instead
             pass
-
-    def scope(self, model: str | None) -> ErrorScope:
-        """A context manager that translates what escapes it."""
-        return ErrorScope(self.translate, model)
 
     def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""

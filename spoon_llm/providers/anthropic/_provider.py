@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt, safe_cause
+from ...errors import LLMError, ResponseParsingError, excerpt
 from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
@@ -26,10 +26,11 @@ from .._common import (
     decoded_answer,
     httpx_limits,
     httpx_timeout,
-    stream_failure,
     warm_lazy_imports,
 )
+from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
+from .._transport import open_native_stream
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
@@ -202,9 +203,8 @@ class AnthropicProvider(DualTransportProvider):
             if not 200 <= reply.status < 300:
                 raise status_error(reply.status, reply.content, reply.headers, model=call.model)
             return self._decode(reply.content, call.model), reply.headers
-        assert self._errors is not None
         options = self._sdk_options(call, params)
-        async with self._errors.scope(call.model):
+        async with self._sdk_errors(call.model):
             if method == "GET":
                 response = await self._client.get(path, cast_to=self._raw, options=options)
             else:
@@ -216,17 +216,10 @@ class AnthropicProvider(DualTransportProvider):
         native = self._native
         if native is not None:
             url, wire = self._target(_MESSAGES, body, call, stream=True)
-            stream = await native.stream("POST", url, body=dumps(wire), headers=call.headers,
-                                         timeout=call.timeout, model=call.model)
-            if not 200 <= stream.status_code < 300:
-                try:
-                    content = await stream.aread()
-                finally:
-                    await stream.aclose()
-                raise status_error(stream.status_code, content, stream.headers, model=call.model)
-            return stream
-        assert self._errors is not None
-        async with self._errors.scope(call.model):
+            return await open_native_stream(native, url, dumps(wire), call.headers, call.timeout, call.model,
+                                            lambda status, content, headers: status_error(status, content, headers,
+                                                                                          model=call.model))
+        async with self._sdk_errors(call.model):
             return await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=self._sdk_options(call),
                                            stream=True, stream_cls=None)
 
@@ -272,51 +265,13 @@ class AnthropicProvider(DualTransportProvider):
                                        provider=PROVIDER, model=call.model)
         parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
                            max_stream_bytes=self.config.max_stream_bytes, provider=PROVIDER, model=call.model)
-        chunks = response.aiter_bytes()
+        events = JsonEvents(decoder, acc, provider=PROVIDER, model=call.model, closing_event="message_stop")
         try:
-            while True:
-                try:
-                    raw = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
-                for _, data in parser.feed(raw):
-                    chunk = self._feed(decoder, data, acc, call.model)
-                    if chunk is not None:
-                        yield chunk
-            for _, data in parser.close():
-                chunk = self._feed(decoder, data, acc, call.model, last=True)
-                if chunk is not None:
-                    yield chunk
+            async for chunk in sse_stream(response, events, parser,
+                                          lambda exc: self._stream_failure(exc, acc, call.model)):
+                yield chunk
         finally:
             await response.aclose()
-        if not decoder.done:
-            raise self._cut_short("the stream ended before message_stop", acc, call.model)
-        decoder.finish()
-        yield acc.final_chunk()
-
-    def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
-              model: str, last: bool = False) -> LLMResponseChunk | None:
-        try:
-            event = loads(data)
-        except ValueError as exc:
-            if last:  # the body ended inside this event: a cut stream
-                raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
-            raise stream_failure(ResponseParsingError(f"undecodable stream event {_preview(data)!r}",
-                                                      provider=PROVIDER, model=model), acc, PROVIDER, model) from exc
-        try:
-            return decoder.feed(event)
-        except LLMError:
-            raise
-        except DECODE_FAULTS as exc:
-            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
-                                       model=model) from exc
-
-    @staticmethod
-    def _cut_short(message: str, acc: StreamAccumulator, model: str) -> LLMError:
-        # Before any chunk reached the caller the request can safely be retried elsewhere; after, it cannot.
-        return stream_failure(NetworkError(message, provider=PROVIDER, model=model), acc, PROVIDER, model)
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Input tokens of a request (messages, system, tools) from the API's free ``count_tokens`` endpoint."""
@@ -349,6 +304,4 @@ def _not_an_answer(data: Any, headers: Mapping[str, str], model: str) -> LLMErro
     return ResponseParsingError(f"expected a message object, got {excerpt(data)}", provider=PROVIDER, model=model)
 
 
-def _preview(data: bytes) -> str:
-    return data[:200].decode("utf-8", errors="replace")
 

@@ -23,7 +23,7 @@ import httpx2
 
 from ...errors import LLMError
 from ...transport import merge_headers, user_agent
-from .._transport import ErrorScope, ResponseStream, VendorTransport
+from .._transport import ErrorScope, ResponseStream, VendorTransport, open_native_stream
 from ._errors import map_exception, status_error
 
 if TYPE_CHECKING:
@@ -155,15 +155,10 @@ class NativeTransport:
     async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """POST and return at the headers; a non-2xx answer is read whole and raised as the SDK path would."""
-        stream = await self.client.stream("POST", self._url(path), body=payload,
-                                          headers=self._call_headers(headers), timeout=timeout, model=model)
-        if not 200 <= stream.status_code < 300:
-            try:
-                content = await stream.aread()
-            finally:
-                await stream.aclose()
-            raise status_error(stream.status_code, content, stream.headers, provider=self._label, model=model)
-        return stream
+        return await open_native_stream(
+            self.client, self._url(path), payload, self._call_headers(headers), timeout, model,
+            lambda status, content, response_headers: status_error(status, content, response_headers,
+                                                                   provider=self._label, model=model))
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
         """GET; a non-2xx answer raises."""
