@@ -9,16 +9,18 @@ by :class:`ErrorScope` (the way httpx maps httpcore's exceptions in ``map_httpco
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..errors import LLMError, ProviderError, safe_cause
+from ..errors import LLMError, ProviderError, ResponseParsingError, safe_cause
+from ..transport import loads
 
 if TYPE_CHECKING:
     from ..transport._native import NativeClient, NativeStream
 
-__all__ = ["ErrorScope", "ResponseStream", "VendorTransport", "open_native_stream"]
+__all__ = ["ErrorScope", "ResponseStream", "VendorTransport", "error_body", "json_answer", "open_native_stream"]
 
 
 class ResponseStream(Protocol):
@@ -116,3 +118,21 @@ async def open_native_stream(native: NativeClient, url: Any, payload: bytes, hea
             await stream.aclose()
         raise status_error(stream.status_code, content, stream.headers)
     return stream
+
+
+def json_answer(content: bytes, *, provider: str, model: str | None) -> Any:
+    """A 2xx body decoded; one that is not JSON is a :class:`~spoon_llm.errors.ResponseParsingError`."""
+    try:
+        return loads(content)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=provider,
+                                   model=model) from exc
+
+
+def error_body(content: bytes) -> Any:
+    """A non-2xx body as the SDKs keep it: the stripped text decoded as JSON when it is JSON, else the text."""
+    text = content.decode("utf-8", errors="replace").strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -22,6 +22,7 @@ from ...errors import (
     TokenLimitError,
     error_for_status,
 )
+from .._transport import error_body
 
 __all__ = ["ErrorMapper", "error_from_body", "is_context_overflow", "status_error"]
 
@@ -99,12 +100,7 @@ def status_error(status: int, content: bytes, headers: Mapping[str, str], *, mod
     Like ``anthropic``'s client: the stripped body text is decoded as JSON when it is JSON and kept as text
     otherwise, and the request id comes from the ``request-id`` header.
     """
-    text = content.decode("utf-8", errors="replace").strip()
-    body: Any = text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
+    body = error_body(content)
     return error_from_body(status, body, headers, model=model, request_id=headers.get("request-id"))
 
 

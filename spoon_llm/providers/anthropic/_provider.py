@@ -30,7 +30,7 @@ from .._common import (
 )
 from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
-from .._transport import open_native_stream
+from .._transport import json_answer, open_native_stream
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
@@ -180,11 +180,7 @@ class AnthropicProvider(DualTransportProvider):
 
     @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
-        try:
-            return loads(content)
-        except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
-                                       model=model) from exc
+        return json_answer(content, provider=PROVIDER, model=model)
 
     def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
                 stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:

@@ -26,6 +26,7 @@ from ...errors import (
     error_for_status,
     redact_secrets,
 )
+from .._transport import error_body
 
 __all__ = ["error_from_body", "map_exception", "status_error"]
 
@@ -129,18 +130,12 @@ def status_error(
     object) as the error body and words its message ``Error code: N - <vendor message>``; the same steps here
     give the same class, message, body, request id, Retry-After and rate-limit headers on every transport.
     """
-    text = content.decode("utf-8", errors="replace").strip()
-    body: Any = text
+    body = error_body(content)
     sdk_message = f"Error code: {status}"
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
-    else:
-        inner = body.get("error", body) if isinstance(body, Mapping) else None
-        vendor = inner.get("message") if isinstance(inner, Mapping) else None
-        if isinstance(vendor, str) and vendor:
-            sdk_message += f" - {vendor}"
+    inner = body.get("error", body) if isinstance(body, Mapping) else None
+    vendor = inner.get("message") if isinstance(inner, Mapping) else None
+    if isinstance(vendor, str) and vendor:
+        sdk_message += f" - {vendor}"
     data = body.get("error", body) if isinstance(body, Mapping) else body
     return error_from_body(status, data, provider=provider, model=model, headers=headers,
                            request_id=headers.get("x-request-id"), message=sdk_message)

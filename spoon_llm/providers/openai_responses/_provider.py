@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
 from ...interface import ProviderMetadata, StreamCallback
-from ...transport import SSEParser, dumps, loads
+from ...transport import SSEParser, dumps
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
 from .._common import (
@@ -35,7 +35,7 @@ from .._common import (
 )
 from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
-from .._transport import open_native_stream
+from .._transport import json_answer, open_native_stream
 from ..base import require_sdk
 from ..openai._errors import map_exception, status_error
 from ..openai._transport import native_headers
@@ -163,11 +163,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
 
     @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
-        try:
-            return loads(content)
-        except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
-                                       model=model) from exc
+        return json_answer(content, provider=PROVIDER, model=model)
 
     async def _post(self, body: Mapping[str, Any], call: CallOptions) -> tuple[Any, Mapping[str, str]]:
         """One non-streamed request on either transport: the decoded 2xx JSON and the response headers."""
