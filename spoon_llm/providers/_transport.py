@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..errors import LLMError, ProviderError, ResponseParsingError, safe_cause
-from ..transport import loads
+from ..errors import LLMError, ProviderError, ResponseParsingError, ValidationError, safe_cause
+from ..transport import dumps, loads
 
 if TYPE_CHECKING:
     from ..transport._native import NativeClient, NativeStream
 
-__all__ = ["ErrorScope", "ResponseStream", "VendorTransport", "error_body", "json_answer", "open_native_stream"]
+__all__ = ["ErrorScope", "ResponseStream", "VendorTransport", "encode_body", "error_body", "json_answer",
+           "open_native_stream"]
 
 
 class ResponseStream(Protocol):
@@ -41,20 +42,21 @@ class ResponseStream(Protocol):
 
 
 class VendorTransport(Protocol):
-    """What a provider asks of a transport: the JSON body already encoded, the 2xx answer as bytes.
+    """What a provider asks of a transport: the JSON body in, the 2xx answer's bytes out.
 
+    The body is a mapping, encoded once by :func:`encode_body` (or by the SDK where it routes on the body).
     A non-2xx answer raises the vendor's mapped :class:`~spoon_llm.errors.ProviderError` (the native transport
     from the status and body, the SDK one through ``translate``), a failure to connect or read a
     :class:`~spoon_llm.errors.NetworkError` or timeout error.
     """
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
-        """POST ``payload`` to ``path``; the 2xx body and headers."""
+        """POST the JSON ``body`` to ``path``; the 2xx body and headers."""
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
-        """POST ``payload`` to ``path`` and return once a 2xx answer's headers arrived."""
+        """POST the JSON ``body`` to ``path`` and return once a 2xx answer's headers arrived."""
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
         """GET ``path`` (relative to the base URL); the 2xx body."""
@@ -136,3 +138,11 @@ def error_body(content: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def encode_body(body: Mapping[str, Any], provider: str) -> bytes:
+    """A request body as JSON bytes; one that cannot be (a set, an object) is our :class:`ValidationError`."""
+    try:
+        return dumps(body)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=provider) from exc

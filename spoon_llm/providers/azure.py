@@ -99,15 +99,15 @@ class AzureRouting:
         token = await self._token()
         return {**(headers or {}), "Authorization": f"Bearer {token}"}
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST to the deployment of ``model``."""
-        return await self.inner.post(self.path(path, model), payload, model, await self._headers(headers), timeout)
+        return await self.inner.post(self.path(path, model), body, model, await self._headers(headers), timeout)
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """Open a stream from the deployment of ``model``."""
-        return await self.inner.open_stream(self.path(path, model), payload, model, await self._headers(headers),
+        return await self.inner.open_stream(self.path(path, model), body, model, await self._headers(headers),
                                             timeout)
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
 from ...errors import LLMError, ResponseParsingError, excerpt
-from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
+from ...transport import SSEParser, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
 from .._common import (
@@ -30,11 +30,12 @@ from .._common import (
 )
 from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
-from .._transport import json_answer, open_native_stream
+from .._transport import ResponseStream, VendorTransport, json_answer
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
-from ._errors import ErrorMapper, error_from_body, status_error
+from ._errors import ErrorMapper, error_from_body
+from ._transport import NativeTransport, SdkTransport
 
 if TYPE_CHECKING:
     import httpx2
@@ -78,6 +79,8 @@ class AnthropicProvider(DualTransportProvider):
 
     provider_name = PROVIDER
     capabilities = builtin_capabilities(PROVIDER)
+    #: The deployment's transport (native or SDK), set once either client is ready.
+    _transport: VendorTransport
     default_model: ClassVar[str | None] = "claude-sonnet-4-5"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
@@ -94,6 +97,7 @@ class AnthropicProvider(DualTransportProvider):
         self._defaults = RequestDefaults(model="")
         self._raw: type[httpx2.Response] | None = None  # ``cast_to`` that makes the SDK hand back raw bytes
         self._urls: dict[str, Any] = {}
+        self._base = ""
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -115,8 +119,12 @@ class AnthropicProvider(DualTransportProvider):
             extra_body=dict(cfg.extra_body),
         )
         if self._native is not None:
-            base = (self.base_url or "").rstrip("/")
-            self._urls = {path: self._native.url(base + path) for path in (_MESSAGES, _COUNT_TOKENS, _MODELS)}
+            self._base = (self.base_url or "").rstrip("/")
+            self._urls = {}
+            self._transport = NativeTransport(self._native, self._target, PROVIDER)
+        else:
+            assert self._raw is not None
+            self._transport = SdkTransport(self._client, self._raw, self._translate_sdk)
 
     def _build_sdk(self) -> Any:
         sdk = self._sdk_module()
@@ -168,56 +176,29 @@ class AnthropicProvider(DualTransportProvider):
         return build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
 
     @staticmethod
-    def _sdk_options(call: CallOptions, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if call.timeout is not None:
-            options["timeout"] = call.timeout
-        if call.headers:
-            options["headers"] = call.headers
-        if params:
-            options["params"] = params
-        return options
-
-    @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
         return json_answer(content, provider=PROVIDER, model=model)
 
-    def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+    def _target(self, path: str, body: Mapping[str, Any] | None, model: str,
                 stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:
         """The native transport's URL and body for an API path (Claude on Vertex AI moves the model into the URL)."""
-        return self._urls[path], body
+        url = self._urls.get(path)
+        if url is None:
+            assert self._native is not None
+            url = self._urls[path] = self._native.url(self._base + path)
+        return url, body
 
-    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
-                        params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
-        """One request on either transport: the decoded 2xx JSON and the response headers."""
-        native = self._native
-        if native is not None:
-            url, body = self._target(path, body, call)
-            reply = await native.request(
-                method, url, body=dumps(body) if body is not None else None, headers=call.headers,
-                timeout=call.timeout, params=params, model=call.model)
-            if not 200 <= reply.status < 300:
-                raise status_error(reply.status, reply.content, reply.headers, model=call.model)
-            return self._decode(reply.content, call.model), reply.headers
-        options = self._sdk_options(call, params)
-        async with self._sdk_errors(call.model):
-            if method == "GET":
-                response = await self._client.get(path, cast_to=self._raw, options=options)
-            else:
-                response = await self._client.post(path, cast_to=self._raw, body=body, options=options)
-        return self._decode(response.content, call.model), response.headers
+    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None,
+                        call: CallOptions) -> tuple[Any, Mapping[str, str]]:
+        """One request on the deployment's transport: the decoded 2xx JSON and the response headers."""
+        if method == "GET":
+            return self._decode(await self._transport.get(path, call.timeout, call.model), call.model), {}
+        content, headers = await self._transport.post(path, body or {}, call.model, call.headers, call.timeout)
+        return self._decode(content, call.model), headers
 
-    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> Any:
+    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> ResponseStream:
         """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aclose()``)."""
-        native = self._native
-        if native is not None:
-            url, wire = self._target(_MESSAGES, body, call, stream=True)
-            return await open_native_stream(native, url, dumps(wire), call.headers, call.timeout, call.model,
-                                            lambda status, content, headers: status_error(status, content, headers,
-                                                                                          model=call.model))
-        async with self._sdk_errors(call.model):
-            return await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=self._sdk_options(call),
-                                           stream=True, stream_cls=None)
+        return await self._transport.open_stream(_MESSAGES, body, call.model, call.headers, call.timeout)
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -279,7 +260,7 @@ class AnthropicProvider(DualTransportProvider):
     async def list_models(self) -> list[str]:
         """Ids of the models this key can use (``GET /v1/models``; costs no tokens)."""
         self._ensure_ready()
-        data, _ = await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1000})
+        data, _ = await self._exchange("GET", f"{_MODELS}?limit=1000", None, CallOptions(model=""))
         return [str(item["id"]) for item in data.get("data") or ()]
 
     async def health_check(self) -> bool:
@@ -287,7 +268,7 @@ class AnthropicProvider(DualTransportProvider):
         if not self._initialized:
             return False
         try:
-            await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1})
+            await self._exchange("GET", f"{_MODELS}?limit=1", None, CallOptions(model=""))
         except LLMError:
             return False
         return True

@@ -26,11 +26,10 @@ from ...errors import (
     ProviderError,
     ResponseParsingError,
     StreamInterruptedError,
-    ValidationError,
     register_secret,
     safe_cause,
 )
-from ...transport import SSEParser, dumps, loads
+from ...transport import SSEParser, loads
 from ...types import LLMResponseChunk
 from .._builtin import builtin_capabilities
 from .._common import DualTransportProvider, httpx_limits, httpx_timeout
@@ -45,13 +44,6 @@ __all__ = ["OpenAIClient"]
 
 _CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
 _log = logging.getLogger(__name__)
-
-
-def _encode(body: Mapping[str, Any], provider: str) -> bytes:
-    try:
-        return dumps(body)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=provider) from exc
 
 
 def _fold_unknown_keys(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -317,11 +309,10 @@ class OpenAIClient(DualTransportProvider):
     async def _post_json(
         self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any
     ) -> tuple[dict[str, Any], str | None, float, dict[str, str] | None]:
-        payload = _encode(body, self._label)
         transport = self._transport
         assert transport is not None
         start = time.perf_counter()
-        content, response_headers = await transport.post(path, payload, model, headers, timeout)
+        content, response_headers = await transport.post(path, body, model, headers, timeout)
         data = self._decode(content, model)
         duration = time.perf_counter() - start
         request_id = response_headers.get("x-request-id")
@@ -353,10 +344,9 @@ class OpenAIClient(DualTransportProvider):
     async def _stream_sse(self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any,
                           decoder: ChatStreamDecoder) -> AsyncGenerator[LLMResponseChunk, None]:
         """POST a streamed request and decode the answer, whichever transport read it."""
-        payload = _encode(body, self._label)
         transport = self._transport
         assert transport is not None
-        response = await transport.open_stream(path, payload, model, headers, timeout)
+        response = await transport.open_stream(path, body, model, headers, timeout)
         try:
             if decoder.acc.request_id is None:
                 decoder.acc.request_id = response.headers.get("x-request-id")

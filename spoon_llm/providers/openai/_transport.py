@@ -1,6 +1,7 @@
 """How OpenAI-compatible requests travel: the official SDK's low-level calls, or our native aiohttp client.
 
-Both transports take the JSON body already encoded (by :mod:`spoon_llm.transport`) and hand back raw bytes; the
+Both transports take the JSON body (encoded once by :func:`~spoon_llm.providers._transport.encode_body`, orjson)
+and hand back raw bytes; the
 provider decodes them with the shared wire mapping, so the two can only differ in how bytes move. Each raises
 our errors: a non-2xx answer becomes the mapped :class:`~spoon_llm.errors.ProviderError` (the SDK path through
 the SDK's typed exceptions, the native path through :func:`._errors.status_error`, which reproduces them),
@@ -23,7 +24,7 @@ import httpx2
 
 from ...errors import LLMError
 from ...transport import merge_headers, user_agent
-from .._transport import ErrorScope, ResponseStream, VendorTransport, open_native_stream
+from .._transport import ErrorScope, ResponseStream, VendorTransport, encode_body, open_native_stream
 from ._errors import map_exception, status_error
 
 if TYPE_CHECKING:
@@ -84,20 +85,22 @@ class SdkTransport:
             options["timeout"] = timeout
         return options
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST through the SDK (it raises its typed errors for non-2xx answers; mapped here)."""
         options = self._options(headers, timeout)
         with ErrorScope(self.translate, model):
-            response = await self.client.post(path, cast_to=httpx2.Response, content=payload, options=options)
+            response = await self.client.post(path, cast_to=httpx2.Response,
+                                              content=encode_body(body, self._label), options=options)
         return response.content, response.headers
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """POST with ``stream=True``: the SDK returns the open ``httpx2.Response``."""
         options = self._options(headers, timeout)
         with ErrorScope(self.translate, model):
-            response: ResponseStream = await self.client.post(path, cast_to=httpx2.Response, content=payload,
+            response: ResponseStream = await self.client.post(path, cast_to=httpx2.Response,
+                                                              content=encode_body(body, self._label),
                                                               options=options, stream=True)
         return response
 
@@ -143,20 +146,20 @@ class NativeTransport:
             return {k: v for k, v in headers.items() if k.lower() != "authorization"}
         return headers
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST; a non-2xx answer raises the error the SDK path would."""
-        reply = await self.client.request("POST", self._url(path), body=payload,
+        reply = await self.client.request("POST", self._url(path), body=encode_body(body, self._label),
                                           headers=self._call_headers(headers), timeout=timeout, model=model)
         if not 200 <= reply.status < 300:
             raise status_error(reply.status, reply.content, reply.headers, provider=self._label, model=model)
         return reply.content, reply.headers
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """POST and return at the headers; a non-2xx answer is read whole and raised as the SDK path would."""
         return await open_native_stream(
-            self.client, self._url(path), payload, self._call_headers(headers), timeout, model,
+            self.client, self._url(path), encode_body(body, self._label), self._call_headers(headers), timeout, model,
             lambda status, content, response_headers: status_error(status, content, response_headers,
                                                                    provider=self._label, model=model))
 
