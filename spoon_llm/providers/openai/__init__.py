@@ -6,7 +6,8 @@ same name, so ``from spoon_llm.providers.openai import OpenAIProvider`` and the 
 lives in pure modules every transport shares: :mod:`._dialect` (vendor dialects, per-model rules, finish reasons),
 :mod:`._convert` (our request -> JSON body), :mod:`._decode` (JSON answer -> our response), :mod:`._stream`
 (stream chunks -> our chunks) and :mod:`._errors` (error bodies and SDK exceptions -> our error tree).
-:mod:`._transport` moves bytes (native client or the ``openai`` SDK), :mod:`._sdk` builds the SDK client,
+:mod:`._transport` moves bytes (native client or the ``openai`` SDK), :mod:`._client` sets a deployment up
+on the shared ``DualTransportProvider`` skeleton and carries its requests,
 :mod:`._provider` is :class:`OpenAICompatibleProvider` (the base of every OpenAI-compatible vendor) and
 :mod:`._openai` the ``openai`` provider itself.
 """
