@@ -88,8 +88,7 @@ class ChatStreamDecoder:
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
         if not isinstance(chunk, Mapping):
-            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
-                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
+            raise self._not_an_object(chunk)
         out: list[LLMResponseChunk] = []
         if not self._model_seen:
             model = chunk.get("model")
@@ -141,11 +140,7 @@ class ChatStreamDecoder:
                 fn = delta["function_call"]
                 out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
             self._rare_delta_fields(delta)
-            native = choice.get("finish_reason")
-            if native is not None:
-                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
-                    raise TypeError(f"finish_reason is a {type(native).__name__}")
-                acc.set_finish(native, normalize_finish_reason(native))
+            self._finish_reason(choice.get("finish_reason"))
             filtered = choice.get("content_filter_results")
             if filtered:
                 acc.metadata["content_filter_results"] = filtered
@@ -157,6 +152,17 @@ class ChatStreamDecoder:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id,
                                        chunk=chunk)
         return out
+
+    def _not_an_object(self, chunk: Any) -> ResponseParsingError:
+        acc = self.acc
+        return ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
+                                    provider=acc.provider, model=acc.model, request_id=acc.request_id)
+
+    def _finish_reason(self, native: Any) -> None:
+        if native is not None:
+            if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
+                raise TypeError(f"finish_reason is a {type(native).__name__}")
+            self.acc.set_finish(native, normalize_finish_reason(native))
 
     # -- the SSE view (:func:`spoon_llm.providers._sse_stream.sse_stream` drives these) --------------------
 
@@ -262,8 +268,7 @@ class CompletionStreamDecoder(ChatStreamDecoder):
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
         if not isinstance(chunk, Mapping):
-            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
-                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
+            raise self._not_an_object(chunk)
         out: list[LLMResponseChunk] = []
         if not self._model_seen and chunk.get("model"):
             acc.model = chunk["model"]
@@ -281,11 +286,7 @@ class CompletionStreamDecoder(ChatStreamDecoder):
             text = choice.get("text")
             if text:
                 out.append(acc.text(text))
-            native = choice.get("finish_reason")
-            if native is not None:
-                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
-                    raise TypeError(f"finish_reason is a {type(native).__name__}")
-                acc.set_finish(native, normalize_finish_reason(native))
+            self._finish_reason(choice.get("finish_reason"))
         error = chunk.get("error")
         if error is not None:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)
