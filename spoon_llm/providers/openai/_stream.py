@@ -140,7 +140,9 @@ class ChatStreamDecoder:
                 fn = delta["function_call"]
                 out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
             self._rare_delta_fields(delta)
-            self._finish_reason(choice.get("finish_reason"))
+            native = choice.get("finish_reason")
+            if native is not None:  # one per stream: the helper is called only then
+                self._finish_reason(native)
             filtered = choice.get("content_filter_results")
             if filtered:
                 acc.metadata["content_filter_results"] = filtered
@@ -159,10 +161,9 @@ class ChatStreamDecoder:
                                     provider=acc.provider, model=acc.model, request_id=acc.request_id)
 
     def _finish_reason(self, native: Any) -> None:
-        if native is not None:
-            if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
-                raise TypeError(f"finish_reason is a {type(native).__name__}")
-            self.acc.set_finish(native, normalize_finish_reason(native))
+        if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
+            raise TypeError(f"finish_reason is a {type(native).__name__}")
+        self.acc.set_finish(native, normalize_finish_reason(native))
 
     # -- the SSE view (:func:`spoon_llm.providers._sse_stream.sse_stream` drives these) --------------------
 
@@ -286,7 +287,9 @@ class CompletionStreamDecoder(ChatStreamDecoder):
             text = choice.get("text")
             if text:
                 out.append(acc.text(text))
-            self._finish_reason(choice.get("finish_reason"))
+            native = choice.get("finish_reason")
+            if native is not None:  # one per stream: the helper is called only then
+                self._finish_reason(native)
         error = chunk.get("error")
         if error is not None:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)
