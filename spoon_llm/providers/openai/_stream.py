@@ -1,8 +1,8 @@
 """Pure stream mapping for OpenAI-compatible APIs: SSE bytes -> events -> our chunks.
 
-:class:`SSEDecoder` (the shared :class:`spoon_llm.transport.TextSSEParser`) turns raw bytes (any chunking,
-LF/CRLF/CR line ends, ``:`` comment lines such as OpenRouter's ``: OPENROUTER PROCESSING``) into ``(event, data)``
-pairs; the providers use its bytes twin, :class:`spoon_llm.transport.SSEParser`. :class:`ChatStreamDecoder` turns
+The shared :class:`spoon_llm.transport.SSEParser` turns raw bytes (any chunking, LF/CRLF/CR line ends, ``:``
+comment lines such as OpenRouter's ``: OPENROUTER PROCESSING``) into ``(event, data)`` pairs, inside the shared
+loop :func:`spoon_llm.providers._sse_stream.sse_stream`. :class:`ChatStreamDecoder` turns
 decoded ``chat.completion.chunk`` dicts into :class:`LLMResponseChunk` objects through the shared
 :class:`StreamAccumulator` (text deltas, reasoning deltas, tool-call fragments merged by index, last non-null usage,
 finish reason), and :class:`CompletionStreamDecoder` does the same for legacy ``text_completion`` chunks. No I/O:
@@ -16,14 +16,13 @@ from typing import Any
 
 from ...errors import DECODE_FAULTS, ProviderError, ResponseParsingError, StreamInterruptedError, malformed
 from ...transport import loads
-from ...transport._sse import TextSSEParser as SSEDecoder
 from ...types import LLMResponse, LLMResponseChunk
 from .._stream import StreamAccumulator
 from ._decode import content_text, parse_usage, thinking_text, vendor_cost
 from ._dialect import normalize_finish_reason
 from ._errors import error_from_body
 
-__all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
+__all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder"]
 
 #: The data payload that ends an OpenAI stream.
 DONE = "[DONE]"
