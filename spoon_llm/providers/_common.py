@@ -4,7 +4,7 @@
   (:func:`spoon_llm.transport.resolve_transport`), then either open a native client (aiohttp imported off the
   event loop) or build the vendor SDK client in a worker thread; ``cleanup`` closes what was opened.
   ``sdk_client()`` hands out the SDK client on either transport, for the vendor endpoints we do not wrap.
-* :class:`ErrorScope` -- the one async context manager that turns what escapes an SDK call into our errors.
+* :class:`ErrorScope` (from :mod:`._transport`) -- the one scope that turns what escapes an SDK call into our errors.
 * :func:`stream_failure` -- the rule for a stream that broke: before any chunk reached the caller the error
   stays retryable; after, it becomes a :class:`~spoon_llm.errors.StreamInterruptedError` with the partial text.
 * :func:`json_schema_of` -- the JSON schema (if any) a call's ``response_format``/``json``/``json_schema`` asks for;
@@ -20,8 +20,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
     LLMError,
@@ -30,12 +29,12 @@ from ..errors import (
     ResponseParsingError,
     StreamInterruptedError,
     register_secret,
-    safe_cause,
 )
 from ..structured._schema import OutputSchema
 from ..transport import NativeSettings, load_native, resolve_transport
 from ..types import LLMResponse
 from ._stream import StreamAccumulator
+from ._transport import ErrorScope
 from .base import BaseProvider
 
 if TYPE_CHECKING:
@@ -113,32 +112,6 @@ def json_schema_of(response_format: Any, json_flag: Any, json_schema: Any,
     return (dict(schema) if isinstance(schema, Mapping) else None), wanted
 
 
-class ErrorScope:
-    """``async with`` block that re-raises what ``translate`` maps as our error, ``from`` the original.
-
-    ``translate(exc, model)`` returns our error or ``None`` (the exception then propagates unchanged).
-    """
-
-    __slots__ = ("_model", "_translate")
-
-    def __init__(self, translate: Callable[[BaseException, str | None], LLMError | None], model: str | None) -> None:
-        self._translate = translate
-        self._model = model
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        if exc is None:
-            return False
-        mapped = self._translate(exc, self._model)
-        if mapped is None:
-            return False
-        raise mapped from safe_cause(exc)
-
-
 def stream_failure(mapped: LLMError, acc: StreamAccumulator, provider: str, model: str) -> LLMError:
     """``mapped`` as the caller should see it once ``acc`` has (or has not) delivered chunks.
 
@@ -182,8 +155,12 @@ class DualTransportProvider(BaseProvider):
 
     Subclasses implement :meth:`_native_headers` (what every native request carries), :meth:`_build_sdk`
     (build the SDK client; runs in a worker thread), :meth:`_close_sdk` and :meth:`_configure` (per-deployment
-    request defaults, run after either transport is ready).
+    request defaults and the vendor transport over the opened client, run after either is ready). Anthropic,
+    Gemini, the Responses API and :class:`~spoon_llm.providers.openai.OpenAICompatibleProvider` all use it.
     """
+
+    #: The transports this provider offers (``transport`` names outside it mean ``sdk``).
+    transports: ClassVar[tuple[str, ...]] = ("native", "sdk")
 
     def __init__(self, client: Any = None, http_client: httpx2.AsyncClient | None = None) -> None:
         """Create the provider; ``initialize`` builds the client.
@@ -201,21 +178,33 @@ class DualTransportProvider(BaseProvider):
         #: Which transport this deployment uses (``native`` or ``sdk``); set by ``initialize``.
         self.transport_name = ""
 
+    def _sdk_injected(self) -> bool:
+        """Whether the caller handed in an SDK client or HTTP client (that means the SDK transport)."""
+        return self._injected is not None or self._injected_http is not None
+
+    def _client_label(self) -> str:
+        """The provider name the native client puts on its errors."""
+        return self.provider_name
+
     async def _setup(self) -> None:
         register_secret(self.api_key)
-        injected = self._injected is not None or self._injected_http is not None
-        self.transport_name = resolve_transport(self.config, sdk_injected=injected, supported=("native", "sdk"))
+        self.transport_name = resolve_transport(self.config, sdk_injected=self._sdk_injected(),
+                                                supported=self.transports)
         if self.transport_name == "native":
             # Importing aiohttp (~150 ms) must not stall the event loop.
             module = await asyncio.to_thread(load_native)
             native: NativeClient = module.NativeClient(NativeSettings.from_config(self.config),
-                                                       self._native_headers(), provider=self.provider_name,
+                                                       self._native_headers(), provider=self._client_label(),
                                                        base_url=self.base_url)
             native.open()
             self._native = native
         else:
-            # Importing the SDK (0.4-0.8 s) and building its TLS context read files: keep both off the loop.
-            await asyncio.to_thread(self._load_sdk)
+            # Importing the SDK (0.3-0.8 s) and building its TLS context read files: keep both off the loop.
+            try:
+                await asyncio.to_thread(self._load_sdk)
+            except BaseException:
+                await self._close()
+                raise
         try:
             self._configure()
         except BaseException:
@@ -258,8 +247,12 @@ class DualTransportProvider(BaseProvider):
         """Per-deployment request defaults; runs once either transport is ready."""
 
     def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
-        """Our error for an SDK exception (subclasses with an SDK path override this)."""
+        """Our error for an SDK exception: the SDK transport's one mapping (subclasses with one override this)."""
         return None
+
+    def _sdk_errors(self, model: str | None) -> ErrorScope:
+        """The scope every SDK call runs in: what escapes it is mapped by :meth:`_translate_sdk`."""
+        return ErrorScope(self._translate_sdk, model)
 
     def _stream_failure(self, exc: BaseException, acc: StreamAccumulator, model: str) -> LLMError:
         """Our error for what reading a stream raised (see :func:`stream_failure` for the rule)."""

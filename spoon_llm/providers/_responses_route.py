@@ -21,7 +21,7 @@ __all__ = ["ResponsesRoute"]
 
 
 class ResponsesRoute:
-    """Mixin for :class:`~spoon_llm.providers.openai_compatible_provider.OpenAICompatibleProvider` subclasses."""
+    """Mixin for :class:`~spoon_llm.providers.openai.OpenAICompatibleProvider` subclasses."""
 
     #: The Responses API deployment that serves chat when ``api = "responses"`` (``None``: Chat Completions).
     _responses: Any = None

@@ -34,11 +34,11 @@ from pydantic import SecretStr
 
 from ..errors import ConfigurationError, register_secret
 from ..transport import merge_headers, user_agent
-from ._openai_errors import status_error
-from ._openai_transport import NativeTransport, OpenAITransport, ResponseStream
 from ._responses_route import ResponsesRoute
 from .base import require_sdk
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._errors import status_error
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._transport import NativeTransport, OpenAITransport, ResponseStream
 
 if TYPE_CHECKING:
     from ..config.models import ProviderConfig
@@ -99,15 +99,15 @@ class AzureRouting:
         token = await self._token()
         return {**(headers or {}), "Authorization": f"Bearer {token}"}
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST to the deployment of ``model``."""
-        return await self.inner.post(self.path(path, model), payload, model, await self._headers(headers), timeout)
+        return await self.inner.post(self.path(path, model), body, model, await self._headers(headers), timeout)
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """Open a stream from the deployment of ``model``."""
-        return await self.inner.open_stream(self.path(path, model), payload, model, await self._headers(headers),
+        return await self.inner.open_stream(self.path(path, model), body, model, await self._headers(headers),
                                             timeout)
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
@@ -130,10 +130,6 @@ class AzureRouting:
     def translate(self, exc: BaseException, model: str | None) -> Any:
         """What the inner transport makes of a stream failure."""
         return self.inner.translate(exc, model)
-
-    async def close(self) -> None:
-        """Close the inner transport."""
-        await self.inner.close()
 
 
 class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
@@ -278,7 +274,7 @@ class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
 
     # -- transports -----------------------------------------------------------------------------------------
 
-    def _native_headers(self, api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
+    def _openai_headers(self, api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
         # Azure's key travels in ``api-key`` (a Bearer header is read as an Entra ID token); tokens come per request.
         base = {"Accept": "application/json", "User-Agent": user_agent()}
         if api_key and self._token_fn is None:

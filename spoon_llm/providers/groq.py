@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["GroqProvider"]
 

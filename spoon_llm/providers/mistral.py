@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["MistralProvider"]
 

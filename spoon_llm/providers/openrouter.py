@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["OpenRouterProvider"]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, ResponseParsingError
 from ..types import CostInfo, LLMResponse
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .openai._provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["VLLMProvider"]
 

@@ -165,9 +165,6 @@ class SSEParser:
             return self._frames(rest.rstrip(b"\n"))
         return []
 
-    # The name the Anthropic reader used.
-    flush = close
-
 
 class TextSSEParser(SSEParser):
     """The same parser handing data on as text (for callers that want ``str``; the hot paths use bytes)."""
@@ -188,5 +185,3 @@ class TextSSEParser(SSEParser):
     def close(self) -> list[tuple[str | None, str]]:  # type: ignore[override]
         """End of input, data decoded as UTF-8."""
         return self._text(super().close())
-
-    flush = close  # type: ignore[assignment]

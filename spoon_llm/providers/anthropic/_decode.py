@@ -255,7 +255,7 @@ class StreamDecoder:
         return None
 
     def finish(self) -> None:
-        """Record usage and the metadata known only at the end (raw content, server-tool calls)."""
+        """Record usage and the metadata known only at the end (raw content, server-tool calls); yields nothing."""
         self.acc.set_usage(usage_from(self._usage))
         for index, block in self._blocks.items():
             if block.start.get("type") == "tool_use" and not block.json and block.start.get("input"):

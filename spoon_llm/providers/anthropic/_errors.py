@@ -22,7 +22,7 @@ from ...errors import (
     TokenLimitError,
     error_for_status,
 )
-from .._common import ErrorScope
+from .._transport import error_body
 
 __all__ = ["ErrorMapper", "error_from_body", "is_context_overflow", "status_error"]
 
@@ -100,19 +100,14 @@ def status_error(status: int, content: bytes, headers: Mapping[str, str], *, mod
     Like ``anthropic``'s client: the stripped body text is decoded as JSON when it is JSON and kept as text
     otherwise, and the request id comes from the ``request-id`` header.
     """
-    text = content.decode("utf-8", errors="replace").strip()
-    body: Any = text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
+    body = error_body(content)
     return error_from_body(status, body, headers, model=model, request_id=headers.get("request-id"))
 
 
 class ErrorMapper:
     """Maps exceptions escaping an Anthropic SDK call (or a stream read) to our error tree.
 
-    Built once per client with the SDK module; use ``async with mapper.scope(model):`` around each call.
+    Built once per client with the SDK module; the provider's ``_sdk_errors`` scope applies :meth:`translate`.
     """
 
     def __init__(self, sdk: Any) -> None:
@@ -133,10 +128,6 @@ class ErrorMapper:
                     "type": "overloaded_error", "message": "", "details": {"error_code": "warm-up"}}})
         except Exception:  # noqa: BLE001 - another SDK version: its first error pays instead
             pass
-
-    def scope(self, model: str | None) -> ErrorScope:
-        """A context manager that translates what escapes it."""
-        return ErrorScope(self.translate, model)
 
     def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, excerpt, safe_cause
-from ...transport import SSEParser, dumps, loads, merge_headers, user_agent
+from ...errors import LLMError, ResponseParsingError, excerpt
+from ...transport import SSEParser, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
 from .._common import (
@@ -26,14 +26,16 @@ from .._common import (
     decoded_answer,
     httpx_limits,
     httpx_timeout,
-    stream_failure,
     warm_lazy_imports,
 )
+from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
+from .._transport import ResponseStream, VendorTransport, json_answer
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_message
-from ._errors import ErrorMapper, error_from_body, status_error
+from ._errors import ErrorMapper, error_from_body
+from ._transport import NativeTransport, SdkTransport
 
 if TYPE_CHECKING:
     import httpx2
@@ -77,6 +79,8 @@ class AnthropicProvider(DualTransportProvider):
 
     provider_name = PROVIDER
     capabilities = builtin_capabilities(PROVIDER)
+    #: The deployment's transport (native or SDK), set once either client is ready.
+    _transport: VendorTransport
     default_model: ClassVar[str | None] = "claude-sonnet-4-5"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
@@ -93,6 +97,7 @@ class AnthropicProvider(DualTransportProvider):
         self._defaults = RequestDefaults(model="")
         self._raw: type[httpx2.Response] | None = None  # ``cast_to`` that makes the SDK hand back raw bytes
         self._urls: dict[str, Any] = {}
+        self._base = ""
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -114,8 +119,12 @@ class AnthropicProvider(DualTransportProvider):
             extra_body=dict(cfg.extra_body),
         )
         if self._native is not None:
-            base = (self.base_url or "").rstrip("/")
-            self._urls = {path: self._native.url(base + path) for path in (_MESSAGES, _COUNT_TOKENS, _MODELS)}
+            self._base = (self.base_url or "").rstrip("/")
+            self._urls = {}
+            self._transport = NativeTransport(self._native, self._target, PROVIDER)
+        else:
+            assert self._raw is not None
+            self._transport = SdkTransport(self._client, self._raw, self._translate_sdk)
 
     def _build_sdk(self) -> Any:
         sdk = self._sdk_module()
@@ -167,68 +176,29 @@ class AnthropicProvider(DualTransportProvider):
         return build_request(to_messages(messages), kwargs, self._defaults, stream=stream)
 
     @staticmethod
-    def _sdk_options(call: CallOptions, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if call.timeout is not None:
-            options["timeout"] = call.timeout
-        if call.headers:
-            options["headers"] = call.headers
-        if params:
-            options["params"] = params
-        return options
-
-    @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
-        try:
-            return loads(content)
-        except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
-                                       model=model) from exc
+        return json_answer(content, provider=PROVIDER, model=model)
 
-    def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+    def _target(self, path: str, body: Mapping[str, Any] | None, model: str,
                 stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:
         """The native transport's URL and body for an API path (Claude on Vertex AI moves the model into the URL)."""
-        return self._urls[path], body
+        url = self._urls.get(path)
+        if url is None:
+            assert self._native is not None
+            url = self._urls[path] = self._native.url(self._base + path)
+        return url, body
 
-    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
-                        params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
-        """One request on either transport: the decoded 2xx JSON and the response headers."""
-        native = self._native
-        if native is not None:
-            url, body = self._target(path, body, call)
-            reply = await native.request(
-                method, url, body=dumps(body) if body is not None else None, headers=call.headers,
-                timeout=call.timeout, params=params, model=call.model)
-            if not 200 <= reply.status < 300:
-                raise status_error(reply.status, reply.content, reply.headers, model=call.model)
-            return self._decode(reply.content, call.model), reply.headers
-        assert self._errors is not None
-        options = self._sdk_options(call, params)
-        async with self._errors.scope(call.model):
-            if method == "GET":
-                response = await self._client.get(path, cast_to=self._raw, options=options)
-            else:
-                response = await self._client.post(path, cast_to=self._raw, body=body, options=options)
-        return self._decode(response.content, call.model), response.headers
+    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None,
+                        call: CallOptions) -> tuple[Any, Mapping[str, str]]:
+        """One request on the deployment's transport: the decoded 2xx JSON and the response headers."""
+        if method == "GET":
+            return self._decode(await self._transport.get(path, call.timeout, call.model), call.model), {}
+        content, headers = await self._transport.post(path, body or {}, call.model, call.headers, call.timeout)
+        return self._decode(content, call.model), headers
 
-    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> Any:
+    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> ResponseStream:
         """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aclose()``)."""
-        native = self._native
-        if native is not None:
-            url, wire = self._target(_MESSAGES, body, call, stream=True)
-            stream = await native.stream("POST", url, body=dumps(wire), headers=call.headers,
-                                         timeout=call.timeout, model=call.model)
-            if not 200 <= stream.status_code < 300:
-                try:
-                    content = await stream.aread()
-                finally:
-                    await stream.aclose()
-                raise status_error(stream.status_code, content, stream.headers, model=call.model)
-            return stream
-        assert self._errors is not None
-        async with self._errors.scope(call.model):
-            return await self._client.post(_MESSAGES, cast_to=self._raw, body=body, options=self._sdk_options(call),
-                                           stream=True, stream_cls=None)
+        return await self._transport.open_stream(_MESSAGES, body, call.model, call.headers, call.timeout)
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -272,51 +242,13 @@ class AnthropicProvider(DualTransportProvider):
                                        provider=PROVIDER, model=call.model)
         parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
                            max_stream_bytes=self.config.max_stream_bytes, provider=PROVIDER, model=call.model)
-        chunks = response.aiter_bytes()
+        events = JsonEvents(decoder, acc, provider=PROVIDER, model=call.model, closing_event="message_stop")
         try:
-            while True:
-                try:
-                    raw = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
-                for _, data in parser.feed(raw):
-                    chunk = self._feed(decoder, data, acc, call.model)
-                    if chunk is not None:
-                        yield chunk
-            for _, data in parser.close():
-                chunk = self._feed(decoder, data, acc, call.model, last=True)
-                if chunk is not None:
-                    yield chunk
+            async for chunk in sse_stream(response, events, parser,
+                                          lambda exc: self._stream_failure(exc, acc, call.model)):
+                yield chunk
         finally:
             await response.aclose()
-        if not decoder.done:
-            raise self._cut_short("the stream ended before message_stop", acc, call.model)
-        decoder.finish()
-        yield acc.final_chunk()
-
-    def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
-              model: str, last: bool = False) -> LLMResponseChunk | None:
-        try:
-            event = loads(data)
-        except ValueError as exc:
-            if last:  # the body ended inside this event: a cut stream
-                raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
-            raise stream_failure(ResponseParsingError(f"undecodable stream event {_preview(data)!r}",
-                                                      provider=PROVIDER, model=model), acc, PROVIDER, model) from exc
-        try:
-            return decoder.feed(event)
-        except LLMError:
-            raise
-        except DECODE_FAULTS as exc:
-            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
-                                       model=model) from exc
-
-    @staticmethod
-    def _cut_short(message: str, acc: StreamAccumulator, model: str) -> LLMError:
-        # Before any chunk reached the caller the request can safely be retried elsewhere; after, it cannot.
-        return stream_failure(NetworkError(message, provider=PROVIDER, model=model), acc, PROVIDER, model)
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Input tokens of a request (messages, system, tools) from the API's free ``count_tokens`` endpoint."""
@@ -328,7 +260,7 @@ class AnthropicProvider(DualTransportProvider):
     async def list_models(self) -> list[str]:
         """Ids of the models this key can use (``GET /v1/models``; costs no tokens)."""
         self._ensure_ready()
-        data, _ = await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1000})
+        data, _ = await self._exchange("GET", f"{_MODELS}?limit=1000", None, CallOptions(model=""))
         return [str(item["id"]) for item in data.get("data") or ()]
 
     async def health_check(self) -> bool:
@@ -336,7 +268,7 @@ class AnthropicProvider(DualTransportProvider):
         if not self._initialized:
             return False
         try:
-            await self._exchange("GET", _MODELS, None, CallOptions(model=""), {"limit": 1})
+            await self._exchange("GET", f"{_MODELS}?limit=1", None, CallOptions(model=""))
         except LLMError:
             return False
         return True
@@ -349,6 +281,4 @@ def _not_an_answer(data: Any, headers: Mapping[str, str], model: str) -> LLMErro
     return ResponseParsingError(f"expected a message object, got {excerpt(data)}", provider=PROVIDER, model=model)
 
 
-def _preview(data: bytes) -> str:
-    return data[:200].decode("utf-8", errors="replace")
 

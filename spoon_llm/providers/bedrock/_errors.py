@@ -44,6 +44,7 @@ from ...errors import (
     TokenLimitError,
     error_for_status,
 )
+from .._transport import error_body
 
 __all__ = ["error_from_response", "error_type_of", "stream_exception"]
 
@@ -121,12 +122,7 @@ def _build(status: int | None, error_type: str | None, message: str, body: Any, 
 def error_from_response(status: int, content: bytes, headers: Mapping[str, str], *,
                         model: str | None) -> ProviderError:
     """Our error for a non-2xx Bedrock answer (body decoded as JSON when it is JSON, else kept as text)."""
-    text = content.decode("utf-8", errors="replace").strip()
-    body: Any = text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
+    body = error_body(content)
     return _build(status, error_type_of(headers, body), _message(body, status), body, headers, model)
 
 

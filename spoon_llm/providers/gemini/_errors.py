@@ -23,7 +23,6 @@ from ...errors import (
     TimeoutError,
     error_for_status,
 )
-from .._common import ErrorScope
 
 __all__ = ["ErrorMapper", "error_from_body", "in_band_error", "is_context_overflow", "status_error"]
 
@@ -164,7 +163,7 @@ def in_band_error(chunk: Mapping[str, Any], http_status: int, headers: Mapping[s
 class ErrorMapper:
     """Maps exceptions escaping a ``google-genai`` call (or a stream read) to our error tree.
 
-    Built once per client with the SDK's ``errors`` module; use ``async with mapper.scope(model):``.
+    Built once per client with the SDK's ``errors`` module; the provider's ``_sdk_errors`` scope applies it.
     """
 
     def __init__(self, sdk_errors: Any, provider: str = PROVIDER) -> None:
@@ -176,10 +175,6 @@ class ErrorMapper:
         self._api_error: type[BaseException] = sdk_errors.APIError
         # google-genai's "Failed to parse response as JSON" for a complete chunk that is not JSON.
         self._not_json: type[BaseException] = getattr(sdk_errors, "UnknownApiResponseError", json.JSONDecodeError)
-
-    def scope(self, model: str | None) -> ErrorScope:
-        """A context manager that translates what escapes it."""
-        return ErrorScope(self.translate, model)
 
     def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Our error for ``exc``, or None when it is not a transport/API failure (it then propagates as is)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import NetworkError, ResponseParsingError, excerpt
 from ...transport import SSEParser, dumps, loads
 from ...transport._sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_STREAM_BYTES
+from .._sse_stream import sse_stream
 from ._errors import in_band_error, status_error
 
 if TYPE_CHECKING:
@@ -125,16 +126,15 @@ class NativeTransport:
                                            f"{excerpt(await response.aread())}", provider=self._provider, model=label)
             parser = SSEParser(max_event_bytes=self._sse_limits[0], max_stream_bytes=self._sse_limits[1],
                                provider=self._provider, model=label)
-            async for raw in response.aiter_bytes():
-                for _, data in parser.feed(raw):
-                    yield self._chunk(data, response.status_code, response.headers, label, whole=True)
-            for _, data in parser.close():
-                yield self._chunk(data, response.status_code, response.headers, label)
+            events = _ChunkEvents(self, response.status_code, response.headers, label)
+            async for chunk in sse_stream(response, events, parser, _as_is):
+                yield chunk
         finally:
             await response.aclose()  # a caller that stops early must not leave the response open
 
-    def _chunk(self, data: bytes, status: int, headers: Mapping[str, str], model: str | None,
-               whole: bool = False) -> dict[str, Any]:
+    def chunk(self, data: bytes, status: int, headers: Mapping[str, str], model: str | None,
+              whole: bool = False) -> dict[str, Any]:
+        """One event's JSON; an ``{"error": ...}`` payload raised, an undecodable one a parsing or cut error."""
         try:
             chunk = loads(data)
         except ValueError as exc:
@@ -164,3 +164,25 @@ class NativeTransport:
     async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
         """``POST {target}`` for the methods the other operations do not cover (Vertex's ``embedContent``)."""
         return (await self._exchange("POST", target, body, None, label))[0]
+
+
+class _ChunkEvents:
+    """The SSE view of a Gemini stream: each event is one ``GenerateContentResponse`` chunk, handed on as JSON."""
+
+    __slots__ = ("_headers", "_model", "_status", "_transport")
+
+    def __init__(self, transport: NativeTransport, status: int, headers: Mapping[str, str], model: str | None) -> None:
+        self._transport = transport
+        self._status = status
+        self._headers = headers
+        self._model = model
+
+    def event(self, name: str | None, data: bytes, last: bool) -> tuple[dict[str, Any]]:
+        return (self._transport.chunk(data, self._status, self._headers, self._model, whole=not last),)
+
+    def end(self) -> tuple[()]:
+        return ()  # Gemini has no closing event: the provider checks for a finish reason
+
+
+def _as_is(exc: Exception) -> Exception:
+    return exc  # the native client raises our errors already; the provider applies the stream-failure rule

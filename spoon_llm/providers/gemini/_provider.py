@@ -23,7 +23,6 @@ from .._builtin import builtin_capabilities
 from .._common import (
     CallOptions,
     DualTransportProvider,
-    ErrorScope,
     decoded_answer,
     httpx_limits,
     httpx_timeout,
@@ -187,10 +186,6 @@ class GeminiProvider(DualTransportProvider):
     def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
         return self._errors.translate(exc, model) if self._errors is not None else None
 
-    def _scope(self, model: str | None) -> ErrorScope:
-        """Maps what escapes an SDK call (the native transport raises our errors already)."""
-        return ErrorScope(self._translate_sdk, model)
-
     # -- operations -----------------------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any]
@@ -211,7 +206,7 @@ class GeminiProvider(DualTransportProvider):
         started = time.perf_counter()
         body, call, http_options = self._prepare(messages, kwargs)
         assert self._transport is not None
-        async with self._scope(call.model):
+        async with self._sdk_errors(call.model):
             data, headers = await self._transport.generate(self._model_path(call.model), body, http_options,
                                                            label=call.model)
         if not data or "error" in data and "candidates" not in data:
@@ -259,7 +254,7 @@ class GeminiProvider(DualTransportProvider):
         path = model_path(call.model)
         request = {"generateContentRequest": {"model": path, **body}}
         assert self._transport is not None
-        async with self._scope(call.model):
+        async with self._sdk_errors(call.model):
             data = await self._transport.count_tokens(path, request, label=call.model)
         return int(data.get("totalTokens") or 0)
 
@@ -279,7 +274,7 @@ class GeminiProvider(DualTransportProvider):
         vectors: list[list[float]] = []
         usage = None
         assert self._transport is not None
-        async with self._scope(str(model)):
+        async with self._sdk_errors(str(model)):
             for start in range(0, len(texts), EMBED_BATCH_SIZE):
                 body = build_embed_request(str(model), texts[start:start + EMBED_BATCH_SIZE], kwargs)
                 data = await self._transport.embed(path, body, label=str(model))
@@ -299,7 +294,7 @@ class GeminiProvider(DualTransportProvider):
             return False
         assert self._transport is not None
         try:
-            async with self._scope(self.model):
+            async with self._sdk_errors(self.model):
                 data = await self._transport.get_model(model_path(self.model), label=self.model)
         except LLMError:
             return False

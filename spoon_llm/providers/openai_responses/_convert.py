@@ -27,7 +27,8 @@ from ...call_settings import ACCEPTED_KEYS, settings_for
 from ...errors import ValidationError
 from ...types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 from .._common import CallOptions
-from .._openai_wire import model_rules, response_format_from
+from ..openai._convert import response_format_from
+from ..openai._dialect import model_rules
 
 __all__ = [
     "KNOWN_KWARGS",

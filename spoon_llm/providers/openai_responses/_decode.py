@@ -21,8 +21,8 @@ from typing import Any
 
 from ...errors import ProviderError
 from ...types import FinishReason, FunctionCall, LLMResponse, LLMResponseChunk, TokenUsage, ToolCall
-from .._openai_errors import error_from_body
 from .._stream import StreamAccumulator
+from ..openai._errors import error_from_body
 from ._convert import PROVIDER
 
 __all__ = ["StreamDecoder", "decode_response", "map_status", "response_error", "usage_from"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
 from ...interface import ProviderMetadata, StreamCallback
-from ...transport import SSEParser, dumps, loads
+from ...transport import SSEParser, dumps
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
 from .._common import (
@@ -33,10 +33,12 @@ from .._common import (
     stream_failure,
     warm_lazy_imports,
 )
-from .._openai_errors import map_exception, status_error
-from .._openai_transport import native_headers
+from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
+from .._transport import json_answer, open_native_stream
 from ..base import require_sdk
+from ..openai._errors import map_exception, status_error
+from ..openai._transport import native_headers
 from ._convert import PROVIDER, RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_response
 
@@ -161,11 +163,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
 
     @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
-        try:
-            return loads(content)
-        except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=PROVIDER,
-                                       model=model) from exc
+        return json_answer(content, provider=PROVIDER, model=model)
 
     async def _post(self, body: Mapping[str, Any], call: CallOptions) -> tuple[Any, Mapping[str, str]]:
         """One non-streamed request on either transport: the decoded 2xx JSON and the response headers."""
@@ -176,13 +174,8 @@ class OpenAIResponsesProvider(DualTransportProvider):
             if not 200 <= reply.status < 300:
                 raise status_error(reply.status, reply.content, reply.headers, provider=PROVIDER, model=call.model)
             return self._decode(reply.content, call.model), reply.headers
-        try:
+        with self._sdk_errors(call.model):
             raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
-        except Exception as exc:
-            mapped = self._translate_sdk(exc, call.model)
-            if mapped is None:
-                raise
-            raise mapped from safe_cause(exc)
         response = raw.http_response
         return self._decode(response.content, call.model), response.headers
 
@@ -190,22 +183,12 @@ class OpenAIResponsesProvider(DualTransportProvider):
         """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aread()``, ``aclose()``)."""
         native = self._native
         if native is not None:
-            stream = await native.stream("POST", self._urls[_RESPONSES], body=_encode(body), headers=call.headers,
-                                         timeout=call.timeout, model=call.model)
-            if not 200 <= stream.status_code < 300:
-                try:
-                    content = await stream.aread()
-                finally:
-                    await stream.aclose()
-                raise status_error(stream.status_code, content, stream.headers, provider=PROVIDER, model=call.model)
-            return stream
-        try:
+            return await open_native_stream(
+                native, self._urls[_RESPONSES], _encode(body), call.headers, call.timeout, call.model,
+                lambda status, content, headers: status_error(status, content, headers, provider=PROVIDER,
+                                                              model=call.model))
+        with self._sdk_errors(call.model):
             raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
-        except Exception as exc:
-            mapped = self._translate_sdk(exc, call.model)
-            if mapped is None:
-                raise
-            raise mapped from safe_cause(exc)
         return raw.http_response  # the body is still unread: the SDK sends streamed requests with stream=True
 
     # -- operations -----------------------------------------------------------------------------------------
@@ -247,23 +230,14 @@ class OpenAIResponsesProvider(DualTransportProvider):
                     raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
                 self._feed_json(decoder, self._decode(content, call.model), call.model)
             else:
-                parser = SSEParser()
-                chunks = response.aiter_bytes()
-                while True:
-                    try:
-                        raw = await chunks.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    except Exception as exc:
-                        raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
-                    for _, data in parser.feed(raw):
-                        chunk = self._feed(decoder, data, acc, call.model)
-                        if chunk is not None:
-                            yield chunk
-                for _, data in parser.close():
-                    chunk = self._feed(decoder, data, acc, call.model)
-                    if chunk is not None:
-                        yield chunk
+                parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
+                                   max_stream_bytes=self.config.max_stream_bytes, provider=PROVIDER, model=call.model)
+                events = JsonEvents(decoder, acc, provider=PROVIDER, model=call.model,
+                                    closing_event="response.completed", undecodable_is_cut=True)
+                async for chunk in sse_stream(response, events, parser,
+                                              lambda exc: self._stream_failure(exc, acc, call.model)):
+                    yield chunk
+                return
         finally:
             await response.aclose()
         if not decoder.done:
@@ -281,20 +255,6 @@ class OpenAIResponsesProvider(DualTransportProvider):
             decoder.feed({"type": "error", "error": data["error"]})  # raises the mapped error
         decoder.feed({"type": f"response.{data.get('status') or 'completed'}", "response": data})
         decoder.done = True
-
-    def _feed(self, decoder: StreamDecoder, data: bytes, acc: StreamAccumulator,
-              model: str) -> LLMResponseChunk | None:
-        try:
-            event = loads(data)
-        except ValueError as exc:
-            raise self._cut_short(f"undecodable stream event {_preview(data)!r}", acc, model) from exc
-        try:
-            return decoder.feed(event)
-        except LLMError:
-            raise
-        except (AttributeError, KeyError, TypeError) as exc:
-            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=PROVIDER,
-                                       model=model) from exc
 
     @staticmethod
     def _cut_short(message: str, acc: StreamAccumulator, model: str) -> LLMError:
@@ -316,13 +276,8 @@ class OpenAIResponsesProvider(DualTransportProvider):
             return self._decode(reply.content, None)
         import httpx2
 
-        try:
+        with self._sdk_errors(None):
             response = await self._client.get(_MODELS, cast_to=httpx2.Response)
-        except Exception as exc:
-            mapped = self._translate_sdk(exc, None)
-            if mapped is None:
-                raise
-            raise mapped from safe_cause(exc)
         return self._decode(response.content, None)
 
     def get_metadata(self) -> ProviderMetadata:

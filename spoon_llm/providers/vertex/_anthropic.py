@@ -106,13 +106,13 @@ class VertexAnthropicProvider(VertexCredentials, AnthropicProvider):
 
     # -- requests -------------------------------------------------------------------------------------------
 
-    def _target(self, path: str, body: Mapping[str, Any] | None, call: CallOptions,
+    def _target(self, path: str, body: Mapping[str, Any] | None, model: str,
                 stream: bool = False) -> tuple[Any, Mapping[str, Any] | None]:
         wire = dict(body or {})
         wire.setdefault("anthropic_version", VERTEX_ANTHROPIC_VERSION)
         if path == _COUNT_TOKENS:
             return self._root + "count-tokens:rawPredict", wire
-        model = str(wire.pop("model", None) or call.model)
+        model = str(wire.pop("model", None) or model)
         return f"{self._root}{quote(model, safe='@.-_')}:{'streamRawPredict' if stream else 'rawPredict'}", wire
 
     async def _authorised(self, call: CallOptions) -> CallOptions:
@@ -122,12 +122,12 @@ class VertexAnthropicProvider(VertexCredentials, AnthropicProvider):
         headers["Authorization"] = f"Bearer {await self._tokens.token()}"
         return CallOptions(call.model, call.timeout, headers)
 
-    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, call: CallOptions,
-                        params: dict[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
+    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None,
+                        call: CallOptions) -> tuple[Any, Mapping[str, str]]:
         if body is not None:  # on both transports (the SDK would otherwise name its own default version)
             body = {**body, "anthropic_version": VERTEX_ANTHROPIC_VERSION}
         try:
-            return await super()._exchange(method, path, body, await self._authorised(call), params)
+            return await super()._exchange(method, path, body, await self._authorised(call))
         except LLMError as error:
             self._forget_refused_token(error)
             raise

@@ -225,7 +225,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         body, call, _ = self._prepare(messages, kwargs)
         request = {k: body[k] for k in ("contents", "systemInstruction", "tools", "generationConfig") if k in body}
         transport = self._vertex_transport()
-        async with self._scope(call.model):
+        async with self._sdk_errors(call.model):
             data = await transport.call(f"{self._model_path(call.model)}:countTokens", request, label=call.model)
         return int(data.get("totalTokens") or 0)
 
@@ -247,7 +247,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
             raise ValidationError("embed needs at least one input", provider=PROVIDER)
         model = str(kwargs.get("model") or self.config.options.get("embedding_model") or DEFAULT_EMBEDDING_MODEL)
         started = time.perf_counter()
-        async with self._scope(model):
+        async with self._sdk_errors(model):
             if _predict_model(model):
                 vectors, usage = await self._predict(model, texts, kwargs)
             else:
@@ -328,7 +328,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
             return False
         assert self._transport is not None
         try:
-            async with self._scope(self.model):
+            async with self._sdk_errors(self.model):
                 data = await self._transport.get_model(f"publishers/google/models/{self.model}", label=self.model)
         except LLMError:
             return False

@@ -28,7 +28,7 @@ from spoon_llm.providers.anthropic._convert import (
 )
 from spoon_llm.providers.anthropic._decode import StreamDecoder, decode_message, map_stop_reason, usage_from
 from spoon_llm.providers.anthropic._errors import error_from_body
-from spoon_llm.providers.anthropic._sse import SSEReader
+from spoon_llm.transport import TextSSEParser
 from spoon_llm.types import DocumentPart, ImagePart, Message, TextPart, ToolCall, to_messages
 
 DEFAULTS = RequestDefaults(model="claude-test")
@@ -395,11 +395,11 @@ def test_sse_reader_handles_split_frames_crlf_comments_and_padding() -> None:
               b"event: content_block_delta\ndata: {\"type\":\n"
               b"data: \"x\"}\n\n"
               b'data: {"type": "tail"}')
-    reader = SSEReader()
+    reader = TextSSEParser()
     events = []
     for i in range(0, len(stream), 7):
         events.extend(reader.feed(stream[i:i + 7]))
-    events.extend(reader.flush())
+    events.extend(reader.close())
     assert [(e, json.loads(d)) for e, d in events] == [
         ("message_start", {"type": "message_start"}),
         ("content_block_delta", {"type": "x"}),

@@ -9,7 +9,8 @@ import openai
 import pytest
 
 from spoon_llm import errors as ours
-from spoon_llm.providers._openai_errors import OpenAIErrorMapper, error_from_body, map_exception
+from spoon_llm.providers._transport import ErrorScope
+from spoon_llm.providers.openai._errors import error_from_body, map_exception
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
 
@@ -97,21 +98,25 @@ def test_keys_never_reach_messages_bodies_or_reprs() -> None:
         assert key not in text
 
 
+def _translate(exc: BaseException, model: str | None) -> ours.LLMError | None:
+    return map_exception(exc, provider="openai", model=model)
+
+
 def test_the_mapper_raises_ours_from_the_original_and_leaves_the_rest_alone() -> None:
     original = openai.APIConnectionError(request=REQUEST)
     with pytest.raises(ours.NetworkError) as info:
-        with OpenAIErrorMapper("openai", "m"):
+        with ErrorScope(_translate, "m"):
             raise original
     assert info.value.__cause__ is original
     with pytest.raises(KeyError):
-        with OpenAIErrorMapper("openai", "m"):
+        with ErrorScope(_translate, "m"):
             raise KeyError("not ours to map")
     with pytest.raises(ours.ValidationError):
-        with OpenAIErrorMapper("openai", "m"):
+        with ErrorScope(_translate, "m"):
             raise ours.ValidationError("already ours")
 
 
 async def test_the_mapper_works_as_an_async_context_manager() -> None:
     with pytest.raises(ours.TimeoutError):
-        async with OpenAIErrorMapper("openai", "m"):
+        async with ErrorScope(_translate, "m"):
             raise openai.APITimeoutError(request=REQUEST)

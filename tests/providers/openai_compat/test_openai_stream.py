@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from spoon_llm.errors import InvalidRequestError, ProviderUnavailableError, ResponseParsingError
-from spoon_llm.providers._openai_stream import ChatStreamDecoder, CompletionStreamDecoder, SSEDecoder
+from spoon_llm.providers.openai._stream import ChatStreamDecoder, CompletionStreamDecoder
+from spoon_llm.transport import TextSSEParser
 from spoon_llm.types import LLMResponseChunk
 
 STREAM = (
@@ -22,7 +23,7 @@ STREAM = (
 
 
 def events_for(splits: list[bytes]) -> list[tuple[str | None, str]]:
-    decoder = SSEDecoder()
+    decoder = TextSSEParser()
     out = []
     for piece in splits:
         out.extend(decoder.feed(piece))

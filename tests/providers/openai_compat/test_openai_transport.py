@@ -10,7 +10,6 @@ import httpx2
 import pytest
 
 from spoon_llm import errors as ours
-from spoon_llm.providers import openai_compatible_provider as module
 from spoon_llm.providers.ollama import OllamaProvider
 from spoon_llm.providers.openai import OpenAIProvider
 from spoon_llm.providers.openai_compatible_provider import OpenAICompatibleProvider
@@ -152,7 +151,7 @@ async def test_pool_limits_and_timeouts_come_from_config(monkeypatch: pytest.Mon
         built.append(real(**kwargs))
         return built[-1]
 
-    monkeypatch.setattr(module.httpx2, "Limits", capture)
+    monkeypatch.setattr(httpx2, "Limits", capture)
     handler = Recorder()
     provider = await make(OpenAIProvider, handler, api_key=KEY, timeout=12, connect_timeout=2,
                           max_connections=7, max_keepalive_connections=3, keepalive_expiry=9)

@@ -10,22 +10,26 @@ import pytest
 from pydantic import BaseModel
 
 from spoon_llm.errors import ValidationError
-from spoon_llm.providers._openai_wire import (
-    WireDialect,
+from spoon_llm.providers.openai._convert import (
     build_chat_body,
     build_completion_body,
     build_embedding_body,
     messages_to_wire,
-    model_rules,
-    normalize_finish_reason,
+    response_format_from,
+    tool_choice_to_wire,
+    tools_to_wire,
+)
+from spoon_llm.providers.openai._decode import (
     parse_chat_completion,
     parse_embeddings,
     parse_text_completion,
     parse_usage,
-    response_format_from,
+)
+from spoon_llm.providers.openai._dialect import (
+    WireDialect,
+    model_rules,
+    normalize_finish_reason,
     supports_legacy_completions,
-    tool_choice_to_wire,
-    tools_to_wire,
 )
 from spoon_llm.types import DocumentPart, ImagePart, Message, TextPart, ToolCall, ToolSpec
 

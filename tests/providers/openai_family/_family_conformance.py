@@ -24,7 +24,7 @@ from _openai_compat_helpers import (
 )
 
 from spoon_llm.errors import LLMError, ProviderError, error_for_status
-from spoon_llm.providers._openai_wire import parse_usage
+from spoon_llm.providers.openai._decode import parse_usage
 from spoon_llm.testing import ConformanceCase, ProviderSimulator
 
 ROOT = Path(os.environ.get("SPOON_LLM_CONFORMANCE_DIR")

@@ -11,7 +11,7 @@ import pytest
 from spoon_llm import ConfigurationManager
 from spoon_llm.errors import ConfigurationError, ModelNotFoundError
 from spoon_llm.manager import LLMManager
-from spoon_llm.providers._openai_wire import tools_to_wire
+from spoon_llm.providers.openai._convert import tools_to_wire
 from spoon_llm.registry import LLMProviderRegistry
 from spoon_llm.testing import Fault, ProviderSimulator, Reply, ToolCall
 from spoon_llm.types import ToolSpec

@@ -1,8 +1,8 @@
 """Pure stream mapping for OpenAI-compatible APIs: SSE bytes -> events -> our chunks.
 
-:class:`SSEDecoder` (the shared :class:`spoon_llm.transport.TextSSEParser`) turns raw bytes (any chunking,
-LF/CRLF/CR line ends, ``:`` comment lines such as OpenRouter's ``: OPENROUTER PROCESSING``) into ``(event, data)``
-pairs; the providers use its bytes twin, :class:`spoon_llm.transport.SSEParser`. :class:`ChatStreamDecoder` turns
+The shared :class:`spoon_llm.transport.SSEParser` turns raw bytes (any chunking, LF/CRLF/CR line ends, ``:``
+comment lines such as OpenRouter's ``: OPENROUTER PROCESSING``) into ``(event, data)`` pairs, inside the shared
+loop :func:`spoon_llm.providers._sse_stream.sse_stream`. :class:`ChatStreamDecoder` turns
 decoded ``chat.completion.chunk`` dicts into :class:`LLMResponseChunk` objects through the shared
 :class:`StreamAccumulator` (text deltas, reasoning deltas, tool-call fragments merged by index, last non-null usage,
 finish reason), and :class:`CompletionStreamDecoder` does the same for legacy ``text_completion`` chunks. No I/O:
@@ -14,17 +14,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderError, ResponseParsingError
-from ..transport._sse import TextSSEParser as SSEDecoder
-from ..types import LLMResponse, LLMResponseChunk
-from ._openai_errors import error_from_body
-from ._openai_wire import content_text, normalize_finish_reason, parse_usage, thinking_text, vendor_cost
-from ._stream import StreamAccumulator
+from ...errors import DECODE_FAULTS, ProviderError, ResponseParsingError, StreamInterruptedError, malformed
+from ...transport import loads
+from ...types import LLMResponse, LLMResponseChunk
+from .._stream import StreamAccumulator
+from ._decode import content_text, parse_usage, thinking_text, vendor_cost
+from ._dialect import normalize_finish_reason
+from ._errors import error_from_body
 
-__all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder", "SSEDecoder"]
+__all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder"]
 
 #: The data payload that ends an OpenAI stream.
 DONE = "[DONE]"
+#: The same as raw bytes, compared before any decoding.
+DONE_BYTES = b"[DONE]"
+
+
+def _completion_as_chunk(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole ``chat.completion`` as one stream chunk."""
+    choices = [{**c, "delta": c.get("message") or {}} for c in data.get("choices") or ()]
+    return {**data, "choices": choices}
 
 
 def _merge_reasoning_details(into: dict[Any, dict[str, Any]], details: Any) -> None:
@@ -60,6 +69,9 @@ class ChatStreamDecoder:
         self.acc = StreamAccumulator(provider, model)
         self.acc.request_id = request_id
         self.error: ProviderError | None = None
+        self._requested = model  # errors name the model asked for, whatever the chunks call it
+        self._done = False  # [DONE] arrived, or the body ended inside an event
+        self._cut = False
         self._model_seen = False
         self._choices: set[int] = set()
         self._others: dict[int, dict[str, Any]] = {}
@@ -75,8 +87,7 @@ class ChatStreamDecoder:
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
         if not isinstance(chunk, Mapping):
-            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
-                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
+            raise self._not_an_object(chunk)
         out: list[LLMResponseChunk] = []
         if not self._model_seen:
             model = chunk.get("model")
@@ -129,10 +140,8 @@ class ChatStreamDecoder:
                 out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
             self._rare_delta_fields(delta)
             native = choice.get("finish_reason")
-            if native is not None:
-                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
-                    raise TypeError(f"finish_reason is a {type(native).__name__}")
-                acc.set_finish(native, normalize_finish_reason(native))
+            if native is not None:  # one per stream: the helper is called only then
+                self._finish_reason(native)
             filtered = choice.get("content_filter_results")
             if filtered:
                 acc.metadata["content_filter_results"] = filtered
@@ -143,6 +152,64 @@ class ChatStreamDecoder:
         if error is not None:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id,
                                        chunk=chunk)
+        return out
+
+    def _not_an_object(self, chunk: Any) -> ResponseParsingError:
+        acc = self.acc
+        return ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
+                                    provider=acc.provider, model=acc.model, request_id=acc.request_id)
+
+    def _finish_reason(self, native: Any) -> None:
+        if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
+            raise TypeError(f"finish_reason is a {type(native).__name__}")
+        self.acc.set_finish(native, normalize_finish_reason(native))
+
+    # -- the SSE view (:func:`spoon_llm.providers._sse_stream.sse_stream` drives these) --------------------
+
+    def event(self, name: str | None, data: bytes, last: bool) -> list[LLMResponseChunk]:
+        """One SSE event's data: ``[DONE]`` ends the stream (later events are drained), else one JSON chunk."""
+        if self._done:
+            return []  # drain to the end so the connection can be reused
+        if data == DONE_BYTES:
+            self._done = True
+            return []
+        try:
+            parsed = loads(data)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            if last:  # half an event: the body was cut, reported by end()
+                self._done = self._cut = True
+                return []
+            raise ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=self.acc.provider,
+                                       model=self._requested) from exc
+        try:
+            out = self.feed(parsed)
+        except DECODE_FAULTS as exc:
+            raise malformed("a stream event", parsed, exc, provider=self.acc.provider, model=self._requested) from exc
+        if self.error is not None:
+            raise self.error
+        return out
+
+    def end(self) -> list[LLMResponseChunk]:
+        """The body ended: the final chunk, or the error for a stream that stopped before the answer did."""
+        acc = self.acc
+        if (not self._done or self._cut) and acc.finish_reason is None:
+            # Neither [DONE] nor a finish reason: the body ended early, the answer may be incomplete.
+            message = "the stream ended before the answer was complete"
+            if self.content_sent:
+                raise StreamInterruptedError(message, partial_content=acc.content, partial_usage=acc.usage,
+                                             provider=acc.provider, model=self._requested,
+                                             request_id=acc.request_id)
+            raise ResponseParsingError(message, provider=acc.provider, model=self._requested,
+                                       request_id=acc.request_id)
+        return [self.final_chunk()]
+
+    def whole(self, data: Any) -> list[LLMResponseChunk]:
+        """A whole ``chat.completion`` (a server that ignored ``stream``) as the chunks of a stream."""
+        try:
+            out = self.feed(_completion_as_chunk(data))
+        except DECODE_FAULTS as exc:
+            raise malformed("a stream event", data, exc, provider=self.acc.provider, model=self._requested) from exc
+        out.append(self.final_chunk())
         return out
 
     def _rare_delta_fields(self, delta: Mapping[str, Any]) -> None:
@@ -201,8 +268,7 @@ class CompletionStreamDecoder(ChatStreamDecoder):
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
         if not isinstance(chunk, Mapping):
-            raise ResponseParsingError(f"a stream chunk is not a JSON object: {str(chunk)[:100]}",
-                                       provider=acc.provider, model=acc.model, request_id=acc.request_id)
+            raise self._not_an_object(chunk)
         out: list[LLMResponseChunk] = []
         if not self._model_seen and chunk.get("model"):
             acc.model = chunk["model"]
@@ -221,10 +287,8 @@ class CompletionStreamDecoder(ChatStreamDecoder):
             if text:
                 out.append(acc.text(text))
             native = choice.get("finish_reason")
-            if native is not None:
-                if not isinstance(native, str):  # checked here: the final chunk would fail far from the wire
-                    raise TypeError(f"finish_reason is a {type(native).__name__}")
-                acc.set_finish(native, normalize_finish_reason(native))
+            if native is not None:  # one per stream: the helper is called only then
+                self._finish_reason(native)
         error = chunk.get("error")
         if error is not None:
             self.error = in_band_error(error, provider=acc.provider, model=acc.model, request_id=acc.request_id)

@@ -1,74 +1,44 @@
 """How OpenAI-compatible requests travel: the official SDK's low-level calls, or our native aiohttp client.
 
-Both transports take the JSON body already encoded (by :mod:`spoon_llm.transport`) and hand back raw bytes; the
+Both transports take the JSON body (encoded once by :func:`~spoon_llm.providers._transport.encode_body`, orjson)
+and hand back raw bytes; the
 provider decodes them with the shared wire mapping, so the two can only differ in how bytes move. Each raises
 our errors: a non-2xx answer becomes the mapped :class:`~spoon_llm.errors.ProviderError` (the SDK path through
-the SDK's typed exceptions, the native path through :func:`._openai_errors.status_error`, which reproduces them),
+the SDK's typed exceptions, the native path through :func:`._errors.status_error`, which reproduces them),
 a transport failure a :class:`~spoon_llm.errors.NetworkError` / :class:`~spoon_llm.errors.TimeoutError`.
 
-A stream comes back as an object with ``headers``, ``aiter_bytes()``, ``aread()`` and ``aclose()`` (an
-``httpx2.Response`` or a :class:`~spoon_llm.transport._native.NativeStream`); :meth:`translate` maps what its
-iteration may raise.
+Both implement the shared :class:`~spoon_llm.providers._transport.VendorTransport`. A stream comes back as a
+:class:`~spoon_llm.providers._transport.ResponseStream` (an ``httpx2.Response`` or a
+:class:`~spoon_llm.transport._native.NativeStream`); :meth:`translate` is each transport's one error-mapping seam
+(the SDK calls run inside :class:`~spoon_llm.providers._transport.ErrorScope` with it; the stream loop applies it
+to what a read raises). Neither closes the clients: the provider owns and closes them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 
-from ..errors import ProviderError
-from ..transport import merge_headers, user_agent
-from ._openai_errors import OpenAIErrorMapper, map_exception, status_error
+from ...errors import LLMError
+from ...transport import merge_headers, user_agent
+from .._transport import ErrorScope, ResponseStream, VendorTransport, encode_body, open_native_stream
+from ._errors import map_exception, status_error
 
 if TYPE_CHECKING:
-    from ..config.models import ProviderConfig
-    from ..transport._native import NativeClient
+    from ...config.models import ProviderConfig
+    from ...transport._native import NativeClient
 
 __all__ = ["NativeTransport", "OpenAITransport", "ResponseStream", "SdkTransport", "native_headers"]
 
 
-class ResponseStream(Protocol):
-    """A streamed answer: what the provider's stream loop needs of either transport's response object."""
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Response headers (case-insensitive lookups)."""
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body as it arrives."""
-
-    async def aread(self) -> bytes:
-        """The whole body."""
-
-    async def aclose(self) -> None:
-        """Give the connection back (or close it)."""
-
-
-class OpenAITransport(Protocol):
-    """What the provider asks of a transport."""
-
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
-                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
-        """POST ``payload`` to ``path``; the 2xx body and headers."""
-
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
-                          timeout: float | None) -> ResponseStream:
-        """POST ``payload`` to ``path`` and return once a 2xx answer's headers arrived."""
-
-    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
-        """GET ``path`` (relative to the base URL); the 2xx body."""
+class OpenAITransport(VendorTransport, Protocol):
+    """The shared transport protocol plus the credential-free probe vLLM's health check uses."""
 
     async def probe(self, url: str, timeout: float) -> int | None:
         """GET an absolute URL without credentials; its status (``None``: this transport cannot)."""
-
-    def translate(self, exc: BaseException, model: str | None) -> ProviderError | None:
-        """Our error for what reading a stream raised (``None``: not a transport failure)."""
-
-    async def close(self) -> None:
-        """Close what this transport owns."""
 
 
 def native_headers(config: ProviderConfig, api_key: str | None, custom: Mapping[str, str], *,
@@ -96,12 +66,11 @@ class SdkTransport:
     """The ``openai`` SDK's ``post``/``get`` with ``cast_to=httpx2.Response``: the SDK moves bytes, we decode."""
 
     def __init__(self, client: Any, http: httpx2.AsyncClient | None, label: str,
-                 auth_headers: Mapping[str, Any], owns_client: bool) -> None:
+                 auth_headers: Mapping[str, Any]) -> None:
         self.client = client
         self.http = http
         self._label = label
         self._auth_headers = dict(auth_headers)
-        self._owns_client = owns_client
         self._base_options: dict[str, Any] = {"headers": self._auth_headers} if self._auth_headers else {}
 
     def _options(self, headers: Mapping[str, str] | None, timeout: float | None) -> dict[str, Any]:
@@ -116,26 +85,28 @@ class SdkTransport:
             options["timeout"] = timeout
         return options
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST through the SDK (it raises its typed errors for non-2xx answers; mapped here)."""
         options = self._options(headers, timeout)
-        with OpenAIErrorMapper(self._label, model):
-            response = await self.client.post(path, cast_to=httpx2.Response, content=payload, options=options)
+        with ErrorScope(self.translate, model):
+            response = await self.client.post(path, cast_to=httpx2.Response,
+                                              content=encode_body(body, self._label), options=options)
         return response.content, response.headers
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """POST with ``stream=True``: the SDK returns the open ``httpx2.Response``."""
         options = self._options(headers, timeout)
-        with OpenAIErrorMapper(self._label, model):
-            response: ResponseStream = await self.client.post(path, cast_to=httpx2.Response, content=payload,
+        with ErrorScope(self.translate, model):
+            response: ResponseStream = await self.client.post(path, cast_to=httpx2.Response,
+                                                              content=encode_body(body, self._label),
                                                               options=options, stream=True)
         return response
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
         """GET through the SDK."""
-        with OpenAIErrorMapper(self._label, model):
+        with ErrorScope(self.translate, model):
             response = await self.client.get(path, cast_to=httpx2.Response, options=self._options(None, timeout))
         content: bytes = response.content
         return content
@@ -144,18 +115,13 @@ class SdkTransport:
         """GET with the bare httpx2 client (no SDK headers); ``None`` for an injected SDK client."""
         if self.http is None:
             return None
-        with OpenAIErrorMapper(self._label, None):
+        with ErrorScope(self.translate, None):
             response = await self.http.get(url, timeout=timeout)
         return response.status_code
 
-    def translate(self, exc: BaseException, model: str | None) -> ProviderError | None:
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """SDK and httpx2 exceptions, by type."""
         return map_exception(exc, provider=self._label, model=model)
-
-    async def close(self) -> None:
-        """Close the SDK client when we built it (an injected one belongs to the caller)."""
-        if self._owns_client:
-            await self.client.close()
 
 
 class NativeTransport:
@@ -180,27 +146,22 @@ class NativeTransport:
             return {k: v for k, v in headers.items() if k.lower() != "authorization"}
         return headers
 
-    async def post(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                    timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
         """POST; a non-2xx answer raises the error the SDK path would."""
-        reply = await self.client.request("POST", self._url(path), body=payload,
+        reply = await self.client.request("POST", self._url(path), body=encode_body(body, self._label),
                                           headers=self._call_headers(headers), timeout=timeout, model=model)
         if not 200 <= reply.status < 300:
             raise status_error(reply.status, reply.content, reply.headers, provider=self._label, model=model)
         return reply.content, reply.headers
 
-    async def open_stream(self, path: str, payload: bytes, model: str, headers: Mapping[str, str] | None,
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
         """POST and return at the headers; a non-2xx answer is read whole and raised as the SDK path would."""
-        stream = await self.client.stream("POST", self._url(path), body=payload,
-                                          headers=self._call_headers(headers), timeout=timeout, model=model)
-        if not 200 <= stream.status_code < 300:
-            try:
-                content = await stream.aread()
-            finally:
-                await stream.aclose()
-            raise status_error(stream.status_code, content, stream.headers, provider=self._label, model=model)
-        return stream
+        return await open_native_stream(
+            self.client, self._url(path), encode_body(body, self._label), self._call_headers(headers), timeout, model,
+            lambda status, content, response_headers: status_error(status, content, response_headers,
+                                                                   provider=self._label, model=model))
 
     async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
         """GET; a non-2xx answer raises."""
@@ -213,10 +174,6 @@ class NativeTransport:
         """GET an absolute URL; its status."""
         return (await self.client.request("GET", self.client.url(url), timeout=timeout)).status
 
-    def translate(self, exc: BaseException, model: str | None) -> ProviderError | None:
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
         """Nothing to translate: the native client raises our errors already."""
         return None
-
-    async def close(self) -> None:
-        """Close the session and its pool."""
-        await self.client.close()

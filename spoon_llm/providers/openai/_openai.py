@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ._responses_route import ResponsesRoute
-from .openai_compatible_provider import OpenAICompatibleProvider, builtin_capabilities
+from .._responses_route import ResponsesRoute
+from ._provider import OpenAICompatibleProvider, builtin_capabilities
 
 __all__ = ["OpenAIProvider"]
 

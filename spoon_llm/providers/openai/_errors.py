@@ -4,7 +4,7 @@
 transport uses; :func:`status_error` builds it from a raw non-2xx answer exactly as the SDK path does (the native
 transport's entry point: its client maps its own connection failures); :func:`map_exception` translates the
 ``openai`` SDK's typed exceptions and ``httpx2`` transport errors by type, never by message text;
-:class:`OpenAIErrorMapper` wraps a call or a stream iteration with it.
+the transports apply it through the shared :class:`~spoon_llm.providers._transport.ErrorScope`.
 The SDK is imported lazily so that the pure half works without it.
 """
 
@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from .._headers import parse_retry_after, rate_limit_headers
-from ..errors import (
+from ..._headers import parse_retry_after, rate_limit_headers
+from ...errors import (
     ContentFilterError,
-    LLMError,
     NetworkError,
     ProviderError,
     ProviderUnavailableError,
@@ -27,10 +25,10 @@ from ..errors import (
     TimeoutError,
     error_for_status,
     redact_secrets,
-    safe_cause,
 )
+from .._transport import error_body
 
-__all__ = ["OpenAIErrorMapper", "error_from_body", "map_exception", "status_error"]
+__all__ = ["error_from_body", "map_exception", "status_error"]
 
 #: ``error.code`` values meaning the prompt does not fit the context window.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length", "max_tokens_exceeded"})
@@ -132,18 +130,12 @@ def status_error(
     object) as the error body and words its message ``Error code: N - <vendor message>``; the same steps here
     give the same class, message, body, request id, Retry-After and rate-limit headers on every transport.
     """
-    text = content.decode("utf-8", errors="replace").strip()
-    body: Any = text
+    body = error_body(content)
     sdk_message = f"Error code: {status}"
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
-    else:
-        inner = body.get("error", body) if isinstance(body, Mapping) else None
-        vendor = inner.get("message") if isinstance(inner, Mapping) else None
-        if isinstance(vendor, str) and vendor:
-            sdk_message += f" - {vendor}"
+    inner = body.get("error", body) if isinstance(body, Mapping) else None
+    vendor = inner.get("message") if isinstance(inner, Mapping) else None
+    if isinstance(vendor, str) and vendor:
+        sdk_message += f" - {vendor}"
     data = body.get("error", body) if isinstance(body, Mapping) else body
     return error_from_body(status, data, provider=provider, model=model, headers=headers,
                            request_id=headers.get("x-request-id"), message=sdk_message)
@@ -175,40 +167,3 @@ def map_exception(exc: BaseException, *, provider: str, model: str | None) -> Pr
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
         return ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=provider, model=model)
     return None
-
-
-class OpenAIErrorMapper:
-    """Context manager (sync or async) that re-raises SDK/transport errors as ours, ``from`` the original.
-
-    Example::
-
-        with OpenAIErrorMapper("openai", model):
-            response = await client.post(...)
-    """
-
-    __slots__ = ("model", "provider")
-
-    def __init__(self, provider: str, model: str | None) -> None:
-        self.provider = provider
-        self.model = model
-
-    def __enter__(self) -> OpenAIErrorMapper:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Literal[False]:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, LLMError):
-            return False
-        mapped = map_exception(exc, provider=self.provider, model=self.model)
-        if mapped is None:
-            return False
-        raise mapped from safe_cause(exc)
-
-    async def __aenter__(self) -> OpenAIErrorMapper:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
