@@ -610,9 +610,10 @@ class GatewayApp:
         """Answer with server-sent events under the key guard, settled on every exit path."""
         assert self.manager is not None
         admission = await self._admit(request, entry, kwargs)
+        rest = b""
         try:
             stream = self.manager.chat_stream(messages, model=entry.call_model, deadline=request.deadline, **kwargs)
-            await relay(request, stream, renderer, self._cors_headers(request.scope))
+            rest = await relay(request, stream, renderer, self._cors_headers(request.scope))
         finally:
             final = request.final
             if final is not None:
@@ -629,7 +630,7 @@ class GatewayApp:
             if admission is not None:
                 await admission.release(request.cost, request.tokens_in + request.tokens_out)
         request.finished = True  # from here a disconnect message only means the answer is complete
-        await request.send({"type": "http.response.body", "body": b"", "more_body": False})
+        await request.send({"type": "http.response.body", "body": rest, "more_body": False})
 
     # -- operational routes -------------------------------------------------------------------------------------
 
