@@ -231,7 +231,12 @@ class GatewayApp(InferenceHandlers):
                     404, "the admin API is off: it needs [server] admin_api = true and a master key, a server "
                          "secret or [server.jwt] to sign in with", code="not_found"), scope)
         elif self.ui.handles(path):
-            await self.ui(scope, receive, send)
+            if self.admin is not None:
+                await self.ui(scope, receive, send)
+            else:  # the dashboard is a client of the admin API: without it there is nothing it could show
+                await self._fail(send, "openai", GatewayError(
+                    404, "the dashboard (/ui) needs the admin API: set [server] admin_api = true and a master key, "
+                         "a server secret or [server.jwt] to sign in with", code="not_found"), scope)
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
         elif path == "/ready" and method == "GET":
