@@ -15,6 +15,13 @@ figure. Targets: gateway CPU per request <= 1.5x the floor's (memory state), add
 
     python benchmarks/bench_gateway.py -n 2000 -c 1,64 --rounds 3
     python benchmarks/bench_gateway.py -n 2000 -c 1,64 --rounds 3 --stream
+
+LiteLLM Proxy side by side (optional): install it into a virtual environment of its own, so its dependencies
+never meet ours, and point ``--litellm`` at that environment's ``litellm`` executable; it runs as a fourth target
+(master key, no database, one worker, the same upstream), and the table gains its CPU per request against ours::
+
+    python -m venv .litellm-venv && .litellm-venv/bin/pip install 'litellm[proxy]'
+    python benchmarks/bench_gateway.py -n 500 -c 1,64 --rounds 3 --litellm .litellm-venv/bin/litellm
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,11 +102,11 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: flo
 
 
 @contextmanager
-def spawn(args: list[str], health: str, env: dict[str, str] | None = None, cwd: str | None = None
-          ) -> Iterator[subprocess.Popen[bytes]]:
+def spawn(args: list[str], health: str, env: dict[str, str] | None = None, cwd: str | None = None,
+          timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
     try:
-        wait_healthy(health, process)
+        wait_healthy(health, process, timeout)
         yield process
     finally:
         process.terminate()
@@ -128,6 +135,26 @@ access_log_path = "{workdir / 'access.log'}"
 access_log = {str(access_log).lower()}
 metrics = {str(metrics).lower()}
 max_inflight = 1024
+""")
+    return path
+
+
+LITELLM_KEY = "sk-bench-litellm-0123456789"
+
+
+def litellm_config(upstream: str, workdir: Path) -> Path:
+    """LiteLLM Proxy over the same upstream: one model, the master key, no database, no callbacks."""
+    path = workdir / "litellm.yaml"
+    path.write_text(f"""model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: {upstream}
+      api_key: bench-upstream-key
+general_settings:
+  master_key: {LITELLM_KEY}
+litellm_settings:
+  drop_params: true
 """)
     return path
 
@@ -204,6 +231,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-metrics", action="store_true", help="gateway without /metrics (to price them)")
     parser.add_argument("--no-access-log", action="store_true", help="gateway without the access log")
+    parser.add_argument("--litellm", metavar="EXECUTABLE",
+                        help="also measure LiteLLM Proxy: the litellm executable of its own virtual environment")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     levels = [int(c) for c in args.c.split(",")]
@@ -215,10 +244,13 @@ def main() -> None:
         floor_port, gateway_port = free_port(), free_port()
         config = gateway_config(upstream, workdir, args.state, args.redis_url, metrics=not args.no_metrics,
                                 access_log=not args.no_access_log)
-        with spawn([sys.executable, str(Path(__file__).with_name("floor_proxy.py")), "--upstream", upstream,
-                    "--port", str(floor_port)], f"http://127.0.0.1:{floor_port}/health", env) as floor, \
-             spawn([sys.executable, "-m", "spoon_llm", "serve", "--config", str(config), "--port",
-                    str(gateway_port)], f"http://127.0.0.1:{gateway_port}/health", env, tmp) as gateway:
+        with ExitStack() as stack:
+            floor = stack.enter_context(spawn(
+                [sys.executable, str(Path(__file__).with_name("floor_proxy.py")), "--upstream", upstream, "--port",
+                 str(floor_port)], f"http://127.0.0.1:{floor_port}/health", env))
+            gateway = stack.enter_context(spawn(
+                [sys.executable, "-m", "spoon_llm", "serve", "--config", str(config), "--port", str(gateway_port)],
+                f"http://127.0.0.1:{gateway_port}/health", env, tmp))
             targets = [
                 Target("direct", f"{upstream}/chat/completions", sim.pid,
                        {"authorization": "Bearer bench-upstream-key"}),
@@ -226,6 +258,17 @@ def main() -> None:
                 Target("gateway", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", gateway.pid,
                        {"authorization": f"Bearer {MASTER_KEY}"}),
             ]
+            if args.litellm:
+                litellm_port = free_port()
+                # Its own interpreter and packages; the bundled price map instead of a download at start-up.
+                litellm_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+                litellm_env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False")
+                litellm = stack.enter_context(spawn(
+                    [str(Path(args.litellm).resolve()), "--config", str(litellm_config(upstream, workdir)),
+                     "--host", "127.0.0.1", "--port", str(litellm_port), "--num_workers", "1"],
+                    f"http://127.0.0.1:{litellm_port}/health/liveliness", litellm_env, tmp, timeout=180.0))
+                targets.append(Target("litellm", f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
+                                      litellm.pid, {"authorization": f"Bearer {LITELLM_KEY}"}))
             report: dict[str, dict[str, object]] = {}
             for concurrency in levels:
                 samples: dict[str, list[Sample]] = {t.name: [] for t in targets}
@@ -243,6 +286,10 @@ def main() -> None:
                     cpu = f"{s.cpu_us:.0f}" if s.cpu_us is not None else "-"
                     print(f"{name:<8} {s.rps:>8.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} {cpu:>11} {ratio:>9}"
                           f" {s.errors:>7}")
+                litellm_cpu = summary["litellm"].cpu_us if "litellm" in summary else None
+                if litellm_cpu and summary["gateway"].cpu_us:
+                    print(f"LiteLLM Proxy spends {litellm_cpu / summary['gateway'].cpu_us:.1f}x the gateway's CPU "
+                          "per request")
                 added = summary["gateway"].p50_ms - summary["direct"].p50_ms
                 print(f"gateway adds {added:.2f} ms at p50 over direct "
                       f"(floor adds {summary['floor'].p50_ms - summary['direct'].p50_ms:.2f} ms)")

@@ -12,8 +12,8 @@ official SDKs do).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Generator
+from typing import Any, Protocol
 
 from ..errors import LLMError
 from ..types import LLMResponseChunk
@@ -54,10 +54,13 @@ def _trace(first: LLMResponseChunk) -> str:
 
 
 async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer: StreamRenderer,
-                extra_headers: list[tuple[bytes, bytes]]) -> None:
+                extra_headers: list[tuple[bytes, bytes]]) -> bytes:
     """Send ``stream`` to the client; records the delivered size and the closing chunk on ``request``.
 
-    Leaves the response open (the caller sends its end once it has settled the request); always closes the stream.
+    Events that are ready together (parsed from one read of the backend's stream) go out in one write: a chunk is
+    only buffered while the next one arrives without waiting, and the buffer is sent before any wait, so nothing
+    is held back. Returns the last events unsent, for the caller to send with the end of the response once it
+    has settled the request; always closes the stream.
     """
     iterator = stream.__aiter__()
     send = request.send
@@ -76,30 +79,78 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
         request.streaming = True
         out = renderer.start()
         piece = renderer.chunk(first)
-        await send({"type": "http.response.body", "body": out + piece if piece else out, "more_body": True})
+        pending = [out + piece if piece else out]
         if first.kind == "final":
             request.final = first
-            return
+            return pending[0]
         try:
-            async for chunk in iterator:
+            while True:
+                step = iterator.__anext__().__await__()
+                try:
+                    waiting = step.send(None)
+                except StopIteration as ready:  # the next chunk was there without waiting: keep writing up
+                    chunk = ready.value
+                except StopAsyncIteration:
+                    break
+                else:  # it waits: what is written up goes out first
+                    if pending:
+                        await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+                        pending.clear()
+                    chunk = await _Resumed(step, waiting)
                 request.delivered += len(chunk.delta) + len(chunk.reasoning_delta)
                 piece = renderer.chunk(chunk)
                 if chunk.kind == "final":
                     request.final = chunk
                 if piece:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    pending.append(piece)
+        except StopAsyncIteration:
+            pass
         except LLMError as exc:
             if request.disconnected:
                 raise
             failure = classify(exc)
             error = anthropic_body(failure) if request.family == "anthropic" else openai_body(failure)
-            await send({"type": "http.response.body", "body": renderer.error(error), "more_body": True})
+            pending.append(renderer.error(error))
             request.stream_error = failure.status
-            return
+            return b"".join(pending)
         if request.final is None:  # a stream that ended without its closing chunk
-            await send({"type": "http.response.body", "more_body": True, "body": renderer.final(
-                LLMResponseChunk(kind="final", provider=first.provider, model=first.model))})
+            pending.append(renderer.final(LLMResponseChunk(kind="final", provider=first.provider,
+                                                           model=first.model)))
+        return b"".join(pending)
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
+
+
+class _Resumed:
+    """Awaits the rest of an ``__anext__`` that was stepped once by hand and is waiting on ``waiting``.
+
+    The loop hands each value or exception the task is resumed with (cancellation included) to the step, as an
+    ``await`` of it from the start would have.
+    """
+
+    __slots__ = ("_step", "_waiting")
+
+    def __init__(self, step: Generator[Any, Any, Any], waiting: Any) -> None:
+        self._step = step
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        step, waiting = self._step, self._waiting
+        while True:
+            try:
+                value = yield waiting
+            except GeneratorExit:
+                step.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): the step decides
+                try:
+                    waiting = step.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                waiting = step.send(value)
+            except StopIteration as done:
+                return done.value

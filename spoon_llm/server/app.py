@@ -7,7 +7,8 @@ everything else the gateway does (see ``benchmarks/bench_gateway.py``).
 Every inference request goes: admission (in-flight cap, bounded queue) -> authentication -> body (size limit) ->
 model lookup (404 for what is not configured) -> the key guard -> the manager (routing, fallback, retries,
 budgets, limits, cost) -> the answer in the family's own shape, with the trace headers. A client that disconnects
-cancels the manager call (the upstream connection is closed) and is counted as cancelled.
+cancels the manager call (the upstream connection is closed) and is counted as cancelled. This module reads
+requests and writes answers; the handlers behind the inference routes are in ``_handlers.py``.
 
 Routes: ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/messages``,
 ``/v1/messages/count_tokens``; ``GET /v1/models``, ``/health`` (liveness, no auth), ``/ready`` (providers'
@@ -30,15 +31,13 @@ import orjson
 from ..config.manager import ConfigurationManager
 from ..errors import ConfigurationError, LLMError, register_secret
 from ..manager import LLMManager
-from ..types import LLMResponse
-from . import _anthropic_api as anthropic_api
 from . import _openai_api as openai_api
-from ._context import Call, ClientGone, ModelEntry, Receive, Scope, Send, model_table
+from ._context import Call, ClientGone, Receive, Scope, Send, model_table
 from ._errors import GatewayError, anthropic_body, classify, openai_body
+from ._handlers import InferenceHandlers
 from ._ops import AdmissionGate, GatewayMetrics, RequestLog
 from ._settings import ServerSettings
 from ._static import StaticFiles
-from ._stream import StreamRenderer, relay
 from .auth import Authenticator, Principal
 
 __all__ = ["GatewayApp", "create_app"]
@@ -58,7 +57,7 @@ class _AttemptMetrics:
         self.on_event = exporter.on_event
 
 
-class GatewayApp:
+class GatewayApp(InferenceHandlers):
     """The ASGI app. Build it with :func:`create_app`; it starts its manager in the ASGI lifespan.
 
     ``manager`` and ``authenticator`` may be given ready-made (tests, embedding the gateway in a program);
@@ -232,7 +231,12 @@ class GatewayApp:
                     404, "the admin API is off: it needs [server] admin_api = true and a master key, a server "
                          "secret or [server.jwt] to sign in with", code="not_found"), scope)
         elif self.ui.handles(path):
-            await self.ui(scope, receive, send)
+            if self.admin is not None:
+                await self.ui(scope, receive, send)
+            else:  # the dashboard is a client of the admin API: without it there is nothing it could show
+                await self._fail(send, "openai", GatewayError(
+                    404, "the dashboard (/ui) needs the admin API: set [server] admin_api = true and a master key, "
+                         "a server secret or [server.jwt] to sign in with", code="not_found"), scope)
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
         elif path == "/ready" and method == "GET":
@@ -432,205 +436,6 @@ class GatewayApp:
                               request.provider or None, round(seconds * 1000, 3), request.tokens_in,
                               request.tokens_out, request.cost, outcome, host, request.attempts)
 
-    # -- model lookup and the key guard -------------------------------------------------------------------------
-
-    def _entry(self, request: Call, name: str) -> ModelEntry:
-        entry = self.models.get(name)
-        if entry is None:
-            provider, _, model = name.partition("/")
-            if model and provider in self.config.config.providers:
-                section = self.config.config.providers[provider]
-                entry = ModelEntry(name, name, section.provider_type, provider, listed=False, price_model=model)
-        if entry is None:
-            raise GatewayError(404, f"the model {name!r} does not exist or is not served here; GET /v1/models "
-                                    "lists the models this key may use", code="model_not_found", param="model")
-        if not request.principal.may_use(name):
-            raise GatewayError(403, f"this key may not use the model {name!r}", code="model_not_allowed",
-                               param="model")
-        request.model = name
-        return entry
-
-    async def _admit(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any]) -> Any:
-        """The key guard's admission (``None`` without virtual keys), reserving the request's worst case."""
-        guard = self.guard
-        if guard is None:
-            return None
-        record = request.principal.key
-        if record is None or (record.budget_limit is None and record.tpm is None):
-            return await guard.admit(request.principal, request.model, request_id=request.request_id)
-        # Upper bounds: every 4 bytes of the body a token, and the most output the call allows.
-        input_tokens = request.body_size // 4
-        max_tokens = kwargs.get("max_tokens")
-        output_tokens = max_tokens if type(max_tokens) is int else self.config.config.budget.default_max_tokens
-        estimate = None
-        if record.budget_limit is not None:
-            estimate = self._prices_book().worst_case(input_tokens, output_tokens, entry.price_model,
-                                               provider_type=entry.family)
-        return await guard.admit(request.principal, request.model, estimate_usd=estimate,
-                                 input_tokens=input_tokens, output_tokens=output_tokens,
-                                 request_id=request.request_id)
-
-    def _prices_book(self) -> Any:
-        if self._prices is None:
-            from ..pricing.book import PriceBook
-
-            self._prices = PriceBook.from_config(self.config.config)
-        return self._prices
-
-    def _estimate_cost(self, entry: ModelEntry, input_tokens: int, output_tokens: int) -> float:
-        from ..types import TokenUsage
-
-        cost = self._prices_book().cost(TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens),
-                                        entry.price_model, provider_type=entry.family)
-        return 0.0 if cost.unpriced else float(cost.total_cost)
-
-    def _call_kwargs(self, request: Call, kwargs: dict[str, Any]) -> dict[str, Any]:
-        tags = request.principal.tags
-        if tags:
-            kwargs["tags"] = dict(tags)
-        return kwargs
-
-    def _trace(self, request: Call, response: Any) -> None:
-        """Note what answered (for the log and metrics) and add the trace headers."""
-        provider = request.provider = response.provider
-        attempts = response.attempts
-        if len(attempts) == 1 and attempts[0].error_type is None:  # the common case, without a generator
-            trace = (attempts[0].deployment or provider) + ":ok"
-        else:
-            trace = ",".join(f"{a.deployment or a.provider}:{_outcome(a)}" for a in attempts)
-        request.attempts = trace
-        headers = request.extra_headers
-        headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
-                    (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))
-        cost = response.cost
-        if cost is not None and not cost.unpriced:
-            request.cost = cost.total_cost
-            headers.append((b"x-spoon-cost-usd", b"%.8f" % cost.total_cost))
-        usage = response.usage
-        if usage is not None:
-            request.tokens_in = usage.input_tokens
-            request.tokens_out = usage.output_tokens
-        if self._cache_on:
-            headers.append((b"x-spoon-cache", b"hit" if response.cache_hit else b"miss"))
-
-    async def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
-                       call: Callable[[], Awaitable[Any]]) -> Any:
-        """``call()`` under the key guard's admission, released with what the answer cost on every exit path."""
-        admission = await self._admit(request, entry, kwargs)
-        if admission is None:
-            return await call()
-        cost, tokens = 0.0, 0
-        try:
-            response = await call()
-            cost = response.cost.total_cost if getattr(response, "cost", None) is not None else 0.0
-            usage = getattr(response, "usage", None)
-            tokens = usage.total_tokens if usage is not None else 0
-            return response
-        finally:
-            await admission.release(cost, tokens)
-
-    # -- handlers (each returns the JSON body to send, or None when it answered itself) -------------------------
-
-    async def _chat(self, request: Call, body: Any) -> bytes | None:
-        call = openai_api.parse_chat(body)
-        entry = self._entry(request, call.model)
-        kwargs = self._call_kwargs(request, call.kwargs)
-        manager = self.manager
-        assert manager is not None
-        if call.stream:
-            renderer = openai_api.OpenAIStream(request.request_id, int(time.time()), call.model, call.include_usage)
-            await self._stream(request, entry, call.messages, kwargs, renderer)
-            return None
-        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
-            call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
-        self._trace(request, response)
-        return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
-
-    async def _completion(self, request: Call, body: Any) -> bytes | None:
-        call = openai_api.parse_completion(body)
-        entry = self._entry(request, call.model)
-        manager = self.manager
-        assert manager is not None
-        kwargs = self._call_kwargs(request, call.kwargs)
-        if call.stream:  # a prompt is a one-message chat, as manager.completion sends it
-            renderer = openai_api.CompletionStream(request.request_id, int(time.time()), call.model,
-                                                   call.include_usage)
-            await self._stream(request, entry, [{"role": "user", "content": call.prompt}], kwargs, renderer)
-            return None
-        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.completion(
-            call.prompt, model=entry.call_model, deadline=request.deadline, **kwargs))
-        self._trace(request, response)
-        return openai_api.render_completion(response, request.request_id, int(time.time()), call.model)
-
-    async def _embeddings(self, request: Call, body: Any) -> bytes | None:
-        model, inputs, kwargs, as_base64 = openai_api.parse_embeddings(body)
-        entry = self._entry(request, model)
-        manager = self.manager
-        assert manager is not None
-        kwargs = self._call_kwargs(request, kwargs)
-        response = await self._guarded(request, entry, {"max_tokens": 0}, lambda: manager.embed(
-            inputs, model=entry.call_model, deadline=request.deadline, **kwargs))
-        self._trace(request, response)
-        return openai_api.render_embeddings(response, model, as_base64)
-
-    async def _messages(self, request: Call, body: Any) -> bytes | None:
-        name = body.get("model") if type(body) is dict else None
-        entry = self._entry(request, name) if isinstance(name, str) and name else None
-        call = anthropic_api.parse_messages(body, native=entry is not None and entry.family == "anthropic")
-        if entry is None:
-            entry = self._entry(request, call.model)
-        kwargs = self._call_kwargs(request, call.kwargs)
-        manager = self.manager
-        assert manager is not None
-        if call.stream:
-            renderer = anthropic_api.AnthropicStream(request.request_id, call.model, request.body_size // 4)
-            await self._stream(request, entry, call.messages, kwargs, renderer)
-            return None
-        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
-            call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
-        self._trace(request, response)
-        return anthropic_api.render_message(response, request.request_id, call.model)
-
-    async def _count_tokens(self, request: Call, body: Any) -> bytes | None:
-        from ..tokens import count_messages
-
-        model, conversation, tools = anthropic_api.parse_count_tokens(body)
-        entry = self._entry(request, model)
-        target = entry.call_model.partition("/")[2] or entry.name
-        try:
-            counted = count_messages(conversation, target, tools=tools)
-        except (ValueError, TypeError) as exc:
-            raise GatewayError(400, f"the messages cannot be counted: {exc}", code="invalid_request") from None
-        request.extra_headers.append((b"x-request-id", request.request_id.encode()))
-        request.extra_headers.append((b"x-spoon-token-count", b"exact" if counted.exact else b"estimate"))
-        return orjson.dumps({"input_tokens": counted.tokens})
-
-    async def _stream(self, request: Call, entry: ModelEntry, messages: list[Any], kwargs: dict[str, Any],
-                      renderer: StreamRenderer) -> None:
-        """Answer with server-sent events under the key guard, settled on every exit path."""
-        assert self.manager is not None
-        admission = await self._admit(request, entry, kwargs)
-        try:
-            stream = self.manager.chat_stream(messages, model=entry.call_model, deadline=request.deadline, **kwargs)
-            await relay(request, stream, renderer, self._cors_headers(request.scope))
-        finally:
-            final = request.final
-            if final is not None:
-                usage = final.usage
-                if usage is not None:
-                    request.tokens_in, request.tokens_out = usage.input_tokens, usage.output_tokens
-                cost = final.metadata.get("cost") if final.metadata else None
-                if cost is not None and not getattr(cost, "unpriced", True):
-                    request.cost = float(getattr(cost, "total_cost", 0.0))
-            elif admission is not None and request.delivered:
-                # Cut short (client gone, backend failed): settle to what was delivered, as the backend bills it.
-                request.tokens_in, request.tokens_out = request.body_size // 4, max(1, request.delivered // 4)
-                request.cost = self._estimate_cost(entry, request.tokens_in, request.tokens_out)
-            if admission is not None:
-                await admission.release(request.cost, request.tokens_in + request.tokens_out)
-        request.finished = True  # from here a disconnect message only means the answer is complete
-        await request.send({"type": "http.response.body", "body": b"", "more_body": False})
-
     # -- operational routes -------------------------------------------------------------------------------------
 
     async def _admin(self, scope: Scope) -> Principal:
@@ -699,10 +504,3 @@ def create_app(config: ConfigurationManager | str | os.PathLike[str] | Mapping[s
 def create_app_from_env() -> GatewayApp:
     """The app for uvicorn's worker processes (``factory=True``): configuration from ``SPOON_LLM_CONFIG``."""
     return create_app(None)
-
-
-def _outcome(attempt: Any) -> Any:
-    """One attempt in the ``x-spoon-attempts`` header: ok, skipped (lacks a capability), or its status or error."""
-    if attempt.skipped:
-        return "skipped"
-    return "ok" if attempt.error_type is None else attempt.status_code or attempt.error_type

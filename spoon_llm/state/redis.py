@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from .base import StateStore, StateStoreError
+from .redis_cooldowns import CooldownMirror
 
 logger = logging.getLogger("spoon_llm.state")
 
@@ -125,10 +126,12 @@ redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 
 return 1
 """
 
-# KEYS: cooldown; ARGV: ms
+# KEYS: cooldown; ARGV: ms, channel (what is left is published there for the stores' cool-down mirrors)
 _COOLDOWN_SET = """
 local left = redis.call('PTTL', KEYS[1])
-if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+local ms = tonumber(ARGV[1])
+if left < ms then redis.call('SET', KEYS[1], '1', 'PX', ms); left = ms end
+redis.call('PUBLISH', ARGV[2], KEYS[1] .. ' ' .. left)
 return 1
 """
 
@@ -188,6 +191,8 @@ class RedisStore(StateStore):
         self._bucket_acquire = self._client.register_script(_BUCKET_ACQUIRE)
         self._bucket_adjust = self._client.register_script(_BUCKET_ADJUST)
         self._cooldown_set = self._client.register_script(_COOLDOWN_SET)
+        # Cool-down checks answered in-process while a subscription keeps them fresh (see redis_cooldowns).
+        self._cooldowns = CooldownMirror(self._client, self._key("cooldowns"))
         self.failures = 0
         # Ledger records not yet written (the server was unreachable): (list key, JSON).
         self._backlog: deque[tuple[str, str]] = deque()
@@ -287,12 +292,21 @@ class RedisStore(StateStore):
     async def cooldown_set(self, key: str, seconds: float) -> None:
         """A key with a TTL: the cool-down ends when Redis expires it."""
         ms = max(int(seconds * 1000), 1)
-        await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms]),
+        channel = self._cooldowns.channel
+        await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms, channel]),
                          "cooldown_set", None)
 
     async def cooldown_remaining(self, key: str) -> float:
-        """Seconds left of the cool-down (the key's TTL)."""
-        left = await self._call(lambda: self._client.pttl(self._key("cooldown:" + key)), "cooldown_remaining", 0)
+        """Seconds left of the cool-down (the key's TTL), from the in-process mirror while it is fresh."""
+        full = self._key("cooldown:" + key)
+        mirror = self._cooldowns
+        known = mirror.remaining(full)
+        if known is not None:
+            return known
+        generation, failures = mirror.generation(), self.failures
+        left = await self._call(lambda: self._client.pttl(full), "cooldown_remaining", 0)
+        if self.failures == failures:  # a fail-mode answer is not the server's: never kept
+            mirror.learn(full, int(left), generation)
         return max(int(left), 0) / 1000.0
 
     # -- ledger -----------------------------------------------------------------------------------------------
@@ -406,6 +420,7 @@ class RedisStore(StateStore):
 
     async def close(self) -> None:
         """Write what the ledger still buffers (if the server answers) and close the pool (when this store made it)."""
+        await self._cooldowns.close()
         await self._flushed()
         retry, self._retry = self._retry, None
         if retry is not None:

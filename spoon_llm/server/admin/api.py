@@ -4,17 +4,19 @@ FastAPI is imported only when the gateway starts with the admin API on; the infe
 it. Every route needs the admin role: the master key, an admin virtual key, or a JWT whose role claim is an
 admin role (``[server.jwt]``). Refusals are JSON ``{"error": {"message", "type", "code"}}``: 401 for a missing,
 wrong, expired or badly signed credential, 403 for a valid one without the admin role. The OpenAPI schema is at
-``/api/admin/openapi.json`` and the interactive docs at ``/api/admin/docs``.
+``/api/admin/openapi.json`` and a page listing every route at ``/api/admin/docs`` (self-contained: FastAPI's
+Swagger UI would load its scripts from a CDN).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import LLMError, ValidationError
@@ -108,8 +110,10 @@ def build_admin_app(context: AdminContext) -> FastAPI:
     """The FastAPI app with every admin route (paths include the ``/api/admin`` prefix)."""
     from . import routes_backend, routes_keys, routes_usage
 
+    # No Swagger UI: FastAPI's page loads its scripts from a CDN, which an offline or locked-down host cannot
+    # reach and a CSP-minded operator would not want; /docs is a self-contained page of the schema instead.
     app = FastAPI(title="spoon-llm admin API", version="1", openapi_url=f"{PREFIX}/openapi.json",
-                  docs_url=f"{PREFIX}/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,
                   description="Backend switching, costs and budgets, metrics, health, endpoints, virtual keys and "
                               "the audit log of a spoon-llm gateway. Every route needs the admin role.")
     app.state.admin = context
@@ -134,4 +138,30 @@ def build_admin_app(context: AdminContext) -> FastAPI:
     routes_backend.register(app, context)
     routes_usage.register(app, context)
     routes_keys.register(app, context)
+
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_docs_page(app.openapi()), headers={
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
     return app
+
+
+def _docs_page(schema: dict[str, Any]) -> str:
+    """Every route of the schema (method, path, summary, parameters) as one page with nothing to load."""
+    rows = []
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            params = ", ".join(p.get("name", "") for p in operation.get("parameters", ()))
+            body = " (JSON body)" if "requestBody" in operation else ""
+            rows.append(f"<tr><td><code>{escape(method.upper())}</code></td><td><code>{escape(path)}</code></td>"
+                        f"<td>{escape(operation.get('summary', ''))}</td><td>{escape(params)}{body}</td></tr>")
+    info = schema.get("info", {})
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(info.get('title', ''))}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td{padding:.2em .8em;border-bottom:1px solid #ddd}"
+            "</style></head><body>"
+            f"<h1>{escape(info.get('title', ''))}</h1><p>{escape(info.get('description', ''))}</p>"
+            f"<p>The OpenAPI schema: <a href='{PREFIX}/openapi.json'>{PREFIX}/openapi.json</a> (load it into any "
+            "OpenAPI viewer or client generator).</p>"
+            "<table><tr><th>Method</th><th>Path</th><th>What</th><th>Parameters</th></tr>"
+            + "".join(rows) + "</table></body></html>")

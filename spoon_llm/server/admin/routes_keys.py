@@ -1,20 +1,24 @@
 """Admin routes for virtual keys: create (the plain key returned once), list, show, change, revoke, usage.
 
 Keys live in the same store as ``spoon-llm keys`` uses; a change bumps its version, so every replica's
-authenticator sees it within ``refresh`` (0.5 s).
+authenticator sees it within ``refresh`` (0.5 s). Every change is audited, a refused one too (result ``failed``,
+with the reason).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import ValidationError
+from ...errors import LLMError, ValidationError
 from .api import Admin
 
 if TYPE_CHECKING:
+    from ..auth import Principal
     from ..keys import KeyStore
     from .api import AdminContext
 
@@ -75,6 +79,17 @@ def register(app: FastAPI, context: AdminContext) -> None:
         if context.gateway.authenticator is not None:
             context.gateway.authenticator.invalidate()
 
+    @asynccontextmanager
+    async def failures_audited(request: Request, principal: Principal, action: str,
+                               target: str) -> AsyncIterator[None]:
+        # A refused change (unknown key, duplicate alias, invalid field, store down) is an admin action too.
+        try:
+            yield
+        except LLMError as exc:
+            await context.audited(request, principal, action, target, ok=False,
+                                  message=f"{action.replace('_', ' ')} refused: {exc.message}")
+            raise
+
     @app.post("/api/admin/keys", tags=["keys"], status_code=201, summary="Create a key (shown once)")
     async def create(body: CreateKeyBody, request: Request, principal: Admin) -> dict[str, Any]:
         from ..keys import new_key, server_secret
@@ -82,8 +97,9 @@ def register(app: FastAPI, context: AdminContext) -> None:
         settings = context.gateway.settings
         secret = server_secret(settings.secret.get_secret_value() if settings.secret is not None else None,
                                settings.master_key_value)
-        record, plain = new_key(body.alias, secret, **_fields(body, only_set=False))
-        await store().create(record)
+        async with failures_audited(request, principal, "key_created", body.alias):
+            record, plain = new_key(body.alias, secret, **_fields(body, only_set=False))
+            await store().create(record)
         await context.audited(request, principal, "key_created", record.alias, after=record.public_dict(),
                               message=f"created virtual key {record.alias!r} ({record.role})")
         return {"key": plain, **record.public_dict()}
@@ -103,12 +119,13 @@ def register(app: FastAPI, context: AdminContext) -> None:
 
     @app.patch("/api/admin/keys/{alias}", tags=["keys"], summary="Change a key's limits, models, role, expiry")
     async def update(alias: str, body: UpdateKeyBody, request: Request, principal: Admin) -> dict[str, Any]:
-        changes = _fields(body, only_set=True)
-        if not changes:
-            raise ValidationError("nothing to change: give at least one field")
-        keys = store()
-        before = (await keys.require(alias)).public_dict()
-        record = await keys.update(alias, **changes)
+        async with failures_audited(request, principal, "key_updated", alias):
+            changes = _fields(body, only_set=True)
+            if not changes:
+                raise ValidationError("nothing to change: give at least one field")
+            keys = store()
+            before = (await keys.require(alias)).public_dict()
+            record = await keys.update(alias, **changes)
         refresh()
         after = record.public_dict()
         await context.audited(request, principal, "key_updated", alias,
@@ -119,9 +136,10 @@ def register(app: FastAPI, context: AdminContext) -> None:
 
     @app.delete("/api/admin/keys/{alias}", tags=["keys"], summary="Revoke a key (every replica within 1 s)")
     async def revoke(alias: str, request: Request, principal: Admin) -> dict[str, Any]:
-        keys = store()
-        before = await keys.require(alias)
-        record = await keys.revoke(alias)
+        async with failures_audited(request, principal, "key_revoked", alias):
+            keys = store()
+            before = await keys.require(alias)
+            record = await keys.revoke(alias)
         refresh()
         await context.audited(request, principal, "key_revoked", alias, before={"status": before.status()},
                               after={"status": record.status()}, message=f"revoked virtual key {alias!r}")
