@@ -1,6 +1,7 @@
 """Gemini's REST API over our native aiohttp client: the JSON our mapping built, decoded once, no SDK involved.
 
-It implements the same :class:`~._transport.GeminiTransport` surface as the google-genai paths, and reproduces
+It implements the shared :class:`~spoon_llm.providers._transport.VendorTransport` (plus the
+:class:`~._transport.GeminiTransport` ``events`` iterator the google-genai paths also offer), and reproduces
 what they send and report: ``{base}/{api_version}/{model}:{method}`` URLs (``streamGenerateContent?alt=sse``),
 ``x-goog-api-key``, ``X-Server-Timeout`` (the timeout in whole seconds, as google-genai sends it), only status 200
 counted as success, error bodies mapped as google-genai's ``APIError`` would be, an ``{"error": ...}`` chunk in a
@@ -13,10 +14,11 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...errors import NetworkError, ResponseParsingError, excerpt
-from ...transport import SSEParser, dumps, loads
+from ...errors import LLMError, NetworkError, ResponseParsingError, excerpt
+from ...transport import SSEParser, loads
 from ...transport._sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_STREAM_BYTES
 from .._sse_stream import sse_stream
+from .._transport import ResponseStream, encode_body
 from ._errors import in_band_error, status_error
 
 if TYPE_CHECKING:
@@ -39,7 +41,11 @@ def server_timeout(seconds: float | None) -> str | None:
 
 
 class NativeTransport:
-    """``generateContent``, ``streamGenerateContent``, ``countTokens``, ``batchEmbedContents`` and ``GET models/x``."""
+    """Gemini's REST API on our aiohttp client: a :class:`~spoon_llm.providers._transport.VendorTransport`.
+
+    Paths are relative to ``{base}/{api_version}/`` (``models/x:generateContent``, ``models/x``); ``events``
+    runs the shared SSE loop over ``open_stream`` and yields each chunk's JSON.
+    """
 
     def __init__(self, client: NativeClient, base_url: str, api_version: str, *, provider: str = PROVIDER,
                  auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
@@ -62,71 +68,72 @@ class NativeTransport:
             url = self._urls[target] = self._client.url(self._root + target)
         return url
 
-    async def _authorised(self, http_options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``http_options`` with the ``auth`` headers of this moment added."""
-        assert self._auth is not None
-        options = dict(http_options or {})
-        options["headers"] = {**(options.get("headers") or {}), **(await self._auth())}
-        return options
+    async def _call_headers(self, headers: Mapping[str, str] | None, timeout: float | None
+                            ) -> tuple[dict[str, str] | None, float | None]:
+        """Per-call headers (``auth``'s of this moment added, ``X-Server-Timeout``) and the timeout in seconds.
 
-    @staticmethod
-    def _per_call(http_options: Mapping[str, Any] | None) -> tuple[dict[str, str] | None, float | None]:
-        """Per-call headers and timeout (seconds) from the provider's google-genai-style ``http_options``."""
-        if not http_options:
-            return None, None
-        headers = dict(http_options.get("headers") or {})
-        milliseconds = http_options.get("timeout")
-        timeout = milliseconds / 1000.0 if milliseconds is not None else None
-        header = server_timeout(timeout)
-        if header is not None and not any(k.lower() == "x-server-timeout" for k in headers):
-            headers["X-Server-Timeout"] = header
-        return headers or None, timeout
-
-    async def _exchange(self, method: str, target: str, body: Mapping[str, Any] | None,
-                        http_options: Mapping[str, Any] | None, model: str | None
-                        ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        The timeout is cut to whole milliseconds first, as google-genai is given it.
+        """
+        merged = dict(headers or {})
         if self._auth is not None:
-            http_options = await self._authorised(http_options)
-        headers, timeout = self._per_call(http_options)
+            merged.update(await self._auth())
+        seconds = int(timeout * 1000) / 1000.0 if timeout is not None else None
+        header = server_timeout(seconds)
+        if header is not None and not any(k.lower() == "x-server-timeout" for k in merged):
+            merged["X-Server-Timeout"] = header
+        return merged or None, seconds
+
+    async def _exchange(self, method: str, path: str, body: Mapping[str, Any] | None, model: str | None,
+                        headers: Mapping[str, str] | None, timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        call_headers, seconds = await self._call_headers(headers, timeout)
         reply = await self._client.request(
-            method, self._url(target), body=dumps(body) if body is not None else None, headers=headers,
-            timeout=timeout, model=model)
+            method, self._url(path), body=encode_body(body, self._provider) if body is not None else None,
+            headers=call_headers, timeout=seconds, model=model)
         if reply.status != 200:  # google-genai counts nothing else as success
             raise status_error(reply.status, reply.content, reply.headers, reply.reason, model=model,
                                provider=self._provider)
-        if not reply.content:
-            return {}, reply.headers
-        try:
-            data = loads(reply.content)
-        except ValueError as exc:
-            raise ResponseParsingError(f"the response is not valid JSON: {exc}", provider=self._provider,
-                                       model=model) from exc
-        return data, reply.headers
+        return reply.content, reply.headers
 
-    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """``generateContent``: the JSON body and the response headers."""
-        return await self._exchange("POST", f"{model}:generateContent", body, http_options, label)
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """POST ``{root}{path}`` (``models/x:generateContent``...); the 200 body and the response headers."""
+        return await self._exchange("POST", path, body, model, headers, timeout)
 
-    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """GET ``{root}{path}`` (``models/x``); the 200 body."""
+        return (await self._exchange("GET", path, None, model, None, timeout))[0]
+
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """Nothing to translate: the native client raises our errors already."""
+        return None
+
+    async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                          timeout: float | None) -> ResponseStream:
+        """POST and return at a 200 answer's headers; any other answer is read whole and raised."""
+        call_headers, seconds = await self._call_headers(headers, timeout)
+        response = await self._client.stream("POST", self._url(path), body=encode_body(body, self._provider),
+                                             headers=call_headers, timeout=seconds, model=model)
+        if response.status_code != 200:
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+            raise status_error(response.status_code, content, response.headers, response.reason_phrase, model=model,
+                               provider=self._provider)
+        return response
+
+    async def events(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                     timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
         """``streamGenerateContent?alt=sse``: each chunk's JSON, decoded once from the event's bytes."""
-        if self._auth is not None:
-            http_options = await self._authorised(http_options)
-        headers, timeout = self._per_call(http_options)
-        response = await self._client.stream("POST", self._url(f"{model}:streamGenerateContent?alt=sse"),
-                                             body=dumps(body), headers=headers, timeout=timeout, model=label)
+        response = await self.open_stream(path, body, model, headers, timeout)
         try:
-            if response.status_code != 200:
-                raise status_error(response.status_code, await response.aread(), response.headers,
-                                   response.reason_phrase, model=label, provider=self._provider)
             content_type = response.headers.get("content-type") or "text/event-stream"
             if "text/event-stream" not in content_type and "json" not in content_type:  # e.g. an HTML page
                 raise ResponseParsingError(f"expected an event stream, got {content_type}: "
-                                           f"{excerpt(await response.aread())}", provider=self._provider, model=label)
+                                           f"{excerpt(await response.aread())}", provider=self._provider, model=model)
             parser = SSEParser(max_event_bytes=self._sse_limits[0], max_stream_bytes=self._sse_limits[1],
-                               provider=self._provider, model=label)
-            events = _ChunkEvents(self, response.status_code, response.headers, label)
+                               provider=self._provider, model=model)
+            events = _ChunkEvents(self, 200, response.headers, model)
             async for chunk in sse_stream(response, events, parser, _as_is):
                 yield chunk
         finally:
@@ -149,22 +156,6 @@ class NativeTransport:
             raise in_band_error(chunk, status, headers, model=model, provider=self._provider)
         return chunk  # type: ignore[no-any-return]
 
-    async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``countTokens``."""
-        return (await self._exchange("POST", f"{model}:countTokens", body, None, label))[0]
-
-    async def embed(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``batchEmbedContents``."""
-        return (await self._exchange("POST", f"{model}:batchEmbedContents", body, None, label))[0]
-
-    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
-        """``GET models/{model}``."""
-        return (await self._exchange("GET", model, None, None, label))[0]
-
-    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``POST {target}`` for the methods the other operations do not cover (Vertex's ``embedContent``)."""
-        return (await self._exchange("POST", target, body, None, label))[0]
-
 
 class _ChunkEvents:
     """The SSE view of a Gemini stream: each event is one ``GenerateContentResponse`` chunk, handed on as JSON."""
@@ -186,3 +177,10 @@ class _ChunkEvents:
 
 def _as_is(exc: Exception) -> Exception:
     return exc  # the native client raises our errors already; the provider applies the stream-failure rule
+
+
+if TYPE_CHECKING:
+    from .._transport import VendorTransport
+
+    def _is_vendor_transport(transport: NativeTransport) -> VendorTransport:
+        return transport  # mypy checks the native transport against the shared protocol

@@ -1,7 +1,7 @@
 """``GeminiProvider``: the Gemini API (generativelanguage) over our native client or ``google-genai``.
 
-Both transports implement :class:`._transport.GeminiTransport` (REST JSON in, JSON out) and share the wire
-mapping and the stream loop, so they report the same results:
+Both transports implement :class:`._transport.GeminiTransport` (the shared ``VendorTransport`` request surface
+plus a chunk-JSON ``events`` stream) and share the wire mapping, so they report the same results:
 
 * ``transport = "native"`` (default): :class:`._native.NativeTransport`, one aiohttp session per deployment with
   the SDK's headers (``x-goog-api-key``, ``X-Server-Timeout``), SSE decoded once per event;
@@ -29,6 +29,7 @@ from .._common import (
     warm_lazy_imports,
 )
 from .._stream import StreamAccumulator
+from .._transport import json_answer
 from ..base import require_sdk
 from ._convert import RequestDefaults, build_embed_request, build_request, model_path
 from ._decode import StreamDecoder, decode_embeddings, decode_response, usage_from
@@ -117,7 +118,7 @@ class GeminiProvider(DualTransportProvider):
                                    provider=self.provider_name, auth=self._native_auth(),
                                    max_event_bytes=self.config.max_event_bytes,
                                    max_stream_bytes=self.config.max_stream_bytes)
-        return select_transport(self._client, self.config.options.get("gemini_sdk_api"))
+        return select_transport(self._client, self.config.options.get("gemini_sdk_api"), self._translate_sdk)
 
     def _native_auth(self) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
         """Headers to fetch for each native request (``None``: the key in the session headers is all)."""
@@ -189,26 +190,25 @@ class GeminiProvider(DualTransportProvider):
     # -- operations -----------------------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[MessageInput], kwargs: Mapping[str, Any]
-                 ) -> tuple[dict[str, Any], CallOptions, dict[str, Any] | None]:
+                 ) -> tuple[dict[str, Any], CallOptions]:
         self._ensure_ready()
-        body, call = build_request(to_messages(messages), kwargs, self._defaults)
-        http_options: dict[str, Any] | None = None
-        if call.timeout is not None or call.headers:
-            http_options = {}
-            if call.timeout is not None:
-                http_options["timeout"] = int(call.timeout * 1000)
-            if call.headers:
-                http_options["headers"] = call.headers
-        return body, call, http_options
+        return build_request(to_messages(messages), kwargs, self._defaults)
+
+    async def _post_json(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None = None,
+                         timeout: float | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """POST on the deployment's transport: the decoded 200 body (``{}`` for none) and the response headers."""
+        assert self._transport is not None
+        content, response_headers = await self._transport.post(path, body, model, headers, timeout)
+        data = json_answer(content, provider=self.provider_name, model=model) if content else {}
+        return data, response_headers
 
     async def chat(self, messages: Sequence[MessageInput], **kwargs: Any) -> LLMResponse:
         """Send the whole conversation and return the answer (candidate 0)."""
         started = time.perf_counter()
-        body, call, http_options = self._prepare(messages, kwargs)
-        assert self._transport is not None
+        body, call = self._prepare(messages, kwargs)
         async with self._sdk_errors(call.model):
-            data, headers = await self._transport.generate(self._model_path(call.model), body, http_options,
-                                                           label=call.model)
+            data, headers = await self._post_json(f"{self._model_path(call.model)}:generateContent", body,
+                                                  call.model, call.headers, call.timeout)
         if not data or "error" in data and "candidates" not in data:
             # An empty 200, or an error object under one: never an empty answer.
             if data:
@@ -218,11 +218,12 @@ class GeminiProvider(DualTransportProvider):
                               provider=self.provider_name, model=call.model, started=started)
 
     async def _stream(self, messages: list[Message], **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
-        body, call, http_options = self._prepare(messages, kwargs)
+        body, call = self._prepare(messages, kwargs)
         assert self._transport is not None
         acc = StreamAccumulator(self.provider_name, call.model)
         decoder = StreamDecoder(acc)
-        chunks = self._transport.stream(self._model_path(call.model), body, http_options, label=call.model)
+        chunks = self._transport.events(f"{self._model_path(call.model)}:streamGenerateContent?alt=sse", body,
+                                        call.model, call.headers, call.timeout)
         try:
             while True:
                 try:
@@ -250,12 +251,11 @@ class GeminiProvider(DualTransportProvider):
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Tokens of the request's contents, system instruction and tools (``countTokens``; free)."""
-        body, call, _ = self._prepare(messages, kwargs)
+        body, call = self._prepare(messages, kwargs)
         path = model_path(call.model)
         request = {"generateContentRequest": {"model": path, **body}}
-        assert self._transport is not None
         async with self._sdk_errors(call.model):
-            data = await self._transport.count_tokens(path, request, label=call.model)
+            data = (await self._post_json(f"{path}:countTokens", request, call.model))[0]
         return int(data.get("totalTokens") or 0)
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
@@ -273,11 +273,10 @@ class GeminiProvider(DualTransportProvider):
         started = time.perf_counter()
         vectors: list[list[float]] = []
         usage = None
-        assert self._transport is not None
         async with self._sdk_errors(str(model)):
             for start in range(0, len(texts), EMBED_BATCH_SIZE):
                 body = build_embed_request(str(model), texts[start:start + EMBED_BATCH_SIZE], kwargs)
-                data = await self._transport.embed(path, body, label=str(model))
+                data = (await self._post_json(f"{path}:batchEmbedContents", body, str(model)))[0]
                 vectors.extend(decode_embeddings(data))
                 batch_usage = usage_from(data.get("usageMetadata"))
                 if batch_usage is not None:
@@ -295,8 +294,14 @@ class GeminiProvider(DualTransportProvider):
         assert self._transport is not None
         try:
             async with self._sdk_errors(self.model):
-                data = await self._transport.get_model(model_path(self.model), label=self.model)
+                data = await self._get_json(model_path(self.model), self.model)
         except LLMError:
             return False
         return bool(data.get("name"))
+
+    async def _get_json(self, path: str, model: str) -> dict[str, Any]:
+        """GET on the deployment's transport: the decoded 200 body (``{}`` for none)."""
+        assert self._transport is not None
+        content = await self._transport.get(path, None, model)
+        return json_answer(content, provider=self.provider_name, model=model) if content else {}
 

@@ -1,10 +1,19 @@
 """How Gemini requests travel on the SDK transport, through ``google-genai``'s async client: REST JSON in and out.
 
-(The native transport, :mod:`._native`, implements the same :class:`GeminiTransport` surface without the SDK.)
-Two paths over the same client, so the wire mapping always sees plain camelCase JSON:
+Every Gemini transport -- these two and the native one (:mod:`._native`) -- is a :class:`GeminiTransport`: the
+shared :class:`~spoon_llm.providers._transport.VendorTransport` request surface (``post``/``get`` of a path
+relative to the API version, ``models/x:generateContent``, returning the 200 body's bytes; ``translate``) plus
+``events``, the stream as each chunk's JSON. The stream is the one place the SDK paths do not fit
+``open_stream``: google-genai's streamed request layer hands back each SSE event already framed (its ``data``
+text), and the public path typed chunks, never the byte stream, so turning them back into SSE bytes only to
+parse them again would add work and move where the event/stream size limits apply (the SDK's HTTP client
+already enforces them on the real bytes, :mod:`spoon_llm.transport._strict`). ``events`` is that adapter; the
+native transport implements it over ``open_stream`` and the shared SSE loop.
+
+Two SDK paths over the same client, so the wire mapping always sees plain camelCase JSON:
 
 * :class:`RawSdkTransport` (default) hands our JSON body to the client's request layer
-  (``client.aio._api_client.async_request[_streamed]``) and decodes the body it returns. That layer is not
+  (``client.aio._api_client.async_request[_streamed]``) and returns the body it got. That layer is not
   public API, but it is where google-genai's own methods end up after building SDK models, and skipping the
   models cuts the per-request CPU to about a quarter of ``generate_content`` (measured: 515-600 us -> 120 us
   per call, 1.5 ms -> 0.25 ms per 10-chunk stream). It also sends exactly what our mapping built. It stays
@@ -12,54 +21,66 @@ Two paths over the same client, so the wire mapping always sees plain camelCase 
   transport (the provider's default) needs neither.
 * :class:`PublicSdkTransport` uses only the public typed methods (``generate_content`` with
   ``should_return_http_response``, ``generate_content_stream``, ``count_tokens``, ``embed_content``,
-  ``models.get``) and turns their results back into REST JSON. It is chosen automatically when the request
-  layer is missing (a future SDK), or with ``options.gemini_sdk_api = "public"``.
+  ``models.get``), chosen by the path's method, and turns their results back into REST JSON. It is chosen
+  automatically when the request layer is missing (a future SDK), or with ``options.gemini_sdk_api = "public"``.
+
+Both map what escapes through ``translate`` (the provider's google-genai error mapping), applied by the
+provider's :class:`~spoon_llm.providers._transport.ErrorScope`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Protocol
 
-from ...transport import loads
+from ...errors import LLMError, ValidationError
+from ...transport import dumps, loads
 
-__all__ = ["GeminiTransport", "PublicSdkTransport", "RawSdkTransport", "select_transport"]
+__all__ = ["GeminiTransport", "PublicSdkTransport", "RawSdkTransport", "Translate", "select_transport"]
+
+#: ``translate(exc, model)``: our error for what an SDK call raised (``None``: not an SDK failure).
+Translate = Callable[[BaseException, "str | None"], "LLMError | None"]
 
 _BODY_FIELDS = {"systemInstruction": "system_instruction", "tools": "tools", "toolConfig": "tool_config",
                 "safetySettings": "safety_settings", "cachedContent": "cached_content"}
 
 
 class GeminiTransport(Protocol):
-    """What the provider needs from a transport; every method takes and returns REST JSON."""
+    """The shared request surface (``post``/``get``/``translate``) plus ``events``, the stream as chunk JSON."""
 
-    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """``generateContent``: the JSON body and the response headers."""
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """POST the JSON ``body`` to ``path``; the 200 body (``b""`` for none) and the response headers."""
 
-    def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-               label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
-        """``streamGenerateContent?alt=sse``: each chunk's JSON."""
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """GET ``path``; the 200 body."""
 
-    async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``countTokens`` for a ``generateContent`` body."""
+    def events(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+               timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
+        """POST a ``streamGenerateContent?alt=sse`` request; each chunk's JSON."""
 
-    async def embed(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``batchEmbedContents``."""
+    def translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """Our error for what a call or a stream read raised (``None``: not this transport's failure)."""
 
-    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
-        """``GET models/{model}`` (free).
 
-        ``label`` is the model as the caller named it, for the errors a transport raises itself (the SDK
-        transports leave errors to the provider's error scope and ignore it).
-        """
+def _http_options(headers: Mapping[str, str] | None, timeout: float | None) -> dict[str, Any] | None:
+    """google-genai's per-call ``http_options`` (the timeout in whole milliseconds)."""
+    if timeout is None and not headers:
+        return None
+    options: dict[str, Any] = {}
+    if timeout is not None:
+        options["timeout"] = int(timeout * 1000)
+    if headers:
+        options["headers"] = headers
+    return options
 
 
 class RawSdkTransport:
     """Our JSON through google-genai's request layer (auth, base URL, API version, timeouts, pool)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, translate: Translate) -> None:
         self._api = client.aio._api_client
+        self.translate = translate
 
     @staticmethod
     def available(client: Any) -> bool:
@@ -68,42 +89,26 @@ class RawSdkTransport:
         return callable(getattr(api, "async_request", None)) and callable(getattr(api, "async_request_streamed",
                                                                                   None))
 
-    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """``generateContent``."""
-        response = await self._api.async_request("post", f"{model}:generateContent", body, http_options)
-        return (loads(response.body) if response.body else {}), response.headers or {}
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """``POST {path}``."""
+        response = await self._api.async_request("post", path, body, _http_options(headers, timeout))
+        return (response.body.encode() if response.body else b""), response.headers or {}
 
-    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
-        """``streamGenerateContent?alt=sse``."""
-        chunks = await self._api.async_request_streamed("post", f"{model}:streamGenerateContent?alt=sse", body,
-                                                        http_options)
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """``GET {path}``."""
+        response = await self._api.async_request("get", path, {}, _http_options(None, timeout))
+        return response.body.encode() if response.body else b""
+
+    async def events(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                     timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
+        """``streamGenerateContent?alt=sse``: each event's ``data`` decoded."""
+        chunks = await self._api.async_request_streamed("post", path, body, _http_options(headers, timeout))
         try:
             async for chunk in chunks:
                 yield loads(chunk.body)
         finally:
             await chunks.aclose()  # a caller that stops early must not leave the response open
-
-    async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``countTokens``."""
-        response = await self._api.async_request("post", f"{model}:countTokens", body, None)
-        return loads(response.body) if response.body else {}
-
-    async def embed(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``batchEmbedContents``."""
-        response = await self._api.async_request("post", f"{model}:batchEmbedContents", body, None)
-        return loads(response.body) if response.body else {}
-
-    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
-        """``GET models/{model}``."""
-        response = await self._api.async_request("get", model, {}, None)
-        return loads(response.body) if response.body else {}
-
-    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``POST {target}`` for the methods the other operations do not cover (Vertex's ``embedContent``)."""
-        response = await self._api.async_request("post", target, body, None)
-        return loads(response.body) if response.body else {}
 
 
 def _dump(obj: Any) -> dict[str, Any]:
@@ -111,10 +116,11 @@ def _dump(obj: Any) -> dict[str, Any]:
 
 
 class PublicSdkTransport:
-    """The same operations through google-genai's public, typed methods only."""
+    """The same operations through google-genai's public, typed methods only (chosen by the path's method)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, translate: Translate) -> None:
         self._models = client.aio.models
+        self.translate = translate
 
     @staticmethod
     def _config(body: Mapping[str, Any], http_options: dict[str, Any] | None) -> dict[str, Any]:
@@ -132,20 +138,45 @@ class PublicSdkTransport:
             config["httpOptions"] = options
         return config
 
-    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """``generate_content`` with the raw HTTP body returned."""
-        config = self._config(body, http_options)
-        config["shouldReturnHttpResponse"] = True
-        response = await self._models.generate_content(model=model, contents=body["contents"], config=config)
-        raw = response.sdk_http_response
-        return (json.loads(raw.body) if raw.body else {}), raw.headers or {}
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """``generate_content`` (the raw HTTP body returned), ``count_tokens`` or ``embed_content``."""
+        target, _, method = path.rpartition(":")
+        if method == "generateContent":
+            config = self._config(body, _http_options(headers, timeout))
+            config["shouldReturnHttpResponse"] = True
+            response = await self._models.generate_content(model=target, contents=body["contents"], config=config)
+            raw = response.sdk_http_response
+            return (raw.body.encode() if raw.body else b""), raw.headers or {}
+        if method == "countTokens":
+            # The Gemini API counts the contents only on this path.
+            request = body.get("generateContentRequest", body)
+            return dumps(_dump(await self._models.count_tokens(model=target, contents=request["contents"]))), {}
+        if method == "batchEmbedContents":
+            return dumps(await self._embed(target, body)), {}
+        raise ValidationError(f"google-genai's public API has no {method or path!r} call; drop "
+                              "options.gemini_sdk_api = \"public\" or use transport = \"native\"",
+                              provider="gemini", model=model)
 
-    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    async def _embed(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``embed_content`` for the texts of a ``batchEmbedContents`` body."""
+        requests = body["requests"]
+        first = requests[0] if requests else {}
+        config = {k: first[k] for k in ("taskType", "outputDimensionality", "title") if k in first}
+        texts = [r["content"]["parts"][0]["text"] for r in requests]
+        return _dump(await self._models.embed_content(model=model, contents=texts, config=config or None))
+
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """``models.get``."""
+        return dumps(_dump(await self._models.get(model=path)))
+
+    async def events(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                     timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
         """``generate_content_stream``, each typed chunk dumped back to its REST JSON."""
-        chunks = await self._models.generate_content_stream(model=model, contents=body["contents"],
-                                                            config=self._config(body, http_options))
+        target = path.rpartition(":")[0]
+        chunks = await self._models.generate_content_stream(model=target, contents=body["contents"],
+                                                            config=self._config(body, _http_options(headers,
+                                                                                                    timeout)))
         try:
             async for chunk in chunks:
                 data = _dump(chunk)
@@ -154,26 +185,9 @@ class PublicSdkTransport:
         finally:
             await chunks.aclose()
 
-    async def count_tokens(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``count_tokens`` (the Gemini API counts the contents only on this path)."""
-        request = body.get("generateContentRequest", body)
-        return _dump(await self._models.count_tokens(model=model, contents=request["contents"]))
 
-    async def embed(self, model: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``embed_content`` for the texts of a ``batchEmbedContents`` body."""
-        requests = body["requests"]
-        first = requests[0] if requests else {}
-        config = {k: first[k] for k in ("taskType", "outputDimensionality", "title") if k in first}
-        texts = [r["content"]["parts"][0]["text"] for r in requests]
-        return _dump(await self._models.embed_content(model=model, contents=texts, config=config or None))
-
-    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
-        """``models.get``."""
-        return _dump(await self._models.get(model=model))
-
-
-def select_transport(client: Any, preference: str | None) -> GeminiTransport:
+def select_transport(client: Any, preference: str | None, translate: Translate) -> GeminiTransport:
     """The raw request-layer transport when available (and not declined), else the public one."""
     if preference != "public" and RawSdkTransport.available(client):
-        return RawSdkTransport(client)
-    return PublicSdkTransport(client)
+        return RawSdkTransport(client, translate)
+    return PublicSdkTransport(client, translate)

@@ -13,7 +13,6 @@ Azure OpenAI's v1 API speaks the same format: ``base_url = "https://<resource>.o
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..._headers import pacing_headers
 from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
 from ...interface import ProviderMetadata, StreamCallback
-from ...transport import SSEParser, dumps
+from ...transport import SSEParser
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
 from .._common import (
@@ -35,21 +34,18 @@ from .._common import (
 )
 from .._sse_stream import JsonEvents, sse_stream
 from .._stream import StreamAccumulator
-from .._transport import json_answer, open_native_stream
+from .._transport import ResponseStream, VendorTransport, json_answer
 from ..base import require_sdk
-from ..openai._errors import map_exception, status_error
 from ..openai._transport import native_headers
 from ._convert import PROVIDER, RequestDefaults, build_request
 from ._decode import StreamDecoder, decode_response
+from ._transport import MODELS, RESPONSES, NativeTransport, SdkTransport
 
 if TYPE_CHECKING:
     import httpx2
     from openai import AsyncOpenAI
 
 __all__ = ["OpenAIResponsesProvider"]
-
-_RESPONSES = "/responses"
-_MODELS = "/models"
 
 
 class OpenAIResponsesProvider(DualTransportProvider):
@@ -85,6 +81,8 @@ class OpenAIResponsesProvider(DualTransportProvider):
         "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini",
         "o3", "o4-mini",
     )
+    #: The deployment's transport (native or SDK), set once either client is ready.
+    _transport: VendorTransport
 
     def __init__(self, client: AsyncOpenAI | None = None, http_client: httpx2.AsyncClient | None = None) -> None:
         """Create the provider; ``initialize`` builds the client.
@@ -95,8 +93,6 @@ class OpenAIResponsesProvider(DualTransportProvider):
         """
         super().__init__(client, http_client)
         self._defaults = RequestDefaults(model="")
-        self._urls: dict[str, Any] = {}
-        self._sdk_params: frozenset[str] = frozenset()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -108,8 +104,9 @@ class OpenAIResponsesProvider(DualTransportProvider):
         self._defaults = RequestDefaults(model=self.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                                          top_p=cfg.top_p, extra_body=dict(cfg.extra_body))
         if self._native is not None:
-            base = (self.base_url or "").rstrip("/")
-            self._urls = {path: self._native.url(base + path) for path in (_RESPONSES, _MODELS)}
+            self._transport = NativeTransport(self._native, self.base_url or "", PROVIDER, keyless=False)
+        else:
+            self._transport = SdkTransport(self._client)
 
     def _build_sdk(self) -> Any:
         # The SDK is imported here, in a worker thread, never when this module is imported.
@@ -128,9 +125,6 @@ class OpenAIResponsesProvider(DualTransportProvider):
             # As on the native transport: never forward OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment.
             client.organization = cfg.organization
             client.project = cfg.project
-        # Body fields ``responses.create`` names; the rest of a body travels as ``extra_body``.
-        self._sdk_params = frozenset(inspect.signature(client.responses.create).parameters) - {
-            "extra_headers", "extra_query", "extra_body", "timeout"}
         return client
 
     async def _close_sdk(self, client: Any) -> None:
@@ -138,9 +132,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
             await client.close()
 
     def _translate_sdk(self, exc: BaseException, model: str | None) -> LLMError | None:
-        if self._native is not None or isinstance(exc, LLMError):
-            return None
-        return map_exception(exc, provider=PROVIDER, model=model)
+        return self._transport.translate(exc, model)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -149,47 +141,18 @@ class OpenAIResponsesProvider(DualTransportProvider):
         self._ensure_ready()
         return build_request(_parse(messages), kwargs, self._defaults, stream=stream)
 
-    def _sdk_call(self, body: Mapping[str, Any], call: CallOptions) -> dict[str, Any]:
-        """``responses.create`` keyword arguments for ``body``: named fields as such, the rest as extra_body."""
-        named = {k: v for k, v in body.items() if k in self._sdk_params}
-        extra = {k: v for k, v in body.items() if k not in self._sdk_params}
-        if extra:
-            named["extra_body"] = extra
-        if call.headers:
-            named["extra_headers"] = call.headers
-        if call.timeout is not None:  # the SDK reads an explicit None as "no timeout at all"
-            named["timeout"] = call.timeout
-        return named
-
     @staticmethod
     def _decode(content: bytes, model: str | None) -> Any:
         return json_answer(content, provider=PROVIDER, model=model)
 
     async def _post(self, body: Mapping[str, Any], call: CallOptions) -> tuple[Any, Mapping[str, str]]:
-        """One non-streamed request on either transport: the decoded 2xx JSON and the response headers."""
-        native = self._native
-        if native is not None:
-            reply = await native.request("POST", self._urls[_RESPONSES], body=_encode(body),
-                                         headers=call.headers, timeout=call.timeout, model=call.model)
-            if not 200 <= reply.status < 300:
-                raise status_error(reply.status, reply.content, reply.headers, provider=PROVIDER, model=call.model)
-            return self._decode(reply.content, call.model), reply.headers
-        with self._sdk_errors(call.model):
-            raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
-        response = raw.http_response
-        return self._decode(response.content, call.model), response.headers
+        """One non-streamed request on the deployment's transport: the decoded 2xx JSON and the response headers."""
+        content, headers = await self._transport.post(RESPONSES, body, call.model, call.headers, call.timeout)
+        return self._decode(content, call.model), headers
 
-    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> Any:
-        """POST a streamed request; the open response (``headers``, ``aiter_bytes()``, ``aread()``, ``aclose()``)."""
-        native = self._native
-        if native is not None:
-            return await open_native_stream(
-                native, self._urls[_RESPONSES], _encode(body), call.headers, call.timeout, call.model,
-                lambda status, content, headers: status_error(status, content, headers, provider=PROVIDER,
-                                                              model=call.model))
-        with self._sdk_errors(call.model):
-            raw = await self._client.responses.with_raw_response.create(**self._sdk_call(body, call))
-        return raw.http_response  # the body is still unread: the SDK sends streamed requests with stream=True
+    async def _open_stream(self, body: Mapping[str, Any], call: CallOptions) -> ResponseStream:
+        """POST a streamed request; the open response."""
+        return await self._transport.open_stream(RESPONSES, body, call.model, call.headers, call.timeout)
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -268,17 +231,7 @@ class OpenAIResponsesProvider(DualTransportProvider):
 
     async def _get_models(self) -> Any:
         self._ensure_ready()
-        native = self._native
-        if native is not None:
-            reply = await native.request("GET", self._urls[_MODELS], model=None)
-            if not 200 <= reply.status < 300:
-                raise status_error(reply.status, reply.content, reply.headers, provider=PROVIDER, model=None)
-            return self._decode(reply.content, None)
-        import httpx2
-
-        with self._sdk_errors(None):
-            response = await self._client.get(_MODELS, cast_to=httpx2.Response)
-        return self._decode(response.content, None)
+        return self._decode(await self._transport.get(MODELS, None, None), None)
 
     def get_metadata(self) -> ProviderMetadata:
         """Name, capabilities, defaults and models of this provider."""
@@ -304,13 +257,3 @@ def _parse(messages: Sequence[MessageInput] | str) -> list[Message]:
     except ValueError as exc:  # pydantic's ValidationError: ours names the provider and stays in our tree
         raise ValidationError(f"invalid message: {exc}", provider=PROVIDER) from None
 
-
-def _encode(body: Mapping[str, Any]) -> bytes:
-    try:
-        return dumps(body)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"the request cannot be sent as JSON: {exc}", provider=PROVIDER) from exc
-
-
-def _preview(data: bytes) -> str:
-    return data[:200].decode("utf-8", errors="replace")

@@ -29,7 +29,7 @@ from .._stream import StreamAccumulator
 from ..base import require_sdk
 from ..gemini import GeminiProvider
 from ..gemini._decode import decode_embeddings, usage_from
-from ..gemini._transport import GeminiTransport, RawSdkTransport
+from ..gemini._transport import GeminiTransport, RawSdkTransport, Translate
 from ._auth import TokenProvider, TokenSource
 from ._credentials import VertexCredentials
 
@@ -55,8 +55,8 @@ def _predict_model(model: str) -> bool:
 class _SdkTransport(RawSdkTransport):
     """google-genai's request layer with our current bearer token put in the client's credentials first."""
 
-    def __init__(self, client: Any, tokens: TokenSource | None, credentials: Any) -> None:
-        super().__init__(client)
+    def __init__(self, client: Any, translate: Translate, tokens: TokenSource | None, credentials: Any) -> None:
+        super().__init__(client, translate)
         self._tokens = tokens
         self._credentials = credentials
 
@@ -64,32 +64,27 @@ class _SdkTransport(RawSdkTransport):
         if self._tokens is not None:
             self._credentials.token = await self._tokens.token()
 
-    async def generate(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                       label: str | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """``generateContent``."""
+    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
+        """``POST {path}``."""
         await self._authorise()
-        return await super().generate(model, body, http_options, label=label)
+        return await super().post(path, body, model, headers, timeout)
 
-    async def stream(self, model: str, body: dict[str, Any], http_options: dict[str, Any] | None, *,
-                     label: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    async def get(self, path: str, timeout: float | None, model: str | None) -> bytes:
+        """``GET {path}``."""
+        await self._authorise()
+        return await super().get(path, timeout, model)
+
+    async def events(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+                     timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
         """``streamGenerateContent?alt=sse``."""
         await self._authorise()
-        chunks = super().stream(model, body, http_options, label=label)
+        chunks = super().events(path, body, model, headers, timeout)
         try:
             async for chunk in chunks:
                 yield chunk
         finally:
             await chunks.aclose()
-
-    async def get_model(self, model: str, *, label: str | None = None) -> dict[str, Any]:
-        """``GET publishers/google/models/{model}``."""
-        await self._authorise()
-        return await super().get_model(model, label=label)
-
-    async def call(self, target: str, body: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """``POST {target}``."""
-        await self._authorise()
-        return await super().call(target, body, label=label)
 
 
 def _bearer_credentials(quota_project: str | None) -> Any:
@@ -183,7 +178,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         if not RawSdkTransport.available(self._client):
             raise ConfigurationError("this google-genai version has no request layer for Vertex AI; use "
                                      "transport = \"native\"", provider=PROVIDER)
-        return _SdkTransport(self._client, self._tokens, self._sdk_credentials)
+        return _SdkTransport(self._client, self._translate_sdk, self._tokens, self._sdk_credentials)
 
     def _new_sdk_client(self, genai: Any, http_options: Any) -> Any:
         """``google.genai.Client(vertexai=True)``: the key (express mode), or our bearer token via credentials."""
@@ -222,16 +217,12 @@ class VertexProvider(VertexCredentials, GeminiProvider):
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Tokens of the request's contents, system instruction, tools and config (``countTokens``; free)."""
-        body, call, _ = self._prepare(messages, kwargs)
-        request = {k: body[k] for k in ("contents", "systemInstruction", "tools", "generationConfig") if k in body}
-        transport = self._vertex_transport()
+        body, call = self._prepare(messages, kwargs)
+        request: dict[str, Any] = {k: body[k] for k in ("contents", "systemInstruction", "tools", "generationConfig")
+                                   if k in body}
         async with self._sdk_errors(call.model):
-            data = await transport.call(f"{self._model_path(call.model)}:countTokens", request, label=call.model)
+            data = (await self._post_json(f"{self._model_path(call.model)}:countTokens", request, call.model))[0]
         return int(data.get("totalTokens") or 0)
-
-    def _vertex_transport(self) -> Any:
-        assert self._transport is not None
-        return self._transport  # NativeTransport or _SdkTransport: both have ``call``
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         """Embed texts, vectors in input order.
@@ -269,13 +260,12 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         if kwargs.get("title"):
             config["title"] = kwargs["title"]
         target = f"{self._model_path(model)}:embedContent"
-        transport = self._vertex_transport()
 
         async def one(text: str) -> dict[str, Any]:
             body: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
             if config:
                 body["embedContentConfig"] = config
-            return await transport.call(target, body, label=model)  # type: ignore[no-any-return]
+            return (await self._post_json(target, body, model))[0]
 
         tasks = [asyncio.ensure_future(one(text)) for text in texts]
         try:
@@ -307,14 +297,13 @@ class VertexProvider(VertexCredentials, GeminiProvider):
             parameters["outputDimensionality"] = int(dimensions)
         size = 1 if "gemini" in model else PREDICT_BATCH_SIZE
         target = f"{self._model_path(model)}:predict"
-        transport = self._vertex_transport()
         vectors: list[list[float]] = []
         tokens = 0
         for start in range(0, len(texts), size):
             body: dict[str, Any] = {"instances": [{"content": text, **extra} for text in texts[start:start + size]]}
             if parameters:
                 body["parameters"] = parameters
-            data = await transport.call(target, body, label=model)
+            data = (await self._post_json(target, body, model))[0]
             for prediction in data.get("predictions") or ():
                 embedding = prediction.get("embeddings") or {}
                 vectors.append(list(embedding.get("values") or ()))
@@ -329,7 +318,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         assert self._transport is not None
         try:
             async with self._sdk_errors(self.model):
-                data = await self._transport.get_model(f"publishers/google/models/{self.model}", label=self.model)
+                data = await self._get_json(f"publishers/google/models/{self.model}", self.model)
         except LLMError:
             return False
         return bool(data.get("name"))
