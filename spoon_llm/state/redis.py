@@ -54,23 +54,28 @@ for i = 2, #KEYS do
 end
 return out
 """
-#: How long an add_eventually marker outlives its write. A resend of a write the server applied but whose answer
-#: was lost comes within seconds (the client's own retry, the next backlog retry); ten minutes of markers keep
-#: Redis memory small (one short key per settle).
+#: How long a reserve or add_eventually marker outlives its write. A resend of a write the server applied but
+#: whose answer was lost comes within seconds (the client's own retry, the next backlog retry); ten minutes of
+#: markers keep Redis memory small (one short key per reservation and settle).
 _ONCE_TTL_MS = 600_000
 
-# KEYS: key, also...; ARGV: amount, limit, ttl_ms, also deltas...
+# The marker (last key) records an admission, so a resend after a lost answer is not reserved twice.
+# KEYS: key, also..., marker; ARGV: amount, limit, ttl_ms, also deltas..., marker_ttl_ms
 _RESERVE = """
+local marker = KEYS[#KEYS]
+local seen = redis.call('GET', marker)
+if seen then return {1, tonumber(seen)} end
 local value = tonumber(redis.call('GET', KEYS[1]) or '0')
 local amount = tonumber(ARGV[1])
 if value + amount > tonumber(ARGV[2]) then return {0, value} end
 value = redis.call('INCRBY', KEYS[1], amount)
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   redis.call('INCRBY', KEYS[i], ARGV[i + 2])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
+redis.call('SET', marker, value, 'PX', ARGV[#ARGV])
 return {1, value}
 """
 
@@ -331,10 +336,11 @@ class RedisStore(StateStore):
                       ttl: float | None = None) -> tuple[bool, int]:
         """Add ``amount`` only if the counter stays within ``limit``."""
         others = dict(also or {})
-        keys = [self._key(key), *(self._key(k) for k in others)]
+        keys = [self._key(key), *(self._key(k) for k in others), self._key("once:" + next(self._once_ids))]
         ttl_ms = int(ttl * 1000) if ttl else 0
         ok, value = await self._call(lambda: self._reserve(keys=keys, args=[amount, limit, ttl_ms,
-                                                                            *others.values()]), "reserve", (1, 0))
+                                                                            *others.values(), _ONCE_TTL_MS]),
+                                     "reserve", (1, 0))
         return bool(ok), int(value)
 
     # -- windows and buckets ----------------------------------------------------------------------------------

@@ -106,11 +106,28 @@ async def test_an_add_resent_after_it_was_applied_counts_once(redis_server: str,
     try:
         assert await store.add_eventually({"c": 5, "d": 1}) == [5, 1]
         assert await store.add_eventually({"c": 5}) == [10]
-        script = raw.register_script(_add_once_source())
+        script = raw.register_script(_script_source("_ADD_ONCE"))
         keys = [f"{redis_prefix}:once:test-marker", f"{redis_prefix}:c"]
         assert await script(keys=keys, args=[60_000, 0, 3]) == [13]
         assert await script(keys=keys, args=[60_000, 0, 3]) == [13]  # resent: read, not added
         assert await store.get("c") == 13
+    finally:
+        await store.close()
+        await raw.aclose()
+
+
+async def test_a_reservation_resent_after_it_was_admitted_is_held_once(redis_server: str, redis_prefix: str) -> None:
+    # A resend carries the first send's marker: it answers what the first did and reserves nothing more.
+    raw = aioredis.Redis.from_url(redis_server)
+    store = RedisStore(redis_server, prefix=redis_prefix)
+    try:
+        script = raw.register_script(_script_source("_RESERVE"))
+        keys = [f"{redis_prefix}:r", f"{redis_prefix}:n", f"{redis_prefix}:once:test-reserve"]
+        assert await script(keys=keys, args=[4, 10, 0, 1, 60_000]) == [1, 4]
+        assert await script(keys=keys, args=[4, 10, 0, 1, 60_000]) == [1, 4]  # resent: nothing more held
+        assert await store.get_many(["r", "n"]) == [4, 1]
+        assert await store.reserve("r", 6, 10) == (True, 10)  # so the rest of the limit is still free
+        assert await store.reserve("r", 1, 10) == (False, 10)
     finally:
         await store.close()
         await raw.aclose()
@@ -129,7 +146,7 @@ async def test_a_window_acquire_resent_after_it_was_admitted_counts_once(redis_s
         await store.close()
 
 
-def _add_once_source() -> str:
+def _script_source(name: str) -> str:
     from spoon_llm.state import redis as redis_store
 
-    return redis_store._ADD_ONCE
+    return str(getattr(redis_store, name))
