@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["finish_regardless", "undo_if_abandoned"]
+__all__ = ["drain", "finish_regardless", "undo_if_abandoned"]
 
 _T = TypeVar("_T")
 logger = logging.getLogger("spoon_llm.state")
@@ -52,3 +52,17 @@ def undo_if_abandoned(task: asyncio.Future[_T], undo: Callable[[_T], Awaitable[A
 
     _keep(task)
     task.add_done_callback(done)
+
+
+async def drain() -> None:
+    """Wait until the store work this event loop runs on behalf of finished or cancelled requests has ended.
+
+    Work started meanwhile (an undo handed on by work that just ended) is waited for too; failures are not raised
+    (they were decided, and logged, where they happened).
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        mine = [task for task in _running if task.get_loop() is loop]
+        if not mine:
+            return
+        await asyncio.wait(mine)

@@ -351,7 +351,10 @@ class BudgetManager(StoreClient):
             return
         store = self.store
         for slot in reservation.slots:
-            committed, spent = await store.add({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
+            values = await store.add_eventually({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
+            if values is None:
+                continue  # kept by the store, applied later: the alerts it crosses fire with a later settle
+            committed, spent = values
             slot.seen_committed = committed
             if spent > slot.seen_spent:  # concurrent settles resume in any order
                 slot.seen_spent = spent
@@ -370,11 +373,26 @@ class BudgetManager(StoreClient):
         reservation.settled = True
         if reservation.amount:
             for slot in reservation.slots:
-                (slot.seen_committed,) = await self.store.add({slot.committed: -reservation.amount}, ttl=slot.ttl)
+                # Never lost: a store that cannot take it now keeps it and applies it later (exactly once).
+                values = await self.store.add_eventually({slot.committed: -reservation.amount}, ttl=slot.ttl)
+                if values is not None:
+                    slot.seen_committed = values[0]
 
     async def record(self, actual: float, *, provider: str, tags: Mapping[str, str] | None = None) -> None:
         """Count spend that had no reservation (e.g. reported after the fact) against the applicable budgets."""
         await self.settle(Reservation(self._plan(provider, tags), 0), actual)
+
+    async def flush(self) -> None:
+        """Wait for settles and releases still under way, then have the store apply what it kept for later.
+
+        Settles and releases of finished (and cancelled) requests may run on after them; afterwards the store
+        reflects every finished request, as far as it answers (:meth:`snapshot` shows only what requests still in
+        flight hold).
+        """
+        from .._background import drain
+
+        await drain()
+        await self.store.flush()
 
     # -- alerts -----------------------------------------------------------------------------------------------
 

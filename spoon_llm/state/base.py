@@ -89,6 +89,15 @@ class StateStore(ABC):
     async def add(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int]:
         """Add each delta to its counter in one atomic step; returns the new values in order."""
 
+    async def add_eventually(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int] | None:
+        """:meth:`add` for amounts that must not be lost (a budget reservation's release or settlement).
+
+        Returns the new values, or ``None`` when the store could not be reached now and kept the deltas to apply
+        them later, exactly once (see :meth:`flush`). Stores that cannot keep them (memory never fails; SQLite
+        answers within its ``busy_timeout`` or fails) add at once, and a failure is decided by :attr:`fail_mode`.
+        """
+        return await self.add(deltas, ttl=ttl)
+
     @abstractmethod
     async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
                       ttl: float | None = None) -> tuple[bool, int]:
@@ -157,6 +166,13 @@ class StateStore(ABC):
         """The ledger's records, oldest first (only those with ``ts >= since`` when given)."""
 
     # -- lifecycle --------------------------------------------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Write now what the store keeps to write later (ledger records, deltas kept by :meth:`add_eventually`).
+
+        Returns how many were written; what the store still cannot write stays kept. Stores that keep nothing: 0.
+        """
+        return 0
 
     async def close(self) -> None:  # noqa: B027 - a no-op is right for stores holding nothing
         """Release connections and threads; the store is unusable afterwards."""

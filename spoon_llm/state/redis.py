@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -36,18 +38,44 @@ end
 return out
 """
 
-# KEYS: key, also...; ARGV: amount, limit, ttl_ms, also deltas...
+# Applied at most once however often it is sent (a retry after a lost answer, a buffered write tried again).
+# KEYS: marker, counters...; ARGV: marker_ttl_ms, ttl_ms (0 = none), deltas...
+# Returns the counters' values (read, not changed, when the marker says it was applied already).
+_ADD_ONCE = """
+local applied = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  if applied then
+    out[i - 1] = redis.call('INCRBY', KEYS[i], ARGV[i + 1])
+    if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+  else
+    out[i - 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
+end
+return out
+"""
+#: How long a reserve or add_eventually marker outlives its write. A resend of a write the server applied but
+#: whose answer was lost comes within seconds (the client's own retry, the next backlog retry); ten minutes of
+#: markers keep Redis memory small (one short key per reservation and settle).
+_ONCE_TTL_MS = 600_000
+
+# The marker (last key) records an admission, so a resend after a lost answer is not reserved twice.
+# KEYS: key, also..., marker; ARGV: amount, limit, ttl_ms, also deltas..., marker_ttl_ms
 _RESERVE = """
+local marker = KEYS[#KEYS]
+local seen = redis.call('GET', marker)
+if seen then return {1, tonumber(seen)} end
 local value = tonumber(redis.call('GET', KEYS[1]) or '0')
 local amount = tonumber(ARGV[1])
 if value + amount > tonumber(ARGV[2]) then return {0, value} end
 value = redis.call('INCRBY', KEYS[1], amount)
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   redis.call('INCRBY', KEYS[i], ARGV[i + 2])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
+redis.call('SET', marker, value, 'PX', ARGV[#ARGV])
 return {1, value}
 """
 
@@ -63,6 +91,9 @@ for i = 1, #expired do
 end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
 if total < 0 then total = 0 end
+-- Already admitted: this is a retry of a call the server ran whose answer was lost (a timed-out read). Counting
+-- it again would hold a slot no request uses.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {1, '0'} end
 local amount = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local count = redis.call('ZCARD', KEYS[1])
@@ -111,7 +142,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + tonumber(ARGV[1]) * interval
 local allow_at = new_tat - tonumber(ARGV[3]) * interval
-if allow_at > now and tat > now then return {0, tostring(allow_at - now)} end
+if allow_at - now > 1e-9 and tat > now then return {0, tostring(allow_at - now)} end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
 return {1, '0'}
 """
@@ -185,6 +216,7 @@ class RedisStore(StateStore):
         self._client = client
         self._errors: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
         self._add = self._client.register_script(_ADD)
+        self._add_once = self._client.register_script(_ADD_ONCE)
         self._reserve = self._client.register_script(_RESERVE)
         self._window_acquire = self._client.register_script(_WINDOW_ACQUIRE)
         self._window_adjust = self._client.register_script(_WINDOW_ADJUST)
@@ -201,6 +233,10 @@ class RedisStore(StateStore):
         self._retry: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None  # the background write of append_nowait's records
         self.ledger_dropped = 0
+        # add_eventually deltas not yet applied: (marker key, counter keys, script args), each applied once.
+        self._pending_adds: deque[tuple[str, list[str], list[Any]]] = deque()
+        self._once_ids = (f"{os.getpid()}.{os.urandom(6).hex()}.{n}" for n in itertools.count())
+        self.adds_dropped = 0
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -249,14 +285,62 @@ class RedisStore(StateStore):
                                   [0] * len(keys))
         return [int(v) for v in result]
 
+    async def add_eventually(self, deltas: Mapping[str, int], *, ttl: float | None = None) -> list[int] | None:
+        """:meth:`add`, applied exactly once: now, or kept (``None`` returned) and applied by a retry.
+
+        Kept when the server or a pooled connection is not available now; a marker key makes a resent add a no-op.
+        """
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        op = (self._key("once:" + next(self._once_ids)), [self._key(k) for k in deltas],
+              [_ONCE_TTL_MS, ttl_ms, *deltas.values()])
+        try:
+            values = await self._add_once(keys=[op[0], *op[1]], args=op[2])
+        except self._errors as exc:
+            error = self._failure(exc, "add")
+            self._keep_add(op)
+            logger.warning("state store redis failed during add; kept to be applied later (%d pending): %s",
+                           len(self._pending_adds), error.message)
+            self._schedule_retry()
+            return None
+        return [int(v) for v in values]
+
+    def _keep_add(self, op: tuple[str, list[str], list[Any]]) -> None:
+        pending = self._pending_adds
+        if len(pending) >= self._max_backlog:
+            pending.popleft()
+            self.adds_dropped += 1
+            logger.error("Redis pending-add backlog full (%d): the oldest counter change is dropped",
+                         self._max_backlog)
+        pending.append(op)
+
+    async def _apply_pending_adds(self) -> int:
+        """Apply the kept adds in order; how many were applied (a failure stops and schedules a retry)."""
+        pending = self._pending_adds
+        applied = 0
+        while pending:
+            op = pending[0]
+            try:
+                await self._add_once(keys=[op[0], *op[1]], args=op[2])
+            except self._errors as exc:
+                error = self._failure(exc, "add")
+                logger.warning("state store redis still failing; %d counter change(s) kept: %s", len(pending),
+                               error.message)
+                self._schedule_retry()
+                break
+            applied += 1
+            with contextlib.suppress(ValueError):  # a concurrent flush may have applied and removed it already
+                pending.remove(op)
+        return applied
+
     async def reserve(self, key: str, amount: int, limit: int, *, also: Mapping[str, int] | None = None,
                       ttl: float | None = None) -> tuple[bool, int]:
         """Add ``amount`` only if the counter stays within ``limit``."""
         others = dict(also or {})
-        keys = [self._key(key), *(self._key(k) for k in others)]
+        keys = [self._key(key), *(self._key(k) for k in others), self._key("once:" + next(self._once_ids))]
         ttl_ms = int(ttl * 1000) if ttl else 0
         ok, value = await self._call(lambda: self._reserve(keys=keys, args=[amount, limit, ttl_ms,
-                                                                            *others.values()]), "reserve", (1, 0))
+                                                                            *others.values(), _ONCE_TTL_MS]),
+                                     "reserve", (1, 0))
         return bool(ok), int(value)
 
     # -- windows and buckets ----------------------------------------------------------------------------------
@@ -390,9 +474,14 @@ class RedisStore(StateStore):
 
     async def _retry_later(self) -> None:
         delay = 0.5
-        while self._backlog:
+        while self._backlog or self._pending_adds:
             await asyncio.sleep(delay)
-            if self._writing:
+            if self._pending_adds:
+                await self._apply_pending_adds()
+                if self._pending_adds:
+                    delay = min(delay * 2, 10.0)
+                    continue
+            if self._writing or not self._backlog:
                 continue
             if await self._write_backlog():
                 return
@@ -418,9 +507,22 @@ class RedisStore(StateStore):
             self._failure(exc, "ping")
             return False
 
+    async def flush(self) -> int:
+        """Apply the kept counter changes and write the buffered ledger records now, as far as the server answers.
+
+        Returns how many were written; the rest stay kept (and a retry scheduled).
+        """
+        applied = await self._apply_pending_adds()
+        await self._flushed()
+        before = len(self._backlog)
+        if before and not self._writing:
+            await self._write_backlog()
+        return applied + before - len(self._backlog)
+
     async def close(self) -> None:
         """Write what the ledger still buffers (if the server answers) and close the pool (when this store made it)."""
         await self._cooldowns.close()
+        await self._apply_pending_adds()
         await self._flushed()
         retry, self._retry = self._retry, None
         if retry is not None:
@@ -436,10 +538,18 @@ class RedisStore(StateStore):
                 self._retry = None
             if self._backlog:
                 logger.error("Redis store closed with %d ledger record(s) unwritten", len(self._backlog))
+        if self._retry is not None and not self._retry.done():  # only kept adds were left: they cannot be now
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
+        if self._pending_adds:
+            logger.error("Redis store closed with %d counter change(s) unapplied", len(self._pending_adds))
         if self._owns_client:
             await self._client.aclose()
 
     def status(self) -> dict[str, Any]:
         """Backend, URL without credentials, failures, the ledger backlog and the fail-mode decisions."""
         return {**super().status(), "url": self._safe_url(), "failures": self.failures,
-                "ledger_backlog": len(self._backlog), "ledger_dropped": self.ledger_dropped}
+                "ledger_backlog": len(self._backlog), "ledger_dropped": self.ledger_dropped,
+                "pending_adds": len(self._pending_adds), "adds_dropped": self.adds_dropped}

@@ -67,11 +67,33 @@ async def test_oversized_amount_only_enters_an_empty_window(store: StateStore) -
 
 
 async def test_gcra_bucket_allows_burst_then_paces(store: StateStore) -> None:
-    results = [await store.bucket_acquire("b", 1, 10.0, 3) for _ in range(5)]
+    # One unit per 1,000 s: however slowly the machine runs these calls, no unit comes back in between (Redis keeps
+    # time itself; the clocked twin below checks the exact figures on the stores whose clock can be set).
+    rate = 0.001
+    results = [await store.bucket_acquire("b", 1, rate, 3) for _ in range(5)]
     assert [ok for ok, _ in results] == [True, True, True, False, False]
-    assert 0 < results[3][1] <= 0.11
-    await store.bucket_adjust("b", -2, 10.0)  # two refunded
-    assert (await store.bucket_acquire("b", 1, 10.0, 3))[0]
+    assert 900 < results[3][1] <= 1000  # one interval, less the time these calls took
+    await store.bucket_adjust("b", -2, rate)  # two refunded
+    assert (await store.bucket_acquire("b", 1, rate, 3))[0]
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_gcra_bucket_paces_by_the_store_clock(backend: str, tmp_path: Path) -> None:
+    now = [1000.0]
+    built: StateStore = (MemoryStore(clock=lambda: now[0]) if backend == "memory"
+                         else SQLiteStore(tmp_path / "s.db", clock=lambda: now[0]))
+    try:
+        results = [await built.bucket_acquire("b", 1, 10.0, 3) for _ in range(5)]
+        assert results == [(True, 0.0)] * 3 + [(False, pytest.approx(0.1))] * 2
+        now[0] += 0.1  # one interval later: one more unit, and only one
+        assert await built.bucket_acquire("b", 1, 10.0, 3) == (True, 0.0)
+        assert not (await built.bucket_acquire("b", 1, 10.0, 3))[0]
+        await built.bucket_adjust("b", -2, 10.0)  # two refunded
+        assert (await built.bucket_acquire("b", 1, 10.0, 3))[0]
+        assert (await built.bucket_acquire("b", 1, 10.0, 3))[0]
+        assert not (await built.bucket_acquire("b", 1, 10.0, 3))[0]
+    finally:
+        await built.close()
 
 
 async def test_cooldown_never_shortens(store: StateStore) -> None:
