@@ -211,8 +211,10 @@ async def test_a_stalled_stream(sim: ProviderSimulator, end: str, resume: bool, 
                     assert "stalled" in str(caught.value)
                     return
                 text, metadata = await _stream(llm, resume_on_interrupt=True)
-            # The primary restarted twice (retries: it stalls again), then the backup answered from the start.
-            assert metadata["deployment"] == "backup" and metadata["restarts"] == 3
+            # The primary is retried (it stalls again), then the backup answers from the start. Each attempt that
+            # delivered a chunk restarts the answer once; on a loaded machine a retry of the primary may fail before
+            # its first chunk, so the count is 1 to 3, never 0 (the backup's answer is always a restart).
+            assert metadata["deployment"] == "backup" and 1 <= metadata["restarts"] <= 3
             assert text == "Simulated reply to: tell me"
         finally:
             await llm.cleanup()
