@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_observability import _in_memory_provider  # noqa: E402
+from bench_observability import _in_memory_provider, best_of_alternating_blocks  # noqa: E402
 
 
 async def measure(blocks: int, block: int, stream: bool, debug: bool) -> tuple[float, float]:
@@ -37,20 +36,10 @@ async def measure(blocks: int, block: int, stream: bool, debug: bool) -> tuple[f
         get_debug_logger()
     plain = LLMManager(ConfigurationManager(config, env={}), monitoring=False)
     default = LLMManager(ConfigurationManager(config, env={}))
-    best = {False: float("inf"), True: float("inf")}
-    for index in range(blocks + 2):
-        manager = default if index % 2 else plain
-        started = time.process_time()
-        for _ in range(block):
-            if stream:
-                [chunk async for chunk in manager.chat_stream("hi")]
-            else:
-                await manager.chat("hi")
-        if index >= 2:  # the first block of each is warm-up
-            best[manager is default] = min(best[manager is default], (time.process_time() - started) / block * 1e6)
+    figures = await best_of_alternating_blocks(plain, default, blocks, block, stream)
     await plain.cleanup()
     await default.cleanup()
-    return best[False], best[True]
+    return figures
 
 
 def main() -> None:

@@ -137,7 +137,6 @@ def _in_memory_provider() -> Any:
 async def _in_process_deltas(attachers: dict[str, Callable[[Any], None]], stream: bool,
                              blocks: int = 12, block: int = 1000) -> dict[str, float]:
     """CPU-us per request each setup adds over no observer, from alternating blocks (lowest block of each)."""
-    import time
 
     from spoon_llm import ConfigurationManager
     from spoon_llm.manager import LLMManager
@@ -151,23 +150,34 @@ async def _in_process_deltas(attachers: dict[str, Callable[[Any], None]], stream
         plain, observed = LLMManager(ConfigurationManager(config, env={})), LLMManager(ConfigurationManager(config,
                                                                                                             env={}))
         attach(observed)
-        best = {False: float("inf"), True: float("inf")}
-        for index in range(blocks + 2):
-            manager = observed if index % 2 else plain
-            started = time.process_time()
-            for _ in range(block):
-                if stream:
-                    [chunk async for chunk in manager.chat_stream("hi")]
-                else:
-                    await manager.chat("hi")
-            if index >= 2:  # the first block of each is warm-up
-                best[manager is observed] = min(best[manager is observed],
-                                                (time.process_time() - started) / block * 1e6)
-        deltas[name] = best[True] - best[False]
+        plain_us, observed_us = await best_of_alternating_blocks(plain, observed, blocks, block, stream)
+        deltas[name] = observed_us - plain_us
         await plain.cleanup()
         await observed.cleanup()
     return deltas
 
+
+
+async def best_of_alternating_blocks(plain: Any, other: Any, blocks: int, block: int,
+                                     stream: bool) -> tuple[float, float]:
+    """CPU-µs per request of ``plain`` and ``other`` (managers), the lowest of their alternating blocks.
+
+    Alternating blocks let drift and neighbours' load hit both alike; the first block of each is warm-up.
+    """
+    import time
+
+    best = {False: float("inf"), True: float("inf")}
+    for index in range(blocks + 2):
+        manager = other if index % 2 else plain
+        started = time.process_time()
+        for _ in range(block):
+            if stream:
+                [chunk async for chunk in manager.chat_stream("hi")]
+            else:
+                await manager.chat("hi")
+        if index >= 2:
+            best[manager is other] = min(best[manager is other], (time.process_time() - started) / block * 1e6)
+    return best[False], best[True]
 
 def main() -> None:
     import asyncio

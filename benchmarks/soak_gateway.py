@@ -27,25 +27,14 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import MASTER_KEY, MESSAGES, free_port, gateway_config, spawn  # noqa: E402
+from bench_gateway import MASTER_KEY, MESSAGES, free_port, gateway_config, process_tree, spawn  # noqa: E402
 from harness import REPO_ROOT, start_simulator  # noqa: E402
 
 
 def tree_rss_kib(pid: int) -> int:
     """Resident memory (KiB) of ``pid`` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        pending.extend(children.get(current, ()))
+    total = 0
+    for current in process_tree(pid):
         try:
             with open(f"/proc/{current}/status") as f:
                 for line in f:

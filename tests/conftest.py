@@ -75,6 +75,18 @@ def conformance_root() -> Path:
 
 
 @pytest.fixture
+def state_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default SQLite stores of a test (and of any CLI it starts) in its own directory, and no Redis URL.
+
+    Folders whose tests open default stores use it autouse (``_state_path`` in their conftest).
+    """
+    path = tmp_path / "state" / "usage.db"
+    monkeypatch.setenv("SPOON_LLM_STATE_PATH", str(path))
+    monkeypatch.delenv("SPOON_LLM_REDIS_URL", raising=False)
+    return path
+
+
+@pytest.fixture
 async def sim() -> AsyncIterator[ProviderSimulator]:
     """The provider simulator on 127.0.0.1, in this test's event loop (folders may override it)."""
     async with ProviderSimulator() as simulator:

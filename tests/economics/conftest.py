@@ -16,12 +16,9 @@ KEYS = {name: f"sk-test-{name}-{'x' * 16}{i:04d}" for i, name in enumerate(
 
 
 @pytest.fixture(autouse=True)
-def _state_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _state_path(state_path: Path) -> Path:
     """Every SQLite store a test opens by default lands in its own temporary directory."""
-    path = tmp_path / "state" / "usage.db"
-    monkeypatch.setenv("SPOON_LLM_STATE_PATH", str(path))
-    monkeypatch.delenv("SPOON_LLM_REDIS_URL", raising=False)
-    return path
+    return state_path
 
 
 @pytest.fixture

@@ -25,14 +25,11 @@ def secret() -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def _state_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default SQLite stores of a test (and of the CLI it starts) land in its own directory."""
-    path = tmp_path / "state" / "usage.db"
-    monkeypatch.setenv("SPOON_LLM_STATE_PATH", str(path))
-    monkeypatch.delenv("SPOON_LLM_REDIS_URL", raising=False)
+def _state_path(state_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default SQLite stores of a test (and of the CLI it starts) land in its own directory; no server keys."""
     monkeypatch.delenv("SPOON_LLM_MASTER_KEY", raising=False)
     monkeypatch.delenv("SPOON_LLM_SERVER_SECRET", raising=False)
-    return path
+    return state_path
 
 
 @pytest.fixture(params=["sqlite", "redis"])
