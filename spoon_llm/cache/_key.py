@@ -29,9 +29,24 @@ try:  # orjson sorts keys in C; the standard library is the fallback of the core
 
     def _dumps(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=_plain)
+
+    #: JSON of plain values whose key order is already fixed.
+    _dumps_plain: Any = orjson.dumps
+
+    def _dumps_sorted(value: Any) -> bytes:
+        """:func:`_dumps`, a little cheaper when every key is a string (the common case)."""
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_plain)
+        except TypeError:  # a dict with other keys than strings (orjson.JSONEncodeError is a TypeError)
+            return _dumps(value)
 except ImportError:  # pragma: no cover - exercised by the core-only install check
     def _dumps(value: Any) -> bytes:
         return json.dumps(value, sort_keys=True, default=_plain, separators=(",", ":")).encode()
+
+    def _dumps_plain(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    _dumps_sorted = _dumps
 
 
 def _plain(value: Any) -> Any:
@@ -49,10 +64,13 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def _plain_message(message: Any) -> bool:
+    """A plain ``{"role", "content": str}`` dict: already what a :class:`Message` dumps to."""
+    return type(message) is dict and len(message) == 2 and type(message.get("content")) is str and "role" in message
+
+
 def _message(message: Any) -> Any:
-    # The common case, a plain {"role", "content": str} dict, is already what a Message dumps to.
-    if type(message) is dict and len(message) == 2 and type(message.get("content")) is str and "role" in message:
-        return message
+    """A message (a dict or a :class:`Message`) as the plain structure its key is made of."""
     from ..types import Message
 
     if not isinstance(message, Message):
@@ -60,37 +78,44 @@ def _message(message: Any) -> Any:
     return message.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
 
-def canonical_request(ctx: AttemptContext, namespace: str = "") -> dict[str, Any]:
-    """The request of ``ctx`` as the plain, order-free structure its key is made of."""
+#: The parts of a canonical request, in the order a key lists them.
+_FIELDS = ("ns", "op", "provider", "model", "messages", "input", "settings")
+
+
+def _parts(ctx: AttemptContext, namespace: str) -> list[Any]:
     raw = ctx.raw_messages
     messages: Any
-    if raw is None:
+    if type(raw) is list:  # what the manager hands on: a list, most often of plain dicts
+        messages = raw if all(map(_plain_message, raw)) else [m if _plain_message(m) else _message(m) for m in raw]
+    elif raw is None:
         messages = None
     elif isinstance(raw, str):
         messages = [{"role": "user", "content": raw}]
     elif isinstance(raw, Sequence):
-        messages = [_message(m) for m in raw]
+        messages = [m if _plain_message(m) else _message(m) for m in raw]
     else:
         messages = [_message(raw)]
     kwargs = ctx.kwargs
-    settings = {k: v for k, v in kwargs.items() if k not in IGNORED_KWARGS and v is not None} if kwargs else {}
+    settings = {k: v for k, v in kwargs.items() if v is not None and k not in IGNORED_KWARGS} if kwargs else {}
     if ctx.tools is not None:
         settings["tools"] = ctx.tools
+    operation = ctx.operation
     deployment = ctx.deployment
-    return {
-        "ns": namespace,
-        "op": CACHEABLE.get(ctx.operation, ctx.operation),
-        "provider": deployment.provider_name,
-        "model": ctx.model or deployment.model,
-        "messages": messages,
-        "input": ctx.subject if ctx.operation in ("embed", "completion") else None,
-        "settings": settings,
-    }
+    return [namespace, CACHEABLE.get(operation, operation), deployment.provider_name, ctx.model or deployment.model,
+            messages, ctx.subject if operation in ("embed", "completion") else None, settings]
+
+
+def canonical_request(ctx: AttemptContext, namespace: str = "") -> dict[str, Any]:
+    """The request of ``ctx`` as the plain, order-free structure its key is made of."""
+    return dict(zip(_FIELDS, _parts(ctx, namespace), strict=True))
 
 
 def cache_key(ctx: AttemptContext, namespace: str = "") -> str:
-    """A hex digest of :func:`canonical_request` (SHA-256: collisions are not a practical concern)."""
-    return hashlib.sha256(_dumps(canonical_request(ctx, namespace))).hexdigest()
+    """A hex digest of :func:`canonical_request` (SHA-256: collisions are not a practical concern).
+
+    The digest is taken over the parts as a JSON list (the fixed order of :data:`_FIELDS`), nested keys sorted.
+    """
+    return hashlib.sha256(_dumps_sorted(_parts(ctx, namespace))).hexdigest()
 
 
 def tag_namespace(base: str, tags: Mapping[str, str] | None, key_tags: Sequence[str]) -> str:

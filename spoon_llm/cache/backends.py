@@ -2,7 +2,8 @@
 
 Every backend stores opaque bytes under a string key with an optional time to live and counts what it did
 (``stats()``). Backends raise what their storage raises; the cache middleware turns any failure into a miss, so a
-sick cache never fails a request.
+sick cache never fails a request. A backend that never waits (memory) may also offer plain ``get_now(key)`` and
+``set_now(key, value, ttl)``: the middleware then calls those, with no coroutine per request.
 """
 
 from __future__ import annotations

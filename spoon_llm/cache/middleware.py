@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..middleware.base import AttemptContext, Middleware
 from ..types import CostInfo, EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._key import CACHEABLE, _dumps, cache_key, tag_namespace
+from ._key import CACHEABLE, _dumps_plain, cache_key, tag_namespace
 
 if TYPE_CHECKING:
     from .backends import CacheBackend
@@ -48,22 +49,27 @@ except ImportError:  # pragma: no cover - core-only install
 class CachePolicy:
     """Which provider sections are cached and for how long (``[cache]`` and per-provider ``enable_caching``).
 
-    A TTL of ``None`` means "until evicted"; a section's ``cache_ttl`` of ``0`` means the same.
+    A TTL of ``None`` means "until evicted"; a section's ``cache_ttl`` of ``0`` means the same. A policy is fixed
+    once made (``per_provider`` is read-only): what a section resolves to is worked out once.
     """
 
-    __slots__ = ("default_enabled", "default_ttl", "per_provider")
+    __slots__ = ("_resolved", "default_enabled", "default_ttl", "per_provider")
 
     def __init__(self, default_enabled: bool = True, default_ttl: float | None = 3600.0,
                  per_provider: Mapping[str, tuple[bool | None, float | None]] | None = None) -> None:
         self.default_enabled = default_enabled
         self.default_ttl = default_ttl
-        self.per_provider = dict(per_provider or {})
+        self.per_provider: Mapping[str, tuple[bool | None, float | None]] = MappingProxyType(dict(per_provider or {}))
+        self._resolved: dict[str, tuple[bool, float | None]] = {}
 
     def for_provider(self, provider: str) -> tuple[bool, float | None]:
         """``(enabled, ttl)`` for a provider section."""
-        enabled, ttl = self.per_provider.get(provider, (None, None))
-        return (self.default_enabled if enabled is None else enabled,
-                self.default_ttl if ttl is None else (ttl or None))
+        resolved = self._resolved.get(provider)
+        if resolved is None:
+            enabled, ttl = self.per_provider.get(provider, (None, None))
+            resolved = self._resolved[provider] = (self.default_enabled if enabled is None else enabled,
+                                                   self.default_ttl if ttl is None else (ttl or None))
+        return resolved
 
 
 class CacheMiddleware(Middleware):
@@ -79,6 +85,9 @@ class CacheMiddleware(Middleware):
         self.key_tags = tuple(key_tags)
         self.hits = self.misses = self.stores = self.errors = self.skipped = 0
         self.saved_usd = 0.0
+        # Backends that answer without waiting (memory) offer plain twins of get/set: no coroutine per request.
+        self._get_now: Callable[[str], bytes | None] | None = getattr(backend, "get_now", None)
+        self._set_now: Callable[[str, bytes, float | None], None] | None = getattr(backend, "set_now", None)
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
@@ -88,11 +97,13 @@ class CacheMiddleware(Middleware):
         if directive is False or ctx.operation not in CACHEABLE:
             return None
         enabled, ttl = self.policy.for_provider(ctx.deployment.provider_name)
-        if not enabled and directive is None:
-            return None
-        if isinstance(directive, (int, float)) and not isinstance(directive, bool):
+        if directive is None:
+            if not enabled:
+                return None
+        elif directive.__class__ is not str and directive is not True:  # a number: this call's time to live
             ttl = float(directive)
-        namespace = ctx.cache_namespace or tag_namespace(self.namespace, ctx.tags, self.key_tags)
+        namespace = ctx.cache_namespace or (
+            tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace)
         try:
             key = cache_key(ctx, namespace)
         except Exception as exc:  # an argument we cannot canonicalise: serve it uncached
@@ -101,45 +112,45 @@ class CacheMiddleware(Middleware):
             return None
         return key, ttl, directive != "refresh"
 
-    # -- storage -------------------------------------------------------------------------------------------
+    # -- storage: a backend that answers without waiting (memory) is called directly, others are awaited -------
 
-    async def _lookup(self, key: str) -> dict[str, Any] | None:
+    def _failed(self, what: str, exc: Exception) -> None:
+        """Count and log a failing backend (the request goes on without the cache)."""
+        self.errors += 1
+        logger.warning("response cache %s failed (%s): %s", what, type(exc).__name__,
+                       "serving from the provider" if what == "lookup" else "answer served uncached")
+
+    async def _fetch(self, key: str) -> bytes | None:
         try:
-            raw = await self.backend.get(key)
-            return None if raw is None else dict(_loads(raw))
+            return self._get_now(key) if self._get_now is not None else await self.backend.get(key)
         except Exception as exc:
-            self.errors += 1
-            logger.warning("response cache lookup failed (%s): serving from the provider", type(exc).__name__)
+            self._failed("lookup", exc)
             return None
 
-    async def _store(self, key: str, response: LLMResponse | EmbeddingResponse, ttl: float | None) -> None:
-        cost = response.cost
-        price = None if cost is None or cost.unpriced else cost.total_cost
-        # The response serialises itself straight to JSON bytes (one pass in pydantic-core, no intermediate dict):
-        # this is most of what a miss costs.
-        data = response.__pydantic_serializer__.to_json(response, exclude=_PER_REQUEST)
-        head = _dumps({"type": type(response).__name__, "cost": price, "stored": time.time()})
-        entry = b"".join((head[:-1], b',"data":', data, b"}"))
+    async def _put(self, key: str, entry: bytes, ttl: float | None) -> None:
         try:
-            await self.backend.set(key, entry, ttl)
+            if self._set_now is not None:
+                self._set_now(key, entry, ttl)
+            else:
+                await self.backend.set(key, entry, ttl)
         except Exception as exc:
-            self.errors += 1
-            logger.warning("response cache store failed (%s): answer served uncached", type(exc).__name__)
-            return
-        self.stores += 1
+            self._failed("store", exc)
+        else:
+            self.stores += 1
 
-    def _restore(self, key: str, entry: dict[str, Any]) -> LLMResponse | EmbeddingResponse | None:
-        kind = _TYPES.get(str(entry.get("type")))
-        if kind is None:
-            return None
+    def _restore(self, key: str, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
+        """The answer stored in ``raw``, as a hit; ``None`` (counted as an error) when it cannot be read back."""
         try:
-            response = kind.model_validate(entry["data"])
+            data, kind_name, cost, stored = _loads(raw)
+            kind = _TYPES[kind_name]
+            if (kind is EmbeddingResponse) != embed:
+                return None  # an entry of the other kind under this key: a miss, not an error
+            response = kind.model_validate(data)
         except Exception:
             self.errors += 1
             return None
-        cost = entry.get("cost")
-        response.metadata["cache"] = {"hit": True, "key": key, "stored": entry.get("stored"),
-                                      "usage": entry["data"].get("usage"), "cost": cost}
+        response.metadata["cache"] = {"hit": True, "key": key, "stored": stored, "usage": data.get("usage"),
+                                      "cost": cost}
         response.usage = TokenUsage()
         response.cost = CostInfo(source="cache")
         self.hits += 1
@@ -149,36 +160,64 @@ class CacheMiddleware(Middleware):
 
     # -- the hooks -----------------------------------------------------------------------------------------
 
-    async def around_attempt(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]]) -> Any:
-        """Answer from the cache, or run the attempt and store its answer."""
+    def around_attempt(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """Answer from the cache, or run the attempt and store its answer.
+
+        A bypassed attempt is handed straight on (no coroutine of ours around it): what the cache costs a request
+        it does not serve is one :meth:`_plan`.
+        """
         plan = self._plan(ctx)
         if plan is None:
-            return await call_next()
-        key, ttl, lookup = plan
+            return call_next()
+        return self._through_cache(ctx, call_next, *plan)
+
+    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: str,
+                             ttl: float | None, lookup: bool) -> Any:
+        # Written out for the common backend (memory, no coroutine): a miss runs on every cached request.
+        get_now, set_now = self._get_now, self._set_now
         if lookup:
-            entry = await self._lookup(key)
-            if entry is not None:
-                hit = self._restore(key, entry)
-                if hit is not None and (ctx.operation == "embed") == isinstance(hit, EmbeddingResponse):
+            if get_now is None:
+                raw = await self._fetch(key)
+            else:
+                try:
+                    raw = get_now(key)
+                except Exception as exc:
+                    self._failed("lookup", exc)
+                    raw = None
+            if raw is not None:
+                hit = self._restore(key, raw, ctx.operation == "embed")
+                if hit is not None:
                     return hit
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            await self._store(key, response, ttl)
+            if set_now is None:
+                await self._put(key, _entry(response), ttl)
+                return response
+            try:
+                set_now(key, _entry(response), ttl)
+            except Exception as exc:
+                self._failed("store", exc)
+            else:
+                self.stores += 1
         return response
 
-    async def around_stream(self, ctx: AttemptContext,
-                            open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
-        """Replay a cached answer as a stream, or pass the stream through and store it once it completed."""
+    def around_stream(self, ctx: AttemptContext,
+                      open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+        """Replay a cached answer as a stream, or pass the stream through and store it once it completed.
+
+        A bypassed stream is handed straight on: no generator step of ours per chunk.
+        """
         plan = self._plan(ctx)
         if plan is None:
-            async for chunk in open_stream():
-                yield chunk
-            return
-        key, ttl, lookup = plan
+            return open_stream()
+        return self._stream_through_cache(open_stream, *plan)
+
+    async def _stream_through_cache(self, open_stream: Callable[[], AsyncIterator[Any]], key: str,
+                                    ttl: float | None, lookup: bool) -> AsyncIterator[Any]:
         if lookup:
-            entry = await self._lookup(key)
-            hit = self._restore(key, entry) if entry is not None else None
+            raw = await self._fetch(key)
+            hit = self._restore(key, raw, False) if raw is not None else None
             if isinstance(hit, LLMResponse):
                 for chunk in replay_chunks(hit):
                     yield chunk
@@ -194,7 +233,7 @@ class CacheMiddleware(Middleware):
             yield chunk
         # Reached only when the stream completed: an error or an early close never stores a partial answer.
         if final is not None:
-            await self._store(key, _folded(final, "".join(reasoning) or None), ttl)
+            await self._put(key, _entry(_folded(final, "".join(reasoning) or None)), ttl)
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""
@@ -210,6 +249,19 @@ class CacheMiddleware(Middleware):
     async def aclose(self) -> None:
         """Close the backend."""
         await self.backend.aclose()
+
+
+def _entry(response: LLMResponse | EmbeddingResponse) -> bytes:
+    """What is stored for an answer: the JSON list ``[answer, kind, price, when stored]``.
+
+    The answer is written without its per-request fields, straight to JSON bytes by pydantic-core (one pass, no
+    intermediate dict): this is most of what a miss costs. The small tail is one more ``orjson`` call.
+    """
+    cost = response.cost
+    price = None if cost is None or cost.unpriced else cost.total_cost
+    data = response.__pydantic_serializer__.to_json(response, exclude=_PER_REQUEST)
+    tail = _dumps_plain((type(response).__name__, price, time.time()))  # ["kind",price,stored]
+    return b"".join((b"[", data, b",", tail[1:]))
 
 
 def _folded(final: LLMResponseChunk, reasoning: str | None) -> LLMResponse:

@@ -138,7 +138,10 @@ class MiddlewareChain:
 
     def wrap(self, ctx: AttemptContext, call: CallNext) -> Awaitable[Any]:
         """``call`` wrapped by every ``around_attempt`` hook, the first middleware outermost."""
-        for around in reversed(self.arounds):
+        arounds = self.arounds
+        if len(arounds) == 1:  # the common chain (the cache alone): no binding closure per attempt
+            return arounds[0](ctx, call)
+        for around in reversed(arounds):
             call = _bind(around, ctx, call)
         return call()
 

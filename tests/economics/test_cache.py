@@ -238,6 +238,12 @@ async def test_keys_ignore_dict_order_and_message_types(sim: ProviderSimulator) 
     assert key(plain, timeout=3, tags={"a": "b"}) == key(plain)  # how long to wait never changes the answer
     assert key(plain) != key([{"role": "user", "content": "hi!"}])
     assert key(plain, response_format={"type": "json_object"}) != key(plain)
+    assert key([{"content": "hi", "role": "user"}]) == key(plain)
+    nested = {"a": 1, "b": {"x": 2, "y": [1, {"q": 1, "p": 2}]}}
+    assert key(plain, extra_body=nested) == key(plain, extra_body={"b": {"y": [1, {"p": 2, "q": 1}], "x": 2}, "a": 1})
+    # Integer keys, as Python callers write a logit bias, are keyed (not skipped), whatever their order.
+    assert key(plain, logit_bias={50256: -100, 11: 5}) == key(plain, logit_bias={11: 5, 50256: -100})
+    assert key(plain, logit_bias={11: 5}) not in (key(plain), key(plain, logit_bias={11: 6}))
 
 
 def test_the_cache_middleware_is_outermost_in_the_configured_chain(sim: ProviderSimulator) -> None:
