@@ -400,6 +400,7 @@ def _single_key_beats_lower_pools(merged: dict[str, Any], layers: list[Layer]) -
 
     Without this, ``OPENAI_API_KEY`` in the environment was ignored whenever the file listed ``api_keys``. A key
     that is already one of the pool's (``api_keys = ["${OPENAI_API_KEY}", ...]``) keeps the pool as it is.
+    Both set by one source is refused (unless the key is one of the pool's): one of them would be ignored.
     """
     providers = merged.get("providers")
     if not isinstance(providers, dict):
@@ -407,10 +408,16 @@ def _single_key_beats_lower_pools(merged: dict[str, Any], layers: list[Layer]) -
     for name, section in providers.items():
         if not isinstance(section, dict) or not section.get("api_keys") or section.get("api_key") is None:
             continue
-        if _top_layer(layers, name, "api_key") <= _top_layer(layers, name, "api_keys"):
-            continue
         pool = section["api_keys"]
         if isinstance(pool, list) and _secret_text(section["api_key"]) in [_secret_text(k) for k in pool]:
+            continue
+        key_layer, pool_layer = _top_layer(layers, name, "api_key"), _top_layer(layers, name, "api_keys")
+        if key_layer == pool_layer:
+            raise ConfigurationError(
+                "api_key and api_keys are both set, so one of them would be ignored; list every key in api_keys "
+                "(a pool of keys) or keep api_key alone (one key)",
+                source=layers[key_layer].name, key=f"providers.{name}", provider=name)
+        if key_layer < pool_layer:
             continue
         for field in ("api_keys", "key_models", "key_rpm", "key_tpm"):
             section.pop(field, None)

@@ -156,8 +156,11 @@ class DeploymentState:
         closed = circuit.state.value == "closed"  # read first: it may move an open circuit to half-open
         return self.quarantine_reason is not None and not closed and circuit.generation - self._quarantined_in <= 1
 
-    def unavailable_because(self) -> tuple[str, float | None]:
-        """Why the deployment takes no traffic now, and when it comes back (``time.time()`` seconds, or ``None``)."""
+    def unavailable_because(self, now: float | None = None) -> tuple[str, float | None]:
+        """Why the deployment takes no traffic now, and when it comes back (``time.time()`` seconds, or ``None``).
+
+        ``now`` is the caller's ``time.time()``, so that waits reported together are measured from one instant.
+        """
         if self.disabled_reason is not None:
             return f"taken out of rotation ({self.disabled_reason}) until reset_provider()", None
         if not self.healthy:
@@ -167,7 +170,7 @@ class DeploymentState:
         wait = self.circuit.seconds_to_probe()
         if wait is None:
             return f"{why}; a probe request is in flight", None
-        return why, time.time() + wait
+        return why, (time.time() if now is None else now) + wait
 
     def record_latency(self, seconds: float) -> None:
         """Fold one successful call's latency into the moving average."""

@@ -42,7 +42,7 @@ def unavailable_error(deployments: Iterable[DeploymentState], skipped: str = "")
         providers.add(state.provider_name)
         if state.available:
             continue  # skipped for a capability, reported below
-        why, back = state.unavailable_because()
+        why, back = state.unavailable_because(now)
         lines.append(f"{state.name}: {why}" + (f", {_when(back, now)}" if back is not None else ""))
         if back is not None and (soonest is None or back < soonest):
             soonest = back

@@ -9,7 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from spoon_llm import ConfigurationManager, LLMManager
+from spoon_llm.errors import ConfigurationError
 from spoon_llm.testing import ProviderSimulator
 
 KEYS = ["sk-settings-pool-key-aaaa", "sk-settings-pool-key-bbbb", "sk-settings-pool-key-cccc"]
@@ -109,3 +112,18 @@ async def test_an_aliases_models_keep_their_order_while_the_keys_of_each_take_tu
     requests = sim.requests_for("openai", "chat")
     assert [r.body["model"] for r in requests] == ["gpt-4.1-mini"] * 6  # the first model is always the primary
     assert per_key(sim) == {"aaaa": 2, "bbbb": 2, "cccc": 2}
+
+
+def test_one_source_setting_both_api_key_and_a_pool_is_refused(sim: ProviderSimulator, tmp_path: Path) -> None:
+    path = write_pool(tmp_path, sim, f'["{KEYS[0]}", "{KEYS[1]}"]')
+    path.write_text(path.read_text() + f'api_key = "{KEYS[2]}"\n')
+    with pytest.raises(ConfigurationError) as caught:
+        ConfigurationManager(path, env={})
+    message = str(caught.value)
+    assert str(path) in message and "providers.openai" in message and "api_key and api_keys" in message
+    assert all(key not in message for key in KEYS)
+    with pytest.raises(ConfigurationError, match="config dict: providers.openai"):
+        ConfigurationManager({"providers": {"openai": {"api_key": KEYS[2], "api_keys": KEYS[:2]}}}, env={})
+    # The same key in both is no conflict: the pool is used as it is.
+    both = ConfigurationManager({"providers": {"openai": {"api_key": KEYS[0], "api_keys": KEYS[:2]}}}, env={})
+    assert len(both.config.providers["openai"].deployments()) == 2
