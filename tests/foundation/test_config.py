@@ -235,12 +235,12 @@ def test_example_config_toml_validates():
 
 def test_api_key_appears_in_no_repr_str_exception_or_log(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    path = write(tmp_path, "c.toml", f"[providers.openai]\napi_key = '{KEY}'\napi_keys = ['{KEY}2']\n"
+    path = write(tmp_path, "c.toml", f"[providers.openai]\napi_key = '{KEY}'\napi_keys = ['{KEY}', '{KEY}2']\n"
                                      "[providers.anthropic]\nmax_tokens = 'bad'\n")
     with pytest.raises(ConfigurationError) as info:
         manager(path)
     texts = [str(info.value), repr(info.value)]
-    good = write(tmp_path, "good.toml", f"[providers.openai]\napi_key = '{KEY}'\napi_keys = ['{KEY}2']\n")
+    good = write(tmp_path, "good.toml", f"[providers.openai]\napi_key = '{KEY}'\napi_keys = ['{KEY}', '{KEY}2']\n")
     cm = manager(good, {"ANTHROPIC_API_KEY": KEY + "env"})
     section = cm.provider_section("openai")
     texts += [repr(cm), str(cm.config), repr(cm.config), repr(section), str(section),
