@@ -117,9 +117,12 @@ class StreamAccumulator:
             self.usage = usage
 
     def set_finish(self, native: str | None, normalized: str | None) -> None:
-        """Record the finish reason (the vendor's value and ours); the last non-null value wins."""
+        """Record the finish reason (the vendor's value and ours); the last non-null value wins.
+
+        A vendor value that is not a string (a malformed event) is kept as its text, never as a broken chunk.
+        """
         if native is not None:
-            self.native_finish_reason = native
+            self.native_finish_reason = native if isinstance(native, str) else str(native)
         if normalized is not None:
             self.finish_reason = normalized
 

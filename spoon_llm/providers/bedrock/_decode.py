@@ -40,7 +40,7 @@ def map_stop_reason(native: str | None) -> str | None:
     """Our finish reason for Converse's ``stopReason`` (unknown values map to ``other``)."""
     if native is None:
         return None
-    return _STOP_REASONS.get(native, FinishReason.OTHER.value)
+    return _STOP_REASONS.get(native, FinishReason.OTHER.value) if isinstance(native, str) else FinishReason.OTHER.value
 
 
 def usage_from(raw: Mapping[str, Any] | None) -> TokenUsage | None:
@@ -108,6 +108,8 @@ def decode_converse(data: Mapping[str, Any], *, request_id: str | None = None) -
         if data.get(key):
             metadata[key] = data[key]
     native = data.get("stopReason")
+    if native is not None and not isinstance(native, str):
+        native = str(native)  # a malformed answer: keep the vendor's value as text
     return LLMResponse(
         content="".join(text),
         provider=PROVIDER,

@@ -202,3 +202,19 @@ def test_a_large_message_in_many_pieces_then_small_ones_in_one() -> None:
     assert [f.payload for f in frames] == [payload]
     assert [f.payload for f in decoder.feed(small)] == [b'{"n":%d}' % i for i in range(5)]
     decoder.close()
+
+
+@pytest.mark.parametrize("stop_reason", [7, 2.5, True, ["end_turn"]])
+def test_a_stop_reason_that_is_not_text_ends_the_stream_as_other(stop_reason: Any) -> None:
+    # Found by the random-bytes property test: a messageStop whose stopReason is a number broke the final chunk
+    # with a pydantic error instead of ending the stream.
+    from spoon_llm.providers._stream import StreamAccumulator
+    from spoon_llm.providers.bedrock._decode import ConverseStreamDecoder
+
+    acc = StreamAccumulator("bedrock", "m")
+    decoder = ConverseStreamDecoder(acc)
+    decoder.feed("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}})
+    decoder.feed("messageStop", {"stopReason": stop_reason})
+    final = acc.final_chunk()
+    assert (final.finish_reason, final.native_finish_reason) == ("other", str(stop_reason))
+    assert final.content == "hi"
