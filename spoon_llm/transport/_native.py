@@ -77,7 +77,7 @@ class NativeClient:
         await client.close()
     """
 
-    __slots__ = ("_headers", "_proxy", "_session", "_settings", "provider")
+    __slots__ = ("_headers", "_proxy", "_session", "_settings", "_timeout", "provider")
 
     def __init__(self, settings: NativeSettings, headers: Mapping[str, str], *, provider: str,
                  base_url: str | None = None) -> None:
@@ -86,6 +86,7 @@ class NativeClient:
         self._headers = dict(headers)
         self._proxy = env_proxy(base_url) if base_url else None
         self._session: aiohttp.ClientSession | None = None
+        self._timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # the last per-call timeout
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -133,10 +134,17 @@ class NativeClient:
         """``url`` parsed once (pass the result to :meth:`request`: aiohttp then skips parsing it)."""
         return URL(url)
 
-    @staticmethod
-    def timeout(seconds: float) -> aiohttp.ClientTimeout:
-        """A per-call timeout: connecting and every read each get ``seconds``, like the SDKs' per-call timeout."""
-        return aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+    def timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        """A per-call timeout: connecting and every read each get ``seconds``, like the SDKs' per-call timeout.
+
+        Calls mostly repeat one value (the deployment's timeout): the last one is kept rather than rebuilt.
+        """
+        last = self._timeout
+        if last is not None and last[0] == seconds:
+            return last[1]
+        made = aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+        self._timeout = (seconds, made)
+        return made
 
     def failure(self, exc: BaseException, model: str | None) -> ProviderError:
         """Our error for a transport failure (timeouts first: asyncio's TimeoutError is an OSError on 3.11)."""
