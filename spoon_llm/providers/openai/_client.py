@@ -285,10 +285,16 @@ class OpenAIClient(DualTransportProvider):
             kwargs.update(settled)
 
     async def _model_for(self, kwargs: dict[str, Any]) -> str:
+        return self._known_model(kwargs) or await self._discovered_model()
+
+    def _known_model(self, kwargs: dict[str, Any]) -> str | None:
+        """The call's model (``kwargs`` settled, ``model`` taken out), else the configured one; ``None``: neither."""
         self._settle(kwargs)
-        model = kwargs.pop("model", None) or self._model_name
-        if not model:
-            model = self._model_name = await self._discover_model()
+        model: str | None = kwargs.pop("model", None) or self._model_name
+        return model or None
+
+    async def _discovered_model(self) -> str:
+        model = self._model_name = await self._discover_model()
         return model
 
     async def _discover_model(self) -> str:
