@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -195,6 +195,38 @@ class NativeClient:
             return NativeReply(response.status, response.headers, content, response.reason or "")
         except _FAILURES as exc:
             raise self.failure(exc, model) from exc
+
+    async def post_ok(
+        self,
+        url: URL | str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+        model: str | None,
+        refuse: Callable[[int, bytes, Mapping[str, str]], BaseException],
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """POST ``body`` (JSON bytes): the 2xx answer's body and headers; any other status raises ``refuse(...)``.
+
+        :meth:`request` with the status check folded in, so a transport can hand this coroutine on rather than
+        await it in one of its own (every coroutine between the request and the network is paid on each wake-up).
+        """
+        session = self._live_session()
+        try:
+            if timeout is None:
+                response = await session.request("POST", url, data=_json_payload(body), headers=headers)
+            else:
+                response = await session.request("POST", url, data=_json_payload(body), headers=headers,
+                                                 timeout=self.timeout(timeout))
+            try:
+                content = await response.read()
+            finally:
+                response.release()
+        except _FAILURES as exc:
+            raise self.failure(exc, model) from exc
+        status = response.status
+        if not 200 <= status < 300:
+            raise refuse(status, content, response.headers)
+        return content, response.headers
 
     async def stream(
         self,
