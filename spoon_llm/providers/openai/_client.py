@@ -319,6 +319,11 @@ class OpenAIClient(DualTransportProvider):
         assert transport is not None
         start = time.perf_counter()
         content, response_headers = await transport.post(path, body, model, headers, timeout)
+        return self._answer(content, response_headers, model, start)
+
+    def _answer(self, content: bytes, response_headers: Mapping[str, str], model: str, start: float
+                ) -> tuple[dict[str, Any], str | None, float, dict[str, str] | None]:
+        """What :meth:`_post_json` returns, from the answer's bytes and headers (``start``: when it was sent)."""
         data = self._decode(content, model)
         duration = time.perf_counter() - start
         request_id = response_headers.get("x-request-id")
