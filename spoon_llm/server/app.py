@@ -209,8 +209,8 @@ class GatewayApp(InferenceHandlers):
 
     # -- dispatch -----------------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every request but an inference POST (those :meth:`__call__` serves itself)."""
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
@@ -221,11 +221,8 @@ class GatewayApp(InferenceHandlers):
         inference = self._inference.get(path)
         if self._cors and method == "OPTIONS":
             await self._preflight(scope, send)
-        elif inference is not None:
-            if method != "POST":
-                await self._fail(send, inference[1], GatewayError(405, f"{path} takes POST"), scope)
-            else:
-                await self._serve(scope, receive, send, *inference)
+        elif inference is not None:  # an inference route asked with another method than POST
+            await self._fail(send, inference[1], GatewayError(405, f"{path} takes POST"), scope)
         elif path == "/health":
             await self._respond(send, 200, b'{"status":"ok"}', scope=scope)
         elif path.startswith("/api/admin"):
@@ -335,8 +332,17 @@ class GatewayApp(InferenceHandlers):
                     raise GatewayError(400, "x-spoon-deadline must be a positive number of seconds")
         return length, deadline
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, route: str, family: str,
-                     handler: Callable[[Call, Any], Awaitable[bytes | None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point: an inference POST is served right here, everything else by :meth:`_dispatch`.
+
+        The inference path is written in the entry point itself rather than in a method it awaits: each coroutine
+        between the server and the upstream call is passed through again on every wake-up of the request.
+        """
+        inference = self._inference.get(scope["path"]) if scope["type"] == "http" else None
+        if inference is None or scope["method"] != "POST":
+            await self._dispatch(scope, receive, send)
+            return
+        route, family, handler = inference
         started = time.perf_counter()
         request_id = self._id_prefix + format(next(self._ids), "x")
         client = scope.get("client")
