@@ -25,7 +25,7 @@ from ..middleware.base import AttemptContext
 from ..routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
 from ..routing.capabilities import Needs, request_needs
 from ..types import Message, MessageInput
-from .deadline import bounded
+from .deadline import bounded, deadline_error, timeout
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -257,7 +257,14 @@ class RequestCore:
                         work = _invoke(instance, operation, subject, tools, call)
                     else:
                         work = self._wrapped_attempt(ctx, request_id, slot, done + 1, subject, tools, call)
-                    result = await (work if slot.timeout is None else bounded(work, slot))
+                    if slot.timeout is None:
+                        result = await work
+                    else:  # bounded() inline: one coroutine less per attempt
+                        try:
+                            async with timeout(max(slot.ends - time.monotonic(), 0.0)):
+                                result = await work
+                        except asyncio.TimeoutError as exc:
+                            raise deadline_error(slot) from exc
                 except LLMError as exc:
                     self._attempt_failed(request_id, operation, slot, done + 1, exc)
                     if run is None:  # out of flight first: a balancer orders the candidates by load

@@ -13,7 +13,7 @@ from ..errors import RequestTimeoutError
 if TYPE_CHECKING:
     from ..routing.attempts import Slot
 
-__all__ = ["bounded", "timeout"]
+__all__ = ["bounded", "deadline_error", "timeout"]
 
 if sys.version_info >= (3, 11):
     timeout = asyncio.timeout
@@ -50,5 +50,10 @@ async def bounded(work: Awaitable[Any], slot: Slot) -> Any:
         async with timeout(max(slot.ends - time.monotonic(), 0.0)):
             return await work
     except asyncio.TimeoutError as exc:
-        raise RequestTimeoutError("request deadline reached during the call", provider=slot.deployment.provider_name,
-                                  model=slot.model) from exc
+        raise deadline_error(slot) from exc
+
+
+def deadline_error(slot: Slot) -> RequestTimeoutError:
+    """What an attempt that ran into the request's deadline raises."""
+    return RequestTimeoutError("request deadline reached during the call", provider=slot.deployment.provider_name,
+                               model=slot.model)

@@ -128,9 +128,17 @@ class InferenceHandlers:
         if self._cache_on:
             headers.append((b"x-spoon-cache", b"hit" if response.cache_hit else b"miss"))
 
-    async def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
-                       call: Callable[[], Awaitable[Any]]) -> Any:
+    def _guarded(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
+                 call: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
         """``call()`` under the key guard's admission, released with what the answer cost on every exit path."""
+        if self.guard is None or request.principal.key is None:
+            # Nothing to admit (no virtual keys, or the master key): the call itself, without a coroutine around
+            # it that every wake-up of the request would pass through.
+            return call()
+        return self._admitted(request, entry, kwargs, call)
+
+    async def _admitted(self, request: Call, entry: ModelEntry, kwargs: Mapping[str, Any],
+                        call: Callable[[], Awaitable[Any]]) -> Any:
         admission = await self._admit(request, entry, kwargs)
         if admission is None:
             return await call()

@@ -64,7 +64,9 @@ def serve(config_path: str | None = None, *, host: str | None = None, port: int 
                      f"configuration: {config.source_name or 'environment'})\n")
     sys.stderr.flush()
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, **options)
+        app = create_app(config)
+        app.tune_gc = True  # this process serves the gateway only: see tune_collector
+        uvicorn.run(app, host=host, port=port, **options)
         return
     # Worker processes build their own app from the same file: pass its absolute path down.
     if config_path is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -77,7 +77,7 @@ class NativeClient:
         await client.close()
     """
 
-    __slots__ = ("_headers", "_proxy", "_session", "_settings", "provider")
+    __slots__ = ("_headers", "_proxy", "_session", "_settings", "_timeout", "provider")
 
     def __init__(self, settings: NativeSettings, headers: Mapping[str, str], *, provider: str,
                  base_url: str | None = None) -> None:
@@ -86,6 +86,7 @@ class NativeClient:
         self._headers = dict(headers)
         self._proxy = env_proxy(base_url) if base_url else None
         self._session: aiohttp.ClientSession | None = None
+        self._timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # the last per-call timeout
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -133,10 +134,17 @@ class NativeClient:
         """``url`` parsed once (pass the result to :meth:`request`: aiohttp then skips parsing it)."""
         return URL(url)
 
-    @staticmethod
-    def timeout(seconds: float) -> aiohttp.ClientTimeout:
-        """A per-call timeout: connecting and every read each get ``seconds``, like the SDKs' per-call timeout."""
-        return aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+    def timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        """A per-call timeout: connecting and every read each get ``seconds``, like the SDKs' per-call timeout.
+
+        Calls mostly repeat one value (the deployment's timeout): the last one is kept rather than rebuilt.
+        """
+        last = self._timeout
+        if last is not None and last[0] == seconds:
+            return last[1]
+        made = aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+        self._timeout = (seconds, made)
+        return made
 
     def failure(self, exc: BaseException, model: str | None) -> ProviderError:
         """Our error for a transport failure (timeouts first: asyncio's TimeoutError is an OSError on 3.11)."""
@@ -172,16 +180,53 @@ class NativeClient:
         session = self._live_session()
         data = _json_payload(body) if body is not None else None
         try:
+            # Awaited rather than entered with ``async with``: the context manager's enter and exit are four
+            # coroutines per request (one of them a layer every wake-up passes through) around what release()
+            # does. release() gives the connection back when the body was read to its end and closes it otherwise.
             if timeout is None:  # omitted, not None: aiohttp reads timeout=None as "no timeout at all"
-                context = session.request(method, url, data=data, headers=headers, params=params)
+                response = await session.request(method, url, data=data, headers=headers, params=params)
             else:
-                context = session.request(method, url, data=data, headers=headers, params=params,
-                                          timeout=self.timeout(timeout))
-            async with context as response:
+                response = await session.request(method, url, data=data, headers=headers, params=params,
+                                                 timeout=self.timeout(timeout))
+            try:
                 content = await response.read()
-                return NativeReply(response.status, response.headers, content, response.reason or "")
+            finally:
+                response.release()
+            return NativeReply(response.status, response.headers, content, response.reason or "")
         except _FAILURES as exc:
             raise self.failure(exc, model) from exc
+
+    async def post_ok(
+        self,
+        url: URL | str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+        model: str | None,
+        refuse: Callable[[int, bytes, Mapping[str, str]], BaseException],
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """POST ``body`` (JSON bytes): the 2xx answer's body and headers; any other status raises ``refuse(...)``.
+
+        :meth:`request` with the status check folded in, so a transport can hand this coroutine on rather than
+        await it in one of its own (every coroutine between the request and the network is paid on each wake-up).
+        """
+        session = self._live_session()
+        try:
+            if timeout is None:
+                response = await session.request("POST", url, data=_json_payload(body), headers=headers)
+            else:
+                response = await session.request("POST", url, data=_json_payload(body), headers=headers,
+                                                 timeout=self.timeout(timeout))
+            try:
+                content = await response.read()
+            finally:
+                response.release()
+        except _FAILURES as exc:
+            raise self.failure(exc, model) from exc
+        status = response.status
+        if not 200 <= status < 300:
+            raise refuse(status, content, response.headers)
+        return content, response.headers
 
     async def stream(
         self,

@@ -210,3 +210,28 @@ def test_several_workers_serve_from_the_same_file(simulators: tuple[ProviderSimu
         assert "2 workers" in (tmp_path / "gateway.stderr").read_text()
     finally:
         stop_gateway(gateway)
+
+
+_GC_PROBE = """
+import asyncio, gc, sys
+from spoon_llm.server.app import GC_GEN0_THRESHOLD, create_app
+
+async def main(tune):
+    app = create_app({"providers": {"openai": {"api_key": "sk-sim-0123456789"}}, "state": {"path": sys.argv[2]}})
+    app.tune_gc = tune
+    await app.startup()
+    await app.shutdown()
+    print(gc.get_threshold()[0] == GC_GEN0_THRESHOLD, gc.get_freeze_count() > 0)
+
+asyncio.run(main(sys.argv[1] == "tune"))
+"""
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("tune", "True True"), ("embedded", "False False")])
+def test_the_serving_process_tunes_the_collector_and_an_embedding_program_keeps_its_own(
+        tmp_path: Path, mode: str, expected: str) -> None:
+    # In a subprocess: freezing the collector's generations is process-wide.
+    done = subprocess.run([sys.executable, "-c", _GC_PROBE, mode, str(tmp_path / "state.db")], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected

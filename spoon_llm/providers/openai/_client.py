@@ -285,10 +285,16 @@ class OpenAIClient(DualTransportProvider):
             kwargs.update(settled)
 
     async def _model_for(self, kwargs: dict[str, Any]) -> str:
+        return self._known_model(kwargs) or await self._discovered_model()
+
+    def _known_model(self, kwargs: dict[str, Any]) -> str | None:
+        """The call's model (``kwargs`` settled, ``model`` taken out), else the configured one; ``None``: neither."""
         self._settle(kwargs)
-        model = kwargs.pop("model", None) or self._model_name
-        if not model:
-            model = self._model_name = await self._discover_model()
+        model: str | None = kwargs.pop("model", None) or self._model_name
+        return model or None
+
+    async def _discovered_model(self) -> str:
+        model = self._model_name = await self._discover_model()
         return model
 
     async def _discover_model(self) -> str:
@@ -313,6 +319,11 @@ class OpenAIClient(DualTransportProvider):
         assert transport is not None
         start = time.perf_counter()
         content, response_headers = await transport.post(path, body, model, headers, timeout)
+        return self._answer(content, response_headers, model, start)
+
+    def _answer(self, content: bytes, response_headers: Mapping[str, str], model: str, start: float
+                ) -> tuple[dict[str, Any], str | None, float, dict[str, str] | None]:
+        """What :meth:`_post_json` returns, from the answer's bytes and headers (``start``: when it was sent)."""
         data = self._decode(content, model)
         duration = time.perf_counter() - start
         request_id = response_headers.get("x-request-id")

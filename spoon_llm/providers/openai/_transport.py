@@ -17,7 +17,7 @@ to what a read raises). Neither closes the clients: the provider owns and closes
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
@@ -146,14 +146,16 @@ class NativeTransport:
             return {k: v for k, v in headers.items() if k.lower() != "authorization"}
         return headers
 
-    async def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
-                   timeout: float | None) -> tuple[bytes, Mapping[str, str]]:
-        """POST; a non-2xx answer raises the error the SDK path would."""
-        reply = await self.client.request("POST", self._url(path), body=encode_body(body, self._label),
-                                          headers=self._call_headers(headers), timeout=timeout, model=model)
-        if not 200 <= reply.status < 300:
-            raise status_error(reply.status, reply.content, reply.headers, provider=self._label, model=model)
-        return reply.content, reply.headers
+    def post(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
+             timeout: float | None) -> Coroutine[Any, Any, tuple[bytes, Mapping[str, str]]]:
+        """POST; a non-2xx answer raises the error the SDK path would (the client's coroutine, handed on)."""
+        label = self._label
+
+        def refuse(status: int, content: bytes, response_headers: Mapping[str, str]) -> LLMError:
+            return status_error(status, content, response_headers, provider=label, model=model)
+
+        return self.client.post_ok(self._url(path), encode_body(body, label), self._call_headers(headers), timeout,
+                                   model, refuse)
 
     async def open_stream(self, path: str, body: Mapping[str, Any], model: str, headers: Mapping[str, str] | None,
                           timeout: float | None) -> ResponseStream:
