@@ -9,7 +9,6 @@ name ``openai_responses`` as their provider); embeddings, model listing and heal
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from ..types import LLMResponse, LLMResponseChunk
@@ -64,10 +63,11 @@ class ResponsesRoute:
         whole: LLMResponse = await super().chat(messages, **kwargs)  # type: ignore[misc]
         return whole
 
-    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+    def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+        # The chosen route's own generator, not one wrapped around it: a layer less for every chunk. Both are
+        # generators, so nothing runs (and nothing can fail) before the caller iterates.
         responses = self._responses
-        stream = (super()._stream(messages, **kwargs)  # type: ignore[misc]
-                  if responses is None else responses.chat_stream(messages, **kwargs))
-        async with aclosing(stream) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        stream: AsyncGenerator[LLMResponseChunk, None] = (
+            super()._stream(messages, **kwargs)  # type: ignore[misc]
+            if responses is None else responses.chat_stream(messages, **kwargs))
+        return stream

@@ -14,6 +14,25 @@ from ..types import FunctionCall, LLMResponse, LLMResponseChunk, TokenUsage, Too
 
 __all__ = ["StreamAccumulator"]
 
+# A chunk's fields with their defaults, in declaration order (the factories' fields are filled per chunk).
+_TEMPLATE: dict[str, Any] = {name: None if info.default_factory is not None else info.default
+                             for name, info in LLMResponseChunk.model_fields.items()}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _unvalidated(values: dict[str, Any], fields_set: set[str]) -> LLMResponseChunk:
+    """The chunk ``LLMResponseChunk(**given)`` would be, from all its ``values`` (known good) and the names given.
+
+    Validating what the accumulator built itself cost about as much as the rest of a delta's decoding.
+    """
+    chunk: LLMResponseChunk = _new(LLMResponseChunk)
+    _set(chunk, "__dict__", values)
+    _set(chunk, "__pydantic_fields_set__", fields_set)
+    _set(chunk, "__pydantic_extra__", None)
+    _set(chunk, "__pydantic_private__", None)
+    return chunk
+
 
 @dataclass
 class _ToolBuilder:
@@ -65,15 +84,32 @@ class StreamAccumulator:
             provider=self.provider, model=self.model, content=self.content, request_id=self.request_id, **fields
         )
 
+    def _delta_chunk(self, kind: str, key: str, value: Any) -> LLMResponseChunk:
+        """A text or reasoning chunk, built without validation when its fields are of their types already."""
+        model, request_id = self.model, self.request_id
+        if type(value) is not str or type(model) is not str or (request_id is not None and type(request_id) is not str):
+            return self._chunk(kind=kind, **{key: value})  # vendor data of another type: validated as before
+        self.chunk_count += 1
+        values = _TEMPLATE.copy()  # in field order, as validation leaves them (repr, iteration)
+        values["kind"] = kind
+        values[key] = value
+        values["content"] = self.content
+        values["provider"] = self.provider
+        values["model"] = model
+        values["tool_calls"] = []
+        values["metadata"] = {}
+        values["request_id"] = request_id
+        return _unvalidated(values, {"kind", key, "content", "provider", "model", "request_id"})
+
     def text(self, delta: str) -> LLMResponseChunk:
         """Append text; returns the chunk to yield."""
         self.content += delta
-        return self._chunk(kind="text", delta=delta)
+        return self._delta_chunk("text", "delta", delta)
 
     def reasoning(self, delta: str) -> LLMResponseChunk:
         """Append reasoning (thinking) text; returns the chunk to yield."""
         self._reasoning.append(delta)
-        return self._chunk(kind="reasoning", reasoning_delta=delta)
+        return self._delta_chunk("reasoning", "reasoning_delta", delta)
 
     def tool_delta(
         self,
@@ -109,7 +145,21 @@ class StreamAccumulator:
         # relay (the gateway) can stream tool calls chunk for chunk. Built unvalidated: the fields are known good.
         partial = ToolCall.model_construct(id=builder.id, function=FunctionCall.model_construct(
             name=builder.name, arguments=arguments or ""))
-        return self._chunk(kind="tool", tool_call_index=slot, delta="", tool_calls=[partial])
+        model, request_id = self.model, self.request_id
+        if type(model) is not str or (request_id is not None and type(request_id) is not str):
+            return self._chunk(kind="tool", tool_call_index=slot, delta="", tool_calls=[partial])
+        self.chunk_count += 1
+        values = _TEMPLATE.copy()
+        values["kind"] = "tool"
+        values["content"] = self.content
+        values["provider"] = self.provider
+        values["model"] = model
+        values["tool_calls"] = [partial]
+        values["tool_call_index"] = slot
+        values["metadata"] = {}
+        values["request_id"] = request_id
+        return _unvalidated(values, {"kind", "delta", "content", "provider", "model", "request_id", "tool_calls",
+                                     "tool_call_index"})
 
     def set_usage(self, usage: TokenUsage | None) -> None:
         """Record usage; the last non-null value wins."""

@@ -25,8 +25,8 @@ from ..routing.capabilities import request_needs
 from ..routing.resume import accepts_prefill
 from ..routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from ..types import LLMResponseChunk, Message
+from ._chunk_timer import ChunkTimer
 from .core import as_list, cache_options
-from .deadline import timeout
 
 if TYPE_CHECKING:
     from types import AsyncGeneratorType
@@ -179,6 +179,7 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
             state.slot, state.ctx, state.finished = slot, ctx, False  # held until released or let go
             sent_here = False
             stream: AsyncIterator[LLMResponseChunk] | None = None
+            timer: ChunkTimer | None = None
             try:
                 if ctx is None or not chain.stream_arounds:
                     pending = core._attempt_begun(ctx, request_id, OPERATION, slot, number)
@@ -193,17 +194,24 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                     stream = chain.wrap_stream(ctx, _StreamOpener(core, ctx, slot, request, call))
                 iterator = stream.__aiter__()
                 first_wait, idle_wait = stream_timeouts(deployment.config, stream_options, slot.route)
+                timer = ChunkTimer()
+                deadline_at = run.deadline_at
                 while True:
                     limit = idle_wait if sent_here else first_wait
-                    left = max(run.remaining(), 0.0)
+                    left = max(deadline_at - time.monotonic(), 0.0)
+                    timer.start(limit if limit < left else left)
                     try:
-                        async with timeout(min(limit, left)):
-                            chunk = await iterator.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    except asyncio.TimeoutError as exc:
-                        raise stream_timeout_error(limit, left, sent_here, deployment.provider_name,
-                                                   slot.model) from exc
+                        chunk = await iterator.__anext__()
+                    except BaseException as exc:
+                        # The timer's own cancellation is a timeout; anything else stands (as with asyncio.timeout).
+                        if timer.stop() and timer.expired() and isinstance(exc, asyncio.CancelledError):
+                            raise stream_timeout_error(limit, left, sent_here, deployment.provider_name,
+                                                       slot.model) from exc
+                        if isinstance(exc, StopAsyncIteration):
+                            break
+                        raise
+                    if timer.stop():  # it went off as the chunk arrived: the chunk stands
+                        timer.expired()
                     if prefix:
                         chunk.content = prefix + chunk.content
                     elif restarted and not sent_here:  # the caller's text so far is replaced from here
@@ -271,6 +279,8 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                     await pending
                 raise
             finally:
+                if timer is not None:
+                    timer.close()
                 closer = getattr(stream, "aclose", None)
                 if closer is not None:
                     await closer()

@@ -236,7 +236,8 @@ class OpenAIStream:
     the usage chunk when the client asked for ``stream_options.include_usage``, and ``[DONE]``.
     """
 
-    __slots__ = ("_head", "_tail", "_include_usage", "_prefix", "_model", "_tools")
+    __slots__ = ("_head", "_tail", "_include_usage", "_prefix", "_model", "_tools", "_text_head", "_reasoning_head",
+                 "_delta_tail")
 
     def __init__(self, request_id: str, created: int, model: str, include_usage: bool) -> None:
         self._model = model
@@ -244,6 +245,10 @@ class OpenAIStream:
             b'"created":' + str(created).encode() + b',"model":' + orjson.dumps(model)
         self._head = self._prefix + b',"choices":[{"index":0,"delta":'
         self._tail = b',"finish_reason":null}]}\n\n'
+        # A text or reasoning event is these around the JSON string: one concatenation per event.
+        self._text_head = self._head + b'{"content":'
+        self._reasoning_head = self._head + b'{"reasoning_content":'
+        self._delta_tail = b"}" + self._tail
         self._include_usage = include_usage
         self._tools: dict[int, _ToolProgress] | None = None
 
@@ -257,11 +262,11 @@ class OpenAIStream:
         if kind == "text":
             if not chunk.delta:
                 return None
-            return self._head + b'{"content":' + orjson.dumps(chunk.delta) + b"}" + self._tail
+            return self._text_head + orjson.dumps(chunk.delta) + self._delta_tail
         if kind == "reasoning":
             if not chunk.reasoning_delta:
                 return None
-            return self._head + b'{"reasoning_content":' + orjson.dumps(chunk.reasoning_delta) + b"}" + self._tail
+            return self._reasoning_head + orjson.dumps(chunk.reasoning_delta) + self._delta_tail
         if kind == "final":
             return self.final(chunk)
         if kind == "tool" and chunk.tool_calls and chunk.tool_call_index is not None:

@@ -67,9 +67,16 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Parse what ``chunk`` completes; the rest waits for the next chunk."""
-        self._total += len(chunk)
+        size = len(chunk)
+        self._total += size
         if self._total > self.max_stream_bytes:
             raise self._too_large("the streamed answer", self.max_stream_bytes, "max_stream_bytes")
+        if chunk[-2:] == b"\n\n" and chunk[:6] == b"data: " and not self._pending and not self._cr \
+                and size <= self.max_event_bytes:
+            # The common read: exactly one event of one data line (no other line end in it, CR included).
+            data = chunk[6:-2]
+            if b"\n" not in data and b"\r" not in data:
+                return [(None, data)]
         if self._cr or b"\r" in chunk:
             if self._cr and chunk[:1] == b"\n":
                 chunk = chunk[1:]

@@ -161,6 +161,20 @@ async def test_a_route_first_token_timeout_falls_over(sim: ProviderSimulator) ->
         await manager.cleanup()
 
 
+async def test_a_trickling_stream_longer_than_its_idle_bound_completes(sim: ProviderSimulator) -> None:
+    # Each gap (0.3 s) is well inside the idle bound (1.5 s) while the whole stream (~2 s) outlasts it: the one
+    # timer armed for the first wait must move on with every chunk rather than fire.
+    sim.reset()
+    sim.fault("openai", Fault(chunk_delay=0.3), times=None)
+    manager = _manager(sim, {"stream_idle_timeout": 1.5, "first_token_timeout": 1.5})
+    try:
+        chunks = [chunk async for chunk in manager.chat_stream("a slow but steady primary", model="slow")]
+        assert chunks[-1].kind == "final" and chunks[-1].content
+        assert len(chunks) >= 6  # long enough that the chunks together outlast one idle bound
+    finally:
+        await manager.cleanup()
+
+
 async def test_a_route_stream_idle_timeout_ends_a_stalled_stream(sim: ProviderSimulator) -> None:
     async with RawServer() as raw:  # two chunks, then silence
         raw.answer = Raw(headers={"content-type": "text/event-stream"}, parts=[sse(*OPENAI.stream_events[:2])],

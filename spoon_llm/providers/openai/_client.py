@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import httpx2
@@ -33,14 +33,16 @@ from ...transport import SSEParser, loads
 from ...types import LLMResponseChunk
 from .._builtin import builtin_capabilities
 from .._common import DualTransportProvider, httpx_limits, httpx_timeout
-from .._sse_stream import sse_stream
 from ..base import require_sdk
 from ._dialect import WireDialect
 from ._errors import error_from_body
 from ._stream import ChatStreamDecoder
 from ._transport import NativeTransport, OpenAITransport, SdkTransport, native_headers
 
-__all__ = ["OpenAIClient"]
+__all__ = ["OpenAIClient", "StreamCall"]
+
+#: What a streamed call is built into: the model, the JSON body, extra headers and the timeout.
+StreamCall = tuple[str, Mapping[str, Any], Any, Any]
 
 _CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
 _log = logging.getLogger(__name__)
@@ -352,9 +354,17 @@ class OpenAIClient(DualTransportProvider):
             )
         return mapped
 
-    async def _stream_sse(self, path: str, body: Mapping[str, Any], model: str, headers: Any, timeout: Any,
-                          decoder: ChatStreamDecoder) -> AsyncGenerator[LLMResponseChunk, None]:
-        """POST a streamed request and decode the answer, whichever transport read it."""
+    async def _stream_sse(self, path: str, request: Callable[[], Awaitable[StreamCall]],
+                          decoder_type: type[ChatStreamDecoder]) -> AsyncGenerator[LLMResponseChunk, None]:
+        """POST a streamed request and decode the answer, whichever transport read it.
+
+        ``request()`` builds the call (model, body, headers, timeout) once the caller iterates. This one generator
+        runs from the request to the decoded chunks: the shared loop of
+        :func:`~spoon_llm.providers._sse_stream.sse_stream` is spelled out here rather than relayed, as every
+        generator between the wire and the caller costs each chunk a resumption (the gateway's hot path).
+        """
+        model, body, headers, timeout = await request()
+        decoder = decoder_type(self._label, model)
         transport = self._transport
         assert transport is not None
         response = await transport.open_stream(path, body, model, headers, timeout)
@@ -378,9 +388,25 @@ class OpenAIClient(DualTransportProvider):
                 return
             parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
                                max_stream_bytes=self.config.max_stream_bytes, provider=self._label, model=model)
-            async for chunk in sse_stream(response, decoder, parser,
-                                          lambda exc: self._read_failure(exc, decoder, model)):
+            pieces = response.aiter_bytes()
+            event = decoder.event
+            while True:
+                try:
+                    raw = await pieces.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    mapped = self._read_failure(exc, decoder, model)
+                    if mapped is exc:
+                        raise
+                    raise mapped from safe_cause(exc)
+                for name, data in parser.feed(raw):
+                    for chunk in event(name, data, False):
+                        yield chunk
+            for name, data in parser.close():
+                for chunk in event(name, data, True):
+                    yield chunk
+            for chunk in decoder.end():
                 yield chunk
         finally:
             await response.aclose()
-

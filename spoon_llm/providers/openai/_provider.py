@@ -59,7 +59,7 @@ from ...interface import ProviderMetadata, StreamCallback
 from ...streaming import collect_stream
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
 from .._builtin import builtin_capabilities
-from ._client import OpenAIClient
+from ._client import OpenAIClient, StreamCall
 from ._convert import build_chat_body, build_completion_body, build_embedding_body, messages_to_wire
 from ._decode import parse_chat_completion, parse_embeddings, parse_text_completion
 from ._dialect import model_rules, supports_legacy_completions
@@ -136,12 +136,10 @@ class OpenAICompatibleProvider(OpenAIClient):
             return stream
         return self._with_callbacks(stream, callbacks)
 
-    async def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
-        model, body, headers, timeout = await self._chat_request(messages, kwargs, stream=True)
-        decoder = ChatStreamDecoder(self._label, model)
-        async with aclosing(self._stream_sse("chat/completions", body, model, headers, timeout, decoder)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+    def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
+        # The request is built when the caller iterates, inside the one generator that reads the answer.
+        return self._stream_sse("chat/completions", lambda: self._chat_request(messages, kwargs, stream=True),
+                                ChatStreamDecoder)
 
     async def collect(self, stream: AsyncIterator[LLMResponseChunk]) -> LLMResponse:
         """Consume a stream from :meth:`chat_stream` and return it as one :class:`LLMResponse`."""
@@ -206,8 +204,8 @@ class OpenAICompatibleProvider(OpenAIClient):
         self._merge_extra_body(kwargs)
         body = build_completion_body(prompt, model, kwargs, stream=True, stream_usage=self.stream_usage,
                                      defaults=self._defaults)
-        decoder = CompletionStreamDecoder(self._label, model)
-        async with aclosing(self._stream_sse("completions", body, model, headers, timeout, decoder)) as chunks:
+        call = (model, body, headers, timeout)
+        async with aclosing(self._stream_sse("completions", lambda: _ready(call), CompletionStreamDecoder)) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -314,3 +312,8 @@ class OpenAICompatibleProvider(OpenAIClient):
         for usage in usages:
             total = usage if total is None else total + usage
         return total
+
+
+async def _ready(call: StreamCall) -> StreamCall:
+    """A streamed call built already, as the awaitable ``_stream_sse`` asks for."""
+    return call

@@ -86,7 +86,7 @@ class ChatStreamDecoder:
     def feed(self, chunk: Mapping[str, Any]) -> list[LLMResponseChunk]:
         """Translate one chunk; returns the chunks to yield."""
         acc = self.acc
-        if not isinstance(chunk, Mapping):
+        if type(chunk) is not dict and not isinstance(chunk, Mapping):
             raise self._not_an_object(chunk)
         out: list[LLMResponseChunk] = []
         if not self._model_seen:
@@ -126,19 +126,8 @@ class ChatStreamDecoder:
                     thought = thinking_text(content)
                     if thought:
                         out.append(acc.reasoning(thought))
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning and isinstance(reasoning, str):
-                out.append(acc.reasoning(reasoning))
-            calls = delta.get("tool_calls")
-            if calls:
-                for pos, call in enumerate(calls):
-                    fn = call.get("function") or {}
-                    out.append(acc.tool_delta(call.get("index", pos), id=call.get("id"), name=fn.get("name"),
-                                              arguments=fn.get("arguments")))
-            elif delta.get("function_call"):
-                fn = delta["function_call"]
-                out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
-            self._rare_delta_fields(delta)
+            if len(delta) > (content is not None):  # more than a text delta (the common case) to look at
+                self._other_delta_fields(delta, out)
             native = choice.get("finish_reason")
             if native is not None:  # one per stream: the helper is called only then
                 self._finish_reason(native)
@@ -211,6 +200,22 @@ class ChatStreamDecoder:
             raise malformed("a stream event", data, exc, provider=self.acc.provider, model=self._requested) from exc
         out.append(self.final_chunk())
         return out
+
+    def _other_delta_fields(self, delta: Mapping[str, Any], out: list[LLMResponseChunk]) -> None:
+        acc = self.acc
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            out.append(acc.reasoning(reasoning))
+        calls = delta.get("tool_calls")
+        if calls:
+            for pos, call in enumerate(calls):
+                fn = call.get("function") or {}
+                out.append(acc.tool_delta(call.get("index", pos), id=call.get("id"), name=fn.get("name"),
+                                          arguments=fn.get("arguments")))
+        elif delta.get("function_call"):
+            fn = delta["function_call"]
+            out.append(acc.tool_delta("function_call", name=fn.get("name"), arguments=fn.get("arguments")))
+        self._rare_delta_fields(delta)
 
     def _rare_delta_fields(self, delta: Mapping[str, Any]) -> None:
         refusal = delta.get("refusal")
