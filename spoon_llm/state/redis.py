@@ -380,6 +380,10 @@ class RedisStore(StateStore):
         await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms, channel]),
                          "cooldown_set", None)
 
+    def cooldown_known(self, key: str) -> float | None:
+        """Seconds left of the cool-down from the in-process mirror, or ``None`` while it is not fresh."""
+        return self._cooldowns.remaining(self._key("cooldown:" + key))
+
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of the cool-down (the key's TTL), from the in-process mirror while it is fresh."""
         full = self._key("cooldown:" + key)
