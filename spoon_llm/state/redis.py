@@ -20,6 +20,14 @@ from typing import Any, Literal, TypeVar
 from .base import StateStore, StateStoreError
 from .redis_cooldowns import CooldownMirror
 
+_orjson: Any
+try:  # the ``native`` and ``server`` extras install it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the install
+    _orjson = None
+#: orjson writes these itself, differently from str(): handed to ``default`` as the standard library does.
+_PASSTHROUGH = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS if _orjson is not None else 0
+
 logger = logging.getLogger("spoon_llm.state")
 
 __all__ = ["RedisStore"]
@@ -167,6 +175,21 @@ return 1
 """
 
 
+def _encode(record: Mapping[str, Any]) -> bytes | str:
+    """A ledger record as compact JSON: orjson when installed, else (or for what it refuses) the standard library.
+
+    Values JSON has no type for (dates and datetimes, dataclasses, decimals...) are written as their ``str()``
+    either way.
+    """
+    if _orjson is not None:
+        try:
+            encoded: bytes = _orjson.dumps(record, default=str, option=_PASSTHROUGH)
+            return encoded
+        except TypeError:  # non-string keys, integers beyond 64 bits: the standard library takes those
+            pass
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
 class RedisStore(StateStore):
     """State in Redis (redis-py asyncio), one Lua script per operation.
 
@@ -227,7 +250,7 @@ class RedisStore(StateStore):
         self._cooldowns = CooldownMirror(self._client, self._key("cooldowns"))
         self.failures = 0
         # Ledger records not yet written (the server was unreachable): (list key, JSON).
-        self._backlog: deque[tuple[str, str]] = deque()
+        self._backlog: deque[tuple[str, bytes | str]] = deque()
         self._max_backlog = max_backlog
         self._writing = False
         self._retry: asyncio.Task[None] | None = None
@@ -423,7 +446,7 @@ class RedisStore(StateStore):
             backlog.popleft()
             self.ledger_dropped += 1
             logger.error("Redis ledger backlog full (%d records): the oldest record is dropped", self._max_backlog)
-        backlog.append((self._key("ledger:" + table), json.dumps(record, separators=(",", ":"), default=str)))
+        backlog.append((self._key("ledger:" + table), _encode(record)))
 
     async def _write_soon(self) -> None:
         if self.flush_interval > 0:
@@ -453,10 +476,17 @@ class RedisStore(StateStore):
             while backlog:
                 batch = [backlog[i] for i in range(min(len(backlog), 512))]
                 try:
+                    # One RPUSH of many values per list (in order), not one command per record.
+                    lists: dict[str, list[bytes | str]] = {}
+                    for key, data in batch:
+                        values = lists.get(key)
+                        if values is None:
+                            lists[key] = [data]
+                        else:
+                            values.append(data)
                     async with self._client.pipeline(transaction=True) as pipe:
-                        for key, data in batch:
-                            pipe.rpush(key, data)
-                        for key in {key for key, _ in batch}:
+                        for key, values in lists.items():
+                            pipe.rpush(key, *values)
                             pipe.ltrim(key, -self._max_records, -1)
                         await pipe.execute()
                 except self._errors as exc:
