@@ -253,6 +253,7 @@ class RedisStore(StateStore):
         self._cooldown_set = self._client.register_script(_COOLDOWN_SET)
         # Cool-down checks answered in-process while a subscription keeps them fresh (see redis_cooldowns).
         self._cooldowns = CooldownMirror(self._client, self._key("cooldowns"))
+        self._cooldown_keys: dict[str, str] = {}
         self.failures = 0
         # Ledger records not yet written (the server was unreachable): (list key, JSON).
         self._backlog: deque[tuple[str, bytes | str]] = deque()
@@ -426,7 +427,12 @@ class RedisStore(StateStore):
 
     def cooldown_known(self, key: str) -> float | None:
         """Seconds left of the cool-down from the in-process mirror, or ``None`` while it is not fresh."""
-        return self._cooldowns.remaining(self._key("cooldown:" + key))
+        full = self._cooldown_keys.get(key)
+        if full is None:  # the same few keys (deployments, virtual keys) on every request: built once each
+            if len(self._cooldown_keys) >= 10_000:
+                self._cooldown_keys.clear()
+            full = self._cooldown_keys[key] = self._key("cooldown:" + key)
+        return self._cooldowns.remaining(full)
 
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of the cool-down (the key's TTL), from the in-process mirror while it is fresh."""

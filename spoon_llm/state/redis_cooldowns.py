@@ -54,10 +54,12 @@ class CooldownMirror:
             self._start()
             return None
         deadline = self._known.get(key)
-        if deadline is None or not self._fresh():
+        if deadline is None:
             return None
-        left = deadline - self._clock()
-        return left if left > 0 else 0.0
+        now = self._clock()  # one reading for freshness and what is left
+        if now - self._heard >= 2 * self.heartbeat:
+            return None
+        return deadline - now if deadline > now else 0.0
 
     def generation(self) -> int | None:
         """A token for :meth:`learn`: ``None`` while the mirror is not fresh (nothing read now may be kept)."""
