@@ -9,6 +9,7 @@ without counting it against the deployment's health). When the cool-down ends, p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderUnavailableError
@@ -37,35 +38,52 @@ class SharedCircuitMiddleware(Middleware):
     def _key(deployment: str) -> str:
         return f"circuit:{deployment}"
 
-    async def before_attempt(self, ctx: AttemptContext) -> None:
-        """Refuse the attempt while another process holds the deployment's circuit open."""
-        name = ctx.deployment.name
-        remaining = await self.store.cooldown_remaining(self._key(name))
-        if remaining > 0:
-            self.refused += 1
-            raise ProviderUnavailableError(
-                f"deployment {name!r} has an open circuit in another process for {remaining:.1f}s more",
-                provider=ctx.provider, model=ctx.effective_model, retry_after=remaining, retryable=False,
-            )
+    def before_attempt(self, ctx: AttemptContext) -> Awaitable[None] | None:
+        """Refuse the attempt while another process holds the deployment's circuit open.
 
-    async def after_attempt(
+        Answered in place when the store knows the cool-down without a round trip (Redis: its in-process mirror);
+        otherwise the returned awaitable asks the store.
+        """
+        key = self._key(ctx.deployment.name)
+        remaining = self.store.cooldown_known(key)
+        if remaining is None:
+            return self._check(ctx, key)
+        if remaining > 0:
+            raise self._refusal(ctx, remaining)
+        return None
+
+    async def _check(self, ctx: AttemptContext, key: str) -> None:
+        remaining = await self.store.cooldown_remaining(key)
+        if remaining > 0:
+            raise self._refusal(ctx, remaining)
+
+    def _refusal(self, ctx: AttemptContext, remaining: float) -> ProviderUnavailableError:
+        self.refused += 1
+        return ProviderUnavailableError(
+            f"deployment {ctx.deployment.name!r} has an open circuit in another process for {remaining:.1f}s more",
+            provider=ctx.provider, model=ctx.effective_model, retry_after=remaining, retryable=False,
+        )
+
+    def after_attempt(
         self,
         ctx: AttemptContext,
         *,
         response: Any = None,
         usage: TokenUsage | None = None,
         error: LLMError | None = None,
-    ) -> None:
-        """Publish the deployment's circuit when this attempt opened it."""
+    ) -> Awaitable[None] | None:
+        """Publish the deployment's circuit when this attempt opened it (the awaitable that does; else ``None``)."""
+        if error is None:
+            return None
         circuit = ctx.deployment.circuit
         retry_at = circuit.retry_at
-        if error is None or retry_at is None or circuit.state is not CircuitState.OPEN:
-            return
+        if retry_at is None or circuit.state is not CircuitState.OPEN:
+            return None
         name = ctx.deployment.name
         if self._published.get(name) == retry_at:
-            return  # this opening is already published
+            return None  # this opening is already published
         self._published[name] = retry_at
-        await self.store.cooldown_set(self._key(name), circuit.cooldown)
+        return self.store.cooldown_set(self._key(name), circuit.cooldown)
 
     def status(self) -> dict[str, Any]:
         """Openings published and attempts refused because of another process's open circuit."""

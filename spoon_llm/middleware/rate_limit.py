@@ -58,11 +58,16 @@ class RateLimitMiddleware(Middleware):
                       error: LLMError | None = None) -> Awaitable[None] | None:
         """Settle token reservations, cool down on 429, learn from the provider's headers."""
         limiter = self.limiter
-        if not limiter.store.sync:
-            return self._after(ctx, response, usage, error)
         permit = ctx.permit
-        ctx.permit = None
-        if permit is not None:
+        if not limiter.store.sync:
+            if error is not None or (permit is not None and (permit.holds or (permit.slots and not ctx.sent))):
+                return self._after(ctx, response, usage, error)
+            # A shared store, but nothing held to settle or give back (no limits on the key): no round trip.
+            ctx.permit = None
+            if permit is not None:
+                permit.done = True
+        elif permit is not None:
+            ctx.permit = None
             if not ctx.sent and permit.slots:
                 limiter.unsend(permit)  # refused or cancelled before it went out: the slot was never used
             if usage is not None or error is not None or response is None:

@@ -156,14 +156,16 @@ class RateLimiter(StoreClient):
         return state.counts_tokens or state.pacer.tokens_left is not None
 
     def acquire_now(self, deployment: DeploymentState, input_tokens: int = 0, output_tokens: int = 0) -> Permit | None:
-        """Admit without awaiting when the store is synchronous and there is room.
+        """Admit without awaiting when that needs no round trip.
 
+        That is: the store is synchronous and there is room, or the deployment has no limits and the store knows
+        in-process that it is not cooling down (:meth:`~spoon_llm.state.base.StateStore.cooldown_known`).
         Otherwise ``None``: then call :meth:`acquire`, which waits or refuses.
         """
         now = self._now
-        if now is None:
-            return None
         state = self._keys.get(deployment.name) or self._state(deployment)
+        if now is None:
+            return self._unlimited_now(state, input_tokens, output_tokens)
         permit = Permit(state.key, next(_entries), state.settings, [])
         try:
             wait, _ = self._try_now(now, state, permit, input_tokens, output_tokens)
@@ -176,6 +178,24 @@ class RateLimiter(StoreClient):
         if pacer.requests_left is not None or pacer.tokens_left is not None:
             pacer.sent(input_tokens + output_tokens, self.clock())
         return permit
+
+    def _unlimited_now(self, state: _KeyState, input_tokens: int, output_tokens: int) -> Permit | None:
+        """A shared store's admission when the key has no limits and its cool-down is known in-process.
+
+        Nothing is taken from the store then (no round trip, no task); ``None`` when the store must be asked.
+        """
+        if state.checks:
+            return None
+        cooldown = self.store.cooldown_known(state.cooldown_key)
+        if cooldown is None or cooldown > 0:
+            return None
+        pacer = state.pacer
+        if pacer.requests_left is not None or pacer.tokens_left is not None:  # headers seen: no call otherwise
+            if self._paced(state, input_tokens, output_tokens) > 0:
+                return None
+            pacer.sent(input_tokens + output_tokens, self.clock())
+        state.admitted += 1
+        return Permit(state.key, next(_entries), state.settings, [])
 
     async def acquire(self, deployment: DeploymentState, *, input_tokens: int = 0, output_tokens: int = 0,
                       model: str | None = None) -> Permit:
@@ -192,8 +212,10 @@ class RateLimiter(StoreClient):
             try:
                 if now is not None:
                     wait, reason = self._try_now(now, state, permit, input_tokens, output_tokens)
-                else:
+                elif state.checks:
                     wait, reason = await self._try_shielded(state, permit, input_tokens, output_tokens)
+                else:  # nothing to take from the store, so nothing a cancelled caller could leave held
+                    wait, reason = await self._try(state, permit, input_tokens, output_tokens)
             except StoreUnavailableError as exc:
                 self._store_failed(exc, key)
                 if self.fail_mode == "open":

@@ -21,7 +21,7 @@ from ..costs.budgets import Budget, BudgetManager, Reservation
 from ..errors import BudgetExceededError, RateLimitError
 from ..ratelimit.limiter import Permit, RateLimiter
 from ..ratelimit.settings import LimitSettings
-from ..state.base import StoreUnavailableError
+from ..state.base import StoreClient, StoreUnavailableError
 from ..types import TokenUsage
 from .auth import GatewayAuthError, Principal
 
@@ -104,7 +104,7 @@ def _usage(tokens: TokenUsage | int | None) -> TokenUsage | None:
     return TokenUsage(input_tokens=int(tokens))
 
 
-class KeyGuard:
+class KeyGuard(StoreClient):
     """Admits a :class:`Principal`'s request for a model against its key's limits, or raises.
 
     ``store`` counts requests per minute, tokens per minute and requests at once; ``budget_store`` (default: the
@@ -214,13 +214,13 @@ class KeyGuard:
         return Admission(self, inflight, permit, reservation)
 
     async def _enter(self, plan: _Plan, limit: int) -> str | None:
-        store: Any = self.store
+        now = self._now
         key = plan.inflight_key
         try:
-            if store.sync:
-                ok, _ = store.reserve_now(key, 1, limit)
+            if now is not None:
+                ok, _ = now.reserve_now(key, 1, limit)
             else:
-                ok, _ = await store.reserve(key, 1, limit, ttl=_INFLIGHT_TTL)
+                ok, _ = await self.store.reserve(key, 1, limit, ttl=_INFLIGHT_TTL)
         except StoreUnavailableError as exc:
             self._store_failed(exc)
             return None
@@ -283,7 +283,9 @@ class KeyGuard:
 
     def _release_now(self, admission: Admission, cost: float | None, tokens: TokenUsage | int | None) -> bool:
         # The memory store: everything synchronously, no task.
-        store: Any = self.store
+        now = self._now
+        if now is None:
+            return False
         reservation = admission._reservation
         if reservation is not None:
             done = (self.budgets.release_now(reservation) if cost is None
@@ -293,13 +295,12 @@ class KeyGuard:
         if admission._permit is not None:
             self.limiter.settle_now(admission._permit, _usage(tokens))
         if admission._inflight is not None:
-            store.add_now(admission._inflight, -1)
+            now.add_now(admission._inflight, -1)
             admission._inflight = None
         return True
 
     async def _release(self, inflight: str | None, permit: Permit | None, reservation: Reservation | None,
                        cost: float | None, tokens: TokenUsage | int | None) -> None:
-        store = self.store
         try:
             if reservation is not None:
                 try:
@@ -314,10 +315,11 @@ class KeyGuard:
         finally:
             if inflight is not None:
                 try:
-                    if store.sync:
-                        cast(Any, store).add_now(inflight, -1)
+                    now = self._now
+                    if now is not None:
+                        now.add_now(inflight, -1)
                     else:
-                        await store.add({inflight: -1}, ttl=_INFLIGHT_TTL)
+                        await self.store.add({inflight: -1}, ttl=_INFLIGHT_TTL)
                 except StoreUnavailableError as exc:
                     logger.error("could not release a requests-at-once hold (%s); it expires within %.0fs",
                                  exc, _INFLIGHT_TTL)

@@ -146,6 +146,13 @@ class StateStore(ABC):
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of ``key``'s cool-down (0 when none)."""
 
+    def cooldown_known(self, key: str) -> float | None:
+        """:meth:`cooldown_remaining` when the store can answer without awaiting, else ``None`` (ask it).
+
+        A store that mirrors its cool-downs in-process answers while the mirror is fresh; others always say ``None``.
+        """
+        return None
+
     # -- ledger -----------------------------------------------------------------------------------------------
 
     @abstractmethod

@@ -217,6 +217,10 @@ class MemoryStore(StateStore):
         if until > self._cooldowns.get(key, 0.0):
             self._cooldowns[key] = until
 
+    def cooldown_known(self, key: str) -> float | None:
+        """Always known in-process: :meth:`cooldown_remaining_now`."""
+        return self.cooldown_remaining_now(key)
+
     def cooldown_remaining_now(self, key: str) -> float:
         """Seconds left of the cool-down."""
         until = self._cooldowns.get(key)

@@ -20,6 +20,14 @@ from typing import Any, Literal, TypeVar
 from .base import StateStore, StateStoreError
 from .redis_cooldowns import CooldownMirror
 
+_orjson: Any
+try:  # the ``native`` and ``server`` extras install it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the install
+    _orjson = None
+#: orjson writes these itself, differently from str(): handed to ``default`` as the standard library does.
+_PASSTHROUGH = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS if _orjson is not None else 0
+
 logger = logging.getLogger("spoon_llm.state")
 
 __all__ = ["RedisStore"]
@@ -122,8 +130,10 @@ end
 return {0, tostring(window)}
 """
 
-# KEYS: zset, hash, total; ARGV: entry, delta
+# Applied at most once (KEYS[4] marks it), so a resend after a lost answer does not settle or refund twice.
+# KEYS: zset, hash, total, marker; ARGV: entry, delta, marker_ttl_ms
 _WINDOW_ADJUST = """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 if not current then return 0 end
 local new = tonumber(current) + tonumber(ARGV[2])
@@ -147,8 +157,9 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 
 return {1, '0'}
 """
 
-# KEYS: tat; ARGV: delta, rate
+# Applied at most once, as _WINDOW_ADJUST. KEYS: tat, marker; ARGV: delta, rate, marker_ttl_ms
 _BUCKET_ADJUST = _NOW + """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 local tat = tonumber(current) + tonumber(ARGV[1]) / tonumber(ARGV[2])
@@ -167,6 +178,21 @@ return 1
 """
 
 
+def _encode(record: Mapping[str, Any]) -> bytes | str:
+    """A ledger record as compact JSON: orjson when installed, else (or for what it refuses) the standard library.
+
+    Values JSON has no type for (dates and datetimes, dataclasses, decimals...) are written as their ``str()``
+    either way.
+    """
+    if _orjson is not None:
+        try:
+            encoded: bytes = _orjson.dumps(record, default=str, option=_PASSTHROUGH)
+            return encoded
+        except TypeError:  # non-string keys, integers beyond 64 bits: the standard library takes those
+            pass
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
 class RedisStore(StateStore):
     """State in Redis (redis-py asyncio), one Lua script per operation.
 
@@ -174,13 +200,15 @@ class RedisStore(StateStore):
     ``max_connections``; getting one waits up to ``pool_timeout`` seconds, for a busy one to come back or a new
     one to connect (rather than failing at once with "Too many connections", or when hundreds of connections
     open at once on a busy machine). A broken or timed-out connection is dropped and the command tried up to
-    twice more on a fresh one (a restarted server is reconnected to; as with redis-py's own default, a command
-    that timed out after the server ran it counts again). A failed operation is decided by :attr:`fail_mode`
-    (see :class:`StateStore`); ledger records that cannot be written are kept (up to ``max_backlog``) and
-    written with the next append or by a retry a moment later. Records from the request path
+    twice more on a fresh one (a restarted server is reconnected to). Such a resend of a command the server had
+    run counts once for reservations, budget settles and releases, window admissions and token settles/refunds
+    (they carry a marker). A failed operation is decided by :attr:`fail_mode` (see :class:`StateStore`); budget
+    settles and releases and token settles/refunds that fail are also kept and applied later, exactly once
+    (:meth:`flush`, or a retry a moment later). Ledger records that cannot be written are kept (up to
+    ``max_backlog``) and written with the next append or by a retry a moment later. Records from the request path
     (:meth:`append_nowait`) are written behind, ``flush_interval`` seconds after the first is buffered, many in
-    one pipeline; an unclean end (``SIGKILL``) loses at most those buffered. ``max_records`` caps each ledger list. Pass
-    ``client`` to reuse an existing ``redis.asyncio.Redis``.
+    one pipeline; an unclean end (``SIGKILL``) loses at most those buffered. ``max_records`` caps each ledger
+    list. Pass ``client`` to reuse an existing ``redis.asyncio.Redis``.
     """
 
     name = "redis"
@@ -225,16 +253,18 @@ class RedisStore(StateStore):
         self._cooldown_set = self._client.register_script(_COOLDOWN_SET)
         # Cool-down checks answered in-process while a subscription keeps them fresh (see redis_cooldowns).
         self._cooldowns = CooldownMirror(self._client, self._key("cooldowns"))
+        self._cooldown_keys: dict[str, str] = {}
         self.failures = 0
         # Ledger records not yet written (the server was unreachable): (list key, JSON).
-        self._backlog: deque[tuple[str, str]] = deque()
+        self._backlog: deque[tuple[str, bytes | str]] = deque()
         self._max_backlog = max_backlog
         self._writing = False
         self._retry: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None  # the background write of append_nowait's records
         self.ledger_dropped = 0
-        # add_eventually deltas not yet applied: (marker key, counter keys, script args), each applied once.
-        self._pending_adds: deque[tuple[str, list[str], list[Any]]] = deque()
+        # Marked changes not yet applied (add_eventually, window and bucket adjusts): (script, keys with the
+        # marker, args), each applied once.
+        self._pending_adds: deque[tuple[Any, list[str], list[Any]]] = deque()
         self._once_ids = (f"{os.getpid()}.{os.urandom(6).hex()}.{n}" for n in itertools.count())
         self.adds_dropped = 0
 
@@ -291,10 +321,10 @@ class RedisStore(StateStore):
         Kept when the server or a pooled connection is not available now; a marker key makes a resent add a no-op.
         """
         ttl_ms = int(ttl * 1000) if ttl else 0
-        op = (self._key("once:" + next(self._once_ids)), [self._key(k) for k in deltas],
+        op = (self._add_once, [self._key("once:" + next(self._once_ids)), *(self._key(k) for k in deltas)],
               [_ONCE_TTL_MS, ttl_ms, *deltas.values()])
         try:
-            values = await self._add_once(keys=[op[0], *op[1]], args=op[2])
+            values = await self._add_once(keys=op[1], args=op[2])
         except self._errors as exc:
             error = self._failure(exc, "add")
             self._keep_add(op)
@@ -304,7 +334,7 @@ class RedisStore(StateStore):
             return None
         return [int(v) for v in values]
 
-    def _keep_add(self, op: tuple[str, list[str], list[Any]]) -> None:
+    def _keep_add(self, op: tuple[Any, list[str], list[Any]]) -> None:
         pending = self._pending_adds
         if len(pending) >= self._max_backlog:
             pending.popleft()
@@ -320,7 +350,7 @@ class RedisStore(StateStore):
         while pending:
             op = pending[0]
             try:
-                await self._add_once(keys=[op[0], *op[1]], args=op[2])
+                await op[0](keys=op[1], args=op[2])
             except self._errors as exc:
                 error = self._failure(exc, "add")
                 logger.warning("state store redis still failing; %d counter change(s) kept: %s", len(pending),
@@ -354,9 +384,10 @@ class RedisStore(StateStore):
         return bool(ok), float(wait)
 
     async def window_adjust(self, key: str, entry: str, delta: int) -> None:
-        """Settle an admitted entry."""
-        await self._call(lambda: self._window_adjust(keys=self._window_keys(key), args=[entry, delta]),
-                         "window_adjust", None)
+        """Settle an admitted entry, exactly once (see :meth:`_apply_once`)."""
+        keys = self._window_keys(key)
+        keys.append(keys[0][:-2] + ":once:" + next(self._once_ids))  # the window's hash tag: the same slot
+        await self._apply_once((self._window_adjust, keys, [entry, delta, _ONCE_TTL_MS]), "window_adjust")
 
     async def bucket_acquire(self, key: str, amount: float, rate: float, burst: float) -> tuple[bool, float]:
         """GCRA on the server's clock."""
@@ -366,10 +397,24 @@ class RedisStore(StateStore):
         return bool(ok), float(wait)
 
     async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
-        """Move the theoretical arrival time."""
-        await self._call(lambda: self._bucket_adjust(keys=[self._key(key)],
-                                                     args=[repr(float(delta)), repr(float(rate))]),
-                         "bucket_adjust", None)
+        """Move the theoretical arrival time, exactly once (see :meth:`_apply_once`)."""
+        keys = [self._key(key), self._key("once:" + next(self._once_ids))]
+        await self._apply_once((self._bucket_adjust, keys, [repr(float(delta)), repr(float(rate)), _ONCE_TTL_MS]),
+                               "bucket_adjust")
+
+    async def _apply_once(self, op: tuple[Any, list[str], list[Any]], operation: str) -> None:
+        """Run a marked script (a settle or refund of tokens): its marker makes a resend a no-op.
+
+        When the server cannot be reached the change is kept and applied by the retry (as :meth:`add_eventually`
+        keeps budget changes), and the failure is still decided by :attr:`fail_mode` as before.
+        """
+        try:
+            await op[0](keys=op[1], args=op[2])
+        except self._errors as exc:
+            error = self._failure(exc, operation)
+            self._keep_add(op)
+            self._schedule_retry()
+            self.decide(operation, error, None)
 
     # -- cool-downs -------------------------------------------------------------------------------------------
 
@@ -379,6 +424,15 @@ class RedisStore(StateStore):
         channel = self._cooldowns.channel
         await self._call(lambda: self._cooldown_set(keys=[self._key("cooldown:" + key)], args=[ms, channel]),
                          "cooldown_set", None)
+
+    def cooldown_known(self, key: str) -> float | None:
+        """Seconds left of the cool-down from the in-process mirror, or ``None`` while it is not fresh."""
+        full = self._cooldown_keys.get(key)
+        if full is None:  # the same few keys (deployments, virtual keys) on every request: built once each
+            if len(self._cooldown_keys) >= 10_000:
+                self._cooldown_keys.clear()
+            full = self._cooldown_keys[key] = self._key("cooldown:" + key)
+        return self._cooldowns.remaining(full)
 
     async def cooldown_remaining(self, key: str) -> float:
         """Seconds left of the cool-down (the key's TTL), from the in-process mirror while it is fresh."""
@@ -419,7 +473,7 @@ class RedisStore(StateStore):
             backlog.popleft()
             self.ledger_dropped += 1
             logger.error("Redis ledger backlog full (%d records): the oldest record is dropped", self._max_backlog)
-        backlog.append((self._key("ledger:" + table), json.dumps(record, separators=(",", ":"), default=str)))
+        backlog.append((self._key("ledger:" + table), _encode(record)))
 
     async def _write_soon(self) -> None:
         if self.flush_interval > 0:
@@ -449,10 +503,17 @@ class RedisStore(StateStore):
             while backlog:
                 batch = [backlog[i] for i in range(min(len(backlog), 512))]
                 try:
+                    # One RPUSH of many values per list (in order), not one command per record.
+                    lists: dict[str, list[bytes | str]] = {}
+                    for key, data in batch:
+                        values = lists.get(key)
+                        if values is None:
+                            lists[key] = [data]
+                        else:
+                            values.append(data)
                     async with self._client.pipeline(transaction=True) as pipe:
-                        for key, data in batch:
-                            pipe.rpush(key, data)
-                        for key in {key for key, _ in batch}:
+                        for key, values in lists.items():
+                            pipe.rpush(key, *values)
                             pipe.ltrim(key, -self._max_records, -1)
                         await pipe.execute()
                 except self._errors as exc:

@@ -6,11 +6,11 @@ the same script), and each store keeps a subscription that records ``key -> loca
 through (``PTTL``) after the subscription is confirmed and then answered locally; a cool-down set anywhere
 arrives over the subscription.
 
-The mirror answers only while it is fresh: the subscription is pinged every ``heartbeat`` seconds, and when
-nothing was heard for ``2 * heartbeat`` (or the connection broke) every check reads through again, and what was
-known is forgotten, so a reconnect starts from ``PTTL`` reads (so does a subscription redis-py re-established by
-itself: a second subscribe confirmation means a gap). A store whose client cannot subscribe simply
-reads through.
+The mirror answers only while it is fresh: the subscription is pinged every ``heartbeat / 2`` seconds (so a
+busy event loop that answers late still hears a pong in time), and when nothing was heard for ``2 * heartbeat``
+(or the connection broke) every check reads through again, and what was known is forgotten, so a reconnect
+starts from ``PTTL`` reads (so does a subscription redis-py re-established by itself: a second subscribe
+confirmation means a gap). A store whose client cannot subscribe simply reads through.
 """
 
 from __future__ import annotations
@@ -54,10 +54,12 @@ class CooldownMirror:
             self._start()
             return None
         deadline = self._known.get(key)
-        if deadline is None or not self._fresh():
+        if deadline is None:
             return None
-        left = deadline - self._clock()
-        return left if left > 0 else 0.0
+        now = self._clock()  # one reading for freshness and what is left
+        if now - self._heard >= 2 * self.heartbeat:
+            return None
+        return deadline - now if deadline > now else 0.0
 
     def generation(self) -> int | None:
         """A token for :meth:`learn`: ``None`` while the mirror is not fresh (nothing read now may be kept)."""
@@ -106,7 +108,7 @@ class CooldownMirror:
                 pinged = self._clock()
                 subscribed = False
                 while not self._closed:
-                    message = await pubsub.get_message(timeout=self.heartbeat)
+                    message = await pubsub.get_message(timeout=self.heartbeat / 2)
                     now = self._clock()
                     if message is not None:
                         kind = message.get("type")
@@ -120,7 +122,7 @@ class CooldownMirror:
                         elif kind == "message":
                             self._heard = now
                             self._published(message.get("data"))
-                    if now - pinged >= self.heartbeat:
+                    if now - pinged >= self.heartbeat / 2:
                         pinged = now
                         await pubsub.ping()
             except asyncio.CancelledError:

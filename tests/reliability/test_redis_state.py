@@ -200,3 +200,28 @@ async def test_ledger_write_behind_keeps_records_while_the_server_is_down(redis:
         assert [r["i"] for r in await store.records("usage")] == [1]
     finally:
         await store.close()
+
+
+async def test_ledger_records_read_back_as_written_across_lists(redis: RedisServer) -> None:
+    # Records of two tables interleaved go out as one list push each, in order; what JSON has no type for is
+    # written as its str(), and a record orjson refuses (a non-string key) is still written.
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    store = RedisStore(redis.url, prefix=f"encode{time.monotonic_ns()}")
+    try:
+        for i in range(30):
+            store.append_nowait("usage" if i % 3 else "audit", {"ts": float(i), "i": i, "who": "Zoë ✓"})
+        store.append_nowait("usage", {"ts": 30.0, "i": 30, "price": Decimal("0.25"), "day": date(2026, 1, 2),
+                                       "at": datetime(2026, 1, 2, 3, 4, 5)})
+        store.append_nowait("usage", {"ts": 31.0, "i": 31, 7: "seven"})
+        usage = await store.records("usage")
+        assert [r["i"] for r in usage] == [i for i in range(32) if i % 3 or i > 29]
+        assert [r["i"] for r in await store.records("audit")] == [i for i in range(30) if not i % 3]
+        assert usage[0]["who"] == "Zoë ✓"
+        assert (usage[-2]["price"], usage[-2]["day"], usage[-2]["at"]) == ("0.25", "2026-01-02",
+                                                                          "2026-01-02 03:04:05")
+        assert usage[-1]["7"] == "seven"
+        assert await store.records("usage", since=30.0) == usage[-2:]
+    finally:
+        await store.close()
