@@ -77,7 +77,23 @@ class CompletionCall:
     include_usage: bool = False
 
 
+#: The manager's own call arguments: the gateway decides routing, labels and caching for the key that calls, so a
+#: body may not set them (a client would pick another provider section, pass as another team in the cost records
+#: or read another tenant's cache entries).
+_GATEWAY_ONLY = frozenset({"provider", "fallback", "deadline", "tags", "cache", "cache_namespace", "callbacks",
+                           "resume_on_interrupt", "request_id"})
+
+
+def _refuse_gateway_only(body: Mapping[str, Any]) -> None:
+    taken = _GATEWAY_ONLY.intersection(body)
+    if taken:
+        name = min(taken)
+        raise bad(f"'{name}' is not a request field of this API: routing, labels and caching are set by the "
+                  "gateway for your key (choose the model with 'model', an alias or 'provider/model')", name)
+
+
 def _keywords(body: Mapping[str, Any], control: frozenset[str]) -> dict[str, Any]:
+    _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in control and v is not None}
     if "max_completion_tokens" in kwargs:  # one spelling for every backend
         kwargs.setdefault("max_tokens", kwargs.pop("max_completion_tokens"))
@@ -137,6 +153,7 @@ def parse_embeddings(body: Any) -> tuple[str, list[str] | str, dict[str, Any], b
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64", None):
         raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in ("model", "input", "encoding_format") and v is not None}
     return model, inputs, kwargs, encoding == "base64"
 

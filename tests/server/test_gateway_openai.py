@@ -192,3 +192,23 @@ def test_models_lists_aliases_and_configured_models(gateway: Gateway) -> None:
     assert names["fast"] == "spoon-llm" and names["resilient"] == "spoon-llm"
     assert names["gpt-4o-mini"] == "openai" and names["claude-sonnet-4-5"] == "anthropic"
     assert "text-embedding-3-small" in names
+
+
+@pytest.mark.parametrize("field", [{"provider": "anthropic"}, {"fallback": ["anthropic"]}, {"deadline": 5},
+                                   {"tags": {"team": "other"}}, {"cache_namespace": "tenant-b"}, {"cache": False},
+                                   {"callbacks": []}, {"request_id": "chosen"}])
+def test_a_body_may_not_set_the_gateways_own_call_arguments(gateway: Gateway, sim: ProviderSimulator,
+                                                            field: dict[str, object]) -> None:
+    # Routing, cost labels and cache namespaces are the gateway's to set for the calling key: a client naming them
+    # would reach another provider section, pass as another team or read another tenant's cache entries.
+    name = next(iter(field))
+    with client(gateway) as c:
+        with pytest.raises(openai.BadRequestError) as caught:
+            c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                      extra_body=field)
+        assert caught.value.body["param"] == name and "set by the gateway" in caught.value.body["message"]
+        with pytest.raises(openai.BadRequestError):
+            c.embeddings.create(model="text-embedding-3-small", input="x", extra_body=field)
+        with pytest.raises(openai.BadRequestError):
+            c.completions.create(model="gpt-4o-mini", prompt="x", extra_body=field)
+    assert sim.requests_for("openai", "chat") == [] and sim.requests_for("anthropic", "chat") == []
