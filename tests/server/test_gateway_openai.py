@@ -192,3 +192,24 @@ def test_models_lists_aliases_and_configured_models(gateway: Gateway) -> None:
     assert names["fast"] == "spoon-llm" and names["resilient"] == "spoon-llm"
     assert names["gpt-4o-mini"] == "openai" and names["claude-sonnet-4-5"] == "anthropic"
     assert "text-embedding-3-small" in names
+
+
+def test_a_json_schema_answer_is_checked_and_carries_the_schema_upstream(gateway: Gateway,
+                                                                         sim: ProviderSimulator) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    sim.script("openai", Reply(text='{"city": "Paris"}'), times=1)
+    with client(gateway) as c:
+        answer = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Where?"}],
+                                           response_format={"type": "json_schema", "json_schema": {
+                                               "name": "place", "schema": schema}})
+    assert json.loads(answer.choices[0].message.content or "") == {"city": "Paris"}
+    assert sim.last_request("openai").body["response_format"]["json_schema"]["schema"] == schema
+
+
+def test_a_body_naming_a_provider_is_routed_as_before(gateway: Gateway, sim: ProviderSimulator) -> None:
+    # "provider" in the body reaches the manager's routing argument, as it always has.
+    with client(gateway) as c:
+        answer = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"provider": "openai"})
+    assert answer.choices[0].message.content
+    assert "provider" not in sim.last_request("openai").body
