@@ -402,11 +402,10 @@ class GatewayApp(InferenceHandlers):
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise GatewayError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
-            # Watch for the client leaving: a disconnect cancels this task (and with it the upstream call). Inline,
-            # not a helper coroutine: every await layer is paid again on each wake-up of the request.
-            task = asyncio.current_task()
-            assert task is not None
-            request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
+            # Watch for the client leaving: a disconnect cancels this task (and with it the upstream call). The
+            # watcher starts on the loop's next turn, once this task waits (its upstream request is out by then):
+            # a disconnect meanwhile is still the next message it receives.
+            asyncio.get_running_loop().call_soon(self._start_watch, request, asyncio.current_task())
             try:
                 answer = await handler(request, body)
             finally:
@@ -450,6 +449,10 @@ class GatewayApp(InferenceHandlers):
             if span is not None:
                 self._tracer.end(span, status, outcome, alias, request)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
+
+    def _start_watch(self, request: Call, task: asyncio.Task[Any] | None) -> None:
+        if not request.finished and task is not None:  # else answered without waiting: nothing left to cancel
+            request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
 
     @staticmethod
     async def _watch(request: Call, task: asyncio.Task[Any]) -> None:
