@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
@@ -44,6 +44,8 @@ __all__ = ["LLMManager", "get_llm_manager", "set_llm_manager"]
 
 #: Keywords that may need the layer above one call (spoon_llm.structured._run): Python tools, re-asks, the tool loop.
 _LAYER_KEYS = frozenset({"tools", "output_retries", "run_tools", "max_turns", "tool_errors"})
+#: The keyword parameters of :meth:`LLMManager.chat` besides its keywords for the provider.
+_CHAT_PARAMETERS = frozenset({"provider", "model", "fallback", "deadline"})
 
 #: Seconds one request may take in all (limiter waits, set-up, retries, backoffs, fallbacks) when neither the call
 #: (``deadline=``) nor the configuration (``request_timeout``) bounds it.
@@ -196,6 +198,19 @@ class LLMManager(RequestCore, RunTimeControl):
         result: LLMResponse = await self._execute("chat", conversation, kwargs, provider, model, fallback,
                                                   deadline, conversation)
         return result
+
+    def _chat_call(self, messages: list[Any], model: str | None, deadline: float | None,
+                   kwargs: dict[str, Any]) -> Awaitable[LLMResponse]:
+        """``chat(messages, model=model, deadline=deadline, **kwargs)``, handing ``kwargs`` over (it is consumed).
+
+        The request coroutine itself when the call asks for nothing but a plain answer: the gateway's JSON path
+        does without :meth:`chat`'s coroutine around it, which every wake-up of the request would pass through.
+        """
+        if _CHAT_PARAMETERS.isdisjoint(kwargs) and not (kwargs and _wants_layer(kwargs)):
+            answer: Awaitable[LLMResponse] = self._execute("chat", messages, kwargs, None, model, None, deadline,
+                                                           messages)
+            return answer
+        return self.chat(messages, model=model, deadline=deadline, **kwargs)
 
     async def chat_with_tools(
         self,

@@ -100,6 +100,8 @@ class PrometheusExporter:
         self._open_count = 0
         self._managers: weakref.WeakSet[LLMManager] = weakref.WeakSet()
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: (provider, model, deployment, outcome) -> the attempts counter and the attempt duration histogram.
+        self._attempt_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self.in_flight.set_function(self._in_flight)
 
     # -- wiring ---------------------------------------------------------------------------------------------
@@ -169,9 +171,17 @@ class PrometheusExporter:
 
     def _attempt_end(self, event: Event) -> None:
         provider, model, deployment = event.provider or UNKNOWN, event.model or UNKNOWN, event.deployment or UNKNOWN
-        outcome = "success" if event.error is None else (error_name(event.error) or "error")
-        self._child(self.attempts, provider, model, deployment, outcome).inc()
-        self._child(self.attempt_duration, provider, model, deployment).observe(event.latency or 0.0)
+        error = event.error
+        outcome = "success" if error is None else (error_name(error) or "error")
+        # One lookup for the two series every attempt updates (not one key tuple and dict lookup each).
+        key = (provider, model, deployment, outcome)
+        children = self._attempt_children.get(key)
+        if children is None:
+            children = self._attempt_children[key] = (
+                self._child(self.attempts, provider, model, deployment, outcome),
+                self._child(self.attempt_duration, provider, model, deployment))
+        children[0].inc()
+        children[1].observe(event.latency or 0.0)
         usage = event.usage
         if usage is not None:
             if usage.input_tokens:

@@ -8,7 +8,7 @@ name ``openai_responses`` as their provider); embeddings, model listing and heal
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..types import LLMResponse, LLMResponseChunk
@@ -53,15 +53,21 @@ class ResponsesRoute:
         finally:
             await super()._close()  # type: ignore[misc]
 
-    async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
-        """Send a conversation and return the complete answer (through the Responses API with ``api = "responses"``)."""
+    def chat(self, messages: Any, **kwargs: Any) -> Coroutine[Any, Any, LLMResponse]:
+        """Send a conversation and return the complete answer (through the Responses API with ``api = "responses"``).
+
+        The chosen route's own coroutine, not one awaiting it: a layer less on every wake-up of the request.
+        """
         responses = self._responses
         if responses is not None:
-            answer: LLMResponse = await responses.chat(messages, **kwargs)
-            finished: LLMResponse = self._finish(answer)  # type: ignore[attr-defined]
-            return finished
-        whole: LLMResponse = await super().chat(messages, **kwargs)  # type: ignore[misc]
+            return self._responses_chat(responses, messages, kwargs)
+        whole: Coroutine[Any, Any, LLMResponse] = super().chat(messages, **kwargs)  # type: ignore[misc]
         return whole
+
+    async def _responses_chat(self, responses: Any, messages: Any, kwargs: dict[str, Any]) -> LLMResponse:
+        answer: LLMResponse = await responses.chat(messages, **kwargs)
+        finished: LLMResponse = self._finish(answer)  # type: ignore[attr-defined]
+        return finished
 
     def _stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[LLMResponseChunk, None]:
         # The chosen route's own generator, not one wrapped around it: a layer less for every chunk. Both are

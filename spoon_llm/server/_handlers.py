@@ -164,8 +164,8 @@ class InferenceHandlers:
             renderer = openai_api.OpenAIStream(request.request_id, int(time.time()), call.model, call.include_usage)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
-            call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
+        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager._chat_call(
+            call.messages, entry.call_model, request.deadline, kwargs))
         self._trace(request, response)
         return openai_api.render_chat(response, request.request_id, int(time.time()), call.model)
 
@@ -209,8 +209,8 @@ class InferenceHandlers:
             renderer = anthropic_api.AnthropicStream(request.request_id, call.model, request.body_size // 4)
             await self._stream(request, entry, call.messages, kwargs, renderer)
             return None
-        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager.chat(
-            call.messages, model=entry.call_model, deadline=request.deadline, **kwargs))
+        response: LLMResponse = await self._guarded(request, entry, kwargs, lambda: manager._chat_call(
+            call.messages, entry.call_model, request.deadline, kwargs))
         self._trace(request, response)
         return anthropic_api.render_message(response, request.request_id, call.model)
 

@@ -50,12 +50,39 @@ _DEADLINE_HEADER = b"x-spoon-deadline"
 
 
 class _AttemptMetrics:
-    """The library's Prometheus exporter, subscribed to what happens inside requests only."""
+    """The library's Prometheus exporter, subscribed to what happens inside requests only.
+
+    Events are recorded after the answer is out: the first one of a loop iteration schedules one pass over all
+    of them (``call_soon``), which runs once the request's task has written its response, and before anything
+    that saw that response could ask for the metrics (``/metrics`` also records what is pending first).
+    """
 
     event_kinds = frozenset({"attempt_end", "first_token", "retry", "fallback", "circuit_change", "budget_alert"})
 
     def __init__(self, exporter: Any) -> None:
-        self.on_event = exporter.on_event
+        self._record = exporter.on_event
+        self._pending: list[Any] = []
+
+    def on_event(self, event: Any) -> None:
+        pending = self._pending
+        pending.append(event)
+        if len(pending) == 1:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # outside the event loop: nothing to answer first
+                self.drain()
+            else:
+                loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        """Record every pending event (an observer's failure is logged, as the event bus does)."""
+        pending, self._pending = self._pending, []
+        record = self._record
+        for event in pending:
+            try:
+                record(event)
+            except Exception:
+                logger.exception("the metrics exporter failed on %s", event.kind)
 
 
 class GatewayApp(InferenceHandlers):
@@ -159,6 +186,7 @@ class GatewayApp(InferenceHandlers):
         await self.requests.stop()
         if self.manager is not None and self._observer is not None:
             self.manager.remove_observer(self._observer)
+            self._observer.drain()
             self._observer = None
         observer, self._span_observer = self._span_observer, None
         if observer is not None and self.manager is not None:
@@ -374,11 +402,10 @@ class GatewayApp(InferenceHandlers):
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise GatewayError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
-            # Watch for the client leaving: a disconnect cancels this task (and with it the upstream call). Inline,
-            # not a helper coroutine: every await layer is paid again on each wake-up of the request.
-            task = asyncio.current_task()
-            assert task is not None
-            request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
+            # Watch for the client leaving: a disconnect cancels this task (and with it the upstream call). The
+            # watcher starts on the loop's next turn, once this task waits (its upstream request is out by then):
+            # a disconnect meanwhile is still the next message it receives.
+            asyncio.get_running_loop().call_soon(self._start_watch, request, asyncio.current_task())
             try:
                 answer = await handler(request, body)
             finally:
@@ -422,6 +449,10 @@ class GatewayApp(InferenceHandlers):
             if span is not None:
                 self._tracer.end(span, status, outcome, alias, request)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
+
+    def _start_watch(self, request: Call, task: asyncio.Task[Any] | None) -> None:
+        if not request.finished and task is not None:  # else answered without waiting: nothing left to cancel
+            request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
 
     @staticmethod
     async def _watch(request: Call, task: asyncio.Task[Any]) -> None:
@@ -483,6 +514,8 @@ class GatewayApp(InferenceHandlers):
             return
         self.requests.flush()  # count what finished since the last flush
         body = self.metrics.render()
+        if self._observer is not None:
+            self._observer.drain()
         if self._exporter is not None:
             body += self._exporter.generate_latest()
         await self._respond(send, 200, body, content_type=(b"content-type", b"text/plain; version=0.0.4"),

@@ -92,6 +92,35 @@ def test_health_ready_and_metrics(gateway: Gateway, sim: ProviderSimulator) -> N
     assert MASTER_KEY not in text
 
 
+def library_series(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of one series in a /metrics answer whose labels include ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_metrics_count_every_attempt_and_token_of_the_answers_already_sent(gateway: Gateway,
+                                                                           sim: ProviderSimulator) -> None:
+    # Scraped right after each answer: the attempt series already hold it, exactly once.
+    series = {"deployment": "openai", "model": "gpt-4o-mini", "provider": "openai"}
+    before = gateway.metrics()
+    attempts = library_series(before, "spoon_llm_attempts_total", outcome="success", **series)
+    output = library_series(before, "spoon_llm_tokens_total", provider="openai", model="gpt-4o-mini", type="output")
+    durations = library_series(before, "spoon_llm_attempt_duration_seconds_count", **series)
+    sent = 0
+    for number in range(1, 4):
+        answer = httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=10,
+                             json={"model": "gpt-4o-mini", "messages": HI})
+        answer.raise_for_status()
+        sent += answer.json()["usage"]["completion_tokens"]
+        text = gateway.metrics()
+        assert library_series(text, "spoon_llm_attempts_total", outcome="success", **series) == attempts + number
+        assert library_series(text, "spoon_llm_attempt_duration_seconds_count", **series) == durations + number
+        assert library_series(text, "spoon_llm_tokens_total", provider="openai", model="gpt-4o-mini",
+                              type="output") == output + sent
+
+
 def test_access_log_names_the_key_alias_never_the_key(gateway: Gateway, sim: ProviderSimulator) -> None:
     httpx2.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=10,
                 json={"model": "openai/gpt-4o", "messages": HI}).raise_for_status()  # a name no other test uses

@@ -212,3 +212,16 @@ def test_a_body_may_not_set_the_gateways_own_call_arguments(gateway: Gateway, si
         with pytest.raises(openai.BadRequestError):
             c.completions.create(model="gpt-4o-mini", prompt="x", extra_body=field)
     assert sim.requests_for("openai", "chat") == [] and sim.requests_for("anthropic", "chat") == []
+
+
+def test_a_json_schema_answer_is_checked_and_carries_the_schema_upstream(gateway: Gateway,
+                                                                         sim: ProviderSimulator) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    sim.script("openai", Reply(text='{"city": "Paris"}'), times=1)
+    with client(gateway) as c:
+        answer = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Where?"}],
+                                           response_format={"type": "json_schema", "json_schema": {
+                                               "name": "place", "schema": schema}})
+    assert json.loads(answer.choices[0].message.content or "") == {"city": "Paris"}
+    assert sim.last_request("openai").body["response_format"]["json_schema"]["schema"] == schema
+
