@@ -130,6 +130,15 @@ class StreamRequest:
     def __anext__(self) -> Awaitable[LLMResponseChunk]:
         return self._chunks.__anext__()
 
+    @property
+    def chunks(self) -> AsyncIterator[LLMResponseChunk]:
+        """The generator behind this stream, for a relay that holds this wrapper until it closes it.
+
+        Iterating it directly saves a call per chunk; the wrapper must stay referenced meanwhile (dropping it is
+        what abandons the request).
+        """
+        return self._chunks
+
     def aclose(self) -> Awaitable[None]:
         """Close the stream: the request is settled (cancelled unless its final chunk was delivered)."""
         return self._chunks.aclose()
@@ -225,7 +234,8 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                         if attempt.model is None:  # the provider's default answered: label its model
                             attempt.model = chunk.model or None
                         await chain.finish_async(ctx, response=chunk, usage=state.usage)
-                        state.cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
+                        # From the instance dict: a missing attribute on a pydantic model raises inside getattr.
+                        state.cost = vars(chunk).get("cost") or chunk.metadata.get("cost")
                         state.finished = True  # its after hooks have run
                         chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
                                           "fallback_path": list(run.path), "deployment": attempt.deployment}

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any, Protocol
 
 from ..errors import LLMError
+from ..request.stream import StreamRequest
 from ..types import LLMResponseChunk
 from ._context import Call
 from ._errors import GatewayError, anthropic_body, classify, openai_body
@@ -62,7 +63,8 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
     is held back. Returns the last events unsent, for the caller to send with the end of the response once it
     has settled the request; always closes the stream.
     """
-    iterator = stream.__aiter__()
+    # A manager stream's own generator (saves a call per chunk); ``stream`` stays referenced until closed below.
+    iterator = stream.chunks if type(stream) is StreamRequest else stream.__aiter__()
     send = request.send
     try:
         try:
