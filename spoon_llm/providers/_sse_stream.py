@@ -10,7 +10,7 @@ consumer that stops early.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from ..errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, safe_cause
@@ -20,7 +20,7 @@ from ._common import stream_failure
 from ._stream import StreamAccumulator
 from ._transport import ResponseStream
 
-__all__ = ["EventDecoder", "JsonEvents", "sse_stream"]
+__all__ = ["EventDecoder", "JsonEvents", "body_reader", "sse_stream"]
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -42,17 +42,22 @@ async def sse_stream(response: ResponseStream, decoder: EventDecoder[T_co], pars
     ``fail(exc)`` is the error to raise for what reading the body raised (the transport's error-mapping seam plus
     the "interrupted after content" rule); it may return ``exc`` itself to let it through unchanged.
     """
-    chunks = response.aiter_bytes()
+    read, read_error = body_reader(response)
     while True:
         try:
-            raw = await chunks.__anext__()
-        except StopAsyncIteration:
-            break
+            raw = await read()
         except Exception as exc:
-            mapped = fail(exc)
+            error = read_error(exc)
+            if error is not exc:
+                error.__cause__ = exc
+            mapped = fail(error)
             if mapped is exc:
                 raise
-            raise mapped from safe_cause(exc)
+            if mapped is error:
+                raise error from exc
+            raise mapped from safe_cause(error)
+        if not raw:
+            break
         for name, data in parser.feed(raw):
             for item in decoder.event(name, data, False):
                 yield item
@@ -61,6 +66,42 @@ async def sse_stream(response: ResponseStream, decoder: EventDecoder[T_co], pars
             yield item
     for item in decoder.end():
         yield item
+
+
+def body_reader(response: ResponseStream) -> tuple[Callable[[], Awaitable[bytes]],
+                                                   Callable[[Exception], Exception]]:
+    """How to read ``response``'s body piece by piece (``b""`` at its end), and our error for what a read raises.
+
+    The native transport's stream is read straight from aiohttp (its errors mapped by the second callable), so
+    no generator sits between the socket and the stream loop; any other response through its ``aiter_bytes``.
+    """
+    readany = getattr(response, "readany", None)
+    if readany is not None:
+        read_error: Callable[[Exception], Exception] = response.read_error  # type: ignore[attr-defined]
+        return readany, read_error
+    return _NextPiece(response.aiter_bytes()), _unchanged
+
+
+class _NextPiece:
+    """The next non-empty piece of an async iterator of bytes, ``b""`` once it ends."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
+        self._next = pieces.__anext__
+
+    async def __call__(self) -> bytes:
+        try:
+            while True:
+                piece = await self._next()
+                if piece:
+                    return piece
+        except StopAsyncIteration:
+            return b""
+
+
+def _unchanged(exc: Exception) -> Exception:
+    return exc
 
 
 class EventFeed(Protocol):

@@ -17,6 +17,9 @@ __all__ = ["StreamAccumulator"]
 # A chunk's fields with their defaults, in declaration order (the factories' fields are filled per chunk).
 _TEMPLATE: dict[str, Any] = {name: None if info.default_factory is not None else info.default
                              for name, info in LLMResponseChunk.model_fields.items()}
+#: The fields a final chunk is given (its ``__pydantic_fields_set__``).
+_FINAL_FIELDS = ("provider", "model", "content", "request_id", "kind", "finish_reason", "native_finish_reason",
+                 "tool_calls", "usage", "metadata")
 _new = object.__new__
 _set = object.__setattr__
 
@@ -188,6 +191,27 @@ class StreamAccumulator:
 
     def final_chunk(self) -> LLMResponseChunk:
         """The closing chunk: finish reason, usage and complete tool calls."""
+        model, request_id, usage = self.model, self.request_id, self.usage
+        finish, native = self.finish_reason, self.native_finish_reason
+        tool_calls = self.tool_calls
+        if (type(model) is str and type(self.content) is str and type(self.provider) is str
+                and (request_id is None or type(request_id) is str) and (usage is None or type(usage) is TokenUsage)
+                and (finish is None or type(finish) is str) and (native is None or type(native) is str)
+                and all(type(call) is ToolCall for call in tool_calls)):
+            # Every field is of its type already (the common case): built as validation would leave it.
+            self.chunk_count += 1
+            values = _TEMPLATE.copy()
+            values["kind"] = "final"
+            values["content"] = self.content
+            values["provider"] = self.provider
+            values["model"] = model
+            values["finish_reason"] = finish
+            values["native_finish_reason"] = native
+            values["tool_calls"] = tool_calls
+            values["usage"] = usage
+            values["metadata"] = dict(self.metadata)
+            values["request_id"] = request_id
+            return _unvalidated(values, set(_FINAL_FIELDS))
         return self._chunk(
             kind="final",
             finish_reason=self.finish_reason,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Generator
 from typing import Any
 
-__all__ = ["ChunkTimer"]
+__all__ = ["ChunkTimer", "Resumed"]
 
 _INF = float("inf")
 
@@ -109,3 +110,39 @@ class ChunkTimer:
         if task is not None and not task.done():
             self._fired = True
             task.cancel()
+
+
+class Resumed:
+    """Awaits the rest of an ``__anext__`` that was stepped once by hand and is waiting on ``waiting``.
+
+    Stepping ``__anext__().__await__()`` once tells a chunk that is ready (``StopIteration``) from one still to
+    come, so only a real wait pays for the timer (or a relay's write).
+
+    The loop hands each value or exception the task is resumed with (cancellation included) to the step, as an
+    ``await`` of it from the start would have.
+    """
+
+    __slots__ = ("_step", "_waiting")
+
+    def __init__(self, step: Generator[Any, Any, Any], waiting: Any) -> None:
+        self._step = step
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        step, waiting = self._step, self._waiting
+        while True:
+            try:
+                value = yield waiting
+            except GeneratorExit:
+                step.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): the step decides
+                try:
+                    waiting = step.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                waiting = step.send(value)
+            except StopIteration as done:
+                return done.value

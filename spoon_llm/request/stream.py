@@ -25,7 +25,7 @@ from ..routing.capabilities import request_needs
 from ..routing.resume import accepts_prefill
 from ..routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from ..types import LLMResponseChunk, Message
-from ._chunk_timer import ChunkTimer
+from ._chunk_timer import ChunkTimer, Resumed
 from .core import as_list, cache_options
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamRequest"]
 
 OPERATION = "chat_stream"
+_INF = float("inf")
 logger = logging.getLogger("spoon_llm.manager")
 
 
@@ -130,6 +131,15 @@ class StreamRequest:
     def __anext__(self) -> Awaitable[LLMResponseChunk]:
         return self._chunks.__anext__()
 
+    @property
+    def chunks(self) -> AsyncIterator[LLMResponseChunk]:
+        """The generator behind this stream, for a relay that holds this wrapper until it closes it.
+
+        Iterating it directly saves a call per chunk; the wrapper must stay referenced meanwhile (dropping it is
+        what abandons the request).
+        """
+        return self._chunks
+
     def aclose(self) -> Awaitable[None]:
         """Close the stream: the request is settled (cancelled unless its final chunk was delivered)."""
         return self._chunks.aclose()
@@ -196,12 +206,22 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                 first_wait, idle_wait = stream_timeouts(deployment.config, stream_options, slot.route)
                 timer = ChunkTimer()
                 deadline_at = run.deadline_at
+                limit = left = 0.0
                 while True:
-                    limit = idle_wait if sent_here else first_wait
-                    left = max(deadline_at - time.monotonic(), 0.0)
-                    timer.start(limit if limit < left else left)
                     try:
-                        chunk = await iterator.__anext__()
+                        # Stepped by hand: a chunk that is there already (the rest of one read) costs no timer.
+                        step = iterator.__anext__().__await__()
+                        try:
+                            waiting = step.send(None)
+                        except StopIteration as ready:
+                            chunk = ready.value
+                        else:
+                            limit = idle_wait if sent_here else first_wait
+                            left = _INF if deadline_at == _INF else max(deadline_at - time.monotonic(), 0.0)
+                            timer.start(limit if limit < left else left)
+                            chunk = await Resumed(step, waiting)
+                            if timer.stop():  # it went off as the chunk arrived: the chunk stands
+                                timer.expired()
                     except BaseException as exc:
                         # The timer's own cancellation is a timeout; anything else stands (as with asyncio.timeout).
                         if timer.stop() and timer.expired() and isinstance(exc, asyncio.CancelledError):
@@ -210,8 +230,6 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                         if isinstance(exc, StopAsyncIteration):
                             break
                         raise
-                    if timer.stop():  # it went off as the chunk arrived: the chunk stands
-                        timer.expired()
                     if prefix:
                         chunk.content = prefix + chunk.content
                     elif restarted and not sent_here:  # the caller's text so far is replaced from here
@@ -225,7 +243,8 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                         if attempt.model is None:  # the provider's default answered: label its model
                             attempt.model = chunk.model or None
                         await chain.finish_async(ctx, response=chunk, usage=state.usage)
-                        state.cost = getattr(chunk, "cost", None) or chunk.metadata.get("cost")
+                        # From the instance dict: a missing attribute on a pydantic model raises inside getattr.
+                        state.cost = vars(chunk).get("cost") or chunk.metadata.get("cost")
                         state.finished = True  # its after hooks have run
                         chunk.metadata = {**chunk.metadata, "attempts": [a.model_dump() for a in run.attempts],
                                           "fallback_path": list(run.path), "deployment": attempt.deployment}

@@ -12,10 +12,12 @@ official SDKs do).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from ..errors import LLMError
+from ..request._chunk_timer import Resumed
+from ..request.stream import StreamRequest
 from ..types import LLMResponseChunk
 from ._context import Call
 from ._errors import GatewayError, anthropic_body, classify, openai_body
@@ -62,7 +64,8 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
     is held back. Returns the last events unsent, for the caller to send with the end of the response once it
     has settled the request; always closes the stream.
     """
-    iterator = stream.__aiter__()
+    # A manager stream's own generator (saves a call per chunk); ``stream`` stays referenced until closed below.
+    iterator = stream.chunks if type(stream) is StreamRequest else stream.__aiter__()
     send = request.send
     try:
         try:
@@ -96,7 +99,7 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
                     if pending:
                         await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
                         pending.clear()
-                    chunk = await _Resumed(step, waiting)
+                    chunk = await Resumed(step, waiting)
                 request.delivered += len(chunk.delta) + len(chunk.reasoning_delta)
                 piece = renderer.chunk(chunk)
                 if chunk.kind == "final":
@@ -121,36 +124,3 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
-
-
-class _Resumed:
-    """Awaits the rest of an ``__anext__`` that was stepped once by hand and is waiting on ``waiting``.
-
-    The loop hands each value or exception the task is resumed with (cancellation included) to the step, as an
-    ``await`` of it from the start would have.
-    """
-
-    __slots__ = ("_step", "_waiting")
-
-    def __init__(self, step: Generator[Any, Any, Any], waiting: Any) -> None:
-        self._step = step
-        self._waiting = waiting
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        step, waiting = self._step, self._waiting
-        while True:
-            try:
-                value = yield waiting
-            except GeneratorExit:
-                step.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): the step decides
-                try:
-                    waiting = step.throw(exc)
-                except StopIteration as done:
-                    return done.value
-                continue
-            try:
-                waiting = step.send(value)
-            except StopIteration as done:
-                return done.value

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -260,7 +260,7 @@ class NativeStream:
     closes it otherwise.
     """
 
-    __slots__ = ("_client", "_model", "_response", "headers", "status_code")
+    __slots__ = ("_client", "_model", "_response", "headers", "readany", "status_code")
 
     def __init__(self, response: aiohttp.ClientResponse, client: NativeClient, model: str | None) -> None:
         self._response = response
@@ -268,6 +268,15 @@ class NativeStream:
         self._model = model
         self.status_code = response.status
         self.headers: Mapping[str, str] = response.headers
+        #: The body's next piece, ``b""`` at its end, straight from aiohttp: a stream loop awaits this rather than
+        #: ``aiter_bytes`` (one generator less per read) and maps what it raises with :meth:`read_error`.
+        self.readany: Callable[[], Awaitable[bytes]] = response.content.readany
+
+    def read_error(self, exc: Exception) -> Exception:
+        """Our error for what :attr:`readany` raised (anything not a transport failure is returned as it is)."""
+        if isinstance(exc, _FAILURES):
+            return self._client.failure(exc, self._model)
+        return exc
 
     @property
     def reason_phrase(self) -> str:

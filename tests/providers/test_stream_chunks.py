@@ -1,4 +1,5 @@
-"""Stream chunks built without validation are the chunks validation would build; the SSE parser's one-event read.
+"""Stream chunks built without validation (deltas, the final chunk) are the chunks validation would build; the
+SSE parser's one-event read.
 
 The accumulator builds text, reasoning and tool chunks without running pydantic over values it made itself; a
 chunk must still compare, print, dump and track its set fields exactly as ``LLMResponseChunk(**fields)`` would, and
@@ -12,7 +13,7 @@ import pytest
 from spoon_llm.errors import ResponseTooLargeError
 from spoon_llm.providers._stream import StreamAccumulator
 from spoon_llm.transport import SSEParser
-from spoon_llm.types import FunctionCall, LLMResponseChunk, ToolCall
+from spoon_llm.types import FunctionCall, LLMResponseChunk, TokenUsage, ToolCall
 
 
 def _accumulator() -> StreamAccumulator:
@@ -58,6 +59,36 @@ def test_each_chunk_has_its_own_containers() -> None:
     assert "metadata" in first.model_fields_set
     assert first.tool_calls is not second.tool_calls
     assert acc.chunk_count == 2
+
+
+def test_the_final_chunk_equals_the_validated_one() -> None:
+    acc = _accumulator()
+    acc.text("Hi")
+    acc.tool_delta(0, id="call_1", name="f", arguments='{"a": 1}')
+    acc.set_usage(TokenUsage(input_tokens=3, output_tokens=4))
+    acc.set_finish("tool_calls", "tool_calls")
+    acc.metadata["id"] = "chatcmpl-1"
+    final = acc.final_chunk()
+    _same(final, LLMResponseChunk(provider="openai", model="gpt-4o-mini", content="Hi", request_id="chatcmpl-1",
+                                  kind="final", finish_reason="tool_calls", native_finish_reason="tool_calls",
+                                  tool_calls=acc.tool_calls, usage=acc.usage, metadata={"id": "chatcmpl-1"}))
+    assert final.metadata is not acc.metadata and final.usage is acc.usage
+    final.metadata["cost"] = 1.0  # the caller's to change: the accumulator's own stays as it was
+    assert acc.metadata == {"id": "chatcmpl-1"}
+    assert acc.chunk_count == 3
+
+
+def test_a_final_chunk_with_a_vendor_value_of_another_type_is_validated() -> None:
+    acc = _accumulator()
+    acc.text("Hi")
+    acc.model = 5  # type: ignore[assignment]  # a vendor's "model": 5
+    with pytest.raises(ValueError):
+        acc.final_chunk()
+    acc = _accumulator()
+    acc.finish_reason = None
+    _same(acc.final_chunk(), LLMResponseChunk(provider="openai", model="gpt-4o-mini", content="",
+                                              request_id="chatcmpl-1", kind="final", finish_reason=None,
+                                              native_finish_reason=None, tool_calls=[], usage=None, metadata={}))
 
 
 def test_vendor_values_of_another_type_are_still_refused() -> None:

@@ -33,6 +33,7 @@ from ...transport import SSEParser, loads
 from ...types import LLMResponseChunk
 from .._builtin import builtin_capabilities
 from .._common import DualTransportProvider, httpx_limits, httpx_timeout
+from .._sse_stream import body_reader
 from ..base import require_sdk
 from ._dialect import WireDialect
 from ._errors import error_from_body
@@ -388,18 +389,23 @@ class OpenAIClient(DualTransportProvider):
                 return
             parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
                                max_stream_bytes=self.config.max_stream_bytes, provider=self._label, model=model)
-            pieces = response.aiter_bytes()
+            read, read_error = body_reader(response)
             event = decoder.event
             while True:
                 try:
-                    raw = await pieces.__anext__()
-                except StopAsyncIteration:
-                    break
+                    raw = await read()
                 except Exception as exc:
-                    mapped = self._read_failure(exc, decoder, model)
+                    error = read_error(exc)
+                    if error is not exc:
+                        error.__cause__ = exc
+                    mapped = self._read_failure(error, decoder, model)
                     if mapped is exc:
                         raise
-                    raise mapped from safe_cause(exc)
+                    if mapped is error:
+                        raise error from exc
+                    raise mapped from safe_cause(error)
+                if not raw:
+                    break
                 for name, data in parser.feed(raw):
                     for chunk in event(name, data, False):
                         yield chunk
