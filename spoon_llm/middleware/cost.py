@@ -84,7 +84,7 @@ class CostMiddleware(Middleware):
         if cost is None:
             cost = _price(self.prices, ctx, model, usage)
         if response is not None:
-            if hasattr(response, "cost"):
+            if _carries_cost(response):
                 response.cost = cost
             elif isinstance(getattr(response, "metadata", None), dict):
                 response.metadata["cost"] = cost
@@ -151,3 +151,22 @@ class CostMiddleware(Middleware):
         for store in self.owns_stores:
             await store.close()
         self.owns_stores.clear()
+
+
+_COST_FIELD: dict[type, bool] = {}
+
+
+def _carries_cost(response: Any) -> bool:
+    """Whether the answer has a ``cost`` field (a stream chunk has none); asked once per pydantic model type.
+
+    ``hasattr`` on a pydantic model without the field raises and catches an ``AttributeError`` inside pydantic's
+    ``__getattr__``: once per streamed request, that showed in profiles.
+    """
+    kind = type(response)
+    known = _COST_FIELD.get(kind)
+    if known is None:
+        fields = getattr(kind, "model_fields", None)
+        if not isinstance(fields, dict):  # not a pydantic model: ask the object itself
+            return hasattr(response, "cost")
+        known = _COST_FIELD[kind] = "cost" in fields
+    return known
