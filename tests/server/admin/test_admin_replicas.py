@@ -109,12 +109,15 @@ def test_audit_verify_over_redis_passes_then_names_an_altered_record(
         replicas: tuple[list[Gateway], str], redis_url: str) -> None:
     (first, _), prefix = replicas
     config = first.state_dir / "gateway.toml"
+    client = redis.Redis.from_url(redis_url)
+    key = f"{prefix}:{{admin}}:audit"
+    # A record of its own (the module's earlier tests may not have run: -k, a single test), in Redis before the check.
+    post(first, "/api/admin/budget", {"budget_limit": 1000.0})
+    wait_for(lambda: client.llen(key) > 0)
     intact = cli(config, "audit", "verify")
     assert intact.returncode == 0, intact.stderr
     assert "redis:" in intact.stdout
-    client = redis.Redis.from_url(redis_url)
     try:
-        key = f"{prefix}:{{admin}}:audit"
         original = client.lindex(key, 0)
         assert original is not None
         record = json.loads(original)
