@@ -11,7 +11,7 @@ consumer that stops early.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, safe_cause
 from ..transport import SSEParser, loads
@@ -47,15 +47,7 @@ async def sse_stream(response: ResponseStream, decoder: EventDecoder[T_co], pars
         try:
             raw = await read()
         except Exception as exc:
-            error = read_error(exc)
-            if error is not exc:
-                error.__cause__ = exc
-            mapped = fail(error)
-            if mapped is exc:
-                raise
-            if mapped is error:
-                raise error from exc
-            raise mapped from safe_cause(error)
+            raise_read_failure(exc, read_error, fail)
         if not raw:
             break
         for name, data in parser.feed(raw):
@@ -66,6 +58,24 @@ async def sse_stream(response: ResponseStream, decoder: EventDecoder[T_co], pars
             yield item
     for item in decoder.end():
         yield item
+
+
+def raise_read_failure(exc: Exception, read_error: Callable[[Exception], Exception],
+                       fail: Callable[[Exception], BaseException]) -> NoReturn:
+    """Raise our error for what a body read raised: ``read_error`` maps it, then ``fail`` may replace that.
+
+    ``fail`` returning ``exc`` lets it through unchanged; the mapped error keeps the read's error as its cause
+    (through :func:`safe_cause`, so no key reaches a traceback).
+    """
+    error = read_error(exc)
+    if error is not exc:
+        error.__cause__ = exc
+    mapped = fail(error)
+    if mapped is exc:
+        raise exc
+    if mapped is error:
+        raise error from exc
+    raise mapped from safe_cause(error)
 
 
 def body_reader(response: ResponseStream) -> tuple[Callable[[], Awaitable[bytes]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx2
@@ -33,7 +34,7 @@ from ...transport import SSEParser, loads
 from ...types import LLMResponseChunk
 from .._builtin import builtin_capabilities
 from .._common import DualTransportProvider, httpx_limits, httpx_timeout
-from .._sse_stream import body_reader
+from .._sse_stream import body_reader, raise_read_failure
 from ..base import require_sdk
 from ._dialect import WireDialect
 from ._errors import error_from_body
@@ -395,15 +396,7 @@ class OpenAIClient(DualTransportProvider):
                 try:
                     raw = await read()
                 except Exception as exc:
-                    error = read_error(exc)
-                    if error is not exc:
-                        error.__cause__ = exc
-                    mapped = self._read_failure(error, decoder, model)
-                    if mapped is exc:
-                        raise
-                    if mapped is error:
-                        raise error from exc
-                    raise mapped from safe_cause(error)
+                    raise_read_failure(exc, read_error, partial(self._read_failure, decoder=decoder, model=model))
                 if not raw:
                     break
                 for name, data in parser.feed(raw):
