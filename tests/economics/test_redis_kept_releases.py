@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from _support.redis_pool import BLOCK_LIST, hold_the_connection
 
 from spoon_llm.costs import Budget, BudgetManager
 from spoon_llm.state.redis import RedisStore
-
-BLOCK_LIST = "spoon-test-hold-the-connection"
 
 
 @pytest.fixture
@@ -34,15 +33,6 @@ async def starved(redis_server: str, redis_prefix: str) -> AsyncIterator[tuple[R
         await client.aclose()
 
 
-async def _hold_the_connection(client: Any, redis_server: str) -> tuple[asyncio.Task[Any], Any]:
-    """Take the pool's only connection with a BLPOP, and return once the server shows it waiting."""
-    blocker = asyncio.create_task(client.blpop([BLOCK_LIST], timeout=30))
-    observer = aioredis.Redis.from_url(redis_server)
-    while not any(c.get("cmd") == "blpop" for c in await observer.client_list()):
-        await asyncio.sleep(0.01)
-    return blocker, observer
-
-
 async def test_releases_and_settles_without_a_connection_are_applied_once_it_is_back(
         starved: tuple[RedisStore, Any], redis_server: str, redis_prefix: str) -> None:
     store, client = starved
@@ -50,7 +40,7 @@ async def test_releases_and_settles_without_a_connection_are_applied_once_it_is_
     held = [await budgets.reserve(1.0, provider="p") for _ in range(40)]
     assert (await budgets.snapshot())["global"]["reserved"] == 40.0
 
-    blocker, observer = await _hold_the_connection(client, redis_server)
+    blocker, observer = await hold_the_connection(client, redis_server)
     try:
         # Half given back unused, half settled at a quarter of the hold: all at once, none finds a connection.
         await asyncio.gather(*(budgets.release(r) if i % 2 else budgets.settle(r, 0.25)
@@ -83,7 +73,7 @@ async def test_kept_adds_are_applied_by_the_retry_without_a_flush(starved: tuple
     store, client = starved
     budgets = BudgetManager(store, [Budget("global", 100.0)])
     held = [await budgets.reserve(2.0, provider="p") for _ in range(5)]
-    blocker, observer = await _hold_the_connection(client, redis_server)
+    blocker, observer = await hold_the_connection(client, redis_server)
     try:
         await asyncio.gather(*(budgets.release(r) for r in held))
         assert store.status()["pending_adds"] == 5

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from _support.redis_pool import BLOCK_LIST, hold_the_connection
 
 from spoon_llm.config.models import ProviderConfig
 from spoon_llm.errors import StateStoreError
@@ -24,7 +25,6 @@ from spoon_llm.types import TokenUsage
 
 pytestmark = pytest.mark.asyncio
 
-BLOCK_LIST = "spoon-test-hold-the-connection"
 
 
 def _deployment(name: str = "openai#k1") -> Any:
@@ -99,19 +99,6 @@ async def starved(redis_server: str, redis_prefix: str) -> AsyncIterator[tuple[R
         await client.aclose()
 
 
-async def _hold_the_connection(client: Any, redis_server: str) -> tuple[asyncio.Task[Any], Any]:
-    """Take the pool's free connection with a BLPOP, and return once the server shows it waiting."""
-    blocker = asyncio.create_task(client.blpop([BLOCK_LIST], timeout=30))
-    observer = aioredis.Redis.from_url(redis_server)
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + 30  # an event to wait for, not a duration: the limit only stops a broken run
-    while not any(c.get("cmd") == "blpop" for c in await observer.client_list()):
-        assert not blocker.done(), "the BLPOP found no connection"
-        assert loop.time() < ends, "the BLPOP never reached the server"
-        await asyncio.sleep(0.01)
-    return blocker, observer
-
-
 @pytest.mark.parametrize("strategy", ["sliding_window", "token_bucket"])
 async def test_a_refund_without_a_connection_is_kept_and_applied_once(starved: tuple[RedisStore, Any],
                                                                       redis_server: str, strategy: str) -> None:
@@ -123,7 +110,7 @@ async def test_a_refund_without_a_connection_is_kept_and_applied_once(starved: t
     settled = await limiter.acquire(deployment, input_tokens=100, output_tokens=300)
     refunded = await limiter.acquire(deployment, input_tokens=100, output_tokens=500)
 
-    blocker, observer = await _hold_the_connection(client, redis_server)
+    blocker, observer = await hold_the_connection(client, redis_server)
     try:
         # Neither finds a connection: kept (and, fail_mode closed, counted as a store failure by the limiter).
         await limiter.settle(settled, TokenUsage(input_tokens=100, output_tokens=0))  # 300 back
@@ -189,7 +176,7 @@ async def test_closed_fail_mode_still_refuses_when_a_give_back_fails(starved: tu
     limiter = RateLimiter(store, settings=LimitSettings(rpm=5, on_limit="fail"))
     permit = await limiter.acquire(_deployment())
     assert permit.slots
-    blocker, observer = await _hold_the_connection(client, redis_server)
+    blocker, observer = await hold_the_connection(client, redis_server)
     try:
         pending = limiter.unsend(permit)
         assert pending is not None
