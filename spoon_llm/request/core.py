@@ -25,7 +25,7 @@ from ..middleware.base import AttemptContext
 from ..routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
 from ..routing.capabilities import Needs, request_needs
 from ..types import Message, MessageInput
-from .deadline import bounded, deadline_error, timeout
+from .deadline import AttemptTimer, bounded, deadline_error
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -259,12 +259,16 @@ class RequestCore:
                         work = self._wrapped_attempt(ctx, request_id, slot, done + 1, subject, tools, call)
                     if slot.timeout is None:
                         result = await work
-                    else:  # bounded() inline: one coroutine less per attempt
+                    else:  # bounded() inline, one timer: no coroutine or context manager per attempt
+                        timer = AttemptTimer(asyncio.get_running_loop(), max(slot.ends - time.monotonic(), 0.0))
                         try:
-                            async with timeout(max(slot.ends - time.monotonic(), 0.0)):
-                                result = await work
-                        except asyncio.TimeoutError as exc:
-                            raise deadline_error(slot) from exc
+                            result = await work
+                        except asyncio.CancelledError:
+                            if timer.expired():
+                                raise deadline_error(slot) from None
+                            raise
+                        finally:
+                            timer.cancel()
                 except LLMError as exc:
                     self._attempt_failed(request_id, operation, slot, done + 1, exc)
                     if run is None:  # out of flight first: a balancer orders the candidates by load

@@ -13,7 +13,7 @@ from ..errors import RequestTimeoutError
 if TYPE_CHECKING:
     from ..routing.attempts import Slot
 
-__all__ = ["bounded", "deadline_error", "timeout"]
+__all__ = ["AttemptTimer", "bounded", "deadline_error", "timeout"]
 
 if sys.version_info >= (3, 11):
     timeout = asyncio.timeout
@@ -41,6 +41,55 @@ else:  # pragma: no cover - 3.10
             raise asyncio.TimeoutError from exc
         finally:
             handle.cancel()
+
+
+class AttemptTimer:
+    """Cancels the current task after ``seconds`` unless :meth:`cancel` comes first: ``asyncio.timeout`` for one await.
+
+    ``asyncio.timeout`` builds a context manager and two coroutines (``__aenter__``/``__aexit__``) per use; this is
+    one object and one loop timer, on every whole-answer request with a deadline. After a ``CancelledError``,
+    :meth:`expired` tells the timer's cancellation from anyone else's, as ``asyncio.timeout`` does::
+
+        timer = AttemptTimer(loop, seconds)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if timer.expired():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
+    """
+
+    __slots__ = ("_cancelling", "_fired", "_handle", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        task = self._task = asyncio.current_task(loop)
+        self._cancelling = 0
+        if sys.version_info >= (3, 11) and task is not None:
+            self._cancelling = task.cancelling()
+        self._fired = False
+        self._handle = loop.call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            self._fired = True
+            task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the cancellation being handled is this timer's alone (it is then consumed)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        task = self._task
+        if sys.version_info >= (3, 11) and task is not None:
+            return task.uncancel() <= self._cancelling
+        return True
+
+    def cancel(self) -> None:
+        """The await ended: the timer will not go off."""
+        self._handle.cancel()
 
 
 async def bounded(work: Awaitable[Any], slot: Slot) -> Any:
