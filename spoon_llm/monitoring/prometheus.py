@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import prometheus_client
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge
 except ImportError as exc:  # pragma: no cover - exercised by the core-only install
     raise ImportError('Prometheus metrics need prometheus-client: pip install "spoon-llm[prometheus]"') from exc
 
+from ._prom_series import CounterSeries, HistogramSeries, SeriesCollector
 from .metrics import error_name, event_cost
 
 if TYPE_CHECKING:
@@ -67,27 +68,28 @@ class PrometheusExporter:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.max_open = max_open
         r, ns = self.registry, namespace
-        self.requests = Counter("requests", "Requests the application made, by outcome.",
-                                ["operation", "provider", "model", "status"], namespace=ns, registry=r)
-        self.request_duration = Histogram("request_duration_seconds", "End-to-end request latency (all attempts).",
-                                          ["operation", "provider", "model"], namespace=ns, registry=r,
-                                          buckets=latency_buckets)
-        self.attempts = Counter("attempts", "Calls to providers (one per attempt), by outcome or error class.",
-                                ["provider", "model", "deployment", "outcome"], namespace=ns, registry=r)
-        self.attempt_duration = Histogram("attempt_duration_seconds", "Latency of one provider call.",
-                                          ["provider", "model", "deployment"], namespace=ns, registry=r,
-                                          buckets=latency_buckets)
-        self.ttft = Histogram("time_to_first_token_seconds", "Time from request start to a stream's first chunk.",
-                              ["provider", "model"], namespace=ns, registry=r, buckets=ttft_buckets)
-        self.chunks = Counter("stream_chunks", "Chunks delivered by streams.", ["provider", "model"],
-                              namespace=ns, registry=r)
-        self.tokens = Counter("tokens", "Tokens billed, by type.", ["provider", "model", "type"],
-                              namespace=ns, registry=r)
-        self.cost = Counter("cost_usd", "Cost of requests in USD.", ["provider", "model"], namespace=ns, registry=r)
-        self.retries = Counter("retries", "Retries of the same deployment.", ["provider", "deployment"],
-                               namespace=ns, registry=r)
-        self.fallbacks = Counter("fallbacks", "Moves away from a failing deployment.", ["provider", "deployment"],
-                                 namespace=ns, registry=r)
+        # The series every request updates are plain numbers under this exporter's lock (see _prom_series);
+        # the rare ones stay prometheus_client metrics.
+        self.requests = CounterSeries("requests", "Requests the application made, by outcome.",
+                                      ["operation", "provider", "model", "status"], ns)
+        self.request_duration = HistogramSeries("request_duration_seconds",
+                                                "End-to-end request latency (all attempts).",
+                                                ["operation", "provider", "model"], ns, latency_buckets)
+        self.attempts = CounterSeries("attempts", "Calls to providers (one per attempt), by outcome or error class.",
+                                      ["provider", "model", "deployment", "outcome"], ns)
+        self.attempt_duration = HistogramSeries("attempt_duration_seconds", "Latency of one provider call.",
+                                                ["provider", "model", "deployment"], ns, latency_buckets)
+        self.ttft = HistogramSeries("time_to_first_token_seconds",
+                                    "Time from request start to a stream's first chunk.", ["provider", "model"], ns,
+                                    ttft_buckets)
+        self.chunks = CounterSeries("stream_chunks", "Chunks delivered by streams.", ["provider", "model"], ns)
+        self.tokens = CounterSeries("tokens", "Tokens billed, by type.", ["provider", "model", "type"], ns)
+        self.cost = CounterSeries("cost_usd", "Cost of requests in USD.", ["provider", "model"], ns)
+        self.retries = CounterSeries("retries", "Retries of the same deployment.", ["provider", "deployment"], ns)
+        self.fallbacks = CounterSeries("fallbacks", "Moves away from a failing deployment.",
+                                       ["provider", "deployment"], ns)
+        r.register(SeriesCollector([self.requests, self.request_duration, self.attempts, self.attempt_duration,
+                                    self.ttft, self.chunks, self.tokens, self.cost, self.retries, self.fallbacks]))
         self.in_flight = Gauge("requests_in_flight", "Requests in progress.", namespace=ns, registry=r)
         self.circuit_state = Gauge("circuit_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).",
                                    ["deployment"], namespace=ns, registry=r)
@@ -127,7 +129,7 @@ class PrometheusExporter:
         return float(self._open_count)
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        # labels() takes a lock and builds a key per call; cache the children we have seen.
+        # One dict lookup for the metric and its labels together.
         key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
@@ -137,37 +139,37 @@ class PrometheusExporter:
     # -- the observer ---------------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Update the metrics from one lifecycle event."""
+        """Update the metrics from one lifecycle event (under the exporter's lock: events may come from threads)."""
         kind = event.kind
-        if kind == "attempt_end":
-            self._attempt_end(event)
-        elif kind == "attempt_start":
-            with self._lock:
+        with self._lock:
+            if kind == "attempt_end":
+                self._attempt_end(event)
+            elif kind == "attempt_start":
                 if event.request_id in self._open:
                     self._open[event.request_id] = (event.provider or UNKNOWN, event.model or UNKNOWN)
-        elif kind == "request_start":
-            with self._lock:
+            elif kind == "request_start":
                 while len(self._open) >= self.max_open:
                     del self._open[next(iter(self._open))]
                     self._open_count -= 1
                 self._open[event.request_id] = (UNKNOWN, UNKNOWN)
                 self._open_count += 1
-        elif kind == "request_end":
-            self._request_end(event)
-        elif kind == "first_token":
-            self._child(self.ttft, event.provider or UNKNOWN, event.model or UNKNOWN).observe(event.latency or 0.0)
-        elif kind == "retry":
-            self._child(self.retries, event.provider or UNKNOWN, event.deployment or UNKNOWN).inc()
-        elif kind == "fallback":
-            self._child(self.fallbacks, event.provider or UNKNOWN, event.deployment or UNKNOWN).inc()
-        elif kind == "circuit_change":
-            state = str(event.data.get("new", ""))
-            deployment = event.deployment or UNKNOWN
-            self.circuit_state.labels(deployment).set(CIRCUIT_STATES.get(state, 0.0))
-            self.circuit_changes.labels(deployment, state).inc()
-        elif kind == "budget_alert":
-            data = event.data
-            self.budget_alerts.labels(str(data.get("budget", UNKNOWN)), str(data.get("level", UNKNOWN))).inc()
+            elif kind == "request_end":
+                self._request_end(event)
+            elif kind == "first_token":
+                self._child(self.ttft, event.provider or UNKNOWN, event.model or UNKNOWN).observe(
+                    event.latency or 0.0)
+            elif kind == "retry":
+                self._child(self.retries, event.provider or UNKNOWN, event.deployment or UNKNOWN).inc()
+            elif kind == "fallback":
+                self._child(self.fallbacks, event.provider or UNKNOWN, event.deployment or UNKNOWN).inc()
+            elif kind == "circuit_change":
+                state = str(event.data.get("new", ""))
+                deployment = event.deployment or UNKNOWN
+                self.circuit_state.labels(deployment).set(CIRCUIT_STATES.get(state, 0.0))
+                self.circuit_changes.labels(deployment, state).inc()
+            elif kind == "budget_alert":
+                data = event.data
+                self.budget_alerts.labels(str(data.get("budget", UNKNOWN)), str(data.get("level", UNKNOWN))).inc()
 
     def _attempt_end(self, event: Event) -> None:
         provider, model, deployment = event.provider or UNKNOWN, event.model or UNKNOWN, event.deployment or UNKNOWN
@@ -190,10 +192,9 @@ class PrometheusExporter:
                 self._child(self.tokens, provider, model, "output").inc(usage.output_tokens)
 
     def _request_end(self, event: Event) -> None:
-        with self._lock:
-            last = self._open.pop(event.request_id, None)
-            if last is not None:
-                self._open_count -= 1
+        last = self._open.pop(event.request_id, None)
+        if last is not None:
+            self._open_count -= 1
         if event.provider is not None:
             provider, model = event.provider, event.model or UNKNOWN
         elif last is not None:
