@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
+from .._trusted import build_trusted
 from ..types import CostInfo
 from ._genai import GenaiPrices
 from ._hourly import HourlyMeter
@@ -33,52 +32,20 @@ LOCAL_PROVIDER_TYPES = frozenset({"ollama", "vllm", "lmstudio", "llamacpp", "sgl
 
 _FREE = Rates(TokenPrices(0.0, 0.0), "self-hosted (no hourly_rate: free per token)")
 
-_new = object.__new__
-_set = object.__setattr__
-# pydantic's own slots of every model instance, set through their descriptors (what model_construct sets).
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _PRICED_FIELDS = frozenset({"input_cost", "output_cost", "total_cost", "currency", "source"})
-#: None until the first priced request checks that the shortcut below builds what validation builds.
-_construct_ok: bool | None = None
 
 
 def priced_cost(input_cost: float, output_cost: float, currency: str, source: str) -> CostInfo:
     """``CostInfo(input_cost=..., output_cost=..., total_cost=..., currency=..., source=...)``, about twice as fast.
 
-    The values are floats and strings computed here, so validation has nothing to check: the instance is built the
-    way pydantic's ``model_construct`` builds one, minus its per-field loop. The first call compares the result
-    with a validated instance and falls back to validation for good if they differ (a future pydantic).
+    The values are floats and strings computed here, so validation has nothing to check (see
+    :func:`~spoon_llm._trusted.build_trusted`).
     """
-    global _construct_ok
-    if _construct_ok is None:
-        _construct_ok = _check_construct()
-    if not _construct_ok:
-        return CostInfo(input_cost=input_cost, output_cost=output_cost, total_cost=input_cost + output_cost,
-                        currency=currency, source=source)
     if type(input_cost) is not float or type(output_cost) is not float:
         input_cost, output_cost = float(input_cost), float(output_cost)  # what validation would have made
-    info = _new(CostInfo)
-    _set(info, "__dict__", {"input_cost": input_cost, "output_cost": output_cost,
-                            "total_cost": input_cost + output_cost, "currency": currency, "source": source,
-                            "unpriced": False})
-    _set_fields_set(info, set(_PRICED_FIELDS))
-    _set_extra(info, None)
-    _set_private(info, None)
-    return info
-
-
-def _check_construct() -> bool:
-    global _construct_ok
-    _construct_ok = True
-    try:
-        fast = priced_cost(0.25, 0.5, "USD", "check")
-        slow = CostInfo(input_cost=0.25, output_cost=0.5, total_cost=0.75, currency="USD", source="check")
-        return (fast == slow and fast.model_fields_set == slow.model_fields_set
-                and fast.model_dump() == slow.model_dump() and repr(fast) == repr(slow))
-    except Exception:  # noqa: BLE001 - any difference means: validate
-        return False
+    return build_trusted(CostInfo, {"input_cost": input_cost, "output_cost": output_cost,
+                                    "total_cost": input_cost + output_cost, "currency": currency, "source": source,
+                                    "unpriced": False}, _PRICED_FIELDS)
 
 
 def _override_rates(override: PricingOverride | Mapping[str, Any], name: str) -> Rates:

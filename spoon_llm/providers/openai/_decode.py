@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from array import array
 from collections.abc import Mapping
 from typing import Any
 
+from ..._trusted import build_trusted
 from ...types import (
     CostInfo,
     EmbeddingResponse,
@@ -37,6 +39,12 @@ __all__ = [
 
 # -- responses ----------------------------------------------------------------------------------------------
 
+#: The fields parse_usage and parse_chat_completion set (``model_fields_set`` as the keyword calls would make it).
+_USAGE_FIELDS = frozenset({"input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
+                           "cache_write_tokens", "reasoning_tokens", "raw"})
+_RESPONSE_FIELDS = frozenset({"content", "provider", "model", "finish_reason", "native_finish_reason", "tool_calls",
+                              "usage", "cost", "reasoning", "refusal", "metadata", "request_id", "duration"})
+
 
 def parse_usage(usage: Any) -> TokenUsage | None:
     """Our :class:`TokenUsage` from an OpenAI-compatible ``usage`` object (``None`` when there is none).
@@ -60,10 +68,18 @@ def parse_usage(usage: Any) -> TokenUsage | None:
     details = usage.get("completion_tokens_details")
     if isinstance(details, dict):
         reasoning = details.get("reasoning_tokens") or 0
+    total = usage.get("total_tokens") or prompt + completion
+    if type(prompt) is int and type(completion) is int and type(total) is int and type(cached) is int \
+            and type(write) is int and type(reasoning) is int:
+        # Plain ints (what every vendor sends): nothing for validation to convert. total is never 0 with tokens in.
+        return build_trusted(TokenUsage, {
+            "input_tokens": prompt, "output_tokens": completion, "total_tokens": total,
+            "cached_input_tokens": cached, "cache_write_tokens": write, "reasoning_tokens": reasoning, "raw": usage,
+        }, _USAGE_FIELDS)
     return TokenUsage(
         input_tokens=prompt,
         output_tokens=completion,
-        total_tokens=usage.get("total_tokens") or prompt + completion,
+        total_tokens=total,
         cached_input_tokens=cached,
         cache_write_tokens=write,
         reasoning_tokens=reasoning,
@@ -198,10 +214,23 @@ def parse_chat_completion(
             for i, c in enumerate(choices)
         ]
     refusal = message.get("refusal")
+    answered_by = data.get("model") or model
+    request_id = request_id or data.get("id")
+    if (type(answered_by) is str and (native is None or type(native) is str) and type(duration) is float
+            and (request_id is None or type(request_id) is str)):
+        # The vendor's values are of the fields' types and the rest is built here: nothing for validation to do.
+        return build_trusted(LLMResponse, {
+            "content": content_text(message.get("content")), "provider": provider, "model": answered_by,
+            "finish_reason": normalize_finish_reason(native), "native_finish_reason": native,
+            "tool_calls": parse_tool_calls(message), "usage": parse_usage(usage_raw), "cost": cost,
+            "reasoning": _reasoning_of(message), "refusal": refusal if isinstance(refusal, str) and refusal else None,
+            "metadata": metadata, "request_id": request_id, "duration": duration, "timestamp": time.time(),
+            "deployment": None, "attempts": [], "fallback_path": [], "parsed": None, "messages": None,
+        }, _RESPONSE_FIELDS)
     return LLMResponse(
         content=content_text(message.get("content")),
         provider=provider,
-        model=data.get("model") or model,
+        model=answered_by,
         finish_reason=normalize_finish_reason(native),
         native_finish_reason=native,
         tool_calls=parse_tool_calls(message),
@@ -210,7 +239,7 @@ def parse_chat_completion(
         reasoning=_reasoning_of(message),
         refusal=refusal if isinstance(refusal, str) and refusal else None,
         metadata=metadata,
-        request_id=request_id or data.get("id"),
+        request_id=request_id,
         duration=duration,
     )
 
