@@ -38,9 +38,10 @@ _log = logging.getLogger("spoon_llm.transport")
 class NativeSettings:
     """Pool and timeouts of one native client, from the provider section.
 
-    ``timeout`` bounds connecting and every read (the time to the response headers and between two reads of the
-    body), as the SDKs' httpx timeouts do; there is no total, so a long stream is not cut as long as it keeps
-    flowing. The manager bounds whole requests with its own deadline.
+    ``timeout`` bounds a whole answer's exchange, and a stream's connecting and every read (the time to the
+    response headers and between two reads of the body), as the SDKs' httpx timeouts do: a long stream is not cut
+    as long as it keeps flowing. ``connect_timeout`` bounds a new connection's connect. The manager bounds whole
+    requests with its own deadline.
     """
 
     timeout: float

@@ -77,7 +77,7 @@ class NativeClient:
         await client.close()
     """
 
-    __slots__ = ("_headers", "_proxy", "_session", "_settings", "_timeout", "provider")
+    __slots__ = ("_answer_timeout", "_headers", "_proxy", "_session", "_settings", "_timeout", "provider")
 
     def __init__(self, settings: NativeSettings, headers: Mapping[str, str], *, provider: str,
                  base_url: str | None = None) -> None:
@@ -86,7 +86,8 @@ class NativeClient:
         self._headers = dict(headers)
         self._proxy = env_proxy(base_url) if base_url else None
         self._session: aiohttp.ClientSession | None = None
-        self._timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # the last per-call timeout
+        self._timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # the last per-call stream timeout
+        self._answer_timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # the last whole-answer one
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -135,15 +136,29 @@ class NativeClient:
         return URL(url)
 
     def timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        """A per-call timeout: connecting and every read each get ``seconds``, like the SDKs' per-call timeout.
+        """A stream's per-call timeout: connecting and every read each get ``seconds``, like the SDKs' timeout.
 
         Calls mostly repeat one value (the deployment's timeout): the last one is kept rather than rebuilt.
         """
         last = self._timeout
         if last is not None and last[0] == seconds:
             return last[1]
-        made = aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+        made = aiohttp.ClientTimeout(connect=seconds, sock_connect=min(seconds, self._settings.connect_timeout),
+                                     sock_read=seconds)
         self._timeout = (seconds, made)
+        return made
+
+    def answer_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        """A whole answer's timeout: the exchange gets ``seconds``, a new connection's connect ``connect_timeout``.
+
+        A whole answer arrives at once when it is ready, so one bound on the exchange is what a bound per read
+        would be; aiohttp then arms one loop timer per request instead of one for the pool wait and one per read.
+        """
+        last = self._answer_timeout
+        if last is not None and last[0] == seconds:
+            return last[1]
+        made = aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, self._settings.connect_timeout))
+        self._answer_timeout = (seconds, made)
         return made
 
     def failure(self, exc: BaseException, model: str | None) -> ProviderError:
@@ -183,11 +198,9 @@ class NativeClient:
             # Awaited rather than entered with ``async with``: the context manager's enter and exit are four
             # coroutines per request (one of them a layer every wake-up passes through) around what release()
             # does. release() gives the connection back when the body was read to its end and closes it otherwise.
-            if timeout is None:  # omitted, not None: aiohttp reads timeout=None as "no timeout at all"
-                response = await session.request(method, url, data=data, headers=headers, params=params)
-            else:
-                response = await session.request(method, url, data=data, headers=headers, params=params,
-                                                 timeout=self.timeout(timeout))
+            response = await session.request(method, url, data=data, headers=headers, params=params,
+                                             timeout=self.answer_timeout(
+                                                 self._settings.timeout if timeout is None else timeout))
             try:
                 content = await response.read()
             finally:
@@ -212,11 +225,9 @@ class NativeClient:
         """
         session = self._live_session()
         try:
-            if timeout is None:
-                response = await session.request("POST", url, data=_json_payload(body), headers=headers)
-            else:
-                response = await session.request("POST", url, data=_json_payload(body), headers=headers,
-                                                 timeout=self.timeout(timeout))
+            response = await session.request("POST", url, data=_json_payload(body), headers=headers,
+                                             timeout=self.answer_timeout(
+                                                 self._settings.timeout if timeout is None else timeout))
             try:
                 content = await response.read()
             finally:
