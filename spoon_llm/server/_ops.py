@@ -169,6 +169,17 @@ _FIELDS = ("ts", "request_id", "method", "route", "status", "key_alias", "model"
            "input_tokens", "output_tokens", "cost_usd", "outcome", "client", "attempts")
 
 
+def _access_line(e: tuple[Any, ...]) -> bytes:
+    """One entry as its access-log line: the ``_FIELDS`` as a JSON object.
+
+    A dict display rather than ``dict(zip(_FIELDS, e))``, which costs twice what orjson's encoding does.
+    """
+    return orjson.dumps({"ts": e[0], "request_id": e[1], "method": e[2], "route": e[3], "status": e[4],
+                         "key_alias": e[5], "model": e[6], "provider": e[7], "latency_ms": e[8],
+                         "input_tokens": e[9], "output_tokens": e[10], "cost_usd": e[11], "outcome": e[12],
+                         "client": e[13], "attempts": e[14]}) + b"\n"
+
+
 class RequestLog:
     """Every finished request as one tuple; a background task turns them into metrics and access-log lines.
 
@@ -217,7 +228,7 @@ class RequestLog:
         for sink in self.sinks:
             sink(entries)
         if self.access_log:
-            self._write(orjson.dumps(dict(zip(_FIELDS, e, strict=True))) + b"\n" for e in entries)
+            self._write(_access_line(e) for e in entries)
 
     def _write(self, lines: Iterable[bytes]) -> None:
         data = b"".join(lines)

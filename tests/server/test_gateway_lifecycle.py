@@ -128,6 +128,9 @@ def test_access_log_names_the_key_alias_never_the_key(gateway: Gateway, sim: Pro
     entry = next(json.loads(x) for x in reversed(gateway.access_log()) if '"model":"openai/gpt-4o"' in x)
     assert entry["key_alias"] == "master" and entry["status"] == 200 and entry["provider"] == "openai"
     assert entry["input_tokens"] > 0 and entry["latency_ms"] > 0
+    assert list(entry) == ["ts", "request_id", "method", "route", "status", "key_alias", "model", "provider",
+                           "latency_ms", "input_tokens", "output_tokens", "cost_usd", "outcome", "client", "attempts"]
+    assert entry["attempts"] == "openai:ok" and entry["outcome"] == "ok" and entry["route"] == "chat"
     assert MASTER_KEY not in (gateway.state_dir / "access.log").read_text()
 
 
