@@ -88,3 +88,21 @@ def test_a_class_the_shortcut_cannot_build_is_validated() -> None:
 
     built = build_trusted(WithPrivate, {"name": "a"}, frozenset({"name"}))
     assert built.name == "a" and built._seen == 0  # validated: the private default is there
+
+
+def test_a_decoded_anthropic_message_equals_the_validated_one() -> None:
+    from spoon_llm.providers.anthropic._decode import decode_message
+
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+               "content": [{"type": "text", "text": "Checking."},
+                           {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}}],
+               "stop_reason": "tool_use", "stop_sequence": None,
+               "usage": {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 5,
+                         "cache_creation_input_tokens": 2}}
+    response = decode_message(message, request_id="r-1")
+    validated = _validated(response)
+    assert response == validated and repr(response) == repr(validated)
+    assert response.model_dump_json() == validated.model_dump_json()
+    assert response.model_fields_set == validated.model_fields_set
+    assert response.usage is not None and (response.usage.input_tokens, response.usage.cached_input_tokens) == (27, 5)
+    assert response.finish_reason == "tool_calls" and response.tool_calls[0].arguments == {"city": "Oslo"}

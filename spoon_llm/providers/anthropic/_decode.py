@@ -10,9 +10,11 @@ the raw content is kept in ``metadata["provider_data"]["anthropic"]["content"]``
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..._trusted import build_trusted
 from ...types import FinishReason, FunctionCall, LLMResponse, LLMResponseChunk, TokenUsage, ToolCall
 from .._stream import StreamAccumulator
 from ._errors import error_from_body
@@ -36,6 +38,13 @@ _REBUILDABLE = frozenset({"text", "tool_use"})
 _SERVER_CALLS = frozenset({"server_tool_use", "mcp_tool_use"})
 
 
+#: The fields usage_from and decode_message set (``model_fields_set`` as the keyword calls would make it).
+_USAGE_FIELDS = frozenset({"input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
+                           "cache_write_tokens", "raw"})
+_RESPONSE_FIELDS = frozenset({"content", "provider", "model", "finish_reason", "native_finish_reason", "tool_calls",
+                              "usage", "reasoning", "metadata", "request_id"})
+
+
 def map_stop_reason(native: str | None) -> str | None:
     """Our finish reason for Anthropic's ``stop_reason`` (unknown values map to ``other``)."""
     if native is None:
@@ -52,6 +61,12 @@ def usage_from(raw: Mapping[str, Any] | None) -> TokenUsage | None:
     write = raw.get("cache_creation_input_tokens") or 0
     output = raw.get("output_tokens") or 0
     total = base + read + write
+    if type(total) is int and type(output) is int and type(read) is int and type(write) is int:
+        # Plain ints (what Anthropic sends): nothing for validation to convert.
+        return build_trusted(TokenUsage, {
+            "input_tokens": total, "output_tokens": output, "total_tokens": total + output,
+            "cached_input_tokens": read, "cache_write_tokens": write, "reasoning_tokens": 0, "raw": dict(raw),
+        }, _USAGE_FIELDS)
     return TokenUsage(
         input_tokens=total,
         output_tokens=output,
@@ -97,10 +112,21 @@ def decode_message(data: Mapping[str, Any], *, request_id: str | None = None) ->
     if keep_raw:
         metadata["provider_data"] = {PROVIDER: {"content": list(content)}}
     native = data.get("stop_reason")
+    model = data.get("model") or ""
+    if type(model) is str and (native is None or type(native) is str) and (request_id is None
+                                                                            or type(request_id) is str):
+        # The vendor's values are of the fields' types and the rest is built here: nothing for validation to do.
+        return build_trusted(LLMResponse, {
+            "content": "".join(text), "provider": PROVIDER, "model": model, "finish_reason": map_stop_reason(native),
+            "native_finish_reason": native, "tool_calls": calls, "usage": usage_from(data.get("usage")),
+            "cost": None, "reasoning": "".join(thinking) if thinking else None, "refusal": None,
+            "metadata": metadata, "request_id": request_id, "duration": 0.0, "timestamp": time.time(),
+            "deployment": None, "attempts": [], "fallback_path": [], "parsed": None, "messages": None,
+        }, _RESPONSE_FIELDS)
     return LLMResponse(
         content="".join(text),
         provider=PROVIDER,
-        model=data.get("model") or "",
+        model=model,
         finish_reason=map_stop_reason(native),
         native_finish_reason=native,
         tool_calls=calls,
