@@ -16,7 +16,7 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-__all__ = ["ChunkTimer", "Resumed"]
+__all__ = ["ChunkTimer", "Resumed", "consume_cancellation"]
 
 _INF = float("inf")
 
@@ -80,10 +80,7 @@ class ChunkTimer:
         False: the task was cancelled by someone else too, and that cancellation stands.
         """
         self._fired = False
-        task = self._task
-        if sys.version_info >= (3, 11) and task is not None:
-            return task.uncancel() <= self._cancelling
-        return True
+        return consume_cancellation(self._task, self._cancelling)
 
     def close(self) -> None:
         """The stream ended: drop the pending timer."""
@@ -110,6 +107,17 @@ class ChunkTimer:
         if task is not None and not task.done():
             self._fired = True
             task.cancel()
+
+
+def consume_cancellation(task: asyncio.Task[Any] | None, cancelling: int) -> bool:
+    """Take back one cancellation of ``task`` (a timer's); whether none other is pending beyond ``cancelling``.
+
+    ``cancelling`` is ``task.cancelling()`` from when the timer was armed (Python 3.11's bookkeeping; on 3.10 a
+    timer's cancellation cannot be told from another's, and it is taken as the timer's).
+    """
+    if sys.version_info >= (3, 11) and task is not None:
+        return task.uncancel() <= cancelling
+    return True
 
 
 class Resumed:

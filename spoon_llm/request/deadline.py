@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RequestTimeoutError
+from ._chunk_timer import consume_cancellation
 
 if TYPE_CHECKING:
     from ..routing.attempts import Slot
@@ -82,10 +83,7 @@ class AttemptTimer:
         if not self._fired:
             return False
         self._fired = False
-        task = self._task
-        if sys.version_info >= (3, 11) and task is not None:
-            return task.uncancel() <= self._cancelling
-        return True
+        return consume_cancellation(self._task, self._cancelling)
 
     def cancel(self) -> None:
         """The await ended: the timer will not go off."""
