@@ -114,3 +114,8 @@ def test_a_single_event_read_over_the_event_cap_is_refused() -> None:
     parser = SSEParser(max_event_bytes=16)
     with pytest.raises(ResponseTooLargeError):
         parser.feed(b"data: " + b"x" * 32 + b"\n\n")
+
+
+def test_a_text_chunk_spells_every_field_in_order() -> None:
+    # text() writes the chunk's fields out by hand: a field added to LLMResponseChunk must be added there too.
+    assert list(_accumulator().text("x").__dict__) == list(LLMResponseChunk.model_fields)

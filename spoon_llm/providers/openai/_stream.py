@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import DECODE_FAULTS, ProviderError, ResponseParsingError, StreamInterruptedError, malformed
 from ...transport import loads
+from ...transport._json import first_loads
 from ...types import LLMResponse, LLMResponseChunk
 from .._stream import StreamAccumulator
 from ._decode import content_text, parse_usage, thinking_text, vendor_cost
@@ -28,6 +29,8 @@ __all__ = ["DONE", "ChatStreamDecoder", "CompletionStreamDecoder"]
 DONE = "[DONE]"
 #: The same as raw bytes, compared before any decoding.
 DONE_BYTES = b"[DONE]"
+#: An event cut by the end of the body (no document to feed).
+_CUT: Any = object()
 
 
 def _completion_as_chunk(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,13 +166,11 @@ class ChatStreamDecoder:
             self._done = True
             return []
         try:
-            parsed = loads(data)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            if last:  # half an event: the body was cut, reported by end()
-                self._done = self._cut = True
+            parsed = first_loads(data)
+        except ValueError:
+            parsed = self._decode_slowly(data, last)
+            if parsed is _CUT:
                 return []
-            raise ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=self.acc.provider,
-                                       model=self._requested) from exc
         try:
             out = self.feed(parsed)
         except DECODE_FAULTS as exc:
@@ -177,6 +178,17 @@ class ChatStreamDecoder:
         if self.error is not None:
             raise self.error
         return out
+
+    def _decode_slowly(self, data: bytes, last: bool) -> Any:
+        """What orjson refused: the standard library's reading of it, or ``_CUT`` for half an event at the end."""
+        try:
+            return loads(data)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            if last:  # half an event: the body was cut, reported by end()
+                self._done = self._cut = True
+                return _CUT
+            raise ResponseParsingError(f"the answer is not valid JSON: {exc}", provider=self.acc.provider,
+                                       model=self._requested) from exc
 
     def end(self) -> list[LLMResponseChunk]:
         """The body ended: the final chunk, or the error for a stream that stopped before the answer did."""
