@@ -1,7 +1,10 @@
 """The response cache as middleware: answers an attempt from the cache, or stores what the provider answered.
 
 It wraps whole attempts (``around_attempt`` / ``around_stream``), so a hit reserves no budget, takes no rate-limit
-slot, reaches no provider and costs nothing; a miss runs the attempt as usual and stores the priced answer.
+slot, reaches no provider and costs nothing; a miss runs the attempt as usual and stores the priced answer. Over
+a backend that never waits (memory) it also offers that hook as two plain halves, :meth:`CacheMiddleware.lookup`
+and :meth:`CacheMiddleware.store` (see :meth:`~spoon_llm.middleware.base.Middleware.short_circuit`): a miss then
+adds no coroutine to the request.
 Errors and partial streams are never stored; a failing backend turns into a miss (counted in ``errors``).
 
 A hit comes back with ``cost`` zero, ``usage`` zero and ``metadata["cache"]`` holding ``hit``, the key, when it
@@ -91,8 +94,8 @@ class CacheMiddleware(Middleware):
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
-    def _plan(self, ctx: AttemptContext) -> tuple[str, float | None, bool] | None:
-        """``(key, ttl, lookup)`` for a cacheable attempt, ``None`` when it bypasses the cache."""
+    def _plan(self, ctx: AttemptContext) -> tuple[str, float | None] | None:
+        """``(key, ttl)`` for a cacheable attempt, ``None`` when it bypasses the cache."""
         directive = ctx.cache
         if directive is False or ctx.operation not in CACHEABLE:
             return None
@@ -110,9 +113,9 @@ class CacheMiddleware(Middleware):
             self.skipped += 1
             logger.debug("request not cacheable: %s", type(exc).__name__)
             return None
-        return key, ttl, directive != "refresh"
+        return key, ttl
 
-    # -- storage: a backend that answers without waiting (memory) is called directly, others are awaited -------
+    # -- storage -------------------------------------------------------------------------------------------
 
     def _failed(self, what: str, exc: Exception) -> None:
         """Count and log a failing backend (the request goes on without the cache)."""
@@ -127,12 +130,12 @@ class CacheMiddleware(Middleware):
             self._failed("lookup", exc)
             return None
 
-    async def _put(self, key: str, entry: bytes, ttl: float | None) -> None:
+    async def _put(self, key: str, response: Any, ttl: float | None) -> None:
         try:
             if self._set_now is not None:
-                self._set_now(key, entry, ttl)
+                self._set_now(key, _entry(response), ttl)
             else:
-                await self.backend.set(key, entry, ttl)
+                await self.backend.set(key, _entry(response), ttl)
         except Exception as exc:
             self._failed("store", exc)
         else:
@@ -160,30 +163,75 @@ class CacheMiddleware(Middleware):
 
     # -- the hooks -----------------------------------------------------------------------------------------
 
+    def short_circuit(self) -> tuple[Callable[[AttemptContext], Any], Callable[[AttemptContext, Any], None]] | None:
+        """:meth:`lookup` and :meth:`store` when the backend answers without waiting (memory), else ``None``."""
+        if self._get_now is None or self._set_now is None:
+            return None
+        return self.lookup, self.store
+
+    def lookup(self, ctx: AttemptContext) -> LLMResponse | EmbeddingResponse | None:
+        """The cached answer (a hit), or ``None``: a miss (``ctx.ticket`` set for :meth:`store`) or a bypass.
+
+        For a backend with ``get_now`` only (see :meth:`short_circuit`).
+        """
+        plan = self._plan(ctx)
+        if plan is None:
+            return None
+        if ctx.cache != "refresh":
+            key = plan[0]
+            try:
+                raw = self._get_now(key)  # type: ignore[misc]
+            except Exception as exc:
+                self._failed("lookup", exc)
+                raw = None
+            if raw is not None:
+                hit = self._restore(key, raw, ctx.operation == "embed")
+                if hit is not None:
+                    return hit
+            self.misses += 1
+        ctx.ticket = plan
+        return None
+
+    def store(self, ctx: AttemptContext, response: Any) -> None:
+        """Store the answer of an attempt :meth:`lookup` missed (a backend failure is counted, never raised)."""
+        if isinstance(response, (LLMResponse, EmbeddingResponse)):
+            key, ttl = ctx.ticket
+            try:
+                self._set_now(key, _entry(response), ttl)  # type: ignore[misc]
+            except Exception as exc:
+                self._failed("store", exc)
+            else:
+                self.stores += 1
+
     def around_attempt(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
         """Answer from the cache, or run the attempt and store its answer.
 
-        A bypassed attempt is handed straight on (no coroutine of ours around it): what the cache costs a request
-        it does not serve is one :meth:`_plan`.
+        A bypassed attempt is handed straight on (no coroutine of ours around it). The manager calls
+        :meth:`lookup` and :meth:`store` instead when this is its only wrapper and the backend never waits.
         """
+        if self._get_now is not None and self._set_now is not None:
+            ctx.ticket = None
+            hit = self.lookup(ctx)
+            if hit is not None:
+                return _answered(hit)
+            ticket = ctx.ticket
+            return call_next() if ticket is None else self._run_and_store(ctx, call_next, ticket)
         plan = self._plan(ctx)
         if plan is None:
             return call_next()
         return self._through_cache(ctx, call_next, *plan)
 
+    async def _run_and_store(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]],
+                             ticket: tuple[str, float | None]) -> Any:
+        response = await call_next()
+        ctx.ticket = ticket  # an inner wrapper may have used the slot meanwhile
+        self.store(ctx, response)
+        return response
+
     async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: str,
-                             ttl: float | None, lookup: bool) -> Any:
-        # Written out for the common backend (memory, no coroutine): a miss runs on every cached request.
-        get_now, set_now = self._get_now, self._set_now
-        if lookup:
-            if get_now is None:
-                raw = await self._fetch(key)
-            else:
-                try:
-                    raw = get_now(key)
-                except Exception as exc:
-                    self._failed("lookup", exc)
-                    raw = None
+                             ttl: float | None) -> Any:
+        if ctx.cache != "refresh":
+            raw = await self._fetch(key)
             if raw is not None:
                 hit = self._restore(key, raw, ctx.operation == "embed")
                 if hit is not None:
@@ -191,15 +239,7 @@ class CacheMiddleware(Middleware):
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            if set_now is None:
-                await self._put(key, _entry(response), ttl)
-                return response
-            try:
-                set_now(key, _entry(response), ttl)
-            except Exception as exc:
-                self._failed("store", exc)
-            else:
-                self.stores += 1
+            await self._put(key, response, ttl)
         return response
 
     def around_stream(self, ctx: AttemptContext,
@@ -211,11 +251,11 @@ class CacheMiddleware(Middleware):
         plan = self._plan(ctx)
         if plan is None:
             return open_stream()
-        return self._stream_through_cache(open_stream, *plan)
+        return self._stream_through_cache(ctx, open_stream, *plan)
 
-    async def _stream_through_cache(self, open_stream: Callable[[], AsyncIterator[Any]], key: str,
-                                    ttl: float | None, lookup: bool) -> AsyncIterator[Any]:
-        if lookup:
+    async def _stream_through_cache(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]],
+                                    key: str, ttl: float | None) -> AsyncIterator[Any]:
+        if ctx.cache != "refresh":
             raw = await self._fetch(key)
             hit = self._restore(key, raw, False) if raw is not None else None
             if isinstance(hit, LLMResponse):
@@ -233,7 +273,7 @@ class CacheMiddleware(Middleware):
             yield chunk
         # Reached only when the stream completed: an error or an early close never stores a partial answer.
         if final is not None:
-            await self._put(key, _entry(_folded(final, "".join(reasoning) or None)), ttl)
+            await self._put(key, _folded(final, "".join(reasoning) or None), ttl)
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""
@@ -249,6 +289,10 @@ class CacheMiddleware(Middleware):
     async def aclose(self) -> None:
         """Close the backend."""
         await self.backend.aclose()
+
+
+async def _answered(response: Any) -> Any:
+    return response
 
 
 def _entry(response: LLMResponse | EmbeddingResponse) -> bytes:

@@ -195,6 +195,48 @@ async def test_a_failing_backend_never_fails_a_request(sim: ProviderSimulator) -
         assert status["errors"] == 4 and status["hits"] == 0 and chat_requests(sim) == 2
 
 
+class _SickMemory(MemoryCache):
+    """A memory backend whose every lookup and store fails."""
+
+    def get_now(self, key: str) -> bytes | None:
+        raise OSError("lookup broke")
+
+    def set_now(self, key: str, value: bytes, ttl: float | None) -> None:
+        raise OSError("store broke")
+
+
+async def test_a_failing_memory_backend_is_skipped_and_counted(sim: ProviderSimulator) -> None:
+    cache = CacheMiddleware(_SickMemory())
+    data = {"providers": {"primary": {"type": "openai", "base_url": sim.openai_base_url, "api_key": KEYS["primary"],
+                                      "model": "model-primary"}}}
+    async with LLMManager(ConfigurationManager(data, env={}), middleware=[cache]) as manager:
+        assert manager._chain.lookup is not None  # the plain halves, not the coroutine wrapper
+        for _ in range(2):
+            assert (await manager.chat("hi")).content
+    assert (cache.errors, cache.hits, cache.stores, chat_requests(sim)) == (4, 0, 0, 2)
+
+
+async def test_a_cached_answer_shares_nothing_with_the_callers(sim: ProviderSimulator) -> None:
+    tools = [{"name": "lookup", "description": "Look up", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}]
+    async with manager_for(sim, {"enabled": True}) as manager:
+        first = await manager.chat("hi")
+        content, output_tokens = first.content, first.usage.output_tokens
+        first.content, first.metadata["mine"], first.usage.output_tokens = "changed", 1, 999
+        hit = await manager.chat("hi")
+        assert hit.content == content and "mine" not in hit.metadata
+        assert hit.metadata["cache"]["usage"]["output_tokens"] == output_tokens
+        hit.content, hit.metadata["cache"]["hit"] = "mine", False
+        again = await manager.chat("hi")
+        assert again.content == content and again.cache_hit and again is not hit
+        sim.script("openai", Reply(tool_calls=[ToolCall("lookup", {"q": "cats"})]))
+        called = await manager.chat_with_tools("find cats", tools)
+        called.tool_calls[0].function.name = "changed"
+        replayed = await manager.chat_with_tools("find cats", tools)
+        assert replayed.cache_hit and replayed.tool_calls[0].name == "lookup"
+        assert chat_requests(sim) == 2
+
+
 _WORKER = """
 import asyncio, json, sys
 from spoon_llm import ConfigurationManager
