@@ -21,16 +21,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..middleware.base import AttemptContext, Middleware
 from ..types import CostInfo, EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._key import CACHEABLE, _dumps_plain, cache_key, tag_namespace
+from ._key import CACHEABLE, _dumps_plain, _dumps_sorted, _parts, digest, tag_namespace
 
 if TYPE_CHECKING:
     from .backends import CacheBackend
 
 __all__ = ["CacheMiddleware", "CachePolicy"]
+
+#: A key as backends get it: the digest of the canonical request, or (``exact_keys`` backends) the request itself.
+Key: TypeAlias = "str | bytes"
 
 logger = logging.getLogger("spoon_llm.cache")
 
@@ -95,17 +98,30 @@ class CacheMiddleware(Middleware):
         self.hits = self.misses = self.stores = self.errors = self.skipped = 0
         self.saved_usd = 0.0
         # Backends that answer without waiting (memory) offer plain twins of get/set: no coroutine per request.
-        self._get_now: Callable[[str], bytes | None] | None = getattr(backend, "get_now", None)
-        self._set_now: Callable[[str, bytes, float | None], None] | None = getattr(backend, "set_now", None)
+        self._get_now: Callable[[Key], bytes | None] | None = getattr(backend, "get_now", None)
+        self._set_now: Callable[[Key, bytes, float | None], None] | None = getattr(backend, "set_now", None)
+        # A backend whose entries never leave this process (memory) is given the canonical request itself as the
+        # key (no digest per request) and entries in the compact layout (see _entry).
+        self._local = bool(getattr(backend, "local", False))
+        # ... and may answer "is anything held under this key?" without a Python frame: a miss asks only that.
+        self._contains: Callable[[Key], bool] | None = getattr(backend, "contains", None)
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
-    def _plan(self, ctx: AttemptContext) -> tuple[str, float | None] | None:
-        """``(key, ttl)`` for a cacheable attempt, ``None`` when it bypasses the cache."""
+    def _plan(self, ctx: AttemptContext) -> tuple[Key, float | None] | None:
+        """``(key, ttl)`` for a cacheable attempt, ``None`` when it bypasses the cache.
+
+        The key is the canonical request itself for a backend local to this process (memory), else its digest.
+        """
         directive = ctx.cache
-        if directive is False or ctx.operation not in CACHEABLE:
+        if directive is False:
             return None
-        enabled, ttl = self.policy.for_provider(ctx.deployment.provider_name)
+        operation = ctx.operation
+        if operation not in CACHEABLE:
+            return None
+        provider = ctx.deployment.provider_name
+        policy = self.policy
+        enabled, ttl = policy._resolved.get(provider) or policy.for_provider(provider)
         if directive is None:
             if not enabled:
                 return None
@@ -114,12 +130,12 @@ class CacheMiddleware(Middleware):
         namespace = ctx.cache_namespace or (
             tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace)
         try:
-            key = cache_key(ctx, namespace)
+            request = _dumps_sorted(_parts(ctx, namespace))
         except Exception as exc:  # an argument we cannot canonicalise: serve it uncached
             self.skipped += 1
             logger.debug("request not cacheable: %s", type(exc).__name__)
             return None
-        return key, ttl
+        return (request if self._local else digest(request)), ttl
 
     # -- storage -------------------------------------------------------------------------------------------
 
@@ -129,28 +145,31 @@ class CacheMiddleware(Middleware):
         logger.warning("response cache %s failed (%s): %s", what, type(exc).__name__,
                        "serving from the provider" if what == "lookup" else "answer served uncached")
 
-    async def _fetch(self, key: str) -> bytes | None:
+    async def _fetch(self, key: Key) -> bytes | None:
         try:
-            return self._get_now(key) if self._get_now is not None else await self.backend.get(key)
+            # A bytes key only ever reaches a backend that declared itself local (it takes them).
+            return self._get_now(key) if self._get_now is not None else await self.backend.get(key)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed("lookup", exc)
             return None
 
-    async def _put(self, key: str, response: Any, ttl: float | None) -> None:
+    async def _put(self, key: Key, response: Any, ttl: float | None) -> None:
         try:
             if self._set_now is not None:
-                self._set_now(key, _entry(response), ttl)
+                self._set_now(key, _entry(response, self._local), ttl)
             else:
-                await self.backend.set(key, _entry(response), ttl)
+                await self.backend.set(key, _entry(response, self._local), ttl)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed("store", exc)
         else:
             self.stores += 1
 
-    def _restore(self, key: str, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
+    def _restore(self, key: Key, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
         """The answer stored in ``raw``, as a hit; ``None`` (counted as an error) when it cannot be read back."""
         try:
             data, kind_name, cost, stored = _loads(raw)
+            if data.__class__ is list:  # the compact layout: the answer's fields in the order of _ANSWER_FIELDS
+                data = dict(zip(_ANSWER_FIELDS, data, strict=True))
             kind = _TYPES[kind_name]
             if (kind is EmbeddingResponse) != embed:
                 return None  # an entry of the other kind under this key: a miss, not an error
@@ -158,8 +177,8 @@ class CacheMiddleware(Middleware):
         except Exception:
             self.errors += 1
             return None
-        response.metadata["cache"] = {"hit": True, "key": key, "stored": stored, "usage": data.get("usage"),
-                                      "cost": cost}
+        response.metadata["cache"] = {"hit": True, "key": key if isinstance(key, str) else digest(key),
+                                      "stored": stored, "usage": data.get("usage"), "cost": cost}
         response.usage = TokenUsage()
         response.cost = CostInfo(source="cache")
         self.hits += 1
@@ -185,8 +204,9 @@ class CacheMiddleware(Middleware):
             return None
         if ctx.cache != "refresh":
             key = plan[0]
+            contains = self._contains
             try:
-                raw = self._get_now(key)  # type: ignore[misc]
+                raw = self._get_now(key) if contains is None or contains(key) else None  # type: ignore[misc]
             except Exception as exc:
                 self._failed("lookup", exc)
                 raw = None
@@ -200,10 +220,10 @@ class CacheMiddleware(Middleware):
 
     def store(self, ctx: AttemptContext, response: Any) -> None:
         """Store the answer of an attempt :meth:`lookup` missed (a backend failure is counted, never raised)."""
-        if isinstance(response, (LLMResponse, EmbeddingResponse)):
+        if response.__class__ is LLMResponse or isinstance(response, (LLMResponse, EmbeddingResponse)):
             key, ttl = ctx.ticket
             try:
-                self._set_now(key, _entry(response), ttl)  # type: ignore[misc]
+                self._set_now(key, _entry(response, self._local), ttl)  # type: ignore[misc]
             except Exception as exc:
                 self._failed("store", exc)
             else:
@@ -234,7 +254,7 @@ class CacheMiddleware(Middleware):
         self.store(ctx, response)
         return response
 
-    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: str,
+    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: Key,
                              ttl: float | None) -> Any:
         if ctx.cache != "refresh":
             raw = await self._fetch(key)
@@ -260,7 +280,7 @@ class CacheMiddleware(Middleware):
         return self._stream_through_cache(ctx, open_stream, *plan)
 
     async def _stream_through_cache(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]],
-                                    key: str, ttl: float | None) -> AsyncIterator[Any]:
+                                    key: Key, ttl: float | None) -> AsyncIterator[Any]:
         if ctx.cache != "refresh":
             raw = await self._fetch(key)
             hit = self._restore(key, raw, False) if raw is not None else None
@@ -320,25 +340,34 @@ _PLAIN_ANSWERS = _orjson_dumps is not None and _plain_fields(TokenUsage) is not 
     name for name in _plain_fields(LLMResponse) or () if name not in _PER_REQUEST) == _ANSWER_FIELDS
 
 
-def _entry(response: LLMResponse | EmbeddingResponse) -> bytes:
+def _entry(response: LLMResponse | EmbeddingResponse, compact: bool = False) -> bytes:
     """What is stored for an answer: the JSON list ``[answer, kind, price, when stored]``.
 
     The answer is written without its per-request fields. Most answers (text, usage, metadata of plain JSON
-    values) are written from their field values by ``orjson`` in one call, a tenth of what pydantic's serialiser
-    costs them (this is most of what a cache miss costs); tool calls, conversations and values JSON does not
-    know natively go through pydantic. Either way the entry is bytes: nothing the caller holds is shared with it.
+    values) are written from their field values by ``orjson`` in one call, a fraction of what pydantic's
+    serialiser costs them (this is most of what a cache miss costs); tool calls, conversations and values JSON
+    does not know natively go through pydantic. ``compact`` (for a backend whose entries never leave this process)
+    writes such an answer as the list of its field values, in the order of :data:`_ANSWER_FIELDS`, rather than
+    an object. Either way the entry is bytes: nothing the caller holds is shared with it.
     """
-    cost = response.cost
-    price = None if cost is None or cost.unpriced else cost.total_cost
-    if type(response) is LLMResponse and _PLAIN_ANSWERS:
-        values = response.__dict__
+    # Field values read from __dict__: attribute access on a pydantic model costs several dict lookups.
+    values = response.__dict__
+    cost = values["cost"]
+    price = None if cost is None or cost.__dict__["unpriced"] else cost.__dict__["total_cost"]
+    if response.__class__ is LLMResponse and _PLAIN_ANSWERS:
         usage = values["usage"]
         if not values["tool_calls"] and values["messages"] is None and (usage is None or type(usage) is TokenUsage):
-            answer = {"content": values["content"], "provider": values["provider"], "model": values["model"],
-                      "finish_reason": values["finish_reason"], "native_finish_reason": values["native_finish_reason"],
-                      "tool_calls": [], "usage": None if usage is None else usage.__dict__,
-                      "reasoning": values["reasoning"], "refusal": values["refusal"], "metadata": values["metadata"],
-                      "messages": None}
+            answer: Any
+            if compact:
+                answer = [values["content"], values["provider"], values["model"], values["finish_reason"],
+                          values["native_finish_reason"], [], None if usage is None else usage.__dict__,
+                          values["reasoning"], values["refusal"], values["metadata"], None]
+            else:
+                answer = {"content": values["content"], "provider": values["provider"], "model": values["model"],
+                          "finish_reason": values["finish_reason"],
+                          "native_finish_reason": values["native_finish_reason"], "tool_calls": [],
+                          "usage": None if usage is None else usage.__dict__, "reasoning": values["reasoning"],
+                          "refusal": values["refusal"], "metadata": values["metadata"], "messages": None}
             try:
                 entry: bytes = _orjson_dumps((answer, "LLMResponse", price, time.time()), option=_STRICT)
                 return entry

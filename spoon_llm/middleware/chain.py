@@ -148,25 +148,27 @@ class MiddlewareChain:
         pending = self.after(ctx, passed, response, usage, error)
         if ctx.ticket is not None and self.store is not None and error is None and response is not None:
             if pending is None:
-                self._store(ctx, response)
+                try:
+                    self.store(ctx, response)
+                except Exception as exc:  # the answer is served all the same
+                    self._store_failed(exc)
             else:
                 pending = self._store_after(pending, ctx, response)
         # Settling and releasing must finish even when the caller is cancelled while it waits for them: they
         # run on, and are only ever started once (ctx.passed is already zero).
         return None if pending is None else finish_regardless(pending)
 
-    def _store(self, ctx: AttemptContext, response: Any) -> None:
-        assert self.store is not None
-        try:
-            self.store(ctx, response)
-        except Exception as exc:  # the answer is served all the same
-            logger.warning("%s failed (%s): the answer is served, not stored",
-                           getattr(self.store, "__qualname__", "store"), type(exc).__name__)
-        ctx.ticket = None
+    def _store_failed(self, exc: Exception) -> None:
+        logger.warning("%s failed (%s): the answer is served, not stored",
+                       getattr(self.store, "__qualname__", "store"), type(exc).__name__)
 
     async def _store_after(self, pending: Awaitable[None], ctx: AttemptContext, response: Any) -> None:
         await pending
-        self._store(ctx, response)
+        assert self.store is not None
+        try:
+            self.store(ctx, response)
+        except Exception as exc:
+            self._store_failed(exc)
 
     async def finish_async(self, ctx: AttemptContext | None, response: Any = None,
                            usage: TokenUsage | None = None, error: LLMError | None = None) -> None:

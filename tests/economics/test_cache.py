@@ -130,6 +130,32 @@ async def test_memory_bounds_evict_the_least_recently_used() -> None:
     assert stats["entries"] == 2 and stats["bytes"] <= 10 and stats["evictions"] == 2
 
 
+async def test_memory_keys_given_as_bytes_count_toward_the_byte_bound() -> None:
+    backend = MemoryCache(max_entries=10, max_bytes=20)
+    backend.set_now(b"request-1", b"1234", None)  # 9 + 4 bytes
+    assert backend.stats()["bytes"] == 13 and backend.contains(b"request-1")
+    backend.set_now(b"request-2", b"1234", None)  # 26 > 20: the older entry goes
+    assert not backend.contains(b"request-1") and backend.stats()["bytes"] == 13
+    await backend.delete(b"request-2")
+    assert backend.stats()["bytes"] == 0
+    backend.set_now(b"k" * 20, b"v", None)  # larger than the whole cache: not stored
+    assert backend.stats()["entries"] == 0
+
+
+async def test_every_backend_names_a_hit_by_the_same_key(sim: ProviderSimulator, tmp_path: Path) -> None:
+    keys = []
+    for settings in ({"enabled": True}, {"enabled": True, "backend": "sqlite", "path": str(tmp_path / "c.db")}):
+        async with manager_for(sim, settings) as manager:
+            await manager.chat("same question", temperature=0.5)
+            hit = await manager.chat("same question", temperature=0.5)
+            deployment = manager.router.deployments["primary"]
+        assert hit.cache_hit
+        keys.append(hit.metadata["cache"]["key"])
+    expected = cache_key(AttemptContext("r", "chat", deployment, None, [{"role": "user", "content": "same question"}],
+                                        {"temperature": 0.5}), "default")
+    assert keys == [expected, expected]
+
+
 async def test_errors_and_partial_streams_are_never_cached(sim: ProviderSimulator) -> None:
     async with manager_for(sim, {"enabled": True}) as manager:
         sim.fault("openai", Fault.unavailable(), times=1)
@@ -197,6 +223,13 @@ async def test_a_failing_backend_never_fails_a_request(sim: ProviderSimulator) -
 
 class _SickMemory(MemoryCache):
     """A memory backend whose every lookup and store fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contains = self._broken_contains
+
+    def _broken_contains(self, key: object) -> bool:
+        raise OSError("lookup broke")
 
     def get_now(self, key: str) -> bytes | None:
         raise OSError("lookup broke")

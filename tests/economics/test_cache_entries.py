@@ -10,9 +10,17 @@ from enum import Enum
 import orjson
 import pytest
 
-from spoon_llm.cache.middleware import _PER_REQUEST, _PLAIN_ANSWERS, _entry
-from spoon_llm.types import (Attempt, CostInfo, EmbeddingResponse, FunctionCall, LLMResponse, Message, TokenUsage,
-                             ToolCall)
+from spoon_llm.cache.middleware import _ANSWER_FIELDS, _PER_REQUEST, _PLAIN_ANSWERS, _entry
+from spoon_llm.types import (
+    Attempt,
+    CostInfo,
+    EmbeddingResponse,
+    FunctionCall,
+    LLMResponse,
+    Message,
+    TokenUsage,
+    ToolCall,
+)
 
 
 class Colour(Enum):
@@ -47,10 +55,14 @@ def test_the_models_still_match_the_fields_written_out() -> None:
     assert _PLAIN_ANSWERS
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["shared layout", "compact layout"])
 @pytest.mark.parametrize("name", list(ANSWERS))
-def test_an_entry_holds_what_pydantic_writes_for_the_answer(name: str) -> None:
+def test_an_entry_holds_what_pydantic_writes_for_the_answer(name: str, compact: bool) -> None:
     response = ANSWERS[name]
-    data, kind, price, stored = orjson.loads(_entry(response))
+    data, kind, price, stored = orjson.loads(_entry(response, compact))
+    if isinstance(data, list):  # the compact layout, as the cache reads it back
+        assert compact
+        data = dict(zip(_ANSWER_FIELDS, data, strict=True))
     assert data == json.loads(response.__pydantic_serializer__.to_json(response, exclude=_PER_REQUEST))
     assert kind == type(response).__name__ and isinstance(stored, float)
     assert price == (None if response.cost is None or response.cost.unpriced else response.cost.total_cost)
