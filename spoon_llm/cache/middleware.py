@@ -199,10 +199,12 @@ class CacheMiddleware(Middleware):
 
         For a backend with ``get_now`` only (see :meth:`short_circuit`).
         """
+        if ctx.cache is False:  # bypassed (also what _plan checks first): one frame less per such call
+            return None
         plan = self._plan(ctx)
         if plan is None:
             return None
-        if ctx.cache != "refresh":
+        if ctx.cache is None or ctx.cache != "refresh":
             key = plan[0]
             contains = self._contains
             try:
@@ -353,7 +355,11 @@ def _entry(response: LLMResponse | EmbeddingResponse, compact: bool = False) -> 
     # Field values read from __dict__: attribute access on a pydantic model costs several dict lookups.
     values = response.__dict__
     cost = values["cost"]
-    price = None if cost is None or cost.__dict__["unpriced"] else cost.__dict__["total_cost"]
+    if cost is None:
+        price = None
+    else:
+        cost = cost.__dict__
+        price = None if cost["unpriced"] else cost["total_cost"]
     if response.__class__ is LLMResponse and _PLAIN_ANSWERS:
         usage = values["usage"]
         if not values["tool_calls"] and values["messages"] is None and (usage is None or type(usage) is TokenUsage):
