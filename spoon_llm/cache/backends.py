@@ -3,7 +3,9 @@
 Every backend stores opaque bytes under a string key with an optional time to live and counts what it did
 (``stats()``). Backends raise what their storage raises; the cache middleware turns any failure into a miss, so a
 sick cache never fails a request. A backend that never waits (memory) may also offer plain ``get_now(key)`` and
-``set_now(key, value, ttl)``: the middleware then calls those, with no coroutine per request.
+``set_now(key, value, ttl)``: the middleware then calls those, with no coroutine per request. A backend that sets
+``local = True`` (its entries never leave the process) is given the canonical request (bytes) as the key rather
+than its digest; one with ``contains(key)`` is asked that before ``get_now`` (a miss then costs no more).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,21 +48,31 @@ class CacheBackend(Protocol):
 
 
 class MemoryCache:
-    """An LRU dict bounded by entries and bytes, with per-entry expiry. For one process; lost on exit."""
+    """An LRU dict bounded by entries and bytes, with per-entry expiry. For one process; lost on exit.
+
+    Keys may be strings or bytes. Its entries never leave this process (``local``), so the cache middleware gives
+    it the canonical request itself as the key: a dict compares keys whole, so no digest of the request is needed
+    and none can collide. A bytes key is as large as the request, so it counts toward ``max_bytes``.
+    """
 
     name = "memory"
+    #: Entries never leave this process: the middleware keys them by the request itself (bytes), not a digest,
+    #: and may write them in a layout only it reads.
+    local = True
 
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 256 * 1024 * 1024,
                  clock: Any = time.monotonic) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._entries: OrderedDict[str | bytes, tuple[bytes, float | None]] = OrderedDict()
+        #: Whether an entry (live or expired) is held under a key: a C call, for the middleware's lookups that miss.
+        self.contains: Callable[[object], bool] = self._entries.__contains__
         self._bytes = 0
         self.evictions = 0
         self.expirations = 0
 
-    def get_now(self, key: str) -> bytes | None:
+    def get_now(self, key: str | bytes) -> bytes | None:
         """:meth:`get` without a coroutine."""
         entry = self._entries.get(key)
         if entry is None:
@@ -72,32 +85,39 @@ class MemoryCache:
         self._entries.move_to_end(key)
         return value
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str | bytes) -> bytes | None:
         """The live value under ``key`` (refreshing its recency)."""
         return self.get_now(key)
 
-    def set_now(self, key: str, value: bytes, ttl: float | None) -> None:
+    def set_now(self, key: str | bytes, value: bytes, ttl: float | None) -> None:
         """:meth:`set` without a coroutine."""
-        if len(value) > self.max_bytes:
+        size = len(value) + len(key) if key.__class__ is bytes else len(value)
+        if size > self.max_bytes:
             return  # larger than the whole cache: storing it would only evict everything else
-        if key in self._entries:
+        entries = self._entries
+        if key in entries:
             self._drop(key)
-        self._entries[key] = (value, None if ttl is None else self._clock() + ttl)
-        self._bytes += len(value)
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            oldest = next(iter(self._entries))
-            self._drop(oldest)
+        entries[key] = (value, None if ttl is None else self._clock() + ttl)
+        self._bytes += size
+        if len(entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recently used entries until both bounds hold."""
+        entries = self._entries
+        while len(entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(entries)))
             self.evictions += 1
 
-    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
+    async def set(self, key: str | bytes, value: bytes, ttl: float | None) -> None:
         """Store, evicting the least recently used entries beyond the bounds."""
         self.set_now(key, value, ttl)
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str | bytes) -> None:
         value, _ = self._entries.pop(key)
-        self._bytes -= len(value)
+        self._bytes -= len(value) + len(key) if key.__class__ is bytes else len(value)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str | bytes) -> None:
         """Forget ``key``."""
         if key in self._entries:
             self._drop(key)

@@ -1,7 +1,10 @@
 """The response cache as middleware: answers an attempt from the cache, or stores what the provider answered.
 
 It wraps whole attempts (``around_attempt`` / ``around_stream``), so a hit reserves no budget, takes no rate-limit
-slot, reaches no provider and costs nothing; a miss runs the attempt as usual and stores the priced answer.
+slot, reaches no provider and costs nothing; a miss runs the attempt as usual and stores the priced answer. Over
+a backend that never waits (memory) it also offers that hook as two plain halves, :meth:`CacheMiddleware.lookup`
+and :meth:`CacheMiddleware.store` (see :meth:`~spoon_llm.middleware.base.Middleware.short_circuit`): a miss then
+adds no coroutine to the request.
 Errors and partial streams are never stored; a failing backend turns into a miss (counted in ``errors``).
 
 A hit comes back with ``cost`` zero, ``usage`` zero and ``metadata["cache"]`` holding ``hit``, the key, when it
@@ -18,16 +21,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..middleware.base import AttemptContext, Middleware
 from ..types import CostInfo, EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._key import CACHEABLE, _dumps_plain, cache_key, tag_namespace
+from ._key import CACHEABLE, _dumps_plain, _dumps_sorted, _parts, digest, tag_namespace
 
 if TYPE_CHECKING:
     from .backends import CacheBackend
 
 __all__ = ["CacheMiddleware", "CachePolicy"]
+
+#: A key as backends get it: the digest of the canonical request, or (``exact_keys`` backends) the request itself.
+Key: TypeAlias = "str | bytes"
 
 logger = logging.getLogger("spoon_llm.cache")
 
@@ -40,10 +46,16 @@ try:
     import orjson
 
     _loads: Callable[[bytes], Any] = orjson.loads
+    #: Plain JSON values only: anything else (a datetime, a dataclass, a subclass of dict...) raises, and pydantic
+    #: writes that answer instead, as it would write it.
+    _STRICT: int | None = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                           | orjson.OPT_PASSTHROUGH_SUBCLASS)
+    _orjson_dumps: Any = orjson.dumps
 except ImportError:  # pragma: no cover - core-only install
     import json
 
     _loads = json.loads
+    _orjson_dumps = _STRICT = None
 
 
 class CachePolicy:
@@ -86,17 +98,30 @@ class CacheMiddleware(Middleware):
         self.hits = self.misses = self.stores = self.errors = self.skipped = 0
         self.saved_usd = 0.0
         # Backends that answer without waiting (memory) offer plain twins of get/set: no coroutine per request.
-        self._get_now: Callable[[str], bytes | None] | None = getattr(backend, "get_now", None)
-        self._set_now: Callable[[str, bytes, float | None], None] | None = getattr(backend, "set_now", None)
+        self._get_now: Callable[[Key], bytes | None] | None = getattr(backend, "get_now", None)
+        self._set_now: Callable[[Key, bytes, float | None], None] | None = getattr(backend, "set_now", None)
+        # A backend whose entries never leave this process (memory) is given the canonical request itself as the
+        # key (no digest per request) and entries in the compact layout (see _entry).
+        self._local = bool(getattr(backend, "local", False))
+        # ... and may answer "is anything held under this key?" without a Python frame: a miss asks only that.
+        self._contains: Callable[[Key], bool] | None = getattr(backend, "contains", None)
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
-    def _plan(self, ctx: AttemptContext) -> tuple[str, float | None, bool] | None:
-        """``(key, ttl, lookup)`` for a cacheable attempt, ``None`` when it bypasses the cache."""
+    def _plan(self, ctx: AttemptContext) -> tuple[Key, float | None] | None:
+        """``(key, ttl)`` for a cacheable attempt, ``None`` when it bypasses the cache.
+
+        The key is the canonical request itself for a backend local to this process (memory), else its digest.
+        """
         directive = ctx.cache
-        if directive is False or ctx.operation not in CACHEABLE:
+        if directive is False:
             return None
-        enabled, ttl = self.policy.for_provider(ctx.deployment.provider_name)
+        operation = ctx.operation
+        if operation not in CACHEABLE:
+            return None
+        provider = ctx.deployment.provider_name
+        policy = self.policy
+        enabled, ttl = policy._resolved.get(provider) or policy.for_provider(provider)
         if directive is None:
             if not enabled:
                 return None
@@ -105,14 +130,14 @@ class CacheMiddleware(Middleware):
         namespace = ctx.cache_namespace or (
             tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace)
         try:
-            key = cache_key(ctx, namespace)
+            request = _dumps_sorted(_parts(ctx, namespace))
         except Exception as exc:  # an argument we cannot canonicalise: serve it uncached
             self.skipped += 1
             logger.debug("request not cacheable: %s", type(exc).__name__)
             return None
-        return key, ttl, directive != "refresh"
+        return (request if self._local else digest(request)), ttl
 
-    # -- storage: a backend that answers without waiting (memory) is called directly, others are awaited -------
+    # -- storage -------------------------------------------------------------------------------------------
 
     def _failed(self, what: str, exc: Exception) -> None:
         """Count and log a failing backend (the request goes on without the cache)."""
@@ -120,28 +145,31 @@ class CacheMiddleware(Middleware):
         logger.warning("response cache %s failed (%s): %s", what, type(exc).__name__,
                        "serving from the provider" if what == "lookup" else "answer served uncached")
 
-    async def _fetch(self, key: str) -> bytes | None:
+    async def _fetch(self, key: Key) -> bytes | None:
         try:
-            return self._get_now(key) if self._get_now is not None else await self.backend.get(key)
+            # A bytes key only ever reaches a backend that declared itself local (it takes them).
+            return self._get_now(key) if self._get_now is not None else await self.backend.get(key)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed("lookup", exc)
             return None
 
-    async def _put(self, key: str, entry: bytes, ttl: float | None) -> None:
+    async def _put(self, key: Key, response: Any, ttl: float | None) -> None:
         try:
             if self._set_now is not None:
-                self._set_now(key, entry, ttl)
+                self._set_now(key, _entry(response, self._local), ttl)
             else:
-                await self.backend.set(key, entry, ttl)
+                await self.backend.set(key, _entry(response, self._local), ttl)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed("store", exc)
         else:
             self.stores += 1
 
-    def _restore(self, key: str, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
+    def _restore(self, key: Key, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
         """The answer stored in ``raw``, as a hit; ``None`` (counted as an error) when it cannot be read back."""
         try:
             data, kind_name, cost, stored = _loads(raw)
+            if data.__class__ is list:  # the compact layout: the answer's fields in the order of _ANSWER_FIELDS
+                data = dict(zip(_ANSWER_FIELDS, data, strict=True))
             kind = _TYPES[kind_name]
             if (kind is EmbeddingResponse) != embed:
                 return None  # an entry of the other kind under this key: a miss, not an error
@@ -149,8 +177,8 @@ class CacheMiddleware(Middleware):
         except Exception:
             self.errors += 1
             return None
-        response.metadata["cache"] = {"hit": True, "key": key, "stored": stored, "usage": data.get("usage"),
-                                      "cost": cost}
+        response.metadata["cache"] = {"hit": True, "key": key if isinstance(key, str) else digest(key),
+                                      "stored": stored, "usage": data.get("usage"), "cost": cost}
         response.usage = TokenUsage()
         response.cost = CostInfo(source="cache")
         self.hits += 1
@@ -160,30 +188,78 @@ class CacheMiddleware(Middleware):
 
     # -- the hooks -----------------------------------------------------------------------------------------
 
+    def short_circuit(self) -> tuple[Callable[[AttemptContext], Any], Callable[[AttemptContext, Any], None]] | None:
+        """:meth:`lookup` and :meth:`store` when the backend answers without waiting (memory), else ``None``."""
+        if self._get_now is None or self._set_now is None:
+            return None
+        return self.lookup, self.store
+
+    def lookup(self, ctx: AttemptContext) -> LLMResponse | EmbeddingResponse | None:
+        """The cached answer (a hit), or ``None``: a miss (``ctx.ticket`` set for :meth:`store`) or a bypass.
+
+        For a backend with ``get_now`` only (see :meth:`short_circuit`).
+        """
+        if ctx.cache is False:  # bypassed (also what _plan checks first): one frame less per such call
+            return None
+        plan = self._plan(ctx)
+        if plan is None:
+            return None
+        if ctx.cache is None or ctx.cache != "refresh":
+            key = plan[0]
+            contains = self._contains
+            try:
+                raw = self._get_now(key) if contains is None or contains(key) else None  # type: ignore[misc]
+            except Exception as exc:
+                self._failed("lookup", exc)
+                raw = None
+            if raw is not None:
+                hit = self._restore(key, raw, ctx.operation == "embed")
+                if hit is not None:
+                    return hit
+            self.misses += 1
+        ctx.ticket = plan
+        return None
+
+    def store(self, ctx: AttemptContext, response: Any) -> None:
+        """Store the answer of an attempt :meth:`lookup` missed (a backend failure is counted, never raised)."""
+        if response.__class__ is LLMResponse or isinstance(response, (LLMResponse, EmbeddingResponse)):
+            key, ttl = ctx.ticket
+            try:
+                self._set_now(key, _entry(response, self._local), ttl)  # type: ignore[misc]
+            except Exception as exc:
+                self._failed("store", exc)
+            else:
+                self.stores += 1
+
     def around_attempt(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
         """Answer from the cache, or run the attempt and store its answer.
 
-        A bypassed attempt is handed straight on (no coroutine of ours around it): what the cache costs a request
-        it does not serve is one :meth:`_plan`.
+        A bypassed attempt is handed straight on (no coroutine of ours around it). The manager calls
+        :meth:`lookup` and :meth:`store` instead when this is its only wrapper and the backend never waits.
         """
+        if self._get_now is not None and self._set_now is not None:
+            ctx.ticket = None
+            hit = self.lookup(ctx)
+            if hit is not None:
+                return _answered(hit)
+            ticket = ctx.ticket
+            return call_next() if ticket is None else self._run_and_store(ctx, call_next, ticket)
         plan = self._plan(ctx)
         if plan is None:
             return call_next()
         return self._through_cache(ctx, call_next, *plan)
 
-    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: str,
-                             ttl: float | None, lookup: bool) -> Any:
-        # Written out for the common backend (memory, no coroutine): a miss runs on every cached request.
-        get_now, set_now = self._get_now, self._set_now
-        if lookup:
-            if get_now is None:
-                raw = await self._fetch(key)
-            else:
-                try:
-                    raw = get_now(key)
-                except Exception as exc:
-                    self._failed("lookup", exc)
-                    raw = None
+    async def _run_and_store(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]],
+                             ticket: tuple[str, float | None]) -> Any:
+        response = await call_next()
+        ctx.ticket = ticket  # an inner wrapper may have used the slot meanwhile
+        self.store(ctx, response)
+        return response
+
+    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: Key,
+                             ttl: float | None) -> Any:
+        if ctx.cache != "refresh":
+            raw = await self._fetch(key)
             if raw is not None:
                 hit = self._restore(key, raw, ctx.operation == "embed")
                 if hit is not None:
@@ -191,15 +267,7 @@ class CacheMiddleware(Middleware):
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            if set_now is None:
-                await self._put(key, _entry(response), ttl)
-                return response
-            try:
-                set_now(key, _entry(response), ttl)
-            except Exception as exc:
-                self._failed("store", exc)
-            else:
-                self.stores += 1
+            await self._put(key, response, ttl)
         return response
 
     def around_stream(self, ctx: AttemptContext,
@@ -211,11 +279,11 @@ class CacheMiddleware(Middleware):
         plan = self._plan(ctx)
         if plan is None:
             return open_stream()
-        return self._stream_through_cache(open_stream, *plan)
+        return self._stream_through_cache(ctx, open_stream, *plan)
 
-    async def _stream_through_cache(self, open_stream: Callable[[], AsyncIterator[Any]], key: str,
-                                    ttl: float | None, lookup: bool) -> AsyncIterator[Any]:
-        if lookup:
+    async def _stream_through_cache(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]],
+                                    key: Key, ttl: float | None) -> AsyncIterator[Any]:
+        if ctx.cache != "refresh":
             raw = await self._fetch(key)
             hit = self._restore(key, raw, False) if raw is not None else None
             if isinstance(hit, LLMResponse):
@@ -233,7 +301,7 @@ class CacheMiddleware(Middleware):
             yield chunk
         # Reached only when the stream completed: an error or an early close never stores a partial answer.
         if final is not None:
-            await self._put(key, _entry(_folded(final, "".join(reasoning) or None)), ttl)
+            await self._put(key, _folded(final, "".join(reasoning) or None), ttl)
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""
@@ -251,14 +319,66 @@ class CacheMiddleware(Middleware):
         await self.backend.aclose()
 
 
-def _entry(response: LLMResponse | EmbeddingResponse) -> bytes:
+async def _answered(response: Any) -> Any:
+    return response
+
+
+def _plain_fields(model: type[Any]) -> tuple[str, ...] | None:
+    """The fields ``model`` serialises, when its JSON is exactly its field values (else ``None``)."""
+    decorators = model.__pydantic_decorators__
+    if decorators.field_serializers or decorators.model_serializers or model.model_computed_fields:
+        return None
+    fields = model.model_fields
+    if any(f.alias or f.serialization_alias for f in fields.values()):
+        return None
+    return tuple(name for name, f in fields.items() if not f.exclude)
+
+
+#: What an answer is stored with, written out below; checked against the models so that a field added to
+#: either model sends every answer through pydantic rather than leaving the field out of the cache.
+_ANSWER_FIELDS = ("content", "provider", "model", "finish_reason", "native_finish_reason", "tool_calls", "usage",
+                  "reasoning", "refusal", "metadata", "messages")
+_PLAIN_ANSWERS = _orjson_dumps is not None and _plain_fields(TokenUsage) is not None and tuple(
+    name for name in _plain_fields(LLMResponse) or () if name not in _PER_REQUEST) == _ANSWER_FIELDS
+
+
+def _entry(response: LLMResponse | EmbeddingResponse, compact: bool = False) -> bytes:
     """What is stored for an answer: the JSON list ``[answer, kind, price, when stored]``.
 
-    The answer is written without its per-request fields, straight to JSON bytes by pydantic-core (one pass, no
-    intermediate dict): this is most of what a miss costs. The small tail is one more ``orjson`` call.
+    The answer is written without its per-request fields. Most answers (text, usage, metadata of plain JSON
+    values) are written from their field values by ``orjson`` in one call, a fraction of what pydantic's
+    serialiser costs them (this is most of what a cache miss costs); tool calls, conversations and values JSON
+    does not know natively go through pydantic. ``compact`` (for a backend whose entries never leave this process)
+    writes such an answer as the list of its field values, in the order of :data:`_ANSWER_FIELDS`, rather than
+    an object. Either way the entry is bytes: nothing the caller holds is shared with it.
     """
-    cost = response.cost
-    price = None if cost is None or cost.unpriced else cost.total_cost
+    # Field values read from __dict__: attribute access on a pydantic model costs several dict lookups.
+    values = response.__dict__
+    cost = values["cost"]
+    if cost is None:
+        price = None
+    else:
+        cost = cost.__dict__
+        price = None if cost["unpriced"] else cost["total_cost"]
+    if response.__class__ is LLMResponse and _PLAIN_ANSWERS:
+        usage = values["usage"]
+        if not values["tool_calls"] and values["messages"] is None and (usage is None or type(usage) is TokenUsage):
+            answer: Any
+            if compact:
+                answer = [values["content"], values["provider"], values["model"], values["finish_reason"],
+                          values["native_finish_reason"], [], None if usage is None else usage.__dict__,
+                          values["reasoning"], values["refusal"], values["metadata"], None]
+            else:
+                answer = {"content": values["content"], "provider": values["provider"], "model": values["model"],
+                          "finish_reason": values["finish_reason"],
+                          "native_finish_reason": values["native_finish_reason"], "tool_calls": [],
+                          "usage": None if usage is None else usage.__dict__, "reasoning": values["reasoning"],
+                          "refusal": values["refusal"], "metadata": values["metadata"], "messages": None}
+            try:
+                entry: bytes = _orjson_dumps((answer, "LLMResponse", price, time.time()), option=_STRICT)
+                return entry
+            except TypeError:  # orjson.JSONEncodeError: a value for pydantic to write
+                pass
     data = response.__pydantic_serializer__.to_json(response, exclude=_PER_REQUEST)
     tail = _dumps_plain((type(response).__name__, price, time.time()))  # ["kind",price,stored]
     return b"".join((b"[", data, b",", tail[1:]))

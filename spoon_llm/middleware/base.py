@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from ..costs.budgets import Reservation
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..routing.deployment import DeploymentState
     from ..types import CostInfo, Message, TokenUsage
 
-__all__ = ["AttemptContext", "Middleware"]
+__all__ = ["AttemptContext", "Lookup", "Middleware", "Store"]
 
 
 @dataclass(slots=True)
@@ -59,6 +59,9 @@ class AttemptContext:
     cache: bool | str | float | None = None
     #: The call's ``cache_namespace=``: cache entries of other namespaces are never seen.
     cache_namespace: str | None = None
+    #: What a short-circuiting middleware's lookup left for its store (see :meth:`Middleware.short_circuit`);
+    #: ``None``: nothing to store.
+    ticket: Any = None
     _state: dict[str, Any] | None = None
     _messages: list[Message] | None = None
 
@@ -87,6 +90,12 @@ class AttemptContext:
     def effective_model(self) -> str | None:
         """The model asked for: the call's, else the deployment's."""
         return self.model or self.deployment.model
+
+
+#: The first half of a split ``around_attempt``: an answer that ends the attempt, or ``None`` to run it.
+Lookup: TypeAlias = Callable[[AttemptContext], Any]
+#: The second half: called with the attempt's answer (see :meth:`Middleware.short_circuit`).
+Store: TypeAlias = Callable[[AttemptContext, Any], None]
 
 
 class Middleware:
@@ -125,6 +134,10 @@ class Middleware:
                 self.store.put(key(ctx), response)
                 return response
 
+    A wrapper that never waits (an in-memory cache) may also offer its ``around_attempt`` split in two plain
+    halves, :meth:`short_circuit`: the manager then calls those around the attempt instead, and makes no coroutine
+    or closure for the wrapper at all.
+
     Hooks a subclass does not override are never called, and cost nothing.
     """
 
@@ -156,6 +169,22 @@ class Middleware:
     def around_stream(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
         """Wrap a streamed attempt; return ``open_stream()`` (or a wrapper of it) or a stream of your own."""
         return open_stream()
+
+    def short_circuit(self) -> tuple[Lookup, Store] | None:
+        """``around_attempt`` as two plain functions ``(lookup, store)``, or ``None`` (the default: it has none).
+
+        ``lookup(ctx)`` runs before the attempt (before any before hook) and returns an answer, which ends the
+        attempt exactly as ``around_attempt`` returning it would, or ``None`` to run the attempt. To see the answer,
+        it sets ``ctx.ticket`` (to anything but ``None``): ``store(ctx, response)`` is then called once the attempt
+        succeeded and its after hooks ran, never for a failed or cancelled attempt. Neither may wait; ``store``
+        should not raise (what it raises is logged and dropped: the answer is served all the same).
+
+        When this middleware is the chain's only wrapper the manager calls these halves and not
+        ``around_attempt``; otherwise it nests ``around_attempt`` as usual. A middleware that overrides only this
+        method gets an ``around_attempt`` made of the halves; one that overrides both keeps them equivalent.
+        Whether a middleware offers halves is asked once, when the chain is built.
+        """
+        return None
 
     def status(self) -> dict[str, Any]:
         """What ``manager.get_status()`` shows for this middleware."""

@@ -6,7 +6,10 @@ Three kinds of hook, each left out of the request path when no middleware overri
   ``before_attempt`` admitted the attempt (``ctx.passed`` counts them);
 * ``around_attempt`` / ``around_stream`` wrap the whole attempt (the before hooks, the provider call and, for
   whole answers, the after hooks), outermost first; one may answer without calling what it wraps (a cache hit),
-  and then no before or after hook runs and nothing is reserved.
+  and then no before or after hook runs and nothing is reserved. When the only wrapper offers its hook split in
+  two plain halves (:meth:`~spoon_llm.middleware.base.Middleware.short_circuit`), the manager calls
+  :attr:`MiddlewareChain.lookup` before the attempt and :meth:`MiddlewareChain.finish` calls the store after the
+  after hooks: no coroutine or closure around the attempt.
 
 Hooks may be plain functions returning ``None`` (nothing to wait for) or an awaitable: a chain of plain hooks
 makes no coroutine at all, which is what keeps the manager's per-request cost low.
@@ -14,11 +17,12 @@ makes no coroutine at all, which is what keeps the manager's per-request cost lo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._background import finish_regardless
-from .base import AttemptContext, Middleware
+from .base import AttemptContext, Lookup, Middleware, Store
 
 if TYPE_CHECKING:
     from ..errors import LLMError
@@ -31,6 +35,7 @@ CallNext = Callable[[], Awaitable[Any]]
 #: What an ``around_stream`` hook calls to open the rest of the attempt's stream.
 OpenStream = Callable[[], AsyncIterator[Any]]
 _Hook = Callable[..., Awaitable[None] | None]
+logger = logging.getLogger("spoon_llm.middleware")
 
 
 def _overrides(middleware: Middleware, name: str) -> bool:
@@ -40,13 +45,16 @@ def _overrides(middleware: Middleware, name: str) -> bool:
 class MiddlewareChain:
     """Bound hooks of an ordered list of middleware, looked up once when the list changes."""
 
-    __slots__ = ("arounds", "hooks", "middleware", "stream_arounds")
+    __slots__ = ("arounds", "hooks", "lookup", "middleware", "store", "stream_arounds")
 
     def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
         self.middleware: list[Middleware] = list(middleware)
         self.hooks: list[tuple[_Hook | None, _Hook | None]] = []
         self.arounds: list[Callable[[AttemptContext, CallNext], Awaitable[Any]]] = []
         self.stream_arounds: list[Callable[[AttemptContext, OpenStream], AsyncIterator[Any]]] = []
+        #: The halves of the only wrapper, when it offers them: called instead of :attr:`arounds`.
+        self.lookup: Lookup | None = None
+        self.store: Store | None = None
         self._rebuild()
 
     def append(self, middleware: Middleware) -> None:
@@ -60,7 +68,19 @@ class MiddlewareChain:
              m.after_attempt if _overrides(m, "after_attempt") else None)
             for m in self.middleware
         ]
-        self.arounds = [m.around_attempt for m in self.middleware if _overrides(m, "around_attempt")]
+        arounds: list[Callable[[AttemptContext, CallNext], Awaitable[Any]]] = []
+        split: list[tuple[Lookup, Store] | None] = []
+        for m in self.middleware:
+            halves = m.short_circuit() if _overrides(m, "short_circuit") else None
+            if _overrides(m, "around_attempt"):
+                arounds.append(m.around_attempt)
+            elif halves is not None:
+                arounds.append(_halves_around(*halves))
+            else:
+                continue
+            split.append(halves)
+        self.arounds = arounds
+        self.lookup, self.store = split[0] if len(split) == 1 and split[0] is not None else (None, None)
         self.stream_arounds = [m.around_stream for m in self.middleware if _overrides(m, "around_stream")]
 
     def __len__(self) -> int:
@@ -118,14 +138,37 @@ class MiddlewareChain:
 
     def finish(self, ctx: AttemptContext | None, response: Any = None, usage: TokenUsage | None = None,
                error: LLMError | None = None) -> Awaitable[None] | None:
-        """The after hooks of every middleware that admitted the attempt, once: afterwards none is left to run."""
+        """The after hooks of every middleware that admitted the attempt, once: afterwards none is left to run.
+
+        Then, for an answer the chain's :attr:`lookup` let through (``ctx.ticket`` set), the wrapper's store.
+        """
         if ctx is None or not ctx.passed:
             return None
         passed, ctx.passed = ctx.passed, 0
         pending = self.after(ctx, passed, response, usage, error)
+        if ctx.ticket is not None and self.store is not None and error is None and response is not None:
+            if pending is None:
+                try:
+                    self.store(ctx, response)
+                except Exception as exc:  # the answer is served all the same
+                    self._store_failed(exc)
+            else:
+                pending = self._store_after(pending, ctx, response)
         # Settling and releasing must finish even when the caller is cancelled while it waits for them: they
         # run on, and are only ever started once (ctx.passed is already zero).
         return None if pending is None else finish_regardless(pending)
+
+    def _store_failed(self, exc: Exception) -> None:
+        logger.warning("%s failed (%s): the answer is served, not stored",
+                       getattr(self.store, "__qualname__", "store"), type(exc).__name__)
+
+    async def _store_after(self, pending: Awaitable[None], ctx: AttemptContext, response: Any) -> None:
+        await pending
+        assert self.store is not None
+        try:
+            self.store(ctx, response)
+        except Exception as exc:
+            self._store_failed(exc)
 
     async def finish_async(self, ctx: AttemptContext | None, response: Any = None,
                            usage: TokenUsage | None = None, error: LLMError | None = None) -> None:
@@ -150,6 +193,24 @@ class MiddlewareChain:
         for around in reversed(self.stream_arounds):
             open_stream = _bind_stream(around, ctx, open_stream)
         return open_stream()
+
+
+def _halves_around(lookup: Lookup, store: Store) -> Callable[[AttemptContext, CallNext], Awaitable[Any]]:
+    """An ``around_attempt`` hook made of a middleware's two halves (for a chain with other wrappers)."""
+
+    async def around(ctx: AttemptContext, call_next: CallNext) -> Any:
+        ctx.ticket = None  # an outer wrapper's ticket is not ours (it keeps its own below)
+        hit = lookup(ctx)
+        if hit is not None:
+            return hit
+        ticket = ctx.ticket
+        response = await call_next()
+        if ticket is not None:
+            ctx.ticket = ticket
+            store(ctx, response)
+        return response
+
+    return around
 
 
 def _bind(around: Callable[[AttemptContext, CallNext], Awaitable[Any]], ctx: AttemptContext,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LLMError, ValidationError
@@ -173,12 +173,28 @@ class RequestCore:
                          tools: Any, call: dict[str, Any]) -> Awaitable[Any]:
         """An attempt inside the ``around_attempt`` hooks: the before hooks, the call, then the after hooks.
 
-        The after hooks run here on success (so a wrapper sees the priced answer); on failure the request loop
-        runs them after the circuit has seen the error, as on the plain path. A cache miss takes this path on
-        every request: it makes no coroutine that would wait for nothing (the hooks, the provider set-up).
+        When the only wrapper offers plain halves (an in-memory cache), its lookup runs here and a miss goes on as
+        a plain attempt: the request loop runs the after hooks, then :meth:`MiddlewareChain.finish` the store. So a
+        cache miss makes no coroutine or closure of its own, and a hit none but the answer's await.
+
+        Otherwise the after hooks run inside the wrappers on success (so a wrapper sees the priced answer); on
+        failure the request loop runs them after the circuit has seen the error, as on the plain path.
         """
-        self._attempt_begun(None, request_id, ctx.operation, slot, number)
+        if "attempt_start" in self.events.kinds:
+            self._attempt_begun(None, request_id, ctx.operation, slot, number)
         chain = self._chain
+        lookup = chain.lookup
+        if lookup is not None:
+            hit = lookup(ctx)
+            if hit is not None:
+                return _Answered(hit)
+            pending = chain.before(ctx)
+            deployment = slot.deployment
+            instance = None if pending is not None else deployment.ready_provider()
+            if instance is None:
+                return self._prepared_attempt(ctx, pending, deployment, subject, tools, call)
+            ctx.sent = True
+            return _invoke(instance, ctx.operation, subject, tools, call)
 
         async def attempt() -> Any:
             pending = chain.before(ctx)
@@ -195,6 +211,13 @@ class RequestCore:
             return result
 
         return chain.wrap(ctx, attempt)
+
+    async def _prepared_attempt(self, ctx: AttemptContext, pending: Awaitable[None] | None, deployment: Any,
+                                subject: Any, tools: Any, call: dict[str, Any]) -> Any:
+        """A missed lookup's attempt when a before hook must wait or the provider is not set up yet."""
+        instance = await self._prepare_attempt(pending, deployment)
+        ctx.sent = True
+        return await _invoke(instance, ctx.operation, subject, tools, call)
 
     async def _execute(
         self,
@@ -326,6 +349,19 @@ def cache_options(kwargs: dict[str, Any]) -> tuple[bool | str | float | None, st
     if isinstance(directive, (int, float)) and not isinstance(directive, bool) and directive <= 0:
         raise ValidationError(f"cache={directive!r}: a time to live must be positive")
     return directive, None if namespace is None else str(namespace)
+
+
+class _Answered:
+    """An answer already at hand, as an awaitable (lighter than a coroutine made to return it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.value
+        yield  # never reached: it makes this a generator, which an await runs to its return at once
 
 
 def _invoke(instance: Any, operation: str, subject: Any, tools: Any, call: dict[str, Any]) -> Awaitable[Any]:

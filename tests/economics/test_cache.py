@@ -130,6 +130,32 @@ async def test_memory_bounds_evict_the_least_recently_used() -> None:
     assert stats["entries"] == 2 and stats["bytes"] <= 10 and stats["evictions"] == 2
 
 
+async def test_memory_keys_given_as_bytes_count_toward_the_byte_bound() -> None:
+    backend = MemoryCache(max_entries=10, max_bytes=20)
+    backend.set_now(b"request-1", b"1234", None)  # 9 + 4 bytes
+    assert backend.stats()["bytes"] == 13 and backend.contains(b"request-1")
+    backend.set_now(b"request-2", b"1234", None)  # 26 > 20: the older entry goes
+    assert not backend.contains(b"request-1") and backend.stats()["bytes"] == 13
+    await backend.delete(b"request-2")
+    assert backend.stats()["bytes"] == 0
+    backend.set_now(b"k" * 20, b"v", None)  # larger than the whole cache: not stored
+    assert backend.stats()["entries"] == 0
+
+
+async def test_every_backend_names_a_hit_by_the_same_key(sim: ProviderSimulator, tmp_path: Path) -> None:
+    keys = []
+    for settings in ({"enabled": True}, {"enabled": True, "backend": "sqlite", "path": str(tmp_path / "c.db")}):
+        async with manager_for(sim, settings) as manager:
+            await manager.chat("same question", temperature=0.5)
+            hit = await manager.chat("same question", temperature=0.5)
+            deployment = manager.router.deployments["primary"]
+        assert hit.cache_hit
+        keys.append(hit.metadata["cache"]["key"])
+    expected = cache_key(AttemptContext("r", "chat", deployment, None, [{"role": "user", "content": "same question"}],
+                                        {"temperature": 0.5}), "default")
+    assert keys == [expected, expected]
+
+
 async def test_errors_and_partial_streams_are_never_cached(sim: ProviderSimulator) -> None:
     async with manager_for(sim, {"enabled": True}) as manager:
         sim.fault("openai", Fault.unavailable(), times=1)
@@ -193,6 +219,55 @@ async def test_a_failing_backend_never_fails_a_request(sim: ProviderSimulator) -
             assert (await manager.chat("hi")).content
         status = manager.get_status()["middleware"]["cache"]
         assert status["errors"] == 4 and status["hits"] == 0 and chat_requests(sim) == 2
+
+
+class _SickMemory(MemoryCache):
+    """A memory backend whose every lookup and store fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contains = self._broken_contains
+
+    def _broken_contains(self, key: object) -> bool:
+        raise OSError("lookup broke")
+
+    def get_now(self, key: str) -> bytes | None:
+        raise OSError("lookup broke")
+
+    def set_now(self, key: str, value: bytes, ttl: float | None) -> None:
+        raise OSError("store broke")
+
+
+async def test_a_failing_memory_backend_is_skipped_and_counted(sim: ProviderSimulator) -> None:
+    cache = CacheMiddleware(_SickMemory())
+    data = {"providers": {"primary": {"type": "openai", "base_url": sim.openai_base_url, "api_key": KEYS["primary"],
+                                      "model": "model-primary"}}}
+    async with LLMManager(ConfigurationManager(data, env={}), middleware=[cache]) as manager:
+        assert manager._chain.lookup is not None  # the plain halves, not the coroutine wrapper
+        for _ in range(2):
+            assert (await manager.chat("hi")).content
+    assert (cache.errors, cache.hits, cache.stores, chat_requests(sim)) == (4, 0, 0, 2)
+
+
+async def test_a_cached_answer_shares_nothing_with_the_callers(sim: ProviderSimulator) -> None:
+    tools = [{"name": "lookup", "description": "Look up", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}]
+    async with manager_for(sim, {"enabled": True}) as manager:
+        first = await manager.chat("hi")
+        content, output_tokens = first.content, first.usage.output_tokens
+        first.content, first.metadata["mine"], first.usage.output_tokens = "changed", 1, 999
+        hit = await manager.chat("hi")
+        assert hit.content == content and "mine" not in hit.metadata
+        assert hit.metadata["cache"]["usage"]["output_tokens"] == output_tokens
+        hit.content, hit.metadata["cache"]["hit"] = "mine", False
+        again = await manager.chat("hi")
+        assert again.content == content and again.cache_hit and again is not hit
+        sim.script("openai", Reply(tool_calls=[ToolCall("lookup", {"q": "cats"})]))
+        called = await manager.chat_with_tools("find cats", tools)
+        called.tool_calls[0].function.name = "changed"
+        replayed = await manager.chat_with_tools("find cats", tools)
+        assert replayed.cache_hit and replayed.tool_calls[0].name == "lookup"
+        assert chat_requests(sim) == 2
 
 
 _WORKER = """
