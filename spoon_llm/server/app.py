@@ -409,7 +409,10 @@ class GatewayApp(InferenceHandlers):
             # Watch for the client leaving: a disconnect cancels this task (and with it the upstream call). The
             # watcher starts on the loop's next turn, once this task waits (its upstream request is out by then):
             # a disconnect meanwhile is still the next message it receives.
-            asyncio.get_running_loop().call_soon(self._start_watch, request, asyncio.current_task())
+            # One get_running_loop: on Python 3.11 each call (current_task() without a loop makes one too) is a
+            # getpid system call.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._start_watch, request, asyncio.current_task(loop), loop)
             try:
                 answer = await handler(request, body)
             finally:
@@ -454,9 +457,9 @@ class GatewayApp(InferenceHandlers):
                 self._tracer.end(span, status, outcome, alias, request)
         self._log(request_id, scope, route, status, alias, request, started, outcome, host)
 
-    def _start_watch(self, request: Call, task: asyncio.Task[Any] | None) -> None:
+    def _start_watch(self, request: Call, task: asyncio.Task[Any] | None, loop: asyncio.AbstractEventLoop) -> None:
         if not request.finished and task is not None:  # else answered without waiting: nothing left to cancel
-            request.watcher = asyncio.get_running_loop().create_task(self._watch(request, task))
+            request.watcher = loop.create_task(self._watch(request, task))
 
     @staticmethod
     async def _watch(request: Call, task: asyncio.Task[Any]) -> None:
