@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["build_trusted"]
+__all__ = ["build_trusted", "construct"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,13 +40,18 @@ def build_trusted(cls: type[M], values: dict[str, Any], given: frozenset[str]) -
         ok = _verified[cls] = _builds_the_validated_instance(cls, values, given)
     if not ok:
         return cls(**{name: values[name] for name in given})
-    return _build(cls, values, given)
+    return construct(cls, values, set(given))
 
 
-def _build(cls: type[M], values: dict[str, Any], given: frozenset[str]) -> M:
+def construct(cls: type[M], values: dict[str, Any], fields_set: set[str]) -> M:
+    """The instance holding ``values`` (every field, in order, known good) with ``fields_set`` as its set fields.
+
+    No check at all: for callers whose values are of their fields' types by construction (see
+    :func:`build_trusted` for values read from a vendor). ``values`` and ``fields_set`` become the instance's own.
+    """
     instance = _new(cls)
     _set(instance, "__dict__", values)
-    _set_fields_set(instance, set(given))
+    _set_fields_set(instance, fields_set)
     _set_extra(instance, None)
     _set_private(instance, None)
     return instance
@@ -58,7 +63,7 @@ def _builds_the_validated_instance(cls: type[BaseModel], values: dict[str, Any],
             return False
         validated = cls(**values)
         validated.__pydantic_fields_set__ = set(given)
-        fast = _build(cls, dict(values), given)
+        fast = construct(cls, dict(values), set(given))
         return (fast == validated and fast.__dict__ == validated.__dict__ and repr(fast) == repr(validated)
                 and fast.model_dump() == validated.model_dump()
                 and fast.model_dump_json() == validated.model_dump_json()

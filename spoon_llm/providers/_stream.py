@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._trusted import construct
 from ..types import FunctionCall, LLMResponse, LLMResponseChunk, TokenUsage, ToolCall
 
 __all__ = ["StreamAccumulator"]
@@ -20,8 +21,6 @@ _TEMPLATE: dict[str, Any] = {name: None if info.default_factory is not None else
 #: The fields a final chunk is given (its ``__pydantic_fields_set__``).
 _FINAL_FIELDS = ("provider", "model", "content", "request_id", "kind", "finish_reason", "native_finish_reason",
                  "tool_calls", "usage", "metadata")
-_new = object.__new__
-_set = object.__setattr__
 
 
 def _unvalidated(values: dict[str, Any], fields_set: set[str]) -> LLMResponseChunk:
@@ -29,12 +28,7 @@ def _unvalidated(values: dict[str, Any], fields_set: set[str]) -> LLMResponseChu
 
     Validating what the accumulator built itself cost about as much as the rest of a delta's decoding.
     """
-    chunk: LLMResponseChunk = _new(LLMResponseChunk)
-    _set(chunk, "__dict__", values)
-    _set(chunk, "__pydantic_fields_set__", fields_set)
-    _set(chunk, "__pydantic_extra__", None)
-    _set(chunk, "__pydantic_private__", None)
-    return chunk
+    return construct(LLMResponseChunk, values, fields_set)
 
 
 @dataclass
@@ -111,17 +105,13 @@ class StreamAccumulator:
         if type(delta) is not str or type(model) is not str or (request_id is not None and type(request_id) is not str):
             return self._chunk(kind="text", delta=delta)  # vendor data of another type: validated as before
         # The most frequent chunk of all, spelled out: one dict display in field order (no template copy and
-        # stores), the object made as in _unvalidated.
+        # stores).
         self.chunk_count += 1
-        chunk: LLMResponseChunk = _new(LLMResponseChunk)
-        _set(chunk, "__dict__", {
+        return _unvalidated({
             "kind": "text", "delta": delta, "content": content, "reasoning_delta": "", "provider": self.provider,
             "model": model, "finish_reason": None, "native_finish_reason": None, "tool_calls": [],
-            "tool_call_index": None, "usage": None, "metadata": {}, "request_id": request_id, "parsed": None})
-        _set(chunk, "__pydantic_fields_set__", {"kind", "delta", "content", "provider", "model", "request_id"})
-        _set(chunk, "__pydantic_extra__", None)
-        _set(chunk, "__pydantic_private__", None)
-        return chunk
+            "tool_call_index": None, "usage": None, "metadata": {}, "request_id": request_id, "parsed": None},
+            {"kind", "delta", "content", "provider", "model", "request_id"})
 
     def reasoning(self, delta: str) -> LLMResponseChunk:
         """Append reasoning (thinking) text; returns the chunk to yield."""

@@ -148,12 +148,16 @@ class NativeClient:
         self._timeout = (seconds, made)
         return made
 
-    def answer_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        """A whole answer's timeout: the exchange gets ``seconds``, a new connection's connect ``connect_timeout``.
+    def answer_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        """A whole answer's timeout: the exchange gets ``seconds`` (``None``: the section's ``timeout``).
+
+        A new connection's connect gets no more than ``connect_timeout``.
 
         A whole answer arrives at once when it is ready, so one bound on the exchange is what a bound per read
         would be; aiohttp then arms one loop timer per request instead of one for the pool wait and one per read.
         """
+        if seconds is None:
+            seconds = self._settings.timeout
         last = self._answer_timeout
         if last is not None and last[0] == seconds:
             return last[1]
@@ -199,8 +203,7 @@ class NativeClient:
             # coroutines per request (one of them a layer every wake-up passes through) around what release()
             # does. release() gives the connection back when the body was read to its end and closes it otherwise.
             response = await session.request(method, url, data=data, headers=headers, params=params,
-                                             timeout=self.answer_timeout(
-                                                 self._settings.timeout if timeout is None else timeout))
+                                             timeout=self.answer_timeout(timeout))
             try:
                 content = await response.read()
             finally:
@@ -226,8 +229,7 @@ class NativeClient:
         session = self._live_session()
         try:
             response = await session.request("POST", url, data=_json_payload(body), headers=headers,
-                                             timeout=self.answer_timeout(
-                                                 self._settings.timeout if timeout is None else timeout))
+                                             timeout=self.answer_timeout(timeout))
             try:
                 content = await response.read()
             finally:

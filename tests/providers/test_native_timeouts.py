@@ -38,3 +38,8 @@ async def test_a_late_whole_answer_times_out(sim: ProviderSimulator) -> None:
         assert reply.status == 200
     finally:
         await client.close()
+
+
+def test_no_timeout_given_means_the_sections() -> None:
+    client = NativeClient(SETTINGS, {}, provider="openai")
+    assert client.answer_timeout(None).total == 12
