@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheMiddleware", "CachePolicy"]
 
-#: A key as backends get it: the digest of the canonical request, or (``exact_keys`` backends) the request itself.
+#: A key as backends get it: the digest of the canonical request, or, for ``local`` backends (memory), the
+#: request itself.
 Key: TypeAlias = "str | bytes"
 
 logger = logging.getLogger("spoon_llm.cache")
