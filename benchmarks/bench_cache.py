@@ -8,7 +8,13 @@ Three managers over the same simulator, in alternating rounds (drift and neighbo
 - ``cache, hit``: the same configuration, one prompt repeated: every request is answered from the cache, no
   network round trip.
 
+``--upstream memory`` answers from a provider inside the process (a fixed answer, no network): what remains is
+the manager's own CPU, so the cache's share of it is not lost in the HTTP client's (whose CPU varies more from
+round to round than the whole cache costs). ``--max-entries`` bounds the cache (default 1,000,000: every miss
+adds an entry; with a bound below the number of requests, misses also evict).
+
 Usage: python benchmarks/bench_cache.py [--rounds 8] [-n 2000] [--stream] [--backend memory|sqlite]
+       [--upstream simulator|memory] [--max-entries N]
 """
 
 from __future__ import annotations
@@ -32,12 +38,57 @@ KEY = "bench-cache-key"
 MODEL = "gpt-4o-mini"
 
 
-def _manager(base_url: str, cache: dict[str, Any] | None) -> Any:
+def _register_memory_provider() -> None:
+    """A provider answering one fixed answer from inside the process (``--upstream memory``)."""
+    from spoon_llm import LLMProviderInterface, LLMResponse, ProviderCapability, ProviderMetadata, TokenUsage
+    from spoon_llm.registry import get_global_registry
+
+    answer = LLMResponse(content="One sentence about benchmarks.", provider="in-process", model=MODEL,
+                         finish_reason="stop", native_finish_reason="stop",
+                         usage=TokenUsage(input_tokens=14, output_tokens=6))
+
+    class InProcessProvider(LLMProviderInterface):
+        provider_name = "in-process"
+
+        async def initialize(self, config: Any) -> None:
+            pass
+
+        async def chat(self, messages: Any, **kwargs: Any) -> LLMResponse:
+            return answer.model_copy()
+
+        async def chat_stream(self, messages: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+            raise NotImplementedError("--upstream memory answers whole requests only")
+            yield
+
+        async def completion(self, prompt: str, **kwargs: Any) -> LLMResponse:
+            return answer.model_copy()
+
+        async def chat_with_tools(self, messages: Any, tools: Any, **kwargs: Any) -> LLMResponse:
+            return answer.model_copy()
+
+        async def embed(self, inputs: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+        def get_metadata(self) -> ProviderMetadata:
+            return ProviderMetadata(name="in-process", capabilities=[ProviderCapability.CHAT], requires_api_key=False)
+
+        async def health_check(self) -> bool:
+            return True
+
+        async def cleanup(self) -> None:
+            pass
+
+    get_global_registry().register("in-process", InProcessProvider, [ProviderCapability.CHAT], replace=True)
+
+
+def _manager(base_url: str | None, cache: dict[str, Any] | None) -> Any:
     from spoon_llm import ConfigurationManager
     from spoon_llm.manager import LLMManager
 
-    data: dict[str, Any] = {"providers": {"openai": {
-        "api_key": KEY, "base_url": base_url, "model": MODEL, "max_connections": 100}}}
+    section: dict[str, Any] = ({"type": "in-process", "model": MODEL} if base_url is None else
+                               {"api_key": KEY, "base_url": base_url, "model": MODEL, "max_connections": 100})
+    data: dict[str, Any] = {"providers": {"openai": section},
+                            "pricing": {MODEL: {"input_per_1m": 0.15, "output_per_1m": 0.6}}}
     if cache is not None:
         data["cache"] = cache
     return LLMManager(ConfigurationManager(data, env={}))
@@ -59,7 +110,8 @@ def _caller(manager: Any, stream: bool, fresh: bool) -> Callable[[], Awaitable[o
     return call_stream if stream else call
 
 
-async def _run(base_url: str, rounds: int, n: int, stream: bool, cache: dict[str, Any]) -> dict[str, list[float]]:
+async def _run(base_url: str | None, rounds: int, n: int, stream: bool,
+               cache: dict[str, Any]) -> dict[str, list[float]]:
     managers = {"no cache": _manager(base_url, None), "cache, miss": _manager(base_url, cache),
                 "cache, hit": _manager(base_url, cache)}
     calls = {"no cache": _caller(managers["no cache"], stream, fresh=True),
@@ -90,17 +142,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--backend", default="memory", choices=["memory", "sqlite"])
+    parser.add_argument("--upstream", default="simulator", choices=["simulator", "memory"])
+    parser.add_argument("--max-entries", type=int, default=1_000_000)
     args = parser.parse_args()
-    cache: dict[str, Any] = {"enabled": True, "backend": args.backend, "max_entries": 1_000_000}
+    cache: dict[str, Any] = {"enabled": True, "backend": args.backend, "max_entries": args.max_entries}
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         if args.backend == "sqlite":
             cache["path"] = str(Path(tmp) / "cache.db")
-        with start_simulator() as sim:
-            results = asyncio.run(_run(sim.base_url, args.rounds, args.n, args.stream, cache))
+        if args.upstream == "memory":
+            _register_memory_provider()
+            results = asyncio.run(_run(None, args.rounds, args.n, args.stream, cache))
+        else:
+            with start_simulator() as sim:
+                results = asyncio.run(_run(sim.base_url, args.rounds, args.n, args.stream, cache))
     medians = {name: statistics.median(values) for name, values in results.items()}
     base = medians["no cache"]
     mode = "stream" if args.stream else "chat"
-    print(f"{mode}, {args.backend} backend, {args.rounds} rounds x {args.n}, CPU us per request (median):")
+    print(f"{mode}, {args.backend} backend, upstream {args.upstream}, max_entries {args.max_entries}, "
+          f"{args.rounds} rounds x {args.n}, CPU us per request (median):")
     for name, value in medians.items():
         print(f"  {name:<12} {value:8.1f} us  ({value / base:5.2f}x no cache, {value - base:+.1f} us)")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..middleware.base import AttemptContext
 
-__all__ = ["cache_key", "canonical_request"]
+__all__ = ["cache_key", "canonical_bytes", "canonical_request"]
 
 #: Call settings that never change the answer (how long to wait, how to label it, how to cache it).
 IGNORED_KWARGS = frozenset({"timeout", "tags", "cache", "cache_namespace", "callbacks", "request_id", "stream"})
@@ -32,13 +32,9 @@ try:  # orjson sorts keys in C; the standard library is the fallback of the core
 
     #: JSON of plain values whose key order is already fixed.
     _dumps_plain: Any = orjson.dumps
-
-    def _dumps_sorted(value: Any) -> bytes:
-        """:func:`_dumps`, a little cheaper when every key is a string (the common case)."""
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_plain)
-        except TypeError:  # a dict with other keys than strings (orjson.JSONEncodeError is a TypeError)
-            return _dumps(value)
+    #: Sorted JSON when every key is a string (the common case): a little cheaper than :func:`_dumps`.
+    _dumps_str_keys: Any = orjson.dumps
+    _SORT_KEYS = orjson.OPT_SORT_KEYS
 except ImportError:  # pragma: no cover - exercised by the core-only install check
     def _dumps(value: Any) -> bytes:
         return json.dumps(value, sort_keys=True, default=_plain, separators=(",", ":")).encode()
@@ -46,7 +42,8 @@ except ImportError:  # pragma: no cover - exercised by the core-only install che
     def _dumps_plain(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
-    _dumps_sorted = _dumps
+    _dumps_str_keys = None
+    _SORT_KEYS = 0
 
 
 def _plain(value: Any) -> Any:
@@ -82,45 +79,53 @@ def _message(message: Any) -> Any:
 _FIELDS = ("ns", "op", "provider", "model", "messages", "input", "settings")
 
 
-def _parts(ctx: AttemptContext, namespace: str) -> list[Any]:
+def _messages(raw: Any) -> list[Any] | None:
+    """A conversation as the plain structure its key is made of."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return [{"role": "user", "content": raw}]
+    if isinstance(raw, Sequence):
+        return [m if _plain_message(m) else _message(m) for m in raw]
+    return [_message(raw)]
+
+
+def canonical_bytes(ctx: AttemptContext, namespace: str = "") -> bytes:
+    """The request of ``ctx`` as JSON: its parts as a list (the fixed order of :data:`_FIELDS`), keys sorted.
+
+    What :func:`cache_key` digests; a backend that compares keys whole (memory) uses it as the key itself. Written
+    as one function: it runs on every cached request, and a call costs as much as most of its lines.
+    """
     raw = ctx.raw_messages
-    messages: Any
+    messages: Any = raw
     if type(raw) is list:  # what the manager hands on: a list, most often of plain dicts
-        messages = raw
-        for message in raw:  # _plain_message() written out: no call per message on every cached request
+        for message in raw:  # _plain_message() written out: no call per message
             if (type(message) is not dict or len(message) != 2 or type(message.get("content")) is not str
                     or "role" not in message):
-                messages = [m if _plain_message(m) else _message(m) for m in raw]
+                messages = _messages(raw)
                 break
-    elif raw is None:
-        messages = None
-    elif isinstance(raw, str):
-        messages = [{"role": "user", "content": raw}]
-    elif isinstance(raw, Sequence):
-        messages = [m if _plain_message(m) else _message(m) for m in raw]
     else:
-        messages = [_message(raw)]
+        messages = _messages(raw)
     kwargs = ctx.kwargs
-    settings = {k: v for k, v in kwargs.items() if v is not None and k not in IGNORED_KWARGS} if kwargs else {}
+    settings = ({} if not kwargs or kwargs.keys() <= IGNORED_KWARGS
+                else {k: v for k, v in kwargs.items() if v is not None and k not in IGNORED_KWARGS})
     if ctx.tools is not None:
         settings["tools"] = ctx.tools
     operation = ctx.operation
     deployment = ctx.deployment
-    return [namespace, CACHEABLE.get(operation, operation), deployment.provider_name, ctx.model or deployment.model,
-            messages, ctx.subject if operation in ("embed", "completion") else None, settings]
+    parts = [namespace, CACHEABLE.get(operation, operation), deployment.provider_name, ctx.model or deployment.model,
+             messages, ctx.subject if operation in ("embed", "completion") else None, settings]
+    if _dumps_str_keys is not None:
+        try:
+            return _dumps_str_keys(parts, option=_SORT_KEYS, default=_plain)  # type: ignore[no-any-return]
+        except TypeError:  # a dict with other keys than strings (orjson.JSONEncodeError is a TypeError)
+            pass
+    return _dumps(parts)
 
 
 def canonical_request(ctx: AttemptContext, namespace: str = "") -> dict[str, Any]:
-    """The request of ``ctx`` as the plain, order-free structure its key is made of."""
-    return dict(zip(_FIELDS, _parts(ctx, namespace), strict=True))
-
-
-def canonical_bytes(ctx: AttemptContext, namespace: str = "") -> bytes:
-    """:func:`canonical_request` as JSON: its parts as a list (the fixed order of :data:`_FIELDS`), keys sorted.
-
-    What :func:`cache_key` digests; a backend that compares keys whole (memory) uses it as the key itself.
-    """
-    return _dumps_sorted(_parts(ctx, namespace))
+    """The request of ``ctx`` as the plain, order-free structure its key is made of (its JSON, read back)."""
+    return dict(zip(_FIELDS, json.loads(canonical_bytes(ctx, namespace)), strict=True))
 
 
 def digest(request: bytes) -> str:

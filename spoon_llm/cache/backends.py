@@ -47,17 +47,23 @@ class CacheBackend(Protocol):
         """Entries, bytes and evictions, as far as the backend knows them cheaply."""
 
 
+def _tight(data: bytes) -> bytes:
+    """A copy of ``data`` in a block of its own size."""
+    return bytes(memoryview(data))
+
+
 class MemoryCache:
     """An LRU dict bounded by entries and bytes, with per-entry expiry. For one process; lost on exit.
 
     Keys may be strings or bytes. Its entries never leave this process (``local``), so the cache middleware gives
-    it the canonical request itself as the key: a dict compares keys whole, so no digest of the request is needed
-    and none can collide. A bytes key is as large as the request, so it counts toward ``max_bytes``.
+    it the request itself as the key (see :func:`~spoon_llm.cache.local_key`): a dict compares keys whole, so no
+    digest of the request is needed and none can collide. A bytes key is as large as the request, so it counts
+    toward ``max_bytes``.
     """
 
     name = "memory"
-    #: Entries never leave this process: the middleware keys them by the request itself (bytes), not a digest,
-    #: and may write them in a layout only it reads.
+    #: Entries never leave this process: the middleware keys them by the request itself, not a digest, and may
+    #: write them in a layout only it reads.
     local = True
 
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 256 * 1024 * 1024,
@@ -65,7 +71,8 @@ class MemoryCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str | bytes, tuple[bytes, float | None]] = OrderedDict()
+        #: key -> (value, when it expires on the clock or None, what it counts toward max_bytes)
+        self._entries: OrderedDict[str | bytes, tuple[bytes, float | None, int]] = OrderedDict()
         #: Whether an entry (live or expired) is held under a key: a C call, for the middleware's lookups that miss.
         self.contains: Callable[[object], bool] = self._entries.__contains__
         self._bytes = 0
@@ -77,7 +84,7 @@ class MemoryCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        value, expires = entry
+        value, expires, _ = entry
         if expires is not None and self._clock() >= expires:
             self._drop(key)
             self.expirations += 1
@@ -90,14 +97,14 @@ class MemoryCache:
         return self.get_now(key)
 
     def set_now(self, key: str | bytes, value: bytes, ttl: float | None) -> None:
-        """:meth:`set` without a coroutine."""
+        """:meth:`set` without a coroutine, holding ``key`` and ``value`` as given (see :meth:`set`)."""
         size = len(value) + len(key) if key.__class__ is bytes else len(value)
         if size > self.max_bytes:
             return  # larger than the whole cache: storing it would only evict everything else
         entries = self._entries
         if key in entries:
             self._drop(key)
-        entries[key] = (value, None if ttl is None else self._clock() + ttl)
+        entries[key] = (value, None if ttl is None else self._clock() + ttl, size)
         self._bytes += size
         if len(entries) > self.max_entries or self._bytes > self.max_bytes:
             self._evict()
@@ -106,16 +113,19 @@ class MemoryCache:
         """Drop the least recently used entries until both bounds hold."""
         entries = self._entries
         while len(entries) > self.max_entries or self._bytes > self.max_bytes:
-            self._drop(next(iter(entries)))
+            self._bytes -= entries.popitem(last=False)[1][2]
             self.evictions += 1
 
     async def set(self, key: str | bytes, value: bytes, ttl: float | None) -> None:
-        """Store, evicting the least recently used entries beyond the bounds."""
-        self.set_now(key, value, ttl)
+        """Store, evicting the least recently used entries beyond the bounds.
+
+        Held as exact copies: bytes from orjson keep the whole buffer they were written into (4 KiB for a short
+        answer), which would make the cache many times larger than ``max_bytes`` counts.
+        """
+        self.set_now(_tight(key) if key.__class__ is bytes else key, _tight(value), ttl)
 
     def _drop(self, key: str | bytes) -> None:
-        value, _ = self._entries.pop(key)
-        self._bytes -= len(value) + len(key) if key.__class__ is bytes else len(value)
+        self._bytes -= self._entries.pop(key)[2]
 
     async def delete(self, key: str | bytes) -> None:
         """Forget ``key``."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..middleware.base import AttemptContext, Middleware
 from ..types import CostInfo, EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
-from ._key import CACHEABLE, _dumps_plain, _dumps_sorted, _parts, digest, tag_namespace
+from ._key import CACHEABLE, _dumps_plain, canonical_bytes, digest, tag_namespace
 
 if TYPE_CHECKING:
     from .backends import CacheBackend
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 __all__ = ["CacheMiddleware", "CachePolicy"]
 
 #: A key as backends get it: the digest of the canonical request, or, for ``local`` backends (memory), the
-#: request itself.
+#: request itself: its :func:`~spoon_llm.cache._key.canonical_bytes` less the opening ``[`` (see _plan).
 Key: TypeAlias = "str | bytes"
+#: What a missed lookup leaves for the store: the key and the entry's time to live.
+Plan: TypeAlias = "tuple[Key, float | None]"
 
 logger = logging.getLogger("spoon_llm.cache")
 
@@ -101,42 +103,42 @@ class CacheMiddleware(Middleware):
         # Backends that answer without waiting (memory) offer plain twins of get/set: no coroutine per request.
         self._get_now: Callable[[Key], bytes | None] | None = getattr(backend, "get_now", None)
         self._set_now: Callable[[Key, bytes, float | None], None] | None = getattr(backend, "set_now", None)
-        # A backend whose entries never leave this process (memory) is given the canonical request itself as the
-        # key (no digest per request) and entries in the compact layout (see _entry).
+        # A backend whose entries never leave this process (memory) is given the request itself as the key (no
+        # digest per request) and entries in the compact layout (see _entry), less their opening bracket: like
+        # the key (see _plan), a slice of what orjson wrote is an exact-size copy of it.
         self._local = bool(getattr(backend, "local", False))
         # ... and may answer "is anything held under this key?" without a Python frame: a miss asks only that.
         self._contains: Callable[[Key], bool] | None = getattr(backend, "contains", None)
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
-    def _plan(self, ctx: AttemptContext) -> tuple[Key, float | None] | None:
+    def _plan(self, ctx: AttemptContext) -> Plan | None:
         """``(key, ttl)`` for a cacheable attempt, ``None`` when it bypasses the cache.
 
-        The key is the canonical request itself for a backend local to this process (memory), else its digest.
+        The key is the request itself for a backend local to this process (memory), else its digest.
         """
         directive = ctx.cache
-        if directive is False:
-            return None
-        operation = ctx.operation
-        if operation not in CACHEABLE:
-            return None
         provider = ctx.deployment.provider_name
-        policy = self.policy
-        enabled, ttl = policy._resolved.get(provider) or policy.for_provider(provider)
-        if directive is None:
-            if not enabled:
+        enabled, ttl = self.policy._resolved.get(provider) or self.policy.for_provider(provider)
+        if directive is not None:
+            if directive is False:
                 return None
-        elif directive.__class__ is not str and directive is not True:  # a number: this call's time to live
-            ttl = float(directive)
-        namespace = ctx.cache_namespace or (
-            tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace)
+            if directive.__class__ is not str and directive is not True:  # a number: this call's time to live
+                ttl = float(directive)
+        elif not enabled:
+            return None
+        if ctx.operation not in CACHEABLE:
+            return None
         try:
-            request = _dumps_sorted(_parts(ctx, namespace))
+            request = canonical_bytes(ctx, ctx.cache_namespace or (
+                tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace))
         except Exception as exc:  # an argument we cannot canonicalise: serve it uncached
             self.skipped += 1
             logger.debug("request not cacheable: %s", type(exc).__name__)
             return None
-        return (request if self._local else digest(request)), ttl
+        # A local key is a slice of the request: an exact-size copy, where the bytes orjson returns keep the whole
+        # buffer they were written into (4 KiB for a short request), which a held key would keep too.
+        return (request[1:] if self._local else digest(request)), ttl
 
     # -- storage -------------------------------------------------------------------------------------------
 
@@ -156,19 +158,22 @@ class CacheMiddleware(Middleware):
 
     async def _put(self, key: Key, response: Any, ttl: float | None) -> None:
         try:
-            if self._set_now is not None:
-                self._set_now(key, _entry(response, self._local), ttl)
+            if self._local:
+                self._set_now(key, _entry(response, True)[1:], ttl)  # type: ignore[misc]
+            elif self._set_now is not None:
+                self._set_now(key, _entry(response), ttl)
             else:
-                await self.backend.set(key, _entry(response, self._local), ttl)  # type: ignore[arg-type]
+                await self.backend.set(key, _entry(response), ttl)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed("store", exc)
         else:
             self.stores += 1
 
-    def _restore(self, key: Key, raw: bytes, embed: bool) -> LLMResponse | EmbeddingResponse | None:
+    def _restore(self, ctx: AttemptContext, key: Key, raw: bytes) -> LLMResponse | EmbeddingResponse | None:
         """The answer stored in ``raw``, as a hit; ``None`` (counted as an error) when it cannot be read back."""
+        embed = ctx.operation == "embed"
         try:
-            data, kind_name, cost, stored = _loads(raw)
+            data, kind_name, cost, stored = _loads(b"[" + raw if self._local else raw)
             if data.__class__ is list:  # the compact layout: the answer's fields in the order of _ANSWER_FIELDS
                 data = dict(zip(_ANSWER_FIELDS, data, strict=True))
             kind = _TYPES[kind_name]
@@ -178,7 +183,7 @@ class CacheMiddleware(Middleware):
         except Exception:
             self.errors += 1
             return None
-        response.metadata["cache"] = {"hit": True, "key": key if isinstance(key, str) else digest(key),
+        response.metadata["cache"] = {"hit": True, "key": key if isinstance(key, str) else digest(b"[" + key),
                                       "stored": stored, "usage": data.get("usage"), "cost": cost}
         response.usage = TokenUsage()
         response.cost = CostInfo(source="cache")
@@ -200,23 +205,19 @@ class CacheMiddleware(Middleware):
 
         For a backend with ``get_now`` only (see :meth:`short_circuit`).
         """
-        if ctx.cache is False:  # bypassed (also what _plan checks first): one frame less per such call
-            return None
         plan = self._plan(ctx)
         if plan is None:
             return None
-        if ctx.cache is None or ctx.cache != "refresh":
+        if ctx.cache != "refresh":
             key = plan[0]
-            contains = self._contains
             try:
-                raw = self._get_now(key) if contains is None or contains(key) else None  # type: ignore[misc]
+                # A miss asks only whether anything is held: a C call where get_now is a Python frame.
+                raw = self._get_now(key) if self._contains is None or self._contains(key) else None  # type: ignore[misc]
             except Exception as exc:
                 self._failed("lookup", exc)
                 raw = None
-            if raw is not None:
-                hit = self._restore(key, raw, ctx.operation == "embed")
-                if hit is not None:
-                    return hit
+            if raw is not None and (hit := self._restore(ctx, key, raw)) is not None:
+                return hit
             self.misses += 1
         ctx.ticket = plan
         return None
@@ -224,9 +225,9 @@ class CacheMiddleware(Middleware):
     def store(self, ctx: AttemptContext, response: Any) -> None:
         """Store the answer of an attempt :meth:`lookup` missed (a backend failure is counted, never raised)."""
         if response.__class__ is LLMResponse or isinstance(response, (LLMResponse, EmbeddingResponse)):
-            key, ttl = ctx.ticket
             try:
-                self._set_now(key, _entry(response, self._local), ttl)  # type: ignore[misc]
+                self._set_now(ctx.ticket[0], _entry(response, True)[1:] if self._local else _entry(response),  # type: ignore[misc]
+                              ctx.ticket[1])
             except Exception as exc:
                 self._failed("store", exc)
             else:
@@ -248,27 +249,27 @@ class CacheMiddleware(Middleware):
         plan = self._plan(ctx)
         if plan is None:
             return call_next()
-        return self._through_cache(ctx, call_next, *plan)
+        return self._through_cache(ctx, call_next, plan)
 
     async def _run_and_store(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]],
-                             ticket: tuple[str, float | None]) -> Any:
+                             ticket: Plan) -> Any:
         response = await call_next()
         ctx.ticket = ticket  # an inner wrapper may have used the slot meanwhile
         self.store(ctx, response)
         return response
 
-    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], key: Key,
-                             ttl: float | None) -> Any:
+    async def _through_cache(self, ctx: AttemptContext, call_next: Callable[[], Awaitable[Any]], plan: Plan) -> Any:
+        key = plan[0]
         if ctx.cache != "refresh":
             raw = await self._fetch(key)
             if raw is not None:
-                hit = self._restore(key, raw, ctx.operation == "embed")
+                hit = self._restore(ctx, key, raw)
                 if hit is not None:
                     return hit
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            await self._put(key, response, ttl)
+            await self._put(key, response, plan[1])
         return response
 
     def around_stream(self, ctx: AttemptContext,
@@ -280,13 +281,14 @@ class CacheMiddleware(Middleware):
         plan = self._plan(ctx)
         if plan is None:
             return open_stream()
-        return self._stream_through_cache(ctx, open_stream, *plan)
+        return self._stream_through_cache(ctx, open_stream, plan)
 
     async def _stream_through_cache(self, ctx: AttemptContext, open_stream: Callable[[], AsyncIterator[Any]],
-                                    key: Key, ttl: float | None) -> AsyncIterator[Any]:
+                                    plan: Plan) -> AsyncIterator[Any]:
+        key = plan[0]
         if ctx.cache != "refresh":
             raw = await self._fetch(key)
-            hit = self._restore(key, raw, False) if raw is not None else None
+            hit = self._restore(ctx, key, raw) if raw is not None else None
             if isinstance(hit, LLMResponse):
                 for chunk in replay_chunks(hit):
                     yield chunk
@@ -302,7 +304,7 @@ class CacheMiddleware(Middleware):
             yield chunk
         # Reached only when the stream completed: an error or an early close never stores a partial answer.
         if final is not None:
-            await self._put(key, _folded(final, "".join(reasoning) or None), ttl)
+            await self._put(key, _folded(final, "".join(reasoning) or None), plan[1])
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""

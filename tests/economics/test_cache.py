@@ -231,10 +231,10 @@ class _SickMemory(MemoryCache):
     def _broken_contains(self, key: object) -> bool:
         raise OSError("lookup broke")
 
-    def get_now(self, key: str) -> bytes | None:
+    def get_now(self, key: Any) -> bytes | None:
         raise OSError("lookup broke")
 
-    def set_now(self, key: str, value: bytes, ttl: float | None) -> None:
+    def set_now(self, key: Any, value: bytes, ttl: float | None) -> None:
         raise OSError("store broke")
 
 
