@@ -93,7 +93,8 @@ def _messages(raw: Any) -> list[Any] | None:
 def canonical_bytes(ctx: AttemptContext, namespace: str = "") -> bytes:
     """The request of ``ctx`` as JSON: its parts as a list (the fixed order of :data:`_FIELDS`), keys sorted.
 
-    What :func:`cache_key` digests; a backend that compares keys whole (memory) uses it as the key itself. Written
+    What :func:`cache_key` digests; a backend that compares keys whole (memory) is keyed by it (less its opening
+    ``[``: a slice is an exact-size copy, where orjson's bytes keep their whole buffer). Written
     as one function: it runs on every cached request, and a call costs as much as most of its lines.
     """
     raw = ctx.raw_messages

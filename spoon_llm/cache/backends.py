@@ -5,7 +5,8 @@ Every backend stores opaque bytes under a string key with an optional time to li
 sick cache never fails a request. A backend that never waits (memory) may also offer plain ``get_now(key)`` and
 ``set_now(key, value, ttl)``: the middleware then calls those, with no coroutine per request. A backend that sets
 ``local = True`` (its entries never leave the process) is given the canonical request (bytes) as the key rather
-than its digest; one with ``contains(key)`` is asked that before ``get_now`` (a miss then costs no more).
+than its digest, and entries in a layout only the middleware reads; it holds both as given, so the middleware hands
+it exact-size copies. One with ``contains(key)`` is asked that before ``get_now`` (a miss then costs no more).
 """
 
 from __future__ import annotations
