@@ -57,9 +57,9 @@ class MemoryCache:
     """An LRU dict bounded by entries and bytes, with per-entry expiry. For one process; lost on exit.
 
     Keys may be strings or bytes. Its entries never leave this process (``local``), so the cache middleware gives
-    it the request itself as the key (see :func:`~spoon_llm.cache.local_key`): a dict compares keys whole, so no
-    digest of the request is needed and none can collide. A bytes key is as large as the request, so it counts
-    toward ``max_bytes``.
+    it the request itself as the key (:func:`~spoon_llm.cache._key.canonical_bytes`): a dict compares keys whole,
+    so no digest of the request is needed and none can collide. A bytes key is as large as the request, so it
+    counts toward ``max_bytes``.
     """
 
     name = "memory"

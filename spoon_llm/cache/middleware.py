@@ -118,15 +118,15 @@ class CacheMiddleware(Middleware):
         The key is the request itself for a backend local to this process (memory), else its digest.
         """
         directive = ctx.cache
+        if directive is False:  # bypassed: before anything else
+            return None
         provider = ctx.deployment.provider_name
         enabled, ttl = self.policy._resolved.get(provider) or self.policy.for_provider(provider)
-        if directive is not None:
-            if directive is False:
+        if directive is None:
+            if not enabled:
                 return None
-            if directive.__class__ is not str and directive is not True:  # a number: this call's time to live
-                ttl = float(directive)
-        elif not enabled:
-            return None
+        elif directive.__class__ is not str and directive is not True:  # a number: this call's time to live
+            ttl = float(directive)
         if ctx.operation not in CACHEABLE:
             return None
         try:
