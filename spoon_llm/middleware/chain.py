@@ -148,27 +148,17 @@ class MiddlewareChain:
         pending = self.after(ctx, passed, response, usage, error)
         if ctx.ticket is not None and self.store is not None and error is None and response is not None:
             if pending is None:
-                try:
-                    self.store(ctx, response)
-                except Exception as exc:  # the answer is served all the same
-                    self._store_failed(exc)
+                _store_regardless(self.store, ctx, response)
             else:
                 pending = self._store_after(pending, ctx, response)
         # Settling and releasing must finish even when the caller is cancelled while it waits for them: they
         # run on, and are only ever started once (ctx.passed is already zero).
         return None if pending is None else finish_regardless(pending)
 
-    def _store_failed(self, exc: Exception) -> None:
-        logger.warning("%s failed (%s): the answer is served, not stored",
-                       getattr(self.store, "__qualname__", "store"), type(exc).__name__)
-
     async def _store_after(self, pending: Awaitable[None], ctx: AttemptContext, response: Any) -> None:
         await pending
         assert self.store is not None
-        try:
-            self.store(ctx, response)
-        except Exception as exc:
-            self._store_failed(exc)
+        _store_regardless(self.store, ctx, response)
 
     async def finish_async(self, ctx: AttemptContext | None, response: Any = None,
                            usage: TokenUsage | None = None, error: LLMError | None = None) -> None:
@@ -207,10 +197,19 @@ def _halves_around(lookup: Lookup, store: Store) -> Callable[[AttemptContext, Ca
         response = await call_next()
         if ticket is not None:
             ctx.ticket = ticket
-            store(ctx, response)
+            _store_regardless(store, ctx, response)
         return response
 
     return around
+
+
+def _store_regardless(store: Store, ctx: AttemptContext, response: Any) -> None:
+    """``store(ctx, response)``; what it raises is logged and dropped: the answer is served all the same."""
+    try:
+        store(ctx, response)
+    except Exception as exc:
+        logger.warning("%s failed (%s): the answer is served, not stored", getattr(store, "__qualname__", "store"),
+                       type(exc).__name__)
 
 
 def _bind(around: Callable[[AttemptContext, CallNext], Awaitable[Any]], ctx: AttemptContext,

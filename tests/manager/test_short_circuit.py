@@ -6,6 +6,8 @@ and that the halves behave the same whether the manager calls them directly or n
 
 import logging
 
+import pytest
+
 from spoon_llm.middleware import Middleware
 from spoon_llm.middleware.chain import MiddlewareChain
 from spoon_llm.testing import Fault
@@ -122,9 +124,12 @@ async def test_a_lookup_that_leaves_no_ticket_is_never_followed_by_a_store(sim, 
     assert chunks[-1].kind == "final" and remember.stored == []  # the halves wrap whole answers only
 
 
-async def test_a_failing_store_is_logged_and_the_answer_served(sim, make_manager, caplog):
+@pytest.mark.parametrize("nested", [False, True], ids=["called by the manager", "nested among wrappers"])
+async def test_a_failing_store_is_logged_and_the_answer_served(sim, make_manager, caplog, nested):
     remember = Remember(fail_store=True)
-    manager = make_manager(TWO, manager_kwargs={"middleware": [remember, Counting()]})
+    middleware = [remember, Watching(), Counting()] if nested else [remember, Counting()]
+    manager = make_manager(TWO, manager_kwargs={"middleware": middleware})
+    assert (manager._chain.lookup is None) == nested
     with caplog.at_level(logging.WARNING, logger="spoon_llm.middleware"):
         response = await manager.chat("hi")
     assert response.content and remember.answers == {}
