@@ -196,8 +196,9 @@ async def drive(target: Target, n: int, concurrency: int, stream: bool) -> Sampl
         async def one() -> None:
             nonlocal errors
             async with session.post(target.url, data=body, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
+                answer = await response.read()
+                # A stream that failed after its headers is still a 200: it must end with [DONE] to count.
+                if response.status != 200 or (stream and not answer.endswith(b"data: [DONE]\n\n")):
                     errors += 1
 
         async def worker() -> None:

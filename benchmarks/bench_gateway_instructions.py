@@ -48,13 +48,16 @@ def measure(name: str, command: list[str], env: dict[str, str], n: int, concurre
     with spawn(args, f"http://127.0.0.1:{port}/health", env, str(workdir), timeout=300) as process:
         target = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", None,
                         {"authorization": f"Bearer {MASTER_KEY}"})
-        asyncio.run(drive(target, 300, concurrency, stream))  # warm-up, not counted
+        failed = asyncio.run(drive(target, 300, concurrency, stream)).errors  # warm-up, not counted
         for step in (["-i", "on"], None, ["-i", "off"], ["-d"]):
             if step is None:
-                asyncio.run(drive(target, n, concurrency, stream))
+                failed += asyncio.run(drive(target, n, concurrency, stream)).errors
             else:
                 subprocess.run(["callgrind_control", *step, str(process.pid)], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if failed:  # the count would be that of the error path, not of serving
+        raise SystemExit(f"{name}: {failed} requests failed (not a 200 answer, or a stream without [DONE]); "
+                         "no count reported")
     # drive() runs a warm-up of its own (min(200, n // 5) requests) inside the counted window.
     return _count(out) / (n + min(200, n // 5))
 
