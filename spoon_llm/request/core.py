@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LLMError, ValidationError
+from ..errors import LLMError, ValidationError, redact_secrets, safe_cause
 from ..events import Event, new_request_id
 from ..middleware.base import AttemptContext
 from ..routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
@@ -332,12 +332,22 @@ class RequestCore:
             self._request_failed(request_id, operation, run.attempts if run is not None else attempts, started, tags,
                                  None)
             raise
+        except (TypeError, ValueError) as exc:  # arguments no request could be built from: the caller's error
+            error = invalid_arguments(exc)
+            self._request_failed(request_id, operation, run.attempts if run is not None else attempts, started, tags,
+                                 error)
+            raise error from safe_cause(exc)
         except BaseException:
             self._stats["inflight"] -= 1  # not ours to count (a bug below us): only out of flight
             raise
         self._request_ok(request_id, operation, attempts, started, tags, result, getattr(result, "usage", None),
                          getattr(result, "cost", None))
         return result
+
+
+def invalid_arguments(exc: TypeError | ValueError) -> ValidationError:
+    """The typed error for arguments a provider (or the routing) could not build a request from."""
+    return ValidationError(f"the request's arguments are invalid ({type(exc).__name__}): {redact_secrets(str(exc))}")
 
 
 def cache_options(kwargs: dict[str, Any]) -> tuple[bool | str | float | None, str | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ValidationError
 from ..interface import ProviderCapability
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ def _has_image(messages: Sequence[Any]) -> bool:
         content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
         if content is None or isinstance(content, str):
             continue  # the common case: text only
+        if not isinstance(content, (list, tuple)):
+            raise ValidationError(f"a message's content must be a string or a list of parts, not "
+                                  f"{type(content).__name__}")
         for part in content:
             kind = part.get("type") if isinstance(part, Mapping) else getattr(part, "type", None)
             if kind in _IMAGE_TYPES:

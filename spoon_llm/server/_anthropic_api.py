@@ -111,7 +111,10 @@ def _turn(message: Any, out: list[dict[str, Any]]) -> None:
                 calls.append({"id": block.get("id"), "type": "function", "function": {
                     "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
             elif kind == "thinking":
-                thinking.append(block.get("thinking") or "")
+                text = block.get("thinking") or ""
+                if type(text) is not str:
+                    raise bad("a thinking block's 'thinking' must be a string", "messages")
+                thinking.append(text)
             elif kind == "redacted_thinking":
                 continue
             else:
@@ -251,7 +254,10 @@ def parse_messages(body: Any, *, native: bool) -> MessagesCall:
     metadata = body.get("metadata")
     if type(metadata) is dict and type(metadata.get("user_id")) is str:
         kwargs["user"] = metadata["user_id"]
-    return MessagesCall(model, _conversation(body), kwargs, body.get("stream") is True)
+    stream = body.get("stream")
+    if stream is not None and type(stream) is not bool:
+        raise bad("'stream' must be a boolean", "stream")
+    return MessagesCall(model, _conversation(body), kwargs, stream is True)
 
 
 def parse_count_tokens(body: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]:

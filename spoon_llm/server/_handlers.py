@@ -246,8 +246,10 @@ class InferenceHandlers:
                 cost = final.metadata.get("cost") if final.metadata else None
                 if cost is not None and not getattr(cost, "unpriced", True):
                     request.cost = float(getattr(cost, "total_cost", 0.0))
-            elif admission is not None and request.delivered:
-                # Cut short (client gone, backend failed): settle to what was delivered, as the backend bills it.
+            if admission is not None and request.delivered and (final is None or (
+                    final.usage is None and request.cost == 0.0)):
+                # Cut short (client gone, backend failed), or ended without reporting usage: settle to what was
+                # delivered, as the backend bills it.
                 request.tokens_in, request.tokens_out = request.body_size // 4, max(1, request.delivered // 4)
                 request.cost = self._estimate_cost(entry, request.tokens_in, request.tokens_out)
             if admission is not None:

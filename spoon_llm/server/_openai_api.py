@@ -82,6 +82,10 @@ class CompletionCall:
 #: or read another tenant's cache entries).
 _GATEWAY_ONLY = frozenset({"provider", "fallback", "deadline", "tags", "cache", "cache_namespace", "callbacks",
                            "resume_on_interrupt", "request_id"})
+#: Names of the manager methods' own parameters: a body key spelt so would collide with them.
+_PARAMETERS = frozenset({"self", "messages", "prompt", "inputs", "model", "tools"})
+#: Output limits: a positive whole number when given (a negative one would lower the key's budget reservation).
+_LIMITS = ("max_tokens", "max_completion_tokens")
 
 
 def _refuse_gateway_only(body: Mapping[str, Any]) -> None:
@@ -95,9 +99,33 @@ def _refuse_gateway_only(body: Mapping[str, Any]) -> None:
 def _keywords(body: Mapping[str, Any], control: frozenset[str]) -> dict[str, Any]:
     _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in control and v is not None}
+    clash = _PARAMETERS.intersection(kwargs).difference(("tools",))
+    if clash:
+        name = min(clash)
+        raise bad(f"'{name}' is not a request field of this API", name)
+    for name in _LIMITS:
+        limit = kwargs.get(name)
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise bad(f"'{name}' must be a positive integer", name)
+    tools = kwargs.get("tools")
+    if tools is not None and (type(tools) is not list or any(type(t) is not dict for t in tools)):
+        raise bad("'tools' must be an array of objects", "tools")
+    timeout = kwargs.get("timeout")
+    if timeout is not None and (type(timeout) not in (int, float) or not timeout > 0):
+        raise bad("'timeout' must be a positive number of seconds", "timeout")
     if "max_completion_tokens" in kwargs:  # one spelling for every backend
         kwargs.setdefault("max_tokens", kwargs.pop("max_completion_tokens"))
     return kwargs
+
+
+def _stream_flag(body: Mapping[str, Any]) -> bool:
+    """``stream``: a boolean when given; ``stream_options`` only with a stream (as OpenAI's API answers)."""
+    stream = body.get("stream")
+    if stream is not None and type(stream) is not bool:
+        raise bad("'stream' must be a boolean", "stream")
+    if body.get("stream_options") is not None and stream is not True:
+        raise bad("'stream_options' is only allowed when 'stream' is true", "stream_options")
+    return stream is True
 
 
 def parse_chat(body: Any) -> ChatCall:
@@ -111,12 +139,19 @@ def parse_chat(body: Any) -> ChatCall:
     for message in messages:
         if type(message) is not dict or type(message.get("role")) is not str:
             raise bad("each message must be an object with a 'role'", "messages")
+        content = message.get("content")
+        if content is not None and type(content) is not str and (
+                type(content) is not list or any(type(part) is not dict for part in content)):
+            raise bad("a message's 'content' must be a string, an array of content parts or null", "messages")
+        calls = message.get("tool_calls")
+        if calls is not None and (type(calls) is not list or any(type(c) is not dict for c in calls)):
+            raise bad("a message's 'tool_calls' must be an array of objects", "messages")
     n = body.get("n")
     if n is not None and n != 1:
         raise bad("only n=1 is supported", "n")
     if "functions" in body or "function_call" in body:
         raise bad("'functions' / 'function_call' are not supported; send 'tools' / 'tool_choice'", "functions")
-    stream = body.get("stream") is True
+    stream = _stream_flag(body)
     options = body.get("stream_options")
     include_usage = stream and type(options) is dict and options.get("include_usage") is True
     return ChatCall(model, messages, _keywords(body, _CHAT_CONTROL), stream, include_usage)
@@ -135,7 +170,7 @@ def parse_completion(body: Any) -> CompletionCall:
     n = body.get("n")
     if n is not None and n != 1:
         raise bad("only n=1 is supported", "n")
-    stream = body.get("stream") is True
+    stream = _stream_flag(body)
     options = body.get("stream_options")
     return CompletionCall(model, prompt, _keywords(body, _COMPLETION_CONTROL), stream,
                           stream and type(options) is dict and options.get("include_usage") is True)
@@ -155,6 +190,10 @@ def parse_embeddings(body: Any) -> tuple[str, list[str] | str, dict[str, Any], b
         raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
     _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in ("model", "input", "encoding_format") and v is not None}
+    clash = _PARAMETERS.intersection(kwargs)
+    if clash:
+        name = min(clash)
+        raise bad(f"'{name}' is not a request field of this API", name)
     return model, inputs, kwargs, encoding == "base64"
 
 

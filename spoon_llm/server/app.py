@@ -22,6 +22,7 @@ import asyncio
 import gc
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +32,7 @@ import orjson
 
 from ..config.manager import ConfigurationManager
 from ..errors import ConfigurationError, LLMError, register_secret
-from ..manager import LLMManager
+from ..manager import DEFAULT_REQUEST_TIMEOUT, LLMManager
 from . import _openai_api as openai_api
 from ._context import Call, ClientGone, Receive, Scope, Send, model_table
 from ._errors import GatewayError, anthropic_body, classify, openai_body
@@ -126,6 +127,9 @@ class GatewayApp(InferenceHandlers):
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
         self._max_body = self.settings.max_body_bytes
+        # A client's x-spoon-deadline may only tighten the configured request_timeout, never lift it.
+        configured = config.config.request_timeout
+        self._deadline_cap = configured if configured is not None else DEFAULT_REQUEST_TIMEOUT
         self._cors = frozenset(self.settings.cors_origins)
         self.ui = StaticFiles()
         self._inference: dict[str, tuple[str, str, Callable[[Call, Any], Awaitable[bytes | None]]]] = {
@@ -360,8 +364,9 @@ class GatewayApp(InferenceHandlers):
                     deadline = float(value)
                 except ValueError:
                     raise GatewayError(400, "x-spoon-deadline must be a number of seconds") from None
-                if not deadline > 0:
-                    raise GatewayError(400, "x-spoon-deadline must be a positive number of seconds")
+                if not (deadline > 0 and math.isfinite(deadline)):
+                    raise GatewayError(400, "x-spoon-deadline must be a positive, finite number of seconds")
+                deadline = min(deadline, self._deadline_cap)
         return length, deadline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

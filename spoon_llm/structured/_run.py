@@ -8,7 +8,7 @@ provider answered.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,9 @@ def wants_layer(kwargs: Mapping[str, Any]) -> bool:
     if tools:
         from ..tools._function import is_python_tool
 
+        if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+            raise ValidationError(f"tools must be a list (of functions, models, ToolSpecs or dicts), not "
+                                  f"{type(tools).__name__}")
         return any(is_python_tool(t) for t in tools)
     return False
 
