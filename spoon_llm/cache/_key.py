@@ -48,12 +48,14 @@ except ImportError:  # pragma: no cover - exercised by the core-only install che
 
 def _plain(value: Any) -> Any:
     """JSON for what is not JSON already: pydantic models and model classes, sets, anything else by repr."""
+    if isinstance(value, type):  # a class (a pydantic model given as response_format): its schema and name
+        schema = getattr(value, "model_json_schema", None)
+        if callable(schema):
+            return {"schema": schema(), "name": value.__name__}
+        return repr(value)
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json", exclude_none=True, exclude_defaults=True)
-    schema = getattr(value, "model_json_schema", None)
-    if callable(schema):  # a pydantic model class given as response_format
-        return {"schema": schema(), "name": getattr(value, "__name__", "")}
     if isinstance(value, (set, frozenset)):
         return sorted(map(str, value))
     if isinstance(value, bytes):
@@ -75,6 +77,9 @@ def _message(message: Any) -> Any:
     return message.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
 
+#: Sampling settings that are numbers however they are written: ``temperature=1`` and ``1.0`` share a key.
+_NUMBER_SETTINGS = frozenset({"temperature", "top_p", "frequency_penalty", "presence_penalty",
+                              "repetition_penalty", "min_p", "top_a"})
 #: The parts of a canonical request, in the order a key lists them.
 _FIELDS = ("ns", "op", "provider", "model", "messages", "input", "settings")
 
@@ -110,6 +115,10 @@ def canonical_bytes(ctx: AttemptContext, namespace: str = "") -> bytes:
     kwargs = ctx.kwargs
     settings = ({} if not kwargs or kwargs.keys() <= IGNORED_KWARGS
                 else {k: v for k, v in kwargs.items() if v is not None and k not in IGNORED_KWARGS})
+    if settings:
+        for name in _NUMBER_SETTINGS.intersection(settings):  # 1 and 1.0 are the same JSON number
+            if settings[name].__class__ is int:
+                settings[name] = float(settings[name])
     if ctx.tools is not None:
         settings["tools"] = ctx.tools
     operation = ctx.operation
@@ -143,5 +152,11 @@ def tag_namespace(base: str, tags: Mapping[str, str] | None, key_tags: Sequence[
     """``base`` narrowed by the values of the tags named in ``key_tags`` (tenants never share entries)."""
     if not key_tags:
         return base
-    values = [f"{name}={(tags or {}).get(name, '')}" for name in key_tags]
-    return "|".join([base, *values])
+    # '|' separates the parts and is escaped inside them, so no two tenants' values join to the same namespace.
+    tags = tags or {}
+    values = [f"{name}={_escaped(str(tags.get(name, '')))}" for name in key_tags]
+    return "|".join([_escaped(base), *values])
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|") if "|" in text or "\\" in text else text

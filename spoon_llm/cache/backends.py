@@ -12,6 +12,8 @@ it exact-size copies. One with ``contains(key)`` is asked that before ``get_now`
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import os
 import sqlite3
 import threading
@@ -77,6 +79,10 @@ class MemoryCache:
         #: Whether an entry (live or expired) is held under a key: a C call, for the middleware's lookups that miss.
         self.contains: Callable[[object], bool] = self._entries.__contains__
         self._bytes = 0
+        #: (expiry, order, key) of entries stored with a time to live: a heap, so expired entries are dropped
+        #: before live ones are evicted. Stale items (the entry replaced or gone) are skipped when popped.
+        self._expiry: list[tuple[float, int, str | bytes]] = []
+        self._order = itertools.count()
         self.evictions = 0
         self.expirations = 0
 
@@ -100,18 +106,46 @@ class MemoryCache:
     def set_now(self, key: str | bytes, value: bytes, ttl: float | None) -> None:
         """:meth:`set` without a coroutine, holding ``key`` and ``value`` as given (see :meth:`set`)."""
         size = len(value) + len(key) if key.__class__ is bytes else len(value)
+        entries = self._entries
+        if key in entries:  # replaced (also by a value too large to keep: the old one is stale all the same)
+            self._drop(key)
         if size > self.max_bytes:
             return  # larger than the whole cache: storing it would only evict everything else
-        entries = self._entries
-        if key in entries:
-            self._drop(key)
-        entries[key] = (value, None if ttl is None else self._clock() + ttl, size)
+        if ttl is None:
+            expires = None
+        else:
+            expires = self._clock() + ttl
+            expiry = self._expiry
+            heapq.heappush(expiry, (expires, next(self._order), key))
+            if len(expiry) > 2 * len(entries) + 64:  # mostly stale items: rebuilt from the live entries
+                self._rebuild_expiry()
+        entries[key] = (value, expires, size)
         self._bytes += size
         if len(entries) > self.max_entries or self._bytes > self.max_bytes:
             self._evict()
 
+    def _rebuild_expiry(self) -> None:
+        order = self._order
+        self._expiry = [(entry[1], next(order), key) for key, entry in self._entries.items() if entry[1] is not None]
+        heapq.heapify(self._expiry)
+
+    def _purge_expired(self) -> None:
+        """Drop every entry whose time to live has passed."""
+        expiry = self._expiry
+        if not expiry:
+            return
+        now = self._clock()
+        entries = self._entries
+        while expiry and expiry[0][0] <= now:
+            expires, _, key = heapq.heappop(expiry)
+            entry = entries.get(key)
+            if entry is not None and entry[1] == expires:  # not replaced since
+                self._drop(key)
+                self.expirations += 1
+
     def _evict(self) -> None:
-        """Drop the least recently used entries until both bounds hold."""
+        """Drop expired entries, then the least recently used ones, until both bounds hold."""
+        self._purge_expired()
         entries = self._entries
         while len(entries) > self.max_entries or self._bytes > self.max_bytes:
             self._bytes -= entries.popitem(last=False)[1][2]
@@ -136,13 +170,15 @@ class MemoryCache:
     async def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
+        self._expiry.clear()
         self._bytes = 0
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
     def stats(self) -> dict[str, Any]:
-        """Entries, bytes, evictions and expirations."""
+        """Entries, bytes, evictions and expirations (expired entries are dropped first)."""
+        self._purge_expired()
         return {"backend": self.name, "entries": len(self._entries), "bytes": self._bytes,
                 "evictions": self.evictions, "expirations": self.expirations}
 

@@ -18,6 +18,7 @@ and a number stores it for that many seconds; ``cache_namespace="..."`` keeps en
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -130,8 +131,10 @@ class CacheMiddleware(Middleware):
         if ctx.operation not in CACHEABLE:
             return None
         try:
-            request = canonical_bytes(ctx, ctx.cache_namespace or (
-                tag_namespace(self.namespace, ctx.tags, self.key_tags) if self.key_tags else self.namespace))
+            # A call's own namespace replaces the configured one; the key tags narrow either (tenants apart).
+            namespace = ctx.cache_namespace or self.namespace
+            request = canonical_bytes(ctx, tag_namespace(namespace, ctx.tags, self.key_tags) if self.key_tags
+                                      else namespace)
         except Exception as exc:  # an argument we cannot canonicalise: serve it uncached
             self.skipped += 1
             logger.debug("request not cacheable: %s", type(exc).__name__)
@@ -179,6 +182,8 @@ class CacheMiddleware(Middleware):
             kind = _TYPES[kind_name]
             if (kind is EmbeddingResponse) != embed:
                 return None  # an entry of the other kind under this key: a miss, not an error
+            if cost is not None and (cost.__class__ not in (int, float) or not math.isfinite(cost)):
+                raise ValueError("the stored price is not a number")
             response = kind.model_validate(data)
         except Exception:
             self.errors += 1
@@ -295,16 +300,24 @@ class CacheMiddleware(Middleware):
                 return
             self.misses += 1
         reasoning: list[str] = []
-        final: LLMResponseChunk | None = None
-        async for chunk in open_stream():
-            if chunk.reasoning_delta:
-                reasoning.append(chunk.reasoning_delta)
-            if chunk.kind == "final":
-                final = chunk
-            yield chunk
-        # Reached only when the stream completed: an error or an early close never stores a partial answer.
-        if final is not None:
-            await self._put(key, _folded(final, "".join(reasoning) or None), plan[1])
+        answer: LLMResponse | None = None
+        try:
+            async for chunk in open_stream():
+                if chunk.reasoning_delta:
+                    reasoning.append(chunk.reasoning_delta)
+                if chunk.kind == "final":
+                    # Taken as it arrives, a copy: the caller (and a resumed stream's prefix) may change the
+                    # chunk once it is yielded.
+                    answer = _folded(chunk, "".join(reasoning) or None).model_copy(deep=True)
+                yield chunk
+        finally:
+            # Only a stream whose final chunk arrived is stored (never a partial answer), also when the caller
+            # closes it right after that chunk. Its price is known once the after hooks have run (ctx.cost).
+            if answer is not None:
+                cost = ctx.cost
+                if cost is not None:
+                    answer.cost = cost
+                await self._put(key, answer, plan[1])
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""
@@ -407,9 +420,12 @@ def replay_chunks(response: LLMResponse) -> list[LLMResponseChunk]:
         chunks.append(LLMResponseChunk(kind="reasoning", reasoning_delta=response.reasoning, **common))
     if response.content:
         chunks.append(LLMResponseChunk(kind="text", delta=response.content, content=response.content, **common))
+    metadata = dict(response.metadata)
+    if response.refusal is not None:  # where a live stream's final chunk carries it
+        metadata["refusal"] = response.refusal
     chunks.append(LLMResponseChunk(
         kind="final", content=response.content, finish_reason=response.finish_reason,
         native_finish_reason=response.native_finish_reason, tool_calls=response.tool_calls, usage=response.usage,
-        metadata=dict(response.metadata), **common,
+        metadata=metadata, **common,
     ))
     return chunks
