@@ -17,6 +17,7 @@ and a number stores it for that many seconds; ``cache_namespace="..."`` keeps en
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -110,6 +111,11 @@ class CacheMiddleware(Middleware):
         self._local = bool(getattr(backend, "local", False))
         # ... and may answer "is anything held under this key?" without a Python frame: a miss asks only that.
         self._contains: Callable[[Key], bool] | None = getattr(backend, "contains", None)
+        # A backend that waits (SQLite, Redis) is written in the background: the answer never waits for its store
+        # (nor runs into the request's deadline because of it). Until a write lands, this process reads the
+        # entry from here, and writes to one key land in the order they were made.
+        self._unwritten: dict[Key, bytes] = {}
+        self._writing: dict[Key, asyncio.Task[None]] = {}
 
     # -- keys and policy -------------------------------------------------------------------------------------
 
@@ -152,6 +158,9 @@ class CacheMiddleware(Middleware):
                        "serving from the provider" if what == "lookup" else "answer served uncached")
 
     async def _fetch(self, key: Key) -> bytes | None:
+        unwritten = self._unwritten.get(key)
+        if unwritten is not None:
+            return unwritten
         try:
             # A bytes key only ever reaches a backend that declared itself local (it takes them).
             return self._get_now(key) if self._get_now is not None else await self.backend.get(key)  # type: ignore[arg-type]
@@ -159,18 +168,42 @@ class CacheMiddleware(Middleware):
             self._failed("lookup", exc)
             return None
 
-    async def _put(self, key: Key, response: Any, ttl: float | None) -> None:
+    def _put(self, key: Key, response: Any, ttl: float | None) -> None:
+        """Store ``response`` under ``key``: at once for a backend that never waits, else in the background."""
         try:
             if self._local:
                 self._set_now(key, _entry(response, True)[1:], ttl)  # type: ignore[misc]
             elif self._set_now is not None:
                 self._set_now(key, _entry(response), ttl)
             else:
-                await self.backend.set(key, _entry(response), ttl)  # type: ignore[arg-type]
+                entry = _entry(response)  # written now: what is stored is the answer as it was returned
+                self._unwritten[key] = entry
+                self._writing[key] = asyncio.ensure_future(self._write(key, entry, ttl, self._writing.get(key)))
+                return
         except Exception as exc:
             self._failed("store", exc)
         else:
             self.stores += 1
+
+    async def _write(self, key: Key, entry: bytes, ttl: float | None, previous: asyncio.Task[None] | None) -> None:
+        try:
+            if previous is not None:  # the earlier write to this key lands first
+                await asyncio.wait((previous,))
+            await self.backend.set(key, entry, ttl)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._failed("store", exc)
+        else:
+            self.stores += 1
+        finally:
+            if self._unwritten.get(key) is entry:
+                del self._unwritten[key]
+            if self._writing.get(key) is asyncio.current_task():
+                del self._writing[key]
+
+    async def flush(self) -> None:
+        """Wait until every answer stored so far has reached the backend (or failed to, counted in ``errors``)."""
+        while self._writing:
+            await asyncio.wait(list(self._writing.values()))
 
     def _restore(self, ctx: AttemptContext, key: Key, raw: bytes) -> LLMResponse | EmbeddingResponse | None:
         """The answer stored in ``raw``, as a hit; ``None`` (counted as an error) when it cannot be read back."""
@@ -274,7 +307,7 @@ class CacheMiddleware(Middleware):
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            await self._put(key, response, plan[1])
+            self._put(key, response, plan[1])
         return response
 
     def around_stream(self, ctx: AttemptContext,
@@ -317,7 +350,7 @@ class CacheMiddleware(Middleware):
                 cost = ctx.cost
                 if cost is not None:
                     answer.cost = cost
-                await self._put(key, answer, plan[1])
+                self._put(key, answer, plan[1])
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""
@@ -331,8 +364,11 @@ class CacheMiddleware(Middleware):
                 "saved_usd": round(self.saved_usd, 10), "namespace": self.namespace, **backend}
 
     async def aclose(self) -> None:
-        """Close the backend."""
-        await self.backend.aclose()
+        """Let the stores still on their way land, then close the backend."""
+        try:
+            await self.flush()
+        finally:
+            await self.backend.aclose()
 
 
 async def _answered(response: Any) -> Any:

@@ -83,7 +83,7 @@ class CompletionCall:
 _GATEWAY_ONLY = frozenset({"provider", "fallback", "deadline", "tags", "cache", "cache_namespace", "callbacks",
                            "resume_on_interrupt", "request_id"})
 #: Names of the manager methods' own parameters: a body key spelt so would collide with them.
-_PARAMETERS = frozenset({"self", "messages", "prompt", "inputs", "model", "tools"})
+_PARAMETERS = frozenset({"self", "messages", "prompt", "inputs", "model"})
 #: Output limits: a positive whole number when given (a negative one would lower the key's budget reservation).
 _LIMITS = ("max_tokens", "max_completion_tokens")
 
@@ -96,13 +96,16 @@ def _refuse_gateway_only(body: Mapping[str, Any]) -> None:
                   "gateway for your key (choose the model with 'model', an alias or 'provider/model')", name)
 
 
+def _refuse_parameters(kwargs: Mapping[str, Any]) -> None:
+    if not _PARAMETERS.isdisjoint(kwargs):
+        name = min(_PARAMETERS.intersection(kwargs))
+        raise bad(f"'{name}' is not a request field of this API", name)
+
+
 def _keywords(body: Mapping[str, Any], control: frozenset[str]) -> dict[str, Any]:
     _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in control and v is not None}
-    clash = _PARAMETERS.intersection(kwargs).difference(("tools",))
-    if clash:
-        name = min(clash)
-        raise bad(f"'{name}' is not a request field of this API", name)
+    _refuse_parameters(kwargs)
     for name in _LIMITS:
         limit = kwargs.get(name)
         if limit is not None and (type(limit) is not int or limit < 1):
@@ -190,10 +193,7 @@ def parse_embeddings(body: Any) -> tuple[str, list[str] | str, dict[str, Any], b
         raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
     _refuse_gateway_only(body)
     kwargs = {k: v for k, v in body.items() if k not in ("model", "input", "encoding_format") and v is not None}
-    clash = _PARAMETERS.intersection(kwargs)
-    if clash:
-        name = min(clash)
-        raise bad(f"'{name}' is not a request field of this API", name)
+    _refuse_parameters(kwargs)
     return model, inputs, kwargs, encoding == "base64"
 
 

@@ -3,6 +3,7 @@ expiry in the memory backend, and keys that JSON says are equal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -118,6 +119,7 @@ async def test_an_entry_with_an_unreadable_price_is_an_error_not_a_failed_reques
     async with LLMManager(ConfigurationManager(data, env={}), middleware=[cache]) as manager:
         answer = await manager.chat("q")
         assert not answer.cache_hit and answer.content != "cached"
+        await cache.flush()  # until its store has landed, this process reads the answer it just stored
         chunks = [c async for c in manager.chat_stream("q")]
         assert not chunks[-1].cache_hit
     assert (cache.errors, cache.hits, chat_requests(sim)) == (2, 0, 2)
@@ -205,3 +207,84 @@ async def test_a_completion_with_a_typed_response_format_is_cached(sim: Provider
         again = await manager.completion("a city", response_format=City)
         status = manager.get_status()["middleware"]["cache"]
     assert again.cache_hit and status["skipped"] == 0
+
+
+class _HeldWrites:
+    """A backend whose writes wait until the test lets them through (a slow or hung shared store)."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        self.entries: dict[str, bytes] = {}
+        self.gate = asyncio.Event()
+        self.writes: list[bytes] = []
+
+    async def get(self, key: str) -> bytes | None:
+        return self.entries.get(key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        if not self.writes:  # only the first write is held
+            self.writes.append(value)
+            await self.gate.wait()
+        else:
+            self.writes.append(value)
+        self.entries[key] = value
+
+    async def delete(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    async def clear(self) -> None:
+        self.entries.clear()
+
+    async def aclose(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": self.name, "entries": len(self.entries)}
+
+
+def _manager_over(sim: ProviderSimulator, cache: CacheMiddleware) -> LLMManager:
+    data = {"providers": {"primary": {"type": "openai", "base_url": sim.openai_base_url, "api_key": KEYS["primary"],
+                                      "model": "model-primary"}}, "retry": {"max_retries": 0}}
+    return LLMManager(ConfigurationManager(data, env={}), middleware=[cache])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_answer_never_waits_for_its_store(sim: ProviderSimulator, streamed: bool) -> None:
+    backend = _HeldWrites()
+    cache = CacheMiddleware(backend)  # type: ignore[arg-type]
+    async with _manager_over(sim, cache) as manager:
+        # The store hangs until released: the answer is served all the same, well before the deadline.
+        if streamed:
+            chunks = [c async for c in manager.chat_stream("q", deadline=5.0)]
+            assert chunks[-1].kind == "final" and not chunks[-1].cache_hit
+        else:
+            assert not (await manager.chat("q", deadline=5.0)).cache_hit
+        assert cache.stores == 0 and not backend.entries  # still on its way
+        assert (await manager.chat("q")).cache_hit  # this process reads what it stored meanwhile
+        backend.gate.set()
+        await cache.flush()
+        assert cache.stores == 1 and len(backend.entries) == 1 and chat_requests(sim) == 1
+
+
+async def test_writes_to_one_key_land_in_the_order_they_were_made(sim: ProviderSimulator) -> None:
+    backend = _HeldWrites()
+    cache = CacheMiddleware(backend)  # type: ignore[arg-type]
+    async with _manager_over(sim, cache) as manager:
+        sim.script("openai", Reply(text="old"), times=1)
+        await manager.chat("q")  # its write is held
+        sim.script("openai", Reply(text="new"), times=1)
+        await manager.chat("q", cache="refresh")  # its write waits for the held one
+        assert (await manager.chat("q")).content == "new"
+        backend.gate.set()
+        await cache.flush()
+        assert len(backend.writes) == 2 and b"new" in backend.entries[next(iter(backend.entries))]
+
+
+async def test_closing_the_manager_lets_stores_on_their_way_land(sim: ProviderSimulator) -> None:
+    backend = _HeldWrites()
+    backend.gate.set()
+    cache = CacheMiddleware(backend)  # type: ignore[arg-type]
+    async with _manager_over(sim, cache) as manager:
+        await manager.chat("q")
+    assert cache.stores == 1 and len(backend.entries) == 1
