@@ -100,7 +100,8 @@ class KeyConfig(_Strict):
     tpm: PositiveInt | None = None
     input_tpm: PositiveInt | None = None
     output_tpm: PositiveInt | None = None
-    weight: float = 1.0
+    #: Share of traffic under weighted or random balancing (above 0; to take a key out, remove it).
+    weight: float = Field(default=1.0, gt=0)
 
 
 class Deployment(BaseModel):
@@ -187,7 +188,8 @@ class ProviderConfig(_Strict):
     output_tpm: PositiveInt | None = None
     #: Most requests (token-bucket strategy: also tokens, scaled) admitted at once; defaults to the limit itself.
     burst: PositiveInt | None = None
-    weight: float = 1.0
+    #: Share of traffic under weighted or random balancing (above 0; to take a section out, disable it).
+    weight: float = Field(default=1.0, gt=0)
     organization: str | None = None
     project: str | None = None
     api_version: str | None = None
@@ -476,10 +478,12 @@ class BudgetConfig(_Strict):
 
     limit: float | None = Field(default=None, ge=0)
     period: Literal["total", "daily", "monthly"] = "total"
-    alert_thresholds: list[float] = Field(default_factory=lambda: [0.75, 0.9])
-    per_provider: dict[str, float] = Field(default_factory=dict)
+    #: Fractions of the limit (``0.75`` is 75 %), each above 0 and at most 1.
+    alert_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.75, 0.9])
+    #: Limits per provider section (each a configured section's name).
+    per_provider: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     #: ``"team:research" = 10`` limits requests tagged ``team=research``; ``"user" = 1`` gives every user its own.
-    per_tag: dict[str, float] = Field(default_factory=dict)
+    per_tag: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     #: Most output tokens reserved for a call that sets no ``max_tokens`` (and whose provider section sets none):
     #: what the model's context window leaves after the prompt, capped by this.
     default_max_tokens: PositiveInt = 4096
@@ -585,4 +589,9 @@ class SpoonConfig(_Strict):
         for name, provider in self.providers.items():
             if not provider.name:
                 provider.name = name
+        unknown = sorted(set(self.budget.per_provider) - set(self.providers))
+        if unknown and self.providers:
+            raise ValueError(f"budget.per_provider names {', '.join(map(repr, unknown))}, which is not a provider "
+                             f"section (configured: {', '.join(sorted(self.providers))}); a limit there would "
+                             "never apply")
         return self

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceededError
-from ..state.base import NANO, StoreClient, from_nano, to_nano
+from ..state.base import NANO, NOT_HELD, StoreClient, from_nano, to_nano
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -108,6 +108,8 @@ class Reservation:
     amount: int = 0
     request_id: str | None = None
     settled: bool = False
+    #: Budgets whose store failed open at reservation (nothing held there): their spend is still recorded.
+    unheld: list[_Slot] = field(default_factory=list)
 
 
 def period_id(period: Period, now: float) -> str:
@@ -328,17 +330,30 @@ class BudgetManager(StoreClient):
         slots = self._plan(provider, tags)
         nano = math.ceil(amount * NANO) if amount else 0
         store = self.store
-        for index, slot in enumerate(slots):
-            # Zero holds must still see room left (value < limit), hence limit - 1 for them.
-            limit = slot.limit if nano else slot.limit - 1
-            ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
-            if not ok:
-                await self.release(Reservation(slots[:index], nano))
-                spent = await store.get(slot.spent)  # the refusal path only: say the truth, not a cached value
-                slot.seen_spent = max(slot.seen_spent, spent)
-                raise self._refusal(slot, value, spent, nano, provider, model)
-            slot.seen_committed = value
-        return Reservation(slots, nano, request_id)
+        holding: list[_Slot] = []
+        unheld: list[_Slot] = []
+        try:
+            for slot in slots:
+                # Zero holds must still see room left (value < limit), hence limit - 1 for them.
+                limit = slot.limit if nano else slot.limit - 1
+                ok, value = await store.reserve(slot.committed, nano, limit, ttl=slot.ttl)
+                if not ok:
+                    spent = await store.get(slot.spent)  # the refusal path only: say the truth, not a cached value
+                    slot.seen_spent = max(slot.seen_spent, spent)
+                    raise self._refusal(slot, value, spent, nano, provider, model)
+                if value == NOT_HELD:  # the store failed open: admitted, but nothing to give back there
+                    unheld.append(slot)
+                    continue
+                holding.append(slot)
+                slot.seen_committed = value
+        except BaseException:
+            if holding:  # what the earlier budgets hold goes back, whatever stopped the later ones
+                try:
+                    await self.release(Reservation(holding, nano))
+                except Exception as exc:  # the store failing again: its own fail_mode has spoken
+                    logger.warning("giving back a partial budget reservation failed: %s", exc)
+            raise
+        return Reservation(holding, nano, request_id, unheld=unheld)
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
         """Replace the reservation by the real cost and fire any alerts it crosses."""
@@ -350,6 +365,8 @@ class BudgetManager(StoreClient):
         if real == 0 and held == 0:
             return
         store = self.store
+        for slot in reservation.unheld:  # nothing was held there: the spend is added whole
+            await store.add_eventually({slot.committed: real, slot.spent: real}, ttl=slot.ttl)
         for slot in reservation.slots:
             values = await store.add_eventually({slot.committed: real - held, slot.spent: real}, ttl=slot.ttl)
             if values is None:

@@ -124,17 +124,47 @@ class MiddlewareChain:
             index -= 1
             after = hooks[index][1]
             if after is not None:
-                pending = after(ctx, response=response, usage=usage, error=error)
+                try:
+                    pending = after(ctx, response=response, usage=usage, error=error)
+                except Exception as exc:  # the hooks after it still run (they release what they hold)
+                    return self._raise_after_rest(exc, ctx, index, response, usage, error)
                 if pending is not None:
                     return self._await_after(ctx, index, pending, response, usage, error)
         return None
 
     async def _await_after(self, ctx: AttemptContext, index: int, pending: Awaitable[None], response: Any,
                            usage: TokenUsage | None, error: LLMError | None) -> None:
-        await pending
+        try:
+            await pending
+        except Exception:
+            await self._rest_of_after(ctx, index, response, usage, error)
+            raise
         rest = self.after(ctx, index, response, usage, error)
         if rest is not None:
             await rest
+
+    async def _raise_after_rest(self, exc: Exception, ctx: AttemptContext, index: int, response: Any,
+                                usage: TokenUsage | None, error: LLMError | None) -> None:
+        await self._rest_of_after(ctx, index, response, usage, error)
+        raise exc
+
+    async def _rest_of_after(self, ctx: AttemptContext, index: int, response: Any, usage: TokenUsage | None,
+                             error: LLMError | None) -> None:
+        """The ``after_attempt`` hooks left once one raised: each runs, and what they raise is only logged."""
+        hooks = self.hooks
+        while index > 0:
+            index -= 1
+            after = hooks[index][1]
+            if after is None:
+                continue
+            try:
+                pending = after(ctx, response=response, usage=usage, error=error)
+                if pending is not None:
+                    await pending
+            except Exception as exc:
+                middleware = self.middleware[index]
+                logger.warning("middleware %s failed in after_attempt too (%s); the first failure stands",
+                               getattr(middleware, "name", type(middleware).__name__), type(exc).__name__)
 
     def finish(self, ctx: AttemptContext | None, response: Any = None, usage: TokenUsage | None = None,
                error: LLMError | None = None) -> Awaitable[None] | None:

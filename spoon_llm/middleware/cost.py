@@ -8,11 +8,13 @@ guard, which runs after this middleware on the way back.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..costs.tracker import CostTracker
 from ..pricing.book import PriceBook, priced_cost
+from ..state.base import StoreUnavailableError
 from .base import AttemptContext, Middleware
 
 if TYPE_CHECKING:
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from ..types import CostInfo, TokenUsage
 
 __all__ = ["CostMiddleware", "price_attempt"]
+
+logger = logging.getLogger("spoon_llm.costs")
 
 
 def price_attempt(prices: PriceBook, ctx: AttemptContext, response: Any, usage: TokenUsage | None) -> CostInfo:
@@ -133,8 +137,11 @@ class CostMiddleware(Middleware):
     async def _load_then_record(self, ctx: AttemptContext, response: Any, usage: TokenUsage | None,
                                 error: LLMError | None) -> None:
         # Earlier spend from the persistent ledger, loaded once; attempts ending meanwhile wait for it, so the
-        # reload cannot drop what they record.
-        await self.load_state()
+        # reload cannot drop what they record. A ledger that cannot be read now does not lose this attempt's cost.
+        try:
+            await self.load_state()
+        except StoreUnavailableError as exc:
+            logger.error("cost ledger unreadable (%s); this attempt's cost is recorded without it", exc)
         pending = self.after_attempt(ctx, response=response, usage=usage, error=error)
         if pending is not None:
             await pending

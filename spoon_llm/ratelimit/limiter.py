@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._background import undo_if_abandoned
 from ..errors import RateLimitError, StateStoreError
-from ..state.base import StoreClient, StoreUnavailableError, SyncStateStore
+from ..state.base import NOT_HELD, StoreClient, StoreUnavailableError, SyncStateStore
 from .headers import HeaderPacer, parse_rate_limit_headers
 from .settings import LimitSettings
 
@@ -334,19 +334,29 @@ class RateLimiter(StoreClient):
             return 0.0, ""
         taken: list[tuple[str, str, int, float]] = []
         entry = permit.entry
-        for name, limit, counts, span, store_key, rate, burst in state.checks:
-            amount = 1 if counts == "requests" else _amount(counts, input_tokens, output_tokens)
-            if amount <= 0:
-                continue
-            if rate:
-                ok, wait = await store.bucket_acquire(store_key, float(amount), rate, burst)
-            else:
-                ok, wait = await store.window_acquire(store_key, entry, amount, limit, span)
-            if not ok:
-                await self._give_back(entry, taken)
-                permit.entry = f"{_PROCESS}.{next(_entries)}" if self.store.shared else next(_entries)
-                return max(wait, 0.001), f"{name} limit {limit} reached"
-            taken.append((counts, store_key, amount, rate))
+        try:
+            for name, limit, counts, span, store_key, rate, burst in state.checks:
+                amount = 1 if counts == "requests" else _amount(counts, input_tokens, output_tokens)
+                if amount <= 0:
+                    continue
+                if rate:
+                    ok, wait = await store.bucket_acquire(store_key, float(amount), rate, burst)
+                else:
+                    ok, wait = await store.window_acquire(store_key, entry, amount, limit, span)
+                if not ok:
+                    await self._give_back(entry, taken)
+                    permit.entry = f"{_PROCESS}.{next(_entries)}" if self.store.shared else next(_entries)
+                    return max(wait, 0.001), f"{name} limit {limit} reached"
+                if wait == NOT_HELD:  # the store failed open: admitted, nothing held there to settle or refund
+                    continue
+                taken.append((counts, store_key, amount, rate))
+        except BaseException:
+            if taken:  # what the earlier checks took goes back, whatever stopped the later ones
+                try:
+                    await self._give_back(entry, taken)
+                except Exception as exc:  # the store failing again: its own fail_mode has spoken
+                    logger.warning("giving back a partial rate-limit acquisition failed: %s", exc)
+            raise
         permit.holds = [hold for hold in taken if hold[0] != "requests"]
         permit.slots = [hold for hold in taken if hold[0] == "requests"] or None
         return 0.0, ""

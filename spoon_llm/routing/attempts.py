@@ -150,6 +150,8 @@ class RequestRun:
             waited = self._pending_delay
             self._pending_delay = 0.0
             await asyncio.sleep(waited)
+            if not admits(self._deployment):  # its circuit opened (or it left rotation) meanwhile: not retried
+                return self._slot(0.0) if self._advance() else None
         else:
             self._pending_delay = 0.0
             if not self._advance():

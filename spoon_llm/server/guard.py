@@ -21,7 +21,7 @@ from ..costs.budgets import Budget, BudgetManager, Reservation
 from ..errors import BudgetExceededError, RateLimitError
 from ..ratelimit.limiter import Permit, RateLimiter
 from ..ratelimit.settings import LimitSettings
-from ..state.base import StoreClient, StoreUnavailableError
+from ..state.base import NOT_HELD, StoreClient, StoreUnavailableError
 from ..types import TokenUsage
 from .auth import GatewayAuthError, Principal
 
@@ -218,11 +218,13 @@ class KeyGuard(StoreClient):
         key = plan.inflight_key
         try:
             if now is not None:
-                ok, _ = now.reserve_now(key, 1, limit)
+                ok, value = now.reserve_now(key, 1, limit)
             else:
-                ok, _ = await self.store.reserve(key, 1, limit, ttl=_INFLIGHT_TTL)
+                ok, value = await self.store.reserve(key, 1, limit, ttl=_INFLIGHT_TTL)
         except StoreUnavailableError as exc:
             self._store_failed(exc)
+            return None
+        if ok and value == NOT_HELD:  # the store failed open: admitted, nothing to give back
             return None
         if not ok:
             raise GatewayAuthError(f"API key {plan.record.alias!r} already has {limit} requests in flight, its "

@@ -16,12 +16,15 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 from ..errors import StateStoreError
 
-__all__ = ["NANO", "StateStore", "StateStoreError", "StoreUnavailableError", "StoreClient", "SyncStateStore",
-           "WindowLog", "from_nano", "sync_store", "to_nano"]
+__all__ = ["NANO", "NOT_HELD", "StateStore", "StateStoreError", "StoreUnavailableError", "StoreClient",
+           "SyncStateStore", "WindowLog", "from_nano", "sync_store", "to_nano"]
 
 logger = logging.getLogger("spoon_llm.state")
 
 _T = TypeVar("_T")
+#: The value a reservation or acquisition reports when the store failed and ``fail_mode`` is ``"open"``: admitted,
+#: but nothing is held in the store, so nothing may be given back or settled against it.
+NOT_HELD = -1
 
 #: The older name of :class:`~spoon_llm.errors.StateStoreError` (now an ``LLMError``), kept for existing code.
 StoreUnavailableError = StateStoreError

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from .base import StateStore, StateStoreError
+from .base import NOT_HELD, StateStore, StateStoreError
 from .redis_cooldowns import CooldownMirror
 
 _orjson: Any
@@ -370,7 +370,7 @@ class RedisStore(StateStore):
         ttl_ms = int(ttl * 1000) if ttl else 0
         ok, value = await self._call(lambda: self._reserve(keys=keys, args=[amount, limit, ttl_ms,
                                                                             *others.values(), _ONCE_TTL_MS]),
-                                     "reserve", (1, 0))
+                                     "reserve", (1, NOT_HELD))
         return bool(ok), int(value)
 
     # -- windows and buckets ----------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ class RedisStore(StateStore):
         """Sliding-window log in a sorted set."""
         ok, wait = await self._call(lambda: self._window_acquire(
             keys=self._window_keys(key), args=[entry, amount, limit, repr(float(window))]), "window_acquire",
-            (1, 0.0))
+            (1, float(NOT_HELD)))
         return bool(ok), float(wait)
 
     async def window_adjust(self, key: str, entry: str, delta: int) -> None:
@@ -393,7 +393,7 @@ class RedisStore(StateStore):
         """GCRA on the server's clock."""
         ok, wait = await self._call(lambda: self._bucket_acquire(
             keys=[self._key(key)], args=[repr(float(amount)), repr(float(rate)), repr(float(burst))]),
-            "bucket_acquire", (1, 0.0))
+            "bucket_acquire", (1, float(NOT_HELD)))
         return bool(ok), float(wait)
 
     async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:

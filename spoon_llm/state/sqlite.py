@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import StateStore, StateStoreError
+from .base import NOT_HELD, StateStore, StateStoreError
 
 _RAISE: Any = object()  # no permissive answer: the failure is raised whatever the fail mode
 
@@ -211,7 +211,7 @@ class SQLiteStore(StateStore):
                 self._write(conn, other, self._read(conn, other, now) + delta, expires)
             return True, value + amount
 
-        return await self._run(work, "reserve", (True, 0))
+        return await self._run(work, "reserve", (True, NOT_HELD))
 
     # -- windows and buckets ----------------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class SQLiteStore(StateStore):
                     return False, max(ts + window - now, 0.0)
             return False, window
 
-        return await self._run(work, "window_acquire", (True, 0.0))
+        return await self._run(work, "window_acquire", (True, float(NOT_HELD)))
 
     async def window_adjust(self, key: str, entry: str, delta: int) -> None:
         """Settle an admitted entry."""
@@ -267,7 +267,7 @@ class SQLiteStore(StateStore):
             self._set_float(conn, key, new_tat, None)
             return True, 0.0
 
-        return await self._run(work, "bucket_acquire", (True, 0.0))
+        return await self._run(work, "bucket_acquire", (True, float(NOT_HELD)))
 
     async def bucket_adjust(self, key: str, delta: float, rate: float) -> None:
         """Move the theoretical arrival time (never below now)."""

@@ -28,6 +28,7 @@ from spoon_llm.config.sources import ConfigWarning
 from spoon_llm.errors import LLMError, StateStoreError
 from spoon_llm.manager import LLMManager
 from spoon_llm.middleware import build_middleware, close_middleware
+from spoon_llm.state.base import NOT_HELD
 from spoon_llm.state.redis import RedisStore
 from spoon_llm.testing import ProviderSimulator, Reply, Usage
 
@@ -138,7 +139,7 @@ async def test_a_silent_redis_does_not_hang_a_request() -> None:
             await asyncio.wait_for(store.reserve("x", 1, 10), 20)
         assert time.monotonic() - started < 10
         store.fail_mode = "open"
-        assert await asyncio.wait_for(store.reserve("x", 1, 10), 20) == (True, 0)
+        assert await asyncio.wait_for(store.reserve("x", 1, 10), 20) == (True, NOT_HELD)  # admitted, not held
         assert store.status()["fail_decisions"] == {"open": 1, "closed": 1}
     finally:
         await store.close()
