@@ -101,8 +101,13 @@ def parse_line(text: str, number: int) -> Job | None:
 
 def read_jobs(path: Path) -> Iterator[Job]:
     """The jobs of an input file, one line at a time (the file is never held in memory)."""
-    with path.open("r", encoding="utf-8") as lines:
-        for number, text in enumerate(lines, 1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # that line fails, the others run
+                yield Job(id=f"line-{number}", line=number, problem="the line is not UTF-8 text")
+                continue
             job = parse_line(text, number)
             if job is not None:
                 yield job

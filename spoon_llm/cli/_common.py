@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -97,6 +98,9 @@ def load_config(path: str | None) -> ConfigurationManager:
     from ..config import ConfigurationManager
     from ..errors import ConfigurationError
 
+    if path is not None and not Path(path).exists():  # a usage mistake, as a missing input file is
+        fail(f"the configuration file {path!r} does not exist", "give the path of an existing TOML or JSON file",
+             EXIT_USAGE)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

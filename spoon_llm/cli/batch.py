@@ -269,6 +269,11 @@ def register(app: typer.Typer) -> None:
             fail(f"input file {source} not found", "check the path", EXIT_USAGE)
         if output.resolve() == source.resolve():
             fail("the output file is the input file", "write the results elsewhere with -o", EXIT_USAGE)
+        if output.is_dir():
+            fail(f"the output {output} is a directory", "give a file path with -o", EXIT_USAGE)
+        if not output.parent.is_dir():
+            fail(f"the output's directory {output.parent} does not exist", "create it, or write elsewhere with -o",
+                 EXIT_USAGE)
         tags = parse_tags(tag)
         cfg = cli_config(config)
         manager = build_manager(cfg)

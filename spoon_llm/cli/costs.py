@@ -37,15 +37,22 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     match = _RELATIVE.match(value.strip().lower())
     if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        fail(f"--since {value!r} is neither a duration nor a date", "use e.g. --since 7d, 24h or 2026-01-31",
-             EXIT_USAGE)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+        since = now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            fail(f"--since {value!r} is neither a duration nor a date", "use e.g. --since 7d, 24h or 2026-01-31",
+                 EXIT_USAGE)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        since = moment.timestamp()
+    try:  # a moment a date can show (the report's title prints it)
+        datetime.fromtimestamp(since, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        fail(f"--since {value!r} is outside the dates this can hold (years 1 to 9999)",
+             "use e.g. --since 30d or 2026-01-31", EXIT_USAGE)
+    return since
 
 
 def ledger_store(config: ConfigurationManager) -> StateStore | Path:

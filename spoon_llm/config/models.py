@@ -428,7 +428,7 @@ class RouteConfig(_Strict):
     ``targets``, ``fallback`` and ``context_fallback`` (the route to use when a prompt overflows the window).
     """
 
-    targets: list[ModelTarget]
+    targets: list[ModelTarget] = Field(min_length=1)
     fallback: list[str] = Field(default_factory=list)
     context_fallback: str | None = None
     strategy: Literal["round_robin", "weighted", "random", "least_inflight", "latency"] | None = None

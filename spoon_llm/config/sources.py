@@ -79,6 +79,10 @@ def is_placeholder(value: Any) -> bool:
     return isinstance(value, str) and bool(_PLACEHOLDER.match(value.strip()))
 
 
+#: What the older layout's ``[llm_settings]`` table holds.
+_LLM_SETTINGS = ("default_provider", "fallback_chain", "request_timeout", "load_balancing")
+
+
 def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Accept the older layout: ``llm_providers`` for ``providers`` and an ``llm_settings`` table."""
     data = dict(raw)
@@ -92,10 +96,20 @@ def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
             )
         data["providers"] = legacy
     settings = data.pop("llm_settings", None)
-    if isinstance(settings, Mapping):
-        for key in ("default_provider", "fallback_chain", "request_timeout", "load_balancing"):
-            if key in settings and key not in data:
-                data[key] = settings[key]
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ConfigurationError(f"'llm_settings' must be a table, not {type(settings).__name__}", source=source,
+                                 key="llm_settings")
+    for key, value in (settings or {}).items():
+        if key not in _LLM_SETTINGS:
+            raise ConfigurationError(
+                f"'llm_settings.{key}' is not a setting of the older layout (it takes "
+                f"{', '.join(_LLM_SETTINGS)}); move other settings to the top level", source=source,
+                key=f"llm_settings.{key}")
+        if key in data and data[key] != value:
+            raise ConfigurationError(
+                f"'{key}' is set both at the top level and in 'llm_settings', to different values; keep one",
+                source=source, key=f"llm_settings.{key}")
+        data[key] = value
     providers = data.get("providers")
     if isinstance(providers, Mapping):
         fixed = {}
@@ -162,6 +176,8 @@ def _drop_placeholders(data: dict[str, Any], source: str, path: tuple[str, ...] 
         value = data[key]
         if isinstance(value, dict):
             _drop_placeholders(value, source, (*path, key))
+        elif key == "api_key" and isinstance(value, str) and not value.strip():
+            del data[key]  # empty (e.g. "${OPENAI_API_KEY:-}" with the variable unset): no key, not a key ""
         elif key == "api_key" and is_placeholder(value):
             warnings.warn(
                 f"{source}: {'.'.join((*path, key))}: {value!r} looks like a placeholder, not a real API key; "
@@ -179,6 +195,16 @@ def _drop_placeholders(data: dict[str, Any], source: str, path: tuple[str, ...] 
                     stacklevel=4,
                 )
                 data[key] = kept
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice (the last would silently win)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _collect_origins(layer: Layer, data: Mapping[str, Any], path: tuple[str, ...] = ()) -> None:
@@ -220,7 +246,7 @@ def file_layer(path: str | os.PathLike[str], env: Mapping[str, str] | None = Non
     raw: Any
     if file.suffix.lower() == ".json":
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=label

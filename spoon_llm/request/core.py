@@ -237,6 +237,9 @@ class RequestCore:
         closures or iterators) because what it allocates and awaits is most of the manager's cost per request.
         """
         tags = kwargs.pop("tags", None) if kwargs else None
+        if provider is not None or deadline is not None or tags is not None or fallback is not None or (
+                model is not None and model.__class__ is not str):
+            check_call(provider, model, deadline, tags, fallback)
         caching = (cache_options(kwargs) if kwargs and ("cache" in kwargs or "cache_namespace" in kwargs)
                    else None)
         router = self.router
@@ -343,6 +346,23 @@ class RequestCore:
         self._request_ok(request_id, operation, attempts, started, tags, result, getattr(result, "usage", None),
                          getattr(result, "cost", None))
         return result
+
+
+def check_call(provider: Any, model: Any, deadline: Any, tags: Any, fallback: Any = None) -> None:
+    """Refuse call arguments of the wrong kind before anything begins (a deadline of 0 or less would unbound it)."""
+    if provider is not None and not isinstance(provider, str):
+        raise ValidationError(f"provider must be a provider section's name, not {type(provider).__name__}")
+    if model is not None and not isinstance(model, str):
+        raise ValidationError(f"model must be a model name or alias, not {type(model).__name__}")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                 or not deadline > 0):
+        raise ValidationError(f"deadline must be a positive number of seconds, not {deadline!r}")
+    if tags is not None and type(tags) is not dict and not isinstance(tags, Mapping):
+        raise ValidationError(f"tags must be a mapping of names to values (e.g. {{'team': 'research'}}), not "
+                              f"{type(tags).__name__}")
+    if fallback is not None and not isinstance(fallback, (bool, str, list, tuple)):
+        raise ValidationError(f"fallback must be True, False, a provider (or alias) name or a list of them, not "
+                              f"{type(fallback).__name__}")
 
 
 def invalid_arguments(exc: TypeError | ValueError) -> ValidationError:

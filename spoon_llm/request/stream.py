@@ -26,7 +26,7 @@ from ..routing.resume import accepts_prefill
 from ..routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from ..types import LLMResponseChunk, Message
 from ._chunk_timer import ChunkTimer, Resumed
-from .core import as_list, cache_options, invalid_arguments
+from .core import as_list, cache_options, check_call, invalid_arguments
 
 if TYPE_CHECKING:
     from types import AsyncGeneratorType
@@ -161,6 +161,7 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                   kwargs: dict[str, Any]) -> AsyncGenerator[LLMResponseChunk, None]:
     conversation = as_list(messages)
     tags = kwargs.pop("tags", None)
+    check_call(provider, model, deadline, tags, fallback)
     caching = cache_options(kwargs) if "cache" in kwargs or "cache_namespace" in kwargs else None
     stream_options = pop_stream_options(kwargs)
     run = core._start(provider, model, fallback, deadline, request_needs(OPERATION, conversation, None, kwargs))

@@ -368,7 +368,8 @@ def first_slot(router: Router, plan: RoutePlan, deadline: float | None, needs: N
     first attempt, a run takes over with ``RequestRun(..., resume=slot)``.
     """
     targets = plan.targets
-    if not targets or (len(targets) > 1 and (router.balancer is not None or plan.rotate)):
+    if not targets or (len(targets) > 1 and (router.balancer is not None or plan.rotate
+                                             or plan.strategy is not None)):
         return None
     deployment, model = targets[0]
     if needs is not None and missing(deployment, needs) is not None:

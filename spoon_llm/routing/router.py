@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..config.manager import ConfigurationManager
 from ..config.models import ProviderConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ValidationError
 from ..interface import ProviderCapability
 from ..registry import LLMProviderRegistry
 from .balancer import Balancer
@@ -32,6 +32,8 @@ class RoutePlan:
     explicit: bool = False
     #: The route's own timeout caps (``[models.NAME]``), ``None`` when it sets none.
     timeouts: RouteTimeouts | None = None
+    #: The route's own load-balancing strategy (``[models.NAME] strategy``), over the manager's.
+    strategy: str | None = None
     #: Several keys of one provider sit side by side in ``targets`` for the same model: they take turns (see
     #: :meth:`Router.ordered`).
     rotate: bool = field(init=False, default=False)
@@ -64,6 +66,7 @@ class Router:
         self.default_override: str | None = None
         self.fallback_override: list[str] | None = None
         self.balancer: Balancer | None = None
+        self._route_balancers: dict[str, Balancer] = {}
         self._plan_cache: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
         self._turns: dict[tuple[str, int], int] = {}  # round robin over one provider's keys, per route
         self.models = ModelChecker(config.config, registry)  # strict resolution of plain model names
@@ -157,7 +160,7 @@ class Router:
         targets = [(d, t.model) for t in route.targets for d in self.provider_deployments(t.provider)]
         return RoutePlan(name=alias, targets=targets, fallback=list(route.fallback),
                          context_fallback=route.context_fallback, explicit=explicit,
-                         timeouts=RouteTimeouts.of(route))
+                         timeouts=RouteTimeouts.of(route), strategy=route.strategy)
 
     def fallback_plans(self, plan: RoutePlan, fallback: bool | Sequence[str] | None) -> list[RoutePlan]:
         """Plans to try after ``plan``: the caller's list, else the route's own, else the global chain.
@@ -167,10 +170,15 @@ class Router:
         """
         if fallback is False:
             return []
-        if isinstance(fallback, (list, tuple)):
+        if isinstance(fallback, str):  # one name
+            names = [fallback]
+        elif isinstance(fallback, (list, tuple)):
             names = list(fallback)
-        else:
+        elif fallback is None or fallback is True:
             names = plan.fallback or self.fallback_chain()
+        else:
+            raise ValidationError(f"fallback must be True, False, a provider (or alias) name or a list of them, not "
+                                  f"{type(fallback).__name__}")
         seen = {d.name for d, _ in plan.targets}
         plans = []
         for name in names:
@@ -184,6 +192,13 @@ class Router:
                                        resolved.explicit, resolved.timeouts))
         return plans
 
+    def _route_balancer(self, strategy: str) -> Balancer:
+        """One balancer per strategy a route names (each keeps its state per route name)."""
+        balancer = self._route_balancers.get(strategy)
+        if balancer is None:
+            balancer = self._route_balancers[strategy] = Balancer(strategy)  # type: ignore[arg-type]
+        return balancer
+
     def ordered(self, plan: RoutePlan) -> Sequence[tuple[DeploymentState, str | None]]:
         """The plan's deployments in try-order.
 
@@ -194,10 +209,11 @@ class Router:
         targets = plan.targets
         if len(targets) <= 1:
             return targets  # the plan's own list, read-only: no copy on the request path
-        if self.balancer is not None:
+        balancer = self.balancer if plan.strategy is None else self._route_balancer(plan.strategy)
+        if balancer is not None:
             models = {d.name: m for d, m in targets}
             return [(d, models[d.name])
-                    for d in self.balancer.order(plan.name, [d for d, _ in targets if d.available])]
+                    for d in balancer.order(plan.name, [d for d, _ in targets if d.available])]
         if not plan.rotate:
             return targets
         out: list[tuple[DeploymentState, str | None]] = []

@@ -19,9 +19,10 @@ def register(app: typer.Typer) -> None:
             "--config", "-c", help="Configuration file (default: $SPOON_LLM_CONFIG, then spoon_llm.toml).")] = None,
         host: Annotated[str | None, typer.Option(
             help="Address to bind (default: [server] host, 127.0.0.1).")] = None,
-        port: Annotated[int | None, typer.Option(help="Port (default: [server] port, 4000).")] = None,
+        port: Annotated[int | None, typer.Option(
+            min=0, max=65535, help="Port (default: [server] port, 4000).")] = None,
         workers: Annotated[int | None, typer.Option(
-            min=1, help="Worker processes (default: [server] workers, 1).")] = None,
+            min=1, max=256, help="Worker processes (default: [server] workers, 1).")] = None,
     ) -> None:
         """Run the OpenAI- and Anthropic-compatible gateway over the configured providers."""
         from ..errors import ConfigurationError

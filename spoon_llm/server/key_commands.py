@@ -44,15 +44,21 @@ def parse_expiry(text: str, now: float | None = None) -> float:
     now = time.time() if now is None else now
     match = _DURATION.match(text.strip())
     if match:
-        return now + float(match.group(1)) * _UNITS[match.group(2)]
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"--expires {text!r} is neither a duration (30d, 12h, 45m) nor an ISO date "
-                              "(2026-01-31 or 2026-01-31T12:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+        when = now + float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        try:
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"--expires {text!r} is neither a duration (30d, 12h, 45m) nor an ISO date "
+                                  "(2026-01-31 or 2026-01-31T12:00:00Z)") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        when = moment.timestamp()
+    try:  # a moment a date can show (listing the key prints it)
+        datetime.fromtimestamp(when, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise ValidationError(f"--expires {text!r} is beyond the dates this can hold (up to year 9999)") from None
+    return when
 
 
 def _fail(message: str) -> typer.Exit:
@@ -96,7 +102,10 @@ def _run(path: str | None, work: Callable[[SpoonConfig, KeyStore], Awaitable[_T]
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, ValueError, OSError):  # a record written before expiries were bounded
+        return f"{moment:.0f} (epoch seconds)"
 
 
 def _print_json(data: Any) -> None:

@@ -1,0 +1,86 @@
+"""Settings that used to be accepted and do nothing (or something else) are refused with the key named, or now do
+what they say; a route's own balancing strategy balances it."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spoon_llm import ConfigurationManager
+from spoon_llm.errors import ConfigurationError
+from spoon_llm.manager import LLMManager
+from spoon_llm.testing import ProviderSimulator
+
+from .conftest import KEY
+
+OPENAI = {"api_key": KEY, "model": "gpt-4.1-mini"}
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"budget": {"limit": 10, "per_provider": {"opneai": 3}}}, ["budget.per_provider", "'opneai'"]),
+    ({"budget": {"per_provider": {"openai": -5}}}, ["budget.per_provider.openai", ">= 0"]),
+    ({"budget": {"per_tag": {"team:a": -1}}}, ["budget.per_tag", ">= 0"]),
+    ({"budget": {"limit": 10, "alert_thresholds": [75, 90]}}, ["budget.alert_thresholds.0", "less than or equal to 1"]),
+    ({"budget": {"limit": 10, "alert_thresholds": [0]}}, ["budget.alert_thresholds.0", "greater than 0"]),
+    ({"providers": {"openai": {**OPENAI, "weight": 0}}}, ["providers.openai.weight", "greater than 0"]),
+    ({"models": {"fast": {"targets": []}}}, ["models.fast.targets"]),
+    ({"llm_settings": {"defualt_provider": "openai"}}, ["llm_settings.defualt_provider", "older layout"]),
+    ({"llm_settings": "openai"}, ["'llm_settings' must be a table"]),
+    ({"default_provider": "openai", "llm_settings": {"default_provider": "anthropic"}},
+     ["llm_settings.default_provider", "different values"]),
+])
+def test_settings_that_would_do_nothing_are_refused(data: dict[str, Any], words: list[str]) -> None:
+    data = {"providers": {"openai": OPENAI}, **data}
+    with pytest.raises(ConfigurationError) as caught:
+        ConfigurationManager(data, env={})
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_the_older_layout_still_loads_its_four_settings() -> None:
+    config = ConfigurationManager({"providers": {"openai": OPENAI},
+                                   "llm_settings": {"default_provider": "openai", "request_timeout": 12}},
+                                  env={}).config
+    assert (config.default_provider, config.request_timeout) == ("openai", 12)
+
+
+def test_an_empty_api_key_is_no_key(tmp_path: Path) -> None:
+    path = tmp_path / "spoon_llm.toml"
+    path.write_text('[providers.openai]\napi_key = "${UNSET_FOR_THIS_TEST:-}"\nmodel = "gpt-4.1-mini"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        manager = ConfigurationManager(path, env={})
+    assert manager.config.providers["openai"].api_key is None
+    with pytest.raises(ConfigurationError) as caught:
+        manager.validate()
+    assert "providers.openai" in str(caught.value)
+
+
+def test_a_json_file_naming_a_key_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "spoon_llm.json"
+    path.write_text('{"default_provider": "openai", "default_provider": "anthropic", "providers": '
+                    + json.dumps({"openai": OPENAI}) + "}")
+    with pytest.raises(ConfigurationError) as caught:
+        ConfigurationManager(path, env={})
+    assert "'default_provider' appears twice" in str(caught.value)
+
+
+async def test_a_routes_own_strategy_balances_it() -> None:
+    async with ProviderSimulator() as sim:
+        config = ConfigurationManager({
+            "providers": {"openai": {"api_key": KEY, "base_url": sim.openai_base_url, "model": "gpt-4.1-mini"},
+                          "anthropic": {"api_key": "sk-ant-test-edges-0123456789", "base_url": sim.anthropic_base_url,
+                                        "model": "claude-sonnet-4-5"}},
+            "models": {"both": {"targets": ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4-5"],
+                                "strategy": "round_robin"},
+                       "first": {"targets": ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4-5"]}},
+        }, env={})
+        async with LLMManager(config) as manager:
+            balanced = [(await manager.chat("hi", model="both")).provider for _ in range(6)]
+            ordered = [(await manager.chat("hi", model="first")).provider for _ in range(3)]
+    assert sorted(balanced) == ["anthropic"] * 3 + ["openai"] * 3
+    assert ordered == ["openai"] * 3  # without a strategy: the configured order, first target first
