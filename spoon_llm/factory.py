@@ -10,6 +10,7 @@ from typing import Any
 
 from .base import LLMBase
 from .config.manager import ConfigurationManager
+from .errors import ConfigurationError
 
 __all__ = ["LLMFactory"]
 
@@ -53,10 +54,18 @@ class LLMFactory:
         from .manager import LLMManager
 
         _warn_once()
-        manager_config = config if isinstance(config, ConfigurationManager) else None
-        if manager_config is None:
+        if isinstance(config, ConfigurationManager):
+            if settings:  # a built configuration cannot take them: say so rather than drop them
+                raise ConfigurationError(
+                    f"LLMFactory.create(config=<ConfigurationManager>) cannot apply {', '.join(sorted(settings))}; "
+                    "pass the file path as config=, or set them in the configuration")
+            manager_config = config
+        else:
+            path = config if isinstance(config, str) else None
+            if settings and provider is None:  # the default provider is the one they are for
+                provider = ConfigurationManager(path).get_default_provider()
             overrides = {"providers": {provider: settings}} if provider and settings else None
-            manager_config = ConfigurationManager(config if isinstance(config, str) else None, overrides=overrides)
+            manager_config = ConfigurationManager(path, overrides=overrides)
         name = provider or manager_config.get_default_provider()
         manager = LLMManager(manager_config)
         base = LLMBase(manager, name)

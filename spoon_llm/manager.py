@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config.manager import ConfigurationManager
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from ._pooled import TextClient
     from .health import HealthMonitor
     from .monitoring.metrics import MetricsCollector
     from .sync import SyncLLMManager
@@ -409,6 +410,20 @@ class LLMManager(RequestCore, RunTimeControl):
 
     def __repr__(self) -> str:
         return f"LLMManager(deployments={list(self.router.deployments)!r})"
+
+    def get_client(self) -> TextClient:
+        """A client whose answers are plain text (``await client.chat("Hello")``), as the older pooled module's."""
+        from ._pooled import TextClient
+
+        return TextClient(self)
+
+    def __await__(self) -> Generator[Any, None, LLMManager]:
+        """``await get_llm_manager()``, as the older pooled module spelt it: the manager itself."""
+        return _itself(self).__await__()
+
+
+async def _itself(manager: LLMManager) -> LLMManager:
+    return manager
 
 
 def _wants_layer(kwargs: dict[str, Any]) -> bool:

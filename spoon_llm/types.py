@@ -38,6 +38,7 @@ __all__ = [
     "LLMResponseChunk",
     "Message",
     "MessageInput",
+    "MessageRole",
     "Role",
     "TextPart",
     "TokenUsage",
@@ -49,6 +50,16 @@ __all__ = [
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+class MessageRole(str, Enum):
+    """The roles as named constants (the older pooled module's ``Message(MessageRole.SYSTEM, "...")``)."""
+
+    SYSTEM = "system"
+    DEVELOPER = "developer"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
 
 
 class FinishReason(str, Enum):
@@ -239,6 +250,15 @@ class Message(_Model):
     reasoning: str | None = None
     #: Vendor data that must travel back with this turn (e.g. Anthropic thinking signatures).
     provider_data: dict[str, Any] | None = None
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        if args:  # Message("user", "Hello"): role, then content, as the older pooled module wrote it
+            if len(args) > 2 or "role" in data or (len(args) == 2 and "content" in data):
+                raise TypeError("Message takes at most role and content by position, each given once")
+            data["role"] = args[0]
+            if len(args) == 2:
+                data["content"] = args[1]
+        super().__init__(**data)
 
     @model_validator(mode="before")
     @classmethod
@@ -524,6 +544,18 @@ class LLMResponseChunk(_Model):
 
     def __str__(self) -> str:
         return self.delta
+
+    def __add__(self, other: object) -> str:
+        """``chunk + "text"``: the text delta joined (streams were read as text by the older API)."""
+        if isinstance(other, str):
+            return self.delta + other
+        return NotImplemented
+
+    def __radd__(self, other: object) -> str:
+        """``full += chunk`` on a string: the text delta appended."""
+        if isinstance(other, str):
+            return other + self.delta
+        return NotImplemented
 
 
 class EmbeddingResponse(_Model):

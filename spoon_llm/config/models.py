@@ -473,6 +473,29 @@ class RetryConfig(_Strict):
     jitter: bool = True
 
 
+#: Settings only some built-in provider types read: set on another built-in type they would do nothing.
+_VENDOR_FIELDS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("azure_deployments", "azure_ad_token", "azure_entra_id"), frozenset({"azure"})),
+    **dict.fromkeys(("vertex_location", "vertex_access_token"), frozenset({"vertex", "vertex_anthropic"})),
+    **dict.fromkeys(("aws_region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                     "aws_profile", "bedrock_api"), frozenset({"bedrock"})),
+    **dict.fromkeys(("http_referer", "x_title"), frozenset({"openrouter"})),
+}
+
+
+def _refuse_foreign_fields(name: str, provider: ProviderConfig) -> None:
+    from ..providers._builtin import BUILTIN_PROVIDERS
+
+    kind = provider.type or name
+    if kind not in BUILTIN_PROVIDERS:
+        return  # a plugin's type may read any of them
+    for field in sorted(provider.model_fields_set.intersection(_VENDOR_FIELDS)):
+        readers = _VENDOR_FIELDS[field]
+        if kind not in readers:
+            raise ValueError(f"providers.{name}.{field} is read by type {' / '.join(sorted(readers))} only; a "
+                             f"{kind!r} section would ignore it (remove it, or set the section's type)")
+
+
 class BudgetConfig(_Strict):
     """A spending limit; alerts fire at the thresholds, requests are refused at 100%."""
 
@@ -589,6 +612,8 @@ class SpoonConfig(_Strict):
         for name, provider in self.providers.items():
             if not provider.name:
                 provider.name = name
+        for name, provider in self.providers.items():
+            _refuse_foreign_fields(name, provider)
         unknown = sorted(set(self.budget.per_provider) - set(self.providers))
         if unknown and self.providers:
             raise ValueError(f"budget.per_provider names {', '.join(map(repr, unknown))}, which is not a provider "

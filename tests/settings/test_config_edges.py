@@ -28,6 +28,11 @@ OPENAI = {"api_key": KEY, "model": "gpt-4.1-mini"}
     ({"budget": {"limit": 10, "alert_thresholds": [0]}}, ["budget.alert_thresholds.0", "greater than 0"]),
     ({"providers": {"openai": {**OPENAI, "weight": 0}}}, ["providers.openai.weight", "greater than 0"]),
     ({"models": {"fast": {"targets": []}}}, ["models.fast.targets"]),
+    ({"providers": {"openai": {**OPENAI, "http_referer": "https://example.com"}}},
+     ["providers.openai.http_referer", "openrouter only"]),
+    ({"providers": {"openai": {**OPENAI, "azure_deployments": {"gpt-4o": "prod"}}}},
+     ["providers.openai.azure_deployments", "azure only"]),
+    ({"providers": {"anthropic": {**OPENAI, "aws_region": "us-east-1"}}}, ["providers.anthropic.aws_region"]),
     ({"llm_settings": {"defualt_provider": "openai"}}, ["llm_settings.defualt_provider", "older layout"]),
     ({"llm_settings": "openai"}, ["'llm_settings' must be a table"]),
     ({"default_provider": "openai", "llm_settings": {"default_provider": "anthropic"}},
@@ -39,6 +44,14 @@ def test_settings_that_would_do_nothing_are_refused(data: dict[str, Any], words:
         ConfigurationManager(data, env={})
     for word in words:
         assert word in str(caught.value)
+
+
+def test_vendor_settings_are_kept_where_they_are_read() -> None:
+    config = ConfigurationManager({"providers": {
+        "router": {"type": "openrouter", "api_key": KEY, "http_referer": "https://example.com"},
+        "mine": {"type": "my_plugin_type", "api_key": KEY, "aws_region": "us-east-1"}}}, env={}).config
+    assert config.providers["router"].http_referer == "https://example.com"
+    assert config.providers["mine"].aws_region == "us-east-1"  # a plugin's type may read anything
 
 
 def test_the_older_layout_still_loads_its_four_settings() -> None:
