@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,23 @@ async def test_llm_base_is_awaitable_inside_a_loop(sim: ProviderSimulator):
     finally:
         await llm.manager.cleanup()
     assert sim.request_count == 2
+
+
+def test_llm_factory_settings_reach_the_default_provider(thread_sim: ProviderSimulator, tmp_path: Path) -> None:
+    from spoon_llm import ConfigurationManager, LLMFactory
+    from spoon_llm.errors import ConfigurationError
+
+    path = tmp_path / "spoon_llm.toml"
+    path.write_text(f'[providers.openai]\napi_key = "{KEY}"\nbase_url = "{thread_sim.openai_base_url}"\n'
+                    'model = "gpt-4o-mini"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        llm = LLMFactory.create(config=str(path), model="gpt-4o", max_tokens=5)
+        try:
+            llm.chat("Hello")
+        finally:
+            llm.close()
+        sent = thread_sim.last_request("openai").body
+        assert (sent["model"], sent["max_tokens"]) == ("gpt-4o", 5)
+        with pytest.raises(ConfigurationError, match="cannot apply max_tokens"):
+            LLMFactory.create("openai", config=ConfigurationManager(path), max_tokens=5)
