@@ -60,8 +60,9 @@ def older_provider_layout(data: Any) -> Any:
     keys = data.get("api_keys")
     models = data.get("models")
     if (isinstance(keys, list) and keys and isinstance(models, list) and len(models) == len(keys)
-            and "key_models" not in data and all(isinstance(m, str) for m in models)):
-        # The pooled module's parallel lists: key i serves model i (the list stays the allowed models too).
+            and "key_models" not in data and data.get("model") is None and all(isinstance(m, str) for m in models)):
+        # The pooled module's parallel lists: key i serves model i (the list stays the allowed models too). A
+        # section that names its model (in the file or the environment) sends that one, whatever the lists' lengths.
         data["api_keys"] = [_with(key, "model", model) for key, model in zip(keys, models, strict=True)]
     if "rate_limits" in data:
         _rate_limits(data, data.pop("rate_limits"))

@@ -97,3 +97,11 @@ async def test_a_routes_own_strategy_balances_it() -> None:
             ordered = [(await manager.chat("hi", model="first")).provider for _ in range(3)]
     assert sorted(balanced) == ["anthropic"] * 3 + ["openai"] * 3
     assert ordered == ["openai"] * 3  # without a strategy: the configured order, first target first
+
+
+def test_a_named_model_wins_over_the_pooled_lists_whatever_their_lengths() -> None:
+    for models in (["gpt-4.1-mini", "gpt-4o"], ["gpt-4.1-mini", "gpt-4o", "gpt-4.1"]):
+        config = ConfigurationManager({"providers": {"openai": {
+            "model": "gpt-4.1-nano", "models": models, "api_keys": [KEY, KEY[:-4] + "zzzz"]}}}, env={}).config
+        deployments = config.providers["openai"].deployments()
+        assert {d.model for d in deployments} == {"gpt-4.1-nano"}, models
