@@ -6,8 +6,9 @@ the store's version is checked at most every ``refresh`` seconds (0.5 s by defau
 replica is refused by every replica within that time plus one store round trip. When that check cannot reach the
 store, ``fail_mode`` decides: ``closed`` refuses (503), ``open`` goes on with what is cached.
 
-Failed attempts (a wrong, revoked or expired key) are counted per client address; past ``max_failures`` within
-``failure_window`` seconds the address gets 429 with Retry-After until old failures age out.
+Failed attempts (a wrong, revoked or expired key, and through :meth:`Authenticator.record_failure` a failed admin
+JWT) are counted per client address; past ``max_failures`` within ``failure_window`` seconds the address gets 429
+with Retry-After until old failures age out.
 """
 
 from __future__ import annotations
@@ -276,6 +277,19 @@ class Authenticator:
         self._checked = -float("inf")
 
     # -- failed-attempt throttling ------------------------------------------------------------------------------
+
+    def check_throttle(self, address: str) -> None:
+        """Raise 429 (:class:`GatewayAuthError` ``too_many_failures``) when ``address`` failed too often lately.
+
+        For sign-ins checked elsewhere (admin JWTs), so their failures count toward the same limit as keys'.
+        """
+        failures = self._failures.get(address)
+        if failures:
+            self._throttle(address, failures)
+
+    def record_failure(self, address: str) -> None:
+        """Count one failed sign-in from ``address``."""
+        self._failed(address)
 
     def _throttle(self, address: str, failures: deque[float]) -> None:
         now = self._clock()

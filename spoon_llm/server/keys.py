@@ -41,6 +41,7 @@ __all__ = [
     "KeyStore",
     "KeyStoreError",
     "KeyStoreUnavailableError",
+    "RESERVED_ALIAS",
     "RedisKeyStore",
     "SQLiteKeyStore",
     "VirtualKey",
@@ -62,6 +63,8 @@ Role = Literal["user", "admin"]
 Period = Literal["total", "daily", "monthly"]
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+#: The master key's name in usage and the audit log; no virtual key may pass for it.
+RESERVED_ALIAS = "master"
 _UPDATABLE = frozenset({"role", "models", "budget_limit", "budget_period", "rpm", "tpm", "max_concurrent",
                         "expires_at", "metadata"})
 
@@ -105,6 +108,15 @@ def server_secret(secret: str | None, master_key: str | None) -> bytes:
     raise ConfigurationError("virtual keys need a server secret: set [server] secret (or SPOON_LLM_SERVER_SECRET), "
                              "or a master key ([server] master_key / SPOON_LLM_MASTER_KEY) to derive one from",
                              key="server.secret")
+
+
+def _storable(text: str) -> bool:
+    # JSON can carry a lone surrogate ("\ud800"): such a record could be neither encoded nor audited.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_limit(name: str, value: Any, *, number: bool = False) -> None:
@@ -160,6 +172,9 @@ class VirtualKey:
             raise ValidationError(f"virtual key {self.alias!r}: models must be non-empty names")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()):
             raise ValidationError(f"virtual key {self.alias!r}: metadata keys and values must be strings")
+        if not all(_storable(t) for t in (*(self.models or ()), *self.metadata, *self.metadata.values())):
+            raise ValidationError(f"virtual key {self.alias!r}: models and metadata must be valid Unicode text "
+                                  "(a lone surrogate such as \\ud800 is not)")
 
     @property
     def display(self) -> str:
@@ -210,6 +225,9 @@ class VirtualKey:
 
 def new_key(alias: str, secret: bytes, **fields: Any) -> tuple[VirtualKey, str]:
     """A new record and its plain key (show the plain key once; only the record is stored)."""
+    if alias.lower() == RESERVED_ALIAS:
+        raise ValidationError(f"the alias {alias!r} is reserved: usage and the audit log name the master key "
+                              f"{RESERVED_ALIAS!r}; pick another alias")
     plain = generate_key()
     if fields.get("models") is not None:
         fields["models"] = tuple(fields["models"])
@@ -253,7 +271,7 @@ class KeyStore(ABC):
 
     @abstractmethod
     async def _swap(self, alias: str, change: Callable[[VirtualKey], VirtualKey]) -> VirtualKey:
-        """Apply ``change`` to the record atomically and bump the version."""
+        """Apply ``change`` to the record atomically and bump the version (unless it returns the record itself)."""
 
     @abstractmethod
     async def version(self) -> int:
@@ -418,7 +436,10 @@ class SQLiteKeyStore(SQLiteJobs, KeyStore):
             row = conn.execute("SELECT data FROM virtual_keys WHERE alias = ?", (alias,)).fetchone()
             if row is None:
                 return None
-            record = change(_decode(row[0]))
+            current = _decode(row[0])
+            record = change(current)
+            if record is current:  # nothing changed (a second revocation): no write, no version bump
+                return record
             conn.execute("UPDATE virtual_keys SET data = ? WHERE alias = ?", (_encode(record), alias))
             conn.execute(_BUMP)
             return record
@@ -524,7 +545,10 @@ class RedisKeyStore(KeyStore):
             data = await self._raw(alias)
             if data is None:
                 break
-            record = change(_decode(data))
+            current = _decode(data)
+            record = change(current)
+            if record is current:  # nothing changed (a second revocation): no write, no version bump
+                return record
             done = int(await self._call(lambda: self._swap_script(  # noqa: B023 - awaited within the iteration
                 keys=self._keys, args=[alias, data, _encode(record)])))  # noqa: B023
             if done == 1:

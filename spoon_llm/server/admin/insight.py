@@ -58,7 +58,7 @@ class RequestInsight:
         self.by_key: dict[str, _Group] = {}
         self.latency = QuantileSketch()
         self.recent: deque[tuple[Any, ...]] = deque(maxlen=recent)
-        self.max_groups = 1000  # bounded: model names come from clients
+        self.max_groups = 1000  # bounds by_backend and by_model: model names come from clients
 
     def _group(self, table: dict[str, _Group], name: str) -> _Group:
         group = table.get(name)
@@ -83,7 +83,12 @@ class RequestInsight:
             if model:
                 groups.append(self._group(self.by_model, model))
             if alias and alias != "-":
-                groups.append(self._group(self.by_key, alias))
+                # Not capped like the tables above: aliases come from the key store, not from clients, and a cap
+                # would read every key past it as unused.
+                key = self.by_key.get(alias)
+                if key is None:
+                    key = self.by_key[alias] = _Group()
+                groups.append(key)
             for group in groups:
                 group.cost += cost
                 group.calls += 1

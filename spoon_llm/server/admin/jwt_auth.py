@@ -97,7 +97,7 @@ class JWTVerifier:
                 kid = jwt.get_unverified_header(token).get("kid")
             except jwt.PyJWTError as exc:
                 raise self._fail("token_malformed", f"the token cannot be decoded ({exc})") from None
-            key = self._keys.get(kid)
+            key = self._keys.get(kid) if kid is None or isinstance(kid, str) else None
             if key is None:
                 raise self._fail("token_invalid_signature", f"no key in the JWKS has kid {kid!r}")
         options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": settings.audience is not None}
@@ -121,6 +121,9 @@ class JWTVerifier:
             raise self._fail("token_malformed", f"the token cannot be decoded ({exc})") from None
         except jwt.PyJWTError as exc:
             raise self._fail("token_invalid", str(exc)) from None
+        except (TypeError, ValueError):  # PyJWT's answer to an algorithm that does not fit a JWKS key's type
+            raise self._fail("token_invalid_signature", "the token's algorithm does not fit the configured "
+                                                         "key") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise self._fail("token_invalid", "the token has no subject (sub)")

@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...errors import AuthenticationError, LLMError, NetworkError
 from ..auth import GatewayAuthError
-from .api import Admin
-from .runtime import check_endpoint
+from .api import Admin, AdminBody
+from .runtime import check_endpoint, safe_url
 
 if TYPE_CHECKING:
     from ...manager import LLMManager
@@ -25,19 +25,15 @@ __all__ = ["register"]
 _PREFIX = "/api/admin/backend"
 
 
-class SwitchBody(BaseModel):
+class SwitchBody(AdminBody):
     """``POST /api/admin/backend/switch``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: str = Field(min_length=1, description="A provider section or model alias.")
     skip_health_check: bool = Field(False, description="Force the switch and put the backend back into rotation.")
 
 
-class EndpointBody(BaseModel):
+class EndpointBody(AdminBody):
     """``POST /api/admin/backend/{name}/endpoint``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     endpoint: str = Field(min_length=1, description="The new base URL, e.g. http://host:8000.")
     health_check: bool = Field(False, description="Apply only when the new endpoint passes a health check.")
@@ -176,7 +172,7 @@ def register(app: FastAPI, context: AdminContext) -> None:
             raise GatewayAuthError(f"no provider section named {name!r}; configured: "
                                    f"{', '.join(mgr.router.providers())}", status=404, code="backend_not_found")
         url = check_endpoint(body.endpoint)
-        before = section.base_url
+        before = safe_url(section.base_url)  # the configured URL may carry credentials: never shown or audited
         if body.health_check and not await _endpoint_healthy(mgr, name, url):
             message = f"{url} failed its health check; {name!r} still uses {before!r}"
             await context.audited(request, principal, "backend_endpoint_changed", name, before={"endpoint": before},

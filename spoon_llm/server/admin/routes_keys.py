@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...errors import LLMError, ValidationError
-from .api import Admin
+from .api import Admin, AdminBody
 
 if TYPE_CHECKING:
     from ..auth import Principal
@@ -25,9 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-class _KeyFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _KeyFields(AdminBody):
     role: Literal["user", "admin"] | None = None
     models: list[str] | None = Field(None, description="Models or aliases the key may use ('*' wildcards).")
     budget_limit: float | None = Field(None, ge=0, allow_inf_nan=False, description="USD per budget_period.")
@@ -139,6 +137,8 @@ def register(app: FastAPI, context: AdminContext) -> None:
         async with failures_audited(request, principal, "key_revoked", alias):
             keys = store()
             before = await keys.require(alias)
+            if before.revoked_at is not None:  # revoking again changes nothing: no write, no second record
+                return before.public_dict()
             record = await keys.revoke(alias)
         refresh()
         await context.audited(request, principal, "key_revoked", alias, before={"status": before.status()},

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...costs.tracker import LEDGER_TABLE, CostTracker, UsageRecord
 from ...errors import ValidationError
-from .api import Admin
+from .api import Admin, AdminBody
 from .runtime import LEVELS, level_of
 
 if TYPE_CHECKING:
@@ -23,10 +24,8 @@ __all__ = ["register"]
 GLOBAL = "global"
 
 
-class BudgetBody(BaseModel):
+class BudgetBody(AdminBody):
     """``POST /api/admin/budget``: the global budget, or one key's, team's, user's or tag value's."""
-
-    model_config = ConfigDict(extra="forbid")
 
     budget_limit: float = Field(ge=0, allow_inf_nan=False, description="USD per period.")
     period: Literal["total", "daily", "monthly"] | None = Field(
@@ -42,9 +41,13 @@ def _moment(value: str | None, name: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # nan compares false with every time: it would silently match nothing
+            raise ValidationError(f"{name}={value!r} is not a finite Unix time")
+        return number
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -83,11 +86,16 @@ async def _tracker(context: AdminContext) -> CostTracker:
     return CostTracker(None)
 
 
+def _one_target(body: BudgetBody) -> None:
+    """Refuse a body naming more than one budget (a key's budget and a team's are different things)."""
+    if sum(v is not None for v in (body.key, body.team, body.user, body.tag)) > 1:
+        raise ValidationError("give at most one of key, team, user and tag")
+
+
 def _target(body: BudgetBody) -> tuple[str, dict[str, Any]]:
     """The budget's name and its shared specification (scope, match, value)."""
+    _one_target(body)
     chosen = [(n, v) for n, v in (("team", body.team), ("user", body.user), ("tag", body.tag)) if v is not None]
-    if len(chosen) + (body.key is not None) > 1:
-        raise ValidationError("give at most one of key, team, user and tag")
     if not chosen:
         return GLOBAL, {"scope": "global", "match": None, "value": None}
     name, value = chosen[0]
@@ -145,11 +153,24 @@ def register(app: FastAPI, context: AdminContext) -> None:
                     until: str | None = Query(None, description="Unix time or ISO date."),
                     model: str | None = Query(None, description="Only this model."),
                     key: str | None = Query(None, description="Only requests made with this virtual key alias "
-                                                              "(this replica's count)."),
+                                                              "(this replica's count since it started; no other "
+                                                              "filter applies to it)."),
                     team: str | None = Query(None, description="Only requests tagged team=<value>."),
                     user: str | None = Query(None, description="Only requests tagged user=<value>."),
                     by: Literal["backend", "model", "key", "team", "user"] = Query(
                         "backend", description="Also break the total down by this dimension.")) -> dict[str, Any]:
+        if key is not None:
+            # A key's spend is this replica's running count, with neither times nor models nor tags to filter on:
+            # refuse the filters rather than answer a total they did not narrow.
+            ignored = [name for name, value in (("since", since), ("until", until), ("model", model),
+                                                ("team", team), ("user", user)) if value]
+            if period != "total":
+                ignored.append(f"period={period}")
+            if by in ("model", "team", "user"):
+                ignored.append(f"by={by}")
+            if ignored:
+                raise ValidationError(f"key cannot be combined with {', '.join(ignored)}: a key's spend is this "
+                                      "replica's count since it started; leave them out, or drop key")
         now = time.time()
         start = _moment(since, "since")
         if start is None:
@@ -205,6 +226,7 @@ def register(app: FastAPI, context: AdminContext) -> None:
 
     @app.post("/api/admin/budget", tags=["costs"], summary="Set the global budget, or a key's, team's or user's")
     async def set_budget(body: BudgetBody, request: Request, principal: Admin) -> dict[str, Any]:
+        _one_target(body)
         if body.key is not None:
             return await _key_budget(context, body, request, principal)
         name, spec = _target(body)

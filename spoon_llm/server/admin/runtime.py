@@ -12,11 +12,13 @@ closed once its deployment has no call in flight (or when the gateway stops).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ...costs.budgets import Budget, BudgetAlert, BudgetManager
 from ...errors import LLMError, ValidationError
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from ...state.base import StateStore
     from ..app import GatewayApp
 
-__all__ = ["AdminRuntime", "check_endpoint", "level_of"]
+__all__ = ["AdminRuntime", "check_endpoint", "level_of", "safe_url"]
 
 logger = logging.getLogger("spoon_llm.server.admin")
 
@@ -37,26 +39,68 @@ LEVELS = ((0.75, "warning"), (0.9, "critical"), (1.0, "blocked"))
 _RETIRED_MAX_WAIT = 3600.0
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # '_' too: container service names use it
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` without credentials, query or fragment: the form that may be shown, audited or logged."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<not a valid URL>"
+    if not parts.netloc:  # no //host: credentials could be anywhere in it
+        return "<not an http(s)://host URL>"
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.removesuffix(".").split("."))
+
+
 def check_endpoint(endpoint: Any) -> str:
-    """A validated endpoint URL: ``http``/``https``, a host, no credentials, query or fragment."""
+    """A validated endpoint URL: ``http``/``https``, a valid host, no credentials, query or fragment.
+
+    Spaces and control characters are refused anywhere in it. Messages never repeat the text as given (it may
+    hold a password), at most its :func:`safe_url` form.
+    """
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise ValidationError("endpoint must be a URL such as 'http://host:8000'")
     text = endpoint.strip()
+    # urlsplit drops tabs and newlines before parsing, but the text as given is what would be stored and used.
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ValidationError("endpoint must not contain spaces or control characters")
     try:
         parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise ValidationError(f"endpoint {text!r} is not a valid URL: {exc}") from None
+    except ValueError:
+        raise ValidationError("endpoint is not a valid URL (is an IPv6 host's [ ] closed?)") from None
     if parts.scheme not in ("http", "https"):
-        raise ValidationError(f"endpoint {text!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise ValidationError(f"endpoint {text!r} names no host")
-    if parts.username or parts.password:
+        raise ValidationError("endpoint must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
         raise ValidationError("endpoint must not carry credentials; set the provider's api_key instead")
+    shown = safe_url(text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(f"endpoint {shown!r}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValidationError(f"endpoint {shown!r} names no host")
+    if not _valid_host(parts.hostname):
+        raise ValidationError(f"endpoint {shown!r}: {parts.hostname!r} is neither a host name nor an IP address")
     if parts.query or parts.fragment:
-        raise ValidationError(f"endpoint {text!r} must not have a query or fragment")
+        raise ValidationError(f"endpoint {shown!r} must not have a query or fragment")
     if port == 0:
-        raise ValidationError(f"endpoint {text!r} has port 0")
+        raise ValidationError(f"endpoint {shown!r} has port 0")
     return text.rstrip("/")
 
 

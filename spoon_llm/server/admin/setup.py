@@ -38,7 +38,7 @@ class AdminHandle:
 async def start_admin(gateway: GatewayApp) -> AdminHandle:
     """Open the admin store, apply the shared settings, and build the FastAPI app (imported here, lazily)."""
     from ...errors import register_secret
-    from .api import AdminContext, build_admin_app
+    from .api import AdminContext, AdminGate, build_admin_app
     from .jwt_auth import JWTVerifier
 
     settings = gateway.settings
@@ -61,4 +61,5 @@ async def start_admin(gateway: GatewayApp) -> AdminHandle:
     gateway.requests.sinks.append(insight.add)
     context = AdminContext(gateway=gateway, runtime=runtime, audit=AuditLog(store, secret), insight=insight,
                            jwt=verifier)
-    return AdminHandle(build_admin_app(context), runtime, insight, gateway)
+    return AdminHandle(AdminGate(build_admin_app(context), context, settings.max_body_bytes), runtime, insight,
+                       gateway)
