@@ -127,6 +127,10 @@ class ConfigurationManager:
             for deployment in provider.deployments():
                 if deployment.api_key is not None:
                     register_secret(deployment.api_key.get_secret_value())
+            for token in (provider.vertex_access_token, provider.azure_ad_token, provider.aws_secret_access_key,
+                          provider.aws_session_token):
+                if token is not None:
+                    register_secret(token.get_secret_value())
         return config
 
     def _origin(self, path: tuple[str, ...]) -> str:

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
+    DECODE_FAULTS,
     LLMError,
     NetworkError,
     ProviderError,
     ResponseParsingError,
     StreamInterruptedError,
+    malformed,
     register_secret,
 )
 from ..structured._schema import OutputSchema
@@ -69,13 +71,13 @@ def decoded_answer(decode: Callable[..., LLMResponse], data: Any, *, request_id:
                    model: str, started: float) -> LLMResponse:
     """``decode(data, request_id=...)`` as the call's answer: model filled in, duration measured.
 
-    A body of an unexpected shape is a :class:`~spoon_llm.errors.ResponseParsingError` carrying it.
+    A body of an unexpected shape (fields of the wrong type included: pydantic's ``ValidationError`` is a
+    ``ValueError``) is a :class:`~spoon_llm.errors.ResponseParsingError` quoting it.
     """
     try:
         result = decode(data, request_id=request_id)
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise ResponseParsingError(f"unexpected response shape: {exc!r}", provider=provider, model=model,
-                                   body=data) from exc
+    except DECODE_FAULTS as exc:
+        raise malformed("the answer", data, exc, provider=provider, model=model) from exc
     if not result.model:
         result.model = model
     result.duration = time.perf_counter() - started

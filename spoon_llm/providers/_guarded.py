@@ -3,8 +3,9 @@
 Providers written for the older ``spoon_ai.llm`` API (or any plugin) may raise ``KeyError``, ``TypeError`` or an
 SDK's own exception, or return a dict or a string. :class:`GuardedProvider` wraps such an instance: exceptions
 that are not an :class:`~spoon_llm.errors.LLMError` become a :class:`~spoon_llm.errors.ProviderError` (the
-original chained as its cause), and answers become :class:`~spoon_llm.types.LLMResponse` objects. The built-in
-providers are never wrapped: they map their errors themselves and sit on the hot path.
+original chained as its cause, scrubbed of keys by :func:`~spoon_llm.errors.safe_cause`), and answers become
+:class:`~spoon_llm.types.LLMResponse` objects. The built-in providers are never wrapped: they map their errors
+themselves and sit on the hot path.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import LLMError, ProviderError
+from ..errors import LLMError, ProviderError, safe_cause
 from ..interface import LLMProviderInterface, ProviderMetadata
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk
 
@@ -51,7 +52,7 @@ class GuardedProvider(LLMProviderInterface):
             if isinstance(result, Mapping):
                 return LLMResponse.model_validate({"provider": self.provider_name, **result})
         except Exception as exc:
-            raise self._error(exc, operation) from exc
+            raise self._error(exc, operation) from safe_cause(exc)
         raise ProviderError(f"provider {self.provider_name!r} returned {type(result).__name__} from {operation}; "
                             "expected an LLMResponse", provider=self.provider_name)
 
@@ -62,7 +63,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "initialize") from exc
+            raise self._error(exc, "initialize") from safe_cause(exc)
 
     async def chat(self, messages: Sequence[Any], **kwargs: Any) -> LLMResponse:
         """Chat through the wrapped provider."""
@@ -71,7 +72,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "chat") from exc
+            raise self._error(exc, "chat") from safe_cause(exc)
         return self._response(result, "chat")
 
     async def chat_stream(self, messages: Sequence[Any], callbacks: Sequence[Callable[[LLMResponseChunk], Any]] | None
@@ -90,7 +91,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "chat_stream") from exc
+            raise self._error(exc, "chat_stream") from safe_cause(exc)
 
     async def completion(self, prompt: str, **kwargs: Any) -> LLMResponse:
         """Complete through the wrapped provider."""
@@ -99,7 +100,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "completion") from exc
+            raise self._error(exc, "completion") from safe_cause(exc)
         return self._response(result, "completion")
 
     async def chat_with_tools(self, messages: Sequence[Any], tools: Sequence[Any], **kwargs: Any) -> LLMResponse:
@@ -109,7 +110,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "chat_with_tools") from exc
+            raise self._error(exc, "chat_with_tools") from safe_cause(exc)
         return self._response(result, "chat_with_tools")
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
@@ -119,7 +120,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "embed") from exc
+            raise self._error(exc, "embed") from safe_cause(exc)
 
     def get_metadata(self) -> ProviderMetadata:
         """The wrapped provider's metadata."""
@@ -139,7 +140,7 @@ class GuardedProvider(LLMProviderInterface):
         except LLMError:
             raise
         except Exception as exc:
-            raise self._error(exc, "cleanup") from exc
+            raise self._error(exc, "cleanup") from safe_cause(exc)
 
     def __repr__(self) -> str:
         return f"GuardedProvider({self.inner!r})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from ..errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, safe_cause
+from ..errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, malformed, safe_cause
 from ..transport import SSEParser, loads
 from ..types import LLMResponseChunk
 from ._common import stream_failure
@@ -74,7 +74,7 @@ def raise_read_failure(exc: Exception, read_error: Callable[[Exception], Excepti
     if mapped is exc:
         raise exc
     if mapped is error:
-        raise error from exc
+        raise error from safe_cause(exc)  # a transport exception may hold the request and its auth headers
     raise mapped from safe_cause(error)
 
 
@@ -165,16 +165,25 @@ class JsonEvents:
         except LLMError:
             raise
         except DECODE_FAULTS as exc:
-            raise ResponseParsingError(f"unexpected stream event {_preview(data)!r}", provider=self._provider,
-                                       model=self._model) from exc
+            raise self._malformed(ResponseParsingError(f"unexpected stream event {_preview(data)!r}",
+                                                       provider=self._provider, model=self._model)) from exc
         return () if chunk is None else (chunk,)
+
+    def _malformed(self, error: ResponseParsingError) -> LLMError:
+        # Before any chunk reached the caller the request can be retried; after, it is an interruption.
+        return stream_failure(error, self._acc, self._provider, self._model)
 
     def end(self) -> list[LLMResponseChunk]:
         """The closing chunks, or the cut-stream error when the closing event never came."""
         if not self._feed.done:
             raise self._cut(f"the stream ended before {self._closing}")
-        out = list(self._feed.finish() or ())
-        out.append(self._acc.final_chunk())
+        acc = self._acc
+        try:
+            out = list(self._feed.finish() or ())
+            out.append(acc.final_chunk())
+        except DECODE_FAULTS as exc:  # what the events left (usage, tool calls) has fields of the wrong type
+            raise self._malformed(malformed("the stream's closing state", str(exc), exc,
+                                            provider=self._provider, model=self._model)) from exc
         return out
 
 

@@ -7,6 +7,7 @@ that ``chat`` returns.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,8 +131,14 @@ class StreamAccumulator:
         """Merge a fragment of tool call ``index`` (the vendor's index or block id).
 
         A different non-empty id arriving on an index that already has one starts a new call (some servers reuse
-        index 0 for parallel calls).
+        index 0 for parallel calls). An id or name that is not a string raises ``TypeError`` here, in the
+        decoder's per-event seam, rather than when the stream ends; ``arguments`` that are a JSON value rather
+        than text are kept as their JSON, as a whole answer's are.
         """
+        if (id is not None and type(id) is not str) or (name is not None and type(name) is not str):
+            raise TypeError(f"a tool call's id or name is not a string: {id!r}, {name!r}"[:200])
+        if arguments is not None and type(arguments) is not str:
+            arguments = json.dumps(arguments, ensure_ascii=False)
         slot = self._slot_of_index.get(index)
         if slot is not None and id and self._tools[slot].id and self._tools[slot].id != id:
             slot = None

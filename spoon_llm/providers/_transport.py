@@ -136,7 +136,7 @@ def error_body(content: bytes) -> Any:
     text = content.decode("utf-8", errors="replace").strip()
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode, kept as text like any other
         return text
 
 

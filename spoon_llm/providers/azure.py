@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx2
 from pydantic import SecretStr
 
-from ..errors import ConfigurationError, register_secret
+from ..errors import AuthenticationError, ConfigurationError, LLMError, register_secret, safe_cause
 from ..transport import merge_headers, user_agent
 from ._responses_route import ResponsesRoute
 from .base import require_sdk
@@ -227,9 +227,15 @@ class AzureOpenAIProvider(ResponsesRoute, OpenAICompatibleProvider):
         call = provider
 
         async def token() -> str:
-            value = call()
-            if inspect.isawaitable(value):
-                value = await value
+            try:
+                value = call()
+                if inspect.isawaitable(value):
+                    value = await value
+            except LLMError:
+                raise
+            except Exception as exc:  # azure-identity's CredentialUnavailableError and the like: our error tree
+                raise AuthenticationError(f"could not get an Entra ID token: {type(exc).__name__}: {exc}",
+                                          provider=self.provider_name) from safe_cause(exc)
             if not isinstance(value, str) or not value:
                 raise ConfigurationError("the Entra ID token provider returned no token",
                                          provider=self.provider_name)

@@ -54,7 +54,11 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """The decoded document; raises ``json.JSONDecodeError`` (a ``ValueError``) for a malformed one."""
+    """The decoded document; raises ``json.JSONDecodeError`` (a ``ValueError``) for a malformed one.
+
+    A document nested deeper than the interpreter's recursion limit is malformed too (``JSONDecodeError``, never
+    ``RecursionError``).
+    """
     if _orjson is not None:
         try:
             return _orjson.loads(data)
@@ -62,7 +66,11 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
             pass
     if isinstance(data, memoryview):
         data = data.tobytes()
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        # A hostile nesting depth: a malformed document like any other, not a crash of the caller.
+        raise json.JSONDecodeError("nesting too deep", "", 0) from None
 
 
 #: orjson's own ``loads`` when it is installed, else :func:`loads`: one Python call less per document on a hot

@@ -8,7 +8,9 @@ timeouts, the proxy. Cookies are not kept (an API client has no use for them and
 
 Transport failures are translated here, so providers never see an aiohttp type: timeouts become our
 :class:`~spoon_llm.errors.TimeoutError`, refused/reset/dropped connections and cut bodies become
-:class:`~spoon_llm.errors.NetworkError` (both retryable); the provider maps statuses and bodies itself.
+:class:`~spoon_llm.errors.NetworkError` (both retryable); the provider maps statuses and bodies itself. The aiohttp
+exception is chained through :func:`~spoon_llm.errors.safe_cause`: its ``request_info`` holds the request headers,
+the API key among them.
 
 This module imports aiohttp at the top: import it through :func:`spoon_llm.transport.load_native`, never at the
 import of ``spoon_llm``.
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from ..errors import NetworkError, ProviderError
+from ..errors import NetworkError, ProviderError, safe_cause
 from ..errors import TimeoutError as LLMTimeoutError
 from ._config import NativeSettings
 
@@ -210,7 +212,7 @@ class NativeClient:
                 response.release()
             return NativeReply(response.status, response.headers, content, response.reason or "")
         except _FAILURES as exc:
-            raise self.failure(exc, model) from exc
+            raise self.failure(exc, model) from safe_cause(exc)
 
     async def post_ok(
         self,
@@ -235,7 +237,7 @@ class NativeClient:
             finally:
                 response.release()
         except _FAILURES as exc:
-            raise self.failure(exc, model) from exc
+            raise self.failure(exc, model) from safe_cause(exc)
         status = response.status
         if not 200 <= status < 300:
             raise refuse(status, content, response.headers)
@@ -261,7 +263,7 @@ class NativeClient:
                 response = await session.request(method, url, data=data, headers=headers,
                                                  timeout=self.timeout(timeout))
         except _FAILURES as exc:
-            raise self.failure(exc, model) from exc
+            raise self.failure(exc, model) from safe_cause(exc)
         return NativeStream(response, self, model)
 
 
@@ -306,14 +308,14 @@ class NativeStream:
                     return
                 yield chunk
         except _FAILURES as exc:
-            raise self._client.failure(exc, self._model) from exc
+            raise self._client.failure(exc, self._model) from safe_cause(exc)
 
     async def aread(self) -> bytes:
         """The whole (rest of the) body."""
         try:
             return await self._response.read()
         except _FAILURES as exc:
-            raise self._client.failure(exc, self._model) from exc
+            raise self._client.failure(exc, self._model) from safe_cause(exc)
 
     async def aclose(self) -> None:
         """Release the connection (reused when the body was read to its end)."""

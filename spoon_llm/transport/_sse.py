@@ -85,6 +85,10 @@ class SSEParser:
                 chunk = chunk[1:]
             self._cr = chunk[-1:] == b"\r"
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not chunk:
+            # Only the LF of a CRLF whose CR came last time: nothing new, and an empty piece kept in ``pending``
+            # would hide the line end before it from the blank-line check of the next read.
+            return []
         pending = self._pending
         if pending:
             end = chunk.rfind(b"\n\n")

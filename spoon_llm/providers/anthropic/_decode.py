@@ -175,7 +175,7 @@ class _Block:
             joined = "".join(self.json)
             try:
                 block["input"] = json.loads(joined) if joined.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
                 block["input"] = {}
         return block
 

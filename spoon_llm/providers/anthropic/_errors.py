@@ -114,7 +114,9 @@ class ErrorMapper:
         import httpx2  # the SDK's HTTP library; imported with the SDK, off the import path of this module
 
         self._http_timeout: type[BaseException] = httpx2.TimeoutException
-        self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
+        self._http_decoding: type[BaseException] = httpx2.DecodingError
+        # Every other failure of the HTTP exchange (after the SDK's own errors and decoding, checked first).
+        self._http_failure: tuple[type[BaseException], ...] = (httpx2.HTTPError, httpx2.StreamError)
         self._status_error: type[BaseException] = sdk.APIStatusError
         self._timeout: type[BaseException] = sdk.APITimeoutError
         self._connection: type[BaseException] = sdk.APIConnectionError
@@ -142,6 +144,8 @@ class ErrorMapper:
         if isinstance(exc, self._validation):
             return ResponseParsingError(f"the response did not match the expected schema: {exc}",
                                         provider=PROVIDER, model=model)
+        if isinstance(exc, self._http_decoding):  # a body that does not match its content-encoding
+            return ResponseParsingError(f"the response could not be decoded: {exc}", provider=PROVIDER, model=model)
         if isinstance(exc, (self._connection, *self._http_failure)):
             cause = exc.__cause__ or exc
             return NetworkError(f"connection failed: {type(cause).__name__}: {cause}", provider=PROVIDER,

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import LLMError, ResponseParsingError, excerpt
+from ...errors import DECODE_FAULTS, LLMError, ResponseParsingError, excerpt, malformed, safe_cause
 from ...transport import SSEParser, loads, merge_headers, user_agent
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
@@ -230,6 +230,8 @@ class AnthropicProvider(DualTransportProvider):
         if "text/event-stream" not in content_type:  # an HTML page or a JSON error under a 200
             try:
                 content = await response.aread()
+            except Exception as exc:
+                raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
             finally:
                 await response.aclose()
             try:
@@ -255,13 +257,19 @@ class AnthropicProvider(DualTransportProvider):
         body, call = self._prepare(messages, kwargs)
         count_body = {key: body[key] for key in _COUNT_FIELDS if key in body}
         data, _ = await self._exchange("POST", _COUNT_TOKENS, count_body, call)
-        return int(data["input_tokens"])
+        try:
+            return int(data["input_tokens"])
+        except DECODE_FAULTS as exc:
+            raise malformed("the token count", data, exc, provider=PROVIDER, model=call.model) from exc
 
     async def list_models(self) -> list[str]:
         """Ids of the models this key can use (``GET /v1/models``; costs no tokens)."""
         self._ensure_ready()
         data, _ = await self._exchange("GET", f"{_MODELS}?limit=1000", None, CallOptions(model=""))
-        return [str(item["id"]) for item in data.get("data") or ()]
+        try:
+            return [str(item["id"]) for item in data.get("data") or ()]
+        except DECODE_FAULTS as exc:
+            raise malformed("the model list", data, exc, provider=PROVIDER, model=None) from exc
 
     async def health_check(self) -> bool:
         """True when the API answers a model listing (free: no completion is paid for)."""

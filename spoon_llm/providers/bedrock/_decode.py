@@ -143,7 +143,7 @@ class _Block:
             use = dict(self.start)
             try:
                 use["input"] = json.loads(joined) if joined.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
                 use["input"] = {}
             return {"toolUse": use}
         if self.redacted is not None:

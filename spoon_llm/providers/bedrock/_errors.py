@@ -136,7 +136,7 @@ def stream_exception(exception_type: str | None, payload: bytes, *, model: str |
     body: Any = payload.decode("utf-8", errors="replace")
     try:
         body = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode, kept as text
         pass
     known = _BY_TYPE.get(name)
     status = known[2] if known is not None else None

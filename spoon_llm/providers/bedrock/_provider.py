@@ -25,12 +25,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from ...errors import (
+    DECODE_FAULTS,
     ConfigurationError,
     LLMError,
     NetworkError,
     ProviderError,
     ResponseParsingError,
+    ResponseTooLargeError,
     ValidationError,
+    malformed,
 )
 from ...transport import NATIVE_EXTRA, NativeSettings, dumps, load_native, loads, merge_headers, user_agent
 from ...transport._config import native_available
@@ -261,6 +264,8 @@ class BedrockProvider(BaseProvider):
             invoke = AnthropicStreamDecoder(acc) if converse is None else None
             frames = EventStreamDecoder()
             chunks = response.aiter_bytes()
+            max_event, max_stream = self.config.max_event_bytes, self.config.max_stream_bytes
+            received = 0
             while True:
                 try:
                     raw = await chunks.__anext__()
@@ -268,11 +273,17 @@ class BedrockProvider(BaseProvider):
                     break
                 except LLMError as exc:
                     raise self._failure(exc, acc, model) from exc
+                received += len(raw)
+                if received > max_stream:
+                    raise _too_large("the streamed answer", max_stream, "max_stream_bytes", model)
                 try:
                     decoded = frames.feed(raw)
                 except EventStreamError as exc:
                     raise self._failure(ResponseParsingError(str(exc), provider=PROVIDER, model=model),
                                         acc, model) from exc
+                # A message still arriving counts too, so that a huge one is refused before it is buffered whole.
+                if frames.pending > max_event or any(len(frame.payload) > max_event for frame in decoded):
+                    raise _too_large("one streamed event", max_event, "max_event_bytes", model)
                 for frame in decoded:
                     chunk = self._apply(frame, converse, invoke, model)
                     if chunk is not None:
@@ -287,11 +298,16 @@ class BedrockProvider(BaseProvider):
         if not done:
             raise self._failure(NetworkError("the stream ended before the message stopped", provider=PROVIDER,
                                              model=model), acc, model)
-        if converse is not None:
-            converse.finish()
-        elif invoke is not None:
-            invoke.finish()
-        yield acc.final_chunk()
+        try:
+            if converse is not None:
+                converse.finish()
+            elif invoke is not None:
+                invoke.finish()
+            final = acc.final_chunk()
+        except DECODE_FAULTS as exc:  # usage or tool calls of the wrong type surface only now
+            raise self._failure(malformed("the stream's closing state", str(exc), exc, provider=PROVIDER,
+                                          model=model), acc, model) from exc
+        yield final
 
     def _apply(self, frame: Frame, converse: ConverseStreamDecoder | None, invoke: AnthropicStreamDecoder | None,
                model: str) -> LLMResponseChunk | None:
@@ -316,7 +332,7 @@ class BedrockProvider(BaseProvider):
             return invoke.feed(inner)
         except LLMError:
             raise
-        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        except DECODE_FAULTS as exc:
             preview = frame.payload[:200].decode("utf-8", errors="replace")
             raise ResponseParsingError(f"unexpected stream event {frame.event_type!r}: {preview!r}",
                                        provider=PROVIDER, model=model) from exc
@@ -332,7 +348,10 @@ class BedrockProvider(BaseProvider):
         _, body, call = self._prepare(messages, {**kwargs, "api": "converse"})
         converse = {key: body[key] for key in ("messages", "system", "toolConfig") if key in body}
         data, _ = await self._post(call.model, "count-tokens", {"input": {"converse": converse}}, call)
-        return int(data["inputTokens"])
+        try:
+            return int(data["inputTokens"])
+        except DECODE_FAULTS as exc:
+            raise malformed("the token count", data, exc, provider=PROVIDER, model=call.model) from exc
 
     async def health_check(self) -> bool:
         """True when Bedrock accepts our credentials for the model (a free CountTokens call).
@@ -349,3 +368,9 @@ class BedrockProvider(BaseProvider):
         except LLMError:
             return False
         return True
+
+
+def _too_large(what: str, limit: int, setting: str, model: str) -> ResponseTooLargeError:
+    """The error an SSE stream over the same cap raises (:class:`~spoon_llm.transport.SSEParser`), for Bedrock's."""
+    return ResponseTooLargeError(f"{what} exceeds {limit} bytes; raise the provider's {setting} if such answers are "
+                                 "expected", provider=PROVIDER, model=model, retryable=False)

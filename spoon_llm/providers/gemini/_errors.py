@@ -147,7 +147,7 @@ def status_error(status: int, content: bytes, headers: Mapping[str, str], reason
     text = content.decode("utf-8", errors="replace")
     try:
         response_json: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode, kept as text
         response_json = {"message": text, "status": reason}
     return _api_error(status, response_json, status, headers, model, provider)
 
@@ -171,7 +171,9 @@ class ErrorMapper:
 
         self._provider = provider
         self._http_timeout: type[BaseException] = httpx2.TimeoutException
-        self._http_failure: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.StreamError)
+        self._http_decoding: type[BaseException] = httpx2.DecodingError
+        # Every other failure of the HTTP exchange (decoding is checked first).
+        self._http_failure: tuple[type[BaseException], ...] = (httpx2.HTTPError, httpx2.StreamError)
         self._api_error: type[BaseException] = sdk_errors.APIError
         # google-genai's "Failed to parse response as JSON" for a complete chunk that is not JSON.
         self._not_json: type[BaseException] = getattr(sdk_errors, "UnknownApiResponseError", json.JSONDecodeError)
@@ -194,10 +196,15 @@ class ErrorMapper:
         provider = self._provider
         if isinstance(exc, self._http_timeout):
             return TimeoutError(f"request timed out: {exc!r}", provider=provider, model=model)
+        if isinstance(exc, self._http_decoding):  # a body that does not match its content-encoding
+            return ResponseParsingError(f"the response could not be decoded: {exc}", provider=provider, model=model)
         if isinstance(exc, self._http_failure):
             return NetworkError(f"connection failed: {type(exc).__name__}: {exc}", provider=provider, model=model)
         if isinstance(exc, (json.JSONDecodeError, self._not_json)):
             return ResponseParsingError(f"the response is not valid JSON: {exc}", provider=provider, model=model)
+        if isinstance(exc, RecursionError):  # the SDK decoding a body nested deeper than Python can
+            return ResponseParsingError(f"the response is not valid JSON: nesting too deep ({exc})",
+                                        provider=provider, model=model)
         return None
 
 

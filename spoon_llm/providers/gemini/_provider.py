@@ -16,7 +16,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import DECODE_FAULTS, LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
+from ...errors import (
+    DECODE_FAULTS,
+    LLMError,
+    NetworkError,
+    ResponseParsingError,
+    ValidationError,
+    excerpt,
+    malformed,
+    safe_cause,
+)
 from ...transport import merge_headers, user_agent
 from ...types import EmbeddingResponse, LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
 from .._builtin import builtin_capabilities
@@ -209,6 +218,9 @@ class GeminiProvider(DualTransportProvider):
         async with self._sdk_errors(call.model):
             data, headers = await self._post_json(f"{self._model_path(call.model)}:generateContent", body,
                                                   call.model, call.headers, call.timeout)
+        if not isinstance(data, dict):  # a number, string or list under a 200 is no answer
+            raise ResponseParsingError(f"expected a JSON object, got {excerpt(data)}", provider=self.provider_name,
+                                       model=call.model)
         if not data or "error" in data and "candidates" not in data:
             # An empty 200, or an error object under one: never an empty answer.
             if data:
@@ -246,8 +258,14 @@ class GeminiProvider(DualTransportProvider):
             # Gemini has no end-of-stream event: a stream is whole once a finish reason (or a block) arrived.
             raise self._stream_failure(NetworkError("the stream ended before a finish reason",
                                                     provider=self.provider_name, model=call.model), acc, call.model)
-        decoder.finish()
-        yield acc.final_chunk()
+        try:
+            decoder.finish()
+            final = acc.final_chunk()
+        except DECODE_FAULTS as exc:  # usage or tool calls of the wrong type surface only now
+            raise self._stream_failure(malformed("the stream's closing state", str(exc), exc,
+                                                 provider=self.provider_name, model=call.model),
+                                       acc, call.model) from exc
+        yield final
 
     async def count_tokens(self, messages: Sequence[MessageInput], **kwargs: Any) -> int:
         """Tokens of the request's contents, system instruction and tools (``countTokens``; free)."""
@@ -256,7 +274,14 @@ class GeminiProvider(DualTransportProvider):
         request = {"generateContentRequest": {"model": path, **body}}
         async with self._sdk_errors(call.model):
             data = (await self._post_json(f"{path}:countTokens", request, call.model))[0]
-        return int(data.get("totalTokens") or 0)
+        return self._token_count(data, call.model)
+
+    def _token_count(self, data: Any, model: str) -> int:
+        """``totalTokens`` of a ``countTokens`` answer."""
+        try:
+            return int(data.get("totalTokens") or 0)
+        except DECODE_FAULTS as exc:
+            raise malformed("the token count", data, exc, provider=self.provider_name, model=model) from exc
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         """Embed texts with ``batchEmbedContents``, 100 texts per request, vectors in input order.
@@ -277,15 +302,21 @@ class GeminiProvider(DualTransportProvider):
             for start in range(0, len(texts), EMBED_BATCH_SIZE):
                 body = build_embed_request(str(model), texts[start:start + EMBED_BATCH_SIZE], kwargs)
                 data = (await self._post_json(f"{path}:batchEmbedContents", body, str(model)))[0]
-                vectors.extend(decode_embeddings(data))
-                batch_usage = usage_from(data.get("usageMetadata"))
+                try:
+                    vectors.extend(decode_embeddings(data))
+                    batch_usage = usage_from(data.get("usageMetadata"))
+                except DECODE_FAULTS as exc:
+                    raise malformed("the embeddings", data, exc, provider=PROVIDER, model=str(model)) from exc
                 if batch_usage is not None:
                     usage = batch_usage if usage is None else usage + batch_usage
         if len(vectors) != len(texts):
             raise ResponseParsingError(f"asked for {len(texts)} embeddings, got {len(vectors)}", provider=PROVIDER,
                                        model=str(model))
-        return EmbeddingResponse(embeddings=vectors, provider=PROVIDER, model=str(model), usage=usage,
-                                 duration=time.perf_counter() - started)
+        try:
+            return EmbeddingResponse(embeddings=vectors, provider=PROVIDER, model=str(model), usage=usage,
+                                     duration=time.perf_counter() - started)
+        except DECODE_FAULTS as exc:  # a vector holding something other than numbers
+            raise malformed("the embeddings", vectors, exc, provider=PROVIDER, model=str(model)) from exc
 
     async def health_check(self) -> bool:
         """True when the API describes the configured model (``GET models/{model}``: costs no tokens)."""

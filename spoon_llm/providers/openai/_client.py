@@ -348,7 +348,7 @@ class OpenAIClient(DualTransportProvider):
             transport.translate(exc, model) if transport is not None else None)
         if mapped is None:
             return exc
-        if isinstance(mapped, NetworkError) and decoder.content_sent:
+        if isinstance(mapped, (NetworkError, ResponseParsingError)) and decoder.content_sent:
             return StreamInterruptedError(
                 f"the stream broke after content reached the caller: {mapped.message}",
                 partial_content=decoder.acc.content, partial_usage=decoder.acc.usage,

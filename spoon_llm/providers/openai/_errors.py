@@ -40,13 +40,19 @@ _CONTEXT_WORDING = re.compile(r"maximum context length|context (?:length|window)
                               r"prompt is too long|too many tokens", re.IGNORECASE)
 
 
-def _scrub(value: Any) -> Any:
+#: How deep an error body is copied: no vendor nests an error this deep, and a hostile body must not exhaust the stack.
+_MAX_DEPTH = 64
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_secrets(value)
+    if isinstance(value, (dict, list)) and depth >= _MAX_DEPTH:
+        return "..."  # dropped rather than kept unscrubbed
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
+        return {k: _scrub(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, depth + 1) for v in value]
     return value
 
 
@@ -156,7 +162,9 @@ def map_exception(exc: BaseException, *, provider: str, model: str | None) -> Pr
         cause = exc.__cause__ or exc.__context__
         detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
         return NetworkError(f"connection to {provider} failed{detail}", provider=provider, model=model)
-    if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
+    if isinstance(exc, httpx2.DecodingError):  # a body that does not match its content-encoding
+        return ResponseParsingError(f"the answer could not be decoded: {exc}", provider=provider, model=model)
+    if isinstance(exc, (httpx2.HTTPError, httpx2.StreamError)):  # every other failure of the HTTP exchange
         return NetworkError(f"connection to {provider} failed: {type(exc).__name__}: {exc}", provider=provider,
                             model=model)
     if isinstance(exc, openai.APIResponseValidationError):

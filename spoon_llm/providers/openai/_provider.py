@@ -183,8 +183,12 @@ class OpenAICompatibleProvider(OpenAIClient):
         self._merge_extra_body(kwargs)
         body = build_completion_body(prompt, model, kwargs, defaults=self._defaults)
         data, request_id, duration, _ = await self._post_json("completions", body, model, headers, timeout)
-        return self._finish(parse_text_completion(data, provider=self._label, model=model, request_id=request_id,
-                                                  duration=duration))
+        try:
+            response = parse_text_completion(data, provider=self._label, model=model, request_id=request_id,
+                                             duration=duration)
+        except DECODE_FAULTS as exc:
+            raise malformed("the answer", data, exc, provider=self._label, model=model) from exc
+        return self._finish(response)
 
     def completion_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[LLMResponseChunk]:
         """Stream a completion of ``prompt`` (legacy endpoint where the model has it, else chat)."""
@@ -263,7 +267,10 @@ class OpenAICompatibleProvider(OpenAIClient):
     ) -> EmbeddingResponse:
         body = build_embedding_body(texts, model, params, dialect=self._dialect)
         data, request_id, _, _ = await self._post_json("embeddings", body, model, headers, timeout)
-        response = parse_embeddings(data, provider=self._label, model=model, request_id=request_id)
+        try:
+            response = parse_embeddings(data, provider=self._label, model=model, request_id=request_id)
+        except DECODE_FAULTS as exc:  # binascii.Error (bad base64) is a ValueError too
+            raise malformed("the embeddings", data, exc, provider=self._label, model=model) from exc
         count = 1 if isinstance(texts, str) else len(texts)
         if len(response.embeddings) != count:
             raise ResponseParsingError(

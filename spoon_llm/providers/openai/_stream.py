@@ -202,15 +202,29 @@ class ChatStreamDecoder:
                                              request_id=acc.request_id)
             raise ResponseParsingError(message, provider=acc.provider, model=self._requested,
                                        request_id=acc.request_id)
-        return [self.final_chunk()]
+        return [self._closing_chunk()]
+
+    def _closing_chunk(self) -> LLMResponseChunk:
+        """:meth:`final_chunk`, where fields of the wrong type that the deltas left (tool calls) surface."""
+        try:
+            return self.final_chunk()
+        except DECODE_FAULTS as exc:
+            error = malformed("the stream's closing state", str(exc), exc, provider=self.acc.provider,
+                              model=self._requested)
+            if not self.content_sent:
+                raise error from exc
+            # Content reached the caller already: the answer is half-delivered.
+            raise StreamInterruptedError(error.message, partial_content=self.acc.content,
+                                         partial_usage=self.acc.usage, provider=self.acc.provider,
+                                         model=self._requested, request_id=self.acc.request_id) from exc
 
     def whole(self, data: Any) -> list[LLMResponseChunk]:
         """A whole ``chat.completion`` (a server that ignored ``stream``) as the chunks of a stream."""
         try:
             out = self.feed(_completion_as_chunk(data))
+            out.append(self.final_chunk())
         except DECODE_FAULTS as exc:
             raise malformed("a stream event", data, exc, provider=self.acc.provider, model=self._requested) from exc
-        out.append(self.final_chunk())
         return out
 
     def _other_delta_fields(self, delta: Mapping[str, Any], out: list[LLMResponseChunk]) -> None:

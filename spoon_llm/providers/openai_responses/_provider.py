@@ -18,7 +18,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._headers import pacing_headers
-from ...errors import LLMError, NetworkError, ResponseParsingError, ValidationError, safe_cause
+from ...errors import (
+    DECODE_FAULTS,
+    LLMError,
+    NetworkError,
+    ResponseParsingError,
+    ValidationError,
+    malformed,
+    safe_cause,
+)
 from ...interface import ProviderMetadata, StreamCallback
 from ...transport import SSEParser
 from ...types import LLMResponse, LLMResponseChunk, Message, MessageInput, to_messages
@@ -38,7 +46,7 @@ from .._transport import ResponseStream, VendorTransport, json_answer
 from ..base import require_sdk
 from ..openai._transport import native_headers
 from ._convert import PROVIDER, RequestDefaults, build_request
-from ._decode import StreamDecoder, decode_response
+from ._decode import StreamDecoder, decode_response, response_error
 from ._transport import MODELS, RESPONSES, NativeTransport, SdkTransport
 
 if TYPE_CHECKING:
@@ -161,6 +169,8 @@ class OpenAIResponsesProvider(DualTransportProvider):
         started = time.perf_counter()
         body, call = self._prepare(messages, kwargs)
         data, headers = await self._post(body, call)
+        if isinstance(data, Mapping) and data.get("error") and "status" not in data:
+            raise response_error(data["error"], call.model)  # an error object under a 200, as chat_stream reports it
         answer = decoded_answer(decode_response, data, request_id=headers.get("x-request-id"), provider=PROVIDER,
                                 model=call.model, started=started)
         pacing = pacing_headers(headers)
@@ -191,7 +201,11 @@ class OpenAIResponsesProvider(DualTransportProvider):
                     content = await response.aread()
                 except Exception as exc:
                     raise self._stream_failure(exc, acc, call.model) from safe_cause(exc)
-                self._feed_json(decoder, self._decode(content, call.model), call.model)
+                data = self._decode(content, call.model)
+                try:
+                    self._feed_json(decoder, data, call.model)
+                except DECODE_FAULTS as exc:
+                    raise malformed("the answer", data, exc, provider=PROVIDER, model=call.model) from exc
             else:
                 parser = SSEParser(max_event_bytes=self.config.max_event_bytes,
                                    max_stream_bytes=self.config.max_stream_bytes, provider=PROVIDER, model=call.model)
@@ -205,9 +219,12 @@ class OpenAIResponsesProvider(DualTransportProvider):
             await response.aclose()
         if not decoder.done:
             raise self._cut_short("the stream ended before response.completed", acc, call.model)
-        for chunk in decoder.finish():
+        try:
+            chunks = [*decoder.finish(), acc.final_chunk()]
+        except DECODE_FAULTS as exc:  # the response object's fields have the wrong types
+            raise malformed("the answer", str(exc), exc, provider=PROVIDER, model=call.model) from exc
+        for chunk in chunks:
             yield chunk
-        yield acc.final_chunk()
 
     @staticmethod
     def _feed_json(decoder: StreamDecoder, data: Any, model: str) -> None:
@@ -227,7 +244,10 @@ class OpenAIResponsesProvider(DualTransportProvider):
     async def list_models(self) -> list[str]:
         """Ids of the models this key can use (``GET /models``; costs no tokens)."""
         data = await self._get_models()
-        return [str(item["id"]) for item in data.get("data") or ()]
+        try:
+            return [str(item["id"]) for item in data.get("data") or ()]
+        except DECODE_FAULTS as exc:
+            raise malformed("the model list", data, exc, provider=PROVIDER, model=None) from exc
 
     async def _get_models(self) -> Any:
         self._ensure_ready()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
-from ...errors import AuthenticationError, ConfigurationError, LLMError
+from ...errors import AuthenticationError, ConfigurationError, LLMError, register_secret, safe_cause
 
 __all__ = ["REFRESH_MARGIN", "SCOPES", "AccessToken", "TokenProvider", "TokenSource", "adc_fetcher",
            "load_token_provider", "provider_fetcher"]
@@ -117,6 +117,7 @@ def _as_token(value: Any, source: str) -> AccessToken:
                                   provider=PROVIDER)
     if not token.token:
         raise AuthenticationError(f"{source} returned an empty token", provider=PROVIDER)
+    register_secret(token.token)  # an error body or log line quoting the token must not show it
     return token
 
 
@@ -131,7 +132,7 @@ def provider_fetcher(provider: TokenProvider, source: str = "the token provider"
         except LLMError:
             raise
         except Exception as exc:
-            raise _failure(exc, source) from exc
+            raise _failure(exc, source) from safe_cause(exc)
         return _as_token(value, source)
 
     return fetch
@@ -193,7 +194,7 @@ def adc_fetcher(credentials: Any) -> Fetcher:
         try:
             token = await asyncio.to_thread(refresh)
         except Exception as exc:
-            raise _failure(exc, "Application Default Credentials") from exc
+            raise _failure(exc, "Application Default Credentials") from safe_cause(exc)
         return _as_token(token, "Application Default Credentials")
 
     return fetch

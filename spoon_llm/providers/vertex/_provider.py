@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import ConfigurationError, LLMError, ResponseParsingError, ValidationError
+from ...errors import DECODE_FAULTS, ConfigurationError, LLMError, ResponseParsingError, ValidationError, malformed
 from ...types import EmbeddingResponse, MessageInput, TokenUsage
 from .._stream import StreamAccumulator
 from ..base import require_sdk
@@ -222,7 +222,7 @@ class VertexProvider(VertexCredentials, GeminiProvider):
                                    if k in body}
         async with self._sdk_errors(call.model):
             data = (await self._post_json(f"{self._model_path(call.model)}:countTokens", request, call.model))[0]
-        return int(data.get("totalTokens") or 0)
+        return self._token_count(data, call.model)
 
     async def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         """Embed texts, vectors in input order.
@@ -246,8 +246,11 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         if len(vectors) != len(texts):
             raise ResponseParsingError(f"asked for {len(texts)} embeddings, got {len(vectors)}", provider=PROVIDER,
                                        model=model)
-        return EmbeddingResponse(embeddings=vectors, provider=PROVIDER, model=model, usage=usage,
-                                 duration=time.perf_counter() - started)
+        try:
+            return EmbeddingResponse(embeddings=vectors, provider=PROVIDER, model=model, usage=usage,
+                                     duration=time.perf_counter() - started)
+        except DECODE_FAULTS as exc:  # a vector holding something other than numbers
+            raise malformed("the embeddings", vectors, exc, provider=PROVIDER, model=model) from exc
 
     async def _embed_content(self, model: str, texts: list[str], kwargs: Mapping[str, Any]
                              ) -> tuple[list[list[float]], TokenUsage | None]:
@@ -278,8 +281,11 @@ class VertexProvider(VertexCredentials, GeminiProvider):
         vectors: list[list[float]] = []
         usage: TokenUsage | None = None
         for data in results:
-            vectors.extend(decode_embeddings(data))
-            piece = usage_from(data.get("usageMetadata"))
+            try:
+                vectors.extend(decode_embeddings(data))
+                piece = usage_from(data.get("usageMetadata"))
+            except DECODE_FAULTS as exc:
+                raise malformed("the embeddings", data, exc, provider=PROVIDER, model=model) from exc
             if piece is not None:
                 usage = piece if usage is None else usage + piece
         return vectors, usage
@@ -304,10 +310,13 @@ class VertexProvider(VertexCredentials, GeminiProvider):
             if parameters:
                 body["parameters"] = parameters
             data = (await self._post_json(target, body, model))[0]
-            for prediction in data.get("predictions") or ():
-                embedding = prediction.get("embeddings") or {}
-                vectors.append(list(embedding.get("values") or ()))
-                tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
+            try:
+                for prediction in data.get("predictions") or ():
+                    embedding = prediction.get("embeddings") or {}
+                    vectors.append(list(embedding.get("values") or ()))
+                    tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
+            except DECODE_FAULTS as exc:
+                raise malformed("the embeddings", data, exc, provider=PROVIDER, model=model) from exc
         usage = TokenUsage(input_tokens=tokens, output_tokens=0, total_tokens=tokens) if tokens else None
         return vectors, usage
 
