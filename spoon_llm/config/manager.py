@@ -29,7 +29,7 @@ from .sources import Layer, env_layer, file_layer, find_config_file, mapping_lay
 
 __all__ = ["ConfigurationManager", "ConfigValue"]
 
-_SECRET_FIELDS = ("api_key", "api_keys")
+_SECRET_FIELDS = ("api_key", "api_keys", "master_key")
 
 
 class ConfigValue(BaseModel):
@@ -446,14 +446,30 @@ def _leaves(data: Any, path: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, 
         yield path, data
 
 
+def _secret_path(path: Iterable[Any]) -> bool:
+    """Whether a setting's dotted path holds a credential (an API key, a token, a secret, a password...)."""
+    from ..monitoring.redaction import is_secret_field
+
+    return any(isinstance(p, str) and (p in _SECRET_FIELDS or is_secret_field(p)) for p in path)
+
+
+#: The credentials part of a URL (``redis://:password@host``), wherever it sits in a text.
+_USERINFO = re.compile(r"(://)[^/@\s'\"]*@")
+
+
+def _without_userinfo(text: str) -> str:
+    """``text`` with every URL's credentials masked."""
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
 def _display(path: tuple[str, ...], value: Any) -> str:
-    if any(p in _SECRET_FIELDS for p in path):
+    if _secret_path(path):
         if isinstance(value, list):
             return f"[{len(value)} keys, hidden]"
         return "(hidden)" if value else "(not set)"
     if isinstance(value, SecretStr):
         return "(hidden)"
-    return repr(value) if isinstance(value, str) else str(value)
+    return _without_userinfo(repr(value) if isinstance(value, str) else str(value))
 
 
 _FIELDS_BY_SECTION: dict[tuple[str, ...], type[BaseModel]] = {
@@ -514,7 +530,7 @@ def _describe_error(error: Any, loc: tuple[str, ...]) -> str:
 
 
 def _shown_input(loc: tuple[str, ...], value: Any) -> str:
-    if any(part in _SECRET_FIELDS for part in loc):
+    if _secret_path(loc):
         return "(hidden)"
-    text = repr(value)
+    text = _without_userinfo(repr(value))
     return text if len(text) <= 80 else text[:77] + "..."

@@ -105,3 +105,26 @@ def test_a_named_model_wins_over_the_pooled_lists_whatever_their_lengths() -> No
             "model": "gpt-4.1-nano", "models": models, "api_keys": [KEY, KEY[:-4] + "zzzz"]}}}, env={}).config
         deployments = config.providers["openai"].deployments()
         assert {d.model for d in deployments} == {"gpt-4.1-nano"}, models
+
+
+def test_config_show_and_its_errors_never_print_a_credential() -> None:
+    header = "Bearer header-secret-0123456789"
+    manager = ConfigurationManager({
+        "providers": {"openai": {**OPENAI, "extra_headers": {"Authorization": header, "X-Team": "research"},
+                                 "options": {"token": "options-token-0123456789"}}},
+        "state": {"backend": "redis", "url": "redis://:redis-password-0123@127.0.0.1:6399/0"},
+        "server": {"master_key": "sk-master-shown-0123456789"},
+    }, env={})
+    shown = {row.key: row.value for row in manager.describe()}
+    text = "\n".join(f"{k} = {v}" for k, v in shown.items())
+    for secret in (header, "options-token-0123456789", "redis-password-0123", "sk-master-shown-0123456789"):
+        assert secret not in text
+    assert shown["providers.openai.extra_headers.X-Team"] == "'research'"  # what is not a credential still shows
+    assert shown["state.url"] == "'redis://***@127.0.0.1:6399/0'"
+    for data in ({"server": {"jwt": {"secret": ["jwt-secret-0123456789"]}}},
+                 {"state": {"url": ["redis://:redis-password-0123@127.0.0.1:6379"]}},
+                 {"providers": {"openai": {**OPENAI, "vertex_access_token": ["ya29.token-0123456789"]}}}):
+        with pytest.raises(ConfigurationError) as caught:
+            ConfigurationManager({"providers": {"openai": OPENAI}, **data}, env={})
+        for secret in ("jwt-secret-0123456789", "redis-password-0123", "ya29.token-0123456789"):
+            assert secret not in str(caught.value)
