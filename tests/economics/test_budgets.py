@@ -28,7 +28,10 @@ PER_REQUEST = 0.01
 def economics(manager: LLMManager, **settings: Any) -> list[Any]:
     """Build the configured chain for ``manager`` (state in memory unless told otherwise) and attach it."""
     data = {"pricing": PRICING, "state": {"ledger": "memory"}, **settings}
-    config = ConfigurationManager({"providers": {"x": {"api_key": "sk-x-xxxxxxxxxxxxxxx"}}, **data}, env={})
+    # The provider sections its per-provider budgets name must exist (a budget on no section would never apply).
+    named = settings.get("budget", {}).get("per_provider", {})
+    providers = {name: {"api_key": "sk-x-xxxxxxxxxxxxxxx"} for name in ("x", *named)}
+    config = ConfigurationManager({"providers": providers, **data}, env={})
     chain = build_middleware(config, events=manager.events)
     for middleware in chain:
         manager.add_middleware(middleware)
