@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import LLMError
+from .errors import LLMError, ValidationError
 from .routing.balancer import Balancer, Strategy
 
 if TYPE_CHECKING:
@@ -109,8 +109,11 @@ class RunTimeControl:
         """Check every deployment every ``interval`` seconds in the background (call from async code)."""
         from .health import HealthMonitor
 
+        if not interval > 0:
+            raise ValidationError(f"the health-check interval must be a positive number of seconds, not {interval!r}")
         if self._health_monitor is None:
             self._health_monitor = HealthMonitor(cast("LLMManager", self), interval)
+        self._health_monitor.interval = interval  # a later call's interval applies too
         self._health_monitor.start()
         return self._health_monitor
 

@@ -87,11 +87,15 @@ class Event:
 
     @classmethod
     def attempt_ok(cls, request_id: str, operation: str, target: Target, attempt: Attempt, number: int,
-                   usage: TokenUsage | None) -> Event:
-        """Attempt number ``number`` succeeded (``attempt`` is its trace entry: the model that answered, latency)."""
+                   usage: TokenUsage | None, sent: bool = True) -> Event:
+        """Attempt number ``number`` succeeded (``attempt`` is its trace entry: the model that answered, latency).
+
+        ``sent=False``: middleware answered it (a cache hit) without calling the provider; ``data["short_circuit"]``
+        says so, so that it is not counted as a call to the provider.
+        """
         return cls("attempt_end", request_id, operation, target.provider_name, attempt.model, target.name,
-                   target.key_alias, number, True, None, attempt.latency, None, usage, None, None, None, None, {},
-                   time.time())
+                   target.key_alias, number, True, None, attempt.latency, None, usage, None, None, None, None,
+                   {} if sent else {"short_circuit": True}, time.time())
 
     @classmethod
     def attempt_failed(cls, request_id: str, operation: str, target: Target, model: str | None, number: int,
@@ -217,4 +221,7 @@ class EventBus:
                 try:
                     handler(event)
                 except Exception:
-                    logger.exception("observer %r failed on %s", handler, kind)
+                    try:
+                        logger.exception("observer %r failed on %s", handler, kind)
+                    except Exception:  # a log handler that raises too: the request goes on all the same
+                        pass

@@ -370,7 +370,10 @@ class DebugLogger:
 
     def _log(self, level: int, event: str, **fields: Any) -> None:
         if self.logger.isEnabledFor(level):
-            log_event(self.logger, level, event, fields)
+            try:
+                log_event(self.logger, level, event, fields)
+            except Exception:  # a log handler that raises must not fail the request it describes
+                pass
 
     def _params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         small = {k: v for k, v in params.items() if k not in _BODY_PARAMS}

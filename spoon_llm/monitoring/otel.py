@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the core-only inst
     raise ImportError('OpenTelemetry tracing needs opentelemetry: pip install "spoon-llm[otel]"') from exc
 
 from .metrics import error_name, event_cost
-from .redaction import Redactor
+from .redaction import MASK, Redactor, is_secret_field
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -107,8 +107,10 @@ class OpenTelemetryTracer:
         attributes: dict[str, Any] = {"gen_ai.operation.name": operation, "spoon_llm.operation": event.operation}
         if isinstance(route, str):
             attributes["spoon_llm.route"] = route
-        for key, value in (event.tags or {}).items():
-            attributes[f"spoon_llm.tag.{key}"] = self.redactor.text(str(value))
+        redactor = self.redactor
+        for key, value in (event.tags or {}).items():  # a tag named like a credential is masked whole
+            secret = is_secret_field(str(key), redactor.extra_fields)
+            attributes[f"spoon_llm.tag.{key}"] = MASK if secret else redactor.text(str(value))
         # No explicit parent: the application's current span (if any) becomes the parent.
         span = self.tracer.start_span(f"{operation} {route}" if route else operation, kind=trace.SpanKind.INTERNAL,
                                       attributes=attributes, start_time=_ns(event.timestamp))

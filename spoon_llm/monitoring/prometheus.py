@@ -48,12 +48,15 @@ CIRCUIT_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 UNKNOWN = "unknown"
+#: The label of every model name beyond the exporter's ``max_models``.
+OTHER = "__other__"
 
 
 class PrometheusExporter:
     """Turns lifecycle events into Prometheus metrics in a registry of its own (``self.registry``).
 
-    ``max_open`` bounds the requests followed at once (a request cancelled mid-way never sends its end event).
+    ``max_open`` bounds the requests followed at once (a request cancelled mid-way never sends its end event);
+    ``max_models`` the distinct model names used as labels (beyond it ``__other__``: clients may choose them).
     """
 
     def __init__(
@@ -64,9 +67,12 @@ class PrometheusExporter:
         latency_buckets: Sequence[float] = LATENCY_BUCKETS,
         ttft_buckets: Sequence[float] = TTFT_BUCKETS,
         max_open: int = 10_000,
+        max_models: int = 500,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.max_open = max_open
+        self.max_models = max_models
+        self._models: set[str] = set()
         r, ns = self.registry, namespace
         # The series every request updates are plain numbers under this exporter's lock (see _prom_series);
         # the rare ones stay prometheus_client metrics.
@@ -128,6 +134,18 @@ class PrometheusExporter:
             return float(sum(m.get_stats()["inflight"] for m in managers))
         return float(self._open_count)
 
+    def _model(self, model: str | None) -> str:
+        """``model`` as a label value; beyond ``max_models`` distinct names (clients choose them) ``__other__``."""
+        if model is None:
+            return UNKNOWN
+        models = self._models
+        if model in models:
+            return model
+        if len(models) < self.max_models:
+            models.add(model)
+            return model
+        return OTHER
+
     def _child(self, metric: Any, *labels: str) -> Any:
         # One dict lookup for the metric and its labels together.
         key = (id(metric), *labels)
@@ -146,7 +164,7 @@ class PrometheusExporter:
                 self._attempt_end(event)
             elif kind == "attempt_start":
                 if event.request_id in self._open:
-                    self._open[event.request_id] = (event.provider or UNKNOWN, event.model or UNKNOWN)
+                    self._open[event.request_id] = (event.provider or UNKNOWN, self._model(event.model))
             elif kind == "request_start":
                 while len(self._open) >= self.max_open:
                     del self._open[next(iter(self._open))]
@@ -156,7 +174,7 @@ class PrometheusExporter:
             elif kind == "request_end":
                 self._request_end(event)
             elif kind == "first_token":
-                self._child(self.ttft, event.provider or UNKNOWN, event.model or UNKNOWN).observe(
+                self._child(self.ttft, event.provider or UNKNOWN, self._model(event.model)).observe(
                     event.latency or 0.0)
             elif kind == "retry":
                 self._child(self.retries, event.provider or UNKNOWN, event.deployment or UNKNOWN).inc()
@@ -172,8 +190,13 @@ class PrometheusExporter:
                 self.budget_alerts.labels(str(data.get("budget", UNKNOWN)), str(data.get("level", UNKNOWN))).inc()
 
     def _attempt_end(self, event: Event) -> None:
-        provider, model, deployment = event.provider or UNKNOWN, event.model or UNKNOWN, event.deployment or UNKNOWN
+        provider, deployment = event.provider or UNKNOWN, event.deployment or UNKNOWN
+        model = self._model(event.model)
         error = event.error
+        if error is None and event.data.get("short_circuit"):
+            # Answered by middleware (a cache hit): counted apart, and kept out of the provider's latency.
+            self._child(self.attempts, provider, model, deployment, "short_circuit").inc()
+            return
         outcome = "success" if error is None else (error_name(error) or "error")
         # One lookup for the two series every attempt updates (not one key tuple and dict lookup each).
         key = (provider, model, deployment, outcome)
@@ -196,12 +219,12 @@ class PrometheusExporter:
         if last is not None:
             self._open_count -= 1
         if event.provider is not None:
-            provider, model = event.provider, event.model or UNKNOWN
+            provider, model = event.provider, self._model(event.model)
         elif last is not None:
             provider, model = last
         else:
             provider, model = getattr(event.error, "provider", None) or UNKNOWN, UNKNOWN
-        status = "success" if event.success else "error"
+        status = "success" if event.success else ("cancelled" if event.error is None else "error")
         self._child(self.requests, event.operation, provider, model, status).inc()
         self._child(self.request_duration, event.operation, provider, model).observe(event.latency or 0.0)
         if event.chunk_count:

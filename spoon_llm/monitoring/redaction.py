@@ -32,7 +32,7 @@ SECRET_HEADERS = frozenset({
 # Field names that hold credentials. "token" only as a whole last word: "max_tokens" is a count, not a secret.
 _SECRET_FIELD = re.compile(
     r"api[_-]?key|apikey|secret|passw(?:or)?d|authori[sz]ation|credential|private[_-]?key|session[_-]?key"
-    r"|(?:^|[_\-])token$",
+    r"|(?:^|[_\-])token$|(?<=[a-z])Token$",  # access_token, x-auth-token, accessToken; not max_tokens
     re.IGNORECASE,
 )
 

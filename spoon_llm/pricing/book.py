@@ -201,9 +201,12 @@ class PriceBook:
             return
         self._warned.add(key)
         self.unpriced_models.add(f"{provider}/{model}" if provider else model)
-        logger.warning("no price known for model %r of %r: its requests are recorded as unpriced (cost unknown, "
-                       'not zero); add [pricing."%s"] to the configuration or install spoon-llm[prices]',
-                       model, provider, model)
+        try:
+            logger.warning("no price known for model %r of %r: its requests are recorded as unpriced (cost "
+                           'unknown, not zero); add [pricing."%s"] to the configuration or install '
+                           "spoon-llm[prices]", model, provider, model)
+        except Exception:  # a log handler that raises must not fail the request being priced
+            pass
 
     def status(self) -> dict[str, Any]:
         """Price sources in use and models without a price."""

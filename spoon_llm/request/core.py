@@ -322,7 +322,7 @@ class RequestCore:
                 annotate(result, attempts, attempt)  # also labels the model that answered
                 if "attempt_end" in kinds:
                     self.events.emit(Event.attempt_ok(request_id, operation, deployment, attempt, len(attempts),
-                                                      getattr(result, "usage", None)))
+                                                      getattr(result, "usage", None), sent))
                 break
             else:
                 assert run is not None  # a slot only ever runs out inside a run

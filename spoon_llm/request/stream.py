@@ -240,7 +240,8 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                     if chunk.usage is not None:
                         state.usage = chunk.usage
                     if chunk.kind == "final":  # the attempt succeeded: after hooks, then cost and trace on the chunk
-                        attempt = run.succeeded(slot, ctx is None or ctx.sent)
+                        sent = ctx is None or ctx.sent
+                        attempt = run.succeeded(slot, sent)
                         if attempt.model is None:  # the provider's default answered: label its model
                             attempt.model = chunk.model or None
                         await chain.finish_async(ctx, response=chunk, usage=state.usage)
@@ -251,7 +252,7 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
                                           "fallback_path": list(run.path), "deployment": attempt.deployment}
                         if "attempt_end" in events.kinds:
                             events.emit(Event.attempt_ok(request_id, OPERATION, deployment, attempt,
-                                                         len(run.attempts), state.usage))
+                                                         len(run.attempts), state.usage, sent))
                     elif not sent_here:
                         # Who answers and what failed first, for relays whose headers precede the body.
                         chunk.metadata = {**chunk.metadata, "deployment": deployment.name}

@@ -89,6 +89,10 @@ class AdmissionGate:
 _COUNT, _SECONDS, _COST, _IN, _OUT = range(5)
 
 
+#: Distinct model names the gateway's series label by (a client may send any ``provider/model`` name).
+MAX_MODELS = 500
+
+
 class GatewayMetrics:
     """Request counters of the gateway, by route, status, key alias, model and provider, in Prometheus text."""
 
@@ -97,10 +101,18 @@ class GatewayMetrics:
         self.series: dict[tuple[str, int, str, str, str], list[float]] = {}
         self.cancelled: dict[tuple[str, str], int] = {}
         self.started = time.time()
+        #: Model names used as labels; beyond MAX_MODELS (clients choose them) ``__other__``.
+        self._models: set[str] = set()
 
     def record(self, route: str, status: int, alias: str, model: str, provider: str, seconds: float,
                cost: float, tokens_in: int, tokens_out: int) -> None:
         """Count one finished request."""
+        models = self._models
+        if model not in models:
+            if len(models) < MAX_MODELS:
+                models.add(model)
+            else:
+                model = "__other__"
         key = (route, status, alias, model, provider)
         values = self.series.get(key)
         if values is None:
