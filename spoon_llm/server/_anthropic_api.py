@@ -2,8 +2,9 @@
 
 An Anthropic request is translated into the normalised conversation (system prompt, text, images, documents,
 tool calls and results, thinking) so that any backend can serve it; what has no normalised form (server tools,
-images inside tool results) is a 400 naming it. Answers from the Anthropic provider keep their raw content blocks
-(thinking signatures included); answers from other backends are rebuilt as blocks.
+images inside tool results for a backend other than Anthropic) is a 400 naming it. Answers from the Anthropic
+provider keep their raw content blocks (thinking signatures included); answers from other backends are rebuilt as
+blocks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import orjson
 
 from ..types import LLMResponse, LLMResponseChunk, TokenUsage
-from ._errors import GatewayError
 from ._openai_api import bad, require_model
 
 __all__ = ["AnthropicStream", "MessagesCall", "parse_count_tokens", "parse_messages", "render_message"]
@@ -76,20 +76,36 @@ def _part(block: Any) -> dict[str, Any]:
     raise bad(f"content block type {kind!r} cannot be translated here", "messages")
 
 
-def _tool_result_text(content: Any) -> str:
+def _tool_result_content(content: Any, native: bool) -> str | list[dict[str, Any]]:
+    """A tool_result's content: text joined, or (Anthropic backends) parts that go back as the same blocks."""
     if content is None or type(content) is str:
         return content or ""
     if type(content) is not list:
-        raise bad("tool_result content must be a string or an array of text blocks", "messages")
-    texts = []
-    for block in content:
-        if type(block) is not dict or block.get("type") != "text":
-            raise bad("only text can be translated inside a tool_result", "messages")
-        texts.append(block.get("text") or "")
-    return "".join(texts)
+        raise bad("tool_result content must be a string or an array of content blocks", "messages")
+    text_only = all(type(block) is dict and block.get("type") == "text" for block in content)
+    if text_only and not (native and any(block.get("cache_control") is not None for block in content)):
+        return "".join(block.get("text") or "" for block in content)
+    if not native:
+        # Other backends take only text in a tool result.
+        raise bad("only text can be translated inside a tool_result for this model's backend", "messages")
+    return [_part(block) for block in content]
 
 
-def _turn(message: Any, out: list[dict[str, Any]]) -> None:
+def _tool_result(block: dict[str, Any], native: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"role": "tool", "tool_call_id": block.get("tool_use_id"),
+                              "content": _tool_result_content(block.get("content"), native)}
+    data: dict[str, Any] = {}
+    if block.get("is_error"):
+        data["is_error"] = True
+    if block.get("cache_control") is not None:
+        # Read by the Anthropic provider only (the breakpoint goes back on the tool_result block).
+        data["anthropic"] = {"cache_control": block["cache_control"]}
+    if data:
+        result["provider_data"] = data
+    return result
+
+
+def _turn(message: Any, out: list[dict[str, Any]], native: bool) -> None:
     if type(message) is not dict:
         raise bad("each message must be an object", "messages")
     role = message.get("role")
@@ -131,11 +147,7 @@ def _turn(message: Any, out: list[dict[str, Any]]) -> None:
         return
     for block in content:
         if type(block) is dict and block.get("type") == "tool_result":
-            result: dict[str, Any] = {"role": "tool", "tool_call_id": block.get("tool_use_id"),
-                                      "content": _tool_result_text(block.get("content"))}
-            if block.get("is_error"):
-                result["provider_data"] = {"is_error": True}
-            out.append(result)
+            out.append(_tool_result(block, native))
         else:
             parts.append(_part(block))
     if parts:
@@ -164,7 +176,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool["input_schema"]}
         if tool.get("description") is not None:
             function["description"] = tool["description"]
-        out.append({"type": "function", "function": function})
+        if tool.get("strict") is not None:
+            function["strict"] = tool["strict"]
+        if tool.get("cache_control") is not None:
+            # The flat ToolSpec form: every provider reads it, and only those with cache breakpoints send this one
+            # (OpenAI's wrapped form is sent to OpenAI-compatible backends as it is).
+            out.append({**function, "cache_control": tool["cache_control"]})
+        else:
+            out.append({"type": "function", "function": function})
     return out
 
 
@@ -201,7 +220,7 @@ def _output_config(config: Any, kwargs: dict[str, Any]) -> None:
             raise bad(f"output_config.{key} cannot be translated", "output_config")
 
 
-def _conversation(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _conversation(body: Mapping[str, Any], native: bool) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if type(messages) is not list or not messages:
         raise bad("'messages' must be a non-empty array", "messages")
@@ -210,7 +229,7 @@ def _conversation(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     if system is not None:
         out.append(system)
     for message in messages:
-        _turn(message, out)
+        _turn(message, out, native)
     return out
 
 
@@ -257,7 +276,7 @@ def parse_messages(body: Any, *, native: bool) -> MessagesCall:
     stream = body.get("stream")
     if stream is not None and type(stream) is not bool:
         raise bad("'stream' must be a boolean", "stream")
-    return MessagesCall(model, _conversation(body), kwargs, stream is True)
+    return MessagesCall(model, _conversation(body, native), kwargs, stream is True)
 
 
 def parse_count_tokens(body: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -266,7 +285,8 @@ def parse_count_tokens(body: Any) -> tuple[str, list[dict[str, Any]], list[dict[
         raise bad("the request body must be a JSON object")
     model = require_model(body)
     tools = _tools(body["tools"]) if body.get("tools") else None
-    return model, _conversation(body), tools
+    # Counting sends nothing to a backend: every form the Anthropic provider would take is counted.
+    return model, _conversation(body, True), tools
 
 
 # -- answers --------------------------------------------------------------------------------------------------
@@ -288,12 +308,56 @@ def _stop_reason(native: str | None, normalised: str | None, provider: str) -> s
     return _STOP.get(normalised or "stop", "end_turn")
 
 
+def _stop_sequence(stop: str, metadata: Mapping[str, Any]) -> str | None:
+    """The stop sequence matched (the Anthropic decoder keeps it in the metadata), with that stop reason only."""
+    if stop != "stop_sequence":
+        return None
+    sequence = metadata.get("stop_sequence")
+    return sequence if type(sequence) is str else None
+
+
 def _arguments(raw: str) -> Any:
     try:
         return orjson.loads(raw or "{}")
     except orjson.JSONDecodeError:
-        raise GatewayError(502, "the backend produced tool arguments that are not JSON", code="upstream_error") \
-            from None
+        # Arguments cut short (the output limit) or malformed: the members that were complete, as the event
+        # stream's clients parse them, and the stop reason tells the client the answer is incomplete.
+        return _partial_object(raw)
+
+
+def _partial_object(raw: str) -> dict[str, Any]:
+    """The complete members of a JSON object cut off in the middle (``{}`` when there are none)."""
+    closers: list[str] = []
+    cuts: list[tuple[int, str]] = []  # the text up to a comma outside strings, and what closes it there
+    in_string = escaped = False
+    for i, char in enumerate(raw):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "{" or char == "[":
+            closers.append("}" if char == "{" else "]")
+        elif (char == "}" or char == "]") and closers:
+            closers.pop()
+        elif char == ",":
+            cuts.append((i, "".join(reversed(closers))))
+            if len(cuts) > 3:  # the last few are enough: the one before the cut-off member parses
+                del cuts[0]
+    candidates = [raw + "".join(reversed(closers))] if not in_string else []
+    candidates += [raw[:i] + closing for i, closing in reversed(cuts)]
+    for text in candidates:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if type(value) is dict:
+            return value
+    return {}
 
 
 def _raw_blocks(response: LLMResponse) -> list[Any] | None:
@@ -315,11 +379,11 @@ def render_message(response: LLMResponse, request_id: str, model: str) -> bytes:
         for i, call in enumerate(response.tool_calls):
             content.append({"type": "tool_use", "id": call.id or f"toolu_{request_id}_{i}",
                             "name": call.function.name, "input": _arguments(call.function.arguments)})
+    stop = _stop_reason(response.native_finish_reason, response.finish_reason, response.provider)
     return orjson.dumps({
         "id": f"msg_{request_id}", "type": "message", "role": "assistant", "model": response.model or model,
-        "content": content,
-        "stop_reason": _stop_reason(response.native_finish_reason, response.finish_reason, response.provider),
-        "stop_sequence": None, "usage": usage_json(response.usage),
+        "content": content, "stop_reason": stop, "stop_sequence": _stop_sequence(stop, response.metadata),
+        "usage": usage_json(response.usage),
     })
 
 
@@ -395,12 +459,19 @@ class AnthropicStream:
             return out + _event(b"content_block_delta", self._text_head + b'{"type":"text_delta","text":'
                                 + orjson.dumps(chunk.delta) + b"}}")
         if kind == "reasoning":
-            if not chunk.reasoning_delta:
+            if chunk.reasoning_delta:
+                out = b"" if self._open == "thinking" else self._begin(
+                    "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                return out + _event(b"content_block_delta", self._text_head
+                                    + b'{"type":"thinking_delta","thinking":' + orjson.dumps(chunk.reasoning_delta)
+                                    + b"}}")
+            signature = chunk.metadata.get("signature")  # the Anthropic decoder's closing chunk of a thinking block
+            if type(signature) is not str or not signature:
                 return None
             out = b"" if self._open == "thinking" else self._begin(
                 "thinking", {"type": "thinking", "thinking": "", "signature": ""})
-            return out + _event(b"content_block_delta", self._text_head + b'{"type":"thinking_delta","thinking":'
-                                + orjson.dumps(chunk.reasoning_delta) + b"}}")
+            return out + _event(b"content_block_delta", self._text_head + b'{"type":"signature_delta","signature":'
+                                + orjson.dumps(signature) + b"}}")
         if kind == "final":
             return self.final(chunk)
         if kind == "tool" and chunk.tool_calls and chunk.tool_call_index is not None:
@@ -448,7 +519,8 @@ class AnthropicStream:
         parts.append(self._close())
         stop = _stop_reason(chunk.native_finish_reason, chunk.finish_reason, chunk.provider)
         parts.append(_event(b"message_delta", orjson.dumps({
-            "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+            "type": "message_delta", "delta": {"stop_reason": stop,
+                                               "stop_sequence": _stop_sequence(stop, chunk.metadata)},
             "usage": usage_json(chunk.usage)})))
         parts.append(_event(b"message_stop", b'{"type":"message_stop"}'))
         return b"".join(parts)

@@ -117,6 +117,8 @@ class InferenceHandlers:
         headers = request.extra_headers
         headers += ((b"x-request-id", request.request_id.encode()), (b"x-spoon-provider", provider.encode()),
                     (b"x-spoon-model", response.model.encode()), (b"x-spoon-attempts", trace.encode()))
+        if request.family == "anthropic":  # the header the anthropic SDK reads its request ids from
+            headers.append((b"request-id", request.request_id.encode()))
         cost = response.cost
         if cost is not None and not cost.unpriced:
             request.cost = cost.total_cost
@@ -157,6 +159,7 @@ class InferenceHandlers:
     async def _chat(self, request: Call, body: Any) -> bytes | None:
         call = openai_api.parse_chat(body)
         entry = self._entry(request, call.model)
+        openai_api.refuse_untranslatable(call.kwargs, entry.family)
         kwargs = self._call_kwargs(request, call.kwargs)
         manager = self.manager
         assert manager is not None
@@ -172,6 +175,7 @@ class InferenceHandlers:
     async def _completion(self, request: Call, body: Any) -> bytes | None:
         call = openai_api.parse_completion(body)
         entry = self._entry(request, call.model)
+        openai_api.refuse_untranslatable(call.kwargs, entry.family)
         manager = self.manager
         assert manager is not None
         kwargs = self._call_kwargs(request, call.kwargs)
@@ -225,6 +229,7 @@ class InferenceHandlers:
         except (ValueError, TypeError) as exc:
             raise GatewayError(400, f"the messages cannot be counted: {exc}", code="invalid_request") from None
         request.extra_headers.append((b"x-request-id", request.request_id.encode()))
+        request.extra_headers.append((b"request-id", request.request_id.encode()))
         request.extra_headers.append((b"x-spoon-token-count", b"exact" if counted.exact else b"estimate"))
         return orjson.dumps({"input_tokens": counted.tokens})
 

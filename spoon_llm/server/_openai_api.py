@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..call_settings import ACCEPTED_KEYS
 from ..types import EmbeddingResponse, LLMResponse, LLMResponseChunk, TokenUsage
 from ._errors import GatewayError
 
@@ -28,6 +29,7 @@ __all__ = [
     "parse_chat",
     "parse_completion",
     "parse_embeddings",
+    "refuse_untranslatable",
     "render_chat",
     "render_completion",
     "render_embeddings",
@@ -100,6 +102,32 @@ def _refuse_parameters(kwargs: Mapping[str, Any]) -> None:
     if not _PARAMETERS.isdisjoint(kwargs):
         name = min(_PARAMETERS.intersection(kwargs))
         raise bad(f"'{name}' is not a request field of this API", name)
+
+
+#: OpenAI options that change what is generated or returned, which a provider of another family drops unless its
+#: family takes them too (call_settings.ACCEPTED_KEYS).
+_OUTPUT_OPTIONS = frozenset({"logprobs", "top_logprobs", "logit_bias", "seed", "presence_penalty",
+                             "frequency_penalty"})
+_SETTINGS_FAMILY = {"anthropic": "anthropic", "vertex_anthropic": "anthropic", "gemini": "gemini",
+                    "vertex": "gemini", "bedrock": "bedrock", "openai_responses": "openai_responses"}
+#: Per provider type of another family: the options its provider would drop. OpenAI-compatible types are absent.
+_UNTRANSLATABLE: Mapping[str, frozenset[str]] = {
+    kind: _OUTPUT_OPTIONS - ACCEPTED_KEYS[family] for kind, family in _SETTINGS_FAMILY.items()}
+
+
+def refuse_untranslatable(kwargs: Mapping[str, Any], provider_type: str) -> None:
+    """A 400 for an option the route's backend would drop (``logprobs`` for Anthropic...).
+
+    A value that asks for nothing (``logprobs: false``, a zero penalty, an empty ``logit_bias``) is let through, as
+    clients send such defaults; ``seed`` asks for something whatever its value.
+    """
+    refused = _UNTRANSLATABLE.get(provider_type)
+    if refused is None or refused.isdisjoint(kwargs):
+        return
+    for key in sorted(refused.intersection(kwargs)):
+        if key == "seed" or kwargs[key]:
+            raise bad(f"'{key}' cannot be translated for this model's backend ({provider_type}); leave it out or "
+                      "choose a model served by an OpenAI-compatible provider", key)
 
 
 def _keywords(body: Mapping[str, Any], control: frozenset[str]) -> dict[str, Any]:

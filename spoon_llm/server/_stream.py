@@ -78,6 +78,8 @@ async def relay(request: Call, stream: AsyncIterator[LLMResponseChunk], renderer
         headers = [*_SSE, (b"x-request-id", request.request_id.encode()),
                    (b"x-spoon-provider", first.provider.encode()), (b"x-spoon-model", first.model.encode()),
                    (b"x-spoon-attempts", _trace(first).encode()), *extra_headers]
+        if request.family == "anthropic":  # the header the anthropic SDK reads its request ids from
+            headers.append((b"request-id", request.request_id.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         request.streaming = True
         out = renderer.start()

@@ -326,6 +326,8 @@ class GatewayApp(InferenceHandlers):
         headers = failure.headers()
         if request_id is not None:
             headers.append((b"x-request-id", request_id.encode()))
+            if family == "anthropic":  # the header the anthropic SDK reads its request ids from
+                headers.append((b"request-id", request_id.encode()))
         await self._respond(send, failure.status, body, headers, scope=scope)
         return failure.status
 

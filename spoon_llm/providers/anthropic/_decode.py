@@ -196,7 +196,11 @@ class StreamDecoder:
         self._server_calls: list[int] = []
 
     def feed(self, event: Mapping[str, Any]) -> LLMResponseChunk | None:
-        """Apply one decoded event; returns a chunk for text, reasoning and tool-call progress, else None."""
+        """Apply one decoded event; returns a chunk for text, reasoning and tool-call progress, else None.
+
+        A thinking block's ``signature_delta`` is a ``reasoning`` chunk with an empty ``reasoning_delta`` and
+        ``metadata["signature"]``.
+        """
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]
@@ -223,10 +227,15 @@ class StreamDecoder:
                     block.pieces.append(text)
                 return self.acc.reasoning(text)
             if dtype == "signature_delta":
+                signature = delta.get("signature") or ""
                 block = self._blocks.get(index)
                 if block is not None:
-                    block.signature = (block.signature or "") + (delta.get("signature") or "")
-                return None
+                    block.signature = (block.signature or "") + signature
+                if type(signature) is not str or not signature:
+                    return None
+                # A reasoning chunk without text (collectors skip it) so that a relay can pass the signature on;
+                # the accumulated block keeps it for the final chunk's raw content.
+                return self.acc._chunk(kind="reasoning", metadata={"signature": signature})
             if dtype == "citations_delta":
                 block = self._blocks.get(index)
                 if block is not None:
