@@ -261,7 +261,8 @@ def render_chat(response: LLMResponse, request_id: str, created: int, model: str
     return orjson.dumps({
         "id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": created,
         "model": response.model or model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                     "logprobs": response.metadata.get("logprobs")}],  # as the backend gave them (OpenAI's shape)
         "usage": usage_json(response.usage),
     })
 

@@ -159,3 +159,21 @@ def test_image_in_a_tool_result_reaches_anthropic(gateway: Gateway, sim: Provide
     assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_1"
     assert result["content"] == [{"type": "text", "text": "shot.png:"}, image]
     assert [r.vendor for r in sim.requests_for()] == ["anthropic"]
+
+
+def test_logprobs_from_an_openai_backend_reach_the_client(gateway: Gateway, sim: ProviderSimulator) -> None:
+    logprobs = {"content": [{"token": "Hi", "logprob": -0.01, "bytes": [72, 105], "top_logprobs": []}],
+                "refusal": None}
+    sim.replay({"provider": "openai", "kind": "chat",
+                "request": {"method": "POST", "path": "/v1/chat/completions", "body": {}},
+                "response": {"status": 200, "content_type": "application/json",
+                             "headers": {"content-type": "application/json"},
+                             "body": {"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+                                      "model": "gpt-4o-mini",
+                                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"},
+                                                   "logprobs": logprobs, "finish_reason": "stop"}],
+                                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}}})
+    response = httpx2.post(gateway.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                           json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                 "logprobs": True}, timeout=10)
+    assert response.status_code == 200 and response.json()["choices"][0]["logprobs"] == logprobs
