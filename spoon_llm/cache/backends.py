@@ -12,8 +12,7 @@ it exact-size copies. One with ``contains(key)`` is asked that before ``get_now`
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
+import math
 import os
 import sqlite3
 import threading
@@ -24,6 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = ["CacheBackend", "MemoryCache", "RedisCache", "SQLiteCache", "default_cache_path"]
+
+#: Seconds of the cache's clock between two passes that drop expired entries to make room.
+PURGE_INTERVAL = 1.0
 
 
 class CacheBackend(Protocol):
@@ -79,10 +81,11 @@ class MemoryCache:
         #: Whether an entry (live or expired) is held under a key: a C call, for the middleware's lookups that miss.
         self.contains: Callable[[object], bool] = self._entries.__contains__
         self._bytes = 0
-        #: (expiry, order, key) of entries stored with a time to live: a heap, so expired entries are dropped
-        #: before live ones are evicted. Stale items (the entry replaced or gone) are skipped when popped.
-        self._expiry: list[tuple[float, int, str | bytes]] = []
-        self._order = itertools.count()
+        #: No entry expires before this moment (until then a pass finds nothing). Expired entries are dropped
+        #: before live ones are evicted, by one pass over the entries at most every PURGE_INTERVAL (a heap of
+        #: expiry times cost more per store than the rest of the store together).
+        self._earliest = math.inf
+        self._next_pass = 0.0
         self.evictions = 0
         self.expirations = 0
 
@@ -115,33 +118,25 @@ class MemoryCache:
             expires = None
         else:
             expires = self._clock() + ttl
-            expiry = self._expiry
-            heapq.heappush(expiry, (expires, next(self._order), key))
-            if len(expiry) > 2 * len(entries) + 64:  # mostly stale items: rebuilt from the live entries
-                self._rebuild_expiry()
+            if expires < self._earliest:
+                self._earliest = expires
         entries[key] = (value, expires, size)
         self._bytes += size
         if len(entries) > self.max_entries or self._bytes > self.max_bytes:
             self._evict()
 
-    def _rebuild_expiry(self) -> None:
-        order = self._order
-        self._expiry = [(entry[1], next(order), key) for key, entry in self._entries.items() if entry[1] is not None]
-        heapq.heapify(self._expiry)
-
-    def _purge_expired(self) -> None:
-        """Drop every entry whose time to live has passed."""
-        expiry = self._expiry
-        if not expiry:
-            return
+    def _purge_expired(self, force: bool = False) -> None:
+        """Drop every entry whose time to live has passed (not again within PURGE_INTERVAL, unless ``force``)."""
         now = self._clock()
+        if now < self._earliest or (not force and now < self._next_pass):
+            return
         entries = self._entries
-        while expiry and expiry[0][0] <= now:
-            expires, _, key = heapq.heappop(expiry)
-            entry = entries.get(key)
-            if entry is not None and entry[1] == expires:  # not replaced since
-                self._drop(key)
-                self.expirations += 1
+        expired = [key for key, entry in entries.items() if entry[1] is not None and entry[1] <= now]
+        for key in expired:
+            self._drop(key)
+        self.expirations += len(expired)
+        self._earliest = min((entry[1] for entry in entries.values() if entry[1] is not None), default=math.inf)
+        self._next_pass = now + PURGE_INTERVAL
 
     def _evict(self) -> None:
         """Drop expired entries, then the least recently used ones, until both bounds hold."""
@@ -170,7 +165,7 @@ class MemoryCache:
     async def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
-        self._expiry.clear()
+        self._earliest = math.inf
         self._bytes = 0
 
     async def aclose(self) -> None:
@@ -178,7 +173,7 @@ class MemoryCache:
 
     def stats(self) -> dict[str, Any]:
         """Entries, bytes, evictions and expirations (expired entries are dropped first)."""
-        self._purge_expired()
+        self._purge_expired(force=True)
         return {"backend": self.name, "entries": len(self._entries), "bytes": self._bytes,
                 "evictions": self.evictions, "expirations": self.expirations}
 

@@ -165,12 +165,17 @@ async def test_expired_entries_go_before_live_ones_and_their_bytes_are_given_bac
     assert (stats["entries"], stats["bytes"], stats["expirations"]) == (1, 10, 2)  # "new" never expires
 
 
-async def test_the_expiry_heap_stays_bounded_under_churn() -> None:
+async def test_expired_entries_make_room_before_any_live_one_is_evicted() -> None:
     clock = _Clock()
-    cache = MemoryCache(max_entries=10, clock=clock)
-    for index in range(5000):
-        await cache.set(f"k{index % 20}", b"v", ttl=10_000)
-    assert len(cache._expiry) <= 2 * len(cache._entries) + 64
+    cache = MemoryCache(max_entries=3, clock=clock)
+    for key in ("a", "b", "c"):
+        await cache.set(key, b"v", ttl=1)
+    clock.now = 2  # all three have expired
+    await cache.set("d", b"v", ttl=None)  # over the bound: one pass drops the expired ones
+    for key in ("e", "f"):
+        await cache.set(key, b"v", ttl=None)
+    stats = cache.stats()
+    assert (stats["entries"], stats["expirations"], stats["evictions"]) == (3, 3, 0)
 
 
 async def test_a_refreshed_answer_too_large_to_keep_leaves_no_stale_one(sim: ProviderSimulator) -> None:
