@@ -429,8 +429,10 @@ async def _itself(manager: LLMManager) -> LLMManager:
 def _wants_layer(kwargs: dict[str, Any]) -> bool:
     """Whether a call asks for typed output, Python tools or the tool loop (a few dict lookups when it does not)."""
     response_format = kwargs.get("response_format")
-    if (response_format is None or type(response_format) is dict and "properties" not in response_format) and (
-            _LAYER_KEYS.isdisjoint(kwargs)):
+    # Only a dict in OpenAI's own shape is surely not typed; any other (a bare JSON schema, whatever its root) is
+    # decided by the layer.
+    if (response_format is None or type(response_format) is dict and response_format.get("type") in (
+            "json_object", "json_schema", "text")) and _LAYER_KEYS.isdisjoint(kwargs):
         return False
     from .structured._run import wants_layer
 

@@ -25,6 +25,12 @@ __all__ = ["layered_chat", "layered_stream", "wants_layer"]
 
 #: Keywords only this layer understands; never sent to a provider.
 _LAYER_KWARGS = ("output_retries", "run_tools", "max_turns", "tool_errors")
+#: JSON schema's type names: a dict whose ``type`` is another word (json_object, json_schema, text) is a
+#: provider's own ``response_format``, passed on as it is.
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+#: Keywords that make a dict without ``type`` a JSON schema (a union, a reference, an enum).
+_SCHEMA_KEYWORDS = frozenset({"properties", "items", "prefixItems", "$ref", "$defs", "anyOf", "oneOf", "allOf",
+                              "enum", "const"})
 
 
 def _typed_format(response_format: Any) -> bool:
@@ -32,7 +38,11 @@ def _typed_format(response_format: Any) -> bool:
     if response_format is None or isinstance(response_format, (str, OutputSchema)):
         return False
     if isinstance(response_format, Mapping):
-        return response_format.get("type") == "object" and "properties" in response_format
+        kind = response_format.get("type")
+        if kind is None:
+            return not _SCHEMA_KEYWORDS.isdisjoint(response_format)
+        kinds = kind if isinstance(kind, list) else [kind]
+        return bool(kinds) and all(isinstance(k, str) and k in _JSON_TYPES for k in kinds)
     return True
 
 
@@ -92,7 +102,8 @@ async def layered_chat(manager: LLMManager, messages: Any, kwargs: dict[str, Any
         check_tool_errors(tool_errors)
         if not any(getattr(t, "runnable", False) for t in tools):
             raise ValidationError("run_tools=True needs tools given as Python functions (tools=[my_function])")
-        kwargs.pop("response_format", None)
+        if schema is not None:  # the loop sends the schema itself; a plain format (json_object) travels in kwargs
+            kwargs.pop("response_format", None)
         return await run_tool_loop(manager, messages, tools, schema=schema, output_retries=retries,
                                    max_turns=max_turns, tool_errors=tool_errors, call=kwargs)
     for key in ("max_turns", "tool_errors"):
@@ -119,8 +130,9 @@ async def _ask(manager: LLMManager, messages: Any, schema: OutputSchema, retries
     while True:
         response = await manager.chat(messages if conversation is None else conversation, **kwargs)
         turns.add(response)
-        if response.tool_calls and not response.content:
-            return turns.combined()  # the model called a tool instead: nothing to parse yet
+        if response.tool_calls:
+            # The model called a tool (any text beside it is a preamble): the caller runs it; nothing to parse yet.
+            return turns.combined()
         try:
             parsed = parse_response(schema, response)
         except OutputValidationError as exc:
@@ -141,9 +153,11 @@ async def layered_stream(manager: LLMManager, messages: Any, kwargs: dict[str, A
     """``manager.chat_stream`` whose final chunk carries ``parsed`` (tools given as Python are described)."""
     kwargs = dict(kwargs)
     schema, settings = _split(kwargs)
-    if settings.get("run_tools") or settings.get("output_retries"):
-        raise ValidationError("run_tools and output_retries work with chat(), not chat_stream(): a streamed answer "
-                              "has reached the caller before it can be validated or continued")
+    for key in _LAYER_KWARGS:
+        # False / 0 ask for nothing; max_turns and tool_errors only mean something with run_tools.
+        if settings.get(key) or (key in settings and key in ("max_turns", "tool_errors")):
+            raise ValidationError(f"{key} works with chat(), not chat_stream(): a streamed answer has reached the "
+                                  "caller before it can be validated or continued")
     if kwargs.get("tools"):
         from ..tools._loop import split_tools
 
@@ -151,6 +165,6 @@ async def layered_stream(manager: LLMManager, messages: Any, kwargs: dict[str, A
     stream = manager.chat_stream(messages, **kwargs)
     async with aclosing(stream):  # type: ignore[type-var]  # an async generator: it has aclose
         async for chunk in stream:
-            if chunk.kind == "final" and schema is not None and not (chunk.tool_calls and not chunk.content):
+            if chunk.kind == "final" and schema is not None and not chunk.tool_calls:
                 chunk.parsed = parse_response(schema, chunk)
             yield chunk

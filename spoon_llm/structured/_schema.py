@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from functools import cached_property, lru_cache
 from typing import Any
 
-__all__ = ["WRAPPER_KEY", "OutputSchema"]
+__all__ = ["WRAPPER_KEY", "OutputSchema", "object_root"]
 
 #: The property a non-object root is wrapped in.
 WRAPPER_KEY = "result"
@@ -71,12 +71,7 @@ class OutputSchema:
 
     @classmethod
     def _rooted(cls, schema: dict[str, Any], name: str, output_type: Any) -> OutputSchema:
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/") and set(schema) <= {"$ref", "$defs"}:
-            # A recursive model's schema is a bare reference: its definition becomes the root (refs still resolve).
-            target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1])
-            if isinstance(target, Mapping) and target.get("type") == "object":
-                schema = {**target, "$defs": schema["$defs"]}
+        schema = object_root(schema)
         if schema.get("type") == "object" and "properties" in schema:
             return cls(schema, name=name, output_type=output_type)
         defs = schema.pop("$defs", None)
@@ -92,8 +87,8 @@ class OutputSchema:
         schema = copy.deepcopy(self.schema)
         defs = schema.get("$defs", {})
         try:
-            return _strict(schema, defs), True
-        except _NotStrict:
+            return _strict(schema, defs, frozenset()), True
+        except (_NotStrict, RecursionError):  # RecursionError: nesting deeper than Python's stack allows
             return copy.deepcopy(self.schema), False
 
     def openai(self) -> dict[str, Any]:
@@ -149,6 +144,17 @@ def _for_type(output_type: Any) -> OutputSchema:
     return OutputSchema._rooted(schema, _safe_name(label), output_type)
 
 
+def object_root(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a bare root reference (a recursive model's schema) replaced by the object it names."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and set(schema) <= {"$ref", "$defs"}:
+        # The definition becomes the root; $defs stay, so the references inside it still resolve.
+        target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1])
+        if isinstance(target, Mapping) and target.get("type") == "object":
+            return {**target, "$defs": schema["$defs"]}
+    return schema
+
+
 class _NotStrict(Exception):
     """The schema holds something the vendor's constrained decoding cannot express."""
 
@@ -193,29 +199,37 @@ def _safe_name(name: str) -> str:
     return (cleaned or "response")[:64]
 
 
-def _resolve(node: dict[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``$ref`` with sibling keywords (a described field) inlined: strict mode wants a bare ``$ref``."""
+def _resolve(node: dict[str, Any], defs: Mapping[str, Any],
+             inlining: frozenset[str]) -> tuple[dict[str, Any], frozenset[str]]:
+    """A ``$ref`` with sibling keywords (a described field) inlined: strict mode wants a bare ``$ref``.
+
+    ``inlining`` names the definitions being inlined around ``node``; the names inside the result are returned.
+    """
     ref = node.get("$ref")
     if isinstance(ref, str) and len(node) > 1 and ref.startswith("#/$defs/"):
-        target = defs.get(ref.rsplit("/", 1)[-1])
+        name = ref.rsplit("/", 1)[-1]
+        if name in inlining:
+            # A definition that refers to itself: inlining it again would never end, and a bare $ref is valid.
+            return {"$ref": ref}, inlining
+        target = defs.get(name)
         if isinstance(target, Mapping):
             rest = {k: v for k, v in node.items() if k != "$ref"}
-            return {**copy.deepcopy(dict(target)), **rest}
-    return node
+            return {**copy.deepcopy(dict(target)), **rest}, inlining | {name}
+    return node, inlining
 
 
-def _strict(node: Any, defs: Mapping[str, Any]) -> Any:
+def _strict(node: Any, defs: Mapping[str, Any], inlining: frozenset[str]) -> Any:
     """``node`` in OpenAI's strict subset (raises :class:`_NotStrict` when it has no strict form)."""
     if isinstance(node, list):
-        return [_strict(n, defs) for n in node]
+        return [_strict(n, defs, inlining) for n in node]
     if not isinstance(node, dict):
         return node
-    node = _resolve(node, defs)
+    node, inlining = _resolve(node, defs, inlining)
     for key in _OPENAI_DROP & node.keys():
         del node[key]
     if "allOf" in node and len(node["allOf"]) == 1:  # pydantic's older spelling of a described $ref
-        only = node.pop("allOf")[0]
-        node = {**_resolve(only, defs), **node}
+        only, inlining = _resolve(node.pop("allOf")[0], defs, inlining)
+        node = {**only, **node}
     if node.get("type") == "object" or "properties" in node:
         extra = node.get("additionalProperties")
         if extra not in (None, False) or "properties" not in node:
@@ -223,10 +237,12 @@ def _strict(node: Any, defs: Mapping[str, Any]) -> Any:
         node["additionalProperties"] = False
         node["required"] = list(node["properties"])
     for key, value in list(node.items()):
-        if key in ("properties", "$defs"):
-            node[key] = {name: _strict(sub, defs) for name, sub in value.items()}
+        if key == "$defs":  # inside a definition, a described reference to itself stays a bare $ref
+            node[key] = {name: _strict(sub, defs, inlining | {name}) for name, sub in value.items()}
+        elif key == "properties":
+            node[key] = {name: _strict(sub, defs, inlining) for name, sub in value.items()}
         elif key in ("items", "anyOf", "oneOf", "prefixItems"):
-            node[key] = _strict(value, defs)
+            node[key] = _strict(value, defs, inlining)
     if "oneOf" in node:  # strict mode knows anyOf only; pydantic's tagged unions are disjoint anyway
         node["anyOf"] = node.pop("oneOf")
     return node

@@ -33,6 +33,7 @@ _OPENAI_FIELDS = frozenset({
 _ANTHROPIC_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
     "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management",
+    "output_config",
 })
 _GEMINI_FIELDS = frozenset({
     "contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config", "safetySettings",

@@ -9,7 +9,9 @@ functions awaited, plain functions in worker threads, the calls of one turn conc
 and returns the final answer with ``response.messages`` (the whole exchange) and the usage and cost of every turn.
 A tool that raises is reported to the model as an error result (``tool_errors="return"``; ``"raise"`` stops with
 :class:`~spoon_llm.errors.ToolExecutionError`, or pass a callable ``(exception, call) -> str``). Running out of
-turns raises :class:`~spoon_llm.errors.MaxTurnsExceededError` carrying the conversation.
+turns raises :class:`~spoon_llm.errors.MaxTurnsExceededError` carrying the conversation; ``max_turns`` counts the
+turns that call tools (re-asks for a typed answer are bounded by ``output_retries``), and ``tool_choice`` applies
+to the first turn only.
 
 Example::
 

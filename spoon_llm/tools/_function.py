@@ -91,6 +91,10 @@ def as_tool(value: Any) -> FunctionTool | ToolSpec:
     if isinstance(value, type) and hasattr(value, "model_json_schema"):
         return _model_tool(value)
     if callable(value):
+        try:
+            hash(value)
+        except TypeError:  # a callable object without __hash__: described afresh every time, not cached
+            return _function_tool.__wrapped__(value)
         return _function_tool(value)
     raise ValidationError(f"a tool must be a function, a pydantic model, a ToolSpec or a dict, not "
                           f"{type(value).__name__}")
@@ -118,9 +122,29 @@ def tool(function: Callable[..., Any] | None = None, *, name: str | None = None,
     return build if function is None else build(function)
 
 
+def _json_schema(model: type[Any], tool_name: str) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments; a type pydantic cannot describe is the caller's error, named."""
+    from pydantic.errors import PydanticUserError  # PydanticSchemaGenerationError and PydanticInvalidForJsonSchema
+
+    try:
+        schema: dict[str, Any] = model.model_json_schema(schema_generator=_schema_generator())
+    except PydanticUserError as exc:
+        raise ValidationError(f"tool {tool_name!r}: its arguments cannot be described as a JSON schema: "
+                              f"{_first_line(exc)}") from exc
+    return schema
+
+
+def _first_line(exc: BaseException) -> str:
+    # pydantic's messages go on with paragraphs of advice and a documentation link.
+    return str(exc).strip().split("\n", 1)[0]
+
+
 @functools.lru_cache(maxsize=512)
 def _model_tool(model: type[Any]) -> FunctionTool:
-    schema = model.model_json_schema(schema_generator=_schema_generator())
+    from ..structured._schema import object_root
+
+    # A recursive model's schema is a bare $ref; the tool's parameters must be an object at the root.
+    schema = object_root(_json_schema(model, model.__name__))
     schema.pop("title", None)
     description = schema.pop("description", None) or _doc_summary(inspect.getdoc(model))
     spec = ToolSpec(name=model.__name__, description=description, parameters=schema)
@@ -142,10 +166,13 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
     from pydantic import ConfigDict, Field, create_model
 
     target: Any = function
-    name = getattr(function, "__name__", None)
-    if name is None or not (inspect.isfunction(function) or inspect.ismethod(function)):
+    while isinstance(target, functools.partial):
+        # Its hints, name and docstring are the wrapped function's (the signature below is the partial's own).
+        target = target.func
+    name = getattr(target, "__name__", None)
+    if name is None or not (inspect.isfunction(target) or inspect.ismethod(target)):
         # A callable object: describe its __call__ (the signature below leaves out self).
-        target, name = type(function).__call__, type(function).__name__
+        target, name = type(target).__call__, type(target).__name__
     try:
         signature = inspect.signature(function)
         hints = get_type_hints(target, include_extras=True)
@@ -177,9 +204,14 @@ def _function_tool(function: Callable[..., Any]) -> FunctionTool:
         # Only a docstring description is set here, so one given by Annotated[..., Field(...)] survives.
         fields[field] = (annotation, Field(default, **extra))
         parameters[field] = param.name
-    args_model = create_model(
-        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
-    schema = args_model.model_json_schema(schema_generator=_schema_generator())
+    from pydantic.errors import PydanticUserError
+
+    try:
+        args_model = create_model(
+            f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    except PydanticUserError as exc:  # e.g. an annotation pydantic has no schema for (socket.socket)
+        raise ValidationError(f"tool {name!r}: a parameter's type cannot be validated: {_first_line(exc)}") from exc
+    schema = _json_schema(args_model, name)
     schema.pop("title", None)
     schema.setdefault("properties", {})
     parts = [p for p in (doc.short_description, doc.long_description) if p]

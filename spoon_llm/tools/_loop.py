@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ __all__ = ["ToolErrors", "run_tool_loop"]
 
 ToolErrors = Any  # "return" | "raise" | Callable[[BaseException, ToolCall], str]
 
+#: The tool names every vendor accepts (OpenAI's and Anthropic's rule; Gemini's is wider).
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
 
 def check_tool_errors(value: Any) -> None:
     """Reject a ``tool_errors`` setting that is neither ``"return"``, ``"raise"`` nor a callable."""
@@ -42,10 +46,38 @@ def _result_text(value: Any) -> str:
         return value
     dump = getattr(value, "model_dump_json", None)
     if callable(dump):
-        return str(dump())
+        try:
+            return str(dump())
+        except ValueError:  # e.g. bytes that are not UTF-8: serialised below
+            pass
     import pydantic_core
 
-    return pydantic_core.to_json(value, fallback=str).decode()
+    # Bytes as text when they are UTF-8, else base64 (an image, a hash): a result that ran is never lost.
+    for bytes_mode in ("utf8", "base64"):
+        try:
+            return pydantic_core.to_json(value, fallback=str, bytes_mode=bytes_mode).decode()
+        except ValueError:  # PydanticSerializationError (also a circular reference)
+            continue
+    return repr(value)
+
+
+def _cancelling() -> bool:
+    """Whether the running task has been asked to cancel (as opposed to a tool raising CancelledError itself)."""
+    task = asyncio.current_task()
+    if task is None:
+        return False
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling()) if cancelling is not None else True
+
+
+def _failed(exc: BaseException, call: ToolCall, tool_errors: ToolErrors, conversation: Sequence[Message]) -> str:
+    """The result text for a tool that raised ``exc`` (or the error that stops the loop)."""
+    if tool_errors == "raise":
+        raise ToolExecutionError(f"tool {call.name!r} raised {type(exc).__name__}: {exc}", tool_name=call.name,
+                                 arguments=call.function.arguments, messages=conversation) from exc
+    if callable(tool_errors):
+        return str(tool_errors(exc, call))
+    return f"Error: {type(exc).__name__}: {exc}"
 
 
 async def _run_call(call: ToolCall, tools: dict[str, FunctionTool], tool_errors: ToolErrors,
@@ -60,16 +92,16 @@ async def _run_call(call: ToolCall, tools: dict[str, FunctionTool], tool_errors:
         errors = getattr(exc, "errors", None) or [str(exc)]
         return "Error: invalid arguments: " + json.dumps(errors, default=str)
     try:
-        return _result_text(await found.run(call))
-    except asyncio.CancelledError:
-        raise
+        value = await found.run(call)
+    except asyncio.CancelledError as exc:
+        if _cancelling():
+            raise
+        # Raised by the tool itself (an inner awaitable cancelled by someone else): the tool failed.
+        return _failed(exc, call, tool_errors, conversation)
     except Exception as exc:
-        if tool_errors == "raise":
-            raise ToolExecutionError(f"tool {call.name!r} raised {type(exc).__name__}: {exc}", tool_name=call.name,
-                                     arguments=call.function.arguments, messages=conversation) from exc
-        if callable(tool_errors):
-            return str(tool_errors(exc, call))
-        return f"Error: {type(exc).__name__}: {exc}"
+        return _failed(exc, call, tool_errors, conversation)
+    # Outside the handler above: the tool ran, so a result that is hard to serialise is not its failure.
+    return _result_text(value)
 
 
 async def _run_all(calls: list[ToolCall], tools: dict[str, FunctionTool], tool_errors: ToolErrors,
@@ -79,7 +111,18 @@ async def _run_all(calls: list[ToolCall], tools: dict[str, FunctionTool], tool_e
         return [await _run_call(calls[0], tools, tool_errors, conversation)]
     tasks = [asyncio.ensure_future(_run_call(c, tools, tool_errors, conversation)) for c in calls]
     try:
-        return list(await asyncio.gather(*tasks))
+        # Not gather: a call's task that ends cancelled while this task is not must not cancel the whole turn.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled():
+                task.result()  # raises the error that stops the loop (the others are then cancelled below)
+        results: list[str] = []
+        for call, task in zip(calls, tasks, strict=True):
+            if task.cancelled():  # only this task cancels them, and it was not: the tool cancelled itself
+                results.append(_failed(asyncio.CancelledError(), call, tool_errors, conversation))
+            else:
+                results.append(task.result())
+        return results
     except BaseException:
         for task in tasks:
             task.cancel()
@@ -113,13 +156,17 @@ async def run_tool_loop(
     runnable = {t.name: t for t in tools if isinstance(t, FunctionTool) and t.runnable}
     specs = [t.spec if isinstance(t, FunctionTool) else t for t in tools]
     turns = Turns()
-    for turn in range(max_turns):
+    tool_turns = 0  # max_turns bounds these; re-asks are bounded by output_retries
+    while tool_turns < max_turns:
         turn_call: dict[str, Any] = {**call, "tools": specs}
+        if turns.responses:
+            # A forced choice ("required", a named tool) holds for the first turn only, else no turn could answer.
+            turn_call.pop("tool_choice", None)
         if schema is not None:
             turn_call["response_format"] = schema
         response = await manager.chat(list(conversation), **turn_call)
         turns.add(response)
-        calls = _with_ids(response, turn) if response.tool_calls else []
+        calls = _with_ids(response, len(turns.responses) - 1) if response.tool_calls else []
         conversation.append(response.to_message())
         if calls:
             if any(c.name not in runnable and c.name in {s.name for s in specs} for c in calls):
@@ -128,6 +175,7 @@ async def run_tool_loop(
             results = await _run_all(calls, runnable, tool_errors, conversation)
             conversation.extend(Message.tool(c.id or "", text, name=c.name) for c, text in zip(calls, results,
                                                                                                  strict=True))
+            tool_turns += 1
             continue
         if schema is None:
             return turns.combined(messages=conversation)
@@ -150,10 +198,24 @@ async def run_tool_loop(
 
 
 def split_tools(given: Sequence[Any] | None) -> list[FunctionTool | ToolSpec]:
-    """The caller's tools as :class:`FunctionTool` (Python) or :class:`ToolSpec` (already described)."""
+    """The caller's tools as :class:`FunctionTool` (Python) or :class:`ToolSpec` (already described).
+
+    Raises :class:`ValidationError` for a name taken from Python that no vendor accepts (a lambda) and for two
+    tools of the same name (the model could not tell them apart; only one would run).
+    """
     from ._function import as_tool
 
-    return [as_tool(t) for t in given or ()]
+    tools = [as_tool(t) for t in given or ()]
+    seen: set[str] = set()
+    for item in tools:
+        name = item.name
+        if isinstance(item, FunctionTool) and not _TOOL_NAME.fullmatch(name):
+            raise ValidationError(f"tool name {name!r}: a tool's name must match ^[a-zA-Z0-9_-]{{1,64}}$; name it "
+                                  "with spoon_llm.tools.tool(fn, name=...)")
+        if name in seen:
+            raise ValidationError(f"two tools are named {name!r}; rename one with spoon_llm.tools.tool(fn, name=...)")
+        seen.add(name)
+    return tools
 
 
 def specs_of(tools: Sequence[FunctionTool | ToolSpec]) -> list[ToolSpec]:
