@@ -96,7 +96,10 @@ async def layered_chat(manager: LLMManager, messages: Any, kwargs: dict[str, Any
     schema, settings = _split(kwargs)
     retries = _positive_int(settings.get("output_retries", 0), "output_retries", 0)
     tools = split_tools(kwargs.pop("tools", None))
-    if settings.get("run_tools"):
+    run_tools = settings.get("run_tools", False)
+    if not isinstance(run_tools, bool):  # "no" would be true
+        raise ValidationError(f"run_tools must be True or False, not {run_tools!r}")
+    if run_tools:
         max_turns = _positive_int(settings.get("max_turns", 10), "max_turns", 1)
         tool_errors = settings.get("tool_errors", "return")
         check_tool_errors(tool_errors)

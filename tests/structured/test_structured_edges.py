@@ -336,3 +336,15 @@ async def test_strict_simulator_accepts_anthropic_output_config() -> None:
             response = await manager.chat("1+2?", response_format=Answer)
     assert response.parsed == Answer(total=3)
     assert "output_config" in strict.last_request("anthropic").body
+
+
+async def test_run_tools_must_be_a_boolean(sim: ProviderSimulator, make_manager: Any) -> None:
+    manager = make_manager("openai")
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    with pytest.raises(ValidationError, match="run_tools must be True or False"):
+        await manager.chat("hi", tools=[add], run_tools="no")
+    assert sim.request_count == 0
