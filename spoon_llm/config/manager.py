@@ -117,6 +117,7 @@ class ConfigurationManager:
         for layer in layers:
             _deep_merge(merged, layer.data)
         _single_key_beats_lower_pools(merged, layers)
+        _model_beats_lower_key_models(merged, layers)
         self._layers = layers
         try:
             config = SpoonConfig.model_validate(merged)
@@ -425,6 +426,27 @@ def _single_key_beats_lower_pools(merged: dict[str, Any], layers: list[Layer]) -
             continue
         for field in ("api_keys", "key_models", "key_rpm", "key_tpm"):
             section.pop(field, None)
+
+
+def _model_beats_lower_key_models(merged: dict[str, Any], layers: list[Layer]) -> None:
+    """A ``model`` from a layer above the one that gave the keys their own models replaces them (env beats file).
+
+    Without this, ``OPENAI_MODEL`` in the environment was shown as the section's model while every key of the
+    file's pool kept answering with its own.
+    """
+    providers = merged.get("providers")
+    if not isinstance(providers, dict):
+        return
+    for name, section in providers.items():
+        if not isinstance(section, dict) or section.get("model") is None:
+            continue
+        model_layer = _top_layer(layers, name, "model")
+        if section.get("key_models") is not None and _top_layer(layers, name, "key_models") < model_layer:
+            section.pop("key_models")
+        keys = section.get("api_keys")
+        if isinstance(keys, list) and _top_layer(layers, name, "api_keys") < model_layer:
+            section["api_keys"] = [{k: v for k, v in key.items() if k != "model"} if isinstance(key, Mapping)
+                                   else key for key in keys]
 
 
 def _deep_merge(target: dict[str, Any], incoming: Mapping[str, Any]) -> None:

@@ -128,3 +128,14 @@ def test_config_show_and_its_errors_never_print_a_credential() -> None:
             ConfigurationManager({"providers": {"openai": OPENAI}, **data}, env={})
         for secret in ("jwt-secret-0123456789", "redis-password-0123", "ya29.token-0123456789"):
             assert secret not in str(caught.value)
+
+
+def test_a_model_from_the_environment_beats_the_files_per_key_models() -> None:
+    for section in ({"api_keys": [KEY, KEY[:-4] + "zzzz"], "key_models": ["gpt-4.1-mini", "gpt-4.1-mini"]},
+                    {"api_keys": [{"api_key": KEY, "model": "gpt-4.1-mini"}]}):
+        config = ConfigurationManager({"providers": {"openai": {"model": "gpt-4.1-mini", **section}}},
+                                      env={"OPENAI_MODEL": "gpt-4o"}).config
+        assert {d.model for d in config.providers["openai"].deployments()} == {"gpt-4o"}
+    same_file = ConfigurationManager({"providers": {"openai": {
+        "model": "gpt-4o", "api_keys": [{"api_key": KEY, "model": "gpt-4.1-mini"}]}}}, env={}).config
+    assert {d.model for d in same_file.providers["openai"].deployments()} == {"gpt-4.1-mini"}  # a key's own, as set
