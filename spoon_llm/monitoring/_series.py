@@ -63,16 +63,22 @@ class Stats(dict[str, Any]):
             raise AttributeError(f"no statistic {name!r}; available: {', '.join(self)}") from None
 
 
+#: The outcome name the collector gives a request its caller cancelled (counted apart from failures).
+CANCELLED = "Cancelled"
+
+
 class SeriesStats:
     """Counters and latency sketches of one provider, model or deployment (or of everything)."""
 
-    __slots__ = ("cost", "errors", "failures", "first_seen", "input_tokens", "last_seen", "latency", "output_tokens",
-                 "requests", "successes", "total_tokens", "ttft")
+    __slots__ = ("cancelled", "cost", "errors", "failures", "first_seen", "input_tokens", "last_seen", "latency",
+                 "output_tokens", "requests", "successes", "total_tokens", "ttft")
 
     def __init__(self, relative_accuracy: float = 0.01, now: float | None = None) -> None:
         self.requests = 0
         self.successes = 0
         self.failures = 0
+        #: Requests the caller cancelled (or closed before the end): neither successes nor failures.
+        self.cancelled = 0
         self.errors: dict[str, int] = {}
         self.input_tokens = 0
         self.output_tokens = 0
@@ -89,6 +95,8 @@ class SeriesStats:
         self.requests += 1
         if error is None:
             self.successes += 1
+        elif error == CANCELLED:
+            self.cancelled += 1
         else:
             self.failures += 1
             self.errors[error] = self.errors.get(error, 0) + 1
@@ -102,14 +110,18 @@ class SeriesStats:
                  total_tokens: int, now: float) -> None:
         """Count many calls at once: their latencies, failures by class name, and summed tokens."""
         self.requests += len(durations)
-        failed = 0
+        failed = cancelled = 0
         if failures:
             errors = self.errors
             for name, number in failures.items():
+                if name == CANCELLED:
+                    cancelled += number
+                    continue
                 errors[name] = errors.get(name, 0) + number
                 failed += number
-        self.successes += len(durations) - failed
+        self.successes += len(durations) - failed - cancelled
         self.failures += failed
+        self.cancelled += cancelled
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.total_tokens += total_tokens
@@ -121,6 +133,7 @@ class SeriesStats:
         self.requests += other.requests
         self.successes += other.successes
         self.failures += other.failures
+        self.cancelled += other.cancelled
         for name, n in other.errors.items():
             self.errors[name] = self.errors.get(name, 0) + n
         self.input_tokens += other.input_tokens
@@ -142,6 +155,7 @@ class SeriesStats:
             "total_requests": self.requests,
             "successful_requests": self.successes,
             "failed_requests": self.failures,
+            "cancelled_requests": self.cancelled,
             "success_rate": self.successes / self.requests if self.requests else 0.0,
             "error_counts": dict(self.errors),
             "tokens": {"input": self.input_tokens, "output": self.output_tokens, "total": self.total_tokens},

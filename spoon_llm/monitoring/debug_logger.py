@@ -52,7 +52,7 @@ class RequestRecord:
     model: str | None = None
     deployment: str | None = None
     route: str | None = None
-    status: str = "active"  # active | success | error
+    status: str = "active"  # active | success | error | cancelled
     started: float = field(default_factory=time.time)
     ended: float | None = None
     duration: float | None = None
@@ -329,7 +329,7 @@ class DebugLogger:
         now = time.time()
         record.ended = now
         record.duration = duration if duration is not None else now - record.started
-        record.status = "success" if success else "error"
+        record.status = "success" if success else ("error" if error is not None else "cancelled")
         record.chunk_count = chunk_count
         if chunk_count is not None:
             record.stream = True
@@ -363,6 +363,9 @@ class DebugLogger:
                 self._log(logging.INFO, "cost_tracked", **common, cost=record.cost,
                           input_tokens=tokens.get("input_tokens"), output_tokens=tokens.get("output_tokens"),
                           tags=record.tags)
+        elif record.status == "cancelled":  # the caller's choice, not a failure
+            self._log(logging.INFO, "llm_call_cancelled", **common, duration=record.duration,
+                      attempts=record.attempts or None)
         else:
             self._log(logging.ERROR, "llm_call_failed", **common, error_type=record.error_type,
                       status_code=record.status_code, error=record.error, duration=record.duration,

@@ -21,7 +21,7 @@ import time
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._series import SeriesStats, Stats, error_name, event_cost, tokens_of
+from ._series import CANCELLED, SeriesStats, Stats, error_name, event_cost, tokens_of
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -229,7 +229,7 @@ class MetricsCollector:
                 return
             pending.append((
                 event.timestamp, event.operation, event.latency or 0.0,
-                type(error).__name__ if error is not None else ("Cancelled" if event.success is False else None),
+                type(error).__name__ if error is not None else (CANCELLED if event.success is False else None),
                 usage.input_tokens if usage is not None else None,
                 usage.output_tokens if usage is not None else 0, usage.total_tokens if usage is not None else 0,
                 cost, event.chunk_count, event.provider, event.model, event.deployment,
@@ -432,6 +432,7 @@ class MetricsCollector:
                     "total": requests["total_requests"],
                     "successful": requests["successful_requests"],
                     "failed": requests["failed_requests"],
+                    "cancelled": requests["cancelled_requests"],
                     "success_rate": requests["success_rate"],
                     "error_counts": requests["error_counts"],
                     "by_operation": dict(self._operations),

@@ -122,3 +122,21 @@ async def test_a_later_health_monitoring_interval_applies(sim, make_manager) -> 
     assert manager.start_health_monitoring(0.2) is monitor and monitor.interval == 0.2
     await manager.stop_health_monitoring()
     await asyncio.sleep(0)
+
+
+async def test_a_cancelled_request_is_not_a_failure_in_the_collector_or_the_debug_log(sim, make_manager) -> None:
+    from spoon_llm.monitoring import MetricsCollector
+
+    manager = make_manager(ONE)
+    collector, debug = MetricsCollector(), DebugLogger()
+    manager.add_observer(collector)
+    manager.add_observer(debug)
+    stream = manager.chat_stream("tell me a story")
+    async for _ in stream:
+        break
+    await stream.aclose()
+    await manager.chat("hi")
+    requests = collector.get_summary()["requests"]
+    assert (requests["total"], requests["successful"], requests["failed"], requests["cancelled"]) == (2, 1, 0, 1)
+    assert "Cancelled" not in requests["error_counts"]
+    assert sorted(r["status"] for r in debug.get_request_history()) == ["cancelled", "success"]
