@@ -63,6 +63,10 @@ except ImportError:  # pragma: no cover - core-only install
     _orjson_dumps = _STRICT = None
 
 
+#: Seconds an answer waits at most for its store to a backend that waits (SQLite, Redis) before going on.
+STORE_WAIT = 0.5
+
+
 class CachePolicy:
     """Which provider sections are cached and for how long (``[cache]`` and per-provider ``enable_caching``).
 
@@ -168,8 +172,8 @@ class CacheMiddleware(Middleware):
             self._failed("lookup", exc)
             return None
 
-    def _put(self, key: Key, response: Any, ttl: float | None) -> None:
-        """Store ``response`` under ``key``: at once for a backend that never waits, else in the background."""
+    def _put(self, key: Key, response: Any, ttl: float | None) -> asyncio.Task[None] | None:
+        """Store ``response`` under ``key``: at once for a backend that never waits, else as a task (returned)."""
         try:
             if self._local:
                 self._set_now(key, _entry(response, True)[1:], ttl)  # type: ignore[misc]
@@ -178,12 +182,24 @@ class CacheMiddleware(Middleware):
             else:
                 entry = _entry(response)  # written now: what is stored is the answer as it was returned
                 self._unwritten[key] = entry
-                self._writing[key] = asyncio.ensure_future(self._write(key, entry, ttl, self._writing.get(key)))
-                return
+                task = self._writing[key] = asyncio.ensure_future(
+                    self._write(key, entry, ttl, self._writing.get(key)))
+                return task
         except Exception as exc:
             self._failed("store", exc)
         else:
             self.stores += 1
+        return None
+
+    @staticmethod
+    async def _landed(task: asyncio.Task[None] | None) -> None:
+        """Give a write up to STORE_WAIT to land before the answer goes on.
+
+        A script that ends right after its call keeps what it stored; a slower write lands in the background,
+        never holding the answer longer.
+        """
+        if task is not None:
+            await asyncio.wait((task,), timeout=STORE_WAIT)
 
     async def _write(self, key: Key, entry: bytes, ttl: float | None, previous: asyncio.Task[None] | None) -> None:
         try:
@@ -307,7 +323,7 @@ class CacheMiddleware(Middleware):
             self.misses += 1
         response = await call_next()
         if isinstance(response, (LLMResponse, EmbeddingResponse)):
-            self._put(key, response, plan[1])
+            await self._landed(self._put(key, response, plan[1]))
         return response
 
     def around_stream(self, ctx: AttemptContext,
@@ -350,7 +366,7 @@ class CacheMiddleware(Middleware):
                 cost = ctx.cost
                 if cost is not None:
                     answer.cost = cost
-                self._put(key, answer, plan[1])
+                await self._landed(self._put(key, answer, plan[1]))
 
     def status(self) -> dict[str, Any]:
         """Hits, misses, stores, errors, money saved and the backend's own counters."""

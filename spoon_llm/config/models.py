@@ -100,8 +100,8 @@ class KeyConfig(_Strict):
     tpm: PositiveInt | None = None
     input_tpm: PositiveInt | None = None
     output_tpm: PositiveInt | None = None
-    #: Share of traffic under weighted or random balancing (above 0; to take a key out, remove it).
-    weight: float = Field(default=1.0, gt=0)
+    #: Share of traffic under weighted or random balancing (0: a standby, tried after the others).
+    weight: float = Field(default=1.0, ge=0)
 
 
 class Deployment(BaseModel):
@@ -188,8 +188,8 @@ class ProviderConfig(_Strict):
     output_tpm: PositiveInt | None = None
     #: Most requests (token-bucket strategy: also tokens, scaled) admitted at once; defaults to the limit itself.
     burst: PositiveInt | None = None
-    #: Share of traffic under weighted or random balancing (above 0; to take a section out, disable it).
-    weight: float = Field(default=1.0, gt=0)
+    #: Share of traffic under weighted or random balancing (0: a standby, tried after the others).
+    weight: float = Field(default=1.0, ge=0)
     organization: str | None = None
     project: str | None = None
     api_version: str | None = None

@@ -81,6 +81,13 @@ def is_placeholder(value: Any) -> bool:
 
 #: What the older layout's ``[llm_settings]`` table holds.
 _LLM_SETTINGS = ("default_provider", "fallback_chain", "request_timeout", "load_balancing")
+#: Its on/off switches: the setting each one became, or (a sentence) where that control lives now.
+_OLDER_SWITCHES = {
+    "enable_monitoring": "monitoring",
+    "enable_caching": "cache",
+    "enable_debug_logging": "debug logging is get_debug_logger() (or enable_monitoring(manager, debug=True))",
+    "max_concurrent_requests": "set max_concurrent_requests in each [providers.NAME] section",
+}
 
 
 def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -100,6 +107,18 @@ def _normalise(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
         raise ConfigurationError(f"'llm_settings' must be a table, not {type(settings).__name__}", source=source,
                                  key="llm_settings")
     for key, value in (settings or {}).items():
+        if key in _OLDER_SWITCHES:  # the older layout's switches: the setting each one became, or a pointer to it
+            target = _OLDER_SWITCHES[key]
+            if target == "monitoring":
+                data.setdefault("monitoring", bool(value))
+            elif target == "cache":
+                cache = data.setdefault("cache", {})
+                if isinstance(cache, dict):
+                    cache.setdefault("enabled", bool(value))
+            else:
+                warnings.warn(f"{source}: llm_settings.{key} is not a setting here; {target}", ConfigWarning,
+                              stacklevel=4)
+            continue
         if key not in _LLM_SETTINGS:
             raise ConfigurationError(
                 f"'llm_settings.{key}' is not a setting of the older layout (it takes "

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LLMError, ValidationError, redact_secrets, safe_cause
+from ..errors import LLMError, ValidationError
 from ..events import Event, new_request_id
 from ..middleware.base import AttemptContext
 from ..routing.attempts import RequestRun, Slot, annotate, first_slot, record_success
@@ -69,7 +69,10 @@ class RequestCore:
             # Layers that never replace each other: the attempt's own timeout (the call's, else the provider's),
             # cut to the time left before the request's deadline.
             given = call.get("timeout")
-            own = slot.deployment.config.timeout if given is None else float(given)
+            try:
+                own = slot.deployment.config.timeout if given is None else float(given)
+            except (TypeError, ValueError):
+                raise ValidationError(f"timeout must be a number of seconds, not {given!r}") from None
             call["timeout"] = min(own, slot.timeout)
         return call
 
@@ -335,11 +338,6 @@ class RequestCore:
             self._request_failed(request_id, operation, run.attempts if run is not None else attempts, started, tags,
                                  None)
             raise
-        except (TypeError, ValueError) as exc:  # arguments no request could be built from: the caller's error
-            error = invalid_arguments(exc)
-            self._request_failed(request_id, operation, run.attempts if run is not None else attempts, started, tags,
-                                 error)
-            raise error from safe_cause(exc)
         except BaseException:
             self._stats["inflight"] -= 1  # not ours to count (a bug below us): only out of flight
             raise
@@ -363,11 +361,6 @@ def check_call(provider: Any, model: Any, deadline: Any, tags: Any, fallback: An
     if fallback is not None and not isinstance(fallback, (bool, str, list, tuple)):
         raise ValidationError(f"fallback must be True, False, a provider (or alias) name or a list of them, not "
                               f"{type(fallback).__name__}")
-
-
-def invalid_arguments(exc: TypeError | ValueError) -> ValidationError:
-    """The typed error for arguments a provider (or the routing) could not build a request from."""
-    return ValidationError(f"the request's arguments are invalid ({type(exc).__name__}): {redact_secrets(str(exc))}")
 
 
 def cache_options(kwargs: dict[str, Any]) -> tuple[bool | str | float | None, str | None]:

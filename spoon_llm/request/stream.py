@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequestError, LLMError, StreamInterruptedError, safe_cause
+from ..errors import InvalidRequestError, LLMError, StreamInterruptedError
 from ..events import Event, new_request_id
 from ..middleware.base import AttemptContext
 from ..routing.capabilities import request_needs
@@ -26,7 +26,7 @@ from ..routing.resume import accepts_prefill
 from ..routing.timeouts import pop_stream_options, stream_timeout_error, stream_timeouts
 from ..types import LLMResponseChunk, Message
 from ._chunk_timer import ChunkTimer, Resumed
-from .core import as_list, cache_options, check_call, invalid_arguments
+from .core import as_list, cache_options, check_call
 
 if TYPE_CHECKING:
     from types import AsyncGeneratorType
@@ -327,11 +327,6 @@ async def _stream(core: RequestCore, state: _StreamState, messages: Any, provide
         # closed after its final chunk was delivered is a success.
         state.settle(None)
         raise
-    except (TypeError, ValueError) as exc:  # arguments no request could be built from: the caller's error
-        error = invalid_arguments(exc)
-        if state.open:
-            state.settle(error)
-        raise error from safe_cause(exc)
     except BaseException:
         if state.open:  # not ours to count (a bug below us): only out of flight
             state.open = False

@@ -49,7 +49,10 @@ class Balancer:
         if strategy == "weighted":
             return self._smooth_weighted(route, deployments)
         if strategy == "random":
-            first = self._rng.choices(range(count), weights=[max(d.weight, 0.0) for d in deployments])[0]
+            weights = [max(d.weight, 0.0) for d in deployments]
+            if not any(weights):  # only standbys (weight 0) left: they share alike
+                weights = [1.0] * count
+            first = self._rng.choices(range(count), weights=weights)[0]
             return [deployments[first], *deployments[:first], *deployments[first + 1:]]
         if strategy == "least_inflight":
             start = self._counters.get(route, 0)

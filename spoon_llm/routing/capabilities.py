@@ -53,6 +53,9 @@ def _has_image(messages: Sequence[Any]) -> bool:
     for message in messages:
         content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
         if content is None or isinstance(content, str):
+            if content is None and isinstance(message, Mapping) and message.get("tool_calls") is not None \
+                    and not isinstance(message["tool_calls"], list):  # an assistant turn of calls, read here once
+                raise ValidationError("a message's tool_calls must be a list of calls")
             continue  # the common case: text only
         if not isinstance(content, (list, tuple)):
             raise ValidationError(f"a message's content must be a string or a list of parts, not "

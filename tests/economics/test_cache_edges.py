@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +294,16 @@ async def test_closing_the_manager_lets_stores_on_their_way_land(sim: ProviderSi
     async with _manager_over(sim, cache) as manager:
         await manager.chat("q")
     assert cache.stores == 1 and len(backend.entries) == 1
+
+
+def test_a_script_that_ends_right_after_its_call_keeps_what_it_stored(tmp_path: Path) -> None:
+    path = tmp_path / "responses.db"
+    with ProviderSimulator() as sim:  # on its own thread: each asyncio.run below is a loop of its own
+
+        async def one() -> bool:  # no close: the loop ends as soon as the answer is back
+            manager = manager_for(sim, {"enabled": True, "backend": "sqlite", "path": str(path)})
+            return (await manager.chat("same question")).cache_hit
+
+        assert asyncio.run(one()) is False
+        assert asyncio.run(one()) is True
+        assert chat_requests(sim) == 1

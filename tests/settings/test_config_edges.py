@@ -26,7 +26,7 @@ OPENAI = {"api_key": KEY, "model": "gpt-4.1-mini"}
     ({"budget": {"per_tag": {"team:a": -1}}}, ["budget.per_tag", ">= 0"]),
     ({"budget": {"limit": 10, "alert_thresholds": [75, 90]}}, ["budget.alert_thresholds.0", "less than or equal to 1"]),
     ({"budget": {"limit": 10, "alert_thresholds": [0]}}, ["budget.alert_thresholds.0", "greater than 0"]),
-    ({"providers": {"openai": {**OPENAI, "weight": 0}}}, ["providers.openai.weight", "greater than 0"]),
+    ({"providers": {"openai": {**OPENAI, "weight": -1}}}, ["providers.openai.weight", ">= 0"]),
     ({"models": {"fast": {"targets": []}}}, ["models.fast.targets"]),
     ({"providers": {"openai": {**OPENAI, "http_referer": "https://example.com"}}},
      ["providers.openai.http_referer", "openrouter only"]),
@@ -34,6 +34,7 @@ OPENAI = {"api_key": KEY, "model": "gpt-4.1-mini"}
      ["providers.openai.azure_deployments", "azure only"]),
     ({"providers": {"anthropic": {**OPENAI, "aws_region": "us-east-1"}}}, ["providers.anthropic.aws_region"]),
     ({"llm_settings": {"defualt_provider": "openai"}}, ["llm_settings.defualt_provider", "older layout"]),
+    ({"llm_settings": {"enable_monitorng": True}}, ["llm_settings.enable_monitorng", "older layout"]),
     ({"llm_settings": "openai"}, ["'llm_settings' must be a table"]),
     ({"default_provider": "openai", "llm_settings": {"default_provider": "anthropic"}},
      ["llm_settings.default_provider", "different values"]),
@@ -139,3 +140,29 @@ def test_a_model_from_the_environment_beats_the_files_per_key_models() -> None:
     same_file = ConfigurationManager({"providers": {"openai": {
         "model": "gpt-4o", "api_keys": [{"api_key": KEY, "model": "gpt-4.1-mini"}]}}}, env={}).config
     assert {d.model for d in same_file.providers["openai"].deployments()} == {"gpt-4.1-mini"}  # a key's own, as set
+
+
+def test_the_older_layouts_switches_become_settings() -> None:
+    with pytest.warns(Warning, match="max_concurrent_requests in each"):
+        config = ConfigurationManager({"providers": {"openai": OPENAI}, "llm_settings": {
+            "default_provider": "openai", "enable_monitoring": False, "enable_caching": True,
+            "max_concurrent_requests": 10}}, env={}).config
+    assert config.monitoring is False and config.cache.enabled is True
+
+
+async def test_a_standby_of_weight_zero_is_tried_after_the_others() -> None:
+    async with ProviderSimulator() as sim:
+        for weights in ((0, 1), (0, 0)):
+            sections = {name: {"type": "openai", "api_key": KEY, "base_url": sim.openai_base_url,
+                               "model": f"{name}-m", "weight": weight}
+                        for name, weight in zip(("standby", "main"), weights, strict=True)}
+            routes = {strategy: {"targets": ["standby/standby-m", "main/main-m"], "strategy": strategy}
+                      for strategy in ("weighted", "random")}
+            config = ConfigurationManager({"providers": sections, "models": routes}, env={})
+            async with LLMManager(config) as manager:
+                for strategy in routes:
+                    answered = {(await manager.chat("hi", model=strategy)).model for _ in range(4)}
+                    if weights == (0, 1):
+                        assert answered == {"main-m"}, strategy  # the standby only after the others
+                    else:
+                        assert answered <= {"main-m", "standby-m"}  # all standbys: they share alike
