@@ -115,9 +115,9 @@ class CacheMiddleware(Middleware):
         self._local = bool(getattr(backend, "local", False))
         # ... and may answer "is anything held under this key?" without a Python frame: a miss asks only that.
         self._contains: Callable[[Key], bool] | None = getattr(backend, "contains", None)
-        # A backend that waits (SQLite, Redis) is written in the background: the answer never waits for its store
-        # (nor runs into the request's deadline because of it). Until a write lands, this process reads the
-        # entry from here, and writes to one key land in the order they were made.
+        # A backend that waits (SQLite, Redis) is written by a task the answer waits for at most STORE_WAIT (a slow
+        # store never holds it into its deadline). Until a write lands, this process reads the entry from here,
+        # and writes to one key land in the order they were made.
         self._unwritten: dict[Key, bytes] = {}
         self._writing: dict[Key, asyncio.Task[None]] = {}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..config.manager import ConfigurationManager
 from ..config.models import ProviderConfig
-from ..errors import ConfigurationError, ValidationError
+from ..errors import ConfigurationError
 from ..interface import ProviderCapability
 from ..registry import LLMProviderRegistry
 from .balancer import Balancer
@@ -174,11 +174,8 @@ class Router:
             names = [fallback]
         elif isinstance(fallback, (list, tuple)):
             names = list(fallback)
-        elif fallback is None or fallback is True:
+        else:  # None or True (the request core refuses any other kind up front)
             names = plan.fallback or self.fallback_chain()
-        else:
-            raise ValidationError(f"fallback must be True, False, a provider (or alias) name or a list of them, not "
-                                  f"{type(fallback).__name__}")
         seen = {d.name for d, _ in plan.targets}
         plans = []
         for name in names:

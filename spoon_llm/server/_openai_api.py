@@ -84,8 +84,8 @@ class CompletionCall:
 #: or read another tenant's cache entries).
 _GATEWAY_ONLY = frozenset({"provider", "fallback", "deadline", "tags", "cache", "cache_namespace", "callbacks",
                            "resume_on_interrupt", "request_id"})
-#: Names of the manager methods' own parameters: a body key spelt so would collide with them.
-_PARAMETERS = frozenset({"self", "messages", "prompt", "inputs", "model"})
+#: Names of the manager methods' own parameters ("model" is read before): a body key spelt so would collide.
+_PARAMETERS = frozenset({"self", "messages", "prompt", "inputs"})
 #: Output limits: a positive whole number when given (a negative one would lower the key's budget reservation).
 _LIMITS = ("max_tokens", "max_completion_tokens")
 

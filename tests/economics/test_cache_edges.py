@@ -86,7 +86,7 @@ class _Garbage:
     name = "garbage"
 
     def __init__(self, price: Any) -> None:
-        self.entry = orjson_entry(price)
+        self.entry = _entry_with_price(price)
 
     async def get(self, key: str) -> bytes | None:
         return self.entry
@@ -107,7 +107,7 @@ class _Garbage:
         return {"backend": self.name}
 
 
-def orjson_entry(price: Any) -> bytes:
+def _entry_with_price(price: Any) -> bytes:
     return json.dumps([{"content": "cached"}, "LLMResponse", price, 1.0]).encode()
 
 
